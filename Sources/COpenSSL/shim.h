@@ -1,0 +1,85 @@
+#ifndef TOKEND_COPENSSL_SHIM_H
+#define TOKEND_COPENSSL_SHIM_H
+
+// Only what Swift cannot reach directly: macros, variadic functions and
+// string constants that are easier to pass as functions.
+
+#include <openssl/bio.h>
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/param_build.h>
+#include <openssl/rand.h>
+#include <openssl/rsa.h>
+#include <openssl/x509.h>
+
+static inline void tokend_openssl_free(void *p) { OPENSSL_free(p); }
+
+static inline long tokend_bio_mem_data(BIO *bio, char **out) { return BIO_get_mem_data(bio, out); }
+
+static inline EVP_PKEY *tokend_ec_keygen(const char *curve) {
+    return EVP_PKEY_Q_keygen(NULL, NULL, "EC", curve);
+}
+
+static inline EVP_PKEY *tokend_rsa_keygen(size_t bits) {
+    return EVP_PKEY_Q_keygen(NULL, NULL, "RSA", bits);
+}
+
+static inline EVP_PKEY *tokend_ed25519_keygen(void) {
+    return EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+}
+
+/// PKCS#8 PEM of a private key, unencrypted.
+static inline int tokend_write_pkcs8_pem(BIO *bio, EVP_PKEY *key) {
+    return PEM_write_bio_PKCS8PrivateKey(bio, key, NULL, NULL, 0, NULL, NULL);
+}
+
+static inline const char *tokend_param_group_name(void) { return OSSL_PKEY_PARAM_GROUP_NAME; }
+static inline const char *tokend_param_pub_key(void) { return OSSL_PKEY_PARAM_PUB_KEY; }
+static inline const char *tokend_param_priv_key(void) { return OSSL_PKEY_PARAM_PRIV_KEY; }
+static inline const char *tokend_param_ec_pub_x(void) { return OSSL_PKEY_PARAM_EC_PUB_X; }
+static inline const char *tokend_param_ec_pub_y(void) { return OSSL_PKEY_PARAM_EC_PUB_Y; }
+static inline const char *tokend_param_rsa_n(void) { return OSSL_PKEY_PARAM_RSA_N; }
+static inline const char *tokend_param_rsa_e(void) { return OSSL_PKEY_PARAM_RSA_E; }
+static inline const char *tokend_param_rsa_d(void) { return OSSL_PKEY_PARAM_RSA_D; }
+static inline const char *tokend_param_rsa_p(void) { return OSSL_PKEY_PARAM_RSA_FACTOR1; }
+static inline const char *tokend_param_rsa_q(void) { return OSSL_PKEY_PARAM_RSA_FACTOR2; }
+static inline const char *tokend_param_rsa_dp(void) { return OSSL_PKEY_PARAM_RSA_EXPONENT1; }
+static inline const char *tokend_param_rsa_dq(void) { return OSSL_PKEY_PARAM_RSA_EXPONENT2; }
+static inline const char *tokend_param_rsa_qi(void) { return OSSL_PKEY_PARAM_RSA_COEFFICIENT1; }
+static inline const char *tokend_param_mac_digest(void) { return OSSL_MAC_PARAM_DIGEST; }
+
+/// Sets up an HMAC context keyed with `key` for `digest` ("SHA256").
+static inline int tokend_hmac_init(EVP_MAC_CTX *ctx, const unsigned char *key, size_t keylen, const char *digest) {
+    OSSL_PARAM params[2];
+    params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)digest, 0);
+    params[1] = OSSL_PARAM_construct_end();
+    return EVP_MAC_init(ctx, key, keylen, params);
+}
+
+static inline int tokend_selection_keypair(void) { return EVP_PKEY_KEYPAIR; }
+static inline int tokend_selection_public(void) { return EVP_PKEY_PUBLIC_KEY; }
+static inline int tokend_rsa_pkcs1_padding(void) { return RSA_PKCS1_PADDING; }
+static inline int tokend_rsa_pss_padding(void) { return RSA_PKCS1_PSS_PADDING; }
+static inline int tokend_rsa_pss_saltlen_digest(void) { return RSA_PSS_SALTLEN_DIGEST; }
+
+/// A password callback that never prompts: an encrypted PEM fails to load instead of
+/// blocking on the terminal.
+static inline int tokend_no_password(char *buf, int size, int rwflag, void *u) {
+    (void)buf; (void)size; (void)rwflag; (void)u;
+    return -1;
+}
+static inline EVP_PKEY *tokend_read_private_pem(BIO *bio) {
+    return PEM_read_bio_PrivateKey(bio, NULL, tokend_no_password, NULL);
+}
+static inline EVP_PKEY *tokend_read_public_pem(BIO *bio) {
+    return PEM_read_bio_PUBKEY(bio, NULL, tokend_no_password, NULL);
+}
+static inline X509 *tokend_read_certificate_pem(BIO *bio) {
+    return PEM_read_bio_X509(bio, NULL, tokend_no_password, NULL);
+}
+
+#endif

@@ -1,0 +1,211 @@
+internal import COpenSSL
+import Synchronization
+
+/// An EC, Ed25519 or RSA key bound to one JWS algorithm, with the sign and verify
+/// operations of that algorithm. Shared by `SigningKey` and `VerifyingKey`.
+final class AsymmetricKey: Sendable {
+    let algorithm: SignatureAlgorithm
+    let key: EVPKey
+    private let verifiers: ContextPool
+
+    /// Binds `key` to `algorithm`, inferring the algorithm from the key when nil.
+    init(key: EVPKey, algorithm requested: SignatureAlgorithm?) throws {
+        let algorithm = try AsymmetricKey.algorithm(for: key, requested: requested)
+        self.algorithm = algorithm
+        self.key = key
+        self.verifiers = ContextPool()
+    }
+
+    deinit {
+        verifiers.drain { EVP_PKEY_CTX_free($0) }
+    }
+
+    static func algorithm(for key: EVPKey, requested: SignatureAlgorithm?) throws -> SignatureAlgorithm {
+        let inferred: SignatureAlgorithm
+        switch key.typeName {
+        case "EC":
+            switch key.groupName {
+            case "prime256v1", "P-256", "secp256r1": inferred = .es256
+            case "secp384r1", "P-384": inferred = .es384
+            case let other:
+                throw CryptoError.algorithmMismatch(
+                    "EC curve \(other ?? "unknown") is not supported; use P-256 (ES256) or P-384 (ES384)")
+            }
+        case "ED25519": inferred = .edDSA
+        case "RSA", "RSA-PSS":
+            guard key.bits >= 2048 else {
+                throw CryptoError.weakKey("RSA keys must be at least 2048 bits, got \(key.bits)")
+            }
+            inferred = requested == .ps256 || key.typeName == "RSA-PSS" ? .ps256 : .rs256
+        case let other:
+            throw CryptoError.algorithmMismatch(
+                "\(other) keys are not supported; use EC P-256/P-384, Ed25519 or RSA ≥ 2048")
+        }
+        if let requested, requested != inferred {
+            throw CryptoError.algorithmMismatch("a \(describe(key)) key cannot be used for \(requested)")
+        }
+        return inferred
+    }
+
+    static func describe(_ key: EVPKey) -> String {
+        switch key.typeName {
+        case "EC": "EC \(key.groupName ?? "")"
+        case "RSA", "RSA-PSS": "RSA \(key.bits)-bit"
+        case "ED25519": "Ed25519"
+        default: key.typeName
+        }
+    }
+
+    private var digest: FetchedDigest? {
+        switch algorithm {
+        case .es384: .sha384
+        case .edDSA: nil
+        default: .sha256
+        }
+    }
+
+    // MARK: Signing
+
+    func sign(_ message: UnsafeRawBufferPointer) throws -> [UInt8] {
+        guard let md = EVP_MD_CTX_new() else { throw CryptoError.openssl("cannot allocate a digest context") }
+        defer { EVP_MD_CTX_free(md) }
+        var pctx: OpaquePointer?
+        guard EVP_DigestSignInit_ex(md, &pctx, digest?.name, nil, nil, key.pointer, nil) == 1 else {
+            throw CryptoError.openssl("cannot start \(algorithm) signing")
+        }
+        if algorithm == .ps256 {
+            guard EVP_PKEY_CTX_set_rsa_padding(pctx, tokend_rsa_pss_padding()) == 1,
+                EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, tokend_rsa_pss_saltlen_digest()) == 1
+            else { throw CryptoError.openssl("cannot set RSA-PSS padding") }
+        } else if algorithm == .rs256 {
+            guard EVP_PKEY_CTX_set_rsa_padding(pctx, tokend_rsa_pkcs1_padding()) == 1 else {
+                throw CryptoError.openssl("cannot set PKCS#1 v1.5 padding")
+            }
+        }
+        var length = 0
+        let base = message.baseAddress?.assumingMemoryBound(to: UInt8.self)
+        guard EVP_DigestSign(md, nil, &length, base, message.count) == 1 else {
+            throw CryptoError.openssl("cannot size the \(algorithm) signature")
+        }
+        var signature = [UInt8](repeating: 0, count: length)
+        let ok = signature.withUnsafeMutableBufferPointer {
+            EVP_DigestSign(md, $0.baseAddress, &length, base, message.count)
+        }
+        guard ok == 1 else {
+            if key.hasPrivate == false { throw CryptoError.notPrivate("signing needs the private key") }
+            throw CryptoError.openssl("\(algorithm) signing failed")
+        }
+        signature.removeLast(signature.count - length)
+        if algorithm == .es256 || algorithm == .es384 {
+            return try ECDSASignature.raw(fromDER: signature, algorithm: algorithm)
+        }
+        return signature
+    }
+
+    // MARK: Verification
+
+    /// True when `signature` is a valid JWS signature of `message` under this key.
+    /// Throws only for a signature that is not even in the algorithm's encoding.
+    func verify(signature: UnsafeRawBufferPointer, message: UnsafeRawBufferPointer) throws -> Bool {
+        switch algorithm {
+        case .edDSA:
+            return verifyEdDSA(signature: signature, message: message)
+        case .es256, .es384:
+            let der = try ECDSASignature.der(fromRaw: signature, algorithm: algorithm)
+            return der.withUnsafeBytes { verifyDigest(signature: $0, message: message) }
+        case .rs256, .ps256:
+            guard signature.count == (key.bits + 7) / 8 else {
+                throw CryptoError.signatureEncoding(
+                    "\(algorithm) signature must be \((key.bits + 7) / 8) bytes for this key, got \(signature.count)")
+            }
+            return verifyDigest(signature: signature, message: message)
+        case .hs256:
+            preconditionFailure("HS256 is not an asymmetric algorithm")
+        }
+    }
+
+    private func verifyDigest(signature: UnsafeRawBufferPointer, message: UnsafeRawBufferPointer) -> Bool {
+        let md = digest!
+        let hash = Digest.hash(message, with: md)
+        guard let ctx = verifiers.take() ?? makeVerifyContext(md) else { return false }
+        let result = hash.withUnsafeBufferPointer { h in
+            EVP_PKEY_verify(
+                ctx, signature.baseAddress?.assumingMemoryBound(to: UInt8.self), signature.count,
+                h.baseAddress, h.count)
+        }
+        if result != 1 { OpenSSL.clearErrors() }
+        verifiers.give(ctx)
+        return result == 1
+    }
+
+    private func makeVerifyContext(_ md: FetchedDigest) -> OpaquePointer? {
+        guard let ctx = EVP_PKEY_CTX_new_from_pkey(nil, key.pointer, nil) else {
+            OpenSSL.clearErrors()
+            return nil
+        }
+        var ok = EVP_PKEY_verify_init(ctx) == 1 && EVP_PKEY_CTX_set_signature_md(ctx, md.pointer) == 1
+        if ok, algorithm == .rs256 {
+            ok = EVP_PKEY_CTX_set_rsa_padding(ctx, tokend_rsa_pkcs1_padding()) == 1
+        } else if ok, algorithm == .ps256 {
+            ok = EVP_PKEY_CTX_set_rsa_padding(ctx, tokend_rsa_pss_padding()) == 1
+                && EVP_PKEY_CTX_set_rsa_pss_saltlen(ctx, tokend_rsa_pss_saltlen_digest()) == 1
+                && EVP_PKEY_CTX_set_rsa_mgf1_md(ctx, md.pointer) == 1
+        }
+        guard ok else {
+            OpenSSL.clearErrors()
+            EVP_PKEY_CTX_free(ctx)
+            return nil
+        }
+        return ctx
+    }
+
+    private func verifyEdDSA(signature: UnsafeRawBufferPointer, message: UnsafeRawBufferPointer) -> Bool {
+        guard signature.count == 64, let md = EVP_MD_CTX_new() else { return false }
+        defer { EVP_MD_CTX_free(md) }
+        guard EVP_DigestVerifyInit_ex(md, nil, nil, nil, nil, key.pointer, nil) == 1 else {
+            OpenSSL.clearErrors()
+            return false
+        }
+        let result = EVP_DigestVerify(
+            md, signature.baseAddress?.assumingMemoryBound(to: UInt8.self), signature.count,
+            message.baseAddress?.assumingMemoryBound(to: UInt8.self), message.count)
+        if result != 1 { OpenSSL.clearErrors() }
+        return result == 1
+    }
+}
+
+/// Initialised verify contexts, reused across calls so the hot path skips OpenSSL's
+/// per-init algorithm fetch. A context is used by one thread at a time: taken out of the
+/// pool under the lock, given back after use.
+final class ContextPool: Sendable {
+    /// A context handle; safe to move between threads because only one owner uses it at a time.
+    private struct Handle: @unchecked Sendable {
+        // Safe: a handle is either in the pool (touched only under the mutex) or held by the
+        // single caller that took it.
+        let pointer: OpaquePointer
+    }
+    private let handles = Mutex<[Handle]>([])
+    private static let limit = 64
+
+    func take() -> OpaquePointer? {
+        handles.withLock { $0.popLast() }?.pointer
+    }
+
+    func give(_ pointer: OpaquePointer) {
+        let handle = Handle(pointer: pointer)
+        let kept = handles.withLock { items -> Bool in
+            guard items.count < ContextPool.limit else { return false }
+            items.append(handle)
+            return true
+        }
+        if !kept { EVP_PKEY_CTX_free(pointer) }
+    }
+
+    func drain(_ free: (OpaquePointer) -> Void) {
+        let all = handles.withLock { items -> [Handle] in
+            defer { items = [] }
+            return items
+        }
+        all.forEach { free($0.pointer) }
+    }
+}
