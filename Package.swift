@@ -36,6 +36,7 @@ let package = Package(
         .testTarget(name: "TokenCryptoTests", dependencies: ["TokenCrypto"], swiftSettings: strict),
         .testTarget(name: "JOSETests", dependencies: ["JOSE", "TokenCrypto"], resources: [.copy("Fixtures")], swiftSettings: strict),
         .testTarget(name: "JWTInspectTests", dependencies: ["JOSE", "TokenCrypto"], swiftSettings: strict),
+        .testTarget(name: "InteropTests", dependencies: ["JOSE", "TokenCrypto"], swiftSettings: strict),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,0 +1,94 @@
+public import TokenCrypto
+
+/// A JWS protected header, checked against RFC 7515 and RFC 8725.
+public struct JOSEHeader: Sendable {
+    /// The header exactly as decoded.
+    public let json: JSONObject
+    /// The signing algorithm; `none` and unknown names never get this far.
+    public let algorithm: SignatureAlgorithm
+    public let kid: String?
+    public let typ: String?
+    public let cty: String?
+    /// Members that carry or point at keys (`jwk`, `jku`, `x5u`, `x5c`, …). They are never
+    /// used to find a key; they are listed so a person can see the token tried.
+    public let embeddedKeyMembers: [String]
+
+    /// Key-carrying members RFC 8725 §3.10 warns about; tokend ignores them all.
+    public static let keyReferenceMembers = ["jwk", "jku", "x5u", "x5c", "x5t", "x5t#S256"]
+
+    /// Extension names this verifier implements for `crit`: none.
+    public static let understoodCritical: Set<String> = []
+
+    /// Applies the header rules to a decoded header object.
+    public init(json: JSONObject) throws {
+        self.json = json
+        guard let algValue = json["alg"] else { throw JOSEError(.header, "header has no alg") }
+        guard case .string(let alg) = algValue else {
+            throw JOSEError(.header, "header alg must be a string, got \(algValue.typeName)")
+        }
+        if alg.lowercased() == "none" {
+            throw JOSEError(.algNone, "alg \"\(JOSEHeader.printable(alg))\" means unsigned; unsigned tokens are never accepted")
+        }
+        guard let algorithm = SignatureAlgorithm(jwsName: alg) else {
+            let accepted = SignatureAlgorithm.allCases.map(\.rawValue).joined(separator: ", ")
+            throw JOSEError(.algUnsupported, "alg \"\(JOSEHeader.printable(alg))\" is not allowed; accepted: \(accepted)")
+        }
+        self.algorithm = algorithm
+        self.kid = try JOSEHeader.optionalString(json, "kid")
+        self.typ = try JOSEHeader.optionalString(json, "typ")
+        self.cty = try JOSEHeader.optionalString(json, "cty")
+
+        if let crit = json["crit"] {
+            guard case .array(let names) = crit else {
+                throw JOSEError(.header, "header crit must be an array of names, got \(crit.typeName)")
+            }
+            guard !names.isEmpty else { throw JOSEError(.header, "header crit must not be an empty list (RFC 7515 §4.1.11)") }
+            var seen: Set<String> = []
+            for name in names {
+                guard case .string(let n) = name else { throw JOSEError(.header, "header crit must list strings") }
+                guard seen.insert(n).inserted else { throw JOSEError(.header, "header crit lists \"\(JOSEHeader.printable(n))\" twice") }
+                guard JOSEHeader.understoodCritical.contains(n) else {
+                    throw JOSEError(.crit, "header crit lists \"\(JOSEHeader.printable(n))\", an extension this verifier does not understand")
+                }
+            }
+        }
+        if let b64 = json["b64"] {
+            guard case .bool(let encoded) = b64 else { throw JOSEError(.header, "header b64 must be a boolean") }
+            if !encoded {
+                throw JOSEError(.unencodedPayload, "header b64:false (unencoded payload, RFC 7797) is not accepted")
+            }
+        }
+        if json["zip"] != nil {
+            throw JOSEError(.header, "header zip is only defined for JWE; a JWS must not carry it")
+        }
+        if json["enc"] != nil {
+            throw JOSEError(.header, "header enc belongs to JWE; this is a JWS")
+        }
+        embeddedKeyMembers = JOSEHeader.keyReferenceMembers.filter { json[$0] != nil }
+    }
+
+    static func optionalString(_ json: JSONObject, _ name: String) throws -> String? {
+        guard let value = json[name] else { return nil }
+        guard case .string(let s) = value else {
+            throw JOSEError(.header, "header \(name) must be a string, got \(value.typeName)")
+        }
+        return s
+    }
+
+    /// A short, printable form of attacker-controlled text for messages.
+    static func printable(_ text: String) -> String {
+        let cleaned = String(text.unicodeScalars.map { $0.value < 0x20 || $0.value == 0x7F ? "?" : Character($0) })
+        return cleaned.count > 40 ? String(cleaned.prefix(40)) + "…" : cleaned
+    }
+
+    /// True when `typ` names an RFC 9068 access token: `at+jwt` or `application/at+jwt`,
+    /// compared case-insensitively (RFC 7515 §4.1.9).
+    public static func typ(_ typ: String?, matches expected: String) -> Bool {
+        guard let typ else { return false }
+        func normal(_ s: String) -> String {
+            let lower = s.lowercased()
+            return lower.hasPrefix("application/") ? String(lower.dropFirst("application/".count)) : lower
+        }
+        return normal(typ) == normal(expected)
+    }
+}

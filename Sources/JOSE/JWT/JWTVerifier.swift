@@ -1,0 +1,148 @@
+public import TokenCrypto
+
+/// What a verifier requires of a token beyond a good signature.
+public struct ValidationOptions: Sendable {
+    /// Clock skew tolerated on exp, nbf and iat, in seconds.
+    public var leeway: Double
+    /// Exact `iss` required, when set.
+    public var issuer: String?
+    /// A value `aud` must contain, when set.
+    public var audience: String?
+    /// Required `typ` (e.g. `at+jwt`; an `application/` prefix and case are ignored).
+    public var requiredType: String?
+    /// Maximum lifetime, when set.
+    public var policy: LifetimePolicy?
+    /// Refuse tokens without `exp`.
+    public var requireExpiration: Bool
+    /// Largest token accepted, in bytes.
+    public var maxTokenLength: Int
+
+    public init(
+        leeway: Double = 0, issuer: String? = nil, audience: String? = nil, requiredType: String? = nil,
+        policy: LifetimePolicy? = nil, requireExpiration: Bool = true, maxTokenLength: Int = JWSParts.defaultMaxLength
+    ) {
+        self.leeway = leeway
+        self.issuer = issuer
+        self.audience = audience
+        self.requiredType = requiredType
+        self.policy = policy
+        self.requireExpiration = requireExpiration
+        self.maxTokenLength = maxTokenLength
+    }
+}
+
+/// A token whose signature, header rules and claims all passed.
+public struct VerifiedJWT: Sendable {
+    public let header: JOSEHeader
+    public let claims: JWTClaims
+    public let key: KeySet.Entry
+}
+
+/// Verifies JWTs against a preloaded key set, failing at the first broken rule.
+/// This is the hot path of introspection; `TokenInspector` runs every check for people.
+public struct JWTVerifier: Sendable {
+    public var keys: KeySet
+    public var options: ValidationOptions
+
+    public init(keys: KeySet, options: ValidationOptions = ValidationOptions()) {
+        self.keys = keys
+        self.options = options
+    }
+
+    /// Verifies `token` at time `now` (seconds since the epoch).
+    public func verify(_ token: String, now: Double) throws -> VerifiedJWT {
+        let jws = try CompactJWS(token, maxLength: options.maxTokenLength)
+        let entry = try keys.resolve(jws.header)
+        try jws.verifySignature(with: entry.key)
+        let claims = try JWTClaims(payload: jws.parts.payload)
+        try JWTVerifier.checkTime(claims, now: now, leeway: options.leeway, requireExpiration: options.requireExpiration)
+        if let error = JWTVerifier.checkIdentity(jws.header, claims, options) { throw error }
+        if let policy = options.policy, let error = policy.violation(of: claims, now: now, leeway: options.leeway) {
+            throw error
+        }
+        return VerifiedJWT(header: jws.header, claims: claims, key: entry)
+    }
+
+    /// exp, nbf and iat against `now` with `leeway` (RFC 7519 §4.1.4–4.1.6).
+    public static func checkTime(_ claims: JWTClaims, now: Double, leeway: Double, requireExpiration: Bool) throws {
+        if let error = timeFailures(claims, now: now, leeway: leeway, requireExpiration: requireExpiration).first {
+            throw error
+        }
+    }
+
+    static func timeFailures(_ claims: JWTClaims, now: Double, leeway: Double, requireExpiration: Bool) -> [JOSEError] {
+        var failures: [JOSEError] = []
+        if let exp = claims.exp {
+            if now >= exp.seconds + leeway {
+                failures.append(JOSEError(.expired, "expired \(DurationText.describe(now - exp.seconds)) ago (exp \(exp.iso8601))"))
+            }
+        } else if requireExpiration {
+            failures.append(JOSEError(.missingClaim, "token has no exp claim"))
+        }
+        if let nbf = claims.nbf, nbf.seconds > now + leeway {
+            failures.append(JOSEError(.notYetValid, "not valid for another \(DurationText.describe(nbf.seconds - now)) (nbf \(nbf.iso8601))"))
+        }
+        if let iat = claims.iat, iat.seconds > now + leeway {
+            failures.append(JOSEError(.issuedInFuture, "issued \(DurationText.describe(iat.seconds - now)) in the future (iat \(iat.iso8601))"))
+        }
+        return failures
+    }
+
+    /// iss, aud and typ against the options; the first mismatch.
+    static func checkIdentity(_ header: JOSEHeader, _ claims: JWTClaims, _ options: ValidationOptions) -> JOSEError? {
+        identityFailures(header, claims, options).first
+    }
+
+    static func identityFailures(_ header: JOSEHeader?, _ claims: JWTClaims, _ options: ValidationOptions) -> [JOSEError] {
+        var failures: [JOSEError] = []
+        if let issuer = options.issuer, claims.iss != issuer {
+            failures.append(
+                JOSEError(
+                    .issuer,
+                    claims.iss == nil
+                        ? "token has no iss; \"\(issuer)\" is required"
+                        : "iss \"\(JOSEHeader.printable(claims.iss!))\" is not the required \"\(issuer)\""))
+        }
+        if let audience = options.audience, !(claims.aud ?? []).contains(audience) {
+            failures.append(
+                JOSEError(
+                    .audience,
+                    claims.aud == nil
+                        ? "token has no aud; \"\(audience)\" is required"
+                        : "aud \(claims.aud!.map { "\"\(JOSEHeader.printable($0))\"" }.joined(separator: ", ")) does not include \"\(audience)\""))
+        }
+        if let type = options.requiredType, let header, !JOSEHeader.typ(header.typ, matches: type) {
+            failures.append(
+                JOSEError(.type, "typ \(header.typ.map { "\"\(JOSEHeader.printable($0))\"" } ?? "(absent)") is not \"\(type)\""))
+        }
+        return failures
+    }
+}
+
+/// Signs JWS compact tokens with one key (DESIGN §3 header: alg, kid, typ).
+public struct JWSSigner: Sendable {
+    public let key: SigningKey
+    public let kid: String?
+
+    public init(key: SigningKey, kid: String?) {
+        self.key = key
+        self.kid = kid
+    }
+
+    /// A compact JWS over `payload` with header `{"alg","kid","typ"}` plus `extraHeader`.
+    public func sign(payload: [UInt8], type: String? = "at+jwt", extraHeader: JSONObject = JSONObject()) throws -> String {
+        var header = JSONObject()
+        header["alg"] = .string(key.algorithm.rawValue)
+        if let kid { header["kid"] = .string(kid) }
+        if let type { header["typ"] = .string(type) }
+        for (name, value) in extraHeader where header[name] == nil { header[name] = value }
+        let signingInput = Base64URL.encode(JSONValue.object(header).compactBytes) + "." + Base64URL.encode(payload)
+        let signature = try key.sign(Array(signingInput.utf8))
+        return signingInput + "." + Base64URL.encode(signature)
+    }
+
+    /// A JWT over `claims`.
+    public func sign(claims: JSONObject, type: String? = "at+jwt") throws -> String {
+        try sign(payload: JSONValue.object(claims).compactBytes, type: type)
+    }
+}

@@ -1,0 +1,112 @@
+public import TokenCrypto
+
+/// The lifecycle state of a key, as tokend's keyring records it (DESIGN §4).
+public enum KeyState: String, Sendable, CaseIterable {
+    case next, current, previous, retired, revoked
+
+    /// Whether tokens signed by a key in this state may still verify.
+    public var verifies: Bool { self == .next || self == .current || self == .previous }
+}
+
+/// A preloaded set of verifying keys. A token's `kid` is looked up by exact match; nothing
+/// in the token (jwk, jku, x5u, x5c) can add a key.
+public struct KeySet: Sendable {
+    public struct Entry: Sendable {
+        /// The key id; nil for a key given without one (a lone PEM or secret file).
+        public let kid: String?
+        public let key: VerifyingKey
+        /// The keyring state, when the key came from tokend's key directory.
+        public let state: KeyState?
+        /// Where the key came from, for messages ("--key pub.pem", "jwks.json").
+        public let source: String
+
+        public init(kid: String?, key: VerifyingKey, state: KeyState? = nil, source: String) {
+            self.kid = kid
+            self.key = key
+            self.state = state
+            self.source = source
+        }
+    }
+
+    public private(set) var entries: [Entry]
+    private var byKid: [String: Int]
+
+    public init(_ entries: [Entry] = []) {
+        self.entries = []
+        self.byKid = [:]
+        for entry in entries { add(entry) }
+    }
+
+    public mutating func add(_ entry: Entry) {
+        if let kid = entry.kid { byKid[kid] = entries.count }
+        entries.append(entry)
+    }
+
+    public var isEmpty: Bool { entries.isEmpty }
+
+    /// Parses a JWK Set document (`{"keys":[…]}`); a single JWK object is accepted too.
+    /// Keys marked `"use":"enc"` are skipped; a key that cannot be used is an error.
+    public static func parse(jwks bytes: [UInt8], source: String) throws -> KeySet {
+        let value: JSONValue
+        do { value = try JSONParser(maxDepth: 8).parse(bytes) } catch let error as JSONParser.Error {
+            throw JOSEError(.json, "\(source) is not valid JSON: \(error)")
+        }
+        guard case .object(let object) = value else { throw JOSEError(.json, "\(source) must be a JSON object") }
+        let keyObjects: [JSONValue]
+        if let keys = object["keys"] {
+            guard case .array(let list) = keys else { throw JOSEError(.json, "\(source): keys must be an array") }
+            keyObjects = list
+        } else if object["kty"] != nil {
+            keyObjects = [value]
+        } else {
+            throw JOSEError(.json, "\(source) has neither a keys array nor a kty")
+        }
+        var set = KeySet()
+        for (index, item) in keyObjects.enumerated() {
+            guard case .object(let jwk) = item else { throw JOSEError(.json, "\(source): keys[\(index)] is not an object") }
+            if jwk["use"]?.stringValue == "enc" { continue }
+            let (kid, key) = try JWK.verifyingKey(from: jwk)
+            set.add(Entry(kid: kid, key: key, source: source))
+        }
+        return set
+    }
+
+    /// The key for a token's header: an exact `kid` match, or, when the set holds keys
+    /// without ids, the one of those whose algorithm fits. Refuses revoked and retired keys
+    /// and a key whose algorithm differs from the header's.
+    public func resolve(_ header: JOSEHeader) throws -> Entry {
+        let entry: Entry
+        if let kid = header.kid, let index = byKid[kid] {
+            entry = entries[index]
+        } else {
+            let anonymous = entries.filter { $0.kid == nil }
+            let candidates: [Entry]
+            if !anonymous.isEmpty {
+                candidates = anonymous
+            } else if header.kid == nil {
+                candidates = entries.filter { $0.key.algorithm == header.algorithm }
+            } else {
+                throw JOSEError(
+                    .unknownKid,
+                    "kid \"\(JOSEHeader.printable(header.kid!))\" is not in the key set (\(entries.count) key\(entries.count == 1 ? "" : "s"): \(entries.compactMap(\.kid).prefix(5).joined(separator: ", ")))")
+            }
+            guard candidates.count == 1 else {
+                throw JOSEError(
+                    .unknownKid,
+                    candidates.isEmpty
+                        ? "no key in the set fits a token without kid and alg \(header.algorithm)"
+                        : "token has no kid and \(candidates.count) keys could match; refusing to guess")
+            }
+            entry = candidates[0]
+        }
+        if let state = entry.state, !state.verifies {
+            throw JOSEError(.keyRevoked, "key \(entry.kid ?? "?") is \(state.rawValue); its tokens are no longer accepted")
+        }
+        guard entry.key.algorithm == header.algorithm else {
+            throw JOSEError(
+                .algKeyMismatch,
+                "token alg \(header.algorithm) does not match key \(entry.kid.map { "\"\($0)\" " } ?? "")alg \(entry.key.algorithm) (from \(entry.source))")
+        }
+        return entry
+    }
+}
