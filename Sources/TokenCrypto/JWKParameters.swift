@@ -198,10 +198,12 @@ enum JWKCodec {
             let point = [0x04] + (try member(jwk, "x", length: size)) + (try member(jwk, "y", length: size))
             let d = wantPrivate ? try member(jwk, "d", length: size) : nil
             return try fromData(type: "EC", selection: selection) { builder, keep in
-                OSSL_PARAM_BLD_push_utf8_string(builder, tokend_param_group_name(), group, 0) == 1
-                    && point.withUnsafeBufferPointer {
-                        OSSL_PARAM_BLD_push_octet_string(builder, tokend_param_pub_key(), $0.baseAddress, $0.count)
-                    } == 1
+                let groupName = keep.copy(Array(group.utf8))
+                let pointCopy = keep.copy(point)
+                return OSSL_PARAM_BLD_push_utf8_string(
+                    builder, tokend_param_group_name(), groupName.baseAddress!.assumingMemoryBound(to: CChar.self), 0) == 1
+                    && OSSL_PARAM_BLD_push_octet_string(builder, tokend_param_pub_key(), pointCopy.baseAddress, point.count)
+                    == 1
                     && (d.map { pushBignum(builder, tokend_param_priv_key(), $0, keep) } ?? true)
             }
         case "RSA":
@@ -221,10 +223,26 @@ enum JWKCodec {
         }
     }
 
-    /// Tracks BIGNUMs pushed to a param builder; they must outlive `OSSL_PARAM_BLD_to_param`.
+    /// Owns what a param builder references (BIGNUMs, strings, octets): the builder only
+    /// copies them in `OSSL_PARAM_BLD_to_param`, so they must outlive that call.
     private final class Bignums {
         var items: [OpaquePointer] = []
-        deinit { items.forEach { BN_clear_free($0) } }
+        var buffers: [UnsafeMutableRawBufferPointer] = []
+        deinit {
+            items.forEach { BN_clear_free($0) }
+            for buffer in buffers {
+                buffer.initializeMemory(as: UInt8.self, repeating: 0)
+                buffer.deallocate()
+            }
+        }
+
+        /// A stable copy of `bytes` (plus a NUL, so it also serves as a C string).
+        func copy(_ bytes: [UInt8]) -> UnsafeMutableRawBufferPointer {
+            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: bytes.count + 1, alignment: 1)
+            buffer.copyBytes(from: bytes + [0])
+            buffers.append(buffer)
+            return buffer
+        }
     }
 
     private static func pushBignum(
@@ -260,7 +278,7 @@ enum JWKCodec {
             guard EVP_PKEY_fromdata_init(ctx) == 1, EVP_PKEY_fromdata(ctx, &pointer, selection, params) == 1,
                 let pointer
             else {
-                throw CryptoError(.invalidKey, "the \(type) JWK does not describe a valid key")
+                throw CryptoError(.invalidKey, "the \(type) JWK does not describe a valid key (\(OpenSSL.drainErrors().joined(separator: "; ")))")
             }
             let key = EVPKey(taking: pointer)
             // Reject points off the curve and inconsistent RSA values before the key is used.
