@@ -58,6 +58,13 @@ public struct SigningKey: Sendable {
     /// inferred from the key (RSA defaults to RS256) unless given; a mismatch throws.
     /// Encrypted PEM is refused rather than prompting for a passphrase.
     public init(pem: String, algorithm: SignatureAlgorithm? = nil) throws {
+        if let secret = try SecretArmour.decode(pem) {
+            if let algorithm, algorithm != .hs256 {
+                throw CryptoError.algorithmMismatch("an HMAC secret cannot be used for \(algorithm)")
+            }
+            self.init(material: .secret(try HMACKey(secret: secret)))
+            return
+        }
         let key = try PEM.readPrivateKey(Array(pem.utf8))
         self.init(material: .asymmetric(try AsymmetricKey(key: key, algorithm: algorithm)))
     }
@@ -82,9 +89,41 @@ public struct SigningKey: Sendable {
         return try PEM.writePrivateKey(key.key)
     }
 
+    /// The key file form: PKCS#8 PEM for a key pair, the `TOKEND HMAC SECRET` armour for an
+    /// HS256 secret. `init(pem:)` reads both. Write it only to a 0600 file.
+    public func pemEncoded() throws -> String {
+        switch material {
+        case .asymmetric(let key): try PEM.writePrivateKey(key.key)
+        case .secret(let secret): SecretArmour.encode(secret.secret)
+        }
+    }
+
     /// The raw shared secret of an HS256 key; nil for a key pair.
     public var secretBytes: [UInt8]? {
         guard case .secret(let secret) = material else { return nil }
         return secret.secret
+    }
+}
+
+/// tokend's file form for HS256 secrets, so every key in a key directory is a `<kid>.pem`:
+/// `-----BEGIN TOKEND HMAC SECRET-----`, the secret in base64url, the END line.
+enum SecretArmour {
+    static let begin = "-----BEGIN TOKEND HMAC SECRET-----"
+    static let end = "-----END TOKEND HMAC SECRET-----"
+
+    static func encode(_ secret: [UInt8]) -> String {
+        "\(begin)\n\(Base64URL.encode(secret))\n\(end)\n"
+    }
+
+    /// The secret, or nil when `text` is not this armour.
+    static func decode(_ text: String) throws -> [UInt8]? {
+        let lines = text.split(whereSeparator: \.isNewline).map { $0.filter { !$0.isWhitespace } }
+        guard let start = lines.firstIndex(of: begin.filter { !$0.isWhitespace }),
+            let stop = lines.firstIndex(of: end.filter { !$0.isWhitespace }), start < stop
+        else { return nil }
+        let body = lines[(start + 1)..<stop].joined()
+        do { return try Base64URL.decode(body) } catch {
+            throw CryptoError.invalidKey("the TOKEND HMAC SECRET body is not base64url")
+        }
     }
 }

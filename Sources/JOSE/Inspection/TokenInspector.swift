@@ -114,36 +114,9 @@ public struct TokenInspector: Sendable {
     }
 
     private func checkTime(_ claims: JWTClaims, into report: inout TokenReport) {
-        let now = report.now
-        let leeway = options.leeway
-        if let exp = claims.exp {
-            if now >= exp.seconds + leeway {
-                let reason = "expired \(DurationText.describe(now - exp.seconds)) ago (\(exp.iso8601))"
-                report.add("exp", .fail(JOSEError(.expired, reason)))
-            } else {
-                report.add("exp", .pass("expires in \(DurationText.describe(exp.seconds - now)) (\(exp.iso8601))"))
-            }
-        } else if options.requireExpiration {
-            report.add("exp", .fail(JOSEError(.missingClaim, "token has no exp claim")))
-        } else {
-            report.add("exp", .warning("no exp: this token never expires"))
-        }
-        if let nbf = claims.nbf {
-            if nbf.seconds > now + leeway {
-                let reason = "not valid for another \(DurationText.describe(nbf.seconds - now)) (\(nbf.iso8601))"
-                report.add("nbf", .fail(JOSEError(.notYetValid, reason)))
-            } else {
-                report.add("nbf", .pass("valid since \(nbf.iso8601)"))
-            }
-        }
-        if let iat = claims.iat {
-            if iat.seconds > now + leeway {
-                let reason = "issued \(DurationText.describe(iat.seconds - now)) in the future (\(iat.iso8601))"
-                report.add("iat", .fail(JOSEError(.issuedInFuture, reason)))
-            } else {
-                report.add("iat", .pass("issued \(DurationText.describe(now - iat.seconds)) ago (\(iat.iso8601))"))
-            }
-        }
+        let checks = JWTVerifier.timeChecks(
+            claims, now: report.now, leeway: options.leeway, requireExpiration: options.requireExpiration)
+        report.checks += checks
     }
 
     private func checkIdentity(_ header: JOSEHeader?, _ claims: JWTClaims, into report: inout TokenReport) {

@@ -65,27 +65,43 @@ public struct JWTVerifier: Sendable {
 
     /// exp, nbf and iat against `now` with `leeway` (RFC 7519 §4.1.4–4.1.6).
     public static func checkTime(_ claims: JWTClaims, now: Double, leeway: Double, requireExpiration: Bool) throws {
-        if let error = timeFailures(claims, now: now, leeway: leeway, requireExpiration: requireExpiration).first {
-            throw error
+        for check in timeChecks(claims, now: now, leeway: leeway, requireExpiration: requireExpiration) {
+            if case .fail(let error) = check.outcome { throw error }
         }
     }
 
-    static func timeFailures(_ claims: JWTClaims, now: Double, leeway: Double, requireExpiration: Bool) -> [JOSEError] {
-        var failures: [JOSEError] = []
+    /// The outcome of each time claim, in the order exp, nbf, iat.
+    static func timeChecks(_ claims: JWTClaims, now: Double, leeway: Double, requireExpiration: Bool) -> [TokenReport.Check] {
+        var checks: [TokenReport.Check] = []
         if let exp = claims.exp {
             if now >= exp.seconds + leeway {
-                failures.append(JOSEError(.expired, "expired \(DurationText.describe(now - exp.seconds)) ago (exp \(exp.iso8601))"))
+                let reason = "expired \(DurationText.span(now - exp.seconds)) ago (\(exp.iso8601))"
+                checks.append(.init(name: "exp", outcome: .fail(JOSEError(.expired, reason))))
+            } else {
+                checks.append(.init(name: "exp", outcome: .pass("expires in \(DurationText.span(exp.seconds - now)) (\(exp.iso8601))")))
             }
         } else if requireExpiration {
-            failures.append(JOSEError(.missingClaim, "token has no exp claim"))
+            checks.append(.init(name: "exp", outcome: .fail(JOSEError(.missingClaim, "token has no exp claim"))))
+        } else {
+            checks.append(.init(name: "exp", outcome: .warning("no exp: this token never expires")))
         }
-        if let nbf = claims.nbf, nbf.seconds > now + leeway {
-            failures.append(JOSEError(.notYetValid, "not valid for another \(DurationText.describe(nbf.seconds - now)) (nbf \(nbf.iso8601))"))
+        if let nbf = claims.nbf {
+            if nbf.seconds > now + leeway {
+                let reason = "not valid for another \(DurationText.span(nbf.seconds - now)) (\(nbf.iso8601))"
+                checks.append(.init(name: "nbf", outcome: .fail(JOSEError(.notYetValid, reason))))
+            } else {
+                checks.append(.init(name: "nbf", outcome: .pass("valid since \(nbf.iso8601)")))
+            }
         }
-        if let iat = claims.iat, iat.seconds > now + leeway {
-            failures.append(JOSEError(.issuedInFuture, "issued \(DurationText.describe(iat.seconds - now)) in the future (iat \(iat.iso8601))"))
+        if let iat = claims.iat {
+            if iat.seconds > now + leeway {
+                let reason = "issued \(DurationText.span(iat.seconds - now)) in the future (\(iat.iso8601))"
+                checks.append(.init(name: "iat", outcome: .fail(JOSEError(.issuedInFuture, reason))))
+            } else {
+                checks.append(.init(name: "iat", outcome: .pass("issued \(DurationText.span(now - iat.seconds)) ago (\(iat.iso8601))")))
+            }
         }
-        return failures
+        return checks
     }
 
     /// iss, aud and typ against the options; the first mismatch.

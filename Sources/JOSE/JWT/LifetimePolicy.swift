@@ -51,7 +51,7 @@ public struct LifetimePolicy: Sendable, Equatable, CustomStringConvertible {
         if lifetime > Double(seconds) {
             return JOSEError(
                 .lifetime,
-                "lifetime \(DurationText.describe(lifetime)) exceeds the \(name) policy (\(DurationText.describe(Double(seconds))))")
+                "lifetime \(DurationText.describe(lifetime)) exceeds the \(description) policy")
         }
         return nil
     }

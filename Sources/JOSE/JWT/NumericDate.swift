@@ -151,11 +151,20 @@ public enum DurationText {
         return text
     }
 
-    /// "expires in 23h 59m" / "expired 3d 2h ago" style relative phrase for a moment.
+    /// A friendlier span for relative times: "23h 59m" under two days, then "N days",
+    /// then "N years".
+    public static func span(_ seconds: Double) -> String {
+        let value = abs(seconds)
+        if value < 2 * 86_400 { return describe(value) }
+        if value < 730 * 86_400 { return "\(Int(value / 86_400)) days" }
+        return "\(Int(value / 31_556_952)) years"
+    }
+
+    /// "in 23h 59m" / "3 days ago" for a moment relative to `now`.
     public static func relative(_ moment: Double, now: Double) -> String {
         let delta = moment - now
         if abs(delta) < 1 { return "now" }
-        return delta > 0 ? "in \(describe(delta))" : "\(describe(delta)) ago"
+        return delta > 0 ? "in \(span(delta))" : "\(span(delta)) ago"
     }
 
     /// Parses a duration like `90s`, `15m`, `1h`, `24h`, `30d`, `2w`, `1h30m`, or bare seconds.

@@ -1,0 +1,75 @@
+# tokend — build, test and install. `make test` and (later) `make run` are the two commands a
+# new machine needs: both install the system packages they use when missing.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := build
+
+PREFIX ?= /usr/local
+DESTDIR ?=
+BINDIR := $(DESTDIR)$(PREFIX)/bin
+SHAREDIR := $(DESTDIR)$(PREFIX)/share
+
+SWIFT ?= swift
+# Release binaries carry the Swift runtime statically: jwt-inspect starts in a few ms.
+RELEASE_FLAGS := -c release --static-swift-stdlib
+
+# Debian packages the build needs, and those only the tests need.
+BUILD_PACKAGES := pkg-config libssl-dev openssl
+TEST_PACKAGES := python3 python3-pip
+PYTHON_TEST_PACKAGES := 'pyjwt>=2.8' 'cryptography>=41'
+
+APT_GET := $(if $(filter 0,$(shell id -u)),,sudo) env DEBIAN_FRONTEND=noninteractive apt-get
+
+.PHONY: build release test deps test-deps install uninstall bench clean help
+
+help:
+	@echo "make build      debug build of every target"
+	@echo "make test       install what the tests need, build, run every test"
+	@echo "make release    optimised, statically linked Swift runtime"
+	@echo "make install    install binaries and shell completions (PREFIX=$(PREFIX), DESTDIR=)"
+	@echo "make bench      run Benchmarks/run.sh (see BENCHMARKS.md)"
+
+## deps: install the Debian packages the build needs, only if some are missing.
+deps:
+	@missing=""; for p in $(BUILD_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		$(APT_GET) update -qq && $(APT_GET) install -y -qq --no-install-recommends $$missing; \
+	fi
+
+## test-deps: deps plus what the tests drive (PyJWT for interop).
+test-deps: deps
+	@command -v python3 >/dev/null 2>&1 || { $(APT_GET) update -qq && $(APT_GET) install -y -qq --no-install-recommends $(TEST_PACKAGES); }
+	@python3 -c 'import jwt, cryptography' >/dev/null 2>&1 || { \
+		python3 -m pip --version >/dev/null 2>&1 || { $(APT_GET) update -qq && $(APT_GET) install -y -qq --no-install-recommends python3-pip; }; \
+		echo "installing PyJWT and cryptography with pip"; \
+		python3 -m pip install --quiet --disable-pip-version-check $(PYTHON_TEST_PACKAGES) \
+		|| python3 -m pip install --quiet --disable-pip-version-check --break-system-packages $(PYTHON_TEST_PACKAGES); }
+
+build: deps
+	$(SWIFT) build
+
+release: deps
+	$(SWIFT) build $(RELEASE_FLAGS)
+
+test: test-deps
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build
+
+install: release
+	install -d $(BINDIR)
+	install -m 0755 .build/release/jwt-inspect $(BINDIR)/jwt-inspect
+	install -d $(SHAREDIR)/bash-completion/completions $(SHAREDIR)/zsh/site-functions $(SHAREDIR)/fish/vendor_completions.d
+	.build/release/jwt-inspect --generate-completion-script bash > $(SHAREDIR)/bash-completion/completions/jwt-inspect
+	.build/release/jwt-inspect --generate-completion-script zsh > $(SHAREDIR)/zsh/site-functions/_jwt-inspect
+	.build/release/jwt-inspect --generate-completion-script fish > $(SHAREDIR)/fish/vendor_completions.d/jwt-inspect.fish
+
+uninstall:
+	rm -f $(BINDIR)/jwt-inspect $(SHAREDIR)/bash-completion/completions/jwt-inspect \
+		$(SHAREDIR)/zsh/site-functions/_jwt-inspect $(SHAREDIR)/fish/vendor_completions.d/jwt-inspect.fish
+
+bench: deps
+	bash Benchmarks/run.sh
+
+clean:
+	$(SWIFT) package clean
