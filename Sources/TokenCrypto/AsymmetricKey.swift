@@ -49,7 +49,12 @@ final class AsymmetricKey: Sendable {
 
     static func describe(_ key: EVPKey) -> String {
         switch key.typeName {
-        case "EC": "EC \(key.groupName ?? "")"
+        case "EC":
+            switch key.groupName {
+            case "prime256v1", "P-256", "secp256r1": "EC P-256"
+            case "secp384r1", "P-384": "EC P-384"
+            case let other: "EC \(other ?? "unknown curve")"
+            }
         case "RSA", "RSA-PSS": "RSA \(key.bits)-bit"
         case "ED25519": "Ed25519"
         default: key.typeName

@@ -115,7 +115,8 @@ public struct TokenInspector: Sendable {
 
     private func checkTime(_ claims: JWTClaims, into report: inout TokenReport) {
         let checks = JWTVerifier.timeChecks(
-            claims, now: report.now, leeway: options.leeway, requireExpiration: options.requireExpiration)
+            claims, now: report.now, leeway: options.leeway, requireExpiration: options.requireExpiration,
+            describePasses: true)
         report.checks += checks
     }
 

@@ -26,10 +26,10 @@ public struct JOSEHeader: Sendable {
         guard case .string(let alg) = algValue else {
             throw JOSEError(.header, "header alg must be a string, got \(algValue.typeName)")
         }
-        if alg.lowercased() == "none" {
-            throw JOSEError(.algNone, "alg \"\(JOSEHeader.printable(alg))\" means unsigned; unsigned tokens are never accepted")
-        }
         guard let algorithm = SignatureAlgorithm(jwsName: alg) else {
+            if alg.lowercased() == "none" {
+                throw JOSEError(.algNone, "alg \"\(JOSEHeader.printable(alg))\" means unsigned; unsigned tokens are never accepted")
+            }
             let accepted = SignatureAlgorithm.allCases.map(\.rawValue).joined(separator: ", ")
             throw JOSEError(.algUnsupported, "alg \"\(JOSEHeader.printable(alg))\" is not allowed; accepted: \(accepted)")
         }

@@ -65,31 +65,35 @@ public struct JWTVerifier: Sendable {
 
     /// exp, nbf and iat against `now` with `leeway` (RFC 7519 §4.1.4–4.1.6).
     public static func checkTime(_ claims: JWTClaims, now: Double, leeway: Double, requireExpiration: Bool) throws {
-        for check in timeChecks(claims, now: now, leeway: leeway, requireExpiration: requireExpiration) {
+        for check in timeChecks(claims, now: now, leeway: leeway, requireExpiration: requireExpiration, describePasses: false) {
             if case .fail(let error) = check.outcome { throw error }
         }
     }
 
-    /// The outcome of each time claim, in the order exp, nbf, iat.
-    static func timeChecks(_ claims: JWTClaims, now: Double, leeway: Double, requireExpiration: Bool) -> [TokenReport.Check] {
+    /// The outcome of each time claim, in the order exp, nbf, iat. Passing checks are listed
+    /// (and their text built) only when `describePasses`, keeping the hot path free of
+    /// string formatting.
+    static func timeChecks(
+        _ claims: JWTClaims, now: Double, leeway: Double, requireExpiration: Bool, describePasses: Bool
+    ) -> [TokenReport.Check] {
         var checks: [TokenReport.Check] = []
         if let exp = claims.exp {
             if now >= exp.seconds + leeway {
                 let reason = "expired \(DurationText.span(now - exp.seconds)) ago (\(exp.iso8601))"
                 checks.append(.init(name: "exp", outcome: .fail(JOSEError(.expired, reason))))
-            } else {
+            } else if describePasses {
                 checks.append(.init(name: "exp", outcome: .pass("expires in \(DurationText.span(exp.seconds - now)) (\(exp.iso8601))")))
             }
         } else if requireExpiration {
             checks.append(.init(name: "exp", outcome: .fail(JOSEError(.missingClaim, "token has no exp claim"))))
-        } else {
+        } else if describePasses {
             checks.append(.init(name: "exp", outcome: .warning("no exp: this token never expires")))
         }
         if let nbf = claims.nbf {
             if nbf.seconds > now + leeway {
                 let reason = "not valid for another \(DurationText.span(nbf.seconds - now)) (\(nbf.iso8601))"
                 checks.append(.init(name: "nbf", outcome: .fail(JOSEError(.notYetValid, reason))))
-            } else {
+            } else if describePasses {
                 checks.append(.init(name: "nbf", outcome: .pass("valid since \(nbf.iso8601)")))
             }
         }
@@ -97,7 +101,7 @@ public struct JWTVerifier: Sendable {
             if iat.seconds > now + leeway {
                 let reason = "issued \(DurationText.span(iat.seconds - now)) in the future (\(iat.iso8601))"
                 checks.append(.init(name: "iat", outcome: .fail(JOSEError(.issuedInFuture, reason))))
-            } else {
+            } else if describePasses {
                 checks.append(.init(name: "iat", outcome: .pass("issued \(DurationText.span(now - iat.seconds)) ago (\(iat.iso8601))")))
             }
         }
