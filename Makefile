@@ -16,7 +16,7 @@ RELEASE_FLAGS := -c release --static-swift-stdlib
 # Debian packages the build needs, and those only the tests need.
 BUILD_PACKAGES := pkg-config libssl-dev openssl
 TEST_PACKAGES := python3 python3-pip
-PYTHON_TEST_PACKAGES := 'pyjwt>=2.8' 'cryptography>=41'
+PYTHON_TEST_PACKAGES := 'pyjwt>=2.10' 'cryptography>=41'
 
 APT_GET := $(if $(filter 0,$(shell id -u)),,sudo) env DEBIAN_FRONTEND=noninteractive apt-get
 
@@ -40,11 +40,11 @@ deps:
 ## test-deps: deps plus what the tests drive (PyJWT for interop).
 test-deps: deps
 	@command -v python3 >/dev/null 2>&1 || { $(APT_GET) update -qq && $(APT_GET) install -y -qq --no-install-recommends $(TEST_PACKAGES); }
-	@python3 -c 'import jwt, cryptography' >/dev/null 2>&1 || { \
+	@python3 -c 'import jwt, cryptography, sys; sys.exit(tuple(map(int, jwt.__version__.split(".")[:2])) < (2, 10))' >/dev/null 2>&1 || { \
 		python3 -m pip --version >/dev/null 2>&1 || { $(APT_GET) update -qq && $(APT_GET) install -y -qq --no-install-recommends python3-pip; }; \
 		echo "installing PyJWT and cryptography with pip"; \
-		python3 -m pip install --quiet --disable-pip-version-check $(PYTHON_TEST_PACKAGES) \
-		|| python3 -m pip install --quiet --disable-pip-version-check --break-system-packages $(PYTHON_TEST_PACKAGES); }
+		python3 -m pip install --quiet --disable-pip-version-check --upgrade $(PYTHON_TEST_PACKAGES) \
+		|| python3 -m pip install --quiet --disable-pip-version-check --upgrade --break-system-packages $(PYTHON_TEST_PACKAGES); }
 
 build: deps
 	$(SWIFT) build
