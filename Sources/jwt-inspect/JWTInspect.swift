@@ -14,7 +14,7 @@ struct JWTInspect: ParsableCommand {
         discussion: """
             The token comes from the argument or standard input, as a bare token, "Bearer …", an \
             "Authorization: Bearer …" line, in quotes, or in a JSON object with token, accessToken \
-            or access_token.
+            or access_token. A token that starts with "-" goes after "--" or on standard input.
 
             Without a key the signature is reported as not verified, never as valid.
 
@@ -34,16 +34,16 @@ struct JWTInspect: ParsableCommand {
     @Option(help: ArgumentHelp("Lifetime policy to check: 1h, 24h, 30d, auto, or a duration like 15m or 7d.", valueName: "policy"))
     var policy: String?
 
-    @Option(name: .customLong("key"), help: ArgumentHelp("PEM public key, certificate, private key, or JWK file. Repeatable.", valueName: "file"))
+    @Option(name: .customLong("key"), help: ArgumentHelp("PEM public key, certificate, private key, or JWK file. Repeatable.", valueName: "file"), completion: .file())
     var keys: [String] = []
 
-    @Option(help: ArgumentHelp("JWK Set file (e.g. a saved /.well-known/jwks.json).", valueName: "file"))
+    @Option(help: ArgumentHelp("JWK Set file (e.g. a saved /.well-known/jwks.json).", valueName: "file"), completion: .file())
     var jwks: [String] = []
 
-    @Option(name: .customLong("keys-dir"), help: ArgumentHelp("tokend key directory (keyring.json and <kid>.pem).", valueName: "dir"))
+    @Option(name: .customLong("keys-dir"), help: ArgumentHelp("tokend key directory (keyring.json and <kid>.pem).", valueName: "dir"), completion: .directory)
     var keysDir: String?
 
-    @Option(name: .customLong("secret-file"), help: ArgumentHelp("HS256 shared secret file (one trailing newline ignored).", valueName: "file"))
+    @Option(name: .customLong("secret-file"), help: ArgumentHelp("HS256 shared secret file (one trailing newline ignored).", valueName: "file"), completion: .file())
     var secretFile: String?
 
     @Option(help: ArgumentHelp("Algorithm of the --key keys, for an RSA key used with PS256 (default: from the key; RSA means RS256).", valueName: "alg"))
@@ -121,7 +121,7 @@ struct JWTInspect: ParsableCommand {
         if !quiet {
             let rendering = ReportRendering(
                 report: report, token: token,
-                colour: !json && SystemIO.isTerminal(1) && SystemIO.environment("NO_COLOR") == nil)
+                colour: !json && SystemIO.isTerminal(1) && (SystemIO.environment("NO_COLOR") ?? "").isEmpty)
             print(json ? rendering.json() : rendering.text())
         }
         throw ExitCode(report.exitCode)

@@ -3,6 +3,9 @@ import TokenCrypto
 
 /// Turns a TokenReport into text for people or one JSON object for machines.
 struct ReportRendering {
+    /// Claims shown as times: the registered ones and OpenID Connect's auth_time.
+    static let timeClaims = ["iat", "nbf", "exp", "auth_time"]
+
     let report: TokenReport
     let token: String
     let colour: Bool
@@ -83,7 +86,7 @@ struct ReportRendering {
     private func timeLines() -> [String] {
         guard let claims = report.claims else { return [] }
         var lines: [String] = []
-        for name in ["iat", "nbf", "exp", "auth_time"] {
+        for name in ReportRendering.timeClaims {
             guard let number = claims.json[name]?.numberValue, let date = NumericDate(seconds: number.doubleValue) else {
                 continue
             }
@@ -103,6 +106,7 @@ struct ReportRendering {
         guard let lifetime = claims.lifetime else {
             return claims.exp == nil ? "unbounded (no exp)" : "unknown (no iat)"
         }
+        if lifetime < 0 { return "none: exp is \(DurationText.describe(-lifetime)) before iat" }
         var line = "\(DurationText.describe(lifetime)) (exp − iat = \(JSONNumber(lifetime)?.text ?? "?") s)"
         if let fit = report.fittingPolicy {
             line += ", fits built-in policy \(fit.name)"
@@ -161,8 +165,9 @@ struct ReportRendering {
         if let claims = report.claims {
             root["claims"] = .object(claims.json)
             var times = JSONObject()
-            for name in ["iat", "nbf", "exp"] {
-                guard let date = name == "iat" ? claims.iat : name == "nbf" ? claims.nbf : claims.exp else { continue }
+            for name in ReportRendering.timeClaims {
+                guard let number = claims.json[name]?.numberValue, let date = NumericDate(seconds: number.doubleValue)
+                else { continue }
                 times[name] = .object(
                     JSONObject([
                         ("value", .number(JSONNumber(date.seconds)!)), ("utc", .string(date.iso8601)),

@@ -33,14 +33,20 @@ enum TokenInput {
             }
             text = header
         }
-        if text.lowercased().hasPrefix("authorization:") {
-            text = String(text.dropFirst("authorization:".count)).trimmingWhitespace
-        }
-        if text.lowercased().hasPrefix("bearer ") || text.lowercased().hasPrefix("bearer\t") {
-            text = String(text.dropFirst("bearer ".count)).trimmingWhitespace
-        }
-        for quote in ["\"", "'", "`"] where text.count >= 2 && text.hasPrefix(quote) && text.hasSuffix(quote) {
-            text = String(text.dropFirst().dropLast()).trimmingWhitespace
+        // Peel quotes, an Authorization: name and a Bearer scheme in whatever order they
+        // were pasted ("Authorization: Bearer T" copied from curl -H, 'Bearer T', …).
+        var previous = ""
+        while previous != text {
+            previous = text
+            for quote in ["\"", "'", "`"] where text.count >= 2 && text.hasPrefix(quote) && text.hasSuffix(quote) {
+                text = String(text.dropFirst().dropLast()).trimmingWhitespace
+            }
+            if text.lowercased().hasPrefix("authorization:") {
+                text = String(text.dropFirst("authorization:".count)).trimmingWhitespace
+            }
+            if text.lowercased().hasPrefix("bearer ") || text.lowercased().hasPrefix("bearer\t") {
+                text = String(text.dropFirst("bearer ".count)).trimmingWhitespace
+            }
         }
         guard !text.isEmpty else { throw Failure(description: "no token found in the input") }
         return text

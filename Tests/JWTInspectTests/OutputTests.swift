@@ -73,9 +73,7 @@ struct OutputTests {
         let run = try await jwtInspect(["--json", "--now", String(Clock.t0), token])
         let times = parseJSONObject(run.stdout)?["times"] as? [String: [String: Any]]
         #expect(times?["iat"]?["utc"] as? String == Clock.t0ISO, "\(run)")
-        withKnownIssue("ReportRendering.json() builds times from iat, nbf and exp only") {
-            #expect(times?["auth_time"]?["utc"] as? String == "2023-11-14T22:03:20Z", "\(run)")
-        }
+        #expect(times?["auth_time"]?["utc"] as? String == "2023-11-14T22:03:20Z", "\(run)")
     }
 
     @Test("--json reports a verified signature", arguments: [false, true])
@@ -144,9 +142,7 @@ struct OutputTests {
     func emptyNoColour() async throws {
         let run = try await jwtInspectOnTerminal(["--now", Seed.appmixerValidNow, Seed.appmixer], environment: ["NO_COLOR": ""])
         #expect(run.exitCode == 0, "\(run)")
-        withKnownIssue("JWTInspect.run treats NO_COLOR set to the empty string as set") {
-            #expect(run.stdout.contains(Self.escape), "\(run)")
-        }
+        #expect(run.stdout.contains(Self.escape), "\(run)")
     }
 
     // MARK: Completions
@@ -167,11 +163,9 @@ struct OutputTests {
         let run = try await jwtInspect(["--generate-completion-script", "zsh"])
         #expect(run.exitCode == 0, "\(run)")
         let line = { (option: String) in run.stdout.lines(containing: "--\(option)[").first.map(String.init) ?? "" }
-        withKnownIssue("the --key, --jwks, --secret-file and --keys-dir options declare no completion kind") {
-            #expect(line("keys-dir").contains("_files -/"), "\(line("keys-dir"))")
-            for option in ["key", "jwks", "secret-file"] {
-                #expect(line(option).contains("_files"), "\(line(option))")
-            }
+        #expect(line("keys-dir").contains("_files -/"), "\(line("keys-dir"))")
+        for option in ["key", "jwks", "secret-file"] {
+            #expect(line(option).contains("_files"), "\(line(option))")
         }
     }
 }

@@ -94,13 +94,9 @@ struct TokenInputTests {
     func quotedHeader(delivery: Delivery) async throws {
         let options = ["--now", Seed.appmixerValidNow]
         let reference = try await jwtInspect(options + [Self.token])
-        await withKnownIssue(
-            "TokenInput.extract strips quotes only after the Authorization:/Bearer prefixes, so a quoted header line (as copied from curl -H \"…\") is not recognised"
-        ) {
-            let run = try await Self.run(delivery, options)
-            #expect(run.exitCode == reference.exitCode, "\(run)")
-            #expect(run.stdout == reference.stdout, "\(run)")
-        }
+        let run = try await Self.run(delivery, options)
+        #expect(run.exitCode == reference.exitCode, "\(run)")
+        #expect(run.stdout == reference.stdout, "\(run)")
     }
 
     @Test("a header block without an Authorization line is refused with exit 4 and a reason")

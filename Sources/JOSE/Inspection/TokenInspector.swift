@@ -94,6 +94,10 @@ public struct TokenInspector: Sendable {
             report.add("signature", .skipped("not checked: the header is not acceptable"))
             return
         }
+        guard !parts.signature.isEmpty else {
+            report.add("signature", .fail(JOSEError(.signatureEncoding, "the signature segment is empty: the token is unsigned")))
+            return
+        }
         guard !keys.isEmpty else {
             report.add(
                 "signature",
@@ -150,10 +154,12 @@ public struct TokenInspector: Sendable {
         case .auto:
             guard let fit = report.fittingPolicy else {
                 let reason =
-                    claims.lifetime.map {
-                        "lifetime \(DurationText.describe($0)) is longer than every built-in policy (1h, 24h, 30d)"
-                    } ?? LifetimePolicy.thirtyDays.violation(of: claims, now: now, leeway: leeway)?.reason
-                    ?? "no built-in policy fits"
+                    if let lifetime = claims.lifetime, lifetime >= 0 {
+                        "lifetime \(DurationText.describe(lifetime)) is longer than every built-in policy (1h, 24h, 30d)"
+                    } else {
+                        LifetimePolicy.thirtyDays.violation(of: claims, now: now, leeway: leeway)?.reason
+                            ?? "no built-in policy fits"
+                    }
                 report.add("policy", .fail(JOSEError(.lifetime, reason)))
                 return
             }

@@ -82,7 +82,11 @@ public struct JWTVerifier: Sendable {
                 let reason = "expired \(DurationText.span(now - exp.seconds)) ago (\(exp.iso8601))"
                 checks.append(.init(name: "exp", outcome: .fail(JOSEError(.expired, reason))))
             } else if describePasses {
-                checks.append(.init(name: "exp", outcome: .pass("expires in \(DurationText.span(exp.seconds - now)) (\(exp.iso8601))")))
+                let text =
+                    exp.seconds > now
+                    ? "expires in \(DurationText.span(exp.seconds - now)) (\(exp.iso8601))"
+                    : "expired \(DurationText.span(now - exp.seconds)) ago, within the \(DurationText.describe(leeway)) leeway (\(exp.iso8601))"
+                checks.append(.init(name: "exp", outcome: .pass(text)))
             }
         } else if requireExpiration {
             checks.append(.init(name: "exp", outcome: .fail(JOSEError(.missingClaim, "token has no exp claim"))))
@@ -94,7 +98,11 @@ public struct JWTVerifier: Sendable {
                 let reason = "not valid for another \(DurationText.span(nbf.seconds - now)) (\(nbf.iso8601))"
                 checks.append(.init(name: "nbf", outcome: .fail(JOSEError(.notYetValid, reason))))
             } else if describePasses {
-                checks.append(.init(name: "nbf", outcome: .pass("valid since \(nbf.iso8601)")))
+                let text =
+                    nbf.seconds <= now
+                    ? "valid since \(nbf.iso8601)"
+                    : "valid in \(DurationText.span(nbf.seconds - now)), within the \(DurationText.describe(leeway)) leeway (\(nbf.iso8601))"
+                checks.append(.init(name: "nbf", outcome: .pass(text)))
             }
         }
         if let iat = claims.iat {
@@ -102,7 +110,11 @@ public struct JWTVerifier: Sendable {
                 let reason = "issued \(DurationText.span(iat.seconds - now)) in the future (\(iat.iso8601))"
                 checks.append(.init(name: "iat", outcome: .fail(JOSEError(.issuedInFuture, reason))))
             } else if describePasses {
-                checks.append(.init(name: "iat", outcome: .pass("issued \(DurationText.span(now - iat.seconds)) ago (\(iat.iso8601))")))
+                let text =
+                    iat.seconds <= now
+                    ? "issued \(DurationText.span(now - iat.seconds)) ago (\(iat.iso8601))"
+                    : "issued \(DurationText.span(iat.seconds - now)) in the future, within the \(DurationText.describe(leeway)) leeway (\(iat.iso8601))"
+                checks.append(.init(name: "iat", outcome: .pass(text)))
             }
         }
         return checks

@@ -33,7 +33,7 @@ public struct LifetimePolicy: Sendable, Equatable, CustomStringConvertible {
 
     /// The smallest built-in policy a lifetime fits, or nil when it is longer than 30d.
     public static func smallestFitting(lifetime: Double) -> LifetimePolicy? {
-        builtIn.first { lifetime <= Double($0.seconds) }
+        lifetime < 0 ? nil : builtIn.first { lifetime <= Double($0.seconds) }
     }
 
     /// Checks `claims` against this policy; returns the violation, or nil when it complies.
@@ -48,6 +48,9 @@ public struct LifetimePolicy: Sendable, Equatable, CustomStringConvertible {
             return JOSEError(.lifetime, "iat is \(DurationText.describe(iat.seconds - now)) in the future; the \(name) policy cannot hold")
         }
         let lifetime = exp.seconds - iat.seconds
+        if lifetime < 0 {
+            return JOSEError(.lifetime, "exp (\(exp.iso8601)) is before iat (\(iat.iso8601)); the token's lifetime is not meaningful")
+        }
         if lifetime > Double(seconds) {
             return JOSEError(
                 .lifetime,
