@@ -114,6 +114,9 @@ final class AsymmetricKey: Sendable {
     func verify(signature: UnsafeRawBufferPointer, message: UnsafeRawBufferPointer) throws -> Bool {
         switch algorithm {
         case .edDSA:
+            guard signature.count == 64 else {
+                throw CryptoError.signatureEncoding("EdDSA signature must be 64 bytes, got \(signature.count)")
+            }
             return verifyEdDSA(signature: signature, message: message)
         case .es256, .es384:
             let der = try ECDSASignature.der(fromRaw: signature, algorithm: algorithm)

@@ -62,10 +62,17 @@ final class HMACKey: @unchecked Sendable {
         where trimmed.hasPrefix(prefix) {
             return true
         }
+        if bytes.first == 0x04, bytes.count == 65 || bytes.count == 97, isCurvePoint(bytes) { return true }
         guard bytes.first == 0x30 else { return false }
         return bytes.withUnsafeBufferPointer { buffer -> Bool in
+            defer { OpenSSL.clearErrors() }
             var cursor: UnsafePointer<UInt8>? = buffer.baseAddress
             if let key = d2i_PUBKEY(nil, &cursor, buffer.count) {
+                EVP_PKEY_free(key)
+                return true
+            }
+            cursor = buffer.baseAddress
+            if let key = d2i_PublicKey(EVP_PKEY_RSA, nil, &cursor, buffer.count) {
                 EVP_PKEY_free(key)
                 return true
             }
@@ -74,10 +81,19 @@ final class HMACKey: @unchecked Sendable {
                 EVP_PKEY_free(key)
                 return true
             }
-            OpenSSL.clearErrors()
             return false
         }
     }
+}
+
+/// True when `bytes` is an uncompressed P-256 or P-384 point (a raw EC public key).
+private func isCurvePoint(_ bytes: [UInt8]) -> Bool {
+    let size = (bytes.count - 1) / 2
+    let jwk = JWKParameters([
+        ("kty", "EC"), ("crv", size == 32 ? "P-256" : "P-384"),
+        ("x", Base64URL.encode(bytes[1...size])), ("y", Base64URL.encode(bytes[(size + 1)...])),
+    ])
+    return (try? VerifyingKey(jwk: jwk)) != nil
 }
 
 private struct HMACAlgorithm: @unchecked Sendable {

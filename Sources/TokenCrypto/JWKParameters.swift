@@ -89,6 +89,9 @@ extension SigningKey {
             guard let k = jwk["k"], let secret = try? Base64URL.decode(k) else {
                 throw CryptoError.invalidKey("oct JWK needs a base64url k")
             }
+            if let algorithm, algorithm != .hs256 {
+                throw CryptoError.algorithmMismatch("an oct JWK cannot be used for \(algorithm)")
+            }
             try self.init(secret: secret)
             return
         }

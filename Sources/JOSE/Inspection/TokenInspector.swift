@@ -78,7 +78,9 @@ public struct TokenInspector: Sendable {
             return claims
         } catch {
             let error = error as? JOSEError ?? JOSEError(.json, "\(error)")
-            if error.code == .json, String(validating: parts.payload, as: UTF8.self) != nil {
+            let firstByte = parts.payload.first { ![0x20, 0x09, 0x0A, 0x0D].contains($0) }
+            let looksLikeJSON = firstByte == UInt8(ascii: "{") || firstByte == UInt8(ascii: "[")
+            if error.code == .json, !looksLikeJSON, String(validating: parts.payload, as: UTF8.self) != nil {
                 // A JWS whose payload is not JSON (RFC 8037 A.4): not a JWT, still a JWS.
                 report.nonJSONPayload = true
                 report.add("claims", .skipped("payload is not JSON, so this JWS is not a JWT; no claims to check"))
@@ -145,7 +147,9 @@ public struct TokenInspector: Sendable {
         report.fittingPolicy = claims.lifetime.flatMap { LifetimePolicy.smallestFitting(lifetime: $0) }
         let chosen: LifetimePolicy
         let suffix: String
-        switch policy {
+        // A policy in the options counts as a fixed choice, so verdicts match JWTVerifier's.
+        let effective = policy == .none ? options.policy.map { PolicyChoice.fixed($0) } ?? .none : policy
+        switch effective {
         case .none:
             return
         case .fixed(let p):

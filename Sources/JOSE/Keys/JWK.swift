@@ -41,14 +41,7 @@ public enum JWK {
     /// algorithm and must fit the key; without it the algorithm is inferred (RSA → RS256).
     public static func verifyingKey(from object: JSONObject) throws -> (kid: String?, key: VerifyingKey) {
         let kid = try JOSEHeader.optionalString(object, "kid")
-        let algName = try JOSEHeader.optionalString(object, "alg")
-        var algorithm: SignatureAlgorithm?
-        if let algName {
-            guard let alg = SignatureAlgorithm(jwsName: algName) else {
-                throw JOSEError(.algUnsupported, "JWK alg \"\(JOSEHeader.printable(algName))\" is not supported")
-            }
-            algorithm = alg
-        }
+        let algorithm = try declaredAlgorithm(object)
         do {
             return (kid, try VerifyingKey(jwk: parameters(object), algorithm: algorithm))
         } catch let error as CryptoError {
@@ -56,10 +49,19 @@ public enum JWK {
         }
     }
 
+    /// The JWK's `alg` member, binding when present; an unknown name is refused, never dropped.
+    static func declaredAlgorithm(_ object: JSONObject) throws -> SignatureAlgorithm? {
+        guard let name = try JOSEHeader.optionalString(object, "alg") else { return nil }
+        guard let algorithm = SignatureAlgorithm(jwsName: name) else {
+            throw JOSEError(.algUnsupported, "JWK alg \"\(JOSEHeader.printable(name))\" is not supported")
+        }
+        return algorithm
+    }
+
     /// A signing key from a private JWK object.
     public static func signingKey(from object: JSONObject) throws -> (kid: String?, key: SigningKey) {
         let kid = try JOSEHeader.optionalString(object, "kid")
-        let algorithm = try JOSEHeader.optionalString(object, "alg").flatMap { SignatureAlgorithm(jwsName: $0) }
+        let algorithm = try declaredAlgorithm(object)
         do {
             return (kid, try SigningKey(jwk: parameters(object), algorithm: algorithm))
         } catch let error as CryptoError {
