@@ -8,23 +8,76 @@ let strict: [SwiftSetting] = [
 
 let package = Package(
     name: "tokend",
-    platforms: [.macOS(.v14)],
+    platforms: [.macOS(.v15)],
     products: [
         .library(name: "TokenCrypto", targets: ["TokenCrypto"]),
         .library(name: "JOSE", targets: ["JOSE"]),
         .executable(name: "jwt-inspect", targets: ["jwt-inspect"]),
+        .executable(name: "tokend", targets: ["tokend"]),
+        .executable(name: "tokenctl", targets: ["tokenctl"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-atomics.git", from: "1.3.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
     ],
     targets: [
-        .systemLibrary(
-            name: "COpenSSL",
-            pkgConfig: "openssl",
-            providers: [.apt(["libssl-dev"])]
-        ),
+        // C libraries
+        .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
+        .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
+
+        // Libraries, lowest layer first
         .target(name: "TokenCrypto", dependencies: ["COpenSSL"], swiftSettings: strict),
         .target(name: "JOSE", dependencies: ["TokenCrypto"], swiftSettings: strict),
+        .target(
+            name: "Systemd",
+            dependencies: [
+                "CSystemd",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "TokenStore",
+            dependencies: [
+                "JOSE",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "TokenService",
+            dependencies: [
+                "JOSE", "TokenCrypto", "TokenStore",
+                .product(name: "Atomics", package: "swift-atomics"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "TokenServer",
+            dependencies: [
+                "TokenService", "JOSE", "Systemd",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
+
+        // Executables
         .executableTarget(
             name: "jwt-inspect",
             dependencies: [
@@ -33,10 +86,47 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        .executableTarget(
+            name: "tokend",
+            dependencies: [
+                "TokenServer", "TokenService", "TokenStore", "Systemd", "JOSE",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "tokenctl",
+            dependencies: [
+                "TokenServer", "TokenService", "JOSE",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strict
+        ),
+
+        // Tests
+        .target(
+            name: "TokenTestSupport",
+            dependencies: ["JOSE", "TokenCrypto", "TokenStore"],
+            path: "Tests/TokenTestSupport",
+            swiftSettings: strict
+        ),
         .testTarget(name: "TokenCryptoTests", dependencies: ["TokenCrypto"], swiftSettings: strict),
-        .testTarget(name: "JOSETests", dependencies: ["JOSE", "TokenCrypto"], resources: [.copy("Fixtures")], swiftSettings: strict),
+        .testTarget(
+            name: "JOSETests", dependencies: ["JOSE", "TokenCrypto"], resources: [.copy("Fixtures")],
+            swiftSettings: strict),
         .testTarget(name: "JWTInspectTests", dependencies: ["JOSE", "TokenCrypto"], swiftSettings: strict),
         .testTarget(name: "InteropTests", dependencies: ["JOSE", "TokenCrypto"], swiftSettings: strict),
+        .testTarget(name: "SystemdTests", dependencies: ["Systemd"], swiftSettings: strict),
+        .testTarget(name: "TokenStoreTests", dependencies: ["TokenStore", "TokenTestSupport"], swiftSettings: strict),
+        .testTarget(
+            name: "TokenServiceTests", dependencies: ["TokenService", "TokenStore", "TokenTestSupport"],
+            swiftSettings: strict),
+        .testTarget(name: "TokenServerTests", dependencies: ["TokenServer", "TokenService"], swiftSettings: strict),
+        .testTarget(
+            name: "IntegrationTests", dependencies: ["JOSE", "TokenCrypto", "TokenTestSupport"],
+            swiftSettings: strict),
     ],
     swiftLanguageModes: [.v6]
 )

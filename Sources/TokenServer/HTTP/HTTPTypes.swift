@@ -1,0 +1,86 @@
+/// The HTTP/1.1 request as handlers see it: method, path, query, headers and the whole
+/// body (already bounded by the server's limits), plus which listener it came in on.
+public struct HTTPRequest: Sendable {
+    public var method: String
+    /// The path, percent-decoded, without the query.
+    public var path: String
+    /// Query parameters in order, percent-decoded.
+    public var query: [(name: String, value: String)]
+    /// Header fields in order; names as sent. Use `header(_:)` for lookup.
+    public var headers: [(name: String, value: String)]
+    public var body: [UInt8]
+    /// Which listener accepted the connection.
+    public var listener: ListenerKind
+    /// The peer's credentials on a Unix socket (SO_PEERCRED), for audit logs.
+    public var peer: PeerCredentials?
+    /// Path parameters captured by the router (`/admin/keys/{kid}/revoke` → ["kid": …]).
+    public var pathParameters: [String: String]
+
+    public init(
+        method: String, path: String, query: [(name: String, value: String)] = [],
+        headers: [(name: String, value: String)] = [], body: [UInt8] = [], listener: ListenerKind = .api,
+        peer: PeerCredentials? = nil, pathParameters: [String: String] = [:]
+    ) {
+        self.method = method
+        self.path = path
+        self.query = query
+        self.headers = headers
+        self.body = body
+        self.listener = listener
+        self.peer = peer
+        self.pathParameters = pathParameters
+    }
+
+    /// The first value of a header, case-insensitively.
+    public func header(_ name: String) -> String? {
+        let lower = name.lowercased()
+        return headers.first { $0.name.lowercased() == lower }?.value
+    }
+
+    /// The first value of a query parameter.
+    public func queryValue(_ name: String) -> String? { query.first { $0.name == name }?.value }
+}
+
+/// What a handler answers.
+public struct HTTPResponse: Sendable {
+    public var status: Int
+    public var headers: [(name: String, value: String)]
+    public var body: [UInt8]
+
+    public init(status: Int, headers: [(name: String, value: String)] = [], body: [UInt8] = []) {
+        self.status = status
+        self.headers = headers
+        self.body = body
+    }
+}
+
+/// Which socket a request arrived on. Admin routes exist only on `.admin`.
+public enum ListenerKind: String, Sendable {
+    case api
+    case admin
+    case tcp
+}
+
+/// SO_PEERCRED of a Unix-socket peer. Under `PrivateUsers=yes` outside uids show as
+/// nobody: logged for audit, never used for authorization.
+public struct PeerCredentials: Sendable, Equatable, CustomStringConvertible {
+    public var pid: Int32
+    public var uid: UInt32
+    public var gid: UInt32
+
+    public init(pid: Int32, uid: UInt32, gid: UInt32) {
+        self.pid = pid
+        self.uid = uid
+        self.gid = gid
+    }
+
+    public var description: String { "pid=\(pid) uid=\(uid) gid=\(gid)" }
+}
+
+/// A route's handler. Synchronous handlers run on the connection's event loop and must not
+/// block (introspection: in-memory checks and a signature verification); asynchronous ones
+/// run in a task and may wait on the store or a thread pool.
+public enum RouteHandler: Sendable {
+    case sync(@Sendable (HTTPRequest) -> HTTPResponse)
+    case async(@Sendable (HTTPRequest) async -> HTTPResponse)
+}

@@ -1,0 +1,225 @@
+/// Durable state of tokend (DESIGN §3, §5): refresh-token families, revoked access-token
+/// ids, subject cutoffs, revoked key ids, and an append-only event log with a cursor.
+///
+/// Every mutating call returns only once the change is durable (committed and synced), so a
+/// caller may acknowledge it to a client. Every mutation also appends its event to the log
+/// in the same transaction.
+///
+/// Implementations: `SQLiteTokenStore` (embedded, GRDB, WAL). A PostgreSQL implementation
+/// follows the same contract; `updateRefreshToken` maps to `SELECT … FOR UPDATE` inside one
+/// transaction.
+public protocol TokenStore: Sendable {
+    /// Everything the in-memory revocation state needs at start-up, without entries whose
+    /// tokens have all expired by `now`.
+    func loadRevocations(now: Double) async throws -> RevocationSnapshot
+
+    /// Denies the access token `jti` until `expiresAt` (its `exp`). Idempotent.
+    func revokeAccessToken(jti: String, subject: String?, expiresAt: Double, at: Double, reason: String) async throws
+
+    /// Every token of `subject` issued before `notBefore` is invalid (logout everywhere).
+    /// Keeps the later cutoff when one exists.
+    func setSubjectCutoff(subject: String, notBefore: Double, reason: String) async throws
+
+    /// Records that `kid` is revoked (key compromise). Idempotent.
+    func revokeKey(kid: String, at: Double, reason: String) async throws
+
+    /// Starts a refresh family with its first token.
+    func createRefreshFamily(_ family: RefreshFamily, firstToken: RefreshTokenRecord) async throws
+
+    /// Reads the refresh token with `hash` and its family, lets `decide` choose what
+    /// happens, and applies that change atomically with respect to every other call for the
+    /// same token: of N concurrent calls for one token, each sees the state the previous
+    /// one left. `decide` must be pure; it may be called again if the transaction retries.
+    func updateRefreshToken<Outcome: Sendable>(
+        hash: [UInt8], now: Double,
+        _ decide: @Sendable (RefreshTokenRecord?, RefreshFamily?) throws -> RefreshDecision<Outcome>
+    ) async throws -> Outcome
+
+    /// Ends a family (logout, revocation of its refresh token, reuse detection, deactivation).
+    func revokeRefreshFamily(id: String, at: Double, reason: String) async throws
+
+    /// The family, for explain and admin views.
+    func refreshFamily(id: String) async throws -> RefreshFamily?
+
+    /// Events after `cursor` (exclusive), oldest first, at most `limit`.
+    func events(after cursor: Int64, limit: Int) async throws -> [TokenEvent]
+
+    /// Appends an event that has no other state change (key rotation, reload, sign-in, …).
+    func appendEvent(kind: String, subject: String?, detail: String, at: Double) async throws
+
+    /// Deletes revocations and families whose tokens have all expired by `now`; returns how
+    /// many rows went.
+    func compact(now: Double) async throws -> Int
+
+    /// Throws when the store cannot answer (for /healthz and the 503 of introspection).
+    func checkHealth() async throws
+
+    /// Releases files and connections.
+    func close() async throws
+}
+
+/// The revocation state loaded at start-up.
+public struct RevocationSnapshot: Sendable, Equatable {
+    /// jti → the token's exp.
+    public var revokedAccessTokens: [String: Double]
+    /// subject → tokens issued before this time are invalid.
+    public var subjectCutoffs: [String: Double]
+    /// Revoked key ids.
+    public var revokedKeys: Set<String>
+    /// Ended refresh families: id → when. Access tokens carrying `sid` = id are inactive.
+    public var revokedFamilies: [String: Double]
+    /// The event-log position this snapshot reflects.
+    public var cursor: Int64
+
+    public init(
+        revokedAccessTokens: [String: Double] = [:], subjectCutoffs: [String: Double] = [:],
+        revokedKeys: Set<String> = [], revokedFamilies: [String: Double] = [:], cursor: Int64 = 0
+    ) {
+        self.revokedAccessTokens = revokedAccessTokens
+        self.subjectCutoffs = subjectCutoffs
+        self.revokedKeys = revokedKeys
+        self.revokedFamilies = revokedFamilies
+        self.cursor = cursor
+    }
+}
+
+/// One sign-in's chain of refresh tokens (DESIGN §3).
+public struct RefreshFamily: Sendable, Equatable {
+    public var id: String
+    public var subject: String
+    public var clientID: String
+    /// Space-separated scope granted to the family.
+    public var scope: String
+    /// The dialect or route that created it ("native", "v1", …): decides the response shape.
+    public var dialect: String
+    public var createdAt: Double
+    /// Absolute end of the family (refresh policy).
+    public var expiresAt: Double
+    public var revokedAt: Double?
+    public var revokedReason: String?
+    /// The newest access token issued in this family, for explain and revocation.
+    public var lastAccessJTI: String?
+    public var lastAccessExpiresAt: Double?
+
+    public init(
+        id: String, subject: String, clientID: String, scope: String, dialect: String, createdAt: Double,
+        expiresAt: Double, revokedAt: Double? = nil, revokedReason: String? = nil, lastAccessJTI: String? = nil,
+        lastAccessExpiresAt: Double? = nil
+    ) {
+        self.id = id
+        self.subject = subject
+        self.clientID = clientID
+        self.scope = scope
+        self.dialect = dialect
+        self.createdAt = createdAt
+        self.expiresAt = expiresAt
+        self.revokedAt = revokedAt
+        self.revokedReason = revokedReason
+        self.lastAccessJTI = lastAccessJTI
+        self.lastAccessExpiresAt = lastAccessExpiresAt
+    }
+}
+
+/// A refresh token as stored: never its plaintext, only SHA-256 of it.
+public struct RefreshTokenRecord: Sendable, Equatable {
+    public enum State: String, Sendable {
+        /// The family's newest token: using it rotates.
+        case active
+        /// Used once; a retry inside the grace window gets `successor` again, any other use
+        /// is reuse.
+        case spent
+    }
+
+    public var hash: [UInt8]
+    public var familyID: String
+    public var state: State
+    public var createdAt: Double
+    public var spentAt: Double?
+    /// SHA-256 of the token that replaced this one.
+    public var successorHash: [UInt8]?
+    /// The successor response (access + refresh token), sealed with a key derived from this
+    /// token's plaintext: readable only by whoever presents this token again.
+    public var successorSealed: [UInt8]?
+
+    public init(
+        hash: [UInt8], familyID: String, state: State, createdAt: Double, spentAt: Double? = nil,
+        successorHash: [UInt8]? = nil, successorSealed: [UInt8]? = nil
+    ) {
+        self.hash = hash
+        self.familyID = familyID
+        self.state = state
+        self.createdAt = createdAt
+        self.spentAt = spentAt
+        self.successorHash = successorHash
+        self.successorSealed = successorSealed
+    }
+}
+
+/// What `updateRefreshToken`'s decision does to the store, plus what it returns.
+public struct RefreshDecision<Outcome: Sendable>: Sendable {
+    public enum Change: Sendable {
+        /// Nothing to write (unknown token, retry inside the grace window, expired family).
+        case none
+        /// Mark the presented token spent, store its successor as the family's active token,
+        /// and note the newest access token.
+        case rotate(spent: RefreshTokenRecord, successor: RefreshTokenRecord, accessJTI: String, accessExpiresAt: Double)
+        /// End the family (reuse detected, or absolute lifetime over).
+        case revokeFamily(id: String, reason: String)
+    }
+
+    public var change: Change
+    public var outcome: Outcome
+    /// The event to append in the same transaction, if any: (kind, subject, detail).
+    public var event: (kind: String, subject: String?, detail: String)?
+
+    public init(change: Change, outcome: Outcome, event: (kind: String, subject: String?, detail: String)? = nil) {
+        self.change = change
+        self.outcome = outcome
+        self.event = event
+    }
+}
+
+/// One entry of the append-only event log.
+public struct TokenEvent: Sendable, Equatable {
+    /// Monotonic position: the cursor.
+    public var sequence: Int64
+    public var at: Double
+    /// e.g. "revoke_access", "subject_cutoff", "revoke_key", "family_created",
+    /// "refresh_rotated", "refresh_reuse", "family_revoked", "key_rotated".
+    public var kind: String
+    public var subject: String?
+    /// Human-readable, never a secret (jti, kid, family id, reason).
+    public var detail: String
+
+    public init(sequence: Int64, at: Double, kind: String, subject: String?, detail: String) {
+        self.sequence = sequence
+        self.at = at
+        self.kind = kind
+        self.subject = subject
+        self.detail = detail
+    }
+}
+
+/// A store failure. `description` is safe to log.
+public struct TokenStoreError: Error, CustomStringConvertible, Sendable {
+    public enum Code: String, Sendable {
+        /// The store cannot be reached or opened (answer 503).
+        case unavailable
+        /// Files have unsafe permissions or cannot be created.
+        case permissions
+        /// The schema is newer than this binary or damaged.
+        case schema
+        /// A constraint failed (duplicate id, …).
+        case conflict
+    }
+
+    public let code: Code
+    public let reason: String
+
+    public init(_ code: Code, _ reason: String) {
+        self.code = code
+        self.reason = reason
+    }
+
+    public var description: String { "\(code.rawValue): \(reason)" }
+}
