@@ -1,0 +1,157 @@
+public import JOSE
+public import TokenCrypto
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// tokend's key directory on disk (DESIGN §4, keys/README.md): `keyring.json` and one
+/// `<kid>.pem` per key, all 0600 in a 0700 directory, every write atomic
+/// (temporary file, fsync, rename, fsync of the directory).
+public struct KeyDirectory: Sendable {
+    /// A failure with a message that names the file and what to do.
+    public struct Failure: Error, CustomStringConvertible, Sendable {
+        public let description: String
+    }
+
+    public let path: String
+
+    public init(path: String) { self.path = path }
+
+    public var indexPath: String { path + "/keyring.json" }
+
+    public func keyPath(_ kid: String) -> String { "\(path)/\(kid).pem" }
+
+    /// Creates the directory (0700) when missing.
+    public func prepare() throws {
+        var info = stat()
+        if stat(path, &info) == 0 {
+            guard (info.st_mode & S_IFMT) == S_IFDIR else { throw Failure(description: "\(path) exists and is not a directory") }
+            return
+        }
+        guard mkdir(path, 0o700) == 0 || errno == EEXIST else {
+            throw Failure(description: "cannot create the key directory \(path): \(KeyDirectory.errorText())")
+        }
+    }
+
+    /// The keyring and its private keys. An empty directory gives an empty keyring.
+    /// Refuses group- or world-readable key files, naming them.
+    public func load() throws -> (document: KeyringDocument, keys: [String: SigningKey]) {
+        guard KeyDirectory.exists(indexPath) else { return (KeyringDocument(keys: []), [:]) }
+        try checkPrivate(indexPath)
+        let document: KeyringDocument
+        do { document = try KeyringDocument.parse(try KeyDirectory.read(indexPath)) } catch let error as JOSEError {
+            throw Failure(description: "\(indexPath): \(error.reason)")
+        }
+        var keys: [String: SigningKey] = [:]
+        for entry in document.keys where entry.state != .retired && entry.state != .revoked {
+            let file = keyPath(entry.kid)
+            try checkPrivate(file)
+            let text = String(decoding: try KeyDirectory.read(file), as: UTF8.self)
+            do {
+                keys[entry.kid] = try SigningKey(pem: text, algorithm: entry.algorithm)
+            } catch let error as CryptoError {
+                throw Failure(description: "\(file): \(error.reason)")
+            }
+        }
+        return (document, keys)
+    }
+
+    /// Writes new key files first, then the index, each atomically; then removes the files of
+    /// keys listed in `remove` (retired or revoked keys never sign again).
+    public func save(document: KeyringDocument, newKeys: [(kid: String, key: SigningKey)], remove: [String] = []) throws {
+        try prepare()
+        for (kid, key) in newKeys {
+            let pem: String
+            do { pem = try key.pemEncoded() } catch let error as CryptoError {
+                throw Failure(description: "cannot encode key \(kid): \(error.reason)")
+            }
+            try writeAtomically(keyPath(kid), Array(pem.utf8))
+        }
+        try writeAtomically(indexPath, Array(document.serialized().utf8))
+        for kid in remove where KeyDirectory.exists(keyPath(kid)) {
+            if unlink(keyPath(kid)) != 0 {
+                throw Failure(description: "cannot remove \(keyPath(kid)): \(KeyDirectory.errorText())")
+            }
+        }
+        try syncDirectory()
+    }
+
+    /// Refuses a file that group or others may read or write.
+    func checkPrivate(_ file: String) throws {
+        var info = stat()
+        guard stat(file, &info) == 0 else {
+            throw Failure(description: "cannot read \(file): \(KeyDirectory.errorText())")
+        }
+        let mode = info.st_mode & 0o777
+        if mode & 0o077 != 0 {
+            throw Failure(
+                description:
+                    "\(file) is readable or writable by group or others (mode \(String(mode, radix: 8))); run: chmod 600 \(file)")
+        }
+    }
+
+    func writeAtomically(_ file: String, _ bytes: [UInt8]) throws {
+        let temporary = "\(file).tmp.\(getpid())"
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0o600)
+        guard fd >= 0 else { throw Failure(description: "cannot create \(temporary): \(KeyDirectory.errorText())") }
+        var closed = false
+        defer {
+            if !closed { close(fd) }
+        }
+        var offset = 0
+        while offset < bytes.count {
+            let n = bytes[offset...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                let reason = KeyDirectory.errorText()
+                unlink(temporary)
+                throw Failure(description: "cannot write \(temporary): \(reason)")
+            }
+            offset += n
+        }
+        guard fchmod(fd, 0o600) == 0, fsync(fd) == 0 else {
+            let reason = KeyDirectory.errorText()
+            unlink(temporary)
+            throw Failure(description: "cannot sync \(temporary): \(reason)")
+        }
+        close(fd)
+        closed = true
+        guard rename(temporary, file) == 0 else {
+            let reason = KeyDirectory.errorText()
+            unlink(temporary)
+            throw Failure(description: "cannot rename \(temporary) to \(file): \(reason)")
+        }
+        try syncDirectory()
+    }
+
+    func syncDirectory() throws {
+        let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { throw Failure(description: "cannot open \(path): \(KeyDirectory.errorText())") }
+        defer { close(fd) }
+        guard fsync(fd) == 0 else { throw Failure(description: "cannot sync \(path): \(KeyDirectory.errorText())") }
+    }
+
+    static func exists(_ file: String) -> Bool { access(file, F_OK) == 0 }
+
+    static func read(_ file: String) throws -> [UInt8] {
+        let fd = open(file, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw Failure(description: "cannot read \(file): \(errorText())") }
+        defer { close(fd) }
+        var out: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 16384)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            if n == 0 { break }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw Failure(description: "cannot read \(file): \(errorText())")
+            }
+            out += buffer[0..<n]
+            if out.count > 1 << 20 { throw Failure(description: "\(file) is larger than 1 MiB") }
+        }
+        return out
+    }
+
+    static func errorText() -> String { String(cString: strerror(errno)) }
+}
