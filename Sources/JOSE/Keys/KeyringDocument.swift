@@ -11,20 +11,26 @@ public struct KeyringDocument: Sendable {
         public var algorithm: SignatureAlgorithm
         public var state: KeyState
         public var created: NumericDate
+        /// When it became `current`.
         public var activated: NumericDate?
+        /// When it stopped signing (became `previous`, or was revoked while current).
+        public var deactivated: NumericDate?
+        /// When it left the JWKS (`retired` or `revoked`).
         public var retired: NumericDate?
         /// The public JWK; nil for HS256 secrets, which have no public form.
         public var publicJWK: JSONObject?
 
         public init(
             kid: String, algorithm: SignatureAlgorithm, state: KeyState, created: NumericDate,
-            activated: NumericDate? = nil, retired: NumericDate? = nil, publicJWK: JSONObject? = nil
+            activated: NumericDate? = nil, deactivated: NumericDate? = nil, retired: NumericDate? = nil,
+            publicJWK: JSONObject? = nil
         ) {
             self.kid = kid
             self.algorithm = algorithm
             self.state = state
             self.created = created
             self.activated = activated
+            self.deactivated = deactivated
             self.retired = retired
             self.publicJWK = publicJWK
         }
@@ -79,7 +85,8 @@ public struct KeyringDocument: Sendable {
             entries.append(
                 Entry(
                     kid: kid, algorithm: algorithm, state: state, created: created, activated: try date("activated"),
-                    retired: try date("retired"), publicJWK: object["jwk"]?.objectValue))
+                    deactivated: try date("deactivated"), retired: try date("retired"),
+                    publicJWK: object["jwk"]?.objectValue))
         }
         return KeyringDocument(keys: entries)
     }
@@ -94,6 +101,7 @@ public struct KeyringDocument: Sendable {
             object["state"] = .string(entry.state.rawValue)
             object["created"] = .string(entry.created.iso8601)
             object["activated"] = entry.activated.map { .string($0.iso8601) } ?? .null
+            object["deactivated"] = entry.deactivated.map { .string($0.iso8601) } ?? .null
             object["retired"] = entry.retired.map { .string($0.iso8601) } ?? .null
             if let jwk = entry.publicJWK { object["jwk"] = .object(jwk) }
             list.append(.object(object))

@@ -1,0 +1,124 @@
+import JOSE
+
+/// Why a token is not active. Introspection answers only `{"active":false}`; the reason is
+/// for `/v1/verify`'s RFC 6750 description, logs and metrics.
+public enum InactiveReason: Error, Sendable, Equatable, CustomStringConvertible {
+    case malformed
+    case invalid(String)
+    case expired
+    case notYetValid
+    case revoked
+    case keyRevoked
+
+    /// The `error_description` of RFC 6750's `invalid_token`: short and safe.
+    public var description: String {
+        switch self {
+        case .malformed: "malformed"
+        case .invalid: "invalid"
+        case .expired: "expired"
+        case .notYetValid: "not yet valid"
+        case .revoked: "revoked"
+        case .keyRevoked: "signing key revoked"
+        }
+    }
+}
+
+/// The answer of RFC 7662 introspection.
+public enum IntrospectionResult: Sendable {
+    case active(VerifiedToken)
+    case inactive(InactiveReason)
+    /// The store cannot vouch for revocations right now: answer 503, never `active:false`.
+    case unavailable(String)
+}
+
+extension TokenService {
+    /// The options every token tokend accepts must meet (RFC 9068 profile).
+    var validationOptions: ValidationOptions {
+        ValidationOptions(
+            leeway: configuration.leeway, issuer: configuration.issuer, audience: configuration.audience,
+            requiredType: "at+jwt", requireExpiration: true)
+    }
+
+    /// Introspects an access token: memory only, safe to call on an event loop.
+    /// A cached verification is re-checked for expiry and revocation on every hit.
+    public func introspect(_ token: String) -> IntrospectionResult {
+        guard storeHealthy.load(ordering: .relaxed) else {
+            metrics.introspectUnavailable.increment()
+            return .unavailable("the token store is unavailable")
+        }
+        let now = clock.now()
+        let verified: VerifiedToken
+        if let hit = cache.lookup(token) {
+            metrics.cacheHit.increment()
+            verified = hit
+        } else {
+            metrics.cacheMiss.increment()
+            switch verifyAndExtract(token, now: now) {
+            case .success(let fresh):
+                verified = fresh
+                cache.insert(token, fresh)
+            case .failure(let reason):
+                metrics.introspectInactive.increment()
+                return .inactive(reason)
+            }
+        }
+        if let reason = inactiveReason(verified, now: now) {
+            metrics.introspectInactive.increment()
+            return .inactive(reason)
+        }
+        metrics.introspectActive.increment()
+        return .active(verified)
+    }
+
+    /// The checks that can change after a token was verified: time, revocations, keys.
+    func inactiveReason(_ token: VerifiedToken, now: Double) -> InactiveReason? {
+        if now >= token.exp + configuration.leeway { return .expired }
+        if let nbf = token.nbf, nbf > now + configuration.leeway { return .notYetValid }
+        let snapshot = keyring.snapshot
+        if snapshot.revokedKids.contains(token.kid) { return .keyRevoked }
+        if !snapshot.verifyingKids.contains(token.kid) { return .invalid("signing key retired") }
+        if revocations.isAccessTokenRevoked(jti: token.jti) { return .revoked }
+        if let cutoff = revocations.cutoff(subject: token.subject), token.iat <= cutoff { return .revoked }
+        if let family = token.familyID, revocations.familyRevokedAt(family) != nil { return .revoked }
+        return nil
+    }
+
+    /// Signature, header rules and claims of a token, through the current key set.
+    func verifyAndExtract(_ token: String, now: Double) -> Result<VerifiedToken, InactiveReason> {
+        let snapshot = keyring.snapshot
+        let verified: VerifiedJWT
+        do {
+            verified = try JWTVerifier(keys: snapshot.keySet, options: validationOptions).verify(token, now: now)
+        } catch let error as JOSEError {
+            switch error.code {
+            case .expired: return .failure(.expired)
+            case .notYetValid, .issuedInFuture: return .failure(.notYetValid)
+            case .unknownKid where snapshot.revokedKids.contains(JWSKid.peek(token) ?? ""):
+                return .failure(.keyRevoked)
+            default:
+                return .failure(error.category == .malformed ? .malformed : .invalid(error.code.name))
+            }
+        } catch {
+            return .failure(.invalid("\(error)"))
+        }
+        let claims = verified.claims
+        guard let subject = claims.sub, let jti = claims.jti, let exp = claims.exp, let iat = claims.iat else {
+            return .failure(.invalid("missing sub, jti, exp or iat"))
+        }
+        return .success(
+            VerifiedToken(
+                subject: subject, scope: (claims.scope ?? []).joined(separator: " "),
+                clientID: claims.json["client_id"]?.stringValue,
+                username: claims.json["username"]?.stringValue ?? claims.json["userName"]?.stringValue,
+                issuer: claims.iss ?? configuration.issuer, audience: claims.aud, jti: jti, kid: verified.key.kid ?? "",
+                familyID: claims.json["sid"]?.stringValue, exp: exp.seconds, iat: iat.seconds, nbf: claims.nbf?.seconds))
+    }
+}
+
+/// Reads a token's `kid` without verifying anything, for error messages only.
+enum JWSKid {
+    static func peek(_ token: String) -> String? {
+        guard let parts = try? JWSParts(compact: token) else { return nil }
+        return parts.header["kid"]?.stringValue
+    }
+}

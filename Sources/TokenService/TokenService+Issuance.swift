@@ -1,0 +1,149 @@
+public import JOSE
+import TokenCrypto
+import TokenStore
+
+/// What `POST /admin/tokens`, sign-in and refresh hand back (RFC 6749 §5.1 shape).
+public struct IssuedTokens: Sendable, Equatable {
+    public var accessToken: String
+    public var tokenType: String
+    public var expiresIn: Int
+    public var scope: String
+    public var refreshToken: String?
+    public var jti: String
+    public var expiresAt: Double
+    public var familyID: String?
+
+    /// The RFC 6749 §5.1 JSON body.
+    public var oauthBody: JSONObject {
+        var body = JSONObject()
+        body["access_token"] = .string(accessToken)
+        body["token_type"] = .string(tokenType)
+        body["expires_in"] = .number(JSONNumber(expiresIn))
+        body["scope"] = .string(scope)
+        if let refreshToken { body["refresh_token"] = .string(refreshToken) }
+        return body
+    }
+}
+
+/// A request to mint tokens for a subject.
+public struct IssueRequest: Sendable {
+    public var subject: String
+    public var scope: [String]
+    public var clientID: String
+    public var policy: LifetimePolicy?
+    public var withRefresh: Bool
+    /// Claims of the dialect that issued the token (DESIGN §5.3); a dialect's form wins over
+    /// the standard claim of the same name (appmixer's `scope` array).
+    public var extraClaims: JSONObject
+    /// Response-shape tag stored with a refresh family.
+    public var dialect: String
+
+    public init(
+        subject: String, scope: [String] = [], clientID: String = "tokend", policy: LifetimePolicy? = nil,
+        withRefresh: Bool = false, extraClaims: JSONObject = JSONObject(), dialect: String = "native"
+    ) {
+        self.subject = subject
+        self.scope = scope
+        self.clientID = clientID
+        self.policy = policy
+        self.withRefresh = withRefresh
+        self.extraClaims = extraClaims
+        self.dialect = dialect
+    }
+}
+
+extension TokenService {
+    /// Mints an access token (and a refresh family when asked). The family is durable
+    /// before this returns.
+    public func issue(_ request: IssueRequest) async throws -> IssuedTokens {
+        guard !request.subject.isEmpty, request.subject.utf8.count <= 256 else {
+            throw ServiceError(.invalidRequest, "sub must be a non-empty string of at most 256 bytes")
+        }
+        let policy = request.policy ?? configuration.accessPolicy
+        guard Double(policy.seconds) <= configuration.maxTokenLifetime else {
+            throw ServiceError(
+                .invalidRequest,
+                "policy \(policy.name) is longer than the longest lifetime this tokend issues (\(DurationText.describe(configuration.maxTokenLifetime)))"
+            )
+        }
+        let now = clock.now()
+        guard request.withRefresh else {
+            return try mintAccess(request, policy: policy, familyID: nil, now: now)
+        }
+        let familyID = Base64URL.encode(SecureRandom.bytes(16))
+        let refresh = RefreshSecret.generate()
+        var tokens = try mintAccess(request, policy: policy, familyID: familyID, now: now)
+        let family = RefreshFamily(
+            id: familyID, subject: request.subject, clientID: request.clientID, scope: tokens.scope,
+            dialect: request.dialect, createdAt: now, expiresAt: now + Double(configuration.refreshPolicy.seconds),
+            lastAccessJTI: tokens.jti, lastAccessExpiresAt: tokens.expiresAt)
+        let record = RefreshTokenRecord(hash: refresh.hash, familyID: familyID, state: .active, createdAt: now)
+        do {
+            try await store.createRefreshFamily(family, firstToken: record)
+        } catch {
+            throw noteStoreFailure(error, during: "create refresh family")
+        }
+        tokens.refreshToken = refresh.text
+        return tokens
+    }
+
+    /// Signs an access token for `request` with the current key.
+    func mintAccess(_ request: IssueRequest, policy: LifetimePolicy, familyID: String?, now: Double) throws -> IssuedTokens {
+        // A token must never fall under a cutoff set in the same second it is issued in
+        // (iat is whole seconds): start such tokens one second later.
+        var issuedAt = Int64(now.rounded(.down))
+        if let cutoff = revocations.cutoff(subject: request.subject), Double(issuedAt) <= cutoff {
+            issuedAt = Int64(cutoff.rounded(.down)) + 1
+        }
+        let exp = issuedAt + policy.seconds
+        let jti = Base64URL.encode(SecureRandom.bytes(16))
+        let scope = request.scope.joined(separator: " ")
+        var claims = JSONObject()
+        claims["iss"] = .string(configuration.issuer)
+        claims["sub"] = .string(request.subject)
+        if let audience = configuration.audience { claims["aud"] = .string(audience) }
+        claims["iat"] = .number(JSONNumber(issuedAt))
+        claims["nbf"] = .number(JSONNumber(issuedAt))
+        claims["exp"] = .number(JSONNumber(exp))
+        claims["jti"] = .string(jti)
+        claims["scope"] = .string(scope)
+        claims["client_id"] = .string(request.clientID)
+        if let familyID { claims["sid"] = .string(familyID) }
+        for (name, value) in request.extraClaims where !["iss", "jti", "exp", "iat", "nbf", "sid"].contains(name) {
+            claims[name] = value
+        }
+        let token: String
+        do {
+            token = try keyring.snapshot.signer.sign(claims: claims, type: "at+jwt")
+        } catch {
+            throw ServiceError(.keyring, "signing failed: \(error)")
+        }
+        metrics.issued.increment()
+        return IssuedTokens(
+            accessToken: token, tokenType: "Bearer", expiresIn: Int(Double(exp) - now), scope: scope, refreshToken: nil,
+            jti: jti, expiresAt: Double(exp), familyID: familyID)
+    }
+}
+
+/// An opaque refresh token: 256 random bits, base64url. Only its SHA-256 is stored.
+struct RefreshSecret: Sendable {
+    let text: String
+    let hash: [UInt8]
+
+    static func generate() -> RefreshSecret {
+        let text = Base64URL.encode(SecureRandom.bytes(32))
+        return RefreshSecret(text: text, hash: SHA256.hash(Array(text.utf8)))
+    }
+
+    /// Whether `text` could be one of ours (43 base64url characters); anything else is
+    /// refused before touching the store.
+    static func plausible(_ text: String) -> Bool {
+        text.utf8.count == 43 && (try? Base64URL.decode(text))?.count == 32
+    }
+
+    /// The key that seals this token's successor: derived from the token itself, so only
+    /// its holder can read what was stored.
+    static func sealingKey(_ text: String) -> [UInt8] {
+        SHA256.hash(Array("tokend refresh successor v1\u{0}".utf8) + Array(text.utf8))
+    }
+}

@@ -1,0 +1,127 @@
+public import JOSE
+import TokenCrypto
+import TokenStore
+
+/// An OAuth 2.0 error (RFC 6749 §5.2) with its HTTP status.
+public struct OAuthError: Error, Sendable, Equatable {
+    public var error: String
+    public var description: String
+    public var status: Int
+
+    public init(_ error: String, _ description: String, status: Int = 400) {
+        self.error = error
+        self.description = description
+        self.status = status
+    }
+
+    public static func invalidGrant(_ description: String) -> OAuthError { OAuthError("invalid_grant", description) }
+
+    public var body: JSONObject {
+        JSONObject([("error", .string(error)), ("error_description", .string(description))])
+    }
+}
+
+extension TokenService {
+    /// The refresh grant (RFC 6749 §6) with rotation, replay inside the grace window and
+    /// family revocation on reuse. `scope`, when given, must be a subset of the family's.
+    public func refresh(token: String, scope: [String]? = nil, clientID: String? = nil) async -> Result<IssuedTokens, OAuthError> {
+        guard RefreshSecret.plausible(token) else { return .failure(.invalidGrant("unknown refresh token")) }
+        let hash = SHA256.hash(Array(token.utf8))
+        let now = clock.now()
+        do {
+            // Read first: minting needs the family, and a spent token needs no candidate.
+            let (record, family) = try await store.updateRefreshToken(hash: hash, now: now) { record, family in
+                RefreshDecision(change: .none, outcome: ReadBack(record: record, family: family))
+            }.pair
+            let cutoff = family.flatMap { revocations.cutoff(subject: $0.subject) }
+            guard let record, let family else { return .failure(.invalidGrant("unknown refresh token")) }
+            if let refusal = RefreshRotation.familyRefusal(family, now: now, subjectCutoff: cutoff) {
+                return .failure(.invalidGrant(refusal))
+            }
+            if let clientID, clientID != family.clientID {
+                return .failure(.invalidGrant("the refresh token was issued to another client"))
+            }
+            let granted = family.scope.split(separator: " ").map(String.init)
+            if let scope, !Set(scope).isSubset(of: Set(granted)) {
+                return .failure(OAuthError("invalid_scope", "the requested scope exceeds the scope granted to this refresh token"))
+            }
+            var candidate: RefreshRotation.Candidate?
+            var minted: IssuedTokens?
+            if record.state == .active {
+                let request = IssueRequest(
+                    subject: family.subject, scope: scope ?? granted, clientID: family.clientID, dialect: family.dialect)
+                var tokens = try mintAccess(request, policy: configuration.accessPolicy, familyID: family.id, now: now)
+                let next = RefreshSecret.generate()
+                tokens.refreshToken = next.text
+                let sealed = try AES256GCM.seal(
+                    JSONValue.object(SealedSuccessor.encode(tokens)).compactBytes, key: RefreshSecret.sealingKey(token))
+                candidate = RefreshRotation.Candidate(
+                    successor: RefreshTokenRecord(hash: next.hash, familyID: family.id, state: .active, createdAt: now),
+                    sealed: sealed, accessJTI: tokens.jti, accessExpiresAt: tokens.expiresAt)
+                minted = tokens
+            }
+            let grace = configuration.refreshGrace
+            let chosen = candidate
+            let outcome = try await store.updateRefreshToken(hash: hash, now: now) { record, family in
+                RefreshRotation.decide(
+                    record: record, family: family, now: now, grace: grace, subjectCutoff: cutoff, candidate: chosen)
+            }
+            switch outcome {
+            case .rotated:
+                metrics.refreshRotated.increment()
+                return .success(minted!)
+            case .replay(let sealed):
+                guard let plain = try? AES256GCM.open(sealed, key: RefreshSecret.sealingKey(token)),
+                    let tokens = SealedSuccessor.decode(plain, now: now)
+                else { return .failure(.invalidGrant("unknown refresh token")) }
+                return .success(tokens)
+            case .reuse(let familyID, let subject):
+                revocations.revokeFamily(id: familyID, at: now)
+                metrics.reuseDetected.increment()
+                metrics.revokedFamily.increment()
+                logger.warning(
+                    "refresh token reuse: session revoked",
+                    metadata: ["family": "\(familyID)", "sub": "\(subject)", "reason": "a spent refresh token was used again"])
+                return .failure(.invalidGrant("refresh token reuse detected; the session has been revoked"))
+            case .refused(let reason):
+                return .failure(.invalidGrant(reason))
+            }
+        } catch let error as ServiceError {
+            return .failure(OAuthError("temporarily_unavailable", error.reason, status: 503))
+        } catch {
+            let failure = noteStoreFailure(error, during: "refresh")
+            return .failure(OAuthError("temporarily_unavailable", failure.reason, status: 503))
+        }
+    }
+}
+
+/// The stored record and family, read back through `updateRefreshToken`.
+struct ReadBack: Sendable {
+    let record: RefreshTokenRecord?
+    let family: RefreshFamily?
+    var pair: (RefreshTokenRecord?, RefreshFamily?) { (record, family) }
+}
+
+/// The successor pair as sealed for replay.
+enum SealedSuccessor {
+    static func encode(_ tokens: IssuedTokens) -> JSONObject {
+        var object = JSONObject()
+        object["a"] = .string(tokens.accessToken)
+        object["r"] = tokens.refreshToken.map { .string($0) } ?? .null
+        object["s"] = .string(tokens.scope)
+        object["j"] = .string(tokens.jti)
+        object["x"] = .number(JSONNumber(Int64(tokens.expiresAt)))
+        object["f"] = tokens.familyID.map { .string($0) } ?? .null
+        return object
+    }
+
+    static func decode(_ bytes: [UInt8], now: Double) -> IssuedTokens? {
+        guard let object = (try? JSONParser().parse(bytes))?.objectValue, let access = object["a"]?.stringValue,
+            let scope = object["s"]?.stringValue, let jti = object["j"]?.stringValue,
+            let exp = object["x"]?.numberValue?.doubleValue
+        else { return nil }
+        return IssuedTokens(
+            accessToken: access, tokenType: "Bearer", expiresIn: max(0, Int(exp - now)), scope: scope,
+            refreshToken: object["r"]?.stringValue, jti: jti, expiresAt: exp, familyID: object["f"]?.stringValue)
+    }
+}

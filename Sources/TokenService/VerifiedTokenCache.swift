@@ -1,0 +1,55 @@
+
+/// What introspection needs of a token whose signature and claims were verified once.
+public struct VerifiedToken: Sendable {
+    public let subject: String
+    public let scope: String
+    public let clientID: String?
+    public let username: String?
+    public let issuer: String
+    public let audience: [String]?
+    public let jti: String
+    public let kid: String
+    /// The refresh family (`sid`), when the token came from a sign-in with refresh.
+    public let familyID: String?
+    public let exp: Double
+    public let iat: Double
+    public let nbf: Double?
+}
+
+/// A bounded map from token text to its verified claims, so a repeated token skips the
+/// signature check. Expiry and revocation are not cached: callers re-check them on every hit.
+/// Sharded; a full shard drops an arbitrary entry.
+final class VerifiedTokenCache: Sendable {
+    private static let shardCount = 16
+    private let shards: [LockedBox<[String: VerifiedToken]>]
+    private let capacityPerShard: Int
+
+    init(capacity: Int) {
+        capacityPerShard = max(1, capacity / VerifiedTokenCache.shardCount)
+        shards = (0..<VerifiedTokenCache.shardCount).map { _ in LockedBox([:]) }
+    }
+
+    @inline(__always)
+    private func shard(_ token: String) -> Int {
+        // The signature segment's last bytes are uniformly random: cheap and well spread.
+        var h = 0
+        for byte in token.utf8.suffix(4) { h = h &* 31 &+ Int(byte) }
+        return Int(UInt(bitPattern: h) % UInt(VerifiedTokenCache.shardCount))
+    }
+
+    func lookup(_ token: String) -> VerifiedToken? {
+        shards[shard(token)].withLock { $0[token] }
+    }
+
+    func insert(_ token: String, _ verified: VerifiedToken) {
+        let limit = capacityPerShard
+        shards[shard(token)].withLock { entries in
+            if entries.count >= limit, entries[token] == nil { entries.remove(at: entries.startIndex) }
+            entries[token] = verified
+        }
+    }
+
+    func removeAll() {
+        for shard in shards { shard.withLock { $0.removeAll() } }
+    }
+}
