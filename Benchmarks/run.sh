@@ -94,7 +94,9 @@ cpu_model="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
     echo "openssl=$(openssl version)"
     echo "swift=$(swift --version 2>&1 | head -1)"
     echo "pinned_core=$CORE"
-    echo "git_commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$ROOT" diff --quiet HEAD -- Sources 2>/dev/null || echo '+dirty Sources')"
+    # "+dirty" when the measured modules differ from the commit
+    echo "git_commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$ROOT" diff --quiet HEAD -- \
+        Package.swift Sources/COpenSSL Sources/TokenCrypto Sources/JOSE Sources/jwt-inspect 2>/dev/null || echo '+dirty')"
     echo "loadavg_before=$(cut -d' ' -f1-3 /proc/loadavg)"
 } >"$OUT/machine.txt"
 
@@ -113,7 +115,7 @@ for alg in $ALGS; do
     RS256 | PS256) speed_algs+=(rsa2048) ;;
     esac
 done
-mapfile -t speed_algs < <(printf '%s\n' "${speed_algs[@]}" | sort -u)
+if [ "${#speed_algs[@]}" -gt 0 ]; then mapfile -t speed_algs < <(printf '%s\n' "${speed_algs[@]}" | sort -u); fi
 
 # openssl speed's -mr lines: +F2:k:bits:sign/s:verify/s (RSA), +F4:k:bits:sign/s:verify/s
 # (ECDSA), +F6:k:bits:name:sign/s:verify/s (EdDSA). Rates are per second of user CPU time.
