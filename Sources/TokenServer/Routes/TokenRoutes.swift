@@ -1,0 +1,199 @@
+import JOSE
+public import Logging
+public import Prometheus
+public import TokenService
+
+/// The routes of DESIGN §5 over a TokenService: the API socket gets the native routes, the
+/// admin socket gets those plus `/admin/…`. Handlers only translate HTTP to service calls.
+public struct TokenRoutes: Sendable {
+    public let service: TokenService
+    public let registry: PrometheusCollectorRegistry
+    let logger: Logger
+
+    public init(service: TokenService, registry: PrometheusCollectorRegistry, logger: Logger) {
+        self.service = service
+        self.registry = registry
+        self.logger = logger
+    }
+
+    /// Routes for the API socket (and the optional TCP listener).
+    public func apiRouter() -> Router {
+        var router = Router()
+        addNative(to: &router)
+        return router
+    }
+
+    /// Routes for the admin socket: the native ones and `/admin/…`.
+    public func adminRouter() -> Router {
+        var router = Router()
+        addNative(to: &router)
+        addAdmin(to: &router)
+        return router
+    }
+
+    func addNative(to router: inout Router) {
+        let service = self.service
+        let registry = self.registry
+        router.add("POST", "/oauth2/introspect", name: "introspect", .sync { request in
+            TokenRoutes.introspect(request, service)
+        })
+        router.add("POST", "/oauth2/revoke", name: "revoke", .async { request in
+            await TokenRoutes.revoke(request, service)
+        })
+        router.add("POST", "/oauth2/token", name: "token", .async { request in
+            await TokenRoutes.token(request, service)
+        })
+        router.add("GET", "/v1/verify", name: "verify", .sync { request in
+            TokenRoutes.verify(request, service)
+        })
+        router.add("GET", "/.well-known/jwks.json", name: "jwks", .sync { request in
+            TokenRoutes.jwks(request, service)
+        })
+        router.add("GET", "/healthz", name: "healthz", .async { _ in
+            let (healthy, reason) = await service.health()
+            let body: JSONValue = .object(JSONObject([("status", .string(healthy ? "serving" : "unavailable")), ("reason", .string(reason))]))
+            return HTTPResponse.json(healthy ? 200 : 503, body, headers: healthy ? [] : [("Retry-After", "5")])
+        })
+        router.add("GET", "/metrics", name: "metrics", .sync { _ in
+            HTTPResponse(
+                status: 200, headers: [("Content-Type", "text/plain; version=0.0.4; charset=utf-8"), ("Cache-Control", "no-store")],
+                body: registry.emitToBuffer())
+        })
+    }
+
+    // MARK: Native handlers
+
+    static func introspect(_ request: HTTPRequest, _ service: TokenService) -> HTTPResponse {
+        let parameters: [String: String]
+        do throws(HTTPError) { parameters = try request.formOrJSONParameters() } catch { return error.response }
+        guard let token = parameters["token"], !token.isEmpty else {
+            return .error(status: 400, error: "invalid_request", description: "the token parameter is required")
+        }
+        switch service.introspect(token) {
+        case .active(let verified):
+            return .json(200, .object(introspectionBody(verified)))
+        case .inactive:
+            return .json(200, .object(JSONObject([("active", .bool(false))])))
+        case .unavailable(let reason):
+            return .error(status: 503, error: "temporarily_unavailable", description: reason, headers: [("Retry-After", "1")])
+        }
+    }
+
+    /// RFC 7662 §2.2 members of an active token; `scope` is always a string.
+    static func introspectionBody(_ token: VerifiedToken) -> JSONObject {
+        var body = JSONObject()
+        body["active"] = .bool(true)
+        body["sub"] = .string(token.subject)
+        body["scope"] = .string(token.scope)
+        if let clientID = token.clientID { body["client_id"] = .string(clientID) }
+        if let username = token.username { body["username"] = .string(username) }
+        body["token_type"] = "Bearer"
+        body["exp"] = .number(JSONNumber(Int64(token.exp)))
+        body["iat"] = .number(JSONNumber(Int64(token.iat)))
+        if let nbf = token.nbf { body["nbf"] = .number(JSONNumber(Int64(nbf))) }
+        if let audience = token.audience {
+            body["aud"] = audience.count == 1 ? .string(audience[0]) : .array(audience.map { .string($0) })
+        }
+        body["iss"] = .string(token.issuer)
+        body["jti"] = .string(token.jti)
+        return body
+    }
+
+    static func revoke(_ request: HTTPRequest, _ service: TokenService) async -> HTTPResponse {
+        let parameters: [String: String]
+        do throws(HTTPError) { parameters = try request.formOrJSONParameters() } catch { return error.response }
+        guard let token = parameters["token"], !token.isEmpty else {
+            return .error(status: 400, error: "invalid_request", description: "the token parameter is required")
+        }
+        do {
+            try await service.revoke(token: token, hint: parameters["token_type_hint"])
+            return HTTPResponse(status: 200, headers: [("Cache-Control", "no-store")])
+        } catch {
+            return .error(status: 503, error: "temporarily_unavailable", description: "\(error)", headers: [("Retry-After", "1")])
+        }
+    }
+
+    static let tokenHeaders = [("Cache-Control", "no-store"), ("Pragma", "no-cache")]
+
+    static func token(_ request: HTTPRequest, _ service: TokenService) async -> HTTPResponse {
+        let parameters: [String: String]
+        do throws(HTTPError) { parameters = try request.formOrJSONParameters() } catch { return error.response }
+        guard let grant = parameters["grant_type"] else {
+            return .error(status: 400, error: "invalid_request", description: "the grant_type parameter is required", headers: tokenHeaders)
+        }
+        guard grant == "refresh_token" else {
+            return .error(
+                status: 400, error: "unsupported_grant_type",
+                description: "grant_type \(grant.prefix(40)) is not supported; use refresh_token", headers: tokenHeaders)
+        }
+        guard let refresh = parameters["refresh_token"], !refresh.isEmpty else {
+            return .error(status: 400, error: "invalid_request", description: "the refresh_token parameter is required", headers: tokenHeaders)
+        }
+        let scope = parameters["scope"].map { $0.split(separator: " ").map(String.init) }
+        switch await service.refresh(token: refresh, scope: scope, clientID: parameters["client_id"]) {
+        case .success(let tokens):
+            return .json(200, .object(tokens.oauthBody), headers: tokenHeaders)
+        case .failure(let error):
+            var headers = tokenHeaders
+            if error.status == 503 { headers.append(("Retry-After", "1")) }
+            return .json(error.status, .object(error.body), headers: headers)
+        }
+    }
+
+    /// For nginx `auth_request`: 200 with the subject's headers, or 401 per RFC 6750 §3.
+    static func verify(_ request: HTTPRequest, _ service: TokenService) -> HTTPResponse {
+        guard let authorization = request.header("Authorization") else {
+            return HTTPResponse(status: 401, headers: [("WWW-Authenticate", "Bearer realm=\"tokend\""), ("Cache-Control", "no-store")])
+        }
+        let parts = authorization.split(separator: " ", maxSplits: 1)
+        guard parts.count == 2, parts[0].lowercased() == "bearer", !parts[1].isEmpty else {
+            return HTTPResponse(
+                status: 401,
+                headers: [
+                    ("WWW-Authenticate", "Bearer realm=\"tokend\", error=\"invalid_request\", error_description=\"expected Authorization: Bearer <token>\""),
+                    ("Cache-Control", "no-store"),
+                ])
+        }
+        switch service.introspect(String(parts[1]).trimmingCharacters(in: " ")) {
+        case .active(let token):
+            return HTTPResponse(
+                status: 200,
+                headers: [
+                    ("X-Token-Subject", token.subject), ("X-Token-Scope", token.scope),
+                    ("X-Token-Expires", String(Int64(token.exp))), ("Cache-Control", "no-store"),
+                ])
+        case .inactive(let reason):
+            return HTTPResponse(
+                status: 401,
+                headers: [
+                    ("WWW-Authenticate", "Bearer realm=\"tokend\", error=\"invalid_token\", error_description=\"\(reason)\""),
+                    ("Cache-Control", "no-store"),
+                ])
+        case .unavailable(let reason):
+            return .error(status: 503, error: "temporarily_unavailable", description: reason, headers: [("Retry-After", "1")])
+        }
+    }
+
+    static func jwks(_ request: HTTPRequest, _ service: TokenService) -> HTTPResponse {
+        let snapshot = service.keyring.snapshot
+        let headers = [
+            ("Content-Type", "application/json"), ("ETag", snapshot.etag),
+            ("Cache-Control", "public, max-age=\(Int(service.configuration.jwksMaxAge))"),
+        ]
+        if let match = request.header("If-None-Match"), match.split(separator: ",").contains(where: {
+            $0.trimmingCharacters(in: " ") == snapshot.etag
+        }) {
+            return HTTPResponse(status: 304, headers: Array(headers.dropFirst()))
+        }
+        return HTTPResponse(status: 200, headers: headers, body: snapshot.jwks)
+    }
+}
+
+extension StringProtocol {
+    func trimmingCharacters(in set: Character) -> String {
+        var slice = Substring(self)
+        while slice.first == set { slice = slice.dropFirst() }
+        while slice.last == set { slice = slice.dropLast() }
+        return String(slice)
+    }
+}

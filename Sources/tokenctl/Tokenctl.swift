@@ -1,0 +1,305 @@
+import ArgumentParser
+import JOSE
+import TokenServer
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The operator's client: talks to tokend's admin socket.
+@main
+struct Tokenctl: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tokenctl",
+        abstract: "Operate tokend over its admin socket: keys, tokens, sign-outs.",
+        discussion: "The admin socket is TOKEND_ADMIN_SOCKET, by default ./run/tokend-admin.sock (systemd: /run/tokend/admin.sock).",
+        version: "0.1.0",
+        subcommands: [Status.self, Keys.self, Token.self, Subject.self]
+    )
+}
+
+/// Options every subcommand shares.
+struct GlobalOptions: ParsableArguments {
+    @Option(name: .customLong("socket"), help: "Admin socket path (default $TOKEND_ADMIN_SOCKET or ./run/tokend-admin.sock).", completion: .file())
+    var socket: String?
+
+    @Flag(help: "Print the daemon's JSON answer instead of a table.")
+    var json = false
+
+    var socketPath: String {
+        socket ?? getenv("TOKEND_ADMIN_SOCKET").map { String(cString: $0) } ?? "./run/tokend-admin.sock"
+    }
+
+    /// Sends a request and returns the JSON object answered; a non-2xx answer becomes an
+    /// error carrying the daemon's description.
+    func call(_ method: String, _ path: String, body: JSONObject? = nil) throws -> JSONObject {
+        let client = UnixHTTPClient(path: socketPath)
+        defer { client.close() }
+        let bytes = body.map { JSONValue.object($0).compactBytes } ?? []
+        let headers = body == nil ? [] : [("Content-Type", "application/json")]
+        let response: (status: Int, headers: [(String, String)], body: [UInt8])
+        do {
+            response = try client.send(method: method, path: path, headers: headers, body: bytes)
+        } catch {
+            throw CommandFailure(message: "\(error)")
+        }
+        let object = (try? JSONParser().parse(response.body))?.objectValue ?? JSONObject()
+        guard (200..<300).contains(response.status) else {
+            let description = object["error_description"]?.stringValue ?? object["error"]?.stringValue ?? "HTTP \(response.status)"
+            throw CommandFailure(message: "tokend refused: \(description)", json: json ? JSONValue.object(object).prettyText() : nil)
+        }
+        return object
+    }
+
+    func emit(_ object: JSONObject, text: () -> String) {
+        print(json ? JSONValue.object(object).prettyText() : text())
+    }
+}
+
+/// A failure with a message for stderr (and the daemon's JSON with --json).
+struct CommandFailure: Error, CustomStringConvertible {
+    let message: String
+    var json: String?
+    var description: String { message }
+}
+
+/// Reads a token from the argument or, for "-" or none, standard input.
+func readToken(_ argument: String?) throws -> String {
+    if let argument, argument != "-" { return argument.trimmedToken }
+    guard isatty(0) == 0 else { throw ValidationError("pass the token as an argument or on standard input") }
+    var bytes: [UInt8] = []
+    var buffer = [UInt8](repeating: 0, count: 4096)
+    while true {
+        let n = read(0, &buffer, buffer.count)
+        if n < 0 && errno == EINTR { continue }
+        if n <= 0 { break }
+        bytes += buffer[0..<n]
+        if bytes.count > 65536 { throw ValidationError("standard input is larger than 64 KiB") }
+    }
+    return String(decoding: bytes, as: UTF8.self).trimmedToken
+}
+
+extension String {
+    /// Without whitespace and a `Bearer ` prefix.
+    var trimmedToken: String {
+        var text = Substring(self)
+        while let c = text.first, c.isWhitespace { text = text.dropFirst() }
+        while let c = text.last, c.isWhitespace { text = text.dropLast() }
+        if text.lowercased().hasPrefix("bearer ") { text = text.dropFirst(7) }
+        return String(text)
+    }
+}
+
+/// Aligned columns for people.
+func table(_ header: [String], _ rows: [[String]]) -> String {
+    let all = [header] + rows
+    let widths = header.indices.map { column in all.map { $0[column].count }.max() ?? 0 }
+    return all.map { row in
+        row.enumerated().map { $0.element.padding(widths[$0.offset], last: $0.offset == row.count - 1) }.joined(separator: "  ")
+    }.joined(separator: "\n")
+}
+
+extension String {
+    func padding(_ width: Int, last: Bool) -> String {
+        last || count >= width ? self : self + String(repeating: " ", count: width - count)
+    }
+}
+
+extension Tokenctl {
+    static func main() {
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch let failure as CommandFailure {
+            if let json = failure.json { print(json) }
+            var text = "tokenctl: \(failure.message)\n"
+            fflush(nil)
+            text.withUTF8 { _ = write(2, $0.baseAddress, $0.count) }
+            Glibc.exit(1)
+        } catch {
+            exit(withError: error)
+        }
+    }
+}
+
+struct Status: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Show whether tokend serves, its keys and revocation counts.")
+    @OptionGroup var options: GlobalOptions
+
+    func run() throws {
+        let status = try options.call("GET", "/admin/status")
+        options.emit(status) {
+            var lines = [
+                "status     \(status["status"]?.stringValue == "serving" ? "serving" : "unavailable: \(status["reason"]?.stringValue ?? "?")")",
+                "issuer     \(status["issuer"]?.stringValue ?? "?")",
+                "revoked    \(status["revoked_access_tokens"]?.numberValue?.text ?? "0") access tokens, \(status["ended_sessions"]?.numberValue?.text ?? "0") sessions, \(status["signed_out_subjects"]?.numberValue?.text ?? "0") signed-out users",
+                "",
+            ]
+            lines.append(Keys.List.render(status))
+            return lines.joined(separator: "\n")
+        }
+    }
+}
+
+struct Keys: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "List, rotate and revoke signing keys.", subcommands: [List.self, Rotate.self, Revoke.self],
+        defaultSubcommand: List.self)
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List the keyring: kid, algorithm, state and times.")
+        @OptionGroup var options: GlobalOptions
+
+        func run() throws {
+            let keys = try options.call("GET", "/admin/keys")
+            options.emit(keys) { List.render(keys) }
+        }
+
+        static func render(_ body: JSONObject) -> String {
+            let rows = (body["keys"]?.arrayValue ?? []).compactMap(\.objectValue).map { key in
+                [
+                    key["kid"]?.stringValue ?? "?", key["alg"]?.stringValue ?? "?", key["state"]?.stringValue ?? "?",
+                    key["created"]?.stringValue ?? "-", key["activated"]?.stringValue ?? "-",
+                ]
+            }
+            var text = table(["KID", "ALG", "STATE", "CREATED", "ACTIVATED"], rows)
+            if let safe = body["rotation_safe_at"]?.stringValue { text += "\n\nrotation is safe from \(safe)" }
+            return text
+        }
+    }
+
+    struct Rotate: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Promote the next key to current.",
+            discussion: "Refused while the next key has been published for less than the JWKS max-age, unless --force (emergency).")
+        @OptionGroup var options: GlobalOptions
+        @Flag(help: "Rotate even though verifiers may not have fetched the next key yet.")
+        var force = false
+
+        func run() throws {
+            let body = try options.call("POST", "/admin/keys/rotate", body: JSONObject([("force", .bool(force))]))
+            options.emit(body) {
+                let change = body["change"]?.objectValue
+                return "rotated: current \(change?["current"]?.stringValue ?? "?"), previous \(change?["previous"]?.stringValue ?? "?"), next \(change?["next"]?.stringValue ?? "?")\n\n"
+                    + List.render(body)
+            }
+        }
+    }
+
+    struct Revoke: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Revoke a key now: every token it signed is refused at once.")
+        @OptionGroup var options: GlobalOptions
+        @Argument(help: "The kid to revoke.") var kid: String
+
+        func validate() throws {
+            guard KeyringDocument.isSafeKid(kid) else { throw ValidationError("\(kid) is not a kid (A-Z a-z 0-9 - _)") }
+        }
+
+        func run() throws {
+            let body = try options.call("POST", "/admin/keys/\(kid)/revoke")
+            options.emit(body) {
+                let change = body["change"]?.objectValue
+                var text = "revoked \(kid)"
+                if let current = change?["current"]?.stringValue { text += "; \(current) now signs" }
+                return text + "\n\n" + List.render(body)
+            }
+        }
+    }
+}
+
+struct Token: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Issue, introspect, revoke and explain tokens.",
+        subcommands: [Issue.self, Introspect.self, Revoke.self, Explain.self])
+
+    struct Issue: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Issue an access token (and a refresh token) for a subject.")
+        @OptionGroup var options: GlobalOptions
+        @Option(help: "Subject (sub).") var sub: String
+        @Option(help: "Space-separated scope.") var scope: String?
+        @Option(help: "Lifetime: 1h, 24h, 30d or a duration (default the access policy).") var policy: String?
+        @Option(name: .customLong("client-id"), help: "client_id claim.") var clientID: String?
+        @Flag(help: "Also issue a refresh token.") var refresh = false
+
+        func run() throws {
+            var request = JSONObject([("sub", .string(sub)), ("refresh", .bool(refresh))])
+            if let scope { request["scope"] = .string(scope) }
+            if let policy { request["policy"] = .string(policy) }
+            if let clientID { request["client_id"] = .string(clientID) }
+            let body = try options.call("POST", "/admin/tokens", body: request)
+            options.emit(body) {
+                var lines = [body["access_token"]?.stringValue ?? ""]
+                if let refresh = body["refresh_token"]?.stringValue { lines.append("refresh_token: \(refresh)") }
+                return lines.joined(separator: "\n")
+            }
+        }
+    }
+
+    struct Introspect: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Ask tokend whether a token is active (RFC 7662).")
+        @OptionGroup var options: GlobalOptions
+        @Argument(help: "The token, or - for standard input.") var token: String?
+
+        func run() throws {
+            let body = try options.call("POST", "/oauth2/introspect", body: JSONObject([("token", .string(try readToken(token)))]))
+            options.emit(body) {
+                guard body["active"]?.boolValue == true else { return "inactive" }
+                let rows = body.members.filter { $0.key != "active" }.map { [$0.key, $0.value.stringValue ?? $0.value.compactText] }
+                return "active\n" + table(["CLAIM", "VALUE"], rows)
+            }
+            if body["active"]?.boolValue != true { throw ExitCode(1) }
+        }
+    }
+
+    struct Revoke: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Revoke an access or refresh token (RFC 7009).")
+        @OptionGroup var options: GlobalOptions
+        @Argument(help: "The token, or - for standard input.") var token: String?
+
+        func run() throws {
+            _ = try options.call("POST", "/oauth2/revoke", body: JSONObject([("token", .string(try readToken(token)))]))
+            options.emit(JSONObject([("revoked", .bool(true))])) { "revoked (or unknown, which RFC 7009 treats the same)" }
+        }
+    }
+
+    struct Explain: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show every check tokend makes on a token and its result.")
+        @OptionGroup var options: GlobalOptions
+        @Argument(help: "The token, or - for standard input.") var token: String?
+
+        func run() throws {
+            let body = try options.call("POST", "/admin/tokens/explain", body: JSONObject([("token", .string(try readToken(token)))]))
+            options.emit(body) {
+                let rows = (body["checks"]?.arrayValue ?? []).compactMap(\.objectValue).map {
+                    [$0["status"]?.stringValue ?? "?", $0["name"]?.stringValue ?? "?", $0["detail"]?.stringValue ?? ""]
+                }
+                return table(["RESULT", "CHECK", "DETAIL"], rows) + "\n\n" + (body["verdict"]?.stringValue ?? "")
+            }
+        }
+    }
+}
+
+struct Subject: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Act on every token of a user.", subcommands: [Logout.self])
+
+    struct Logout: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Sign a user out everywhere: every token issued to them until now stops working.")
+        @OptionGroup var options: GlobalOptions
+        @Argument(help: "The subject (user id).") var subject: String
+
+        func run() throws {
+            let escaped = subject.utf8.map { byte -> String in
+                let c = Character(Unicode.Scalar(byte))
+                return c.isLetter && c.isASCII || c.isNumber && c.isASCII || "-_.~".contains(c)
+                    ? String(c) : "%" + String(byte, radix: 16, uppercase: true).leftPadded
+            }.joined()
+            let body = try options.call("POST", "/admin/users/\(escaped)/logout")
+            options.emit(body) { "\(subject) signed out everywhere" }
+        }
+    }
+}
+
+extension String {
+    var leftPadded: String { count == 1 ? "0" + self : self }
+}

@@ -1,0 +1,261 @@
+import ArgumentParser
+import Logging
+import Metrics
+import Prometheus
+import ServiceLifecycle
+import UnixSignals
+import Systemd
+import TokenServer
+import TokenService
+import TokenStore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The token daemon: configuration → store → keyring → service → sockets, in one
+/// ServiceGroup. SIGTERM drains and exits 0; SIGHUP reloads the key directory.
+@main
+struct Tokend: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tokend",
+        abstract: "Token security daemon: introspection, revocation and refresh rotation over a Unix socket.",
+        discussion: """
+            Every option has an environment variable (shown in brackets); an option given on the \
+            command line wins. systemd/tokend.env documents them all with their defaults.
+            """,
+        version: "0.1.0"
+    )
+
+    @Option(help: "API socket path [TOKEND_SOCKET] (default ./run/tokend.sock)")
+    var socket: String?
+    @Option(name: .customLong("admin-socket"), help: "Admin socket path [TOKEND_ADMIN_SOCKET] (default ./run/tokend-admin.sock)")
+    var adminSocket: String?
+    @Option(help: "Optional TCP listener HOST:PORT [TOKEND_LISTEN] (default off)")
+    var listen: String?
+    @Option(help: "Store: sqlite:PATH [TOKEND_STORE] (default sqlite:./var/tokend.db)")
+    var store: String?
+    @Option(name: .customLong("keys-dir"), help: "Key directory [TOKEND_KEYS_DIR] (default ./keys)")
+    var keysDir: String?
+    @Option(name: .customLong("signing-alg"), help: "Algorithm of new keys [TOKEND_SIGNING_ALG] (default ES256)")
+    var signingAlg: String?
+    @Option(help: "Token issuer [TOKEND_ISSUER] (default tokend)")
+    var issuer: String?
+    @Option(help: "Token audience [TOKEND_AUDIENCE] (default none)")
+    var audience: String?
+    @Option(name: .customLong("access-policy"), help: "Access token lifetime [TOKEND_ACCESS_POLICY] (default 1h)")
+    var accessPolicy: String?
+    @Option(name: .customLong("refresh-policy"), help: "Refresh family lifetime [TOKEND_REFRESH_POLICY] (default 30d)")
+    var refreshPolicy: String?
+    @Option(name: .customLong("refresh-grace"), help: "Refresh retry window [TOKEND_REFRESH_GRACE] (default 10s)")
+    var refreshGrace: String?
+    @Option(name: .customLong("key-rotation"), help: "Scheduled rotation [TOKEND_KEY_ROTATION] (default off)")
+    var keyRotation: String?
+    @Option(name: .customLong("jwks-max-age"), help: "JWKS cache max-age [TOKEND_JWKS_MAX_AGE] (default 300s)")
+    var jwksMaxAge: String?
+    @Option(help: "Clock skew tolerated [TOKEND_LEEWAY] (default 30s)")
+    var leeway: String?
+    @Option(name: .customLong("log-level"), help: "Log level [TOKEND_LOG_LEVEL] (default info)")
+    var logLevel: String?
+
+    /// Flags laid over the environment.
+    func settings() -> [String: String] {
+        var merged: [String: String] = [:]
+        var index = 0
+        while let entry = environ[index] {
+            let text = String(cString: entry)
+            if let equals = text.firstIndex(of: "=") {
+                merged[String(text[..<equals])] = String(text[text.index(after: equals)...])
+            }
+            index += 1
+        }
+        let flags: [(String, String?)] = [
+            ("TOKEND_SOCKET", socket), ("TOKEND_ADMIN_SOCKET", adminSocket), ("TOKEND_LISTEN", listen),
+            ("TOKEND_STORE", store), ("TOKEND_KEYS_DIR", keysDir), ("TOKEND_SIGNING_ALG", signingAlg),
+            ("TOKEND_ISSUER", issuer), ("TOKEND_AUDIENCE", audience), ("TOKEND_ACCESS_POLICY", accessPolicy),
+            ("TOKEND_REFRESH_POLICY", refreshPolicy), ("TOKEND_REFRESH_GRACE", refreshGrace),
+            ("TOKEND_KEY_ROTATION", keyRotation), ("TOKEND_JWKS_MAX_AGE", jwksMaxAge), ("TOKEND_LEEWAY", leeway),
+            ("TOKEND_LOG_LEVEL", logLevel),
+        ]
+        for (name, value) in flags { if let value { merged[name] = value } }
+        return merged
+    }
+
+    func run() async throws {
+        let config: TokendConfiguration
+        do {
+            config = try TokendConfiguration(settings())
+        } catch {
+            Tokend.fail("tokend: invalid configuration:\n\(error)", code: 78)
+        }
+        SystemdLogging.bootstrap(label: "tokend", level: config.logLevel)
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        let logger = Logger(label: "tokend")
+        let notifier = SystemdNotifier.fromEnvironment(logger: logger)
+        do {
+            try await Daemon(config: config, registry: registry, notifier: notifier, logger: logger).run()
+        } catch let error as StartFailure {
+            logger.critical("tokend cannot start", metadata: ["reason": "\(error.description)"])
+            _ = notifier.status("failed: \(error.description)")
+            Tokend.fail("tokend: \(error.description)", code: 1)
+        }
+    }
+
+    static func fail(_ message: String, code: Int32) -> Never {
+        var text = message
+        if !text.hasSuffix("\n") { text += "\n" }
+        fflush(nil)
+        text.withCString { pointer in _ = write(2, pointer, strlen(pointer)) }
+        Glibc.exit(code)
+    }
+}
+
+/// A start-up failure with a message for the operator.
+struct StartFailure: Error, CustomStringConvertible {
+    let description: String
+}
+
+/// Wires the pieces together and runs them until SIGTERM.
+struct Daemon {
+    let config: TokendConfiguration
+    let registry: PrometheusCollectorRegistry
+    let notifier: SystemdNotifier
+    let logger: Logger
+
+    func run() async throws {
+        let store: any TokenStore
+        switch config.store {
+        case .sqlite(let path):
+            do {
+                store = try await SQLiteTokenStore.open(path: path, logger: logger)
+            } catch {
+                throw StartFailure(description: "cannot open the store sqlite:\(path): \(error)")
+            }
+        }
+        let keyring: Keyring
+        do {
+            keyring = try Keyring(
+                storage: KeyDirectory(path: config.keysDirectory), configuration: config.service, clock: .system, logger: logger)
+        } catch {
+            throw StartFailure(description: "cannot load the key directory \(config.keysDirectory): \(error)")
+        }
+        let service = try await TokenService.start(configuration: config.service, store: store, keyring: keyring, logger: logger)
+        let routes = TokenRoutes(service: service, registry: registry, logger: logger)
+
+        let listeners = try makeListeners(routes)
+        let notifier = self.notifier
+        let logger = self.logger
+        let server = HTTPServer(
+            listeners: listeners, configuration: HTTPServerConfiguration(), logger: logger,
+            onReady: {
+                _ = notifier.ready(status: service.statusLine)
+                logger.notice(
+                    "tokend is ready",
+                    metadata: ["listeners": "\(listeners.map { "\($0.kind.rawValue)=\($0.address)" }.joined(separator: " "))"])
+            })
+        let maintenance = MaintenanceService(service: service, notifier: notifier, logger: logger)
+        let reload = ReloadService(service: service, notifier: notifier, logger: logger)
+        var services: [any Service] = [server, maintenance, reload]
+        if notifier.watchdogInterval != nil { services.append(WatchdogService(notifier: notifier)) }
+        let group = ServiceGroup(
+            configuration: ServiceGroupConfiguration(
+                services: services.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) },
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger))
+        try await withGracefulShutdownHandler {
+            try await group.run()
+        } onGracefulShutdown: {
+            _ = notifier.stopping(status: "draining in-flight requests")
+        }
+        try? await store.close()
+        logger.notice("tokend stopped")
+    }
+
+    /// Socket-activated fds named `api` and `admin` when systemd passes them, else the
+    /// configured paths; plus the optional TCP listener.
+    func makeListeners(_ routes: TokenRoutes) throws -> [HTTPListener] {
+        var listeners: [HTTPListener] = []
+        let activated: [ActivatedSocket]
+        do {
+            activated = try SocketActivation.listenedSockets()
+        } catch {
+            throw StartFailure(description: "socket activation: \(error)")
+        }
+        if activated.isEmpty {
+            listeners.append(HTTPListener(address: .unixPath(config.socketPath, mode: 0o660), kind: .api, router: routes.apiRouter()))
+            listeners.append(
+                HTTPListener(address: .unixPath(config.adminSocketPath, mode: 0o600), kind: .admin, router: routes.adminRouter()))
+        } else {
+            for socket in activated {
+                switch socket.name {
+                case "api", "tokend":
+                    listeners.append(HTTPListener(address: .descriptor(socket.fd), kind: .api, router: routes.apiRouter()))
+                case "admin":
+                    listeners.append(HTTPListener(address: .descriptor(socket.fd), kind: .admin, router: routes.adminRouter()))
+                default:
+                    throw StartFailure(
+                        description: "socket activation passed an fd named \(socket.name); expected api or admin (FileDescriptorName=)")
+                }
+            }
+            if !activated.contains(where: { $0.name == "admin" }) {
+                listeners.append(
+                    HTTPListener(address: .unixPath(config.adminSocketPath, mode: 0o600), kind: .admin, router: routes.adminRouter()))
+            }
+        }
+        if let (host, port) = config.listen {
+            listeners.append(HTTPListener(address: .tcp(host: host, port: port), kind: .tcp, router: routes.apiRouter()))
+        }
+        return listeners
+    }
+}
+
+/// Key retirement, scheduled rotation, compaction and health, once a minute (health every 5 s).
+struct MaintenanceService: Service {
+    let service: TokenService
+    let notifier: SystemdNotifier
+    let logger: Logger
+
+    func run() async throws {
+        var tick = 0
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            do {
+                try await Task.sleep(for: .seconds(5))
+            } catch { return }
+            if Task.isShuttingDownGracefully { return }
+            tick += 1
+            let (healthy, reason) = await service.health()
+            _ = notifier.status(healthy ? service.statusLine : "degraded: \(reason)")
+            guard tick % 12 == 0 else { continue }
+            do {
+                if let summary = try await service.maintainKeys() {
+                    logger.notice("key maintenance", metadata: ["change": "\(summary)"])
+                }
+                _ = try await service.compact()
+            } catch {
+                logger.error("maintenance failed", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+}
+
+/// SIGHUP: RELOADING=1, re-read the key directory, READY=1.
+struct ReloadService: Service {
+    let service: TokenService
+    let notifier: SystemdNotifier
+    let logger: Logger
+
+    func run() async throws {
+        let signals = await UnixSignalsSequence(trapping: .sighup)
+        for await _ in signals.cancelOnGracefulShutdown() {
+            _ = notifier.reloading(status: "reloading the key directory")
+            do {
+                try await service.reloadKeys()
+                logger.notice("key directory reloaded", metadata: ["current_kid": "\(service.keyring.snapshot.signer.kid ?? "-")"])
+            } catch {
+                logger.error("reload failed; keeping the previous keys", metadata: ["error": "\(error)"])
+            }
+            _ = notifier.ready(status: service.statusLine)
+        }
+    }
+}

@@ -1,0 +1,120 @@
+import JOSE
+import Logging
+import TokenCrypto
+import TokenService
+
+/// Everything tokend is told at start (DESIGN §7): environment variables, overridden by
+/// flags. Every value is checked before anything starts; a bad one stops the daemon with a
+/// message that names the variable and the form it accepts.
+struct TokendConfiguration: Sendable {
+    struct Invalid: Error, CustomStringConvertible {
+        let description: String
+    }
+
+    enum StoreLocation: Sendable, Equatable {
+        case sqlite(path: String)
+    }
+
+    var socketPath = "./run/tokend.sock"
+    var adminSocketPath = "./run/tokend-admin.sock"
+    var listen: (host: String, port: Int)?
+    var store = StoreLocation.sqlite(path: "./var/tokend.db")
+    var keysDirectory = "./keys"
+    var logLevel = Logger.Level.info
+    var service = ServiceConfiguration()
+
+    /// Reads `source` (variable → value): the environment with flags laid over it.
+    init(_ source: [String: String]) throws {
+        var problems: [String] = []
+        func value(_ name: String) -> String? {
+            guard let raw = source[name] else { return nil }
+            let trimmed = raw.trimmingSpaces
+            return trimmed.isEmpty ? nil : trimmed
+        }
+        func check<T>(_ name: String, _ accepted: String, _ parse: (String) -> T?) -> T? {
+            guard let text = value(name) else { return nil }
+            guard let parsed = parse(text) else {
+                problems.append("\(name)=\(text.prefix(80)) is invalid: expected \(accepted)")
+                return nil
+            }
+            return parsed
+        }
+        let duration = "seconds or a duration like 30s, 5m, 1h, 7d"
+        let policy = "1h, 24h, 30d or a duration like 15m, 2h, 7d"
+
+        if let path = check("TOKEND_SOCKET", "a file path", { $0.hasPrefix("@") ? nil : $0 }) { socketPath = path }
+        if let path = check("TOKEND_ADMIN_SOCKET", "a file path", { $0.hasPrefix("@") ? nil : $0 }) { adminSocketPath = path }
+        if let text = value("TOKEND_LISTEN"), text.lowercased() != "off" {
+            if let parsed = TokendConfiguration.hostPort(text) {
+                listen = parsed
+            } else {
+                problems.append("TOKEND_LISTEN=\(text.prefix(80)) is invalid: expected HOST:PORT such as 127.0.0.1:8080, or off")
+            }
+        }
+        if let text = value("TOKEND_STORE") {
+            if text.hasPrefix("sqlite:"), text.count > "sqlite:".count {
+                store = .sqlite(path: String(text.dropFirst("sqlite:".count)))
+            } else if text.hasPrefix("postgres://") || text.hasPrefix("postgresql://") {
+                problems.append("TOKEND_STORE: the PostgreSQL store is not part of this build yet; use sqlite:PATH")
+            } else {
+                problems.append("TOKEND_STORE=\(text.prefix(80)) is invalid: expected sqlite:PATH (e.g. sqlite:./var/tokend.db)")
+            }
+        }
+        if let dir = value("TOKEND_KEYS_DIR") { keysDirectory = dir }
+        if let alg = check(
+            "TOKEND_SIGNING_ALG", SignatureAlgorithm.allCases.map(\.rawValue).joined(separator: ", "),
+            { SignatureAlgorithm(jwsName: $0) })
+        {
+            service.signingAlgorithm = alg
+        }
+        if let issuer = value("TOKEND_ISSUER") { service.issuer = issuer }
+        service.audience = value("TOKEND_AUDIENCE")
+        if let p = check("TOKEND_ACCESS_POLICY", policy, LifetimePolicy.init(parsing:)) { service.accessPolicy = p }
+        if let p = check("TOKEND_REFRESH_POLICY", policy, LifetimePolicy.init(parsing:)) { service.refreshPolicy = p }
+        if let s = check("TOKEND_REFRESH_GRACE", duration, DurationText.parse) { service.refreshGrace = Double(s) }
+        if let text = value("TOKEND_KEY_ROTATION"), text.lowercased() != "off" {
+            if let s = DurationText.parse(text), s >= 3600 {
+                service.keyRotation = Double(s)
+            } else {
+                problems.append("TOKEND_KEY_ROTATION=\(text.prefix(80)) is invalid: expected off or a duration of at least 1h, like 30d")
+            }
+        }
+        if let s = check("TOKEND_JWKS_MAX_AGE", duration, DurationText.parse) { service.jwksMaxAge = Double(s) }
+        if let s = check("TOKEND_LEEWAY", "\(duration) (at most 5m)", { DurationText.parse($0).flatMap { $0 <= 300 ? $0 : nil } }) {
+            service.leeway = Double(s)
+        }
+        if let level = check(
+            "TOKEND_LOG_LEVEL", "trace, debug, info, notice, warning, error or critical", { Logger.Level(rawValue: $0.lowercased()) })
+        {
+            logLevel = level
+        }
+        for name in [
+            "USER_SIGNUP_RATE_LIMIT_EMAIL", "USER_SIGNUP_RATE_LIMIT_EMAIL_WINDOW_MS", "USER_SIGNUP_RATE_LIMIT_IP",
+            "USER_SIGNUP_RATE_LIMIT_IP_WINDOW_MS",
+        ] {
+            _ = check(name, "a whole number ≥ 0", { Int($0).flatMap { $0 >= 0 ? $0 : nil } })
+        }
+        if socketPath == adminSocketPath {
+            problems.append("TOKEND_SOCKET and TOKEND_ADMIN_SOCKET must differ: the admin routes live only on the admin socket")
+        }
+        service.maxTokenLifetime = max(Double(LifetimePolicy.thirtyDays.seconds), Double(service.accessPolicy.seconds))
+        guard problems.isEmpty else { throw Invalid(description: problems.joined(separator: "\n")) }
+    }
+
+    static func hostPort(_ text: String) -> (String, Int)? {
+        guard let colon = text.lastIndex(of: ":") else { return nil }
+        var host = String(text[..<colon])
+        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        guard !host.isEmpty, let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else { return nil }
+        return (host, port)
+    }
+}
+
+extension String {
+    var trimmingSpaces: String {
+        var slice = Substring(self)
+        while let first = slice.first, first.isWhitespace { slice = slice.dropFirst() }
+        while let last = slice.last, last.isWhitespace { slice = slice.dropLast() }
+        return String(slice)
+    }
+}
