@@ -20,9 +20,10 @@ PYTHON_TEST_PACKAGES := 'pyjwt>=2.10' 'cryptography>=41'
 
 APT_GET := $(if $(filter 0,$(shell id -u)),,sudo) env DEBIAN_FRONTEND=noninteractive apt-get
 
-.PHONY: build release test deps test-deps install uninstall bench clean help
+.PHONY: build release run test deps test-deps install uninstall bench clean help
 
 help:
+	@echo "make run        build and start tokend in the foreground with dev defaults (./run, ./var, ./keys)"
 	@echo "make build      debug build of every target"
 	@echo "make test       install what the tests need, build, run every test"
 	@echo "make release    optimised, statically linked Swift runtime"
@@ -48,6 +49,30 @@ test-deps: deps
 
 build: deps
 	$(SWIFT) build
+
+## run: tokend in the foreground with the embedded SQLite store and dev keys; Ctrl-C stops it.
+run: deps
+	$(SWIFT) build --product tokend
+	$(SWIFT) build --product tokenctl
+	$(SWIFT) build --product jwt-inspect
+	@mkdir -p run var keys && chmod 700 var keys
+	@printf '%s\n' \
+	  "" \
+	  "tokend starts below: API socket ./run/tokend.sock, admin socket ./run/tokend-admin.sock," \
+	  "store ./var/tokend.db, keys ./keys (generated on first start). Try, in another terminal here:" \
+	  "" \
+	  "  TOKEN=\$$(.build/debug/tokenctl token issue --sub alice --scope 'read write')" \
+	  "  curl --unix-socket ./run/tokend.sock -d \"token=\$$TOKEN\" http://localhost/oauth2/introspect" \
+	  "  curl --unix-socket ./run/tokend.sock -i -H \"Authorization: Bearer \$$TOKEN\" http://localhost/v1/verify" \
+	  "  curl --unix-socket ./run/tokend.sock http://localhost/.well-known/jwks.json" \
+	  "  curl --unix-socket ./run/tokend-admin.sock -H 'Content-Type: application/json' -d '{\"sub\":\"bob\",\"refresh\":true}' http://localhost/admin/tokens" \
+	  "  curl --unix-socket ./run/tokend.sock -d \"token=\$$TOKEN\" http://localhost/oauth2/revoke" \
+	  "  .build/debug/tokenctl status" \
+	  "  .build/debug/jwt-inspect --jwks <(curl -s --unix-socket ./run/tokend.sock http://localhost/.well-known/jwks.json) \"\$$TOKEN\"" \
+	  ""
+	TOKEND_SOCKET=./run/tokend.sock TOKEND_ADMIN_SOCKET=./run/tokend-admin.sock \
+	TOKEND_STORE=sqlite:./var/tokend.db TOKEND_KEYS_DIR=./keys TOKEND_JWKS_MAX_AGE=60s \
+	exec .build/debug/tokend
 
 release: deps
 	$(SWIFT) build $(RELEASE_FLAGS)
