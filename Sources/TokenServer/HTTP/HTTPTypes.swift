@@ -17,9 +17,14 @@ public struct HTTPRequest: Sendable {
     public var pathParameters: [String: String]
 
     public init(
-        method: String, path: String, query: [(name: String, value: String)] = [],
-        headers: [(name: String, value: String)] = [], body: [UInt8] = [], listener: ListenerKind = .api,
-        peer: PeerCredentials? = nil, pathParameters: [String: String] = [:]
+        method: String,
+        path: String,
+        query: [(name: String, value: String)] = [],
+        headers: [(name: String, value: String)] = [],
+        body: [UInt8] = [],
+        listener: ListenerKind = .api,
+        peer: PeerCredentials? = nil,
+        pathParameters: [String: String] = [:]
     ) {
         self.method = method
         self.path = path
@@ -33,8 +38,7 @@ public struct HTTPRequest: Sendable {
 
     /// The first value of a header, case-insensitively.
     public func header(_ name: String) -> String? {
-        let lower = name.lowercased()
-        return headers.first { $0.name.lowercased() == lower }?.value
+        headers.first { asciiCaseInsensitiveEquals($0.name, name) }?.value
     }
 
     /// The first value of a query parameter.
@@ -83,4 +87,12 @@ public struct PeerCredentials: Sendable, Equatable, CustomStringConvertible {
 public enum RouteHandler: Sendable {
     case sync(@Sendable (HTTPRequest) -> HTTPResponse)
     case async(@Sendable (HTTPRequest) async -> HTTPResponse)
+}
+
+/// Header-name equality without allocating: ASCII letters compared case-insensitively.
+func asciiCaseInsensitiveEquals(_ lhs: String, _ rhs: String) -> Bool {
+    lhs.utf8.count == rhs.utf8.count
+        && zip(lhs.utf8, rhs.utf8).allSatisfy { a, b in
+            a == b || (a | 0x20 == b | 0x20 && (a | 0x20) >= UInt8(ascii: "a") && (a | 0x20) <= UInt8(ascii: "z"))
+        }
 }

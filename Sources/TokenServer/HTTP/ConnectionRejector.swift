@@ -1,0 +1,65 @@
+import NIOCore
+import NIOHTTP1
+
+/// The whole pipeline of a connection over the cap: answers 503 with `Retry-After: 1` and
+/// `Connection: close` at once, stops writing, discards what the client sends, and closes when
+/// the client does or after the linger timeout.
+final class ConnectionRejector: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private let response: [UInt8]
+    private let linger: TimeAmount
+    private var answered = false
+    private var lingerTimer: Scheduled<Void>?
+
+    init(response: [UInt8], linger: TimeAmount) {
+        self.response = response
+        self.linger = linger
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        if context.channel.isActive { answer(context: context) }
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        answer(context: context)
+        context.fireChannelActive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {}
+
+    func channelInactive(context: ChannelHandlerContext) {
+        lingerTimer?.cancel()
+        lingerTimer = nil
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
+    }
+
+    private func answer(context: ChannelHandlerContext) {
+        guard !answered else { return }
+        answered = true
+        let buffer = context.channel.allocator.buffer(bytes: response)
+        context.writeAndFlush(wrapOutboundOut(buffer)).assumeIsolated().whenComplete { _ in
+            context.close(mode: .output, promise: nil)
+        }
+        lingerTimer = context.eventLoop.assumeIsolated().scheduleTask(in: linger) {
+            context.close(promise: nil)
+        }
+    }
+}
+
+extension HTTPError {
+    /// The response as raw HTTP/1.1 bytes with `Connection: close`, for connections that never
+    /// reach the HTTP pipeline (over the connection cap).
+    var rawResponseBytes: [UInt8] {
+        let response = self.response
+        var text = "HTTP/1.1 \(status) \(HTTPResponseStatus(statusCode: status).reasonPhrase)\r\n"
+        for (name, value) in response.headers { text += "\(name): \(value)\r\n" }
+        text += "Content-Length: \(response.body.count)\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n"
+        return Array(text.utf8) + response.body
+    }
+}

@@ -1,0 +1,59 @@
+import Metrics
+
+/// The request metrics of one connection. Metric handles are cached per connection (the
+/// handler is confined to its event loop), so the hot path does not go through the metrics
+/// factory's lock for every request.
+struct HTTPMetrics {
+    static let requestsLabel = "tokend_http_requests_total"
+    static let durationLabel = "tokend_http_request_duration_seconds"
+    static let connectionsLabel = "tokend_http_connections"
+
+    private struct CounterKey: Hashable {
+        var route: String
+        var status: Int
+    }
+
+    private let factory: any MetricsFactory
+    private var counters: [CounterKey: Counter] = [:]
+    private var timers: [String: Timer] = [:]
+
+    init(factory: any MetricsFactory) {
+        self.factory = factory
+    }
+
+    mutating func record(route: String, status: Int, nanoseconds: Int64) {
+        let key = CounterKey(route: route, status: status)
+        let counter: Counter
+        if let cached = counters[key] {
+            counter = cached
+        } else {
+            counter = Counter(
+                label: Self.requestsLabel,
+                dimensions: [("route", route), ("status", String(status))],
+                factory: factory
+            )
+            counters[key] = counter
+        }
+        counter.increment()
+
+        let timer: Timer
+        if let cached = timers[route] {
+            timer = cached
+        } else {
+            timer = Timer(
+                label: Self.durationLabel,
+                dimensions: [("route", route)],
+                preferredDisplayUnit: .seconds,
+                factory: factory
+            )
+            timers[route] = timer
+        }
+        timer.recordNanoseconds(nanoseconds)
+    }
+
+    /// A request refused before it had a route (connection cap).
+    static func recordRefused(route: String, status: Int, factory: any MetricsFactory) {
+        Counter(label: requestsLabel, dimensions: [("route", route), ("status", String(status))], factory: factory)
+            .increment()
+    }
+}

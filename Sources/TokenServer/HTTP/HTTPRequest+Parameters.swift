@@ -1,0 +1,117 @@
+public import JOSE
+
+extension HTTPRequest {
+    /// The body's parameters, from `application/x-www-form-urlencoded` or from a JSON object
+    /// whose members are all strings.
+    ///
+    /// - Form: strict percent-decoding, `+` as a space, a parameter sent twice is refused
+    ///   (RFC 6749 §3.1).
+    /// - JSON: parsed by JOSE's strict parser (no duplicate members, bounded nesting); a
+    ///   member that is not a string is refused with a message naming it.
+    /// - Any other media type, or a body without a `Content-Type`, is refused with 415. An
+    ///   empty body without a `Content-Type` has no parameters.
+    public func formOrJSONParameters() throws(HTTPError) -> [String: String] {
+        guard let mediaType = try mediaType() else {
+            if body.isEmpty { return [:] }
+            throw .unsupportedMediaType(
+                "the request has a body but no Content-Type; send application/x-www-form-urlencoded or application/json"
+            )
+        }
+        switch mediaType {
+        case "application/x-www-form-urlencoded":
+            return try formParameters()
+        case "application/json":
+            var parameters: [String: String] = [:]
+            for (key, value) in try parseJSONObject() {
+                guard case .string(let string) = value else {
+                    throw .invalidRequest("parameter \"\(printableName(key))\" must be a string, not \(value.typeName)")
+                }
+                parameters[key] = string
+            }
+            return parameters
+        default:
+            throw .unsupportedMediaType(
+                "Content-Type \(printableToken(mediaType)) is not accepted; send application/x-www-form-urlencoded or application/json"
+            )
+        }
+    }
+
+    /// The body as a JSON object (`Content-Type: application/json`), parsed strictly.
+    public func jsonObject() throws(HTTPError) -> JSONObject {
+        guard let mediaType = try mediaType() else {
+            if body.isEmpty { throw .invalidRequest("the request body must be a JSON object") }
+            throw .unsupportedMediaType("the request has a body but no Content-Type; send application/json")
+        }
+        guard mediaType == "application/json" else {
+            throw .unsupportedMediaType(
+                "Content-Type \(printableToken(mediaType)) is not accepted; send application/json"
+            )
+        }
+        return try parseJSONObject()
+    }
+
+    /// The lowercased media type of `Content-Type` without parameters, or nil when absent.
+    /// A charset other than UTF-8 (or its subset US-ASCII) is refused with 415.
+    func mediaType() throws(HTTPError) -> String? {
+        guard let contentType = header("Content-Type") else { return nil }
+        var parts = contentType.split(separator: ";", omittingEmptySubsequences: false).makeIterator()
+        let mediaType = (parts.next() ?? "").trimmingASCIIWhitespace().lowercased()
+        guard !mediaType.isEmpty else { return nil }
+        while let parameter = parts.next() {
+            let pair = parameter.split(separator: "=", maxSplits: 1)
+            guard pair.count == 2, pair[0].trimmingASCIIWhitespace().lowercased() == "charset" else { continue }
+            var charset = pair[1].trimmingASCIIWhitespace().lowercased()
+            if charset.count >= 2, charset.hasPrefix("\""), charset.hasSuffix("\"") {
+                charset = String(charset.dropFirst().dropLast())
+            }
+            guard charset == "utf-8" || charset == "utf8" || charset == "us-ascii" else {
+                throw .unsupportedMediaType(
+                    "charset \(printableToken(charset)) is not accepted; send UTF-8 (charset=utf-8 or no charset)"
+                )
+            }
+        }
+        return mediaType
+    }
+
+    private func formParameters() throws(HTTPError) -> [String: String] {
+        switch PercentDecoding.pairs(body) {
+        case .failure(let failure):
+            throw .invalidRequest("malformed form body: \(failure.message)")
+        case .success(let pairs):
+            var parameters: [String: String] = [:]
+            parameters.reserveCapacity(pairs.count)
+            for (name, value) in pairs {
+                guard !name.isEmpty else { throw .invalidRequest("malformed form body: a parameter has an empty name") }
+                guard parameters.updateValue(value, forKey: name) == nil else {
+                    throw .invalidRequest("parameter \"\(printableName(name))\" is included more than once")
+                }
+            }
+            return parameters
+        }
+    }
+
+    private func parseJSONObject() throws(HTTPError) -> JSONObject {
+        let value: JSONValue
+        do {
+            value = try JSONParser().parse(body)
+        } catch let error as JSONParser.Error {
+            throw .invalidRequest("malformed JSON body: \(error.description)")
+        } catch {
+            throw .invalidRequest("malformed JSON body")
+        }
+        guard case .object(let object) = value else {
+            throw .invalidRequest("the JSON body must be an object, not \(value.typeName)")
+        }
+        return object
+    }
+}
+
+extension StringProtocol {
+    /// The text without leading and trailing spaces and tabs.
+    func trimmingASCIIWhitespace() -> String {
+        var scalars = Substring(self).unicodeScalars[...]
+        while let first = scalars.first, first == " " || first == "\t" { scalars.removeFirst() }
+        while let last = scalars.last, last == " " || last == "\t" { scalars.removeLast() }
+        return String(String.UnicodeScalarView(scalars))
+    }
+}

@@ -1,0 +1,287 @@
+import Glibc
+public import Logging
+import Metrics
+public import NIOCore
+import NIOHTTP1
+import NIOPosix
+public import ServiceLifecycle
+import Synchronization
+
+/// The HTTP/1.1 server: one or more listeners (Unix sockets it binds, sockets passed by
+/// systemd, TCP), each with its routes, run as a ``Service``.
+///
+/// `run()` binds every listener, calls `onReady` once all of them accept, serves until
+/// graceful shutdown (or cancellation), then stops accepting, removes the Unix socket files
+/// it created, lets in-flight requests finish for at most `drainTimeout` while idle keep-alive
+/// connections close, closes what is left, and returns.
+///
+/// Limits (see ``HTTPServerConfiguration``): 413 over `maxBodyBytes` (from `Content-Length`
+/// and from the bytes received), 431 over `maxHeaderBytes`, 400 for malformed HTTP, 404 and
+/// 405 with `Allow` from the router, idle connections closed after `idleTimeout`, and beyond
+/// `maxConnections` a new connection is answered 503 with `Retry-After: 1` and closed.
+public final class HTTPServer: Service, Sendable {
+    private let listeners: [HTTPListener]
+    private let configuration: HTTPServerConfiguration
+    private let logger: Logger
+    private let onReady: @Sendable () -> Void
+    private let metricsFactory: any MetricsFactory
+    private let registry: ConnectionRegistry
+    private let stopSignal = StopSignal()
+    private let state = Mutex(RunState())
+
+    private struct RunState {
+        var started = false
+        var addresses: [SocketAddress] = []
+    }
+
+    /// A bound listener and, for a socket file this server created, what to remove at the end.
+    private struct Bound {
+        var channel: any Channel
+        var description: String
+        var socketFile: (path: String, identity: FileIdentity?)?
+    }
+
+    public init(
+        listeners: [HTTPListener],
+        configuration: HTTPServerConfiguration = HTTPServerConfiguration(),
+        logger: Logger,
+        onReady: @escaping @Sendable () -> Void = {}
+    ) {
+        self.listeners = listeners
+        self.configuration = configuration
+        self.logger = logger
+        self.onReady = onReady
+        self.metricsFactory = configuration.metricsFactory ?? MetricsSystem.factory
+        self.registry = ConnectionRegistry(limit: configuration.maxConnections, metricsFactory: metricsFactory)
+    }
+
+    /// The addresses the listeners are bound to, in listener order, once `run()` has bound
+    /// them (empty before, and again after shutdown). A TCP listener on port 0 shows its port.
+    public var localAddresses: [SocketAddress] {
+        state.withLock { $0.addresses }
+    }
+
+    /// The number of open connections.
+    public var connectionCount: Int { registry.count }
+
+    /// Starts the graceful shutdown, as a `ServiceGroup`'s graceful shutdown does; for callers
+    /// that run the server outside a service group.
+    public func triggerGracefulShutdown() {
+        stopSignal.fire(.graceful)
+    }
+
+    /// Binds every listener, calls `onReady`, serves until graceful shutdown or cancellation,
+    /// drains, and returns. Throws ``HTTPServerError`` when a listener cannot be set up (after
+    /// releasing the ones already bound).
+    public func run() async throws {
+        let alreadyStarted = state.withLock { state in
+            defer { state.started = true }
+            return state.started
+        }
+        precondition(!alreadyStarted, "HTTPServer.run() may be called only once")
+
+        let bound = try await bindAll()
+        state.withLock { $0.addresses = bound.compactMap(\.channel.localAddress) }
+        for listener in bound {
+            logger.info("listening", metadata: ["address": "\(listener.description)"])
+        }
+        onReady()
+
+        let reason = await withGracefulShutdownHandler {
+            await withTaskCancellationHandler {
+                await self.stopSignal.wait()
+            } onCancel: {
+                self.stopSignal.fire(.cancelled)
+            }
+        } onGracefulShutdown: {
+            self.stopSignal.fire(.graceful)
+        }
+
+        await shutdown(bound, drainTimeout: reason == .graceful ? configuration.drainTimeout : .zero)
+    }
+
+    // MARK: Binding
+
+    private func bindAll() async throws -> [Bound] {
+        var bound: [Bound] = []
+        do {
+            for listener in listeners {
+                bound.append(try await bind(listener))
+            }
+        } catch {
+            for listener in bound {
+                try? await listener.channel.close()
+                if let file = listener.socketFile { UnixSocketFile.remove(file.path, ifStill: file.identity) }
+            }
+            throw error
+        }
+        return bound
+    }
+
+    private func bind(_ listener: HTTPListener) async throws -> Bound {
+        let context = ListenerContext(
+            router: listener.router,
+            kind: listener.kind,
+            configuration: configuration,
+            logger: logger,
+            registry: registry,
+            metricsFactory: metricsFactory,
+            addressDescription: listener.address.description
+        )
+        let description = "\(listener.address) (\(listener.kind.rawValue))"
+        switch listener.address {
+        case .unixPath(let path, let mode):
+            try UnixSocketFile.prepare(path)
+            let channel: any Channel
+            do {
+                channel = try await makeBootstrap(context, tcp: false).bind(unixDomainSocketPath: path).get()
+            } catch {
+                throw HTTPServerError(.bindFailed, "cannot listen on \(path): \(error)")
+            }
+            let identity = UnixSocketFile.identity(of: path)
+            do {
+                try UnixSocketFile.setMode(path, mode)
+            } catch {
+                try? await channel.close()
+                UnixSocketFile.remove(path, ifStill: identity)
+                throw error
+            }
+            return Bound(channel: channel, description: description, socketFile: (path, identity))
+
+        case .descriptor(let fd):
+            var info = stat()
+            guard fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFSOCK else {
+                throw HTTPServerError(.invalidDescriptor, "file descriptor \(fd) is not an open socket")
+            }
+            let isTCP = Self.socketFamily(fd).map { $0 == AF_INET || $0 == AF_INET6 } ?? false
+            do {
+                let channel = try await makeBootstrap(context, tcp: isTCP).withBoundSocket(fd).get()
+                return Bound(channel: channel, description: description, socketFile: nil)
+            } catch {
+                throw HTTPServerError(.invalidDescriptor, "cannot listen on file descriptor \(fd): \(error)")
+            }
+
+        case .tcp(let host, let port):
+            do {
+                let channel = try await makeBootstrap(context, tcp: true).bind(host: host, port: port).get()
+                return Bound(channel: channel, description: description, socketFile: nil)
+            } catch {
+                throw HTTPServerError(.bindFailed, "cannot listen on \(listener.address): \(error)")
+            }
+        }
+    }
+
+    private static func socketFamily(_ fd: Int32) -> Int32? {
+        var storage = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let result = withUnsafeMutablePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        return result == 0 ? Int32(storage.ss_family) : nil
+    }
+
+    private func makeBootstrap(_ context: ListenerContext, tcp: Bool) -> ServerBootstrap {
+        var bootstrap = ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelOption(.backlog, value: Int32(clamping: configuration.backlog))
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.maxMessagesPerRead, value: 16)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try HTTPServer.configureConnection(channel, context)
+                }
+            }
+        if tcp {
+            bootstrap = bootstrap.childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
+        }
+        return bootstrap
+    }
+
+    /// Builds a connection's pipeline, or the refusal when the cap is reached. Runs on the
+    /// connection's event loop.
+    private static func configureConnection(_ channel: any Channel, _ context: ListenerContext) throws {
+        let pipeline = channel.pipeline.syncOperations
+        let configuration = context.configuration
+        switch context.registry.admit(channel) {
+        case .accepted:
+            break
+        case .overCapacity:
+            context.logger.warning(
+                "connection refused: the connection limit is reached",
+                metadata: ["limit": "\(configuration.maxConnections)", "listener": "\(context.addressDescription)"]
+            )
+            HTTPMetrics.recordRefused(route: "over_capacity", status: 503, factory: context.metricsFactory)
+            let refusal = HTTPError.unavailable(
+                "the server has reached its limit of \(configuration.maxConnections) connections; retry shortly"
+            )
+            try pipeline.addHandler(
+                ConnectionRejector(
+                    response: refusal.rawResponseBytes,
+                    linger: TimeAmount(configuration.lingerTimeout)
+                )
+            )
+            return
+        case .shuttingDown:
+            throw ChannelError.ioOnClosedChannel
+        }
+        let registry = context.registry
+        channel.closeFuture.whenComplete { _ in registry.remove(channel) }
+
+        var limits = NIOHTTPDecoderLimitConfiguration()
+        limits.maxHeaderFieldSize = configuration.maxHeaderBytes
+        limits.maxHeaderListSize = configuration.maxHeaderBytes
+        let progress = DecoderProgress()
+        try pipeline.addHandler(IdleStateHandler(allTimeout: TimeAmount(configuration.idleTimeout)))
+        try pipeline.addHandler(HeadSizeGuard(limit: configuration.maxHeaderBytes, progress: progress))
+        try pipeline.addHandler(HTTPResponseEncoder())
+        try pipeline.addHandler(
+            ByteToMessageHandler(
+                HTTPRequestDecoder(
+                    leftOverBytesStrategy: .dropBytes,
+                    informationalResponseStrategy: .drop,
+                    limitConfiguration: limits
+                )
+            )
+        )
+        try pipeline.addHandler(DecoderProgressObserver(progress: progress))
+        try pipeline.addHandler(HTTPServerPipelineHandler())
+        try pipeline.addHandler(NIOHTTPResponseHeadersValidator())
+        try pipeline.addHandler(HTTPConnectionHandler(listener: context))
+    }
+
+    // MARK: Shutdown
+
+    private func shutdown(_ bound: [Bound], drainTimeout: Duration) async {
+        logger.info(
+            "stopping: no longer accepting connections",
+            metadata: ["open_connections": "\(registry.count)", "drain_timeout": "\(drainTimeout)"]
+        )
+        for listener in bound {
+            try? await listener.channel.close()
+            if let file = listener.socketFile { UnixSocketFile.remove(file.path, ifStill: file.identity) }
+        }
+        registry.quiesce()
+
+        let registry = self.registry
+        let logger = self.logger
+        await withTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                await registry.waitUntilEmpty()
+                return true
+            }
+            group.addTask {
+                if drainTimeout > .zero { try? await Task.sleep(for: drainTimeout) }
+                return false
+            }
+            if await group.next() == false, registry.count > 0 {
+                logger.warning(
+                    "closing connections whose requests did not finish within the drain timeout",
+                    metadata: ["connections": "\(registry.count)", "drain_timeout": "\(drainTimeout)"]
+                )
+                registry.closeAll()
+            }
+            group.cancelAll()
+        }
+        state.withLock { $0.addresses = [] }
+        logger.info("stopped")
+    }
+}

@@ -1,0 +1,86 @@
+public import CoreMetrics
+
+/// Limits and timeouts of an ``HTTPServer``.
+public struct HTTPServerConfiguration: Sendable {
+    /// Largest request body accepted; beyond it the answer is 413 and the connection closes.
+    /// Checked against `Content-Length` before the body is read and against the bytes
+    /// actually received (chunked bodies).
+    public var maxBodyBytes: Int
+    /// Largest request head (request line and header lines) accepted; beyond it the answer is
+    /// 431 and the connection closes.
+    public var maxHeaderBytes: Int
+    /// A connection with no traffic for this long and no request in progress is closed.
+    public var idleTimeout: Duration
+    /// An asynchronous handler that has not answered after this long gets a 503.
+    public var requestTimeout: Duration
+    /// On graceful shutdown, how long in-flight requests may take before their connections
+    /// are closed.
+    public var drainTimeout: Duration
+    /// Open connections allowed across all listeners. Beyond it, a new connection gets a 503
+    /// with `Retry-After: 1` and `Connection: close`, and is closed.
+    public var maxConnections: Int
+    /// After an error that ends a connection (413, 431, 400, over capacity) the server stops
+    /// writing and discards what the client still sends for at most this long, so the client
+    /// reads the answer instead of a reset.
+    public var lingerTimeout: Duration
+    /// The listen backlog for sockets the server binds itself.
+    public var backlog: Int
+    /// Where the request metrics go; nil means the process-wide `MetricsSystem.factory`
+    /// (read when the server is created, so bootstrap the metrics system first).
+    public var metricsFactory: (any MetricsFactory)?
+
+    public init(
+        maxBodyBytes: Int = 65536,
+        maxHeaderBytes: Int = 16384,
+        idleTimeout: Duration = .seconds(60),
+        requestTimeout: Duration = .seconds(30),
+        drainTimeout: Duration = .seconds(10),
+        maxConnections: Int = 1024,
+        lingerTimeout: Duration = .seconds(2),
+        backlog: Int = 256,
+        metricsFactory: (any MetricsFactory)? = nil
+    ) {
+        self.maxBodyBytes = maxBodyBytes
+        self.maxHeaderBytes = maxHeaderBytes
+        self.idleTimeout = idleTimeout
+        self.requestTimeout = requestTimeout
+        self.drainTimeout = drainTimeout
+        self.maxConnections = maxConnections
+        self.lingerTimeout = lingerTimeout
+        self.backlog = backlog
+        self.metricsFactory = metricsFactory
+    }
+}
+
+/// One socket the server listens on, the kind of listener it is, and its routes.
+public struct HTTPListener: Sendable {
+    /// Where to listen.
+    public enum Address: Sendable, Equatable, CustomStringConvertible {
+        /// Bind a Unix socket at this path and set its file mode. The parent directory is created
+        /// if missing. An existing stale socket file is replaced; a live one (another process
+        /// accepts on it) or a file that is not a socket is refused.
+        case unixPath(String, mode: UInt32)
+        /// Adopt an already-bound listening socket, e.g. one passed by systemd socket activation.
+        case descriptor(Int32)
+        /// Bind a TCP socket.
+        case tcp(host: String, port: Int)
+
+        public var description: String {
+            switch self {
+            case .unixPath(let path, _): path
+            case .descriptor(let fd): "fd \(fd)"
+            case .tcp(let host, let port): host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+            }
+        }
+    }
+
+    public var address: Address
+    public var kind: ListenerKind
+    public var router: Router
+
+    public init(address: Address, kind: ListenerKind, router: Router) {
+        self.address = address
+        self.kind = kind
+        self.router = router
+    }
+}

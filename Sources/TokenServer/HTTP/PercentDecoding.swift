@@ -1,0 +1,93 @@
+/// Strict percent-decoding (RFC 3986 §2.1) for paths, query strings and form bodies.
+enum PercentDecoding {
+    /// Decodes `%XX` escapes and, for `application/x-www-form-urlencoded` and query strings,
+    /// `+` as a space. Returns nil for a `%` not followed by two hex digits or for a result
+    /// that is not valid UTF-8.
+    static func decode<Bytes: Collection<UInt8>>(_ bytes: Bytes, plusAsSpace: Bool) -> String? {
+        var needsWork = false
+        for byte in bytes where byte == UInt8(ascii: "%") || (plusAsSpace && byte == UInt8(ascii: "+")) {
+            needsWork = true
+            break
+        }
+        if !needsWork { return String(validating: bytes, as: UTF8.self) }
+
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.count)
+        var index = bytes.startIndex
+        while index != bytes.endIndex {
+            let byte = bytes[index]
+            if byte == UInt8(ascii: "%") {
+                let first = bytes.index(after: index)
+                guard first != bytes.endIndex else { return nil }
+                let second = bytes.index(after: first)
+                guard second != bytes.endIndex, let high = hexValue(bytes[first]), let low = hexValue(bytes[second])
+                else { return nil }
+                out.append(high << 4 | low)
+                index = bytes.index(after: second)
+            } else {
+                out.append(plusAsSpace && byte == UInt8(ascii: "+") ? UInt8(ascii: " ") : byte)
+                index = bytes.index(after: index)
+            }
+        }
+        return String(validating: out, as: UTF8.self)
+    }
+
+    @inline(__always)
+    private static func hexValue(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
+        default: nil
+        }
+    }
+
+    /// Splits `a=1&b=2` into decoded pairs in order. Empty pieces (`a=1&&b=2`, a trailing
+    /// `&`) are skipped; a piece without `=` has an empty value. Fails when a piece does not
+    /// decode, naming the piece for the caller's message.
+    static func pairs<Bytes: Collection<UInt8>>(
+        _ bytes: Bytes
+    ) -> Result<[(name: String, value: String)], PairError> where Bytes.SubSequence: Collection<UInt8> {
+        var result: [(name: String, value: String)] = []
+        var position = 0
+        for piece in bytes.split(separator: UInt8(ascii: "&"), omittingEmptySubsequences: true) {
+            position += 1
+            let name: String?
+            let value: String?
+            if let equals = piece.firstIndex(of: UInt8(ascii: "=")) {
+                name = decode(piece[piece.startIndex..<equals], plusAsSpace: true)
+                value = decode(piece[piece.index(after: equals)...], plusAsSpace: true)
+            } else {
+                name = decode(piece, plusAsSpace: true)
+                value = ""
+            }
+            guard let name else { return .failure(PairError(position: position, name: nil)) }
+            guard let value else { return .failure(PairError(position: position, name: name)) }
+            result.append((name, value))
+        }
+        return .success(result)
+    }
+
+    /// Which pair failed to decode: its 1-based position and, if the name decoded, the name.
+    struct PairError: Error {
+        var position: Int
+        var name: String?
+
+        var message: String {
+            if let name {
+                "the value of parameter \"\(printableName(name))\" is not valid percent-encoded UTF-8"
+            } else {
+                "parameter \(position) has a name that is not valid percent-encoded UTF-8"
+            }
+        }
+    }
+}
+
+/// A parameter name shown in a message: control characters replaced, at most 64 characters.
+func printableName(_ name: String) -> String {
+    var out = ""
+    for scalar in name.unicodeScalars.prefix(64) {
+        out.unicodeScalars.append(scalar.value < 0x20 || scalar.value == 0x7F || scalar == "\"" ? "?" : scalar)
+    }
+    return name.unicodeScalars.count > 64 ? out + "…" : out
+}

@@ -1,0 +1,130 @@
+import Foundation
+import Testing
+
+@testable import TokenServer
+
+@Suite("UnixHTTPClient")
+struct ClientTests {
+    @Test("a missing socket says so and asks whether tokend is running")
+    func missingSocket() throws {
+        let path = makeTemporaryDirectory() + "/tokend-admin.sock"
+        #expect {
+            try UnixHTTPClient(path: path).send(method: "GET", path: "/healthz")
+        } throws: { error in
+            (error as? HTTPClientError)?.message
+                == "cannot connect to \(path): No such file or directory — is tokend running?"
+        }
+    }
+
+    @Test("a stale socket is 'Connection refused'")
+    func staleSocket() throws {
+        let directory = makeTemporaryDirectory()
+        defer { removeTree(directory) }
+        let path = directory + "/api.sock"
+        Foundation.close(try RawServer.listeningSocket(at: path))
+        #expect {
+            try UnixHTTPClient(path: path).send(method: "GET", path: "/healthz")
+        } throws: { error in
+            (error as? HTTPClientError)?.message == "cannot connect to \(path): Connection refused — is tokend running?"
+        }
+    }
+
+    @Test("chunked responses with extensions and trailers decode, and the connection is reused")
+    func chunked() async throws {
+        let directory = makeTemporaryDirectory()
+        defer { removeTree(directory) }
+        let server = try RawServer(path: directory + "/raw.sock") { accept in
+            guard let connection = accept() else { return }
+            _ = connection.readRequest()
+            connection.write(
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nX-Trailer: t\r\n\r\n"
+            )
+            _ = connection.readRequest()
+            connection.write("HTTP/1.1 201 Created\r\nContent-Length: 3\r\n\r\nabc")
+            _ = connection.readRequest()
+        }
+        let path = server.path
+        let (first, second, opened) = try await blocking {
+            let client = UnixHTTPClient(path: path, timeout: .seconds(5))
+            return (
+                try client.send(method: "GET", path: "/a"), try client.send(method: "POST", path: "/b"),
+                client.connectionsOpened
+            )
+        }
+        #expect(first.status == 200)
+        #expect(first.body.text == "hello world")
+        #expect(second.status == 201)
+        #expect(second.body.text == "abc")
+        #expect(opened == 1)
+    }
+
+    @Test("a response framed by the end of the connection is read to the end")
+    func unframed() async throws {
+        let directory = makeTemporaryDirectory()
+        defer { removeTree(directory) }
+        let server = try RawServer(path: directory + "/raw.sock") { accept in
+            guard let connection = accept() else { return }
+            _ = connection.readRequest()
+            connection.write("HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nall of it")
+        }
+        let path = server.path
+        let (body, connected) = try await blocking {
+            let client = UnixHTTPClient(path: path, timeout: .seconds(5))
+            let response = try client.send(method: "GET", path: "/")
+            return (response.body.text, client.isConnected)
+        }
+        #expect(body == "all of it")
+        #expect(!connected)
+    }
+
+    @Test("a server that never answers runs into the timeout")
+    func timeout() async throws {
+        let directory = makeTemporaryDirectory()
+        defer { removeTree(directory) }
+        let server = try RawServer(path: directory + "/raw.sock") { accept in
+            guard let connection = accept() else { return }
+            _ = connection.readRequest()
+            _ = connection.isClosedByPeer(within: .seconds(5))
+        }
+        let path = server.path
+        let start = ContinuousClock.now
+        await #expect(throws: HTTPClientError(.timedOut, "")) {
+            try await blocking {
+                try UnixHTTPClient(path: path, timeout: .milliseconds(300)).send(method: "GET", path: "/")
+            }
+        }
+        #expect(ContinuousClock.now - start < .seconds(3))
+    }
+
+    @Test("a connection the server closed while idle is replaced transparently")
+    func reconnectsAfterIdleClose() async throws {
+        var configuration = HTTPServerConfiguration()
+        configuration.idleTimeout = .milliseconds(150)
+        let server = try await TestServer.start(configuration: configuration)
+        let path = server.socketPath
+        let (statuses, opened) = try await blocking {
+            let client = UnixHTTPClient(path: path)
+            let first = try client.send(method: "GET", path: "/hello").status
+            Thread.sleep(forTimeInterval: 0.6)
+            let second = try client.send(method: "POST", path: "/items/1").status
+            return ([first, second], client.connectionsOpened)
+        }
+        #expect(statuses == [200, 200])
+        #expect(opened == 2)
+        try await server.stop()
+    }
+
+    @Test("header values with line breaks are refused before anything is sent")
+    func headerInjection() throws {
+        #expect(throws: HTTPClientError(.invalidRequest, "")) {
+            try UnixHTTPClient(path: "/nonexistent.sock").send(
+                method: "GET",
+                path: "/",
+                headers: [("X-A", "v\r\nInjected: yes")]
+            )
+        }
+        #expect(throws: HTTPClientError(.invalidRequest, "")) {
+            try UnixHTTPClient(path: "/nonexistent.sock").send(method: "GET", path: "/a b")
+        }
+    }
+}

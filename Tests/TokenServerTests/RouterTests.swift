@@ -1,0 +1,89 @@
+import Testing
+
+@testable import TokenServer
+
+@Suite("Router")
+struct RouterTests {
+    private func router() -> Router {
+        var router = Router()
+        let ok = RouteHandler.sync { _ in HTTPResponse(status: 200) }
+        router.add("GET", "/admin/keys", name: "keys_list", ok)
+        router.add("POST", "/admin/keys/rotate", name: "keys_rotate", ok)
+        router.add("GET", "/admin/keys/{kid}", name: "key_show", ok)
+        router.add("POST", "/admin/keys/{kid}/revoke", name: "key_revoke", ok)
+        router.add("POST", "/admin/users/{id}/logout", name: "user_logout", ok)
+        router.add("GET", "/admin/users/{id}", name: "user_show", ok)
+        router.add("DELETE", "/admin/users/{id}", name: "user_delete", ok)
+        return router
+    }
+
+    private func name(_ resolution: Router.Resolution) -> String? {
+        if case .matched(let route, _) = resolution { return route.name }
+        return nil
+    }
+
+    @Test("captures {param} segments into path parameters")
+    func capturesParameters() {
+        guard
+            case .matched(let route, let parameters) = router().resolve(method: "POST", path: "/admin/keys/k-1/revoke")
+        else {
+            Issue.record("no match")
+            return
+        }
+        #expect(route.name == "key_revoke")
+        #expect(parameters == ["kid": "k-1"])
+    }
+
+    @Test("a literal segment wins over a parameter, and the parameter route still serves other methods")
+    func literalBeforeParameter() {
+        let router = router()
+        #expect(name(router.resolve(method: "POST", path: "/admin/keys/rotate")) == "keys_rotate")
+        #expect(name(router.resolve(method: "GET", path: "/admin/keys/rotate")) == "key_show")
+    }
+
+    @Test("an unknown path is 404, an extra or missing segment too")
+    func notFound() {
+        let router = router()
+        for path in ["/nope", "/admin/keys/k1/revoke/extra", "/admin", "/admin/keys/", "/admin/users//logout"] {
+            guard case .notFound = router.resolve(method: "GET", path: path) else {
+                Issue.record("\(path) should be 404")
+                continue
+            }
+        }
+    }
+
+    @Test("a known path with another method is 405 listing the methods, HEAD beside GET")
+    func methodNotAllowed() {
+        guard case .methodNotAllowed(let allowed) = router().resolve(method: "PUT", path: "/admin/users/u1") else {
+            Issue.record("expected 405")
+            return
+        }
+        #expect(allowed == ["DELETE", "GET", "HEAD"])
+    }
+
+    @Test("HEAD is served by the GET route")
+    func headUsesGet() {
+        #expect(name(router().resolve(method: "HEAD", path: "/admin/keys")) == "keys_list")
+    }
+
+    @Test("parameters are matched on decoded segments, so an encoded slash stays inside its segment")
+    func decodedSegments() throws {
+        let target = try RequestTarget.parse("/admin/keys/a%2Fb/revoke?x=1").get()
+        #expect(target.segments == ["admin", "keys", "a/b", "revoke"])
+        guard case .matched(_, let parameters) = router().resolve(method: "POST", segments: target.segments) else {
+            Issue.record("no match")
+            return
+        }
+        #expect(parameters["kid"] == "a/b")
+    }
+
+    @Test(
+        "request targets that are not an absolute path or do not decode are refused",
+        arguments: [
+            "http://example.com/hello", "*", "/bad%zz", "/bad%e9", "/nul%00", "/q?a=%",
+        ]
+    )
+    func badTargets(_ uri: String) {
+        #expect(throws: HTTPError.self) { try RequestTarget.parse(uri).get() }
+    }
+}
