@@ -7,7 +7,9 @@ import Testing
 struct ClientTests {
     @Test("a missing socket says so and asks whether tokend is running")
     func missingSocket() throws {
-        let path = makeTemporaryDirectory() + "/tokend-admin.sock"
+        let directory = makeTemporaryDirectory()
+        defer { removeTree(directory) }
+        let path = directory + "/tokend-admin.sock"
         #expect {
             try UnixHTTPClient(path: path).send(method: "GET", path: "/healthz")
         } throws: { error in
