@@ -126,7 +126,16 @@ let package = Package(
         .testTarget(
             name: "TokenServiceTests", dependencies: ["TokenService", "TokenStore", "TokenTestSupport"],
             swiftSettings: strict),
-        .testTarget(name: "TokenServerTests", dependencies: ["TokenServer", "TokenService"], swiftSettings: strict),
+        .testTarget(
+            name: "TokenServerTests",
+            dependencies: [
+                "TokenServer", "TokenService", "JOSE",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict),
         .testTarget(
             name: "IntegrationTests", dependencies: ["JOSE", "TokenCrypto", "TokenTestSupport"],
             swiftSettings: strict),
