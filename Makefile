@@ -14,7 +14,7 @@ SWIFT ?= swift
 RELEASE_FLAGS := -c release --static-swift-stdlib
 
 # Debian packages the build needs, and those only the tests need.
-BUILD_PACKAGES := pkg-config libssl-dev openssl libsystemd-dev libsqlite3-dev
+BUILD_PACKAGES := pkg-config libssl-dev openssl libsystemd-dev libsqlite3-dev libargon2-dev
 TEST_PACKAGES := python3 python3-pip
 PYTHON_TEST_PACKAGES := 'pyjwt>=2.10' 'cryptography>=41'
 

@@ -30,6 +30,7 @@ let package = Package(
         // C libraries
         .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
+        .systemLibrary(name: "CArgon2", pkgConfig: "libargon2", providers: [.apt(["libargon2-dev"])]),
 
         // Libraries, lowest layer first
         .target(name: "TokenCrypto", dependencies: ["COpenSSL"], swiftSettings: strict),
@@ -55,7 +56,7 @@ let package = Package(
         .target(
             name: "TokenService",
             dependencies: [
-                "JOSE", "TokenCrypto", "TokenStore",
+                "JOSE", "TokenCrypto", "TokenStore", "CArgon2",
                 .product(name: "Atomics", package: "swift-atomics"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -136,6 +137,8 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strict),
+        .testTarget(
+            name: "PasswordHashingTests", dependencies: ["TokenService", "TokenCrypto"], swiftSettings: strict),
         .testTarget(
             name: "IntegrationTests", dependencies: ["JOSE", "TokenCrypto", "TokenTestSupport"],
             swiftSettings: strict),

@@ -1,0 +1,4 @@
+#ifndef TOKEND_CARGON2_SHIM_H
+#define TOKEND_CARGON2_SHIM_H
+#include <argon2.h>
+#endif
