@@ -1,6 +1,6 @@
 public import JOSE
 import TokenCrypto
-import TokenStore
+public import TokenStore
 
 /// An OAuth 2.0 error (RFC 6749 §5.2) with its HTTP status.
 public struct OAuthError: Error, Sendable, Equatable {
@@ -48,9 +48,23 @@ extension TokenService {
             var candidate: RefreshRotation.Candidate?
             var minted: IssuedTokens?
             if record.state == .active {
+                // A dialect's family gets its dialect's lifetime and claims, and may refuse
+                // (an inactive account).
+                var policy = configuration.accessPolicy
+                var extraClaims = JSONObject()
+                if family.dialect != "native", let customizer = refreshCustomizer {
+                    switch await customizer.refreshGrant(for: family) {
+                    case .success(let grant):
+                        policy = grant.policy
+                        extraClaims = grant.claims
+                    case .failure(let error):
+                        return .failure(error)
+                    }
+                }
                 let request = IssueRequest(
-                    subject: family.subject, scope: scope ?? granted, clientID: family.clientID, dialect: family.dialect)
-                var tokens = try mintAccess(request, policy: configuration.accessPolicy, familyID: family.id, now: now)
+                    subject: family.subject, scope: scope ?? granted, clientID: family.clientID, extraClaims: extraClaims,
+                    dialect: family.dialect)
+                var tokens = try mintAccess(request, policy: policy, familyID: family.id, now: now)
                 let next = RefreshSecret.generate()
                 tokens.refreshToken = next.text
                 let sealed = try AES256GCM.seal(
@@ -93,6 +107,12 @@ extension TokenService {
             return .failure(OAuthError("temporarily_unavailable", failure.reason, status: 503))
         }
     }
+}
+
+/// Lets the account layer shape refreshes of the families it created: their dialect's
+/// lifetime and claims, and a refusal when the account may no longer sign in.
+public protocol RefreshCustomizer: Sendable {
+    func refreshGrant(for family: RefreshFamily) async -> Result<(policy: LifetimePolicy, claims: JSONObject), OAuthError>
 }
 
 /// The stored record and family, read back through `updateRefreshToken`.

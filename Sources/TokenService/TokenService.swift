@@ -23,6 +23,17 @@ public final class TokenService: Sendable {
     /// False while the store fails its health check: introspection answers 503 rather than
     /// guessing.
     let storeHealthy = ManagedAtomic<Bool>(true)
+    private let customizer = LockedBox<CustomizerSlot>(CustomizerSlot())
+
+    struct CustomizerSlot: Sendable {
+        var value: (any RefreshCustomizer)?
+    }
+
+    /// The account layer's hook for refreshes of dialect families; set once at start.
+    public var refreshCustomizer: (any RefreshCustomizer)? {
+        get { customizer.withLock { $0.value } }
+        set { customizer.withLock { $0.value = newValue } }
+    }
 
     /// Builds the service over an open store and a loaded keyring, loading the revocation
     /// state from the store.
