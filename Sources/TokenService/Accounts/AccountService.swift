@@ -1,0 +1,395 @@
+public import JOSE
+public import Logging
+import TokenCrypto
+public import TokenStore
+
+/// Password hashing as the account service needs it; `PasswordHasher` (Argon2id on a
+/// bounded pool) is the real one.
+public protocol PasswordHashing: Sendable {
+    func hashPassword(_ password: String) async throws -> String
+    func verifyPassword(_ password: String, phc: String) async throws -> (matches: Bool, needsRehash: Bool)
+    /// The same work as a wrong password, for a user who does not exist.
+    func verifyDummyPassword(_ password: String) async throws
+    /// True when the error means the pool is full (answer 503 with Retry-After).
+    func isOverloaded(_ error: any Error) -> Bool
+}
+
+/// The three API contracts of the seed documents (DESIGN §5.3).
+public enum AccountDialect: String, Sendable, CaseIterable {
+    case appmixer
+    case classic
+    case v1
+
+    /// Access token lifetime of the dialect.
+    public var policy: LifetimePolicy {
+        switch self {
+        case .appmixer: .thirtyDays
+        case .classic: .oneHour
+        case .v1: .oneDay
+        }
+    }
+
+    /// Whether sign-in also returns a rotating refresh token.
+    public var withRefresh: Bool { self == .v1 }
+}
+
+/// Limits and defaults of the account APIs (the seed's variables, DESIGN §7).
+public struct AccountConfiguration: Sendable {
+    public var signupPerEmail: RateLimiter.Rule
+    public var signupPerIP: RateLimiter.Rule
+    public var signinPerAccountAndIP: RateLimiter.Rule
+    public var signinPerIP: RateLimiter.Rule
+    /// When set, unauthenticated sign-up is closed: a bearer token with this scope is needed.
+    public var createScope: String?
+    public var minimumPasswordLength: Int
+    public var maximumPasswordBytes: Int
+
+    public init(
+        signupPerEmail: RateLimiter.Rule = .init(limit: 10, window: 3600),
+        signupPerIP: RateLimiter.Rule = .init(limit: 50, window: 3600),
+        signinPerAccountAndIP: RateLimiter.Rule = .init(limit: 10, window: 900),
+        signinPerIP: RateLimiter.Rule = .init(limit: 100, window: 900), createScope: String? = nil,
+        minimumPasswordLength: Int = 6, maximumPasswordBytes: Int = 1024
+    ) {
+        self.signupPerEmail = signupPerEmail
+        self.signupPerIP = signupPerIP
+        self.signinPerAccountAndIP = signinPerAccountAndIP
+        self.signinPerIP = signinPerIP
+        self.createScope = createScope
+        self.minimumPasswordLength = minimumPasswordLength
+        self.maximumPasswordBytes = maximumPasswordBytes
+    }
+}
+
+/// Why an account operation failed; routes turn it into each dialect's error shape.
+public enum AccountError: Error, Sendable, Equatable {
+    /// Input problems, each a sentence ("password must be at least 6 characters").
+    case validation([String])
+    /// Unknown user or wrong password: one answer for both.
+    case invalidCredentials
+    case inactive
+    case signupRateLimited(byEmail: Bool, retryAfter: Double)
+    case signinRateLimited(retryAfter: Double)
+    /// `email` or `username` is taken.
+    case conflict(field: String)
+    /// API_USER_CREATE_SCOPE is set and the caller's token lacks it.
+    case forbidden(String)
+    /// Missing or invalid bearer token.
+    case unauthorized
+    case notFound
+    /// The hashing pool is full.
+    case overloaded
+    /// The store cannot answer.
+    case unavailable
+}
+
+/// Sign-up, sign-in, user info and user administration over a `UserStore`, issuing tokens
+/// through `TokenService`.
+public final class AccountService: Sendable {
+    public let users: any UserStore
+    public let tokens: TokenService
+    public let configuration: AccountConfiguration
+    let hasher: any PasswordHashing
+    let clock: ServiceClock
+    let logger: Logger
+    let signupEmailLimiter: RateLimiter
+    let signupIPLimiter: RateLimiter
+    let signinAccountLimiter: RateLimiter
+    let signinIPLimiter: RateLimiter
+
+    public init(
+        users: any UserStore, tokens: TokenService, hasher: any PasswordHashing,
+        configuration: AccountConfiguration = AccountConfiguration(), clock: ServiceClock = .system, logger: Logger
+    ) {
+        self.users = users
+        self.tokens = tokens
+        self.hasher = hasher
+        self.configuration = configuration
+        self.clock = clock
+        self.logger = logger
+        signupEmailLimiter = RateLimiter(configuration.signupPerEmail)
+        signupIPLimiter = RateLimiter(configuration.signupPerIP)
+        signinAccountLimiter = RateLimiter(configuration.signinPerAccountAndIP)
+        signinIPLimiter = RateLimiter(configuration.signinPerIP)
+        tokens.refreshCustomizer = AccountRefresh(users: users)
+    }
+
+    // MARK: Validation
+
+    /// Trimmed, lowercased; nil when it does not look like an address.
+    public static func normalizedEmail(_ text: String) -> String? {
+        let email = text.trimmingSpaces.lowercased()
+        let parts = email.split(separator: "@", omittingEmptySubsequences: false)
+        guard email.utf8.count <= 254, parts.count == 2, !parts[0].isEmpty, parts[1].contains("."),
+            !parts[1].hasPrefix("."), !parts[1].hasSuffix("."),
+            !email.unicodeScalars.contains(where: { $0.properties.isWhitespace || $0.value < 0x20 })
+        else { return nil }
+        return email
+    }
+
+    func passwordProblems(_ password: String) -> [String] {
+        if password.count < configuration.minimumPasswordLength {
+            return ["password must be at least \(configuration.minimumPasswordLength) characters"]
+        }
+        if password.utf8.count > configuration.maximumPasswordBytes {
+            return ["password must be at most \(configuration.maximumPasswordBytes) bytes"]
+        }
+        return []
+    }
+
+    static func usernameProblems(_ username: String) -> [String] {
+        let trimmed = username.trimmingSpaces
+        if trimmed.isEmpty { return ["username must not be empty"] }
+        if trimmed.count > 128 { return ["username must be at most 128 characters"] }
+        if trimmed.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) {
+            return ["username must not contain control characters"]
+        }
+        return []
+    }
+
+    // MARK: Sign-up
+
+    /// Creates an active user. `bypassLimits` is for admins (admin socket, or a token with
+    /// API_USER_CREATE_SCOPE); everyone else is rate limited per email and per client address.
+    public func signUp(
+        username: String, email: String, password: String, clientAddress: String, bypassLimits: Bool,
+        profile: (firstName: String, lastName: String, role: String)? = nil
+    ) async throws(AccountError) -> UserRecord {
+        var problems = AccountService.usernameProblems(username)
+        let normalized = AccountService.normalizedEmail(email)
+        if normalized == nil { problems.append("email must be a valid email address") }
+        problems += passwordProblems(password)
+        guard problems.isEmpty, let normalized else { throw .validation(problems) }
+        let now = clock.now()
+        if !bypassLimits {
+            if let wait = signupEmailLimiter.take(normalized, now: now) { throw .signupRateLimited(byEmail: true, retryAfter: wait) }
+            if let wait = signupIPLimiter.take(clientAddress, now: now) { throw .signupRateLimited(byEmail: false, retryAfter: wait) }
+        }
+        let phc: String
+        do { phc = try await hasher.hashPassword(password) } catch {
+            throw hasher.isOverloaded(error) ? .overloaded : .unavailable
+        }
+        let user = NewUser(
+            publicID: AccountService.newPublicID(), username: username.trimmingSpaces, email: normalized, passwordHash: phc,
+            firstName: profile?.firstName ?? "", lastName: profile?.lastName ?? "", role: profile?.role ?? "user",
+            createdAt: now)
+        do {
+            let created = try await users.createUser(user)
+            logger.info("user created", metadata: ["user": "\(created.publicID)", "admin": "\(bypassLimits)"])
+            return created
+        } catch let error as TokenStoreError where error.code == .conflict {
+            throw .conflict(field: error.reason.contains("username") ? "username" : "email")
+        } catch {
+            logger.error("user creation failed", metadata: ["error": "\(error)"])
+            throw .unavailable
+        }
+    }
+
+    /// 24 lowercase hex characters.
+    static func newPublicID() -> String {
+        SecureRandom.bytes(12).map { byte in
+            let hex = String(byte, radix: 16)
+            return hex.count == 1 ? "0" + hex : hex
+        }.joined()
+    }
+
+    // MARK: Sign-in
+
+    /// How the client named the account.
+    public enum Identifier: Sendable {
+        case email(String)
+        case username(String)
+        /// Appmixer's `username` may hold either.
+        case emailOrUsername(String)
+    }
+
+    /// Checks the password with the same work and the same answer for an unknown user and a
+    /// wrong password; refuses inactive users only after a correct password.
+    public func signIn(_ identifier: Identifier, password: String, clientAddress: String) async throws(AccountError) -> UserRecord {
+        if password.utf8.count > configuration.maximumPasswordBytes { throw .invalidCredentials }
+        let now = clock.now()
+        let accountKey: String
+        switch identifier {
+        case .email(let e), .username(let e), .emailOrUsername(let e): accountKey = e.trimmingSpaces.lowercased() + "|" + clientAddress
+        }
+        if let wait = signinIPLimiter.take(clientAddress, now: now) { throw .signinRateLimited(retryAfter: wait) }
+        if let wait = signinAccountLimiter.blocked(accountKey, now: now) { throw .signinRateLimited(retryAfter: wait) }
+
+        let found: UserRecord?
+        do { found = try await lookUp(identifier) } catch {
+            logger.error("user lookup failed", metadata: ["error": "\(error)"])
+            throw .unavailable
+        }
+        guard let user = found else {
+            do { try await hasher.verifyDummyPassword(password) } catch {
+                if hasher.isOverloaded(error) { throw .overloaded }
+            }
+            _ = signinAccountLimiter.take(accountKey, now: now)
+            throw .invalidCredentials
+        }
+        let result: (matches: Bool, needsRehash: Bool)
+        do { result = try await hasher.verifyPassword(password, phc: user.passwordHash) } catch {
+            throw hasher.isOverloaded(error) ? .overloaded : .unavailable
+        }
+        guard result.matches else {
+            _ = signinAccountLimiter.take(accountKey, now: now)
+            logger.info("sign-in refused: wrong password", metadata: ["user": "\(user.publicID)"])
+            throw .invalidCredentials
+        }
+        signinAccountLimiter.reset(accountKey)
+        guard user.status == .active else { throw .inactive }
+        var change = UserChange(lastLoginAt: now)
+        if result.needsRehash, let phc = try? await hasher.hashPassword(password) { change.passwordHash = phc }
+        let updated = try? await users.updateUser(publicID: user.publicID, change)
+        return (updated ?? nil) ?? user
+    }
+
+    func lookUp(_ identifier: Identifier) async throws -> UserRecord? {
+        switch identifier {
+        case .email(let text):
+            guard let email = AccountService.normalizedEmail(text) else { return nil }
+            return try await users.user(email: email)
+        case .username(let text):
+            return try await users.user(username: text.trimmingSpaces)
+        case .emailOrUsername(let text):
+            if let user = try await users.user(username: text.trimmingSpaces) { return user }
+            guard let email = AccountService.normalizedEmail(text) else { return nil }
+            return try await users.user(email: email)
+        }
+    }
+
+    // MARK: Tokens
+
+    /// The dialect's access token (and refresh token for v1) for a signed-in user.
+    public func issueTokens(for user: UserRecord, dialect: AccountDialect) async throws(AccountError) -> IssuedTokens {
+        let request = IssueRequest(
+            subject: user.publicID, scope: user.scope, clientID: dialect.rawValue, policy: dialect.policy,
+            withRefresh: dialect.withRefresh, extraClaims: AccountService.claims(for: user, dialect: dialect),
+            dialect: dialect.rawValue)
+        do {
+            return try await tokens.issue(request)
+        } catch {
+            logger.error("token issue failed", metadata: ["error": "\(error)"])
+            throw .unavailable
+        }
+    }
+
+    /// The claims each dialect's consumers read (seed documents).
+    static func claims(for user: UserRecord, dialect: AccountDialect) -> JSONObject {
+        switch dialect {
+        case .appmixer:
+            return JSONObject([("id", .string(user.publicID)), ("scope", .array(user.scope.map { .string($0) }))])
+        case .classic:
+            return JSONObject([
+                ("userId", .string(user.publicID)), ("userName", .string(user.username)), ("email", .string(user.email)),
+            ])
+        case .v1:
+            return JSONObject([
+                ("id", .number(JSONNumber(user.numericID))), ("username", .string(user.username)),
+                ("email", .string(user.email)), ("rol", .string(user.role)),
+            ])
+        }
+    }
+
+    /// The user behind an active access token, or why not.
+    public func user(bearer token: String) async throws(AccountError) -> (UserRecord, VerifiedToken) {
+        switch tokens.introspect(token) {
+        case .active(let verified):
+            let found: UserRecord?
+            do { found = try await users.user(publicID: verified.subject) } catch { throw .unavailable }
+            guard let user = found else { throw .unauthorized }
+            guard user.status == .active else { throw .unauthorized }
+            return (user, verified)
+        case .inactive:
+            throw .unauthorized
+        case .unavailable:
+            throw .unavailable
+        }
+    }
+
+    // MARK: Administration
+
+    /// Deactivates a user: sign-in and refresh are refused and every token issued so far
+    /// stops working at once.
+    public func setActive(_ publicID: String, _ active: Bool) async throws(AccountError) -> UserRecord {
+        let now = clock.now()
+        let updated: UserRecord?
+        do {
+            updated = try await users.updateUser(
+                publicID: publicID, UserChange(status: active ? .active : .inactive, tokensNotBefore: active ? nil : now))
+        } catch { throw .unavailable }
+        guard let updated else { throw .notFound }
+        if !active {
+            do { try await tokens.logout(subject: publicID, reason: "user deactivated") } catch { throw .unavailable }
+        }
+        logger.notice("user \(active ? "activated" : "deactivated")", metadata: ["user": "\(publicID)"])
+        return updated
+    }
+
+    /// Sets a new password (admin); the user's existing tokens stop working.
+    public func setPassword(_ publicID: String, _ password: String) async throws(AccountError) -> UserRecord {
+        let problems = passwordProblems(password)
+        guard problems.isEmpty else { throw .validation(problems) }
+        let phc: String
+        do { phc = try await hasher.hashPassword(password) } catch {
+            throw hasher.isOverloaded(error) ? .overloaded : .unavailable
+        }
+        let updated: UserRecord?
+        do { updated = try await users.updateUser(publicID: publicID, UserChange(passwordHash: phc)) } catch {
+            throw .unavailable
+        }
+        guard let updated else { throw .notFound }
+        do { try await tokens.logout(subject: publicID, reason: "password changed") } catch { throw .unavailable }
+        return updated
+    }
+
+    /// Signs the user out everywhere.
+    public func logout(_ publicID: String) async throws(AccountError) {
+        do { try await tokens.logout(subject: publicID, reason: "logout") } catch { throw .unavailable }
+    }
+
+    /// A user by public id or, when all digits, numeric id.
+    public func find(_ id: String) async throws(AccountError) -> UserRecord {
+        let found: UserRecord?
+        do {
+            if let number = Int64(id) {
+                found = try await users.user(numericID: number)
+            } else {
+                found = try await users.user(publicID: id)
+            }
+        } catch { throw .unavailable }
+        guard let found else { throw .notFound }
+        return found
+    }
+
+    public func list(_ query: UserQuery) async throws(AccountError) -> [UserRecord] {
+        do { return try await users.users(matching: query) } catch { throw .unavailable }
+    }
+}
+
+/// Refreshes of v1 families: 24 h tokens with the v1 claims, refused for inactive users.
+struct AccountRefresh: RefreshCustomizer {
+    let users: any UserStore
+
+    func refreshGrant(for family: RefreshFamily) async -> Result<(policy: LifetimePolicy, claims: JSONObject), OAuthError> {
+        guard let dialect = AccountDialect(rawValue: family.dialect) else {
+            return .success((LifetimePolicy.oneHour, JSONObject()))
+        }
+        let user: UserRecord?
+        do { user = try await users.user(publicID: family.subject) } catch {
+            return .failure(OAuthError("temporarily_unavailable", "the user store is unavailable", status: 503))
+        }
+        guard let user else { return .failure(.invalidGrant("the account no longer exists")) }
+        guard user.status == .active else { return .failure(OAuthError("account_inactive", "Account is inactive. Contact administrator.", status: 403)) }
+        return .success((dialect.policy, AccountService.claims(for: user, dialect: dialect)))
+    }
+}
+
+extension String {
+    var trimmingSpaces: String {
+        var slice = Substring(self)
+        while let first = slice.first, first.isWhitespace { slice = slice.dropFirst() }
+        while let last = slice.last, last.isWhitespace { slice = slice.dropLast() }
+        return String(slice)
+    }
+}

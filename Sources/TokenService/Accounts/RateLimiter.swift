@@ -1,0 +1,68 @@
+/// Fixed-window counters per key (an email, an IP, an account+IP pair), as the seed's
+/// sign-up limits describe: at most `limit` events per `window` seconds. Sharded; old
+/// windows are dropped as they are met.
+public final class RateLimiter: Sendable {
+    public struct Rule: Sendable, Equatable {
+        public var limit: Int
+        public var window: Double
+
+        public init(limit: Int, window: Double) {
+            self.limit = limit
+            self.window = window
+        }
+    }
+
+    private struct Window: Sendable {
+        var start: Double
+        var count: Int
+    }
+
+    private static let shardCount = 16
+    private static let maxKeysPerShard = 65_536
+    private let rule: Rule
+    private let shards: [LockedBox<[String: Window]>]
+
+    public init(_ rule: Rule) {
+        self.rule = rule
+        shards = (0..<RateLimiter.shardCount).map { _ in LockedBox([:]) }
+    }
+
+    private func shard(_ key: String) -> LockedBox<[String: Window]> {
+        var hasher = Hasher()
+        hasher.combine(key)
+        return shards[Int(UInt(bitPattern: hasher.finalize()) % UInt(RateLimiter.shardCount))]
+    }
+
+    /// Counts one event for `key`. Returns nil when allowed, else the seconds until the
+    /// window ends (for `Retry-After`). A limit of 0 disables the rule.
+    public func take(_ key: String, now: Double) -> Double? {
+        guard rule.limit > 0 else { return nil }
+        let rule = self.rule
+        return shard(key).withLock { windows -> Double? in
+            if windows.count >= RateLimiter.maxKeysPerShard {
+                windows = windows.filter { now < $0.value.start + rule.window }
+            }
+            var window = windows[key] ?? Window(start: now, count: 0)
+            if now >= window.start + rule.window { window = Window(start: now, count: 0) }
+            guard window.count < rule.limit else { return window.start + rule.window - now }
+            window.count += 1
+            windows[key] = window
+            return nil
+        }
+    }
+
+    /// Whether `key` is over the limit now, without counting.
+    public func blocked(_ key: String, now: Double) -> Double? {
+        guard rule.limit > 0 else { return nil }
+        let rule = self.rule
+        return shard(key).withLock { windows -> Double? in
+            guard let window = windows[key], now < window.start + rule.window, window.count >= rule.limit else { return nil }
+            return window.start + rule.window - now
+        }
+    }
+
+    /// Forgets `key` (a successful sign-in clears its failures).
+    public func reset(_ key: String) {
+        shard(key).withLock { $0[key] = nil }
+    }
+}
