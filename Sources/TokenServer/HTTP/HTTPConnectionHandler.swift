@@ -165,13 +165,13 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
         let configuration = listener.configuration
 
         if Self.headSize(head) > configuration.maxHeaderBytes {
-            refuse(context: context, .headersTooLarge(limit: configuration.maxHeaderBytes), info: info)
+            refuse(context: context, .headersTooLarge(limit: configuration.maxHeaderBytes), info: info, uri: head.uri)
             return
         }
         if let length = head.headers.first(name: "content-length"), let bytes = Int(length),
             bytes > configuration.maxBodyBytes
         {
-            refuse(context: context, .payloadTooLarge(limit: configuration.maxBodyBytes), info: info)
+            refuse(context: context, .payloadTooLarge(limit: configuration.maxBodyBytes), info: info, uri: head.uri)
             return
         }
         if let expect = head.headers.first(name: "expect"), expect.lowercased() == "100-continue" {
@@ -188,7 +188,7 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
         let limit = listener.configuration.maxBodyBytes
         if (body?.readableBytes ?? 0) + chunk.readableBytes > limit {
             body = nil
-            refuse(context: context, .payloadTooLarge(limit: limit), info: info!)
+            refuse(context: context, .payloadTooLarge(limit: limit), info: info!, uri: head?.uri)
             return
         }
         if body == nil {
@@ -209,17 +209,17 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
         switch RequestTarget.parse(head.uri) {
         case .success(let parsed): target = parsed
         case .failure(let refusal):
-            respond(context: context, refusal.response, info: info)
+            respond(context: context, rendered(refusal, uri: head.uri), info: info)
             return
         }
 
         switch listener.router.resolve(method: info.method, segments: target.segments) {
         case .notFound:
             info.route = Self.unmatchedRoute
-            respond(context: context, HTTPError.notFound().response, info: info)
+            respond(context: context, rendered(HTTPError.notFound(), uri: head.uri), info: info)
         case .methodNotAllowed(let allowed):
             info.route = Self.unmatchedRoute
-            respond(context: context, HTTPError.methodNotAllowed(info.method, allowed: allowed).response, info: info)
+            respond(context: context, rendered(HTTPError.methodNotAllowed(info.method, allowed: allowed), uri: head.uri), info: info)
         case .matched(let route, let parameters):
             info.route = route.name
             self.info = info
@@ -293,10 +293,17 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
     /// Answers a request that cannot be read to its end (limits, malformed HTTP): writes the
     /// answer with `Connection: close`, stops writing, and discards input until the client
     /// closes or the linger timeout ends the connection.
-    private func refuse(context: ChannelHandlerContext, _ refusal: HTTPError, info: RequestInfo) {
+    /// The error body for this path: the configured renderer's, else the OAuth-style one.
+    private func rendered(_ error: HTTPError, uri: String?) -> HTTPResponse {
+        guard let renderer = listener.configuration.errorRenderer, let uri else { return error.response }
+        let path = uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? uri
+        return renderer(error, path)
+    }
+
+    private func refuse(context: ChannelHandlerContext, _ refusal: HTTPError, info: RequestInfo, uri: String? = nil) {
         head = nil
         body = nil
-        let written = respond(context: context, refusal.response, info: info, close: .linger)
+        let written = respond(context: context, rendered(refusal, uri: uri), info: info, close: .linger)
         written.assumeIsolated().whenComplete { _ in
             context.close(mode: .output, promise: nil)
         }

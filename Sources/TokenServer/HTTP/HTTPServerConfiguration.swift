@@ -28,6 +28,9 @@ public struct HTTPServerConfiguration: Sendable {
     /// Where the request metrics go; nil means the process-wide `MetricsSystem.factory`
     /// (read when the server is created, so bootstrap the metrics system first).
     public var metricsFactory: (any MetricsFactory)?
+    /// Shapes the errors the server answers itself (400, 404, 405, 413, 431, 503) for the
+    /// request's path, so each API can keep its own error body. Nil: the OAuth-style body.
+    public var errorRenderer: (@Sendable (_ error: HTTPError, _ path: String) -> HTTPResponse)?
 
     public init(
         maxBodyBytes: Int = 65536,

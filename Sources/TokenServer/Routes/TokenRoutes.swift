@@ -8,11 +8,14 @@ public import TokenService
 public struct TokenRoutes: Sendable {
     public let service: TokenService
     public let registry: PrometheusCollectorRegistry
+    /// The account APIs, when the daemon serves them.
+    public let accounts: AccountRoutes?
     let logger: Logger
 
-    public init(service: TokenService, registry: PrometheusCollectorRegistry, logger: Logger) {
+    public init(service: TokenService, registry: PrometheusCollectorRegistry, accounts: AccountRoutes? = nil, logger: Logger) {
         self.service = service
         self.registry = registry
+        self.accounts = accounts
         self.logger = logger
     }
 
@@ -20,14 +23,17 @@ public struct TokenRoutes: Sendable {
     public func apiRouter() -> Router {
         var router = Router()
         addNative(to: &router)
+        accounts?.register(on: &router)
         return router
     }
 
-    /// Routes for the admin socket: the native ones and `/admin/…`.
+    /// Routes for the admin socket: the native ones, the account APIs and `/admin/…`.
     public func adminRouter() -> Router {
         var router = Router()
         addNative(to: &router)
+        accounts?.register(on: &router)
         addAdmin(to: &router)
+        accounts?.registerAdmin(on: &router)
         return router
     }
 
