@@ -8,6 +8,10 @@ PREFIX ?= /usr/local
 DESTDIR ?=
 BINDIR := $(DESTDIR)$(PREFIX)/bin
 SHAREDIR := $(DESTDIR)$(PREFIX)/share
+UNITDIR := $(DESTDIR)/etc/systemd/system
+SYSUSERSDIR := $(DESTDIR)/usr/lib/sysusers.d
+TMPFILESDIR := $(DESTDIR)/usr/lib/tmpfiles.d
+CONFDIR := $(DESTDIR)/etc/tokend
 
 SWIFT ?= swift
 # Release binaries carry the Swift runtime statically: jwt-inspect starts in a few ms.
@@ -15,7 +19,7 @@ RELEASE_FLAGS := -c release --static-swift-stdlib
 
 # Debian packages the build needs, and those only the tests need.
 BUILD_PACKAGES := pkg-config libssl-dev openssl libsystemd-dev libsqlite3-dev libargon2-dev
-TEST_PACKAGES := python3 python3-pip
+TEST_PACKAGES := python3 python3-pip systemd curl
 PYTHON_TEST_PACKAGES := 'pyjwt>=2.10' 'cryptography>=41'
 
 APT_GET := $(if $(filter 0,$(shell id -u)),,sudo) env DEBIAN_FRONTEND=noninteractive apt-get
@@ -40,7 +44,11 @@ deps:
 
 ## test-deps: deps plus what the tests drive (PyJWT for interop).
 test-deps: deps
-	@command -v python3 >/dev/null 2>&1 || { $(APT_GET) update -qq && $(APT_GET) install -y -qq --no-install-recommends $(TEST_PACKAGES); }
+	@missing=""; for p in $(TEST_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		$(APT_GET) update -qq && $(APT_GET) install -y -qq --no-install-recommends $$missing; \
+	fi
 	@python3 -c 'import jwt, cryptography, sys; sys.exit(tuple(map(int, jwt.__version__.split(".")[:2])) < (2, 10))' >/dev/null 2>&1 || { \
 		python3 -m pip --version >/dev/null 2>&1 || { $(APT_GET) update -qq && $(APT_GET) install -y -qq --no-install-recommends python3-pip; }; \
 		echo "installing PyJWT and cryptography with pip"; \
@@ -84,12 +92,21 @@ test: test-deps
 install: release
 	install -d $(BINDIR)
 	install -m 0755 .build/release/jwt-inspect $(BINDIR)/jwt-inspect
+	install -m 0755 .build/release/tokend .build/release/tokenctl $(BINDIR)/
+	install -d $(UNITDIR) $(SYSUSERSDIR) $(TMPFILESDIR) $(CONFDIR)
+	install -m 0644 systemd/tokend.service systemd/tokend.socket systemd/tokend-admin.socket $(UNITDIR)/
+	install -m 0644 systemd/tokend.sysusers $(SYSUSERSDIR)/tokend.conf
+	install -m 0644 systemd/tokend.tmpfiles $(TMPFILESDIR)/tokend.conf
+	test -e $(CONFDIR)/tokend.env || install -m 0640 systemd/tokend.env $(CONFDIR)/tokend.env
+	if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemd-sysusers tokend.conf && systemd-tmpfiles --create tokend.conf && systemctl daemon-reload; fi
 	install -d $(SHAREDIR)/bash-completion/completions $(SHAREDIR)/zsh/site-functions $(SHAREDIR)/fish/vendor_completions.d
 	.build/release/jwt-inspect --generate-completion-script bash > $(SHAREDIR)/bash-completion/completions/jwt-inspect
 	.build/release/jwt-inspect --generate-completion-script zsh > $(SHAREDIR)/zsh/site-functions/_jwt-inspect
 	.build/release/jwt-inspect --generate-completion-script fish > $(SHAREDIR)/fish/vendor_completions.d/jwt-inspect.fish
 
 uninstall:
+	rm -f $(BINDIR)/tokend $(BINDIR)/tokenctl $(UNITDIR)/tokend.service $(UNITDIR)/tokend.socket \
+		$(UNITDIR)/tokend-admin.socket $(SYSUSERSDIR)/tokend.conf $(TMPFILESDIR)/tokend.conf
 	rm -f $(BINDIR)/jwt-inspect $(SHAREDIR)/bash-completion/completions/jwt-inspect \
 		$(SHAREDIR)/zsh/site-functions/_jwt-inspect $(SHAREDIR)/fish/vendor_completions.d/jwt-inspect.fish
 

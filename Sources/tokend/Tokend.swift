@@ -156,8 +156,10 @@ struct Daemon {
             })
         let maintenance = MaintenanceService(service: service, notifier: notifier, logger: logger)
         let reload = ReloadService(service: service, notifier: notifier, logger: logger)
-        var services: [any Service] = [server, maintenance, reload]
+        // The watchdog goes first: services stop in reverse order, so it pings while the others drain.
+        var services: [any Service] = []
         if notifier.watchdogInterval != nil { services.append(WatchdogService(notifier: notifier)) }
+        services += [server, maintenance, reload] as [any Service]
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(
                 services: services.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) },
