@@ -11,37 +11,59 @@
 public protocol TokenStore: Sendable {
     /// Everything the in-memory revocation state needs at start-up, without entries whose
     /// tokens have all expired by `now`.
+    ///
+    /// Pass `now` minus the verifier's clock leeway: a revoked token whose `exp` is inside
+    /// the leeway would still verify, so its revocation must still be loaded. An access
+    /// revocation is left out once its `expiresAt <= now`; a revoked family once both its
+    /// `expiresAt` and its `lastAccessExpiresAt` are `<= now` (what `compact` deletes).
+    /// Subject cutoffs and revoked keys are always included. Read from one consistent
+    /// snapshot, together with `cursor`.
     func loadRevocations(now: Double) async throws -> RevocationSnapshot
 
-    /// Denies the access token `jti` until `expiresAt` (its `exp`). Idempotent.
+    /// Denies the access token `jti` until `expiresAt` (its `exp`). Idempotent: a repeat
+    /// keeps the later `expiresAt` and appends an event only when it changed something.
     func revokeAccessToken(jti: String, subject: String?, expiresAt: Double, at: Double, reason: String) async throws
 
     /// Every token of `subject` issued before `notBefore` is invalid (logout everywhere).
-    /// Keeps the later cutoff when one exists.
+    /// Keeps the later cutoff when one exists; the event (stamped `notBefore`) is appended
+    /// only when the cutoff moved.
     func setSubjectCutoff(subject: String, notBefore: Double, reason: String) async throws
 
-    /// Records that `kid` is revoked (key compromise). Idempotent.
+    /// Records that `kid` is revoked (key compromise). Idempotent: the first revocation's
+    /// time and reason stay, and a repeat appends no event.
     func revokeKey(kid: String, at: Double, reason: String) async throws
 
-    /// Starts a refresh family with its first token.
+    /// Starts a refresh family with its first token. Throws `.conflict` when the family id
+    /// or the token hash exists already, when the token names another family, or when a
+    /// hash is not 32 bytes (SHA-256).
     func createRefreshFamily(_ family: RefreshFamily, firstToken: RefreshTokenRecord) async throws
 
     /// Reads the refresh token with `hash` and its family, lets `decide` choose what
     /// happens, and applies that change atomically with respect to every other call for the
     /// same token: of N concurrent calls for one token, each sees the state the previous
     /// one left. `decide` must be pure; it may be called again if the transaction retries.
+    ///
+    /// The read, `decide` and the change happen in one write transaction. The decision's
+    /// `event` is appended when present; without one, a `.rotate` appends `refresh_rotated`
+    /// and a `.revokeFamily` that ended a live family appends `family_revoked`. An error
+    /// thrown by `decide` is rethrown unchanged and nothing is written. A `.rotate` whose
+    /// spent token is not stored, whose successor exists already or belongs to another
+    /// family throws `.conflict` and writes nothing.
     func updateRefreshToken<Outcome: Sendable>(
-        hash: [UInt8], now: Double,
+        hash: [UInt8],
+        now: Double,
         _ decide: @Sendable (RefreshTokenRecord?, RefreshFamily?) throws -> RefreshDecision<Outcome>
     ) async throws -> Outcome
 
     /// Ends a family (logout, revocation of its refresh token, reuse detection, deactivation).
+    /// Unknown or already ended families are left as they are, without an event.
     func revokeRefreshFamily(id: String, at: Double, reason: String) async throws
 
     /// The family, for explain and admin views.
     func refreshFamily(id: String) async throws -> RefreshFamily?
 
-    /// Events after `cursor` (exclusive), oldest first, at most `limit`.
+    /// Events after `cursor` (exclusive), oldest first, at most `limit`. Sequences are never
+    /// reused, even after old events are trimmed.
     func events(after cursor: Int64, limit: Int) async throws -> [TokenEvent]
 
     /// Appends an event that has no other state change (key rotation, reload, sign-in, …).
@@ -49,12 +71,19 @@ public protocol TokenStore: Sendable {
 
     /// Deletes revocations and families whose tokens have all expired by `now`; returns how
     /// many rows went.
+    ///
+    /// Goes: access revocations with `expiresAt <= now`, families whose `expiresAt` and
+    /// `lastAccessExpiresAt` are both `<= now` with their refresh tokens, and events older
+    /// than the store's event retention when one is configured. Stays: subject cutoffs and
+    /// revoked keys (one row per subject or key). Pass `now` minus the clock leeway, as for
+    /// `loadRevocations`. Appends a `compacted` event when anything went.
     func compact(now: Double) async throws -> Int
 
-    /// Throws when the store cannot answer (for /healthz and the 503 of introspection).
+    /// Throws `.unavailable` when the store cannot answer (for /healthz and the 503 of
+    /// introspection): closed, its file deleted or replaced, its file system read-only.
     func checkHealth() async throws
 
-    /// Releases files and connections.
+    /// Releases files and connections. Every later call throws `.unavailable`.
     func close() async throws
 }
 
@@ -72,8 +101,11 @@ public struct RevocationSnapshot: Sendable, Equatable {
     public var cursor: Int64
 
     public init(
-        revokedAccessTokens: [String: Double] = [:], subjectCutoffs: [String: Double] = [:],
-        revokedKeys: Set<String> = [], revokedFamilies: [String: Double] = [:], cursor: Int64 = 0
+        revokedAccessTokens: [String: Double] = [:],
+        subjectCutoffs: [String: Double] = [:],
+        revokedKeys: Set<String> = [],
+        revokedFamilies: [String: Double] = [:],
+        cursor: Int64 = 0
     ) {
         self.revokedAccessTokens = revokedAccessTokens
         self.subjectCutoffs = subjectCutoffs
@@ -102,8 +134,16 @@ public struct RefreshFamily: Sendable, Equatable {
     public var lastAccessExpiresAt: Double?
 
     public init(
-        id: String, subject: String, clientID: String, scope: String, dialect: String, createdAt: Double,
-        expiresAt: Double, revokedAt: Double? = nil, revokedReason: String? = nil, lastAccessJTI: String? = nil,
+        id: String,
+        subject: String,
+        clientID: String,
+        scope: String,
+        dialect: String,
+        createdAt: Double,
+        expiresAt: Double,
+        revokedAt: Double? = nil,
+        revokedReason: String? = nil,
+        lastAccessJTI: String? = nil,
         lastAccessExpiresAt: Double? = nil
     ) {
         self.id = id
@@ -142,8 +182,13 @@ public struct RefreshTokenRecord: Sendable, Equatable {
     public var successorSealed: [UInt8]?
 
     public init(
-        hash: [UInt8], familyID: String, state: State, createdAt: Double, spentAt: Double? = nil,
-        successorHash: [UInt8]? = nil, successorSealed: [UInt8]? = nil
+        hash: [UInt8],
+        familyID: String,
+        state: State,
+        createdAt: Double,
+        spentAt: Double? = nil,
+        successorHash: [UInt8]? = nil,
+        successorSealed: [UInt8]? = nil
     ) {
         self.hash = hash
         self.familyID = familyID
@@ -162,7 +207,12 @@ public struct RefreshDecision<Outcome: Sendable>: Sendable {
         case none
         /// Mark the presented token spent, store its successor as the family's active token,
         /// and note the newest access token.
-        case rotate(spent: RefreshTokenRecord, successor: RefreshTokenRecord, accessJTI: String, accessExpiresAt: Double)
+        case rotate(
+            spent: RefreshTokenRecord,
+            successor: RefreshTokenRecord,
+            accessJTI: String,
+            accessExpiresAt: Double
+        )
         /// End the family (reuse detected, or absolute lifetime over).
         case revokeFamily(id: String, reason: String)
     }
@@ -185,7 +235,7 @@ public struct TokenEvent: Sendable, Equatable {
     public var sequence: Int64
     public var at: Double
     /// e.g. "revoke_access", "subject_cutoff", "revoke_key", "family_created",
-    /// "refresh_rotated", "refresh_reuse", "family_revoked", "key_rotated".
+    /// "refresh_rotated", "refresh_reuse", "family_revoked", "key_rotated" (see `Kind`).
     public var kind: String
     public var subject: String?
     /// Human-readable, never a secret (jti, kid, family id, reason).
@@ -200,8 +250,34 @@ public struct TokenEvent: Sendable, Equatable {
     }
 }
 
-/// A store failure. `description` is safe to log.
-public struct TokenStoreError: Error, CustomStringConvertible, Sendable {
+extension TokenEvent {
+    /// The event kinds the stores write themselves, and the ones TokenService is expected to
+    /// pass through `RefreshDecision.event` and `appendEvent`.
+    public enum Kind {
+        /// `revokeAccessToken`: detail `jti=… exp=… reason=…`.
+        public static let revokeAccess = "revoke_access"
+        /// `setSubjectCutoff`: detail `not_before=… reason=…`.
+        public static let subjectCutoff = "subject_cutoff"
+        /// `revokeKey`: detail `kid=… reason=…`.
+        public static let revokeKey = "revoke_key"
+        /// `createRefreshFamily`: detail `family=… client=… dialect=…`.
+        public static let familyCreated = "family_created"
+        /// A rotation without an event of its own: detail `family=… access_jti=…`.
+        public static let refreshRotated = "refresh_rotated"
+        /// Reuse of a spent refresh token (TokenService passes it with `.revokeFamily`).
+        public static let refreshReuse = "refresh_reuse"
+        /// `revokeRefreshFamily`, or `.revokeFamily` without an event: detail `family=… reason=…`.
+        public static let familyRevoked = "family_revoked"
+        /// A key rotation (TokenService, through `appendEvent`).
+        public static let keyRotated = "key_rotated"
+        /// `compact` removed rows: detail `access=… families=… tokens=… events=…`.
+        public static let compacted = "compacted"
+    }
+}
+
+/// A store failure. `description` is safe to log: it names the operation and the failure,
+/// never a token, a hash or another bound value. Equality is on `code`.
+public struct TokenStoreError: Error, CustomStringConvertible, Equatable, Sendable {
     public enum Code: String, Sendable {
         /// The store cannot be reached or opened (answer 503).
         case unavailable
@@ -215,11 +291,38 @@ public struct TokenStoreError: Error, CustomStringConvertible, Sendable {
 
     public let code: Code
     public let reason: String
+    /// Where the error was made, for debugging.
+    public let file: String
+    public let line: Int
 
-    public init(_ code: Code, _ reason: String) {
+    public init(_ code: Code, _ reason: String, file: String = #fileID, line: Int = #line) {
         self.code = code
         self.reason = reason
+        self.file = file
+        self.line = line
     }
 
     public var description: String { "\(code.rawValue): \(reason)" }
+
+    public static func == (lhs: TokenStoreError, rhs: TokenStoreError) -> Bool { lhs.code == rhs.code }
+
+    /// The store cannot be reached or opened (answer 503).
+    public static func unavailable(_ reason: String, file: String = #fileID, line: Int = #line) -> TokenStoreError {
+        TokenStoreError(.unavailable, reason, file: file, line: line)
+    }
+
+    /// Files have unsafe permissions or cannot be created.
+    public static func permissions(_ reason: String, file: String = #fileID, line: Int = #line) -> TokenStoreError {
+        TokenStoreError(.permissions, reason, file: file, line: line)
+    }
+
+    /// The schema is newer than this binary or damaged.
+    public static func schema(_ reason: String, file: String = #fileID, line: Int = #line) -> TokenStoreError {
+        TokenStoreError(.schema, reason, file: file, line: line)
+    }
+
+    /// A constraint failed (duplicate id, …).
+    public static func conflict(_ reason: String, file: String = #fileID, line: Int = #line) -> TokenStoreError {
+        TokenStoreError(.conflict, reason, file: file, line: line)
+    }
 }

@@ -1,0 +1,171 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The database file and its WAL companions (`-wal`, `-shm`), and the rules for their
+/// permissions: every file holding the database is 0600, its directory 0700 when tokend
+/// creates it, and an existing file that group or others may access is refused rather than
+/// silently fixed, so that an operator learns the data may have leaked.
+struct DatabaseFiles: Sendable {
+    /// Device and inode of the open database file: tells a deleted or replaced file apart.
+    struct Identity: Equatable, Sendable {
+        var device: UInt64
+        var inode: UInt64
+    }
+
+    let path: String
+
+    var walPath: String { path + "-wal" }
+    var shmPath: String { path + "-shm" }
+    var all: [String] { [path, walPath, shmPath] }
+
+    /// The directory holding the database: `.` for a bare file name.
+    var directory: String {
+        guard let slash = path.lastIndex(of: "/") else { return "." }
+        if slash == path.startIndex { return "/" }
+        return String(path[..<slash])
+    }
+
+    init(path: String) throws {
+        guard !path.isEmpty, !path.hasSuffix("/") else {
+            throw TokenStoreError.unavailable("the database path '\(path)' does not name a file")
+        }
+        self.path = path
+    }
+
+    /// Creates the directory (0700) and the database file (0600) when missing, and refuses
+    /// existing files that group or others can read or write. Returns whether the database
+    /// file was created.
+    func prepare() throws -> Bool {
+        try createDirectory(directory)
+        try refuseLoosePermissions()
+        let fd = Self.retryingEINTR { open(path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0o600) }
+        if fd < 0 {
+            let error = errno
+            if error == EEXIST { return false }
+            throw TokenStoreError.permissions("cannot create database file \(path): \(Self.describe(error))")
+        }
+        defer { close(fd) }
+        // The umask may have taken bits away; the owner must still read and write it.
+        guard fchmod(fd, 0o600) == 0 else {
+            throw TokenStoreError.permissions("cannot set mode 0600 on \(path): \(Self.describe(errno))")
+        }
+        return true
+    }
+
+    /// Refuses when the database or a companion file exists with any group or other bit.
+    func refuseLoosePermissions() throws {
+        var loose: [(path: String, mode: mode_t)] = []
+        for file in all {
+            guard let info = try Self.status(file) else { continue }
+            if info.st_mode & 0o077 != 0 { loose.append((file, info.st_mode & 0o7777)) }
+        }
+        guard !loose.isEmpty else { return }
+        let listed = loose.map { "\($0.path) has mode \(Self.octal($0.mode))" }.joined(separator: ", ")
+        let paths = loose.map(\.path).joined(separator: " ")
+        throw TokenStoreError.permissions(
+            "refusing to open the token database: \(listed), so group or others can access it "
+                + "(it must be 0600, readable and writable by its owner only); "
+                + "check who could have read it, then fix with: chmod 600 \(paths)"
+        )
+    }
+
+    /// Sets 0600 on every file of the database that exists (SQLite creates `-wal` and `-shm`
+    /// with the database file's mode, this makes sure of it).
+    func restrictModes() throws {
+        for file in all {
+            guard let info = try Self.status(file) else { continue }
+            guard info.st_mode & 0o777 != 0o600 else { continue }
+            guard chmod(file, 0o600) == 0 else {
+                throw TokenStoreError.permissions("cannot set mode 0600 on \(file): \(Self.describe(errno))")
+            }
+        }
+    }
+
+    /// The device and inode of the database file now.
+    func identity() throws -> Identity {
+        guard let info = try Self.status(path) else {
+            throw TokenStoreError.unavailable("the database file \(path) does not exist")
+        }
+        return Identity(device: UInt64(info.st_dev), inode: UInt64(info.st_ino))
+    }
+
+    /// Throws `.unavailable` when the file opened as `opened` was deleted or replaced, or its
+    /// file system cannot be written.
+    func checkInPlace(opened: Identity) throws {
+        guard let info = try? Self.status(path) else {
+            throw TokenStoreError.unavailable(
+                "the database file \(path) was deleted while tokend had it open; restore it and restart tokend"
+            )
+        }
+        guard Identity(device: UInt64(info.st_dev), inode: UInt64(info.st_ino)) == opened else {
+            throw TokenStoreError.unavailable(
+                "the database file \(path) was replaced while tokend had it open; restart tokend to open the new one"
+            )
+        }
+        if access(path, R_OK | W_OK) != 0 {
+            let error = errno
+            if error == EROFS {
+                throw TokenStoreError.unavailable("the file system holding \(path) is read-only")
+            }
+            throw TokenStoreError.unavailable("cannot read and write \(path): \(Self.describe(error))")
+        }
+        var fs = statvfs()
+        if statvfs(directory, &fs) == 0, fs.f_flag & UInt(ST_RDONLY) != 0 {
+            throw TokenStoreError.unavailable("the file system holding \(path) is read-only")
+        }
+    }
+
+    // MARK: - Helpers
+
+    private func createDirectory(_ directory: String) throws {
+        if try Self.status(directory) != nil { return }
+        let parent = DatabaseFiles.parent(of: directory)
+        if parent != directory { try createDirectory(parent) }
+        if mkdir(directory, 0o700) != 0 {
+            let error = errno
+            if error == EEXIST { return }
+            throw TokenStoreError.permissions("cannot create directory \(directory): \(Self.describe(error))")
+        }
+        guard chmod(directory, 0o700) == 0 else {
+            throw TokenStoreError.permissions("cannot set mode 0700 on \(directory): \(Self.describe(errno))")
+        }
+    }
+
+    private static func parent(of directory: String) -> String {
+        var trimmed = Substring(directory)
+        while trimmed.count > 1, trimmed.hasSuffix("/") { trimmed = trimmed.dropLast() }
+        guard let slash = trimmed.lastIndex(of: "/") else { return "." }
+        if slash == trimmed.startIndex { return "/" }
+        return String(trimmed[..<slash])
+    }
+
+    /// `stat(2)`, following symbolic links; nil when the file does not exist.
+    static func status(_ path: String) throws -> stat? {
+        var info = stat()
+        if stat(path, &info) == 0 { return info }
+        let error = errno
+        if error == ENOENT { return nil }
+        throw TokenStoreError.permissions("cannot inspect \(path): \(describe(error))")
+    }
+
+    static func octal(_ mode: mode_t) -> String {
+        let digits = String(UInt32(mode), radix: 8)
+        return String(repeating: "0", count: max(0, 4 - digits.count)) + digits
+    }
+
+    static func describe(_ error: Int32) -> String {
+        String(cString: strerror(error))
+    }
+
+    private static func retryingEINTR(_ body: () -> Int32) -> Int32 {
+        while true {
+            let result = body()
+            if result >= 0 || errno != EINTR { return result }
+        }
+    }
+}

@@ -1,0 +1,20 @@
+import GRDB
+
+/// Hooks for the package's tests: raw SQL on the writer connection, to check pragmas and to
+/// damage a database on purpose. Not part of the public API.
+extension SQLiteTokenStore {
+    /// Executes `sql` in one write transaction.
+    package func executeForTesting(_ sql: String) async throws {
+        try await write("executing test SQL") { db in try db.execute(sql: sql) }
+    }
+
+    /// The first column of the first row of `sql`, read on the writer connection (where the
+    /// connection's pragmas, like `synchronous`, matter).
+    package func integerForTesting(_ sql: String) async throws -> Int64? {
+        do {
+            return try await pool.writeWithoutTransaction { db in try Int64.fetchOne(db, sql: sql) }
+        } catch {
+            throw TokenStoreError.mapping(error, operation: "reading test SQL", path: path)
+        }
+    }
+}

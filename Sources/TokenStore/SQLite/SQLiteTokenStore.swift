@@ -1,0 +1,462 @@
+import Dispatch
+import Foundation
+import GRDB
+public import Logging
+
+/// The embedded token store: one SQLite database in WAL mode, through GRDB (DESIGN §2, §3).
+///
+/// - Durable before acknowledged: `PRAGMA synchronous = FULL`, so a mutation's `await`
+///   returns only after its transaction committed and the WAL was synced.
+/// - Every mutation and the event it appends share one `BEGIN IMMEDIATE` transaction on
+///   GRDB's single writer connection, so writes are serialized, and a read inside a write
+///   (`updateRefreshToken`) sees the state the previous write left.
+/// - No SQLite call runs on the caller's thread: GRDB's async accessors run them on its own
+///   dispatch queues, so an event loop or the cooperative pool never blocks on disk.
+/// - Files are 0600 and an existing database that group or others can read is refused.
+///
+/// Immutable after `open`, hence `Sendable`: `DatabasePool` is thread-safe.
+public final class SQLiteTokenStore: TokenStore {
+    /// The database file.
+    public let path: String
+    /// How long events are kept by `compact`; nil keeps them all.
+    public let eventRetention: Double?
+
+    let pool: DatabasePool
+    private let files: DatabaseFiles
+    private let openedIdentity: DatabaseFiles.Identity
+    private let logger: Logger
+
+    private init(
+        path: String,
+        eventRetention: Double?,
+        pool: DatabasePool,
+        files: DatabaseFiles,
+        openedIdentity: DatabaseFiles.Identity,
+        logger: Logger
+    ) {
+        self.path = path
+        self.eventRetention = eventRetention
+        self.pool = pool
+        self.files = files
+        self.openedIdentity = openedIdentity
+        self.logger = logger
+    }
+
+    /// Opens (creating when missing) the database at `path` and migrates it to this binary's
+    /// schema.
+    ///
+    /// Creates a missing directory with mode 0700 and the database with 0600. Throws
+    /// `.permissions` when an existing database file (or its `-wal`/`-shm`) can be accessed
+    /// by group or others, naming the file and the `chmod` that fixes it; `.schema` when the
+    /// file belongs to another program or a newer tokend; `.unavailable` when it cannot be
+    /// opened.
+    ///
+    /// - Parameters:
+    ///   - eventRetention: seconds of events `compact` keeps; nil (the default) keeps all.
+    ///   - busyTimeout: how long a write waits for another process holding the database.
+    public static func open(
+        path: String,
+        logger: Logger,
+        eventRetention: Double? = nil,
+        busyTimeout: Double = 5
+    ) async throws -> SQLiteTokenStore {
+        precondition(eventRetention.map { $0 > 0 } ?? true, "eventRetention must be positive")
+        let files = try DatabaseFiles(path: path)
+        let (pool, created) = try await offload {
+            let created = try files.prepare()
+            do {
+                let pool = try DatabasePool(path: path, configuration: configuration(busyTimeout: busyTimeout))
+                try pool.writeWithoutTransaction(makeDurable)
+                try files.restrictModes()
+                return (pool, created)
+            } catch {
+                throw TokenStoreError.mapping(error, operation: "opening the token database", path: path)
+            }
+        }
+        let identity: DatabaseFiles.Identity
+        do {
+            try await migrate(pool, path: path)
+            identity = try files.identity()
+        } catch {
+            try? await offload { try pool.close() }
+            throw error
+        }
+        logger.info(
+            "token store opened",
+            metadata: [
+                "path": "\(path)", "created": "\(created)", "schema": "\(StoreSchema.latestVersion)",
+            ]
+        )
+        return SQLiteTokenStore(
+            path: path,
+            eventRetention: eventRetention,
+            pool: pool,
+            files: files,
+            openedIdentity: identity,
+            logger: logger
+        )
+    }
+
+    private static func configuration(busyTimeout: Double) -> Configuration {
+        var configuration = Configuration()
+        configuration.label = "tokend.store"
+        configuration.foreignKeysEnabled = true
+        configuration.busyMode = .timeout(busyTimeout)
+        configuration.maximumReaderCount = 4
+        // Bound values stay out of GRDB's error descriptions (they may be hashes).
+        configuration.publicStatementArguments = false
+        configuration.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA trusted_schema = OFF")
+        }
+        return configuration
+    }
+
+    /// Makes the writer connection sync the WAL on every commit. GRDB turns WAL mode on
+    /// with `synchronous = NORMAL` after `prepareDatabase` ran (a commit could then be lost
+    /// on power failure), so this runs on the writer once the pool exists; the writer
+    /// connection lives as long as the pool.
+    private static func makeDurable(_ db: Database) throws {
+        try db.execute(sql: "PRAGMA synchronous = FULL")
+        guard try Int.fetchOne(db, sql: "PRAGMA synchronous") == 2 else {
+            throw TokenStoreError.unavailable("SQLite refused PRAGMA synchronous = FULL")
+        }
+    }
+
+    /// Refuses another program's database or a newer schema, then applies the missing
+    /// migrations.
+    private static func migrate(_ pool: DatabasePool, path: String) async throws {
+        let migrator = StoreSchema.migrator
+        do {
+            try await pool.read { db in
+                let applicationID = try Int32.fetchOne(db, sql: "PRAGMA application_id") ?? 0
+                let objects = try Int.fetchOne(db, sql: "SELECT count(*) FROM sqlite_master") ?? 0
+                if applicationID != StoreSchema.applicationID, objects > 0 {
+                    throw TokenStoreError.schema(
+                        "\(path) is a SQLite database of another program (application_id \(applicationID)); "
+                            + "tokend will not change it: point TOKEND_STORE at a new or a tokend database"
+                    )
+                }
+                if try migrator.hasBeenSuperseded(db) {
+                    let unknown = try migrator.appliedIdentifiers(db).subtracting(migrator.migrations).sorted()
+                    throw TokenStoreError.schema(
+                        "\(path) has schema migrations \(unknown.joined(separator: ", ")) that this tokend does "
+                            + "not know (it knows up to \(StoreSchema.latestVersion)): it was written by a newer "
+                            + "tokend; run that version or restore a backup"
+                    )
+                }
+            }
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+                migrator.asyncMigrate(pool) { result in
+                    continuation.resume(with: result.map { _ in () })
+                }
+            }
+        } catch {
+            throw TokenStoreError.mapping(error, operation: "migrating the token database", path: path)
+        }
+    }
+
+    // MARK: - TokenStore
+
+    public func loadRevocations(now: Double) async throws -> RevocationSnapshot {
+        try await read("loading revocations") { db in
+            var snapshot = RevocationSnapshot()
+            let access = try Row.fetchCursor(
+                db,
+                sql: "SELECT jti, expires_at FROM revoked_access_tokens WHERE expires_at > ?",
+                arguments: [now]
+            )
+            while let row = try access.next() {
+                snapshot.revokedAccessTokens[try row.decode(atIndex: 0)] = try row.decode(atIndex: 1)
+            }
+            let cutoffs = try Row.fetchCursor(db, sql: "SELECT subject, not_before FROM subject_cutoffs")
+            while let row = try cutoffs.next() {
+                snapshot.subjectCutoffs[try row.decode(atIndex: 0)] = try row.decode(atIndex: 1)
+            }
+            snapshot.revokedKeys = try Set(String.fetchAll(db, sql: "SELECT kid FROM revoked_keys"))
+            let families = try Row.fetchCursor(
+                db,
+                sql: """
+                    SELECT id, revoked_at FROM refresh_families
+                    WHERE revoked_at IS NOT NULL AND \(Self.familyEnd) > ?
+                    """,
+                arguments: [now]
+            )
+            while let row = try families.next() {
+                snapshot.revokedFamilies[try row.decode(atIndex: 0)] = try row.decode(atIndex: 1)
+            }
+            snapshot.cursor = try Self.lastSequence(db)
+            return snapshot
+        }
+    }
+
+    public func revokeAccessToken(
+        jti: String,
+        subject: String?,
+        expiresAt: Double,
+        at: Double,
+        reason: String
+    ) async throws {
+        try await write("revoking an access token") { db in
+            try db.execute(
+                sql: """
+                    INSERT INTO revoked_access_tokens (jti, subject, expires_at, revoked_at, reason)
+                    VALUES (?, ?, ?, ?, ?)
+                    ON CONFLICT (jti) DO UPDATE
+                    SET expires_at = excluded.expires_at,
+                        subject = coalesce(revoked_access_tokens.subject, excluded.subject)
+                    WHERE excluded.expires_at > revoked_access_tokens.expires_at
+                    """,
+                arguments: [jti, subject, expiresAt, at, reason]
+            )
+            if db.changesCount > 0 {
+                try Self.append(
+                    StoreEvents.revokeAccess(jti: jti, subject: subject, expiresAt: expiresAt, reason: reason),
+                    at: at,
+                    db
+                )
+            }
+        }
+    }
+
+    public func setSubjectCutoff(subject: String, notBefore: Double, reason: String) async throws {
+        try await write("setting a subject cutoff") { db in
+            try db.execute(
+                sql: """
+                    INSERT INTO subject_cutoffs (subject, not_before, reason) VALUES (?, ?, ?)
+                    ON CONFLICT (subject) DO UPDATE
+                    SET not_before = excluded.not_before, reason = excluded.reason
+                    WHERE excluded.not_before > subject_cutoffs.not_before
+                    """,
+                arguments: [subject, notBefore, reason]
+            )
+            if db.changesCount > 0 {
+                try Self.append(
+                    StoreEvents.subjectCutoff(subject: subject, notBefore: notBefore, reason: reason),
+                    at: notBefore,
+                    db
+                )
+            }
+        }
+    }
+
+    public func revokeKey(kid: String, at: Double, reason: String) async throws {
+        try await write("revoking a key") { db in
+            try db.execute(
+                sql: "INSERT INTO revoked_keys (kid, revoked_at, reason) VALUES (?, ?, ?) ON CONFLICT (kid) DO NOTHING",
+                arguments: [kid, at, reason]
+            )
+            if db.changesCount > 0 {
+                try Self.append(StoreEvents.revokeKey(kid: kid, reason: reason), at: at, db)
+            }
+        }
+    }
+
+    public func createRefreshFamily(_ family: RefreshFamily, firstToken: RefreshTokenRecord) async throws {
+        try StoreValidation.checkNewFamily(family, firstToken: firstToken)
+        try await write("creating a refresh family") { db in
+            if try Self.fetchFamily(id: family.id, db) != nil {
+                throw TokenStoreError.conflict("refresh family \(family.id) exists already")
+            }
+            if try Self.fetchToken(hash: firstToken.hash, db) != nil {
+                throw TokenStoreError.conflict("the first refresh token of family \(family.id) exists already")
+            }
+            try Self.insert(family, db)
+            try Self.insert(firstToken, db)
+            try Self.append(StoreEvents.familyCreated(family), at: family.createdAt, db)
+        }
+    }
+
+    public func updateRefreshToken<Outcome: Sendable>(
+        hash: [UInt8],
+        now: Double,
+        _ decide: @Sendable (RefreshTokenRecord?, RefreshFamily?) throws -> RefreshDecision<Outcome>
+    ) async throws -> Outcome {
+        try await write("updating a refresh token") { db in
+            // Read inside the write transaction: no other write can slip in between.
+            let token = try Self.fetchToken(hash: hash, db)
+            let family = try token.flatMap { try Self.fetchFamily(id: $0.familyID, db) }
+            let decision = try decide(token, family)
+            var defaultEvent: StoreEvents.Draft?
+            switch decision.change {
+            case .none:
+                break
+            case .rotate(let spent, let successor, let accessJTI, let accessExpiresAt):
+                try StoreValidation.checkRotation(spent: spent, successor: successor)
+                try db.execute(
+                    sql: """
+                        UPDATE refresh_tokens SET state = ?, spent_at = ?, successor_hash = ?, successor_sealed = ?
+                        WHERE hash = ? AND family_id = ?
+                        """,
+                    arguments: [
+                        spent.state.rawValue, spent.spentAt, spent.successorHash.map { Data($0) },
+                        spent.successorSealed.map { Data($0) }, Data(spent.hash), spent.familyID,
+                    ]
+                )
+                guard db.changesCount == 1 else {
+                    throw TokenStoreError.conflict(
+                        "rotation in family \(spent.familyID): the spent refresh token is not stored in that family"
+                    )
+                }
+                if try Self.fetchToken(hash: successor.hash, db) != nil {
+                    throw TokenStoreError.conflict(
+                        "rotation in family \(spent.familyID): the successor refresh token exists already"
+                    )
+                }
+                try Self.insert(successor, db)
+                try db.execute(
+                    sql: "UPDATE refresh_families SET last_access_jti = ?, last_access_expires_at = ? WHERE id = ?",
+                    arguments: [accessJTI, accessExpiresAt, spent.familyID]
+                )
+                let subject =
+                    family?.id == spent.familyID
+                    ? family?.subject : try Self.fetchFamily(id: spent.familyID, db)?.subject
+                defaultEvent = StoreEvents.refreshRotated(
+                    familyID: spent.familyID,
+                    subject: subject,
+                    accessJTI: accessJTI
+                )
+            case .revokeFamily(let id, let reason):
+                if let ended = try Self.endFamily(id: id, at: now, reason: reason, db) {
+                    defaultEvent = StoreEvents.familyRevoked(familyID: id, subject: ended.subject, reason: reason)
+                }
+            }
+            if let event = StoreEvents.forDecision(decision.event, defaultEvent: { defaultEvent }) {
+                try Self.append(event, at: now, db)
+            }
+            return decision.outcome
+        }
+    }
+
+    public func revokeRefreshFamily(id: String, at: Double, reason: String) async throws {
+        try await write("revoking a refresh family") { db in
+            if let ended = try Self.endFamily(id: id, at: at, reason: reason, db) {
+                try Self.append(
+                    StoreEvents.familyRevoked(familyID: id, subject: ended.subject, reason: reason),
+                    at: at,
+                    db
+                )
+            }
+        }
+    }
+
+    public func refreshFamily(id: String) async throws -> RefreshFamily? {
+        try await read("reading a refresh family") { db in try Self.fetchFamily(id: id, db) }
+    }
+
+    public func events(after cursor: Int64, limit: Int) async throws -> [TokenEvent] {
+        guard limit > 0 else { return [] }
+        return try await read("reading events") { db in
+            let rows = try Row.fetchCursor(
+                db,
+                sql: """
+                    SELECT sequence, at, kind, subject, detail FROM events
+                    WHERE sequence > ? ORDER BY sequence LIMIT ?
+                    """,
+                arguments: [cursor, limit]
+            )
+            var events: [TokenEvent] = []
+            while let row = try rows.next() { events.append(try TokenEvent(row: row)) }
+            return events
+        }
+    }
+
+    public func appendEvent(kind: String, subject: String?, detail: String, at: Double) async throws {
+        try await write("appending an event") { db in
+            try Self.append(StoreEvents.Draft(kind: kind, subject: subject, detail: detail), at: at, db)
+        }
+    }
+
+    public func compact(now: Double) async throws -> Int {
+        let retention = eventRetention
+        let counts = try await write("compacting") { db in
+            var counts = CompactionCounts()
+            try db.execute(sql: "DELETE FROM revoked_access_tokens WHERE expires_at <= ?", arguments: [now])
+            counts.accessTokens = db.changesCount
+            try db.execute(
+                sql: """
+                    DELETE FROM refresh_tokens WHERE family_id IN
+                        (SELECT id FROM refresh_families WHERE \(Self.familyEnd) <= ?)
+                    """,
+                arguments: [now]
+            )
+            counts.refreshTokens = db.changesCount
+            try db.execute(sql: "DELETE FROM refresh_families WHERE \(Self.familyEnd) <= ?", arguments: [now])
+            counts.families = db.changesCount
+            if let retention {
+                try db.execute(sql: "DELETE FROM events WHERE at < ?", arguments: [now - retention])
+                counts.events = db.changesCount
+            }
+            if counts.total > 0 { try Self.append(StoreEvents.compacted(counts), at: now, db) }
+            return counts
+        }
+        if counts.total > 0 {
+            logger.info(
+                "token store compacted",
+                metadata: [
+                    "access_revocations": "\(counts.accessTokens)", "families": "\(counts.families)",
+                    "refresh_tokens": "\(counts.refreshTokens)", "events": "\(counts.events)",
+                ]
+            )
+        }
+        return counts.total
+    }
+
+    public func checkHealth() async throws {
+        let files = files
+        let opened = openedIdentity
+        try await read("checking health") { db in
+            try files.checkInPlace(opened: opened)
+            _ = try Int.fetchOne(db, sql: "SELECT count(*) FROM sqlite_master")
+        }
+    }
+
+    public func close() async throws {
+        let pool = pool
+        do {
+            try await Self.offload { try pool.close() }
+        } catch {
+            throw TokenStoreError.mapping(error, operation: "closing the token database", path: path)
+        }
+        logger.info("token store closed", metadata: ["path": "\(path)"])
+    }
+
+    // MARK: - Access
+
+    /// The end of everything a family covers: its refresh tokens (`expires_at`) and the
+    /// access tokens it issued (`last_access_expires_at`). Same expression as the index.
+    static let familyEnd = "max(expires_at, coalesce(last_access_expires_at, expires_at))"
+
+    /// Runs `body` in one `BEGIN IMMEDIATE` transaction on the writer connection; returns
+    /// after the commit is synced.
+    func write<T: Sendable>(_ operation: String, _ body: @Sendable (Database) throws -> T) async throws -> T {
+        do {
+            return try await pool.writeWithoutTransaction { db in
+                var result: T?
+                try db.inTransaction(.immediate) {
+                    result = try body(db)
+                    return .commit
+                }
+                guard let result else { preconditionFailure("a committed transaction has a result") }
+                return result
+            }
+        } catch {
+            throw TokenStoreError.mapping(error, operation: operation, path: path)
+        }
+    }
+
+    /// Runs `body` in a read transaction on a reader connection (a consistent snapshot).
+    func read<T: Sendable>(_ operation: String, _ body: @Sendable (Database) throws -> T) async throws -> T {
+        do {
+            return try await pool.read(body)
+        } catch {
+            throw TokenStoreError.mapping(error, operation: operation, path: path)
+        }
+    }
+
+    /// Runs blocking work (opening, closing) on a global dispatch queue.
+    private static func offload<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            DispatchQueue.global().async { continuation.resume(with: Result { try body() }) }
+        }
+    }
+}

@@ -1,0 +1,83 @@
+import Testing
+import TokenStore
+import TokenTestSupport
+
+/// The implementations every shared test runs against.
+enum StoreKind: String, CaseIterable, Sendable, CustomTestStringConvertible {
+    case sqlite
+    case memory
+
+    var testDescription: String { rawValue }
+}
+
+/// Runs `body` with a fresh store of `kind` (SQLite in a temporary directory), then closes it
+/// and removes the directory.
+func withStore<T>(
+    _ kind: StoreKind,
+    eventRetention: Double? = nil,
+    _ body: (any TokenStore) async throws -> T
+) async throws -> T {
+    try await withTemporaryDirectory(prefix: "tokend-store-test") { directory in
+        let store: any TokenStore
+        switch kind {
+        case .sqlite:
+            store = try await SQLiteTokenStore.open(
+                path: directory.file("tokend.db"),
+                logger: StoreFixtures.quietLogger,
+                eventRetention: eventRetention
+            )
+        case .memory:
+            store = InMemoryTokenStore(eventRetention: eventRetention)
+        }
+        do {
+            let result = try await body(store)
+            try await store.close()
+            return result
+        } catch {
+            try? await store.close()
+            throw error
+        }
+    }
+}
+
+/// What `decide` saw, returned as the outcome of a read-only `updateRefreshToken`.
+struct Seen: Sendable, Equatable {
+    var token: RefreshTokenRecord?
+    var family: RefreshFamily?
+}
+
+extension TokenStore {
+    /// The stored token with `hash` and its family, through `updateRefreshToken` with no change.
+    func peek(_ hash: [UInt8], now: Double = StoreFixtures.now) async throws -> Seen {
+        try await updateRefreshToken(hash: hash, now: now) { token, family in
+            RefreshDecision(change: .none, outcome: Seen(token: token, family: family))
+        }
+    }
+
+    /// Every event, oldest first.
+    func allEvents() async throws -> [TokenEvent] {
+        try await events(after: 0, limit: 10_000)
+    }
+}
+
+/// A rotation of `token` to the successor `next` (plaintext), as TokenService would decide it.
+func rotation<Outcome: Sendable>(
+    of token: RefreshTokenRecord,
+    to next: String,
+    at now: Double,
+    accessJTI: String,
+    accessLifetime: Double = 3600
+) -> RefreshDecision<Outcome>.Change {
+    let successor = RefreshTokenRecord(
+        hash: StoreFixtures.hash(next),
+        familyID: token.familyID,
+        state: .active,
+        createdAt: now
+    )
+    var spent = token
+    spent.state = .spent
+    spent.spentAt = now
+    spent.successorHash = successor.hash
+    spent.successorSealed = Array("sealed successor of \(next)".utf8)
+    return .rotate(spent: spent, successor: successor, accessJTI: accessJTI, accessExpiresAt: now + accessLifetime)
+}

@@ -1,0 +1,52 @@
+public import Logging
+import TokenCrypto
+public import TokenStore
+
+/// Sample families, refresh-token records and hashes for store and service tests.
+public enum StoreFixtures {
+    /// A fixed "now": 2023-11-14T22:13:20Z.
+    public static let now: Double = 1_700_000_000
+
+    /// SHA-256 of `plaintext`, as the stores keep refresh tokens.
+    public static func hash(_ plaintext: String) -> [UInt8] {
+        SHA256.hash(Array(plaintext.utf8))
+    }
+
+    /// A live family of `subject`, created at `createdAt` and ending `lifetime` later.
+    public static func family(
+        id: String = "fam-1",
+        subject: String = "user-1",
+        createdAt: Double = now,
+        lifetime: Double = 2_592_000,
+        lastAccessJTI: String? = "jti-0",
+        lastAccessExpiresAt: Double? = nil
+    ) -> RefreshFamily {
+        RefreshFamily(
+            id: id,
+            subject: subject,
+            clientID: "client-1",
+            scope: "openid profile",
+            dialect: "native",
+            createdAt: createdAt,
+            expiresAt: createdAt + lifetime,
+            lastAccessJTI: lastAccessJTI,
+            lastAccessExpiresAt: lastAccessExpiresAt ?? createdAt + 3600
+        )
+    }
+
+    /// The active token `plaintext` of `familyID`.
+    public static func activeToken(
+        _ plaintext: String,
+        familyID: String = "fam-1",
+        createdAt: Double = now
+    )
+        -> RefreshTokenRecord
+    {
+        RefreshTokenRecord(hash: hash(plaintext), familyID: familyID, state: .active, createdAt: createdAt)
+    }
+}
+
+extension StoreFixtures {
+    /// A logger that drops everything, for stores opened by tests.
+    public static let quietLogger = Logger(label: "tokend.test", factory: { _ in SwiftLogNoOpLogHandler() })
+}
