@@ -112,7 +112,7 @@ let package = Package(
         // Tests
         .target(
             name: "TokenTestSupport",
-            dependencies: ["JOSE", "TokenCrypto", "TokenStore"],
+            dependencies: ["JOSE", "TokenCrypto", "TokenStore", .product(name: "Logging", package: "swift-log")],
             path: "Tests/TokenTestSupport",
             swiftSettings: strict
         ),

@@ -41,7 +41,9 @@ public final class TokenService: Sendable {
         configuration: ServiceConfiguration, store: any TokenStore, keyring: Keyring, clock: ServiceClock = .system,
         logger: Logger
     ) async throws -> TokenService {
-        let snapshot = try await store.loadRevocations(now: clock.now())
+        // A revoked token whose exp is still inside the leeway would verify again: load its
+        // revocation too.
+        let snapshot = try await store.loadRevocations(now: clock.now() - configuration.leeway)
         return TokenService(
             configuration: configuration, store: store, keyring: keyring, revocations: RevocationState(snapshot),
             clock: clock, logger: logger)
@@ -100,7 +102,7 @@ public final class TokenService: Sendable {
         let now = clock.now()
         let memory = revocations.compact(now: now)
         do {
-            return try await store.compact(now: now) + memory
+            return try await store.compact(now: now - configuration.leeway) + memory
         } catch {
             throw noteStoreFailure(error, during: "compact")
         }
