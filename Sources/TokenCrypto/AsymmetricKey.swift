@@ -199,14 +199,14 @@ final class ContextPool: Sendable {
         handles.withLock { $0.popLast() }?.pointer
     }
 
-    func give(_ pointer: OpaquePointer) {
+    func give(_ pointer: OpaquePointer, free: (OpaquePointer) -> Void = { EVP_PKEY_CTX_free($0) }) {
         let handle = Handle(pointer: pointer)
         let kept = handles.withLock { items -> Bool in
             guard items.count < ContextPool.limit else { return false }
             items.append(handle)
             return true
         }
-        if !kept { EVP_PKEY_CTX_free(pointer) }
+        if !kept { free(pointer) }
     }
 
     func drain(_ free: (OpaquePointer) -> Void) {

@@ -34,22 +34,38 @@ final class HMACKey: @unchecked Sendable {
         self.secret = secret
     }
 
-    deinit { EVP_MAC_CTX_free(base) }
+    private let contexts = ContextPool()
+
+    deinit {
+        contexts.drain { EVP_MAC_CTX_free($0) }
+        EVP_MAC_CTX_free(base)
+    }
 
     /// HMAC-SHA256 of `message`.
     func authenticationCode(_ message: UnsafeRawBufferPointer) -> [UInt8] {
-        guard let ctx = EVP_MAC_CTX_dup(base) else {
-            fatalError("EVP_MAC_CTX_dup failed: \(OpenSSL.drainErrors())")
-        }
-        defer { EVP_MAC_CTX_free(ctx) }
         var out = [UInt8](repeating: 0, count: 32)
-        var length = 0
-        let ok = out.withUnsafeMutableBufferPointer { buffer in
-            EVP_MAC_update(ctx, message.baseAddress?.assumingMemoryBound(to: UInt8.self), message.count) == 1
-                && EVP_MAC_final(ctx, buffer.baseAddress, &length, 32) == 1
-        }
-        precondition(ok && length == 32, "HMAC-SHA256 failed: \(OpenSSL.drainErrors())")
+        out.withUnsafeMutableBufferPointer { authenticationCode(message, into: $0.baseAddress!) }
         return out
+    }
+
+    /// HMAC-SHA256 of `message` into 32 bytes at `out`. Reuses a pooled context: a context
+    /// re-initialised with a NULL key keeps its key schedule (OpenSSL's HMAC_Init_ex).
+    func authenticationCode(_ message: UnsafeRawBufferPointer, into out: UnsafeMutablePointer<UInt8>) {
+        let ctx: OpaquePointer
+        if let pooled = contexts.take() {
+            ctx = pooled
+            guard EVP_MAC_init(ctx, nil, 0, nil) == 1 else { fatalError("EVP_MAC_init failed: \(OpenSSL.drainErrors())") }
+        } else {
+            guard let fresh = EVP_MAC_CTX_dup(base) else {
+                fatalError("EVP_MAC_CTX_dup failed: \(OpenSSL.drainErrors())")
+            }
+            ctx = fresh
+        }
+        var length = 0
+        let ok = EVP_MAC_update(ctx, message.baseAddress?.assumingMemoryBound(to: UInt8.self), message.count) == 1
+            && EVP_MAC_final(ctx, out, &length, 32) == 1
+        precondition(ok && length == 32, "HMAC-SHA256 failed: \(OpenSSL.drainErrors())")
+        contexts.give(ctx, free: { EVP_MAC_CTX_free($0) })
     }
 
     /// PEM armour, an OpenSSH public key, or DER that OpenSSL parses as a key: refusing these

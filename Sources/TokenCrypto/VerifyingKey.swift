@@ -52,8 +52,10 @@ public struct VerifyingKey: Sendable {
             guard signature.count == 32 else {
                 throw CryptoError.signatureEncoding("HS256 signature must be 32 bytes, got \(signature.count)")
             }
-            let expected = secret.authenticationCode(message)
-            return expected.withUnsafeBytes { CRYPTO_memcmp($0.baseAddress, signature.baseAddress, 32) == 0 }
+            return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 32) { expected in
+                secret.authenticationCode(message, into: expected.baseAddress!)
+                return CRYPTO_memcmp(expected.baseAddress, signature.baseAddress, 32) == 0
+            }
         }
     }
 

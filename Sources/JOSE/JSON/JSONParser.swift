@@ -106,7 +106,8 @@ private struct Cursor {
             guard !atEnd, current == UInt8(ascii: "\"") else { throw error(.syntax, "expected a member name") }
             let start = index
             let key = try string()
-            if object.members.contains(where: { $0.key == key }) {
+            let length = key.utf8.count
+            if object.members.contains(where: { $0.key.utf8.count == length && $0.key == key }) {
                 index = start
                 throw error(.duplicateMember, "duplicate member name \"\(printable(key))\"")
             }
@@ -183,10 +184,17 @@ private struct Cursor {
         index += 1  // opening quote
         let start = index
         // Fast path: no escapes.
+        var high: UInt8 = 0
         while index < bytes.count {
             let byte = bytes[index]
+            high |= byte
             if byte == UInt8(ascii: "\"") {
                 let raw = UnsafeRawBufferPointer(rebasing: bytes[start..<index])
+                if high < 0x80 {
+                    // All ASCII, hence valid UTF-8: skip the generic validating initialiser.
+                    index += 1
+                    return String(decoding: raw, as: UTF8.self)
+                }
                 guard let text = String(validating: raw, as: UTF8.self) else {
                     index = start
                     throw error(.invalidUTF8, "string is not valid UTF-8")

@@ -68,7 +68,21 @@ public struct JSONNumber: Sendable, Equatable, CustomStringConvertible {
         }
     }
 
-    public var doubleValue: Double { Double(text) ?? .nan }
+    public var doubleValue: Double {
+        // Fast path: a plain integer of at most 15 digits is exact in a Double.
+        let utf8 = text.utf8
+        if utf8.count <= 15 {
+            var value: Int64 = 0
+            var plain = true
+            for byte in utf8 {
+                let digit = byte &- UInt8(ascii: "0")
+                guard digit < 10 else { plain = false; break }
+                value = value * 10 + Int64(digit)
+            }
+            if plain { return Double(value) }
+        }
+        return Double(text) ?? .nan
+    }
 
     /// The exact integer value, when the literal is an integer that fits in Int64.
     public var int64Value: Int64? { Int64(text) }
@@ -88,7 +102,10 @@ public struct JSONObject: Sendable, Equatable, Sequence {
     }
 
     public subscript(key: String) -> JSONValue? {
-        get { members.first { $0.key == key }?.value }
+        get {
+            let length = key.utf8.count
+            return members.first { $0.key.utf8.count == length && $0.key == key }?.value
+        }
         set {
             if let index = members.firstIndex(where: { $0.key == key }) {
                 if let newValue { members[index].value = newValue } else { members.remove(at: index) }
