@@ -141,13 +141,29 @@ struct Daemon {
             throw StartFailure(description: "cannot load the key directory \(config.keysDirectory): \(error)")
         }
         let service = try await TokenService.start(configuration: config.service, store: store, keyring: keyring, logger: logger)
-        let routes = TokenRoutes(service: service, registry: registry, logger: logger)
+        var accountRoutes: AccountRoutes?
+        var hasher: PasswordHasher?
+        if let users = store as? any UserStore {
+            do {
+                var hashing = PasswordHasher.Configuration(queueCapacity: config.hashQueue)
+                if let workers = config.hashWorkers { hashing.workers = workers }
+                hasher = try PasswordHasher(hashing)
+            } catch {
+                throw StartFailure(description: "cannot start the password hashing pool: \(error)")
+            }
+            let accounts = AccountService(
+                users: users, tokens: service, hasher: hasher!, configuration: config.accounts, logger: logger)
+            accountRoutes = AccountRoutes(accounts: accounts, logger: logger)
+        }
+        let routes = TokenRoutes(service: service, registry: registry, accounts: accountRoutes, logger: logger)
 
         let listeners = try makeListeners(routes)
         let notifier = self.notifier
         let logger = self.logger
+        var serverConfiguration = HTTPServerConfiguration()
+        serverConfiguration.errorRenderer = { error, path in AccountRoutes.renderError(error, path: path) }
         let server = HTTPServer(
-            listeners: listeners, configuration: HTTPServerConfiguration(), logger: logger,
+            listeners: listeners, configuration: serverConfiguration, logger: logger,
             onReady: {
                 _ = notifier.ready(status: service.statusLine)
                 logger.notice(
@@ -170,6 +186,7 @@ struct Daemon {
         } onGracefulShutdown: {
             _ = notifier.stopping(status: "draining in-flight requests")
         }
+        await hasher?.shutdown()
         try? await store.close()
         logger.notice("tokend stopped")
     }

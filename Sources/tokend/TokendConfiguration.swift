@@ -22,6 +22,9 @@ struct TokendConfiguration: Sendable {
     var keysDirectory = "./keys"
     var logLevel = Logger.Level.info
     var service = ServiceConfiguration()
+    var accounts = AccountConfiguration()
+    var hashWorkers: Int?
+    var hashQueue = 64
 
     /// Reads `source` (variable → value): the environment with flags laid over it.
     init(_ source: [String: String]) throws {
@@ -88,11 +91,24 @@ struct TokendConfiguration: Sendable {
         {
             logLevel = level
         }
-        for name in [
-            "USER_SIGNUP_RATE_LIMIT_EMAIL", "USER_SIGNUP_RATE_LIMIT_EMAIL_WINDOW_MS", "USER_SIGNUP_RATE_LIMIT_IP",
-            "USER_SIGNUP_RATE_LIMIT_IP_WINDOW_MS",
-        ] {
-            _ = check(name, "a whole number ≥ 0", { Int($0).flatMap { $0 >= 0 ? $0 : nil } })
+        let count = "a whole number ≥ 0 (0 turns the limit off)"
+        let milliseconds = "a whole number of milliseconds ≥ 1000"
+        func natural(_ text: String) -> Int? { Int(text).flatMap { $0 >= 0 ? $0 : nil } }
+        func window(_ text: String) -> Double? { Int(text).flatMap { $0 >= 1000 ? Double($0) / 1000 : nil } }
+        if let n = check("USER_SIGNUP_RATE_LIMIT_EMAIL", count, natural) { accounts.signupPerEmail.limit = n }
+        if let w = check("USER_SIGNUP_RATE_LIMIT_EMAIL_WINDOW_MS", milliseconds, window) { accounts.signupPerEmail.window = w }
+        if let n = check("USER_SIGNUP_RATE_LIMIT_IP", count, natural) { accounts.signupPerIP.limit = n }
+        if let w = check("USER_SIGNUP_RATE_LIMIT_IP_WINDOW_MS", milliseconds, window) { accounts.signupPerIP.window = w }
+        if let n = check("TOKEND_SIGNIN_RATE_LIMIT_ACCOUNT", count, natural) { accounts.signinPerAccountAndIP.limit = n }
+        if let n = check("TOKEND_SIGNIN_RATE_LIMIT_IP", count, natural) { accounts.signinPerIP.limit = n }
+        if let s = check("TOKEND_SIGNIN_RATE_LIMIT_WINDOW", "a duration of at least 1s, like 15m", { DurationText.parse($0).flatMap { $0 >= 1 ? $0 : nil } }) {
+            accounts.signinPerAccountAndIP.window = Double(s)
+            accounts.signinPerIP.window = Double(s)
+        }
+        accounts.createScope = value("API_USER_CREATE_SCOPE")
+        hashWorkers = check("TOKEND_HASH_WORKERS", "a whole number from 1 to 256", { Int($0).flatMap { (1...256).contains($0) ? $0 : nil } })
+        if let n = check("TOKEND_HASH_QUEUE", "a whole number from 1 to 65536", { Int($0).flatMap { (1...65536).contains($0) ? $0 : nil } }) {
+            hashQueue = n
         }
         if socketPath == adminSocketPath {
             problems.append("TOKEND_SOCKET and TOKEND_ADMIN_SOCKET must differ: the admin routes live only on the admin socket")
