@@ -1,4 +1,23 @@
 #ifndef TOKEND_CARGON2_SHIM_H
 #define TOKEND_CARGON2_SHIM_H
 #include <argon2.h>
+#include <stddef.h>
+#include <string.h>
+#include <sys/prctl.h>
+
+/// Overwrites `n` bytes at `p` with zeros in a way the optimiser may not remove as a dead store
+/// (glibc's explicit_bzero); for password copies that are about to be freed.
+static inline void tokend_argon2_wipe(void *p, size_t n) {
+    if (p != NULL && n > 0) explicit_bzero(p, n);
+}
+
+/// Names the calling thread (as `top -H` shows it); prctl is variadic, hence the shim.
+static inline void tokend_argon2_set_thread_name(const char *name) {
+    (void)prctl(PR_SET_NAME, (unsigned long)name, 0UL, 0UL, 0UL);
+}
+
+/// Copies the calling thread's name (at most 15 bytes plus NUL) into `buffer` of 16 bytes.
+static inline void tokend_argon2_thread_name(char *buffer) {
+    (void)prctl(PR_GET_NAME, (unsigned long)buffer, 0UL, 0UL, 0UL);
+}
 #endif
