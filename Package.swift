@@ -140,6 +140,8 @@ let package = Package(
         .testTarget(
             name: "PasswordHashingTests", dependencies: ["TokenService", "TokenCrypto"], swiftSettings: strict),
         .testTarget(
+            name: "AccountAPITests", dependencies: ["JOSE", "TokenCrypto", "TokenTestSupport"], swiftSettings: strict),
+        .testTarget(
             name: "IntegrationTests", dependencies: ["JOSE", "TokenCrypto", "TokenTestSupport"],
             swiftSettings: strict),
     ],
