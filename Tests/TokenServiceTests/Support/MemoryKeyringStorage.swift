@@ -1,0 +1,70 @@
+import JOSE
+import Synchronization
+import TokenCrypto
+import TokenService
+
+/// A key directory in memory: what `KeyDirectory` keeps on disk (the document and the
+/// private keys), plus a switch that makes every save fail as a full or read-only disk would.
+final class MemoryKeyringStorage: KeyringStorage {
+    struct SaveFailure: Error, CustomStringConvertible {
+        var description: String { "the key directory is read-only (MemoryKeyringStorage)" }
+    }
+
+    private struct State {
+        var document = KeyringDocument(keys: [])
+        var keys: [String: SigningKey] = [:]
+        var saves = 0
+        var failSaves = false
+    }
+
+    private let state = Mutex(State())
+
+    init() {}
+
+    func load() throws -> (document: KeyringDocument, keys: [String: SigningKey]) {
+        state.withLock { ($0.document, $0.keys) }
+    }
+
+    func save(document: KeyringDocument, newKeys: [(kid: String, key: SigningKey)], remove: [String]) throws {
+        try state.withLock { (state: inout State) throws(SaveFailure) in
+            guard !state.failSaves else { throw SaveFailure() }
+            for (kid, key) in newKeys { state.keys[kid] = key }
+            for kid in remove { state.keys[kid] = nil }
+            state.document = document
+            state.saves += 1
+        }
+    }
+
+    /// While true, `save` throws and changes nothing.
+    var failSaves: Bool {
+        get { state.withLock { $0.failSaves } }
+        set { state.withLock { $0.failSaves = newValue } }
+    }
+
+    /// How many saves succeeded.
+    var saves: Int { state.withLock { $0.saves } }
+
+    /// The stored document.
+    var document: KeyringDocument { state.withLock { $0.document } }
+
+    /// The stored private key of `kid`, if any.
+    func key(_ kid: String) -> SigningKey? { state.withLock { $0.keys[kid] } }
+
+    /// Kids with a stored private key.
+    var storedKids: Set<String> { state.withLock { Set($0.keys.keys) } }
+
+    /// kid → state of the stored document.
+    var states: [String: KeyState] { KeyringState.of(document) }
+}
+
+enum KeyringState {
+    /// kid → state of `document`.
+    static func of(_ document: KeyringDocument) -> [String: KeyState] {
+        Dictionary(uniqueKeysWithValues: document.keys.map { ($0.kid, $0.state) })
+    }
+
+    /// The kid in `state` (the first, when several).
+    static func kid(_ state: KeyState, in document: KeyringDocument) -> String? {
+        document.keys.first { $0.state == state }?.kid
+    }
+}
