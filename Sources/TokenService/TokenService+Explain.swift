@@ -62,13 +62,17 @@ extension TokenService {
             result["claims"] = .object(claims.json)
         }
         if let header = report.header { result["header"] = .object(header) }
-        let active: Bool
         switch introspect(token) {
-        case .active: active = true
-        case .inactive, .unavailable: active = false
+        case .active:
+            result["active"] = .bool(true)
+            result["verdict"] = "active"
+        case .inactive(let reason):
+            result["active"] = .bool(false)
+            result["verdict"] = .string(report.decisive.map { "inactive: \($0.reason)" } ?? "inactive: \(reason)")
+        case .unavailable(let reason):
+            result["active"] = .bool(false)
+            result["verdict"] = .string("unavailable: \(reason); the token's revocation state cannot be vouched for")
         }
-        result["active"] = .bool(active)
-        result["verdict"] = .string(active ? "active" : report.decisive.map { "inactive: \($0.reason)" } ?? "inactive: revoked")
         result["checks"] = .array(checks)
         return result
     }

@@ -34,8 +34,10 @@ public enum IntrospectionResult: Sendable {
 extension TokenService {
     /// The options every token tokend accepts must meet (RFC 9068 profile).
     var validationOptions: ValidationOptions {
+        // At least one second of skew: a token issued right after a sign-out starts at the next
+        // whole second (iat is whole seconds), and must be usable at once.
         ValidationOptions(
-            leeway: configuration.leeway, issuer: configuration.issuer, audience: configuration.audience,
+            leeway: max(configuration.leeway, 1), issuer: configuration.issuer, audience: configuration.audience,
             requiredType: "at+jwt", requireExpiration: true)
     }
 
@@ -72,8 +74,9 @@ extension TokenService {
 
     /// The checks that can change after a token was verified: time, revocations, keys.
     func inactiveReason(_ token: VerifiedToken, now: Double) -> InactiveReason? {
-        if now >= token.exp + configuration.leeway { return .expired }
-        if let nbf = token.nbf, nbf > now + configuration.leeway { return .notYetValid }
+        let leeway = max(configuration.leeway, 1)
+        if now >= token.exp + leeway { return .expired }
+        if let nbf = token.nbf, nbf > now + leeway { return .notYetValid }
         let snapshot = keyring.snapshot
         if snapshot.revokedKids.contains(token.kid) { return .keyRevoked }
         if !snapshot.verifyingKids.contains(token.kid) { return .invalid("signing key retired") }

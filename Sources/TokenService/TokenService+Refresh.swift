@@ -88,6 +88,17 @@ extension TokenService {
                 guard let plain = try? AES256GCM.open(sealed, key: RefreshSecret.sealingKey(token)),
                     let tokens = SealedSuccessor.decode(plain, now: now)
                 else { return .failure(.invalidGrant("unknown refresh token")) }
+                // Only the just-spent token may replay: once its successor has itself been
+                // used, the family's newest access token is another one, and this is reuse.
+                let current = try await store.refreshFamily(id: family.id)
+                guard let current, current.revokedAt == nil, current.lastAccessJTI == tokens.jti else {
+                    try await endFamily(family.id, subject: family.subject, reason: "refresh token reuse", now: now)
+                    metrics.reuseDetected.increment()
+                    logger.warning(
+                        "refresh token reuse: session revoked",
+                        metadata: ["family": "\(family.id)", "sub": "\(family.subject)", "reason": "a superseded refresh token was used again"])
+                    return .failure(.invalidGrant("refresh token reuse detected; the session has been revoked"))
+                }
                 return .success(tokens)
             case .reuse(let familyID, let subject):
                 revocations.revokeFamily(id: familyID, at: now)

@@ -63,7 +63,12 @@ extension TokenService {
     /// Logout everywhere: every token of `subject` issued until now stops working, access
     /// and refresh alike. Durable before returning.
     public func logout(subject: String, reason: String = "logout") async throws {
-        let now = clock.now()
+        var now = clock.now()
+        // A token issued after an earlier sign-out in this second carries iat = that second + 1
+        // (see mintAccess): the new cutoff must cover it too.
+        if let earlier = revocations.cutoff(subject: subject), earlier.rounded(.down) + 1 > now {
+            now = earlier.rounded(.down) + 1
+        }
         do {
             try await store.setSubjectCutoff(subject: subject, notBefore: now, reason: reason)
         } catch {

@@ -14,7 +14,7 @@ struct Tokenctl: ParsableCommand {
         abstract: "Operate tokend over its admin socket: keys, tokens, sign-outs.",
         discussion: "The admin socket is TOKEND_ADMIN_SOCKET, by default ./run/tokend-admin.sock (systemd: /run/tokend/admin.sock).",
         version: "0.1.0",
-        subcommands: [Status.self, Keys.self, Token.self, Subject.self]
+        subcommands: [Status.self, Keys.self, Token.self, Subject.self, User.self]
     )
 }
 
@@ -302,4 +302,147 @@ struct Subject: ParsableCommand {
 
 extension String {
     var leftPadded: String { count == 1 ? "0" + self : self }
+}
+
+/// Percent-encodes a path segment.
+func pathSegment(_ text: String) -> String {
+    text.utf8.map { byte -> String in
+        let c = Character(Unicode.Scalar(byte))
+        return c.isASCII && (c.isLetter || c.isNumber || "-_.~".contains(c))
+            ? String(c) : "%" + String(byte, radix: 16, uppercase: true).leftPadded
+    }.joined()
+}
+
+/// Reads a password from standard input (never from the command line, where `ps` shows it).
+func readPassword() throws -> String {
+    var bytes: [UInt8] = []
+    var buffer = [UInt8](repeating: 0, count: 4096)
+    while true {
+        let n = read(0, &buffer, buffer.count)
+        if n < 0 && errno == EINTR { continue }
+        if n <= 0 { break }
+        bytes += buffer[0..<n]
+        if bytes.count > 4096 { throw ValidationError("the password on standard input is longer than 4096 bytes") }
+    }
+    while bytes.last == 0x0A || bytes.last == 0x0D { bytes.removeLast() }
+    guard !bytes.isEmpty else { throw ValidationError("give the password on standard input, e.g. printf %s \"$PASSWORD\" | tokenctl …") }
+    return String(decoding: bytes, as: UTF8.self)
+}
+
+struct User: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Create, find, activate, deactivate and sign out users of the account APIs.",
+        subcommands: [Create.self, List.self, Show.self, Activate.self, Deactivate.self, Logout.self, SetPassword.self])
+
+    static func render(_ user: JSONObject) -> String {
+        let rows = user.members.map { [$0.key, $0.value.stringValue ?? $0.value.compactText] }
+        return table(["FIELD", "VALUE"], rows)
+    }
+
+    struct Create: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Create a user without the sign-up rate limits; the password is read from standard input.")
+        @OptionGroup var options: GlobalOptions
+        @Option(help: "Username.") var username: String
+        @Option(help: "Email address.") var email: String
+        @Option(name: .customLong("first-name")) var firstName: String?
+        @Option(name: .customLong("last-name")) var lastName: String?
+        @Option(help: "Role (v1 rol).") var role: String?
+
+        func run() throws {
+            var body = JSONObject([
+                ("username", .string(username)), ("email", .string(email)), ("password", .string(try readPassword())),
+            ])
+            if let firstName { body["firstName"] = .string(firstName) }
+            if let lastName { body["lastName"] = .string(lastName) }
+            if let role { body["role"] = .string(role) }
+            let user = try options.call("POST", "/admin/users", body: body)
+            options.emit(user) { "created\n" + User.render(user) }
+        }
+    }
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List users, optionally searching by email or username.")
+        @OptionGroup var options: GlobalOptions
+        @Option(help: "Part of the email.") var email: String?
+        @Option(help: "Part of the username.") var username: String?
+        @Option(help: "active or inactive.") var status: String?
+        @Option(help: "At most this many (1-1000).") var limit: Int = 100
+
+        func run() throws {
+            var query = ["limit=\(limit)"]
+            if let email { query.append("email=\(pathSegment(email))") }
+            if let username { query.append("username=\(pathSegment(username))") }
+            if let status { query.append("status=\(pathSegment(status))") }
+            let body = try options.call("GET", "/admin/users?" + query.joined(separator: "&"))
+            options.emit(body) {
+                let rows = (body["users"]?.arrayValue ?? []).compactMap(\.objectValue).map {
+                    [
+                        $0["id"]?.stringValue ?? "?", $0["numericId"]?.numberValue?.text ?? "?", $0["username"]?.stringValue ?? "?",
+                        $0["email"]?.stringValue ?? "?", $0["status"]?.stringValue ?? "?", $0["lastLogin"]?.stringValue ?? "-",
+                    ]
+                }
+                return table(["ID", "NUMBER", "USERNAME", "EMAIL", "STATUS", "LAST LOGIN"], rows)
+            }
+        }
+    }
+
+    struct Show: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show one user (by public id or numeric id).")
+        @OptionGroup var options: GlobalOptions
+        @Argument var id: String
+
+        func run() throws {
+            let user = try options.call("GET", "/admin/users/\(pathSegment(id))")
+            options.emit(user) { User.render(user) }
+        }
+    }
+
+    struct Activate: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Let a user sign in again.")
+        @OptionGroup var options: GlobalOptions
+        @Argument var id: String
+
+        func run() throws {
+            let user = try options.call("POST", "/admin/users/\(pathSegment(id))/activate")
+            options.emit(user) { "activated \(user["username"]?.stringValue ?? id)" }
+        }
+    }
+
+    struct Deactivate: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Refuse a user's sign-ins and refreshes; every token issued to them stops working at once.")
+        @OptionGroup var options: GlobalOptions
+        @Argument var id: String
+
+        func run() throws {
+            let user = try options.call("POST", "/admin/users/\(pathSegment(id))/deactivate")
+            options.emit(user) { "deactivated \(user["username"]?.stringValue ?? id); their tokens are revoked" }
+        }
+    }
+
+    struct Logout: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Sign a user out everywhere.")
+        @OptionGroup var options: GlobalOptions
+        @Argument var id: String
+
+        func run() throws {
+            let body = try options.call("POST", "/admin/users/\(pathSegment(id))/logout")
+            options.emit(body) { "\(id) signed out everywhere" }
+        }
+    }
+
+    struct SetPassword: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "set-password",
+            abstract: "Set a user's password, read from standard input; their existing tokens stop working.")
+        @OptionGroup var options: GlobalOptions
+        @Argument var id: String
+
+        func run() throws {
+            let body = try options.call(
+                "POST", "/admin/users/\(pathSegment(id))/password", body: JSONObject([("password", .string(try readPassword()))]))
+            options.emit(body) { "password changed for \(body["username"]?.stringValue ?? id)" }
+        }
+    }
 }

@@ -184,8 +184,6 @@ struct ExplainTests {
         store.failing = true
         _ = await harness.service.health()
         let report = await Self.explain(harness, issued.accessToken)
-        withKnownIssue("explain's verdict says 'inactive: revoked' when introspection is unavailable") {
-            #expect(!report.verdict.contains("revoked"), "\(report.verdict)")
-        }
+        #expect(!report.verdict.contains("revoked"), "\(report.verdict)")
     }
 }
