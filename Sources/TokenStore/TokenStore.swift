@@ -291,13 +291,18 @@ public struct TokenStoreError: Error, CustomStringConvertible, Equatable, Sendab
 
     public let code: Code
     public let reason: String
+    /// For a `.conflict` over a value that must be unique, the value's name: `"email"`,
+    /// `"username"` or `"public_id"` for users (`UserStore.createUser`). Nil for every other
+    /// error, including invalid input. Callers decide on this, never on `reason`'s wording.
+    public let field: String?
     /// Where the error was made, for debugging.
     public let file: String
     public let line: Int
 
-    public init(_ code: Code, _ reason: String, file: String = #fileID, line: Int = #line) {
+    public init(_ code: Code, _ reason: String, field: String? = nil, file: String = #fileID, line: Int = #line) {
         self.code = code
         self.reason = reason
+        self.field = field
         self.file = file
         self.line = line
     }
@@ -321,8 +326,13 @@ public struct TokenStoreError: Error, CustomStringConvertible, Equatable, Sendab
         TokenStoreError(.schema, reason, file: file, line: line)
     }
 
-    /// A constraint failed (duplicate id, …).
-    public static func conflict(_ reason: String, file: String = #fileID, line: Int = #line) -> TokenStoreError {
-        TokenStoreError(.conflict, reason, file: file, line: line)
+    /// A constraint failed (duplicate id, …); `field` names the unique value that is taken.
+    public static func conflict(
+        _ reason: String,
+        field: String? = nil,
+        file: String = #fileID,
+        line: Int = #line
+    ) -> TokenStoreError {
+        TokenStoreError(.conflict, reason, field: field, file: file, line: line)
     }
 }

@@ -1,8 +1,26 @@
 /// Durable user accounts behind the account APIs (DESIGN §5.3, issue 4). One table serves
-/// every dialect. Like `TokenStore`, every mutation is durable before it returns.
+/// every dialect. Like `TokenStore`, every mutation is durable before it returns and appends
+/// its event (`user_created`, `user_updated`) in the same transaction; no event ever holds a
+/// password hash or an email address.
+///
+/// How values are compared (the same in every implementation):
+/// - **email**: stored normalised — surrounding whitespace trimmed, lowercased (Unicode, as
+///   `String.lowercased()`), Unicode NFC — and compared exactly. The store normalises what it
+///   is given on every call, so a caller's already-normalised address is left unchanged.
+/// - **username**: stored as given (trimmed, NFC) and compared **ASCII case-insensitively**:
+///   `A`–`Z` equal `a`–`z`, every other character compares exactly (`Ärger` and `ärger` are two
+///   usernames). That is SQLite's built-in `lower()`, which the unique index uses.
+/// - Substring searches (`users(matching:)`) follow the same rules and take the query
+///   literally: `%`, `_` and `\` are plain characters.
+///
+/// Invalid input (a public id that is not 24 lowercase hex characters, an empty username or
+/// email, a password hash that is not an `$argon2…` PHC string, stats that are not a JSON
+/// object) throws `.conflict` with a nil `field`.
 public protocol UserStore: Sendable {
-    /// Creates a user. Throws `TokenStoreError(.conflict, …)` naming `email` or `username`
-    /// when either is taken (usernames compare case-insensitively, emails normalised).
+    /// Creates a user and returns it with the numeric id the store assigned (monotonic, never
+    /// reused). Throws `TokenStoreError(.conflict, …)` with `field` `"email"` or `"username"`
+    /// (and a reason naming it) when that value is taken, `"public_id"` when the id is;
+    /// checked in that order: public id, email, username.
     func createUser(_ user: NewUser) async throws -> UserRecord
 
     /// The user with this 24-hex public id.
@@ -11,16 +29,18 @@ public protocol UserStore: Sendable {
     /// The user with this numeric id (the v1 dialect's `id`).
     func user(numericID: Int64) async throws -> UserRecord?
 
-    /// The user whose normalised email equals `email`.
+    /// The user whose email equals `email` once both are normalised (trimmed, lowercased, NFC).
     func user(email: String) async throws -> UserRecord?
 
-    /// The user whose username equals `username`, case-insensitively.
+    /// The user whose username equals `username`, ASCII case-insensitively.
     func user(username: String) async throws -> UserRecord?
 
-    /// Users matching `query`, oldest first.
+    /// Users matching every filter of `query`, oldest first (by `createdAt`, then numeric id).
     func users(matching query: UserQuery) async throws -> [UserRecord]
 
     /// Applies `change` to the user and returns the result; nil when there is no such user.
+    /// Appends `user_updated` naming the fields whose value changed; a change that changes
+    /// nothing writes nothing.
     func updateUser(publicID: String, _ change: UserChange) async throws -> UserRecord?
 }
 
@@ -34,7 +54,7 @@ public struct UserRecord: Sendable, Equatable {
     /// Monotonic number (the v1 dialect's id).
     public var numericID: Int64
     public var username: String
-    /// Normalised: trimmed and lowercased.
+    /// Normalised: trimmed, lowercased, NFC.
     public var email: String
     public var passwordHash: String
     public var status: Status
@@ -54,10 +74,23 @@ public struct UserRecord: Sendable, Equatable {
     public var tokensNotBefore: Double?
 
     public init(
-        publicID: String, numericID: Int64, username: String, email: String, passwordHash: String,
-        status: Status = .active, plan: String = "free", vendor: String? = nil, scope: [String] = ["user"],
-        firstName: String = "", lastName: String = "", role: String = "user", avatar: String = "",
-        permissions: [String] = [], statsJSON: String = "{}", createdAt: Double, lastLoginAt: Double? = nil,
+        publicID: String,
+        numericID: Int64,
+        username: String,
+        email: String,
+        passwordHash: String,
+        status: Status = .active,
+        plan: String = "free",
+        vendor: String? = nil,
+        scope: [String] = ["user"],
+        firstName: String = "",
+        lastName: String = "",
+        role: String = "user",
+        avatar: String = "",
+        permissions: [String] = [],
+        statsJSON: String = "{}",
+        createdAt: Double,
+        lastLoginAt: Double? = nil,
         tokensNotBefore: Double? = nil
     ) {
         self.publicID = publicID
@@ -99,9 +132,20 @@ public struct NewUser: Sendable, Equatable {
     public var createdAt: Double
 
     public init(
-        publicID: String, username: String, email: String, passwordHash: String, status: UserRecord.Status = .active,
-        plan: String = "free", vendor: String? = nil, scope: [String] = ["user"], firstName: String = "",
-        lastName: String = "", role: String = "user", avatar: String = "", permissions: [String] = [], createdAt: Double
+        publicID: String,
+        username: String,
+        email: String,
+        passwordHash: String,
+        status: UserRecord.Status = .active,
+        plan: String = "free",
+        vendor: String? = nil,
+        scope: [String] = ["user"],
+        firstName: String = "",
+        lastName: String = "",
+        role: String = "user",
+        avatar: String = "",
+        permissions: [String] = [],
+        createdAt: Double
     ) {
         self.publicID = publicID
         self.username = username
@@ -120,16 +164,22 @@ public struct NewUser: Sendable, Equatable {
     }
 }
 
-/// Filters for `users(matching:)`. Substring matches are case-insensitive.
+/// Filters for `users(matching:)`; every filter given must match. Substrings are taken
+/// literally (no wildcards) and compared as `UserStore` describes: case-insensitively.
 public struct UserQuery: Sendable, Equatable {
     public var emailContains: String?
     public var usernameContains: String?
     public var status: UserRecord.Status?
+    /// At most this many users; none when it is 0 or less.
     public var limit: Int
+    /// Skips this many matching users first (a negative offset counts as 0).
     public var offset: Int
 
     public init(
-        emailContains: String? = nil, usernameContains: String? = nil, status: UserRecord.Status? = nil, limit: Int = 100,
+        emailContains: String? = nil,
+        usernameContains: String? = nil,
+        status: UserRecord.Status? = nil,
+        limit: Int = 100,
         offset: Int = 0
     ) {
         self.emailContains = emailContains
@@ -140,20 +190,59 @@ public struct UserQuery: Sendable, Equatable {
     }
 }
 
-/// A partial update; nil members are left as they are.
+/// A partial update; nil members are left as they are. The public and numeric ids, the
+/// username, the email and `createdAt` never change.
 public struct UserChange: Sendable, Equatable {
     public var status: UserRecord.Status?
+    /// A new `$argon2…` PHC string (a set or rehashed password).
     public var passwordHash: String?
     public var lastLoginAt: Double?
+    /// Replaces the cutoff (it is not kept at the later of the two).
     public var tokensNotBefore: Double?
+    public var plan: String?
+    /// `.some(nil)` clears the vendor; nil leaves it.
+    public var vendor: String??
+    public var scope: [String]?
+    public var firstName: String?
+    public var lastName: String?
+    public var role: String?
+    public var avatar: String?
+    public var permissions: [String]?
+    /// A JSON object's text.
+    public var statsJSON: String?
+    /// When the change happens, the time of its `user_updated` event; nil uses the current
+    /// time.
+    public var changedAt: Double?
 
     public init(
-        status: UserRecord.Status? = nil, passwordHash: String? = nil, lastLoginAt: Double? = nil,
-        tokensNotBefore: Double? = nil
+        status: UserRecord.Status? = nil,
+        passwordHash: String? = nil,
+        lastLoginAt: Double? = nil,
+        tokensNotBefore: Double? = nil,
+        plan: String? = nil,
+        vendor: String?? = nil,
+        scope: [String]? = nil,
+        firstName: String? = nil,
+        lastName: String? = nil,
+        role: String? = nil,
+        avatar: String? = nil,
+        permissions: [String]? = nil,
+        statsJSON: String? = nil,
+        changedAt: Double? = nil
     ) {
         self.status = status
         self.passwordHash = passwordHash
         self.lastLoginAt = lastLoginAt
         self.tokensNotBefore = tokensNotBefore
+        self.plan = plan
+        self.vendor = vendor
+        self.scope = scope
+        self.firstName = firstName
+        self.lastName = lastName
+        self.role = role
+        self.avatar = avatar
+        self.permissions = permissions
+        self.statsJSON = statsJSON
+        self.changedAt = changedAt
     }
 }

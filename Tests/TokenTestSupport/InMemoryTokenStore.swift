@@ -1,7 +1,7 @@
 public import TokenStore
 
-/// A `TokenStore` in memory, with the semantics of `SQLiteTokenStore` (the shared
-/// TokenStoreTests run against both): the same idempotency, the same events, the same
+/// A `TokenStore` and `UserStore` in memory, with the semantics of `SQLiteTokenStore` (the
+/// shared TokenStoreTests run against both): the same idempotency, the same events, the same
 /// validation errors, the same compaction, `.unavailable` after `close`.
 ///
 /// Being an actor, every call is atomic: `updateRefreshToken` runs read → `decide` → change
@@ -16,6 +16,8 @@ public actor InMemoryTokenStore: TokenStore {
     private var lastSequence: Int64 = 0
     private var closed = false
     private var outage: String?
+    /// The users of `UserStore` (InMemoryTokenStore+Users.swift).
+    var userTable = InMemoryUserTable()
 
     /// How long events are kept by `compact`; nil keeps them all.
     public let eventRetention: Double?
@@ -201,12 +203,12 @@ public actor InMemoryTokenStore: TokenStore {
 
     // MARK: - Helpers
 
-    private func checkAvailable() throws {
+    func checkAvailable() throws {
         if closed { throw TokenStoreError.unavailable("the in-memory token store is closed") }
         if let outage { throw TokenStoreError.unavailable(outage) }
     }
 
-    private func append(_ draft: StoreEvents.Draft, at: Double) {
+    func append(_ draft: StoreEvents.Draft, at: Double) {
         lastSequence += 1
         log.append(
             TokenEvent(sequence: lastSequence, at: at, kind: draft.kind, subject: draft.subject, detail: draft.detail)

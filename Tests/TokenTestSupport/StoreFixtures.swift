@@ -47,6 +47,36 @@ public enum StoreFixtures {
 }
 
 extension StoreFixtures {
+    /// The 24-hex public id numbered `number`: `000000000000000000000001` for 1.
+    public static func publicID(_ number: Int) -> String {
+        let hex = String(number, radix: 16)
+        return String(repeating: "0", count: max(0, 24 - hex.count)) + hex
+    }
+
+    /// An Argon2id PHC string that differs for every `seed` (not the hash of any password).
+    public static func passwordHash(_ seed: String = "0") -> String {
+        "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$\(seed)aGFzaGhhc2hoYXNoaGFzaA"
+    }
+
+    /// User number `number`: `user<number>` with `user<number>@example.com`, created at
+    /// `createdAt` (default: `number` seconds after `now`).
+    public static func newUser(
+        _ number: Int,
+        username: String? = nil,
+        email: String? = nil,
+        createdAt: Double? = nil
+    ) -> NewUser {
+        NewUser(
+            publicID: publicID(number),
+            username: username ?? "user\(number)",
+            email: email ?? "user\(number)@example.com",
+            passwordHash: passwordHash("\(number)"),
+            createdAt: createdAt ?? now + Double(number)
+        )
+    }
+}
+
+extension StoreFixtures {
     /// A logger that drops everything, for stores opened by tests.
     public static let quietLogger = Logger(label: "tokend.test", factory: { _ in SwiftLogNoOpLogHandler() })
 }

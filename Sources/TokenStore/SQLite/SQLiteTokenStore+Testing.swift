@@ -1,4 +1,5 @@
 import GRDB
+package import Logging
 
 /// Hooks for the package's tests: raw SQL on the writer connection, to check pragmas and to
 /// damage a database on purpose. Not part of the public API.
@@ -16,5 +17,22 @@ extension SQLiteTokenStore {
         } catch {
             throw TokenStoreError.mapping(error, operation: "reading test SQL", path: path)
         }
+    }
+
+    /// Opens (creating when missing) the database at `path` migrated only up to the migration
+    /// `version` ("v1", …), as the tokend that knew no later migration left it.
+    package static func openForTesting(
+        path: String,
+        logger: Logger,
+        upTo version: String
+    ) async throws -> SQLiteTokenStore {
+        precondition(StoreSchema.migrator.migrations.contains(version), "unknown migration \(version)")
+        return try await open(
+            path: path,
+            logger: logger,
+            eventRetention: nil,
+            busyTimeout: 5,
+            migratingUpTo: version
+        )
     }
 }

@@ -60,6 +60,24 @@ public final class SQLiteTokenStore: TokenStore {
         eventRetention: Double? = nil,
         busyTimeout: Double = 5
     ) async throws -> SQLiteTokenStore {
+        try await open(
+            path: path,
+            logger: logger,
+            eventRetention: eventRetention,
+            busyTimeout: busyTimeout,
+            migratingUpTo: nil
+        )
+    }
+
+    /// `open`, migrating up to the migration `target` only when one is given (tests build
+    /// the databases of older versions this way).
+    static func open(
+        path: String,
+        logger: Logger,
+        eventRetention: Double?,
+        busyTimeout: Double,
+        migratingUpTo target: String?
+    ) async throws -> SQLiteTokenStore {
         precondition(eventRetention.map { $0 > 0 } ?? true, "eventRetention must be positive")
         let files = try DatabaseFiles(path: path)
         let (pool, created) = try await offload {
@@ -75,7 +93,7 @@ public final class SQLiteTokenStore: TokenStore {
         }
         let identity: DatabaseFiles.Identity
         do {
-            try await migrate(pool, path: path)
+            try await migrate(pool, path: path, upTo: target)
             identity = try files.identity()
         } catch {
             try? await offload { try pool.close() }
@@ -84,7 +102,7 @@ public final class SQLiteTokenStore: TokenStore {
         logger.info(
             "token store opened",
             metadata: [
-                "path": "\(path)", "created": "\(created)", "schema": "\(StoreSchema.latestVersion)",
+                "path": "\(path)", "created": "\(created)", "schema": "\(target ?? StoreSchema.latestVersion)",
             ]
         )
         return SQLiteTokenStore(
@@ -123,8 +141,8 @@ public final class SQLiteTokenStore: TokenStore {
     }
 
     /// Refuses another program's database or a newer schema, then applies the missing
-    /// migrations.
-    private static func migrate(_ pool: DatabasePool, path: String) async throws {
+    /// migrations (up to `target` when one is given).
+    private static func migrate(_ pool: DatabasePool, path: String, upTo target: String?) async throws {
         let migrator = StoreSchema.migrator
         do {
             try await pool.read { db in
@@ -144,6 +162,10 @@ public final class SQLiteTokenStore: TokenStore {
                             + "tokend; run that version or restore a backup"
                     )
                 }
+            }
+            if let target {
+                try await offload { try migrator.migrate(pool, upTo: target) }
+                return
             }
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
                 migrator.asyncMigrate(pool) { result in

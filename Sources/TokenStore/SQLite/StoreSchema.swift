@@ -18,6 +18,9 @@ enum StoreSchema {
         migrator.registerMigration("v1", foreignKeyChecks: .immediate) { db in
             try db.execute(sql: version1)
         }
+        migrator.registerMigration("v2", foreignKeyChecks: .immediate) { db in
+            try db.execute(sql: version2)
+        }
         return migrator
     }()
 
@@ -88,5 +91,61 @@ enum StoreSchema {
         BEGIN
             SELECT RAISE(ABORT, 'events are append-only');
         END;
+        """
+
+    /// User accounts (DESIGN §5.3, `UserStore`).
+    ///
+    /// - `numeric_id` comes from the one-row `user_numbers` counter, so a number is never given
+    ///   twice, even after its user's row is gone (AUTOINCREMENT needs an INTEGER PRIMARY KEY,
+    ///   and the primary key is the public id). Ids never change (trigger).
+    /// - Usernames are unique and looked up through `lower(username)`: SQLite's built-in,
+    ///   ASCII-only `lower()`, which `UserRules.usernameKey` mirrors for the bound values.
+    /// - Emails arrive normalised (`UserRules.normalizedEmail`); the CHECK refuses any upper-case
+    ///   ASCII letter or surrounding space that slipped past.
+    /// - `scope` and `permissions` hold JSON arrays of strings, `stats` a JSON object. JSON
+    ///   functions cannot be used in a CHECK while `trusted_schema` is off (SQLite 3.40 does not
+    ///   mark them innocuous), so the CHECKs look at the brackets and the stores write the JSON.
+    private static let version2 = """
+        CREATE TABLE users (
+            public_id TEXT NOT NULL PRIMARY KEY
+                CONSTRAINT public_id_is_24_lowercase_hex
+                CHECK (length(public_id) = 24 AND public_id NOT GLOB '*[^0-9a-f]*'),
+            numeric_id INTEGER NOT NULL UNIQUE CONSTRAINT numeric_id_is_positive CHECK (numeric_id > 0),
+            username TEXT NOT NULL CONSTRAINT username_is_not_empty CHECK (length(username) > 0),
+            email TEXT NOT NULL UNIQUE
+                CONSTRAINT email_is_normalised CHECK (length(email) > 0 AND email = lower(trim(email))),
+            password_hash TEXT NOT NULL
+                CONSTRAINT password_hash_is_argon2_phc CHECK (substr(password_hash, 1, 7) = '$argon2'),
+            status TEXT NOT NULL CHECK (status IN ('active', 'inactive')),
+            plan TEXT NOT NULL,
+            vendor TEXT,
+            scope TEXT NOT NULL DEFAULT '[]'
+                CONSTRAINT scope_is_json_array CHECK (substr(scope, 1, 1) = '[' AND substr(scope, -1) = ']'),
+            first_name TEXT NOT NULL DEFAULT '',
+            last_name TEXT NOT NULL DEFAULT '',
+            role TEXT NOT NULL,
+            avatar TEXT NOT NULL DEFAULT '',
+            permissions TEXT NOT NULL DEFAULT '[]'
+                CONSTRAINT permissions_is_json_array
+                CHECK (substr(permissions, 1, 1) = '[' AND substr(permissions, -1) = ']'),
+            stats TEXT NOT NULL DEFAULT '{}'
+                CONSTRAINT stats_is_json_object CHECK (substr(stats, 1, 1) = '{' AND substr(stats, -1) = '}'),
+            created_at REAL NOT NULL,
+            last_login_at REAL,
+            tokens_not_before REAL
+        ) STRICT;
+        CREATE UNIQUE INDEX users_by_username ON users (lower(username));
+        CREATE INDEX users_by_age ON users (created_at, numeric_id);
+        CREATE INDEX users_by_status_and_age ON users (status, created_at, numeric_id);
+        CREATE TRIGGER user_ids_never_change BEFORE UPDATE OF public_id, numeric_id ON users
+        BEGIN
+            SELECT RAISE(ABORT, 'user ids never change');
+        END;
+
+        CREATE TABLE user_numbers (
+            singleton INTEGER NOT NULL PRIMARY KEY CHECK (singleton = 1),
+            last_numeric_id INTEGER NOT NULL CHECK (last_numeric_id >= 0)
+        ) STRICT;
+        INSERT INTO user_numbers (singleton, last_numeric_id) VALUES (1, 0);
         """
 }

@@ -41,10 +41,12 @@ extension TokenStoreError {
     ) -> TokenStoreError {
         let code: Code
         let what: String
+        var field: String?
         switch error.resultCode {
         case .SQLITE_CONSTRAINT:
             code = .conflict
             what = "a constraint failed (\(error.message ?? "constraint"))"
+            field = uniqueField(error)
         case .SQLITE_BUSY, .SQLITE_LOCKED:
             code = .unavailable
             what = "the database is locked by another connection and the busy timeout passed"
@@ -82,6 +84,20 @@ extension TokenStoreError {
             code = .unavailable
             what = "SQLite error \(error.extendedResultCode.rawValue)"
         }
-        return TokenStoreError(code, "\(operation) on \(path) failed: \(what)", file: file, line: line)
+        return TokenStoreError(code, "\(operation) on \(path) failed: \(what)", field: field, file: file, line: line)
+    }
+
+    /// The user value a UNIQUE constraint failure is about, as `UserStore` names it. The
+    /// stores check these before inserting; this covers a failure that still reaches SQLite.
+    private static func uniqueField(_ error: DatabaseError) -> String? {
+        guard
+            error.extendedResultCode == .SQLITE_CONSTRAINT_UNIQUE
+                || error.extendedResultCode == .SQLITE_CONSTRAINT_PRIMARYKEY,
+            let message = error.message
+        else { return nil }
+        if message.hasSuffix("users.email") { return "email" }
+        if message.hasSuffix("'users_by_username'") { return "username" }
+        if message.hasSuffix("users.public_id") { return "public_id" }
+        return nil
     }
 }

@@ -15,10 +15,10 @@ enum StoreKind: String, CaseIterable, Sendable, CustomTestStringConvertible {
 func withStore<T>(
     _ kind: StoreKind,
     eventRetention: Double? = nil,
-    _ body: (any TokenStore) async throws -> T
+    _ body: (any TokenStore & UserStore) async throws -> T
 ) async throws -> T {
     try await withTemporaryDirectory(prefix: "tokend-store-test") { directory in
-        let store: any TokenStore
+        let store: any TokenStore & UserStore
         switch kind {
         case .sqlite:
             store = try await SQLiteTokenStore.open(
