@@ -177,8 +177,8 @@ public final class AccountService: Sendable {
             let created = try await users.createUser(user)
             logger.info("user created", metadata: ["user": "\(created.publicID)", "admin": "\(bypassLimits)"])
             return created
-        } catch let error as TokenStoreError where error.code == .conflict {
-            throw .conflict(field: error.reason.contains("username") ? "username" : "email")
+        } catch let error as TokenStoreError where error.code == .conflict && (error.field == "email" || error.field == "username") {
+            throw .conflict(field: error.field!)
         } catch {
             logger.error("user creation failed", metadata: ["error": "\(error)"])
             throw .unavailable
@@ -239,6 +239,7 @@ public final class AccountService: Sendable {
         signinAccountLimiter.reset(accountKey)
         guard user.status == .active else { throw .inactive }
         var change = UserChange(lastLoginAt: now)
+        change.changedAt = now
         if result.needsRehash, let phc = try? await hasher.hashPassword(password) { change.passwordHash = phc }
         let updated = try? await users.updateUser(publicID: user.publicID, change)
         return (updated ?? nil) ?? user
