@@ -6,18 +6,26 @@ import Synchronization
 final class AsymmetricKey: Sendable {
     let algorithm: SignatureAlgorithm
     let key: EVPKey
-    private let verifiers: ContextPool
+    /// Initialised `EVP_PKEY_CTX`s for ECDSA and RSA verification.
+    private let verifiers = ContextPool()
+    /// `EVP_MD_CTX`s for hashing the signing input (ECDSA, RSA).
+    private let hashers = ContextPool()
+    /// `EVP_MD_CTX`s initialised for Ed25519 verification with this key.
+    private let edDSAVerifiers = ContextPool()
+    /// Cleared if OpenSSL refuses to reuse an Ed25519 verify context.
+    private let reuseEdDSAContexts = Atomic<Bool>(true)
 
     /// Binds `key` to `algorithm`, inferring the algorithm from the key when nil.
     init(key: EVPKey, algorithm requested: SignatureAlgorithm?) throws {
         let algorithm = try AsymmetricKey.algorithm(for: key, requested: requested)
         self.algorithm = algorithm
         self.key = key
-        self.verifiers = ContextPool()
     }
 
     deinit {
         verifiers.drain { EVP_PKEY_CTX_free($0) }
+        hashers.drain { EVP_MD_CTX_free($0) }
+        edDSAVerifiers.drain { EVP_MD_CTX_free($0) }
     }
 
     static func algorithm(for key: EVPKey, requested: SignatureAlgorithm?) throws -> SignatureAlgorithm {
@@ -119,8 +127,9 @@ final class AsymmetricKey: Sendable {
             }
             return verifyEdDSA(signature: signature, message: message)
         case .es256, .es384:
-            let der = try ECDSASignature.der(fromRaw: signature, algorithm: algorithm)
-            return der.withUnsafeBytes { verifyDigest(signature: $0, message: message) }
+            return try ECDSASignature.withDER(fromRaw: signature, algorithm: algorithm) {
+                verifyDigest(signature: $0, message: message)
+            }
         case .rs256, .ps256:
             guard signature.count == (key.bits + 7) / 8 else {
                 throw CryptoError.signatureEncoding(
@@ -132,18 +141,38 @@ final class AsymmetricKey: Sendable {
         }
     }
 
+    /// Hashes `message` into a stack buffer with a pooled digest context, then checks the
+    /// signature over the digest with a pooled, initialised `EVP_PKEY_CTX` — the same
+    /// `EVP_PKEY_verify` call `openssl speed` times.
     private func verifyDigest(signature: UnsafeRawBufferPointer, message: UnsafeRawBufferPointer) -> Bool {
         let md = digest!
-        let hash = Digest.hash(message, with: md)
-        guard let ctx = verifiers.take() ?? makeVerifyContext(md) else { return false }
-        let result = hash.withUnsafeBufferPointer { h in
-            EVP_PKEY_verify(
+        return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 64) { hash -> Bool in
+            guard let length = self.hash(message, with: md, into: hash.baseAddress!) else { return false }
+            guard let ctx = verifiers.take() ?? makeVerifyContext(md) else { return false }
+            let result = EVP_PKEY_verify(
                 ctx, signature.baseAddress?.assumingMemoryBound(to: UInt8.self), signature.count,
-                h.baseAddress, h.count)
+                hash.baseAddress, length)
+            if result != 1 { OpenSSL.clearErrors() }
+            verifiers.give(ctx)
+            return result == 1
         }
-        if result != 1 { OpenSSL.clearErrors() }
-        verifiers.give(ctx)
-        return result == 1
+    }
+
+    /// The digest of `message` into `out` (64 bytes of room); its length, or nil when OpenSSL fails.
+    private func hash(_ message: UnsafeRawBufferPointer, with md: FetchedDigest, into out: UnsafeMutablePointer<UInt8>) -> Int? {
+        guard let ctx = hashers.take() ?? EVP_MD_CTX_new() else { return nil }
+        var length: UInt32 = 0
+        let ok =
+            EVP_DigestInit_ex2(ctx, md.pointer, nil) == 1
+            && EVP_DigestUpdate(ctx, message.baseAddress, message.count) == 1
+            && EVP_DigestFinal_ex(ctx, out, &length) == 1
+        guard ok else {
+            OpenSSL.clearErrors()
+            EVP_MD_CTX_free(ctx)
+            return nil
+        }
+        hashers.give(ctx, free: { EVP_MD_CTX_free($0) })
+        return Int(length)
     }
 
     private func makeVerifyContext(_ md: FetchedDigest) -> OpaquePointer? {
@@ -167,18 +196,49 @@ final class AsymmetricKey: Sendable {
         return ctx
     }
 
+    /// Ed25519 with a pooled `EVP_MD_CTX` initialised once for this key, reused for every
+    /// one-shot `EVP_DigestVerify` as `openssl speed` does (OpenSSL 3.0 allows it). Should
+    /// an OpenSSL refuse a second one-shot on one context (EVP_R_FINAL_ERROR), the key stops
+    /// pooling and verifies with a fresh context each time.
     private func verifyEdDSA(signature: UnsafeRawBufferPointer, message: UnsafeRawBufferPointer) -> Bool {
-        guard signature.count == 64, let md = EVP_MD_CTX_new() else { return false }
-        defer { EVP_MD_CTX_free(md) }
+        guard signature.count == 64 else { return false }
+        let pooled = reuseEdDSAContexts.load(ordering: .relaxed) ? edDSAVerifiers.take() : nil
+        guard let ctx = pooled ?? makeEdDSAContext() else { return false }
+        let result = EVP_DigestVerify(
+            ctx, signature.baseAddress?.assumingMemoryBound(to: UInt8.self), signature.count,
+            message.baseAddress?.assumingMemoryBound(to: UInt8.self), message.count)
+        let refusedReuse =
+            result != 1 && pooled != nil && AsymmetricKey.errorQueueHolds(reason: EVP_R_FINAL_ERROR)
+        if result != 1 { OpenSSL.clearErrors() }
+        if refusedReuse {
+            EVP_MD_CTX_free(ctx)
+            reuseEdDSAContexts.store(false, ordering: .relaxed)
+            edDSAVerifiers.drain { EVP_MD_CTX_free($0) }
+            return verifyEdDSA(signature: signature, message: message)
+        }
+        if reuseEdDSAContexts.load(ordering: .relaxed) {
+            edDSAVerifiers.give(ctx, free: { EVP_MD_CTX_free($0) })
+        } else {
+            EVP_MD_CTX_free(ctx)
+        }
+        return result == 1
+    }
+
+    private func makeEdDSAContext() -> OpaquePointer? {
+        guard let md = EVP_MD_CTX_new() else { return nil }
         guard EVP_DigestVerifyInit_ex(md, nil, nil, nil, nil, key.pointer, nil) == 1 else {
             OpenSSL.clearErrors()
-            return false
+            EVP_MD_CTX_free(md)
+            return nil
         }
-        let result = EVP_DigestVerify(
-            md, signature.baseAddress?.assumingMemoryBound(to: UInt8.self), signature.count,
-            message.baseAddress?.assumingMemoryBound(to: UInt8.self), message.count)
-        if result != 1 { OpenSSL.clearErrors() }
-        return result == 1
+        return md
+    }
+
+    /// True when the oldest or newest error on OpenSSL's queue has `reason`.
+    private static func errorQueueHolds(reason: Int32) -> Bool {
+        let first = ERR_peek_error()
+        let last = ERR_peek_last_error()
+        return (first != 0 && ERR_GET_REASON(first) == reason) || (last != 0 && ERR_GET_REASON(last) == reason)
     }
 }
 

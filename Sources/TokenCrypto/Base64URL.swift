@@ -70,6 +70,81 @@ public enum Base64URL {
         return try bytes.withUnsafeBytes { try decode($0) }
     }
 
+    /// The number of bytes `encodedLength` characters of unpadded base64url decode to, or
+    /// nil for an impossible length (4n+1).
+    @inlinable
+    public static func decodedLength(ofEncodedLength encodedLength: Int) -> Int? {
+        let rest = encodedLength % 4
+        if rest == 1 || encodedLength < 0 { return nil }
+        return encodedLength / 4 * 3 + (rest == 0 ? 0 : rest - 1)
+    }
+
+    /// Decodes canonical base64url from raw ASCII bytes into `output`, which must hold at
+    /// least `decodedLength(ofEncodedLength: input.count)` bytes. Returns the number of bytes
+    /// written, or nil when `input` is not canonical base64url (the same inputs `decode`
+    /// refuses; it says why). No allocation: for hot paths that decode into a buffer they own.
+    public static func decode(_ input: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer) -> Int? {
+        let count = input.count
+        guard let outLength = decodedLength(ofEncodedLength: count), output.count >= outLength else { return nil }
+        if count == 0 { return 0 }
+        return shiftedReverse.withUnsafeBufferPointer { tables -> Int? in
+            let src = input.baseAddress!.assumingMemoryBound(to: UInt8.self)
+            let dst = output.baseAddress!
+            let t = tables.baseAddress!
+            // Each character's 6 bits pre-shifted into place, one table per position in a
+            // quantum; a character outside the alphabet sets bit 24 in every table, so OR-ing
+            // all lookups and testing that bit once at the end keeps the loop free of branches.
+            var invalid: UInt32 = 0
+            var i = 0
+            var o = 0
+            // Whole quanta, writing 4 bytes at a time while the 4th still lands in `output`
+            // (the next quantum overwrites it).
+            while i + 4 <= count {
+                let v =
+                    t[Int(src[i])] | t[256 + Int(src[i + 1])] | t[512 + Int(src[i + 2])] | t[768 + Int(src[i + 3])]
+                invalid |= v
+                if o + 4 <= output.count {
+                    dst.storeBytes(of: (v << 8).bigEndian, toByteOffset: o, as: UInt32.self)
+                } else {
+                    dst.storeBytes(of: UInt8(truncatingIfNeeded: v >> 16), toByteOffset: o, as: UInt8.self)
+                    dst.storeBytes(of: UInt8(truncatingIfNeeded: v >> 8), toByteOffset: o + 1, as: UInt8.self)
+                    dst.storeBytes(of: UInt8(truncatingIfNeeded: v), toByteOffset: o + 2, as: UInt8.self)
+                }
+                i += 4
+                o += 3
+            }
+            let rest = count - i
+            if rest >= 2 {
+                let a = t[Int(src[i])], b = t[256 + Int(src[i + 1])]
+                let c = rest == 3 ? t[512 + Int(src[i + 2])] : 0
+                let v = a | b | c
+                invalid |= v
+                dst.storeBytes(of: UInt8(truncatingIfNeeded: v >> 16), toByteOffset: o, as: UInt8.self)
+                o += 1
+                if rest == 3 {
+                    dst.storeBytes(of: UInt8(truncatingIfNeeded: v >> 8), toByteOffset: o, as: UInt8.self)
+                    o += 1
+                    if v & 0xFF != 0 { return nil }  // the last character's low 2 bits
+                } else if v & 0xF000 != 0 {  // the last character's low 4 bits
+                    return nil
+                }
+            }
+            return invalid & 0x0100_0000 == 0 ? o : nil
+        }
+    }
+
+    /// Four 256-entry tables: a character's value shifted left by 18, 12, 6 and 0 bits, or
+    /// bit 24 for a byte outside the alphabet.
+    private static let shiftedReverse: [UInt32] = {
+        var table = [UInt32](repeating: 0x0100_0000, count: 1024)
+        for (index, byte) in alphabet.enumerated() {
+            for position in 0..<4 {
+                table[position * 256 + Int(byte)] = UInt32(index) << (18 - 6 * position)
+            }
+        }
+        return table
+    }()
+
     /// Decodes canonical base64url from raw ASCII bytes.
     public static func decode(_ input: UnsafeRawBufferPointer) throws -> [UInt8] {
         let count = input.count

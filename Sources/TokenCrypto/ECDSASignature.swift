@@ -38,6 +38,74 @@ enum ECDSASignature {
         return out
     }
 
+    /// Checks a raw R‖S signature like `der(fromRaw:algorithm:)` and passes its DER form to
+    /// `body` from a stack buffer, without allocating.
+    static func withDER<R>(
+        fromRaw raw: UnsafeRawBufferPointer, algorithm: SignatureAlgorithm, _ body: (UnsafeRawBufferPointer) -> R
+    ) throws -> R {
+        let size = algorithm == .es384 ? 48 : 32
+        guard raw.count == 2 * size else {
+            let hint = raw.first == 0x30 ? " (looks like DER; JWS requires raw R‖S)" : ""
+            throw CryptoError.signatureEncoding(
+                "\(algorithm) signature must be \(2 * size) bytes of raw R‖S, got \(raw.count)\(hint)")
+        }
+        let r = UnsafeRawBufferPointer(rebasing: raw[0..<size])
+        let s = UnsafeRawBufferPointer(rebasing: raw[size..<(2 * size)])
+        let order = algorithm == .es384 ? p384Order : p256Order
+        guard inRange(r, order: order) else {
+            throw CryptoError.signatureEncoding("\(algorithm) signature's r is outside [1, n-1]")
+        }
+        guard inRange(s, order: order) else {
+            throw CryptoError.signatureEncoding("\(algorithm) signature's s is outside [1, n-1]")
+        }
+        // SEQUENCE header (≤ 3 bytes) + two INTEGERs of ≤ 2 + size + 1 bytes each.
+        return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 3 + 2 * (size + 3)) { buffer in
+            let out = buffer.baseAddress!
+            let rLength = integerLength(r)
+            let sLength = integerLength(s)
+            let contentLength = rLength + sLength
+            var o = 0
+            out[o] = 0x30
+            o += 1
+            if contentLength >= 0x80 {
+                out[o] = 0x81
+                o += 1
+            }
+            out[o] = UInt8(contentLength)
+            o += 1
+            o += writeInteger(r, to: out + o)
+            o += writeInteger(s, to: out + o)
+            return body(UnsafeRawBufferPointer(start: out, count: o))
+        }
+    }
+
+    /// The encoded length (tag and length bytes included) of a DER INTEGER holding `value`.
+    private static func integerLength(_ value: UnsafeRawBufferPointer) -> Int {
+        var start = 0
+        while start < value.count - 1, value[start] == 0 { start += 1 }
+        return 2 + value.count - start + (value[start] & 0x80 != 0 ? 1 : 0)
+    }
+
+    /// Writes `value` as a DER INTEGER at `out`; returns the bytes written.
+    private static func writeInteger(_ value: UnsafeRawBufferPointer, to out: UnsafeMutablePointer<UInt8>) -> Int {
+        var start = 0
+        while start < value.count - 1, value[start] == 0 { start += 1 }
+        let needsPad = value[start] & 0x80 != 0
+        let length = value.count - start + (needsPad ? 1 : 0)
+        out[0] = 0x02
+        out[1] = UInt8(length)
+        var o = 2
+        if needsPad {
+            out[o] = 0
+            o += 1
+        }
+        for i in start..<value.count {
+            out[o] = value[i]
+            o += 1
+        }
+        return o
+    }
+
     /// Decodes OpenSSL's DER signature into raw R‖S of the algorithm's fixed size.
     static func raw(fromDER der: [UInt8], algorithm: SignatureAlgorithm) throws -> [UInt8] {
         let size = order(for: algorithm).count
