@@ -106,8 +106,9 @@ private struct Cursor {
             guard !atEnd, current == UInt8(ascii: "\"") else { throw error(.syntax, "expected a member name") }
             let start = index
             let key = try string()
-            let length = key.utf8.count
-            if object.members.contains(where: { $0.key.utf8.count == length && $0.key == key }) {
+            // String ==, i.e. canonical equivalence: "é" and "e\u0301" are one name here, as they
+            // are for JSONObject's subscript, so no lookup can pick between two members.
+            if object.members.contains(where: { $0.key == key }) {
                 index = start
                 throw error(.duplicateMember, "duplicate member name \"\(printable(key))\"")
             }

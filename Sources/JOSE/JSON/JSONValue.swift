@@ -69,19 +69,28 @@ public struct JSONNumber: Sendable, Equatable, CustomStringConvertible {
     }
 
     public var doubleValue: Double {
+        var text = text
+        return text.withUTF8 { JSONNumber.doubleValue(ofText: UnsafeRawBufferPointer($0)) }
+    }
+
+    /// The value of number text (RFC 8259 grammar) as a Double; what `doubleValue` returns,
+    /// shared with the verifier's scanner so both read NumericDates identically.
+    static func doubleValue(ofText text: UnsafeRawBufferPointer) -> Double {
         // Fast path: a plain integer of at most 15 digits is exact in a Double.
-        let utf8 = text.utf8
-        if utf8.count <= 15 {
+        if !text.isEmpty, text.count <= 15 {
             var value: Int64 = 0
             var plain = true
-            for byte in utf8 {
+            for byte in text {
                 let digit = byte &- UInt8(ascii: "0")
-                guard digit < 10 else { plain = false; break }
+                guard digit < 10 else {
+                    plain = false
+                    break
+                }
                 value = value * 10 + Int64(digit)
             }
             if plain { return Double(value) }
         }
-        return Double(text) ?? .nan
+        return Double(String(decoding: text, as: UTF8.self)) ?? .nan
     }
 
     /// The exact integer value, when the literal is an integer that fits in Int64.
@@ -102,10 +111,7 @@ public struct JSONObject: Sendable, Equatable, Sequence {
     }
 
     public subscript(key: String) -> JSONValue? {
-        get {
-            let length = key.utf8.count
-            return members.first { $0.key.utf8.count == length && $0.key == key }?.value
-        }
+        get { members.first { $0.key == key }?.value }
         set {
             if let index = members.firstIndex(where: { $0.key == key }) {
                 if let newValue { members[index].value = newValue } else { members.remove(at: index) }

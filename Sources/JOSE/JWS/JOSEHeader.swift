@@ -3,7 +3,20 @@ public import TokenCrypto
 /// A JWS protected header, checked against RFC 7515 and RFC 8725.
 public struct JOSEHeader: Sendable {
     /// The header exactly as decoded.
-    public let json: JSONObject
+    public var json: JSONObject {
+        switch backing {
+        case .tree(let json): json
+        case .scanned(let document): document.object
+        }
+    }
+
+    private enum Backing: Sendable {
+        case tree(JSONObject)
+        /// Checked by the verifier's scanner; the tree is built when `json` is first read.
+        case scanned(LazyJSONObject)
+    }
+
+    private let backing: Backing
     /// The signing algorithm; `none` and unknown names never get this far.
     public let algorithm: SignatureAlgorithm
     public let kid: String?
@@ -20,8 +33,20 @@ public struct JOSEHeader: Sendable {
     public static let understoodCritical: Set<String> = []
 
     /// Applies the header rules to a decoded header object.
+    /// A header the verifier's scanner checked: `alg` is one of ours and `kid`, `typ` and
+    /// `cty` are strings or absent, and nothing else it holds is a member the rules of
+    /// `init(json:)` look at (`crit`, `b64`, `zip`, `enc`, key references).
+    init(scanned document: LazyJSONObject, algorithm: SignatureAlgorithm, kid: String?, typ: String?, cty: String?) {
+        self.backing = .scanned(document)
+        self.algorithm = algorithm
+        self.kid = kid
+        self.typ = typ
+        self.cty = cty
+        self.embeddedKeyMembers = []
+    }
+
     public init(json: JSONObject) throws {
-        self.json = json
+        self.backing = .tree(json)
         guard let algValue = json["alg"] else { throw JOSEError(.header, "header has no alg") }
         guard case .string(let alg) = algValue else {
             throw JOSEError(.header, "header alg must be a string, got \(algValue.typeName)")

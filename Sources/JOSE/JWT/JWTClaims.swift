@@ -1,21 +1,101 @@
 /// The registered claims of a JWT (RFC 7519 §4.1), type-checked, plus the whole claim set.
+///
+/// Claims come either from a `JSONObject` (`init(json:)`, `init(payload:)`) or from the
+/// verifier's scanner, which type-checks the registered claims without building a tree: then
+/// `json` is parsed on first use, and the string claims are made from their bytes when read.
+/// Both give the same values for the same payload.
 public struct JWTClaims: Sendable {
-    public let json: JSONObject
-    public let iss: String?
-    public let sub: String?
-    /// `aud` as a list whether it was a string or an array of strings.
-    public let aud: [String]?
     public let exp: NumericDate?
     public let nbf: NumericDate?
     public let iat: NumericDate?
-    public let jti: String?
-    /// `scope` as a list, whether a space-separated string (RFC 8693) or an array.
-    /// Type-checked at init; split only when read.
-    public var scope: [String]? {
-        guard let value = scopeValue else { return nil }
-        return try? JWTClaims.stringList(value, "scope", splitSpaces: true)
+    let storage: Storage
+
+    enum Storage: Sendable {
+        /// Built from a tree: the registered claims as checked at init.
+        case tree(JSONObject, Registered)
+        /// Scanned by `JSONScanner`: where each registered claim's value is in `document`.
+        case scanned(LazyJSONObject, ScannedRegistered)
     }
-    private let scopeValue: JSONValue?
+
+    /// The registered claims of a tree, type-checked (`scope` is split when read).
+    struct Registered: Sendable {
+        var iss: String?
+        var sub: String?
+        var jti: String?
+        var aud: [String]?
+        var scope: JSONValue?
+    }
+
+    /// Where the registered string claims are in a scanned payload (relative to its start).
+    /// `aud` and `scope` are a string's content or an array of strings' whole text.
+    struct ScannedRegistered: Sendable {
+        var iss: JSONScanner.Value?
+        var sub: JSONScanner.Value?
+        var jti: JSONScanner.Value?
+        var aud: JSONScanner.Value?
+        var scope: JSONScanner.Value?
+    }
+
+    /// The whole claim set.
+    public var json: JSONObject {
+        switch storage {
+        case .tree(let json, _): json
+        case .scanned(let document, _): document.object
+        }
+    }
+
+    public var iss: String? {
+        switch storage {
+        case .tree(_, let registered): registered.iss
+        case .scanned(let document, let registered): registered.iss.map { document.string($0.start, $0.end) }
+        }
+    }
+
+    public var sub: String? {
+        switch storage {
+        case .tree(_, let registered): registered.sub
+        case .scanned(let document, let registered): registered.sub.map { document.string($0.start, $0.end) }
+        }
+    }
+
+    public var jti: String? {
+        switch storage {
+        case .tree(_, let registered): registered.jti
+        case .scanned(let document, let registered): registered.jti.map { document.string($0.start, $0.end) }
+        }
+    }
+
+    /// `aud` as a list whether it was a string or an array of strings.
+    public var aud: [String]? {
+        switch storage {
+        case .tree(_, let registered): registered.aud
+        case .scanned(let document, let registered): registered.aud.map { JWTClaims.strings(of: $0, in: document) }
+        }
+    }
+
+    /// `scope` as a list, whether a space-separated string (RFC 8693) or an array.
+    /// Type-checked when the claims are made; split only when read.
+    public var scope: [String]? {
+        switch storage {
+        case .tree(_, let registered):
+            guard let value = registered.scope else { return nil }
+            return try? JWTClaims.stringList(value, "scope", splitSpaces: true)
+        case .scanned(let document, let registered):
+            guard let value = registered.scope else { return nil }
+            if value.kind == .string { return JWTClaims.splitScope(document.string(value.start, value.end)) }
+            return JWTClaims.strings(of: value, in: document)
+        }
+    }
+
+    /// The value of one claim: the same as `json[name]`, but for claims the verifier
+    /// scanned it parses only that member instead of building the whole claim set. For
+    /// callers that read a few custom claims (`client_id`, `sid`) on a hot path.
+    public func member(_ name: String) -> JSONValue? {
+        switch storage {
+        case .tree(let json, _): json[name]
+        case .scanned(let document, _): document.member(name)
+        }
+    }
 
     /// Parses a JWS payload as a claim set: a JSON object with duplicate-free members.
     public init(payload: [UInt8], parser: JSONParser = JSONParser()) throws {
@@ -30,37 +110,71 @@ public struct JWTClaims: Sendable {
     }
 
     public init(json: JSONObject) throws {
-        self.json = json
-        var iss: String?, sub: String?, jti: String?, aud: [String]?, scope: JSONValue?
-        var exp: NumericDate?, nbf: NumericDate?, iat: NumericDate?
-        // One pass over the members; names compared as packed bytes, not String ==.
+        // One pass over the members to find the registered ones; then the checks in a fixed
+        // order, so the first complaint does not depend on the order of the members.
+        var found = [JSONValue?](repeating: nil, count: RegisteredName.allCases.count)
         for (name, value) in json.members {
-            let utf8 = name.utf8
-            guard utf8.count <= 5 else { continue }
-            var packed: UInt64 = 0
-            for byte in utf8 { packed = packed << 8 | UInt64(byte) }
-            switch packed {
-            case 0x697373: iss = try JWTClaims.string(value, "iss")
-            case 0x737562: sub = try JWTClaims.string(value, "sub")
-            case 0x6a7469: jti = try JWTClaims.string(value, "jti")
-            case 0x657870: exp = try JWTClaims.date(value, "exp")
-            case 0x6e6266: nbf = try JWTClaims.date(value, "nbf")
-            case 0x696174: iat = try JWTClaims.date(value, "iat")
-            case 0x617564: aud = try JWTClaims.stringList(value, "aud", splitSpaces: false)
-            case 0x73636f7065:
-                try JWTClaims.checkStringList(value, "scope")
-                scope = value
-            default: break
-            }
+            if let registered = RegisteredName(name) { found[registered.rawValue] = value }
         }
-        self.iss = iss
-        self.sub = sub
-        self.jti = jti
+        func value(_ name: RegisteredName) -> JSONValue? { found[name.rawValue] }
+        var registered = Registered()
+        registered.iss = try value(.iss).map { try JWTClaims.string($0, "iss") }
+        registered.sub = try value(.sub).map { try JWTClaims.string($0, "sub") }
+        registered.jti = try value(.jti).map { try JWTClaims.string($0, "jti") }
+        exp = try value(.exp).map { try JWTClaims.date($0, "exp") }
+        nbf = try value(.nbf).map { try JWTClaims.date($0, "nbf") }
+        iat = try value(.iat).map { try JWTClaims.date($0, "iat") }
+        registered.aud = try value(.aud).map { try JWTClaims.stringList($0, "aud", splitSpaces: false) }
+        if let scope = value(.scope) {
+            try JWTClaims.checkStringList(scope, "scope")
+            registered.scope = scope
+        }
+        storage = .tree(json, registered)
+    }
+
+    /// Claims the verifier's scanner checked (`JWTClaims.scan`).
+    init(document: LazyJSONObject, registered: ScannedRegistered, exp: NumericDate?, nbf: NumericDate?, iat: NumericDate?) {
+        self.storage = .scanned(document, registered)
         self.exp = exp
         self.nbf = nbf
         self.iat = iat
-        self.aud = aud
-        self.scopeValue = scope
+    }
+
+    /// The registered claim names this type checks, recognised by their exact bytes.
+    enum RegisteredName: Int, CaseIterable {
+        case iss, sub, jti, exp, nbf, iat, aud, scope
+
+        /// Matches a member name's UTF-8 bytes exactly (length included).
+        init?(bytes: UnsafeRawBufferPointer) {
+            guard bytes.count == 3 || bytes.count == 5 else { return nil }
+            var head: UInt64 = 0
+            for i in 0..<bytes.count { head |= UInt64(bytes[i]) << (8 * UInt64(i)) }
+            self.init(count: bytes.count, head: head)
+        }
+
+        /// Matches a name given as its length and `JSONScanner.MemberName.head`.
+        @inline(__always)
+        init?(count: Int, head: UInt64) {
+            switch (count, head) {
+            case (3, 0x73_73_69): self = .iss
+            case (3, 0x62_75_73): self = .sub
+            case (3, 0x69_74_6A): self = .jti
+            case (3, 0x70_78_65): self = .exp
+            case (3, 0x66_62_6E): self = .nbf
+            case (3, 0x74_61_69): self = .iat
+            case (3, 0x64_75_61): self = .aud
+            case (5, 0x65_70_6F_63_73): self = .scope
+            default: return nil
+            }
+        }
+
+        /// Matches a member name. Only an ASCII name can be a registered one: no other
+        /// string is canonically equivalent to these ASCII names.
+        init?(_ name: String) {
+            var name = name
+            guard let match = name.withUTF8({ RegisteredName(bytes: UnsafeRawBufferPointer($0)) }) else { return nil }
+            self = match
+        }
     }
 
     /// Names of claims that hold NumericDates.
@@ -101,7 +215,7 @@ public struct JWTClaims: Sendable {
     static func stringList(_ value: JSONValue, _ name: String, splitSpaces: Bool) throws -> [String] {
         switch value {
         case .string(let s):
-            return splitSpaces ? s.utf8.split(separator: UInt8(ascii: " ")).map { String(Substring($0)) } : [s]
+            return splitSpaces ? splitScope(s) : [s]
         case .array(let items):
             return try items.map {
                 guard case .string(let s) = $0 else {
@@ -125,6 +239,39 @@ public struct JWTClaims: Sendable {
             }
         default:
             throw JOSEError(.claimType, "claim \(name) must be a string or an array of strings, got \(value.typeName)")
+        }
+    }
+
+    /// A space-separated scope as its names: split on the space character (a Character, so
+    /// a space that a combining mark extends does not split); ASCII text is split on bytes,
+    /// which is the same thing and much faster.
+    static func splitScope(_ scope: String) -> [String] {
+        if scope.utf8.allSatisfy({ $0 < 0x80 }) {
+            return scope.utf8.split(separator: UInt8(ascii: " ")).map { String(Substring($0)) }
+        }
+        return scope.split(separator: " ").map(String.init)
+    }
+
+    /// The strings of a scanned string value or array of strings.
+    static func strings(of value: JSONScanner.Value, in document: LazyJSONObject) -> [String] {
+        if value.kind == .string { return [document.string(value.start, value.end)] }
+        // An array of strings without escapes: each string runs from a quote to the next.
+        return document.withBytes { bytes in
+            var out: [String] = []
+            var i = value.start
+            var open: Int?
+            while i < value.end {
+                if bytes[i] == UInt8(ascii: "\"") {
+                    if let start = open {
+                        out.append(String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<i]), as: UTF8.self))
+                        open = nil
+                    } else {
+                        open = i + 1
+                    }
+                }
+                i += 1
+            }
+            return out
         }
     }
 

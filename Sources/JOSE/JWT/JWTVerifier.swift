@@ -50,7 +50,22 @@ public struct JWTVerifier: Sendable {
     }
 
     /// Verifies `token` at time `now` (seconds since the epoch).
+    ///
+    /// The hot path (`verifyFast`) checks the token's own bytes in one pass, without building
+    /// JSON trees or copying the signing input; whatever it is not certain about goes to
+    /// `verifyTree`, so both accept exactly the same tokens and refuse the others with the
+    /// same errors.
     public func verify(_ token: String, now: Double) throws -> VerifiedJWT {
+        var text = token
+        if let verified = try text.withUTF8({ try verifyFast(UnsafeRawBufferPointer($0), now: now) }) {
+            return verified
+        }
+        return try verifyTree(token, now: now)
+    }
+
+    /// The reference implementation of `verify`: `CompactJWS`, `KeySet.resolve`, the
+    /// signature, `JWTClaims` and the checks, over `JSONValue` trees.
+    func verifyTree(_ token: String, now: Double) throws -> VerifiedJWT {
         let jws = try CompactJWS(token, maxLength: options.maxTokenLength)
         let entry = try keys.resolve(jws.header)
         try jws.verifySignature(with: entry.key)

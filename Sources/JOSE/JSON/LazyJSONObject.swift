@@ -1,0 +1,99 @@
+import Synchronization
+
+/// A token's decoded header and payload as the verifier's scanner checked them: one buffer
+/// with both, and each part's `JSONObject` tree built the first time someone asks for it.
+///
+/// The verifier's hot path checks a token without building trees; a caller that wants the
+/// whole header or claim set (introspection output, `explain`) pays for the tree once.
+final class ScannedToken: Sendable {
+    /// Header bytes, then payload bytes.
+    let bytes: [UInt8]
+    let headerLength: Int
+    private let headerTree = Mutex<JSONObject?>(nil)
+    private let claimsTree = Mutex<JSONObject?>(nil)
+
+    init(bytes: [UInt8], headerLength: Int) {
+        self.bytes = bytes
+        self.headerLength = headerLength
+    }
+
+    var header: LazyJSONObject { LazyJSONObject(token: self, isHeader: true) }
+    var payload: LazyJSONObject { LazyJSONObject(token: self, isHeader: false) }
+
+    fileprivate func cached(isHeader: Bool) -> JSONObject? {
+        isHeader ? headerTree.withLock { $0 } : claimsTree.withLock { $0 }
+    }
+
+    fileprivate func cache(_ object: JSONObject, isHeader: Bool) -> JSONObject {
+        func store(_ slot: inout JSONObject?) -> JSONObject {
+            if let slot { return slot }
+            slot = object
+            return object
+        }
+        return isHeader ? headerTree.withLock { store(&$0) } : claimsTree.withLock { store(&$0) }
+    }
+}
+
+/// The header or the payload of a `ScannedToken`: a JSON object `JSONScanner` validated, kept
+/// as bytes until its tree is wanted.
+struct LazyJSONObject: Sendable {
+    let token: ScannedToken
+    let isHeader: Bool
+
+    /// The document's bytes.
+    func withBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        let split = token.headerLength
+        return try token.bytes.withUnsafeBytes {
+            try body(UnsafeRawBufferPointer(rebasing: isHeader ? $0[..<split] : $0[split...]))
+        }
+    }
+
+    /// `start..<end` of the document (relative to its first byte) as a String; the bytes are
+    /// valid UTF-8 without escapes, as the scanner checked.
+    func string(_ start: Int, _ end: Int) -> String {
+        withBytes { String(decoding: UnsafeRawBufferPointer(rebasing: $0[start..<end]), as: UTF8.self) }
+    }
+
+    /// The parsed object, built on first use.
+    var object: JSONObject {
+        if let built = token.cached(isHeader: isHeader) { return built }
+        let parsed = withBytes { bytes -> JSONObject in
+            guard let value = try? JSONParser().parse(bytes), case .object(let object) = value else {
+                // JSONScanner accepts only what JSONParser accepts; the differential tests hold
+                // it to that. Reaching this line is a bug in one of the two.
+                preconditionFailure("JSONScanner accepted a document that JSONParser refuses")
+            }
+            return object
+        }
+        return token.cache(parsed, isHeader: isHeader)
+    }
+
+    /// The value of the top-level member `name`, without building the whole tree when it
+    /// has not been built yet: the member's own bytes are parsed alone. The same answer
+    /// as `object[name]`.
+    func member(_ name: String) -> JSONValue? {
+        if let built = token.cached(isHeader: isHeader) { return built[name] }
+        // Names in a scanned document are ASCII; a non-ASCII name could still equal one of
+        // them by canonical equivalence, so leave that case to the tree.
+        guard name.utf8.allSatisfy({ $0 < 0x80 }) else { return object[name] }
+        var key = name
+        let found = key.withUTF8 { wanted -> (start: Int, end: Int, isString: Bool)? in
+            var hit: (start: Int, end: Int, isString: Bool)?
+            let scanned = withBytes { bytes in
+                JSONScanner.scanObject(bytes, maxDepth: JSONParser().maxDepth) { candidate, value in
+                    if hit == nil, candidate.bytes.elementsEqual(UnsafeRawBufferPointer(wanted)) {
+                        hit = (value.start, value.end, value.kind == .string)
+                    }
+                    return true
+                }
+            }
+            precondition(scanned, "a scanned document no longer scans")
+            return hit
+        }
+        guard let found else { return nil }
+        if found.isString { return .string(string(found.start, found.end)) }
+        return withBytes { bytes in
+            try? JSONParser().parse(UnsafeRawBufferPointer(rebasing: bytes[found.start..<found.end]))
+        }
+    }
+}
