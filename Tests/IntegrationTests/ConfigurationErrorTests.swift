@@ -1,0 +1,90 @@
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// DESIGN §7: an invalid value stops tokend at start with a message naming the variable and the
+/// accepted form; DESIGN §4: a group-readable private key is refused, naming the file.
+@Suite("Start-up refuses bad configuration")
+struct ConfigurationErrorTests {
+    /// (variable, bad value, a phrase of the accepted form the message must show)
+    static let cases: [(String, String, String)] = [
+        ("TOKEND_ACCESS_POLICY", "forever", "1h, 24h, 30d"),
+        ("TOKEND_ACCESS_POLICY", "-5m", "1h, 24h, 30d"),
+        ("TOKEND_LEEWAY", "a little", "30s"),
+        ("TOKEND_LEEWAY", "2h", "5m"),
+        ("TOKEND_STORE", "mysql://db/tokend", "sqlite:PATH"),
+        ("TOKEND_STORE", "sqlite:", "sqlite:PATH"),
+    ]
+
+    @Test(
+        "A bad value stops tokend at once: nonzero exit, the variable and the accepted form named, no socket bound",
+        arguments: cases
+    )
+    func badValue(_ variable: String, _ value: String, _ accepted: String) async throws {
+        let sandbox = try Sandbox("badconf")
+        defer { sandbox.remove() }
+        let result = try await run(
+            try Binaries.tokend(),
+            [],
+            environment: sandbox.environment([variable: value]),
+            in: sandbox.path,
+            timeout: .seconds(30),
+            display: "tokend with \(variable)=\(value)"
+        )
+        #expect(result.status != .exited(0), "tokend started with \(variable)=\(value)")
+        if case .signalled = result.status { Issue.record("tokend crashed instead of refusing: \(result)") }
+        let message = result.stderr
+        #expect(message.contains(variable), "the message must name \(variable):\n\(result)")
+        #expect(message.contains(accepted), "the message must show the accepted form (\(accepted)):\n\(result)")
+        #expect(!FileManager.default.fileExists(atPath: sandbox.apiSocket), "a refused start bound the API socket")
+    }
+
+    @Test("The same check applies to a flag, named by its variable")
+    func badFlag() async throws {
+        let sandbox = try Sandbox("badflag")
+        defer { sandbox.remove() }
+        let result = try await run(
+            try Binaries.tokend(),
+            ["--access-policy", "forever"],
+            environment: sandbox.environment(),
+            in: sandbox.path,
+            timeout: .seconds(30)
+        )
+        #expect(result.status != .exited(0))
+        #expect(
+            result.stderr.contains("TOKEND_ACCESS_POLICY") || result.stderr.contains("--access-policy"),
+            "\(result)"
+        )
+    }
+
+    @Test("A group-readable private key in the key directory is refused, naming the file")
+    func groupReadableKey() async throws {
+        let sandbox = try Sandbox("keymode")
+        defer { sandbox.remove() }
+        // A first start generates the keyring.
+        let daemon = try await Tokend.start(sandbox)
+        #expect(await daemon.stop() == .exited(0))
+        let keyFile = try #require(sandbox.privateKeyFiles.first, "the first start wrote no *.pem")
+        #expect(chmod(keyFile, 0o640) == 0)
+
+        let result = try await run(
+            try Binaries.tokend(),
+            [],
+            environment: sandbox.environment(),
+            in: sandbox.path,
+            timeout: .seconds(30)
+        )
+        #expect(result.status != .exited(0), "tokend started with a group-readable private key")
+        let name = URL(fileURLWithPath: keyFile).lastPathComponent
+        #expect(result.stderr.contains(name), "the refusal must name \(name):\n\(result)")
+        #expect(!FileManager.default.fileExists(atPath: sandbox.apiSocket))
+
+        // Fixed as the message says, it starts again.
+        #expect(chmod(keyFile, 0o600) == 0)
+        let fixed = try await Tokend.start(sandbox)
+        #expect(await fixed.stop() == .exited(0))
+    }
+}

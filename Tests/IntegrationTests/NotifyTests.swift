@@ -1,0 +1,228 @@
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// tokend under a stand-in for systemd's NOTIFY_SOCKET (DESIGN §6): READY=1 only once the
+/// sockets accept, STATUS=, RELOADING=1…READY=1 around SIGHUP, WATCHDOG=1, and STOPPING=1 then a
+/// drained, clean exit on SIGTERM.
+@Suite("sd_notify protocol of the real daemon")
+struct NotifyTests {
+    /// Starts tokend with NOTIFY_SOCKET pointing at a listener in the sandbox.
+    private func startNotified(
+        _ sandbox: Sandbox,
+        extra: [String: String] = [:]
+    ) async throws -> (Tokend, NotifyListener) {
+        let listener = try NotifyListener(path: sandbox.file("notify.sock"))
+        do {
+            let daemon = try await Tokend.start(
+                sandbox,
+                environment: sandbox.environment(["NOTIFY_SOCKET": listener.path].merging(extra) { $1 }),
+                waitUntilServing: false
+            )
+            return (daemon, listener)
+        } catch {
+            await listener.close()
+            throw error
+        }
+    }
+
+    @Test("READY=1 comes from tokend's own pid once both sockets accept, with a STATUS= line")
+    func readyAfterSocketsAccept() async throws {
+        let sandbox = try Sandbox("notify")
+        defer { sandbox.remove() }
+        let (daemon, listener) = try await startNotified(sandbox)
+        do {
+            let (_, ready) = try await listener.waitFor("READY=1") { $0["READY"] == "1" }
+            // No retry: at the moment READY=1 arrives, both sockets must already accept and answer.
+            let health = try await http(daemon.apiSocket, "GET", "/healthz", timeout: 5)
+            let status = try await http(daemon.adminSocket, "GET", "/admin/status", timeout: 5)
+            #expect(health.status == 200)
+            #expect(status.status == 200)
+            #expect(ready.senderPID == daemon.pid, "READY=1 must come from the main pid (NotifyAccess=main)")
+            let statusLine = listener.messages.compactMap { $0["STATUS"] }.first
+            #expect(statusLine?.isEmpty == false, "tokend sends a STATUS= summary")
+            #expect(!listener.messages.contains { $0["WATCHDOG"] != nil }, "no WATCHDOG=1 without WATCHDOG_USEC")
+            #expect(!listener.messages.contains { $0["STOPPING"] != nil })
+        } catch {
+            Issue.record("tokend log:\n\(daemon.log.lastLines(30).redactingSecrets)")
+            await daemon.stop()
+            await listener.close()
+            throw error
+        }
+        #expect(await daemon.stop() == .exited(0))
+        await listener.close()
+    }
+
+    @Test("SIGTERM: STOPPING=1, the request in flight still gets its answer, exit code 0, socket files removed")
+    func sigtermDrainsAndExitsCleanly() async throws {
+        let sandbox = try Sandbox("drain")
+        defer { sandbox.remove() }
+        let (daemon, listener) = try await startNotified(sandbox)
+        defer { daemon.send(SIGKILL) }
+        _ = try await listener.waitFor("READY=1") { $0["READY"] == "1" }
+
+        // A keep-alive connection whose first request has been answered (so tokend has surely
+        // accepted it), then a second request cut off halfway through its body.
+        let api = daemon.apiSocket
+        let body = Array("token=not-a-real-token&token_type_hint=access_token".utf8)
+        let half = body.count / 2
+        let connection = try await onThread {
+            let connection = try UnixConnection(path: api, timeout: 10)
+            try connection.send(requestBytes("GET", "/healthz", keepAlive: true))
+            let first = try connection.readResponse()
+            guard first.status == 200 else { throw HarnessError("GET /healthz answered \(first.status)") }
+            try connection.send(
+                requestBytes(
+                    "POST",
+                    "/oauth2/introspect",
+                    headers: [("Content-Type", "application/x-www-form-urlencoded")],
+                    body: body,
+                    keepAlive: true
+                ).dropLast(body.count - half).map { $0 }
+            )
+            return SendableBox(connection)
+        }
+
+        let clock = ContinuousClock()
+        let signalled = clock.now
+        daemon.send(SIGTERM)
+        await withKnownIssue(
+            "Sources/tokend/Tokend.swift: STOPPING=1 is sent from withGracefulShutdownHandler around group.run(), which only fires for an enclosing graceful shutdown; the ServiceGroup handles SIGTERM itself, so it never fires"
+        ) {
+            let (_, stopping) = try await listener.waitFor("STOPPING=1", timeout: .seconds(3)) { $0["STOPPING"] == "1" }
+            #expect(stopping.senderPID == daemon.pid)
+        }
+
+        // Once stopping, tokend stops accepting new connections promptly (the old one stays open).
+        let refused = try? await eventually("new connections to be refused", timeout: .seconds(10)) {
+            () async throws -> Bool? in
+            try await onThread {
+                do {
+                    _ = try UnixConnection(path: api, timeout: 1)
+                    return nil
+                } catch is UnixConnection.ConnectFailed {
+                    return true
+                }
+            }
+        }
+        #expect(refused == true, "tokend still accepts new connections 10 s after SIGTERM")
+        let acceptingFor = clock.now - signalled
+        withKnownIssue(
+            "Sources/tokend/Tokend.swift MaintenanceService sleeps 5 s without watching for graceful shutdown; ServiceGroup shuts services down in reverse order, so the HTTP server keeps accepting for up to 5 s after SIGTERM"
+        ) {
+            #expect(
+                acceptingFor < .seconds(2),
+                "tokend kept accepting new connections for \(acceptingFor) after SIGTERM"
+            )
+        }
+
+        // The request in flight is finished, not dropped.
+        let answer: Result<HTTPResponse, any Error> = await Result(catching: {
+            try await onThread {
+                try connection.value.send(Array(body[half...]))
+                return try connection.value.readResponse()
+            }
+        })
+        switch answer {
+        case .success(let response):
+            #expect(response.status == 200)
+            #expect(response.text == #"{"active":false}"#)
+        case .failure(let error):
+            Issue.record("the request in flight at SIGTERM got no answer: \(error)")
+        }
+        connection.value.close()
+
+        let exit = await daemon.child.waitForExit(timeout: Timeouts.stop)
+        #expect(exit == .exited(0), "tokend's log:\n\(daemon.log.lastLines(15).redactingSecrets)")
+        #expect(!FileManager.default.fileExists(atPath: daemon.apiSocket), "the API socket file is left behind")
+        #expect(!FileManager.default.fileExists(atPath: daemon.adminSocket), "the admin socket file is left behind")
+        await listener.close()
+    }
+
+    @Test("SIGHUP: RELOADING=1 with MONOTONIC_USEC=, then READY=1 again, and tokend keeps serving")
+    func sighupReloads() async throws {
+        let sandbox = try Sandbox("reload")
+        defer { sandbox.remove() }
+        let (daemon, listener) = try await startNotified(sandbox)
+        do {
+            let (readyIndex, _) = try await listener.waitFor("READY=1") { $0["READY"] == "1" }
+            try await daemon.waitUntilServing()
+            daemon.send(SIGHUP)
+            let (reloadingIndex, reloading) = try await listener.waitFor("RELOADING=1", after: readyIndex + 1) {
+                $0["RELOADING"] == "1"
+            }
+            #expect(reloading["MONOTONIC_USEC"].flatMap { UInt64($0) } != nil, "RELOADING=1 carries MONOTONIC_USEC=")
+            let (_, readyAgain) = try await listener.waitFor("READY=1 after RELOADING=1", after: reloadingIndex + 1) {
+                $0["READY"] == "1"
+            }
+            #expect(readyAgain.senderPID == daemon.pid)
+            let health = try await http(daemon.apiSocket, "GET", "/healthz")
+            #expect(health.status == 200)
+            #expect(daemon.child.isRunning)
+        } catch {
+            await daemon.stop()
+            await listener.close()
+            throw error
+        }
+        #expect(await daemon.stop() == .exited(0))
+        await listener.close()
+    }
+
+    @Test("WATCHDOG_USEC=2000000: WATCHDOG=1 arrives about every second")
+    func watchdogPings() async throws {
+        let sandbox = try Sandbox("watchdog")
+        defer { sandbox.remove() }
+        let (daemon, listener) = try await startNotified(sandbox, extra: ["WATCHDOG_USEC": "2000000"])
+        do {
+            let (readyIndex, _) = try await listener.waitFor("READY=1") { $0["READY"] == "1" }
+            let clock = ContinuousClock()
+            let started = clock.now
+            let (first, ping) = try await listener.waitFor("WATCHDOG=1", after: readyIndex, timeout: .seconds(5)) {
+                $0["WATCHDOG"] == "1"
+            }
+            #expect(ping.senderPID == daemon.pid)
+            _ = try await listener.waitFor("a second WATCHDOG=1", after: first + 1, timeout: .seconds(5)) {
+                $0["WATCHDOG"] == "1"
+            }
+            // Two pings inside the 2 s watchdog period would be needed for systemd not to kill it.
+            #expect(clock.now - started < .seconds(4))
+        } catch {
+            await daemon.stop()
+            await listener.close()
+            throw error
+        }
+        #expect(await daemon.stop() == .exited(0))
+        await listener.close()
+    }
+
+    @Test("A NOTIFY_SOCKET nobody listens on never stops tokend")
+    func deadNotifySocketIsHarmless() async throws {
+        let sandbox = try Sandbox("deadnotify")
+        defer { sandbox.remove() }
+        let daemon = try await Tokend.start(
+            sandbox,
+            environment: sandbox.environment(["NOTIFY_SOCKET": sandbox.file("nobody.sock"), "WATCHDOG_USEC": "200000"])
+        )
+        let health = try await http(daemon.apiSocket, "GET", "/healthz")
+        #expect(health.status == 200)
+        daemon.send(SIGHUP)
+        let again = try await http(daemon.apiSocket, "GET", "/healthz")
+        #expect(again.status == 200)
+        #expect(await daemon.stop() == .exited(0))
+    }
+}
+
+/// Hands a non-Sendable value across one thread hop (used strictly sequentially).
+final class SendableBox<T>: @unchecked Sendable {
+    let value: T
+    init(_ value: T) { self.value = value }
+}
+
+extension Result where Failure == any Error {
+    init(catching body: () async throws -> Success) async {
+        do { self = .success(try await body()) } catch { self = .failure(error) }
+    }
+}

@@ -1,0 +1,140 @@
+import Foundation
+import Synchronization
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Refresh rotation under contention and reuse detection (DESIGN §3, RFC 9700 §4.14).
+@Suite("Refresh token rotation")
+struct RefreshRotationTests {
+    /// Sends the same request on `count` connections at once: every connection is opened
+    /// first, then all threads are released together.
+    private func concurrently(
+        _ count: Int,
+        socket: String,
+        request: [UInt8]
+    ) async throws -> [Result<HTTPResponse, HarnessError>] {
+        let gate = Gate(parties: count)
+        return try await withThrowingTaskGroup(of: Result<HTTPResponse, HarnessError>.self) { group in
+            for _ in 0..<count {
+                group.addTask {
+                    try await onThread {
+                        do {
+                            let connection = try UnixConnection(path: socket, timeout: 30)
+                            defer { connection.close() }
+                            gate.arriveAndWait()
+                            try connection.send(request)
+                            return .success(try connection.readResponse())
+                        } catch {
+                            gate.arriveAndWait()  // never leave the others waiting (no-op once released)
+                            return .failure(HarnessError("\(error)"))
+                        }
+                    }
+                }
+            }
+            var results: [Result<HTTPResponse, HarnessError>] = []
+            for try await result in group { results.append(result) }
+            return results
+        }
+    }
+
+    @Test("32 concurrent refreshes of one token yield exactly one successor pair; later reuse revokes the whole family")
+    func concurrentRefreshAndReuse() async throws {
+        try await withTokend("refresh", environment: ["TOKEND_REFRESH_GRACE": "1s"]) { daemon in
+            let start = try await daemon.issue(sub: "frank", scope: "read write", refresh: true)
+            let r0 = try #require(start.refreshToken)
+
+            let request = requestBytes(
+                "POST",
+                "/oauth2/token",
+                headers: [("Content-Type", "application/x-www-form-urlencoded")],
+                body: RequestBody.form([("grant_type", "refresh_token"), ("refresh_token", r0)]).bytes
+            )
+            let results = try await concurrently(32, socket: daemon.apiSocket, request: request)
+            let responses = results.compactMap { try? $0.get() }
+            let failures = results.compactMap { if case .failure(let error) = $0 { error } else { nil } }
+            #expect(failures.isEmpty, "transport failures: \(failures.prefix(3))")
+            let statuses = Dictionary(grouping: responses, by: \.status).mapValues(\.count)
+            #expect(statuses == [200: 32], "every use inside the grace window gets the successor pair; got \(statuses)")
+            let pairs = Set(responses.filter { $0.status == 200 }.compactMap(IssuedTokens.init))
+            #expect(pairs.count == 1, "\(pairs.count) different successor pairs: the family forked")
+            let successor = try #require(pairs.first)
+            let r1 = try #require(successor.refreshToken)
+            // Compared as booleans: a failure message must not print a token.
+            let rotated = r1 != r0 && successor.accessToken != start.accessToken
+            #expect(rotated, "the successor pair must be new tokens")
+            #expect(try await daemon.isActive(successor.accessToken))
+
+            // The legitimate client goes on: R1 → (A2, R2), the newest of the family.
+            let second = try await daemon.refresh(r1)
+            #expect(second.status == 200)
+            let newest = try #require(IssuedTokens(second))
+            let r2 = try #require(newest.refreshToken)
+            #expect(try await daemon.isActive(newest.accessToken))
+
+            // After the grace window, the old R0 shows up again: reuse. The family ends.
+            try await Task.sleep(for: .milliseconds(1500))
+            let reuse = try await daemon.refresh(r0)
+            #expect(reuse.status == 400)
+            #expect(reuse.string("error") == "invalid_grant", "\(reuse.text.redactingSecrets)")
+            let newestAnswer = try await daemon.introspect(newest.accessToken)
+            #expect(
+                newestAnswer.text == #"{"active":false}"#,
+                "the family's newest access token must be inactive after reuse"
+            )
+            #expect(try await daemon.isActive(successor.accessToken) == false)
+            let newestRefresh = try await daemon.refresh(r2)
+            #expect(newestRefresh.status == 400, "the family's newest refresh token must be refused after reuse")
+            #expect(newestRefresh.string("error") == "invalid_grant")
+        }
+    }
+
+    @Test("A retry of the just-spent token inside the grace window returns the same pair")
+    func retryInsideGraceIsIdempotent() async throws {
+        try await withTokend("grace", environment: ["TOKEND_REFRESH_GRACE": "30s"]) { daemon in
+            let start = try await daemon.issue(sub: "grace", refresh: true)
+            let r0 = try #require(start.refreshToken)
+            let first = try await daemon.refresh(r0)
+            let retry = try await daemon.refresh(r0)
+            #expect(first.status == 200)
+            #expect(retry.status == 200)
+            let pair = try #require(IssuedTokens(first))
+            let samePair = IssuedTokens(retry) == pair
+            #expect(samePair, "a retry inside the grace window must not fork the family")
+            #expect(first.header("Cache-Control")?.contains("no-store") == true)
+            #expect(try await daemon.isActive(pair.accessToken))
+        }
+    }
+}
+
+/// A one-shot barrier: the first `parties` arrivals wait until the last one arrives; later
+/// arrivals pass straight through.
+final class Gate: Sendable {
+    private let condition = NSCondition()
+    private let state: Mutex<Int>
+    private let parties: Int
+
+    init(parties: Int) {
+        self.parties = parties
+        state = Mutex(0)
+    }
+
+    func arriveAndWait() {
+        condition.lock()
+        defer { condition.unlock() }
+        let arrived = state.withLock { value -> Int in
+            value += 1
+            return value
+        }
+        if arrived >= parties {
+            condition.broadcast()
+            return
+        }
+        let deadline = Date().addingTimeInterval(30)
+        while state.withLock({ $0 }) < parties {
+            if !condition.wait(until: deadline) { return }
+        }
+    }
+}

@@ -1,0 +1,251 @@
+import Foundation
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// How a process ended.
+enum ExitStatus: Equatable, Sendable, CustomStringConvertible {
+    case exited(Int32)
+    case signalled(Int32)
+
+    var description: String {
+        switch self {
+        case .exited(let code): "exit code \(code)"
+        case .signalled(let signal): "killed by signal \(signal)"
+        }
+    }
+}
+
+/// A process this test started: its pid, its output in files, and nothing else. Every stop
+/// goes to this pid alone — never by name: other work shares the machine.
+///
+/// Spawned with posix_spawn rather than Foundation's Process: Process creates its
+/// termination-watch socketpair without CLOEXEC and closes a child's other descriptors from a
+/// list taken before that, so processes spawned concurrently by parallel tests inherit each
+/// other's sockets, and a finished process looks alive until an unrelated long-lived one exits.
+/// Here the child closes every descriptor above stderr at exec (closefrom), starts with the
+/// default signal dispositions and an empty signal mask, and is reaped with waitpid on its pid.
+final class ChildProcess: Sendable {
+    let name: String
+    let pid: Int32
+    let stdoutPath: String
+    let stderrPath: String
+    private let reaped = Mutex<ExitStatus?>(nil)
+
+    /// Starts `executable` with exactly `environment` (nothing inherited), stdin from
+    /// /dev/null, stdout and stderr to the given files (created or truncated).
+    init(
+        _ executable: String,
+        _ arguments: [String],
+        environment: [String: String],
+        stdout stdoutPath: String,
+        stderr stderrPath: String,
+        name: String? = nil,
+        currentDirectory: String? = nil
+    ) throws {
+        self.name = name ?? URL(fileURLWithPath: executable).lastPathComponent
+        self.stdoutPath = stdoutPath
+        self.stderrPath = stderrPath
+
+        let outFD = try ChildProcess.truncatedFile(stdoutPath)
+        defer { close(outFD) }
+        let errFD = stderrPath == stdoutPath ? outFD : try ChildProcess.truncatedFile(stderrPath)
+        defer { if errFD != outFD { close(errFD) } }
+
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_adddup2(&actions, outFD, 1)
+        posix_spawn_file_actions_adddup2(&actions, errFD, 2)
+        if let closeFrom = SpawnExtensions.addCloseFrom {
+            _ = closeFrom(&actions, 3)
+        }
+        if let currentDirectory {
+            guard let addChdir = SpawnExtensions.addChdir else {
+                throw HarnessError("this libc has no posix_spawn_file_actions_addchdir_np")
+            }
+            _ = currentDirectory.withCString { addChdir(&actions, $0) }
+        }
+
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var emptyMask = sigset_t()
+        sigemptyset(&emptyMask)
+        posix_spawnattr_setsigmask(&attributes, &emptyMask)
+        var defaults = sigset_t()
+        sigemptyset(&defaults)
+        for signal in [SIGPIPE, SIGTERM, SIGHUP, SIGINT, SIGQUIT, SIGUSR1, SIGUSR2, SIGALRM, SIGCHLD] {
+            sigaddset(&defaults, signal)
+        }
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+
+        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+        let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer {
+            for pointer in argv + envp { free(pointer) }
+        }
+        var pid: pid_t = 0
+        let result = posix_spawn(&pid, executable, &actions, &attributes, argv, envp)
+        guard result == 0 else {
+            throw HarnessError("cannot start \(executable): \(String(cString: strerror(result)))")
+        }
+        self.pid = pid
+    }
+
+    private static func truncatedFile(_ path: String) throws -> Int32 {
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw HarnessError("cannot create \(path): \(String(cString: strerror(errno)))") }
+        return fd
+    }
+
+    /// The exit status once the process has ended (reaping it), else nil.
+    var exitStatus: ExitStatus? {
+        reaped.withLock { cached -> ExitStatus? in
+            if let cached { return cached }
+            var status: Int32 = 0
+            var result: pid_t
+            repeat { result = waitpid(pid, &status, WNOHANG) } while result < 0 && errno == EINTR
+            guard result == pid else { return nil }
+            let signal = status & 0x7f
+            cached = signal == 0 ? .exited((status >> 8) & 0xff) : .signalled(signal)
+            return cached
+        }
+    }
+
+    var isRunning: Bool { exitStatus == nil }
+
+    /// Sends `signal` to this process's pid (and only to it), unless it has been reaped.
+    func send(_ signal: Int32) {
+        reaped.withLock { cached in
+            // While unreaped, the pid cannot have been reused by another process.
+            if cached == nil { _ = kill(pid, signal) }
+        }
+    }
+
+    /// Waits for the process to end; nil when it is still running after `timeout`.
+    func waitForExit(timeout: Duration) async -> ExitStatus? {
+        try? await eventually("\(name) (pid \(pid)) to exit", timeout: timeout, interval: .milliseconds(20)) {
+            self.exitStatus
+        }
+    }
+
+    /// SIGTERM, then SIGKILL if it has not ended within `timeout`. Returns how it ended and
+    /// whether SIGKILL was needed.
+    @discardableResult
+    func stop(timeout: Duration = Timeouts.stop) async -> (status: ExitStatus?, killed: Bool) {
+        if let status = exitStatus { return (status, false) }
+        send(SIGTERM)
+        if let status = await waitForExit(timeout: timeout) { return (status, false) }
+        send(SIGKILL)
+        return (await waitForExit(timeout: .seconds(10)), true)
+    }
+
+    /// What the process wrote to stdout so far.
+    var stdout: String { (try? String(contentsOfFile: stdoutPath, encoding: .utf8)) ?? "" }
+    /// What the process wrote to stderr so far.
+    var stderr: String { (try? String(contentsOfFile: stderrPath, encoding: .utf8)) ?? "" }
+}
+
+/// glibc's posix_spawn extensions that Swift's Glibc module does not import (they need
+/// _GNU_SOURCE): looked up at run time.
+enum SpawnExtensions {
+    typealias AddCloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32
+    typealias AddChdir =
+        @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, UnsafePointer<CChar>) -> Int32
+
+    /// posix_spawn_file_actions_addclosefrom_np (glibc 2.34+).
+    static let addCloseFrom: AddCloseFrom? = dlsym(nil, "posix_spawn_file_actions_addclosefrom_np").map {
+        unsafeBitCast($0, to: AddCloseFrom.self)
+    }
+    /// posix_spawn_file_actions_addchdir_np (glibc 2.29+).
+    static let addChdir: AddChdir? = dlsym(nil, "posix_spawn_file_actions_addchdir_np").map {
+        unsafeBitCast($0, to: AddChdir.self)
+    }
+}
+
+/// The result of a short-lived command.
+struct CommandResult: Sendable, CustomStringConvertible {
+    let command: String
+    let status: ExitStatus
+    let stdout: String
+    let stderr: String
+
+    var succeeded: Bool { status == .exited(0) }
+
+    /// For failure messages; secrets are masked (see `redactingSecrets`).
+    var description: String {
+        "\(command) → \(status)\n--- stdout\n\(stdout.redactingSecrets)\n--- stderr\n\(stderr.redactingSecrets)"
+    }
+}
+
+/// Runs a command to completion (killed after `timeout`), output captured through files in
+/// `directory`.
+func run(
+    _ executable: String,
+    _ arguments: [String],
+    environment: [String: String] = minimalEnvironment(),
+    in directory: String,
+    timeout: Duration = .seconds(60),
+    display: String? = nil,
+    currentDirectory: String? = nil
+) async throws -> CommandResult {
+    let stem = "\(directory)/cmd-\(UUID().uuidString.prefix(8))"
+    let child = try ChildProcess(
+        executable,
+        arguments,
+        environment: environment,
+        stdout: stem + ".out",
+        stderr: stem + ".err",
+        currentDirectory: currentDirectory
+    )
+    defer {
+        unlink(stem + ".out")
+        unlink(stem + ".err")
+    }
+    let shown =
+        display
+        ?? ([URL(fileURLWithPath: executable).lastPathComponent] + arguments.map(\.shortened)).joined(separator: " ")
+    guard let status = await child.waitForExit(timeout: timeout) else {
+        await child.stop(timeout: .seconds(2))
+        throw HarnessError("\(shown) did not finish within \(timeout)")
+    }
+    return CommandResult(command: shown, status: status, stdout: child.stdout, stderr: child.stderr)
+}
+
+/// PATH and little else: tests never pass the developer's TOKEND_*, NOTIFY_SOCKET or
+/// LISTEN_FDS on to the binaries by accident.
+func minimalEnvironment(_ extra: [String: String] = [:]) -> [String: String] {
+    var environment = [
+        "PATH": ProcessInfo.processInfo.environment["PATH"]
+            ?? "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        "LANG": "C.UTF-8",
+    ]
+    if let home = ProcessInfo.processInfo.environment["HOME"] { environment["HOME"] = home }
+    for (name, value) in extra { environment[name] = value }
+    return environment
+}
+
+extension String {
+    /// Long arguments (tokens) shortened for messages.
+    var shortened: String { count > 40 ? String(prefix(12)) + "…" : self }
+
+    /// The text with anything that looks like a JWT or a long base64url run (refresh tokens,
+    /// signatures, key material) masked, so a failure message never shows a secret.
+    var redactingSecrets: String {
+        var text = self
+        for pattern in [#"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*"#, #"[A-Za-z0-9_+/=-]{40,}"#] {
+            text = text.replacingOccurrences(of: pattern, with: "[redacted]", options: .regularExpression)
+        }
+        return text
+    }
+
+    /// The last `count` lines.
+    func lastLines(_ count: Int) -> String {
+        split(separator: "\n", omittingEmptySubsequences: false).suffix(count).joined(separator: "\n")
+    }
+}
