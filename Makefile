@@ -20,6 +20,10 @@ RELEASE_FLAGS := -c release --static-swift-stdlib
 # Debian packages the build needs, and those only the tests need.
 BUILD_PACKAGES := pkg-config libssl-dev openssl libsystemd-dev libsqlite3-dev libargon2-dev
 TEST_PACKAGES := python3 python3-pip systemd curl
+# The integration tests run nginx and systemd-nspawn; policy-rc.d keeps Debian's nginx from
+# starting a daemon on port 80 while it installs.
+INTEGRATION_PACKAGES := nginx systemd-container
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 PYTHON_TEST_PACKAGES := 'pyjwt>=2.10' 'cryptography>=41'
 
 APT_GET := $(if $(filter 0,$(shell id -u)),,sudo) env DEBIAN_FRONTEND=noninteractive apt-get
@@ -48,6 +52,13 @@ test-deps: deps
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		$(APT_GET) update -qq && $(APT_GET) install -y -qq --no-install-recommends $$missing; \
+	fi
+	@missing=""; for p in $(INTEGRATION_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; added=; \
+		[ -e /usr/sbin/policy-rc.d ] || { printf '#!/bin/sh\nexit 101\n' | $(SUDO) tee /usr/sbin/policy-rc.d >/dev/null; $(SUDO) chmod 755 /usr/sbin/policy-rc.d; added=1; }; \
+		$(APT_GET) update -qq && $(APT_GET) install -y -qq --no-install-recommends $$missing; \
+		[ -z "$$added" ] || $(SUDO) rm -f /usr/sbin/policy-rc.d; \
 	fi
 	@python3 -c 'import jwt, cryptography, sys; sys.exit(tuple(map(int, jwt.__version__.split(".")[:2])) < (2, 10))' >/dev/null 2>&1 || { \
 		python3 -m pip --version >/dev/null 2>&1 || { $(APT_GET) update -qq && $(APT_GET) install -y -qq --no-install-recommends python3-pip; }; \

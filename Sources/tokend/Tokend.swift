@@ -172,20 +172,22 @@ struct Daemon {
             })
         let maintenance = MaintenanceService(service: service, notifier: notifier, logger: logger)
         let reload = ReloadService(service: service, notifier: notifier, logger: logger)
-        // The watchdog goes first: services stop in reverse order, so it pings while the others drain.
+        // The watchdog goes first: services stop in reverse order, so it pings while the others
+        // drain. The stopping notice goes last, so it is told first and sends STOPPING=1 at once.
         var services: [any Service] = []
         if notifier.watchdogInterval != nil { services.append(WatchdogService(notifier: notifier)) }
-        services += [server, maintenance, reload] as [any Service]
+        services += [server, maintenance, reload, StoppingNotifier(notifier: notifier)] as [any Service]
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(
-                services: services.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) },
+                services: services.map {
+                    // The stopping notice ends right after it is sent; that must not cancel the drain.
+                    $0 is StoppingNotifier
+                        ? ServiceGroupConfiguration.ServiceConfiguration(service: $0, successTerminationBehavior: .ignore)
+                        : ServiceGroupConfiguration.ServiceConfiguration(service: $0)
+                },
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
-        try await withGracefulShutdownHandler {
-            try await group.run()
-        } onGracefulShutdown: {
-            _ = notifier.stopping(status: "draining in-flight requests")
-        }
+        try await group.run()
         await hasher?.shutdown()
         try? await store.close()
         logger.notice("tokend stopped")
@@ -239,7 +241,7 @@ struct MaintenanceService: Service {
         var tick = 0
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             do {
-                try await Task.sleep(for: .seconds(5))
+                try await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(5)) }
             } catch { return }
             if Task.isShuttingDownGracefully { return }
             tick += 1
@@ -276,5 +278,16 @@ struct ReloadService: Service {
             }
             _ = notifier.ready(status: service.statusLine)
         }
+    }
+}
+
+/// Sends STOPPING=1 as soon as the group starts shutting down (SIGTERM), before the server
+/// drains.
+struct StoppingNotifier: Service {
+    let notifier: SystemdNotifier
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        _ = notifier.stopping(status: "draining in-flight requests")
     }
 }

@@ -89,12 +89,8 @@ struct NotifyTests {
         let clock = ContinuousClock()
         let signalled = clock.now
         daemon.send(SIGTERM)
-        await withKnownIssue(
-            "Sources/tokend/Tokend.swift: STOPPING=1 is sent from withGracefulShutdownHandler around group.run(), which only fires for an enclosing graceful shutdown; the ServiceGroup handles SIGTERM itself, so it never fires"
-        ) {
-            let (_, stopping) = try await listener.waitFor("STOPPING=1", timeout: .seconds(3)) { $0["STOPPING"] == "1" }
-            #expect(stopping.senderPID == daemon.pid)
-        }
+        let (_, stopping) = try await listener.waitFor("STOPPING=1", timeout: .seconds(3)) { $0["STOPPING"] == "1" }
+        #expect(stopping.senderPID == daemon.pid)
 
         // Once stopping, tokend stops accepting new connections promptly (the old one stays open).
         let refused = try? await eventually("new connections to be refused", timeout: .seconds(10)) {
@@ -110,14 +106,10 @@ struct NotifyTests {
         }
         #expect(refused == true, "tokend still accepts new connections 10 s after SIGTERM")
         let acceptingFor = clock.now - signalled
-        withKnownIssue(
-            "Sources/tokend/Tokend.swift MaintenanceService sleeps 5 s without watching for graceful shutdown; ServiceGroup shuts services down in reverse order, so the HTTP server keeps accepting for up to 5 s after SIGTERM"
-        ) {
-            #expect(
-                acceptingFor < .seconds(2),
-                "tokend kept accepting new connections for \(acceptingFor) after SIGTERM"
-            )
-        }
+        #expect(
+            acceptingFor < .seconds(2),
+            "tokend kept accepting new connections for \(acceptingFor) after SIGTERM"
+        )
 
         // The request in flight is finished, not dropped.
         let answer: Result<HTTPResponse, any Error> = await Result(catching: {
