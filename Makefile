@@ -96,9 +96,20 @@ run: deps
 release: deps
 	$(SWIFT) build $(RELEASE_FLAGS)
 
+# Every test target, each run in its own `swift test` process: tests that spawn long-lived
+# daemons cannot then hold another target's pipes open.
+TEST_TARGETS := $(filter-out TokenTestSupport,$(notdir $(wildcard Tests/*)))
+
 test: test-deps
 	$(SWIFT) build --build-tests
-	$(SWIFT) test --skip-build
+	@passed=0; failed=""; \
+	for t in $(TEST_TARGETS); do \
+		echo "== $$t"; \
+		if $(SWIFT) test --skip-build --filter "^$$t\." </dev/null; then passed=$$((passed + 1)); else failed="$$failed $$t"; fi; \
+	done; \
+	[ -z "$$failed" ] || echo "failing test targets:$$failed"; \
+	echo "targets: $$passed passed, $$(echo $$failed | wc -w) failed"; \
+	[ -z "$$failed" ]
 
 install: release
 	install -d $(BINDIR)
