@@ -95,13 +95,9 @@ struct AdminUserTests {
             let byNumber = try await daemon.admin("POST", "/admin/users/\(carol.numericID)/logout")
             #expect(byNumber.status == 200, "\(byNumber.summary)")
             let stillActive = try await daemon.isActive(afterLogout.v1)
-            withKnownIssue("POST /admin/users/{numeric id}/logout signs out subject \"<number>\", not the user") {
-                #expect(!stillActive, "inactive after logout by numeric id")
-            }
+            #expect(!stillActive, "inactive after logout by numeric id")
             let unknown = try await daemon.admin("POST", "/admin/users/ffffffffffffffffffffffff/logout")
-            withKnownIssue("POST /admin/users/{id}/logout answers 200 for a user that does not exist") {
-                #expect(unknown.status == 404, "\(unknown.summary)")
-            }
+            #expect(unknown.status == 404, "\(unknown.summary)")
 
             // Set-password: the old password fails, the new works, old tokens are inactive.
             let current = try await tokens()

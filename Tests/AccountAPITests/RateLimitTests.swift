@@ -111,9 +111,7 @@ struct RateLimitTests {
                     try await daemon.signIn(.v1, email: "vera@example.com", password: "guess-\(n)", ip: ip), 401, .statusCode, "guess \(n)")
             }
             let byUsername = try await daemon.signIn(.v1, username: "vera", password: "guess-4", ip: ip)
-            withKnownIssue("the sign-in limit counts per identifier string, not per account: email and username forms get 3 tries each") {
-                #expect(byUsername.status == 429, "the 4th wrong password for one account, by its username: \(byUsername.summary)")
-            }
+            #expect(byUsername.status == 429, "the 4th wrong password for one account, by its username: \(byUsername.summary)")
 
             // Twelve wrong passwords at once for one account from one address: at most 3 are tried.
             let burst = try await withThrowingTaskGroup(of: Int.self) { group in
@@ -126,9 +124,7 @@ struct RateLimitTests {
             }
             #expect(burst.allSatisfy { [401, 429].contains($0) }, "\(burst)")
             let tried = burst.filter { $0 == 401 }.count
-            withKnownIssue("the account limit is checked before hashing and counted after it: concurrent guesses all get tried") {
-                #expect(tried <= 3, "\(tried) of 12 concurrent wrong passwords were checked (limit 3)")
-            }
+            #expect(tried <= 3, "\(tried) of 12 concurrent wrong passwords were checked (limit 3)")
             // Afterwards the account is blocked from that address.
             expectError(
                 try await daemon.signIn(.classic, email: "walt@example.com", password: "walt-password", ip: "203.0.113.61"), 429, .message,

@@ -44,10 +44,19 @@ extension TokenRoutes {
                 return TokenRoutes.failure(error)
             }
         })
+        let accounts = self.accounts?.accounts
         router.add("POST", "/admin/users/{id}/logout", name: "admin_logout", .async { request in
-            let subject = request.pathParameters["id"] ?? ""
+            var subject = request.pathParameters["id"] ?? ""
             guard !subject.isEmpty else {
                 return .error(status: 400, error: "invalid_request", description: "a user id is required")
+            }
+            // With accounts, the id names a user (public or numeric id); without, it is a subject.
+            if let accounts {
+                do throws(AccountError) {
+                    subject = try await accounts.find(subject).publicID
+                } catch {
+                    return AccountRoutes.adminFailure(error)
+                }
             }
             do {
                 try await service.logout(subject: subject)

@@ -208,23 +208,25 @@ public final class AccountService: Sendable {
     public func signIn(_ identifier: Identifier, password: String, clientAddress: String) async throws(AccountError) -> UserRecord {
         if password.utf8.count > configuration.maximumPasswordBytes { throw .invalidCredentials }
         let now = clock.now()
-        let accountKey: String
-        switch identifier {
-        case .email(let e), .username(let e), .emailOrUsername(let e): accountKey = e.trimmingSpaces.lowercased() + "|" + clientAddress
-        }
         if let wait = signinIPLimiter.take(clientAddress, now: now) { throw .signinRateLimited(retryAfter: wait) }
-        if let wait = signinAccountLimiter.blocked(accountKey, now: now) { throw .signinRateLimited(retryAfter: wait) }
 
         let found: UserRecord?
         do { found = try await lookUp(identifier) } catch {
             logger.error("user lookup failed", metadata: ["error": "\(error)"])
             throw .unavailable
         }
+        // Failures count per account (however it was named) and client address, and the
+        // attempt is counted before the hash, so concurrent guesses cannot slip past.
+        let accountKey: String
+        switch identifier {
+        case .email(let e), .username(let e), .emailOrUsername(let e):
+            accountKey = (found?.publicID ?? e.trimmingSpaces.lowercased()) + "|" + clientAddress
+        }
+        if let wait = signinAccountLimiter.take(accountKey, now: now) { throw .signinRateLimited(retryAfter: wait) }
         guard let user = found else {
             do { try await hasher.verifyDummyPassword(password) } catch {
                 if hasher.isOverloaded(error) { throw .overloaded }
             }
-            _ = signinAccountLimiter.take(accountKey, now: now)
             throw .invalidCredentials
         }
         let result: (matches: Bool, needsRehash: Bool)
@@ -232,7 +234,6 @@ public final class AccountService: Sendable {
             throw hasher.isOverloaded(error) ? .overloaded : .unavailable
         }
         guard result.matches else {
-            _ = signinAccountLimiter.take(accountKey, now: now)
             logger.info("sign-in refused: wrong password", metadata: ["user": "\(user.publicID)"])
             throw .invalidCredentials
         }

@@ -41,6 +41,12 @@ public final class RateLimiter: Sendable {
         return shard(key).withLock { windows -> Double? in
             if windows.count >= RateLimiter.maxKeysPerShard {
                 windows = windows.filter { now < $0.value.start + rule.window }
+                // Still full of live windows (someone spraying keys): keep memory and the cost
+                // of this pass bounded by dropping half, oldest windows first.
+                if windows.count >= RateLimiter.maxKeysPerShard {
+                    let kept = windows.sorted { $0.value.start > $1.value.start }.prefix(RateLimiter.maxKeysPerShard / 2)
+                    windows = Dictionary(uniqueKeysWithValues: kept.map { ($0.key, $0.value) })
+                }
             }
             var window = windows[key] ?? Window(start: now, count: 0)
             if now >= window.start + rule.window { window = Window(start: now, count: 0) }
