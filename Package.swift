@@ -83,7 +83,6 @@ let package = Package(
             name: "jwt-inspect",
             dependencies: [
                 "JOSE", "TokenCrypto",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict
         ),

@@ -73,16 +73,30 @@ enum SystemIO {
 
     static func errorText() -> String { String(cString: strerror(errno)) }
 
+    /// Writes `text` and a final newline, if it lacks one, to standard error.
     static func writeError(_ text: String) {
         var line = text
         if !line.hasSuffix("\n") { line += "\n" }
+        write(line, to: 2)
+    }
+
+    /// Writes all of `text` to `fd`, retrying on EINTR; gives up quietly on a closed pipe.
+    static func write(_ text: String, to fd: Int32) {
         fflush(nil)
-        var bytes = Array(line.utf8)[...]
-        while !bytes.isEmpty {
-            let n = bytes.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { return }
-            bytes = bytes.dropFirst(n)
+        var text = text
+        text.withUTF8 { buffer in
+            var offset = 0
+            while offset < buffer.count {
+                let n = posixWrite(fd, buffer.baseAddress! + offset, buffer.count - offset)
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { return }
+                offset += n
+            }
         }
     }
+}
+
+/// libc's write(2), outside `SystemIO` whose own `write` would hide it.
+private func posixWrite(_ fd: Int32, _ bytes: UnsafePointer<UInt8>, _ count: Int) -> Int {
+    write(fd, bytes, count)
 }
