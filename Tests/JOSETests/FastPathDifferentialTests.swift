@@ -87,6 +87,32 @@ struct FastPathDifferentialTests {
         }
     }
 
+    @Test("Base64URL.decode(_:into:) decodes and refuses exactly what decode(_:) does")
+    func base64IntoBuffer() {
+        var random = SplitMix64(seed: 0x5EED_0006)
+        let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)
+        for round in 0..<40_000 {
+            var text: [UInt8]
+            if round % 2 == 0 {
+                text = Array(Base64URL.encode((0..<Int.random(in: 0...90, using: &random)).map { _ in UInt8.random(in: 0...255, using: &random) }).utf8)
+            } else {
+                text = (0..<Int.random(in: 0...90, using: &random)).map { _ in alphabet.randomElement(using: &random)! }
+            }
+            if round % 3 == 0, !text.isEmpty {
+                text[Int.random(in: 0..<text.count, using: &random)] = Array("=+/ .\n\u{0}\u{80}\u{FF}A_".utf8).randomElement(using: &random)!
+            }
+            let reference = text.withUnsafeBytes { try? Base64URL.decode($0) }
+            let slack = Int.random(in: 0...9, using: &random)
+            let decoded: [UInt8]? = text.withUnsafeBytes { input in
+                guard let length = Base64URL.decodedLength(ofEncodedLength: input.count) else { return nil }
+                var out = [UInt8](repeating: 0xAA, count: length + slack)
+                let written = out.withUnsafeMutableBytes { Base64URL.decode(input, into: $0) }
+                return written.map { Array(out[..<$0]) }
+            }
+            #expect(decoded == reference, "\(String(decoding: text, as: UTF8.self).debugDescription)")
+        }
+    }
+
     @Test("the registered claim names are recognised by their exact bytes, length included")
     func registeredNames() {
         for name in JWTClaims.RegisteredName.allCases {

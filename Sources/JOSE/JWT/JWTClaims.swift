@@ -12,18 +12,29 @@ public struct JWTClaims: Sendable {
 
     enum Storage: Sendable {
         /// Built from a tree: the registered claims as checked at init.
-        case tree(JSONObject, Registered)
+        case tree(TreeClaims)
         /// Scanned by `JSONScanner`: where each registered claim's value is in `document`.
         case scanned(LazyJSONObject, ScannedRegistered)
     }
 
-    /// The registered claims of a tree, type-checked (`scope` is split when read).
-    struct Registered: Sendable {
-        var iss: String?
-        var sub: String?
-        var jti: String?
-        var aud: [String]?
-        var scope: JSONValue?
+    /// A claim set built from a tree, with its registered claims as type-checked at init
+    /// (`scope` is split when read). A class, so copying claims copies one reference.
+    final class TreeClaims: Sendable {
+        let json: JSONObject
+        let iss: String?
+        let sub: String?
+        let jti: String?
+        let aud: [String]?
+        let scope: JSONValue?
+
+        init(json: JSONObject, iss: String?, sub: String?, jti: String?, aud: [String]?, scope: JSONValue?) {
+            self.json = json
+            self.iss = iss
+            self.sub = sub
+            self.jti = jti
+            self.aud = aud
+            self.scope = scope
+        }
     }
 
     /// Where the registered string claims are in a scanned payload (relative to its start).
@@ -39,28 +50,28 @@ public struct JWTClaims: Sendable {
     /// The whole claim set.
     public var json: JSONObject {
         switch storage {
-        case .tree(let json, _): json
+        case .tree(let tree): tree.json
         case .scanned(let document, _): document.object
         }
     }
 
     public var iss: String? {
         switch storage {
-        case .tree(_, let registered): registered.iss
+        case .tree(let tree): tree.iss
         case .scanned(let document, let registered): registered.iss.map { document.string($0.start, $0.end) }
         }
     }
 
     public var sub: String? {
         switch storage {
-        case .tree(_, let registered): registered.sub
+        case .tree(let tree): tree.sub
         case .scanned(let document, let registered): registered.sub.map { document.string($0.start, $0.end) }
         }
     }
 
     public var jti: String? {
         switch storage {
-        case .tree(_, let registered): registered.jti
+        case .tree(let tree): tree.jti
         case .scanned(let document, let registered): registered.jti.map { document.string($0.start, $0.end) }
         }
     }
@@ -68,7 +79,7 @@ public struct JWTClaims: Sendable {
     /// `aud` as a list whether it was a string or an array of strings.
     public var aud: [String]? {
         switch storage {
-        case .tree(_, let registered): registered.aud
+        case .tree(let tree): tree.aud
         case .scanned(let document, let registered): registered.aud.map { JWTClaims.strings(of: $0, in: document) }
         }
     }
@@ -77,8 +88,8 @@ public struct JWTClaims: Sendable {
     /// Type-checked when the claims are made; split only when read.
     public var scope: [String]? {
         switch storage {
-        case .tree(_, let registered):
-            guard let value = registered.scope else { return nil }
+        case .tree(let tree):
+            guard let value = tree.scope else { return nil }
             return try? JWTClaims.stringList(value, "scope", splitSpaces: true)
         case .scanned(let document, let registered):
             guard let value = registered.scope else { return nil }
@@ -92,7 +103,7 @@ public struct JWTClaims: Sendable {
     /// callers that read a few custom claims (`client_id`, `sid`) on a hot path.
     public func member(_ name: String) -> JSONValue? {
         switch storage {
-        case .tree(let json, _): json[name]
+        case .tree(let tree): tree.json[name]
         case .scanned(let document, _): document.member(name)
         }
     }
@@ -117,19 +128,16 @@ public struct JWTClaims: Sendable {
             if let registered = RegisteredName(name) { found[registered.rawValue] = value }
         }
         func value(_ name: RegisteredName) -> JSONValue? { found[name.rawValue] }
-        var registered = Registered()
-        registered.iss = try value(.iss).map { try JWTClaims.string($0, "iss") }
-        registered.sub = try value(.sub).map { try JWTClaims.string($0, "sub") }
-        registered.jti = try value(.jti).map { try JWTClaims.string($0, "jti") }
+        let iss = try value(.iss).map { try JWTClaims.string($0, "iss") }
+        let sub = try value(.sub).map { try JWTClaims.string($0, "sub") }
+        let jti = try value(.jti).map { try JWTClaims.string($0, "jti") }
         exp = try value(.exp).map { try JWTClaims.date($0, "exp") }
         nbf = try value(.nbf).map { try JWTClaims.date($0, "nbf") }
         iat = try value(.iat).map { try JWTClaims.date($0, "iat") }
-        registered.aud = try value(.aud).map { try JWTClaims.stringList($0, "aud", splitSpaces: false) }
-        if let scope = value(.scope) {
-            try JWTClaims.checkStringList(scope, "scope")
-            registered.scope = scope
-        }
-        storage = .tree(json, registered)
+        let aud = try value(.aud).map { try JWTClaims.stringList($0, "aud", splitSpaces: false) }
+        let scope = value(.scope)
+        if let scope { try JWTClaims.checkStringList(scope, "scope") }
+        storage = .tree(TreeClaims(json: json, iss: iss, sub: sub, jti: jti, aud: aud, scope: scope))
     }
 
     /// Claims the verifier's scanner checked (`JWTClaims.scan`).
