@@ -6,12 +6,19 @@ import Synchronization
 final class AsymmetricKey: Sendable {
     let algorithm: SignatureAlgorithm
     let key: EVPKey
-    /// Initialised `EVP_PKEY_CTX`s for ECDSA and RSA verification.
-    private let verifiers = ContextPool()
-    /// `EVP_MD_CTX`s for hashing the signing input (ECDSA, RSA).
-    private let hashers = ContextPool()
+    /// For ECDSA and RSA: an `EVP_PKEY_CTX` initialised for verification with this key, and an
+    /// `EVP_MD_CTX` to hash the signing input with, taken and given back together.
+    private let verifiers = ContextPool<DigestVerifier> {
+        EVP_PKEY_CTX_free($0.verify)
+        EVP_MD_CTX_free($0.hash)
+    }
     /// `EVP_MD_CTX`s initialised for Ed25519 verification with this key.
-    private let edDSAVerifiers = ContextPool()
+    private let edDSAVerifiers = ContextPool<OpaquePointer> { EVP_MD_CTX_free($0) }
+
+    struct DigestVerifier {
+        let verify: OpaquePointer
+        let hash: OpaquePointer
+    }
     /// Cleared if OpenSSL refuses to reuse an Ed25519 verify context.
     private let reuseEdDSAContexts = Atomic<Bool>(true)
 
@@ -20,12 +27,6 @@ final class AsymmetricKey: Sendable {
         let algorithm = try AsymmetricKey.algorithm(for: key, requested: requested)
         self.algorithm = algorithm
         self.key = key
-    }
-
-    deinit {
-        verifiers.drain { EVP_PKEY_CTX_free($0) }
-        hashers.drain { EVP_MD_CTX_free($0) }
-        edDSAVerifiers.drain { EVP_MD_CTX_free($0) }
     }
 
     static func algorithm(for key: EVPKey, requested: SignatureAlgorithm?) throws -> SignatureAlgorithm {
@@ -37,7 +38,8 @@ final class AsymmetricKey: Sendable {
             case "secp384r1", "P-384": inferred = .es384
             case let other:
                 throw CryptoError.algorithmMismatch(
-                    "EC curve \(other ?? "unknown") is not supported; use P-256 (ES256) or P-384 (ES384)")
+                    "EC curve \(other ?? "unknown") is not supported; use P-256 (ES256) or P-384 (ES384)"
+                )
             }
         case "ED25519": inferred = .edDSA
         case "RSA", "RSA-PSS":
@@ -47,7 +49,8 @@ final class AsymmetricKey: Sendable {
             inferred = requested == .ps256 || key.typeName == "RSA-PSS" ? .ps256 : .rs256
         case let other:
             throw CryptoError.algorithmMismatch(
-                "\(other) keys are not supported; use EC P-256/P-384, Ed25519 or RSA ≥ 2048")
+                "\(other) keys are not supported; use EC P-256/P-384, Ed25519 or RSA ≥ 2048"
+            )
         }
         if let requested, requested != inferred {
             throw CryptoError.algorithmMismatch("a \(describe(key)) key cannot be used for \(requested)")
@@ -133,7 +136,8 @@ final class AsymmetricKey: Sendable {
         case .rs256, .ps256:
             guard signature.count == (key.bits + 7) / 8 else {
                 throw CryptoError.signatureEncoding(
-                    "\(algorithm) signature must be \((key.bits + 7) / 8) bytes for this key, got \(signature.count)")
+                    "\(algorithm) signature must be \((key.bits + 7) / 8) bytes for this key, got \(signature.count)"
+                )
             }
             return verifyDigest(signature: signature, message: message)
         case .hs256:
@@ -146,33 +150,37 @@ final class AsymmetricKey: Sendable {
     /// `EVP_PKEY_verify` call `openssl speed` times.
     private func verifyDigest(signature: UnsafeRawBufferPointer, message: UnsafeRawBufferPointer) -> Bool {
         let md = digest!
-        return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 64) { hash -> Bool in
-            guard let length = self.hash(message, with: md, into: hash.baseAddress!) else { return false }
-            guard let ctx = verifiers.take() ?? makeVerifyContext(md) else { return false }
+        guard let contexts = verifiers.take() ?? makeDigestVerifier(md) else { return false }
+        let valid = withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 64) { hash -> Bool in
+            var length: UInt32 = 0
+            guard EVP_DigestInit_ex2(contexts.hash, md.pointer, nil) == 1,
+                EVP_DigestUpdate(contexts.hash, message.baseAddress, message.count) == 1,
+                EVP_DigestFinal_ex(contexts.hash, hash.baseAddress, &length) == 1
+            else {
+                OpenSSL.clearErrors()
+                return false
+            }
             let result = EVP_PKEY_verify(
-                ctx, signature.baseAddress?.assumingMemoryBound(to: UInt8.self), signature.count,
-                hash.baseAddress, length)
+                contexts.verify,
+                signature.baseAddress?.assumingMemoryBound(to: UInt8.self),
+                signature.count,
+                hash.baseAddress,
+                Int(length)
+            )
             if result != 1 { OpenSSL.clearErrors() }
-            verifiers.give(ctx)
             return result == 1
         }
+        verifiers.give(contexts)
+        return valid
     }
 
-    /// The digest of `message` into `out` (64 bytes of room); its length, or nil when OpenSSL fails.
-    private func hash(_ message: UnsafeRawBufferPointer, with md: FetchedDigest, into out: UnsafeMutablePointer<UInt8>) -> Int? {
-        guard let ctx = hashers.take() ?? EVP_MD_CTX_new() else { return nil }
-        var length: UInt32 = 0
-        let ok =
-            EVP_DigestInit_ex2(ctx, md.pointer, nil) == 1
-            && EVP_DigestUpdate(ctx, message.baseAddress, message.count) == 1
-            && EVP_DigestFinal_ex(ctx, out, &length) == 1
-        guard ok else {
-            OpenSSL.clearErrors()
-            EVP_MD_CTX_free(ctx)
+    private func makeDigestVerifier(_ md: FetchedDigest) -> DigestVerifier? {
+        guard let verify = makeVerifyContext(md) else { return nil }
+        guard let hash = EVP_MD_CTX_new() else {
+            EVP_PKEY_CTX_free(verify)
             return nil
         }
-        hashers.give(ctx, free: { EVP_MD_CTX_free($0) })
-        return Int(length)
+        return DigestVerifier(verify: verify, hash: hash)
     }
 
     private func makeVerifyContext(_ md: FetchedDigest) -> OpaquePointer? {
@@ -184,7 +192,8 @@ final class AsymmetricKey: Sendable {
         if ok, algorithm == .rs256 {
             ok = EVP_PKEY_CTX_set_rsa_padding(ctx, tokend_rsa_pkcs1_padding()) == 1
         } else if ok, algorithm == .ps256 {
-            ok = EVP_PKEY_CTX_set_rsa_padding(ctx, tokend_rsa_pss_padding()) == 1
+            ok =
+                EVP_PKEY_CTX_set_rsa_padding(ctx, tokend_rsa_pss_padding()) == 1
                 && EVP_PKEY_CTX_set_rsa_pss_saltlen(ctx, tokend_rsa_pss_saltlen_digest()) == 1
                 && EVP_PKEY_CTX_set_rsa_mgf1_md(ctx, md.pointer) == 1
         }
@@ -205,19 +214,23 @@ final class AsymmetricKey: Sendable {
         let pooled = reuseEdDSAContexts.load(ordering: .relaxed) ? edDSAVerifiers.take() : nil
         guard let ctx = pooled ?? makeEdDSAContext() else { return false }
         let result = EVP_DigestVerify(
-            ctx, signature.baseAddress?.assumingMemoryBound(to: UInt8.self), signature.count,
-            message.baseAddress?.assumingMemoryBound(to: UInt8.self), message.count)
+            ctx,
+            signature.baseAddress?.assumingMemoryBound(to: UInt8.self),
+            signature.count,
+            message.baseAddress?.assumingMemoryBound(to: UInt8.self),
+            message.count
+        )
         let refusedReuse =
             result != 1 && pooled != nil && AsymmetricKey.errorQueueHolds(reason: EVP_R_FINAL_ERROR)
         if result != 1 { OpenSSL.clearErrors() }
         if refusedReuse {
             EVP_MD_CTX_free(ctx)
             reuseEdDSAContexts.store(false, ordering: .relaxed)
-            edDSAVerifiers.drain { EVP_MD_CTX_free($0) }
+            edDSAVerifiers.drain()
             return verifyEdDSA(signature: signature, message: message)
         }
         if reuseEdDSAContexts.load(ordering: .relaxed) {
-            edDSAVerifiers.give(ctx, free: { EVP_MD_CTX_free($0) })
+            edDSAVerifiers.give(ctx)
         } else {
             EVP_MD_CTX_free(ctx)
         }
@@ -239,41 +252,5 @@ final class AsymmetricKey: Sendable {
         let first = ERR_peek_error()
         let last = ERR_peek_last_error()
         return (first != 0 && ERR_GET_REASON(first) == reason) || (last != 0 && ERR_GET_REASON(last) == reason)
-    }
-}
-
-/// Initialised verify contexts, reused across calls so the hot path skips OpenSSL's
-/// per-init algorithm fetch. A context is used by one thread at a time: taken out of the
-/// pool under the lock, given back after use.
-final class ContextPool: Sendable {
-    /// A context handle; safe to move between threads because only one owner uses it at a time.
-    private struct Handle: @unchecked Sendable {
-        // Safe: a handle is either in the pool (touched only under the mutex) or held by the
-        // single caller that took it.
-        let pointer: OpaquePointer
-    }
-    private let handles = Mutex<[Handle]>([])
-    private static let limit = 64
-
-    func take() -> OpaquePointer? {
-        handles.withLock { $0.popLast() }?.pointer
-    }
-
-    func give(_ pointer: OpaquePointer, free: (OpaquePointer) -> Void = { EVP_PKEY_CTX_free($0) }) {
-        let handle = Handle(pointer: pointer)
-        let kept = handles.withLock { items -> Bool in
-            guard items.count < ContextPool.limit else { return false }
-            items.append(handle)
-            return true
-        }
-        if !kept { free(pointer) }
-    }
-
-    func drain(_ free: (OpaquePointer) -> Void) {
-        let all = handles.withLock { items -> [Handle] in
-            defer { items = [] }
-            return items
-        }
-        all.forEach { free($0.pointer) }
     }
 }

@@ -20,7 +20,9 @@ public enum Base64URL {
         }
     }
 
-    private static let alphabet: [UInt8] = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)
+    private static let alphabet: [UInt8] = Array(
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8
+    )
 
     /// 0xFF marks a byte outside the alphabet.
     private static let reverse: [UInt8] = {
@@ -99,12 +101,15 @@ public enum Base64URL {
             var o = 0
             // Two quanta at a time, 6 bytes written as one 8-byte store while all 8 land in
             // `output` (the next store overwrites the 2 extra).
+            // The 8 characters come in one load; the lookups are what the loop waits on.
             while i + 8 <= count, o + 8 <= output.count {
+                let x = UInt64(littleEndian: UnsafeRawPointer(src + i).loadUnaligned(as: UInt64.self))
                 let v =
-                    t[Int(src[i])] | t[256 + Int(src[i + 1])] | t[512 + Int(src[i + 2])] | t[768 + Int(src[i + 3])]
+                    t[Int(x & 0xFF)] | t[256 + Int(x >> 8 & 0xFF)] | t[512 + Int(x >> 16 & 0xFF)]
+                    | t[768 + Int(x >> 24 & 0xFF)]
                 let w =
-                    t[Int(src[i + 4])] | t[256 + Int(src[i + 5])] | t[512 + Int(src[i + 6])]
-                    | t[768 + Int(src[i + 7])]
+                    t[Int(x >> 32 & 0xFF)] | t[256 + Int(x >> 40 & 0xFF)] | t[512 + Int(x >> 48 & 0xFF)]
+                    | t[768 + Int(x >> 56)]
                 invalid |= v | w
                 let pair = UInt64(v & 0xFF_FFFF) << 40 | UInt64(w & 0xFF_FFFF) << 16
                 dst.storeBytes(of: pair.bigEndian, toByteOffset: o, as: UInt64.self)
@@ -129,7 +134,8 @@ public enum Base64URL {
             }
             let rest = count - i
             if rest >= 2 {
-                let a = t[Int(src[i])], b = t[256 + Int(src[i + 1])]
+                let a = t[Int(src[i])]
+                let b = t[256 + Int(src[i + 1])]
                 let c = rest == 3 ? t[512 + Int(src[i + 2])] : 0
                 let v = a | b | c
                 invalid |= v
@@ -170,8 +176,10 @@ public enum Base64URL {
                 var i = 0
                 var o = 0
                 while i + 4 <= count {
-                    let a = table[Int(input[i])], b = table[Int(input[i + 1])]
-                    let c = table[Int(input[i + 2])], d = table[Int(input[i + 3])]
+                    let a = table[Int(input[i])]
+                    let b = table[Int(input[i + 1])]
+                    let c = table[Int(input[i + 2])]
+                    let d = table[Int(input[i + 3])]
                     if (a | b | c | d) & 0xC0 != 0 {
                         failure = .invalidCharacter(offset: i + [a, b, c, d].firstIndex(of: 0xFF)!)
                         return
@@ -185,7 +193,8 @@ public enum Base64URL {
                 }
                 let rest = count - i
                 if rest >= 2 {
-                    let a = table[Int(input[i])], b = table[Int(input[i + 1])]
+                    let a = table[Int(input[i])]
+                    let b = table[Int(input[i + 1])]
                     let c = rest == 3 ? table[Int(input[i + 2])] : 0
                     if (a | b | c) & 0xC0 != 0 {
                         failure = .invalidCharacter(offset: i + [a, b, c].firstIndex(of: 0xFF)!)
@@ -197,7 +206,10 @@ public enum Base64URL {
                     if rest == 3 {
                         out[o] = UInt8(truncatingIfNeeded: v >> 8)
                         o += 1
-                        if c & 0x03 != 0 { failure = .nonCanonical; return }
+                        if c & 0x03 != 0 {
+                            failure = .nonCanonical
+                            return
+                        }
                     } else if b & 0x0F != 0 {
                         failure = .nonCanonical
                         return

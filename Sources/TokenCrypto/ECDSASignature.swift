@@ -4,7 +4,8 @@ enum ECDSASignature {
     /// The group order n of P-256 and P-384, big-endian.
     static let p256Order: [UInt8] = hex("FFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551")
     static let p384Order: [UInt8] = hex(
-        "FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFC7634D81F4372DDF581A0DB248B0A77AECEC196ACCC52973")
+        "FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFC7634D81F4372DDF581A0DB248B0A77AECEC196ACCC52973"
+    )
 
     static func order(for algorithm: SignatureAlgorithm) -> [UInt8] {
         algorithm == .es384 ? p384Order : p256Order
@@ -19,7 +20,8 @@ enum ECDSASignature {
         guard raw.count == 2 * size else {
             let hint = raw.first == 0x30 ? " (looks like DER; JWS requires raw R‖S)" : ""
             throw CryptoError.signatureEncoding(
-                "\(algorithm) signature must be \(2 * size) bytes of raw R‖S, got \(raw.count)\(hint)")
+                "\(algorithm) signature must be \(2 * size) bytes of raw R‖S, got \(raw.count)\(hint)"
+            )
         }
         let r = UnsafeRawBufferPointer(rebasing: raw[0..<size])
         let s = UnsafeRawBufferPointer(rebasing: raw[size..<(2 * size)])
@@ -41,13 +43,16 @@ enum ECDSASignature {
     /// Checks a raw R‖S signature like `der(fromRaw:algorithm:)` and passes its DER form to
     /// `body` from a stack buffer, without allocating.
     static func withDER<R>(
-        fromRaw raw: UnsafeRawBufferPointer, algorithm: SignatureAlgorithm, _ body: (UnsafeRawBufferPointer) -> R
+        fromRaw raw: UnsafeRawBufferPointer,
+        algorithm: SignatureAlgorithm,
+        _ body: (UnsafeRawBufferPointer) -> R
     ) throws -> R {
         let size = algorithm == .es384 ? 48 : 32
         guard raw.count == 2 * size else {
             let hint = raw.first == 0x30 ? " (looks like DER; JWS requires raw R‖S)" : ""
             throw CryptoError.signatureEncoding(
-                "\(algorithm) signature must be \(2 * size) bytes of raw R‖S, got \(raw.count)\(hint)")
+                "\(algorithm) signature must be \(2 * size) bytes of raw R‖S, got \(raw.count)\(hint)"
+            )
         }
         let r = UnsafeRawBufferPointer(rebasing: raw[0..<size])
         let s = UnsafeRawBufferPointer(rebasing: raw[size..<(2 * size)])

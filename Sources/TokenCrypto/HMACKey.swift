@@ -34,12 +34,10 @@ final class HMACKey: @unchecked Sendable {
         self.secret = secret
     }
 
-    private let contexts = ContextPool()
+    /// Keyed copies of `base`, each used by one caller at a time.
+    private let contexts = ContextPool<OpaquePointer> { EVP_MAC_CTX_free($0) }
 
-    deinit {
-        contexts.drain { EVP_MAC_CTX_free($0) }
-        EVP_MAC_CTX_free(base)
-    }
+    deinit { EVP_MAC_CTX_free(base) }
 
     /// HMAC-SHA256 of `message`.
     func authenticationCode(_ message: UnsafeRawBufferPointer) -> [UInt8] {
@@ -65,7 +63,7 @@ final class HMACKey: @unchecked Sendable {
         let ok = EVP_MAC_update(ctx, message.baseAddress?.assumingMemoryBound(to: UInt8.self), message.count) == 1
             && EVP_MAC_final(ctx, out, &length, 32) == 1
         precondition(ok && length == 32, "HMAC-SHA256 failed: \(OpenSSL.drainErrors())")
-        contexts.give(ctx, free: { EVP_MAC_CTX_free($0) })
+        contexts.give(ctx)
     }
 
     /// PEM armour, an OpenSSH public key, or DER that OpenSSL parses as a key: refusing these

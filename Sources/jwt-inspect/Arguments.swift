@@ -137,7 +137,8 @@ struct Arguments {
         }
         if let alg, SignatureAlgorithm(jwsName: alg) == nil {
             throw UsageError(
-                "--alg \(alg): expected one of \(SignatureAlgorithm.allCases.map(\.rawValue).joined(separator: ", "))")
+                "--alg \(alg): expected one of \(SignatureAlgorithm.allCases.map(\.rawValue).joined(separator: ", "))"
+            )
         }
         if let now, NumericDate(parsing: now) == nil {
             throw UsageError("--now \(now): expected ISO 8601 like 2024-05-01T12:00:00Z, or epoch seconds")

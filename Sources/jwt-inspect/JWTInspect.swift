@@ -2,11 +2,11 @@ import JOSE
 import TokenCrypto
 
 #if canImport(Glibc)
-    import Glibc
+import Glibc
 #elseif canImport(Musl)
-    import Musl
+import Musl
 #elseif canImport(Darwin)
-    import Darwin
+import Darwin
 #endif
 
 /// jwt-inspect: decode a JWT and check it offline (DESIGN §8).
@@ -64,8 +64,12 @@ enum JWTInspect {
         if let secretFile = arguments.secretFile { try KeyLoading.loadSecret(path: secretFile, into: &keySet) }
 
         let options = ValidationOptions(
-            leeway: Double(DurationText.parse(arguments.leeway) ?? 0), issuer: arguments.iss, audience: arguments.aud,
-            requiredType: arguments.typ, requireExpiration: false)
+            leeway: Double(DurationText.parse(arguments.leeway) ?? 0),
+            issuer: arguments.iss,
+            audience: arguments.aud,
+            requiredType: arguments.typ,
+            requireExpiration: false
+        )
         let choice: TokenInspector.PolicyChoice =
             switch arguments.policy?.lowercased() {
             case nil: .none
@@ -77,9 +81,11 @@ enum JWTInspect {
 
         if !arguments.quiet {
             let rendering = ReportRendering(
-                report: report, token: token,
+                report: report,
+                token: token,
                 colour: !arguments.json && SystemIO.isTerminal(1)
-                    && (SystemIO.environment("NO_COLOR") ?? "").isEmpty)
+                    && (SystemIO.environment("NO_COLOR") ?? "").isEmpty
+            )
             write((arguments.json ? rendering.json() : rendering.text()) + "\n", to: 1)
         }
         return report.exitCode
@@ -88,7 +94,8 @@ enum JWTInspect {
     /// Bad usage: the message, the usage line, exit 4.
     static func fail(usage error: Arguments.UsageError) -> Never {
         SystemIO.writeError(
-            "Error: \(error.description)\nUsage: \(Arguments.usage)\n  See 'jwt-inspect --help' for more information.")
+            "Error: \(error.description)\nUsage: \(Arguments.usage)\n  See 'jwt-inspect --help' for more information."
+        )
         exit(4)
     }
 

@@ -59,7 +59,8 @@ struct FastPathDifferentialTests {
                         i += 1
                         continue
                     }
-                    guard let next = JSONScanner.endOfUTF8Sequence(buffer.baseAddress!, at: i, count: buffer.count) else {
+                    guard let next = JSONScanner.endOfUTF8Sequence(buffer.baseAddress!, at: i, count: buffer.count)
+                    else {
                         return false
                     }
                     i = next
@@ -81,7 +82,10 @@ struct FastPathDifferentialTests {
             let length = Int.random(in: 3...6, using: &random)
             var bytes = [leads.randomElement(using: &random)!]
             for _ in 1..<length {
-                bytes.append(Bool.random(using: &random) ? UInt8.random(in: 0x80...0xBF, using: &random) : UInt8.random(in: 0...255, using: &random))
+                bytes.append(
+                    Bool.random(using: &random)
+                        ? UInt8.random(in: 0x80...0xBF, using: &random) : UInt8.random(in: 0...255, using: &random)
+                )
             }
             check(bytes)
         }
@@ -94,12 +98,19 @@ struct FastPathDifferentialTests {
         for round in 0..<40_000 {
             var text: [UInt8]
             if round % 2 == 0 {
-                text = Array(Base64URL.encode((0..<Int.random(in: 0...90, using: &random)).map { _ in UInt8.random(in: 0...255, using: &random) }).utf8)
+                text = Array(
+                    Base64URL.encode(
+                        (0..<Int.random(in: 0...90, using: &random)).map { _ in
+                            UInt8.random(in: 0...255, using: &random)
+                        }
+                    ).utf8
+                )
             } else {
                 text = (0..<Int.random(in: 0...90, using: &random)).map { _ in alphabet.randomElement(using: &random)! }
             }
             if round % 3 == 0, !text.isEmpty {
-                text[Int.random(in: 0..<text.count, using: &random)] = Array("=+/ .\n\u{0}\u{80}\u{FF}A_".utf8).randomElement(using: &random)!
+                text[Int.random(in: 0..<text.count, using: &random)] = Array("=+/ .\n\u{0}\u{80}\u{FF}A_".utf8)
+                    .randomElement(using: &random)!
             }
             let reference = text.withUnsafeBytes { try? Base64URL.decode($0) }
             let slack = Int.random(in: 0...9, using: &random)
@@ -173,7 +184,9 @@ struct FastPathDifferentialTests {
     func tokenTextAgrees() throws {
         var random = SplitMix64(seed: 0x5EED_0005)
         let base = try FastPathDifferentialTests.signed(
-            header: Array(#"{"alg":"HS256","kid":"k1","typ":"at+jwt"}"#.utf8), payload: Array(claimsText().utf8))
+            header: Array(#"{"alg":"HS256","kid":"k1","typ":"at+jwt"}"#.utf8),
+            payload: Array(claimsText().utf8)
+        )
         for _ in 0..<4_000 {
             var bytes = Array(base.utf8)
             for _ in 0..<Int.random(in: 1...3, using: &random) {
@@ -214,13 +227,19 @@ struct FastPathDifferentialTests {
         }
     }
 
-    @Test("escaped names that decode to a registered name are duplicates, as in the tree parser", arguments: [
-        #"{"sub":"a","\u0073ub":"b","exp":1700000600}"#, #"{"\u0069ss":"x","iss":"y","exp":1700000600}"#,
-        #"{"exp":1700000600,"ex\u0070":1}"#, #"{"aud":"api","a\u0075d":"api","exp":1700000600}"#,
-        #"{"exp":1700000600,"n":{"k":1,"\u006b":2}}"#,
-    ])
+    @Test(
+        "escaped names that decode to a registered name are duplicates, as in the tree parser",
+        arguments: [
+            #"{"sub":"a","\u0073ub":"b","exp":1700000600}"#, #"{"\u0069ss":"x","iss":"y","exp":1700000600}"#,
+            #"{"exp":1700000600,"ex\u0070":1}"#, #"{"aud":"api","a\u0075d":"api","exp":1700000600}"#,
+            #"{"exp":1700000600,"n":{"k":1,"\u006b":2}}"#,
+        ]
+    )
     func escapedDuplicates(payload: String) throws {
-        let token = try FastPathDifferentialTests.signed(header: Array(#"{"alg":"HS256","kid":"k1"}"#.utf8), payload: Array(payload.utf8))
+        let token = try FastPathDifferentialTests.signed(
+            header: Array(#"{"alg":"HS256","kid":"k1"}"#.utf8),
+            payload: Array(payload.utf8)
+        )
         let verifier = JWTVerifier(keys: keySet(TestKeys.hs256))
         expectRefusal(.duplicateMember) { _ = try verifier.verify(token, now: testNow) }
         try expectVerifiersAgree(token, verifier)
@@ -233,7 +252,9 @@ struct FastPathDifferentialTests {
         let decomposed = "cafe\u{301}"
         let duplicate = "{\"\(precomposed)\":1,\"\(decomposed)\":2,\"exp\":1700000600}"
         let token = try FastPathDifferentialTests.signed(header: header, payload: Array(duplicate.utf8))
-        expectRefusal(.duplicateMember) { _ = try JWTVerifier(keys: keySet(TestKeys.hs256)).verify(token, now: testNow) }
+        expectRefusal(.duplicateMember) {
+            _ = try JWTVerifier(keys: keySet(TestKeys.hs256)).verify(token, now: testNow)
+        }
 
         let claims = "{\"iss\":\"\(decomposed)\",\"aud\":[\"\(decomposed)\"],\"exp\":1700000600}"
         let signed = try FastPathDifferentialTests.signed(header: header, payload: Array(claims.utf8))
@@ -243,7 +264,10 @@ struct FastPathDifferentialTests {
         try expectVerifiersAgree(signed, verifier)
         let kelvin = "{\"iss\":\"\u{212A}\",\"exp\":1700000600}"  // KELVIN SIGN, canonically "K"
         let kelvinToken = try FastPathDifferentialTests.signed(header: header, payload: Array(kelvin.utf8))
-        try expectVerifiersAgree(kelvinToken, JWTVerifier(keys: keySet(TestKeys.hs256), options: ValidationOptions(issuer: "K")))
+        try expectVerifiersAgree(
+            kelvinToken,
+            JWTVerifier(keys: keySet(TestKeys.hs256), options: ValidationOptions(issuer: "K"))
+        )
     }
 
     @Test("nesting up to the limit is scanned; one level more is refused as too deep")
@@ -252,12 +276,15 @@ struct FastPathDifferentialTests {
             let nested = String(repeating: "[", count: depth - 1) + String(repeating: "]", count: depth - 1)
             let payload = "{\"exp\":1700000600,\"n\":\(nested.isEmpty ? "1" : nested)}"
             expectScannerAgrees(Array(payload.utf8))
-            let objects = String(repeating: "{\"a\":", count: depth - 1) + "1" + String(repeating: "}", count: depth - 1)
+            let objects =
+                String(repeating: "{\"a\":", count: depth - 1) + "1" + String(repeating: "}", count: depth - 1)
             let objectPayload = "{\"exp\":1700000600,\"n\":\(objects)}"
             expectScannerAgrees(Array(objectPayload.utf8))
             for text in [payload, objectPayload] {
                 let token = try FastPathDifferentialTests.signed(
-                    header: Array(#"{"alg":"HS256","kid":"k1"}"#.utf8), payload: Array(text.utf8))
+                    header: Array(#"{"alg":"HS256","kid":"k1"}"#.utf8),
+                    payload: Array(text.utf8)
+                )
                 let verifier = JWTVerifier(keys: keySet(TestKeys.hs256))
                 try expectVerifiersAgree(token, verifier)
                 if depth > 16 { expectRefusal(.tooDeep) { _ = try verifier.verify(token, now: testNow) } }
@@ -271,7 +298,10 @@ struct FastPathDifferentialTests {
             #"{"iss":"https://issuer.example","sub":"user-1","aud":["api","other"],"exp":1700000600,"iat":1699999940,"#
             + #""nbf":1699999940,"jti":"j","scope":"read  write","client_id":"c","sid":"s-1","n":{"a":[1,2.5e3,null]},"#
             + #""username":"Jos\#u{E9}","amr":["pwd","otp"]}"#
-        let token = try FastPathDifferentialTests.signed(header: Array(#"{"alg":"HS256","kid":"k1","typ":"at+jwt"}"#.utf8), payload: Array(text.utf8))
+        let token = try FastPathDifferentialTests.signed(
+            header: Array(#"{"alg":"HS256","kid":"k1","typ":"at+jwt"}"#.utf8),
+            payload: Array(text.utf8)
+        )
         let verifier = JWTVerifier(keys: keySet(TestKeys.hs256))
         let fast = try verifier.verify(token, now: testNow)
         let tree = try verifier.verifyTree(token, now: testNow)
@@ -294,7 +324,13 @@ struct FastPathDifferentialTests {
         JWTVerifier(
             keys: keySet(TestKeys.hs256),
             options: ValidationOptions(
-                leeway: 30, issuer: "https://issuer.example", audience: "api", requiredType: "at+jwt", policy: .oneHour)),
+                leeway: 30,
+                issuer: "https://issuer.example",
+                audience: "api",
+                requiredType: "at+jwt",
+                policy: .oneHour
+            )
+        ),
     ]
 
     static func signed(header: [UInt8], payload: [UInt8]) throws -> String {
@@ -317,9 +353,18 @@ struct FastPathDifferentialTests {
         let parsed = try? JSONParser().parse(document)
         let shown = String(decoding: document.prefix(300), as: UTF8.self).debugDescription
         if scanned {
-            #expect(parsed?.objectValue != nil, "scanner accepted what the parser refuses: \(shown)", sourceLocation: sourceLocation)
-        } else if let value = parsed, case .object = value, !document.contains(UInt8(ascii: "\\")), Corpus.simpleNames(value) {
-            Issue.record("scanner refused a document without escapes that the parser accepts: \(shown)", sourceLocation: sourceLocation)
+            #expect(
+                parsed?.objectValue != nil,
+                "scanner accepted what the parser refuses: \(shown)",
+                sourceLocation: sourceLocation
+            )
+        } else if let value = parsed, case .object = value, !document.contains(UInt8(ascii: "\\")),
+            Corpus.simpleNames(value)
+        {
+            Issue.record(
+                "scanner refused a document without escapes that the parser accepts: \(shown)",
+                sourceLocation: sourceLocation
+            )
         }
         return scanned
     }
@@ -327,8 +372,9 @@ struct FastPathDifferentialTests {
     /// Checks `scanClaims` against `JWTClaims(payload:)`; returns whether it scanned.
     @discardableResult
     func expectClaimsAgree(_ payload: [UInt8], sourceLocation: SourceLocation = #_sourceLocation) throws -> Bool {
-        let token = ScannedToken(bytes: payload, headerLength: 0)
-        let scanned = token.payload.withBytes { JWTVerifier.scanClaims($0, document: token.payload) }
+        let scanned = payload.withUnsafeBytes { JWTVerifier.scanClaims($0) }.map {
+            JWTClaims(scanned: $0, in: ScannedToken(bytes: payload, headerLength: 0, registered: $0.registered))
+        }
         let reference = Result { try JWTClaims(payload: payload) }
         let shown = String(decoding: payload.prefix(300), as: UTF8.self).debugDescription
         guard let scanned else {
@@ -366,20 +412,34 @@ struct FastPathDifferentialTests {
     /// `verify` (fast path), `verifyTree` and `TokenInspector` on one token: the same
     /// verdict, the same error code, the same values. Returns whether it was accepted.
     @discardableResult
-    func expectVerifiersAgree(_ token: String, _ verifier: JWTVerifier, sourceLocation: SourceLocation = #_sourceLocation) throws -> Bool {
+    func expectVerifiersAgree(
+        _ token: String,
+        _ verifier: JWTVerifier,
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) throws -> Bool {
         let fast = Result { try verifier.verify(token, now: FastPathDifferentialTests.now) }
         let tree = Result { try verifier.verifyTree(token, now: FastPathDifferentialTests.now) }
-        let report = TokenInspector(keys: verifier.keys, options: verifier.options).inspect(token, now: FastPathDifferentialTests.now)
+        let report = TokenInspector(keys: verifier.keys, options: verifier.options).inspect(
+            token,
+            now: FastPathDifferentialTests.now
+        )
         let shown = token.prefix(200).debugDescription
         switch (fast, tree) {
         case (.success(let f), .success(let t)):
             expectSameClaims(f.claims, t.claims, shown, sourceLocation: sourceLocation)
             #expect(f.header.algorithm == t.header.algorithm, sourceLocation: sourceLocation)
-            #expect(f.header.kid == t.header.kid && f.header.typ == t.header.typ && f.header.cty == t.header.cty, sourceLocation: sourceLocation)
+            #expect(
+                f.header.kid == t.header.kid && f.header.typ == t.header.typ && f.header.cty == t.header.cty,
+                sourceLocation: sourceLocation
+            )
             #expect(f.header.embeddedKeyMembers == t.header.embeddedKeyMembers, sourceLocation: sourceLocation)
             #expect(f.header.json == t.header.json, sourceLocation: sourceLocation)
             #expect(f.key.kid == t.key.kid, sourceLocation: sourceLocation)
-            #expect(report.failures.isEmpty, "the inspector refuses what verify accepts: \(report.verdict) \(shown)", sourceLocation: sourceLocation)
+            #expect(
+                report.failures.isEmpty,
+                "the inspector refuses what verify accepts: \(report.verdict) \(shown)",
+                sourceLocation: sourceLocation
+            )
             return true
         case (.failure(let f), .failure(let t)):
             let fastError = f as? JOSEError
@@ -388,12 +448,15 @@ struct FastPathDifferentialTests {
             #expect(
                 fastError?.code == treeError?.code,
                 "fast \(fastError?.code.name ?? "\(f)") (\(fastError?.reason ?? "")), tree \(treeError?.code.name ?? "\(t)") (\(treeError?.reason ?? "")) for \(shown)",
-                sourceLocation: sourceLocation)
+                sourceLocation: sourceLocation
+            )
             #expect(fastError?.reason == treeError?.reason, "\(shown)", sourceLocation: sourceLocation)
             if let code = fastError?.code, !report.nonJSONPayload {
                 #expect(
                     report.failures.contains { $0.code == code },
-                    "the inspector does not report \(code.name): \(report.verdict) for \(shown)", sourceLocation: sourceLocation)
+                    "the inspector does not report \(code.name): \(report.verdict) for \(shown)",
+                    sourceLocation: sourceLocation
+                )
             }
             return false
         case (.success, .failure(let t)):
@@ -438,10 +501,13 @@ enum Corpus {
         "{}", "{ }", " {} ", "{\"a\":1}", "{\"a\":1,}", "{,}", "{\"a\" : 1 , \"b\" : [ ] }", "{\"a\":1}x", "{\"a\":1} ",
         "[]", "\"a\"", "1", "null", "{\"a\":01}", "{\"a\":-}", "{\"a\":1.}", "{\"a\":.5}", "{\"a\":1e}", "{\"a\":1e+}",
         "{\"a\":-01}", "{\"a\":+1}", "{\"a\":tru}", "{\"a\":truex}", "{\"a\":nul}", "{\"a\":NaN}", "{\"a\":Infinity}",
-        "{\"a\":\"\\u0000\"}", "{\"a\":\"\\ud800\"}", "{\"a\":\"\\udc00\"}", "{\"a\":\"\\ud83d\\ude00\"}", "{\"a\":\"\\x\"}",
-        "{\"a\":1,\"a\":2}", "{\"a\":1,\"\\u0061\":2}", "{\"a\":{\"b\":1,\"b\":2}}", "{\"a\":{\"b\":1},\"b\":{\"a\":1}}",
+        "{\"a\":\"\\u0000\"}", "{\"a\":\"\\ud800\"}", "{\"a\":\"\\udc00\"}", "{\"a\":\"\\ud83d\\ude00\"}",
+        "{\"a\":\"\\x\"}",
+        "{\"a\":1,\"a\":2}", "{\"a\":1,\"\\u0061\":2}", "{\"a\":{\"b\":1,\"b\":2}}",
+        "{\"a\":{\"b\":1},\"b\":{\"a\":1}}",
         "{\"a\":[{\"b\":1},{\"b\":2}]}", "{\"a\":\"\t\"}", "{\"a\":\"\n\"}", "{\"a\"\n:\n1\n}", "{\"a\":1}\u{0}",
-        "\u{FEFF}{}", "{\"\u{E9}\":1,\"e\u{301}\":2}", "{\"\u{212A}\":1,\"K\":2}", "{\"a\":\"", "{\"a\":", "{\"a\"", "{",
+        "\u{FEFF}{}", "{\"\u{E9}\":1,\"e\u{301}\":2}", "{\"\u{212A}\":1,\"K\":2}", "{\"a\":\"", "{\"a\":", "{\"a\"",
+        "{",
         "{\"exp\":1,\"exp\":1}", "{\"a\":[1,]}", "{\"a\":[,1]}", "{\"a\":[1 2]}", "{\"a\":{\"b\"}}", "{\"a\":{1:2}}",
     ]
 
@@ -463,13 +529,22 @@ enum Corpus {
             add("aud", pick(&random) < 8 ? auds.randomElement(using: &random)! : value(&random, depth: 2))
         }
         for (name, base) in [("iat", -60), ("nbf", -60), ("exp", 600)] where pick(&random) < 9 {
-            let skew = pick(&random) < 8 ? Int.random(in: -20...20, using: &random) : Int.random(in: -4000...4000, using: &random)
+            let skew =
+                pick(&random) < 8
+                ? Int.random(in: -20...20, using: &random) : Int.random(in: -4000...4000, using: &random)
             let fine = String(Int(testNow) + base + skew)
-            add(name, pick(&random) < 8 ? fine : (pick(&random) < 5 ? numbers.randomElement(using: &random)! : value(&random, depth: 2)))
+            add(
+                name,
+                pick(&random) < 8
+                    ? fine : (pick(&random) < 5 ? numbers.randomElement(using: &random)! : value(&random, depth: 2))
+            )
         }
         if pick(&random) < 8 { add("jti", pick(&random) < 8 ? "\"jti-\(pick(&random))\"" : value(&random, depth: 2)) }
         if pick(&random) < 8 {
-            let scopes = ["\"read write\"", "[\"read\",\"write\"]", "\" read  write \"", "[]", "\"r\u{E9}ad w\"", "\"a \u{301}b\""]
+            let scopes = [
+                "\"read write\"", "[\"read\",\"write\"]", "\" read  write \"", "[]", "\"r\u{E9}ad w\"",
+                "\"a \u{301}b\"",
+            ]
             add("scope", pick(&random) < 8 ? scopes.randomElement(using: &random)! : value(&random, depth: 2))
         }
         let extras = ["client_id", "azp", "amr", "sid", "username", "n", "", "K", "longer_member_name_here"]
@@ -484,17 +559,21 @@ enum Corpus {
         var members = ["\"alg\":\"HS256\""]
         if Int.random(in: 0..<10, using: &random) < 8 { members.append("\"kid\":\"k1\"") }
         if Int.random(in: 0..<10, using: &random) < 8 {
-            members.append("\"typ\":\(["\"at+jwt\"", "\"application/at+JWT\"", "\"JWT\"", "1"].randomElement(using: &random)!)")
+            members.append(
+                "\"typ\":\(["\"at+jwt\"", "\"application/at+JWT\"", "\"JWT\"", "1"].randomElement(using: &random)!)"
+            )
         }
         if Int.random(in: 0..<10, using: &random) < 2 {
             let extra = [
-                "\"cty\":\"JWT\"", "\"crit\":[\"exp\"]", "\"b64\":true", "\"b64\":false", "\"zip\":\"DEF\"", "\"x5t#S256\":\"a\"",
+                "\"cty\":\"JWT\"", "\"crit\":[\"exp\"]", "\"b64\":true", "\"b64\":false", "\"zip\":\"DEF\"",
+                "\"x5t#S256\":\"a\"",
                 "\"jwk\":{}", "\"custom\":[1,{\"a\":null}]", "\"alg\":\"none\"", "\"kid\":\"k2\"",
             ]
             members.append(extra.randomElement(using: &random)!)
         }
         if Int.random(in: 0..<10, using: &random) < 1 {
-            members[0] = "\"alg\":\(["\"none\"", "\"hs256\"", "\"ES256\"", "\"HS256 \"", "\"HS\u{E9}56\"", "null", "\"\""].randomElement(using: &random)!)"
+            members[0] =
+                "\"alg\":\(["\"none\"", "\"hs256\"", "\"ES256\"", "\"HS256 \"", "\"HS\u{E9}56\"", "null", "\"\""].randomElement(using: &random)!)"
         }
         members.shuffle(using: &random)
         return Array(("{" + members.joined(separator: ",") + "}").utf8)
@@ -534,9 +613,14 @@ enum Corpus {
     /// and bytes that are invalid in UTF-8 or strings.
     static func mutate(_ document: [UInt8], _ random: inout SplitMix64) -> [UInt8] {
         var bytes = document
-        let interesting = Array("{}[],:\" \t\n\\u0123456789eE.+-tfnlsr".utf8) + [0x00, 0x1F, 0x7F, 0x80, 0xBF, 0xC3, 0xA9, 0xED, 0xF4, 0xFF]
+        let interesting =
+            Array("{}[],:\" \t\n\\u0123456789eE.+-tfnlsr".utf8) + [
+                0x00, 0x1F, 0x7F, 0x80, 0xBF, 0xC3, 0xA9, 0xED, 0xF4, 0xFF,
+            ]
         for _ in 0..<Int.random(in: 1...3, using: &random) {
-            let byte = Bool.random(using: &random) ? interesting.randomElement(using: &random)! : UInt8.random(in: 0...255, using: &random)
+            let byte =
+                Bool.random(using: &random)
+                ? interesting.randomElement(using: &random)! : UInt8.random(in: 0...255, using: &random)
             guard !bytes.isEmpty else {
                 bytes = [byte]
                 continue
@@ -563,7 +647,12 @@ enum Corpus {
                 let close = min(bytes.count, index + Int.random(in: 2...12, using: &random))
                 bytes.insert(open ? UInt8(ascii: "]") : UInt8(ascii: "}"), at: close)
             default:
-                bytes.insert(contentsOf: Array(["\u{E9}", "e\u{301}", "\u{1F600}", "\u{212A}"].randomElement(using: &random)!.utf8), at: index)
+                bytes.insert(
+                    contentsOf: Array(
+                        ["\u{E9}", "e\u{301}", "\u{1F600}", "\u{212A}"].randomElement(using: &random)!.utf8
+                    ),
+                    at: index
+                )
             }
         }
         return bytes

@@ -1,9 +1,9 @@
 #if canImport(Glibc)
-    import Glibc
+import Glibc
 #elseif canImport(Musl)
-    import Musl
+import Musl
 #elseif canImport(Darwin)
-    import Darwin
+import Darwin
 #endif
 
 /// One validating pass over a JSON object without building a `JSONValue` tree: the
@@ -29,17 +29,27 @@ struct JSONScanner {
     /// A scanned value: its kind and where its text is. For a string, `start..<end` is the
     /// content between the quotes (no escapes, valid UTF-8); for anything else, the value's
     /// whole text.
-    struct Value {
-        enum Kind: Equatable {
+    struct Value: Sendable {
+        enum Kind: UInt8, Equatable, Sendable {
             case string, number, object, array, bool, null
         }
         var kind: Kind
-        var start: Int
-        var end: Int
         /// String: every byte < 0x80. Array: every element is a string of ASCII bytes.
         var isASCII: Bool
         /// Array: every element is a string. Number: an integer without sign, fraction or exponent.
         var isSimple: Bool
+        private var start32: Int32
+        private var end32: Int32
+        var start: Int { Int(start32) }
+        var end: Int { Int(end32) }
+
+        init(kind: Kind, start: Int, end: Int, isASCII: Bool, isSimple: Bool) {
+            self.kind = kind
+            self.isASCII = isASCII
+            self.isSimple = isSimple
+            self.start32 = Int32(truncatingIfNeeded: start)
+            self.end32 = Int32(truncatingIfNeeded: end)
+        }
     }
 
     /// A member name on the stack of open objects: where it is, and its first 8 bytes.
@@ -88,7 +98,8 @@ struct JSONScanner {
     /// what `JSONParser(maxDepth:)` accepts as an object and every `member` call returned
     /// true; false means "ask `JSONParser`".
     static func scanObject(
-        _ bytes: UnsafeRawBufferPointer, maxDepth: Int,
+        _ bytes: UnsafeRawBufferPointer,
+        maxDepth: Int,
         member: (_ name: MemberName, _ value: Value) -> Bool
     ) -> Bool {
         guard let start = bytes.baseAddress, maxDepth >= 1, bytes.count < Int(Int32.max) else { return false }
@@ -96,8 +107,11 @@ struct JSONScanner {
         if memchr(start, 0x5C, bytes.count) != nil { return false }
         return withUnsafeTemporaryAllocation(of: Name.self, capacity: nameCapacity) { names in
             var scanner = JSONScanner(
-                base: start.assumingMemoryBound(to: UInt8.self), count: bytes.count, maxDepth: maxDepth,
-                names: names.baseAddress!)
+                base: start.assumingMemoryBound(to: UInt8.self),
+                count: bytes.count,
+                maxDepth: maxDepth,
+                names: names.baseAddress!
+            )
             return scanner.topLevelObject(member)
         }
     }
@@ -118,7 +132,9 @@ struct JSONScanner {
                 guard let name = memberName(mark: 0, seen: &seen) else { return false }
                 guard let value = value(depth: 1) else { return false }
                 let reported = MemberName(
-                    bytes: UnsafeRawBufferPointer(start: base + Int(name.start), count: Int(name.count)), head: name.head)
+                    bytes: UnsafeRawBufferPointer(start: base + Int(name.start), count: Int(name.count)),
+                    head: name.head
+                )
                 guard member(reported, value) else { return false }
                 guard let more = nextMember(closing: UInt8(ascii: "}")) else { return false }
                 if !more { break }
@@ -230,7 +246,13 @@ struct JSONScanner {
         skipWhitespace()
         if index < count, base[index] == closing {
             index += 1
-            return Value(kind: isObject ? .object : .array, start: start, end: index, isASCII: !isObject, isSimple: !isObject)
+            return Value(
+                kind: isObject ? .object : .array,
+                start: start,
+                end: index,
+                isASCII: !isObject,
+                isSimple: !isObject
+            )
         }
         let mark = nameCount
         defer { nameCount = mark }

@@ -9,12 +9,15 @@ final class ScannedToken: Sendable {
     /// Header bytes, then payload bytes.
     let bytes: [UInt8]
     let headerLength: Int
+    /// Where the registered claims are in the payload, when the scanner checked it.
+    let registered: JWTClaims.ScannedRegistered
     private let headerTree = Mutex<JSONObject?>(nil)
     private let claimsTree = Mutex<JSONObject?>(nil)
 
-    init(bytes: [UInt8], headerLength: Int) {
+    init(bytes: [UInt8], headerLength: Int, registered: JWTClaims.ScannedRegistered = .init()) {
         self.bytes = bytes
         self.headerLength = headerLength
+        self.registered = registered
     }
 
     var header: LazyJSONObject { LazyJSONObject(token: self, isHeader: true) }

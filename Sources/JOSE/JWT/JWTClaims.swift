@@ -13,8 +13,8 @@ public struct JWTClaims: Sendable {
     enum Storage: Sendable {
         /// Built from a tree: the registered claims as checked at init.
         case tree(TreeClaims)
-        /// Scanned by `JSONScanner`: where each registered claim's value is in `document`.
-        case scanned(LazyJSONObject, ScannedRegistered)
+        /// Scanned by `JSONScanner`: the payload and where each registered claim is in it.
+        case scanned(ScannedToken)
     }
 
     /// A claim set built from a tree, with its registered claims as type-checked at init
@@ -47,32 +47,40 @@ public struct JWTClaims: Sendable {
         var scope: JSONScanner.Value?
     }
 
+    /// What the verifier's scanner found in a payload it accepted.
+    struct Scanned: Sendable {
+        var registered = ScannedRegistered()
+        var exp: NumericDate?
+        var nbf: NumericDate?
+        var iat: NumericDate?
+    }
+
     /// The whole claim set.
     public var json: JSONObject {
         switch storage {
         case .tree(let tree): tree.json
-        case .scanned(let document, _): document.object
+        case .scanned(let token): token.payload.object
         }
     }
 
     public var iss: String? {
         switch storage {
         case .tree(let tree): tree.iss
-        case .scanned(let document, let registered): registered.iss.map { document.string($0.start, $0.end) }
+        case .scanned(let token): token.registered.iss.map { token.payload.string($0.start, $0.end) }
         }
     }
 
     public var sub: String? {
         switch storage {
         case .tree(let tree): tree.sub
-        case .scanned(let document, let registered): registered.sub.map { document.string($0.start, $0.end) }
+        case .scanned(let token): token.registered.sub.map { token.payload.string($0.start, $0.end) }
         }
     }
 
     public var jti: String? {
         switch storage {
         case .tree(let tree): tree.jti
-        case .scanned(let document, let registered): registered.jti.map { document.string($0.start, $0.end) }
+        case .scanned(let token): token.registered.jti.map { token.payload.string($0.start, $0.end) }
         }
     }
 
@@ -80,7 +88,7 @@ public struct JWTClaims: Sendable {
     public var aud: [String]? {
         switch storage {
         case .tree(let tree): tree.aud
-        case .scanned(let document, let registered): registered.aud.map { JWTClaims.strings(of: $0, in: document) }
+        case .scanned(let token): token.registered.aud.map { JWTClaims.strings(of: $0, in: token.payload) }
         }
     }
 
@@ -91,10 +99,10 @@ public struct JWTClaims: Sendable {
         case .tree(let tree):
             guard let value = tree.scope else { return nil }
             return try? JWTClaims.stringList(value, "scope", splitSpaces: true)
-        case .scanned(let document, let registered):
-            guard let value = registered.scope else { return nil }
-            if value.kind == .string { return JWTClaims.splitScope(document.string(value.start, value.end)) }
-            return JWTClaims.strings(of: value, in: document)
+        case .scanned(let token):
+            guard let value = token.registered.scope else { return nil }
+            if value.kind == .string { return JWTClaims.splitScope(token.payload.string(value.start, value.end)) }
+            return JWTClaims.strings(of: value, in: token.payload)
         }
     }
 
@@ -104,7 +112,7 @@ public struct JWTClaims: Sendable {
     public func member(_ name: String) -> JSONValue? {
         switch storage {
         case .tree(let tree): tree.json[name]
-        case .scanned(let document, _): document.member(name)
+        case .scanned(let token): token.payload.member(name)
         }
     }
 
@@ -141,11 +149,11 @@ public struct JWTClaims: Sendable {
     }
 
     /// Claims the verifier's scanner checked (`JWTClaims.scan`).
-    init(document: LazyJSONObject, registered: ScannedRegistered, exp: NumericDate?, nbf: NumericDate?, iat: NumericDate?) {
-        self.storage = .scanned(document, registered)
-        self.exp = exp
-        self.nbf = nbf
-        self.iat = iat
+    init(scanned: Scanned, in token: ScannedToken) {
+        self.storage = .scanned(token)
+        self.exp = scanned.exp
+        self.nbf = scanned.nbf
+        self.iat = scanned.iat
     }
 
     /// The registered claim names this type checks, recognised by their exact bytes.
@@ -207,7 +215,10 @@ public struct JWTClaims: Sendable {
 
     static func date(_ value: JSONValue, _ name: String) throws -> NumericDate {
         guard case .number(let number) = value else {
-            throw JOSEError(.claimType, "claim \(name) must be a NumericDate (a JSON number of seconds), got \(value.typeName)")
+            throw JOSEError(
+                .claimType,
+                "claim \(name) must be a NumericDate (a JSON number of seconds), got \(value.typeName)"
+            )
         }
         guard let date = NumericDate(seconds: number.doubleValue) else {
             throw JOSEError(.claimType, "claim \(name) = \(number.text.prefix(32)) is outside 1970-01-01 … 9999-12-31")
@@ -227,7 +238,10 @@ public struct JWTClaims: Sendable {
         case .array(let items):
             return try items.map {
                 guard case .string(let s) = $0 else {
-                    throw JOSEError(.claimType, "claim \(name) must be a string or an array of strings; it holds a \($0.typeName)")
+                    throw JOSEError(
+                        .claimType,
+                        "claim \(name) must be a string or an array of strings; it holds a \($0.typeName)"
+                    )
                 }
                 return s
             }
@@ -242,7 +256,10 @@ public struct JWTClaims: Sendable {
         case .array(let items):
             for item in items {
                 guard case .string = item else {
-                    throw JOSEError(.claimType, "claim \(name) must be a string or an array of strings; it holds a \(item.typeName)")
+                    throw JOSEError(
+                        .claimType,
+                        "claim \(name) must be a string or an array of strings; it holds a \(item.typeName)"
+                    )
                 }
             }
         default:

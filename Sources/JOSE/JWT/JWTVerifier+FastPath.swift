@@ -1,11 +1,11 @@
 import TokenCrypto
 
 #if canImport(Glibc)
-    import Glibc
+import Glibc
 #elseif canImport(Musl)
-    import Musl
+import Musl
 #elseif canImport(Darwin)
-    import Darwin
+import Darwin
 #endif
 
 /// The verifier's hot path: the same rules as `CompactJWS` + `JWTClaims` + the checks of
@@ -59,34 +59,62 @@ extension JWTVerifier {
             let signature = UnsafeRawBufferPointer(rebasing: signatureBuffer[0..<decodedSignature])
             let signingInput = UnsafeRawBufferPointer(rebasing: token[0..<second])
             return try verifyDecoded(
-                buffer, headerLength: headerLength, signature: signature, signingInput: signingInput, now: now)
+                buffer,
+                headerLength: headerLength,
+                signature: signature,
+                signingInput: signingInput,
+                now: now
+            )
         }
     }
 
     private func verifyDecoded(
-        _ buffer: [UInt8], headerLength: Int, signature: UnsafeRawBufferPointer, signingInput: UnsafeRawBufferPointer,
+        _ buffer: [UInt8],
+        headerLength: Int,
+        signature: UnsafeRawBufferPointer,
+        signingInput: UnsafeRawBufferPointer,
         now: Double
     ) throws -> VerifiedJWT? {
-        // The header: scanned, or left to the tree path.
-        let decoded = ScannedToken(bytes: buffer, headerLength: headerLength)
-        let headerDocument = decoded.header
-        guard let header = headerDocument.withBytes({ JWTVerifier.scanHeader($0, document: headerDocument) }) else {
-            return nil
+        // The header: scanned, or left to the tree path. The claims are scanned here too (a
+        // pure check of untrusted bytes, like the header's); what the scan found is used only
+        // once the signature has verified.
+        let (scannedHeader, scannedClaims) = buffer.withUnsafeBytes { bytes in
+            (
+                JWTVerifier.scanHeader(UnsafeRawBufferPointer(rebasing: bytes[..<headerLength])),
+                JWTVerifier.scanClaims(UnsafeRawBufferPointer(rebasing: bytes[headerLength...]))
+            )
         }
+        guard let scannedHeader else { return nil }
+        let decoded = ScannedToken(
+            bytes: buffer,
+            headerLength: headerLength,
+            registered: scannedClaims?.registered ?? .init()
+        )
+        let header = JOSEHeader(
+            scanned: decoded.header,
+            algorithm: scannedHeader.algorithm,
+            kid: scannedHeader.kid,
+            typ: scannedHeader.typ,
+            cty: scannedHeader.cty
+        )
 
         // From here on, every outcome is final: the same errors, in the same order, as
         // verifyTree's (key, signature, claims, time, identity, policy).
         let entry = try keys.resolve(header)
         try JWTVerifier.checkSignature(signature, over: signingInput, with: entry.key, header: header)
 
-        let payloadDocument = decoded.payload
         let claims: JWTClaims
-        if let scanned = payloadDocument.withBytes({ JWTVerifier.scanClaims($0, document: payloadDocument) }) {
-            claims = scanned
+        if let scannedClaims {
+            claims = JWTClaims(scanned: scannedClaims, in: decoded)
         } else {
             claims = try JWTClaims(payload: Array(buffer[headerLength...]))
         }
-        try JWTVerifier.checkTime(claims, now: now, leeway: options.leeway, requireExpiration: options.requireExpiration)
+        try JWTVerifier.checkTime(
+            claims,
+            now: now,
+            leeway: options.leeway,
+            requireExpiration: options.requireExpiration
+        )
         if !identityCertainlyPasses(header, claims), let error = JWTVerifier.checkIdentity(header, claims, options) {
             throw error
         }
@@ -98,11 +126,16 @@ extension JWTVerifier {
 
     /// `CompactJWS.verifySignature`, over bytes already decoded.
     static func checkSignature(
-        _ signature: UnsafeRawBufferPointer, over signingInput: UnsafeRawBufferPointer, with key: VerifyingKey,
+        _ signature: UnsafeRawBufferPointer,
+        over signingInput: UnsafeRawBufferPointer,
+        with key: VerifyingKey,
         header: JOSEHeader
     ) throws {
         guard key.algorithm == header.algorithm else {
-            throw JOSEError(.algKeyMismatch, "token alg \(header.algorithm) does not match the key's alg \(key.algorithm)")
+            throw JOSEError(
+                .algKeyMismatch,
+                "token alg \(header.algorithm) does not match the key's alg \(key.algorithm)"
+            )
         }
         let valid: Bool
         do { valid = try key.verify(signature: signature, message: signingInput) } catch let error as CryptoError {
@@ -144,8 +177,16 @@ extension JWTVerifier {
         }
     }
 
+    /// A header's members as the scanner read them.
+    struct ScannedHeader {
+        var algorithm: SignatureAlgorithm
+        var kid: String?
+        var typ: String?
+        var cty: String?
+    }
+
     /// A header whose rules the scanner can settle, or nil for the tree path.
-    static func scanHeader(_ bytes: UnsafeRawBufferPointer, document: LazyJSONObject) -> JOSEHeader? {
+    static func scanHeader(_ bytes: UnsafeRawBufferPointer) -> ScannedHeader? {
         var alg: JSONScanner.Value?
         var kid: JSONScanner.Value?
         var typ: JSONScanner.Value?
@@ -177,7 +218,7 @@ extension JWTVerifier {
         func text(_ value: JSONScanner.Value?) -> String? {
             value.map { String(decoding: UnsafeRawBufferPointer(rebasing: bytes[$0.start..<$0.end]), as: UTF8.self) }
         }
-        return JOSEHeader(scanned: document, algorithm: algorithm, kid: text(kid), typ: text(typ), cty: text(cty))
+        return ScannedHeader(algorithm: algorithm, kid: text(kid), typ: text(typ), cty: text(cty))
     }
 
     /// `SignatureAlgorithm(jwsName:)` on ASCII bytes (an exact, case-sensitive match): every
@@ -199,9 +240,9 @@ extension JWTVerifier {
 
     // MARK: Claims
 
-    /// Claims whose registered members the scanner type-checked, or nil when `JWTClaims(payload:)`
-    /// must decide (it then accepts with the same values, or throws).
-    static func scanClaims(_ bytes: UnsafeRawBufferPointer, document: LazyJSONObject) -> JWTClaims? {
+    /// The registered claims, type-checked, of a payload the scanner accepts; nil when
+    /// `JWTClaims(payload:)` must decide (it then accepts with the same values, or throws).
+    static func scanClaims(_ bytes: UnsafeRawBufferPointer) -> JWTClaims.Scanned? {
         var registered = JWTClaims.ScannedRegistered()
         var exp: NumericDate?
         var nbf: NumericDate?
@@ -218,7 +259,9 @@ extension JWTVerifier {
                 }
             case .exp, .nbf, .iat:
                 guard value.kind == .number else { return false }
-                let seconds = JSONNumber.doubleValue(ofText: UnsafeRawBufferPointer(rebasing: bytes[value.start..<value.end]))
+                let seconds = JSONNumber.doubleValue(
+                    ofText: UnsafeRawBufferPointer(rebasing: bytes[value.start..<value.end])
+                )
                 guard let date = NumericDate(seconds: seconds) else { return false }
                 switch claim {
                 case .exp: exp = date
@@ -232,7 +275,7 @@ extension JWTVerifier {
             return true
         }
         guard scanned else { return nil }
-        return JWTClaims(document: document, registered: registered, exp: exp, nbf: nbf, iat: iat)
+        return JWTClaims.Scanned(registered: registered, exp: exp, nbf: nbf, iat: iat)
     }
 
     // MARK: Identity
@@ -241,8 +284,9 @@ extension JWTVerifier {
     /// strings are ASCII (where byte equality is exactly `String ==`). False means "ask
     /// `checkIdentity`", which also handles non-ASCII text by canonical equivalence.
     func identityCertainlyPasses(_ header: JOSEHeader, _ claims: JWTClaims) -> Bool {
-        guard case .scanned(let document, let registered) = claims.storage else { return false }
-        return document.withBytes { payload in
+        guard case .scanned(let token) = claims.storage else { return false }
+        let registered = token.registered
+        return token.payload.withBytes { payload in
             if let issuer = options.issuer {
                 guard let iss = registered.iss, iss.isASCII,
                     JWTVerifier.asciiEquals(issuer, UnsafeRawBufferPointer(rebasing: payload[iss.start..<iss.end]))
@@ -271,7 +315,11 @@ extension JWTVerifier {
     }
 
     /// Whether the ASCII string or array of ASCII strings `value` holds `expected`.
-    static func containsASCII(_ expected: String, in value: JSONScanner.Value, _ payload: UnsafeRawBufferPointer) -> Bool {
+    static func containsASCII(
+        _ expected: String,
+        in value: JSONScanner.Value,
+        _ payload: UnsafeRawBufferPointer
+    ) -> Bool {
         if value.kind == .string {
             return asciiEquals(expected, UnsafeRawBufferPointer(rebasing: payload[value.start..<value.end]))
         }
