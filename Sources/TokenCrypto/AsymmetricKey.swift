@@ -151,11 +151,18 @@ final class AsymmetricKey: Sendable {
     private func verifyDigest(signature: UnsafeRawBufferPointer, message: UnsafeRawBufferPointer) -> Bool {
         let md = digest!
         guard let contexts = verifiers.take() ?? makeDigestVerifier(md) else { return false }
-        let valid = withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 64) { hash -> Bool in
+        // RS256 verifies `DigestInfo(SHA-256) ‖ hash` with a context that has no digest set:
+        // OpenSSL then checks the PKCS#1 v1.5 type-1 padding and compares the rest with these
+        // bytes exactly — what RSA_verify does for SHA-256 (RFC 8017 §8.2.2), without its
+        // two allocations per call.
+        let prefix = algorithm == .rs256 ? AsymmetricKey.sha256DigestInfo.count : 0
+        let valid = withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 96) { buffer -> Bool in
+            let out = buffer.baseAddress!
+            for i in 0..<prefix { out[i] = AsymmetricKey.sha256DigestInfo[i] }
             var length: UInt32 = 0
             guard EVP_DigestInit_ex2(contexts.hash, md.pointer, nil) == 1,
                 EVP_DigestUpdate(contexts.hash, message.baseAddress, message.count) == 1,
-                EVP_DigestFinal_ex(contexts.hash, hash.baseAddress, &length) == 1
+                EVP_DigestFinal_ex(contexts.hash, out + prefix, &length) == 1
             else {
                 OpenSSL.clearErrors()
                 return false
@@ -164,8 +171,8 @@ final class AsymmetricKey: Sendable {
                 contexts.verify,
                 signature.baseAddress?.assumingMemoryBound(to: UInt8.self),
                 signature.count,
-                hash.baseAddress,
-                Int(length)
+                out,
+                prefix + Int(length)
             )
             if result != 1 { OpenSSL.clearErrors() }
             return result == 1
@@ -173,6 +180,12 @@ final class AsymmetricKey: Sendable {
         verifiers.give(contexts)
         return valid
     }
+
+    /// DER of `DigestInfo { AlgorithmIdentifier { id-sha256, NULL }, OCTET STRING (32) }`, the
+    /// prefix of a PKCS#1 v1.5 SHA-256 signature's payload (RFC 8017 §9.2, note 1).
+    static let sha256DigestInfo: [UInt8] = [
+        0x30, 0x31, 0x30, 0x0D, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00, 0x04, 0x20,
+    ]
 
     private func makeDigestVerifier(_ md: FetchedDigest) -> DigestVerifier? {
         guard let verify = makeVerifyContext(md) else { return nil }
@@ -188,10 +201,14 @@ final class AsymmetricKey: Sendable {
             OpenSSL.clearErrors()
             return nil
         }
-        var ok = EVP_PKEY_verify_init(ctx) == 1 && EVP_PKEY_CTX_set_signature_md(ctx, md.pointer) == 1
+        var ok = EVP_PKEY_verify_init(ctx) == 1
         if ok, algorithm == .rs256 {
+            // No signature digest: `verifyDigest` passes the DigestInfo itself.
             ok = EVP_PKEY_CTX_set_rsa_padding(ctx, tokend_rsa_pkcs1_padding()) == 1
-        } else if ok, algorithm == .ps256 {
+        } else if ok {
+            ok = EVP_PKEY_CTX_set_signature_md(ctx, md.pointer) == 1
+        }
+        if ok, algorithm == .ps256 {
             ok =
                 EVP_PKEY_CTX_set_rsa_padding(ctx, tokend_rsa_pss_padding()) == 1
                 && EVP_PKEY_CTX_set_rsa_pss_saltlen(ctx, tokend_rsa_pss_saltlen_digest()) == 1

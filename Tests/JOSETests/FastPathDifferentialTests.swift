@@ -227,6 +227,26 @@ struct FastPathDifferentialTests {
         }
     }
 
+    @Test("RS256 accepts exactly the PKCS#1 v1.5 encodings OpenSSL's RSA_verify accepts")
+    func rs256Encodings() throws {
+        // Signatures made with the raw private key over hand-built encoded messages; the
+        // fixture records what `openssl pkeyutl -verify -pkeyopt digest:sha256` said of each.
+        let fixture = try Fixtures.json("rs256-pkcs1-cases.json")
+        let pem = try #require(fixture["publicKeyPEM"]?.stringValue)
+        let key = try VerifyingKey(pem: pem, algorithm: .rs256)
+        let verifier = JWTVerifier(keys: KeySet([KeySet.Entry(kid: nil, key: key, source: "fixture")]))
+        let cases = try #require(fixture["cases"]?.arrayValue)
+        #expect(cases.count >= 8)
+        for item in cases {
+            let name = item["name"]?.stringValue ?? "?"
+            let token = try #require(item["token"]?.stringValue)
+            let expected = try #require(item["opensslRSAVerify"]?.boolValue as Bool?)
+            let accepted = (try? verifier.verify(token, now: testNow)) != nil
+            #expect(accepted == expected, "\(name)")
+            try expectVerifiersAgree(token, verifier)
+        }
+    }
+
     @Test(
         "escaped names that decode to a registered name are duplicates, as in the tree parser",
         arguments: [
@@ -268,6 +288,18 @@ struct FastPathDifferentialTests {
             kelvinToken,
             JWTVerifier(keys: keySet(TestKeys.hs256), options: ValidationOptions(issuer: "K"))
         )
+    }
+
+    @Test("empty strings: iss, aud and typ compare like any other text")
+    func emptyStrings() throws {
+        let claims = #"{"iss":"","aud":["","api"],"sub":"","exp":1700000600}"#
+        for header in [#"{"alg":"HS256","kid":"k1","typ":""}"#, #"{"alg":"HS256","kid":"k1","typ":"at+jwt"}"#] {
+            let token = try FastPathDifferentialTests.signed(header: Array(header.utf8), payload: Array(claims.utf8))
+            for (issuer, audience, type) in [("", "", ""), ("x", "api", "at+jwt"), ("", "api", "AT+JWT")] {
+                let options = ValidationOptions(issuer: issuer, audience: audience, requiredType: type)
+                try expectVerifiersAgree(token, JWTVerifier(keys: keySet(TestKeys.hs256), options: options))
+            }
+        }
     }
 
     @Test("nesting up to the limit is scanned; one level more is refused as too deep")
@@ -373,7 +405,7 @@ struct FastPathDifferentialTests {
     @discardableResult
     func expectClaimsAgree(_ payload: [UInt8], sourceLocation: SourceLocation = #_sourceLocation) throws -> Bool {
         let scanned = payload.withUnsafeBytes { JWTVerifier.scanClaims($0) }.map {
-            JWTClaims(scanned: $0, in: ScannedToken(bytes: payload, headerLength: 0, registered: $0.registered))
+            JWTClaims(scanned: $0, in: ScannedToken.copying(payload, headerLength: 0, registered: $0.registered))
         }
         let reference = Result { try JWTClaims(payload: payload) }
         let shown = String(decoding: payload.prefix(300), as: UTF8.self).debugDescription

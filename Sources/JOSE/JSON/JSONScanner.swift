@@ -84,7 +84,6 @@ struct JSONScanner {
     private let maxDepth: Int
     private let names: UnsafeMutablePointer<Name>
     private var nameCount = 0
-    private var index = 0
 
     private init(base: UnsafePointer<UInt8>, count: Int, maxDepth: Int, names: UnsafeMutablePointer<Name>) {
         self.base = base
@@ -117,56 +116,57 @@ struct JSONScanner {
     }
 
     // MARK: Structure
+    //
+    // Every function takes the index it starts at and returns the index after what it read
+    // (nil: not certain), so the hot loops keep the index in a register.
 
     private mutating func topLevelObject(_ member: (MemberName, Value) -> Bool) -> Bool {
-        skipWhitespace()
-        guard index < count, base[index] == UInt8(ascii: "{") else { return false }
-        index += 1
-        skipWhitespace()
-        if index < count, base[index] == UInt8(ascii: "}") {
-            index += 1
+        var i = skipWhitespace(0)
+        guard i < count, base[i] == UInt8(ascii: "{") else { return false }
+        i = skipWhitespace(i + 1)
+        if i < count, base[i] == UInt8(ascii: "}") {
+            i += 1
         } else {
             var seen: UInt64 = 0
             while true {
-                skipWhitespace()
-                guard let name = memberName(mark: 0, seen: &seen) else { return false }
-                guard let value = value(depth: 1) else { return false }
+                guard let (name, valueStart) = memberName(at: i, mark: 0, seen: &seen),
+                    let value = value(at: valueStart, depth: 1)
+                else { return false }
                 let reported = MemberName(
                     bytes: UnsafeRawBufferPointer(start: base + Int(name.start), count: Int(name.count)),
                     head: name.head
                 )
                 guard member(reported, value) else { return false }
-                guard let more = nextMember(closing: UInt8(ascii: "}")) else { return false }
+                guard let (more, next) = nextMember(at: value.end &+ (value.kind == .string ? 1 : 0), closing: 0x7D)
+                else { return false }
+                i = next
                 if !more { break }
             }
         }
-        skipWhitespace()
-        return index == count
+        return skipWhitespace(i) == count
     }
 
-    /// After a member or an element: true at a `,` (consumed), false at `closing` (consumed),
-    /// nil at anything else.
+    /// After a member or an element (at `i`): whether a `,` (true) or `closing` (false) came
+    /// and the index after it; nil at anything else.
     @inline(__always)
-    private mutating func nextMember(closing: UInt8) -> Bool? {
-        skipWhitespace()
-        guard index < count else { return nil }
-        let byte = base[index]
-        index += 1
-        if byte == UInt8(ascii: ",") { return true }
-        return byte == closing ? false : nil
+    private func nextMember(at start: Int, closing: UInt8) -> (Bool, Int)? {
+        let i = skipWhitespace(start)
+        guard i < count else { return nil }
+        let byte = base[i]
+        if byte == UInt8(ascii: ",") { return (true, skipWhitespace(i + 1)) }
+        return byte == closing ? (false, i + 1) : nil
     }
 
-    /// A member name, checked against the other names of the object being scanned (those
-    /// pushed since `mark`; `seen` is that object's filter of name hashes), followed by its
-    /// `:`. Leaves `index` at the value.
+    /// A member name at `i` (whitespace before it already skipped), checked against the other
+    /// names of the object being scanned (those pushed since `mark`; `seen` is that object's
+    /// filter of name hashes), and its `:`. Returns the name and where its value starts.
     @inline(__always)
-    private mutating func memberName(mark: Int, seen: inout UInt64) -> Name? {
-        guard index < count, base[index] == UInt8(ascii: "\"") else { return nil }
-        let start = index + 1
+    private mutating func memberName(at i: Int, mark: Int, seen: inout UInt64) -> (Name, Int)? {
+        guard i < count, base[i] == UInt8(ascii: "\"") else { return nil }
+        let start = i + 1
         var ascii = true
         let end = scanString(from: start, ascii: &ascii)
         guard end >= 0, ascii else { return nil }
-        index = end + 1
         let length = end - start
         var head: UInt64
         if start + 8 <= count {
@@ -174,82 +174,79 @@ struct JSONScanner {
             if length < 8 { head &= (1 &<< (8 &* UInt64(length))) &- 1 }
         } else {
             head = 0
-            for i in 0..<min(length, 8) { head |= UInt64(base[start + i]) << (8 * UInt64(i)) }
+            for k in 0..<min(length, 8) { head |= UInt64(base[start + k]) << (8 * UInt64(k)) }
         }
         // A 64-bit filter of the names so far: only a name whose bit is already set can be a
         // duplicate, and only then are the names compared.
         let bit: UInt64 = 1 &<< ((head &* 0x9E37_79B9_7F4A_7C15 ^ UInt64(length)) >> 58)
         if seen & bit != 0 {
-            var i = mark
-            while i < nameCount {
-                let other = names[i]
+            var k = mark
+            while k < nameCount {
+                let other = names[k]
                 if Int(other.count) == length, other.head == head,
                     length <= 8 || memcmp(base + Int(other.start) + 8, base + start + 8, length - 8) == 0
                 {
                     return nil  // a duplicate: JSONParser names it
                 }
-                i += 1
+                k += 1
             }
         }
         seen |= bit
         guard nameCount < JSONScanner.nameCapacity else { return nil }
-        let entry = Name(start: Int32(truncatingIfNeeded: start), count: Int32(truncatingIfNeeded: length), head: head)
+        let entry = Name(
+            start: Int32(truncatingIfNeeded: start),
+            count: Int32(truncatingIfNeeded: length),
+            head: head
+        )
         names[nameCount] = entry
         nameCount += 1
-        skipWhitespace()
-        guard index < count, base[index] == UInt8(ascii: ":") else { return nil }
-        index += 1
-        skipWhitespace()
-        return entry
+        let colon = skipWhitespace(end + 1)
+        guard colon < count, base[colon] == UInt8(ascii: ":") else { return nil }
+        return (entry, skipWhitespace(colon + 1))
     }
 
-    /// One value of any kind inside a container at `depth` (the top-level object is at 1,
-    /// as in `JSONParser`). Strings, numbers and literals are read here; objects and arrays
-    /// by `container`.
+    /// One value of any kind at `i` inside a container at `depth` (the top-level object is
+    /// at 1, as in `JSONParser`). A string's `end` is its closing quote; any other value's
+    /// `end` is the index after it.
     @inline(__always)
-    private mutating func value(depth: Int) -> Value? {
-        guard index < count else { return nil }
-        let start = index
-        switch base[index] {
+    private mutating func value(at i: Int, depth: Int) -> Value? {
+        guard i < count else { return nil }
+        switch base[i] {
         case UInt8(ascii: "\""):
             var ascii = true
-            let end = scanString(from: start + 1, ascii: &ascii)
+            let end = scanString(from: i + 1, ascii: &ascii)
             guard end >= 0 else { return nil }
-            index = end + 1
-            return Value(kind: .string, start: start + 1, end: end, isASCII: ascii, isSimple: false)
+            return Value(kind: .string, start: i + 1, end: end, isASCII: ascii, isSimple: false)
         case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"):
-            return number()
+            return number(at: i)
         case UInt8(ascii: "{"), UInt8(ascii: "["):
-            return container(depth: depth + 1)
+            return container(at: i, depth: depth + 1)
         case UInt8(ascii: "t"):
-            guard literal(0x74_72_75_65, length: 4) else { return nil }
-            return Value(kind: .bool, start: start, end: index, isASCII: true, isSimple: false)
+            guard literal(at: i, 0x74_72_75_65, length: 4) else { return nil }
+            return Value(kind: .bool, start: i, end: i + 4, isASCII: true, isSimple: false)
         case UInt8(ascii: "f"):
-            guard literal(0x66_61_6C_73_65, length: 5) else { return nil }
-            return Value(kind: .bool, start: start, end: index, isASCII: true, isSimple: false)
+            guard literal(at: i, 0x66_61_6C_73_65, length: 5) else { return nil }
+            return Value(kind: .bool, start: i, end: i + 5, isASCII: true, isSimple: false)
         case UInt8(ascii: "n"):
-            guard literal(0x6E_75_6C_6C, length: 4) else { return nil }
-            return Value(kind: .null, start: start, end: index, isASCII: true, isSimple: false)
+            guard literal(at: i, 0x6E_75_6C_6C, length: 4) else { return nil }
+            return Value(kind: .null, start: i, end: i + 4, isASCII: true, isSimple: false)
         default:
             return nil
         }
     }
 
-    /// An object or array at `depth`, `index` at its opening bracket. For an array, whether
+    /// An object or array at `start` (its opening bracket), at `depth`. For an array, whether
     /// every element is a string (`isSimple`) of ASCII bytes (`isASCII`).
-    private mutating func container(depth: Int) -> Value? {
+    private mutating func container(at start: Int, depth: Int) -> Value? {
         guard depth <= maxDepth else { return nil }
-        let start = index
-        let isObject = base[index] == UInt8(ascii: "{")
+        let isObject = base[start] == UInt8(ascii: "{")
         let closing = isObject ? UInt8(ascii: "}") : UInt8(ascii: "]")
-        index += 1
-        skipWhitespace()
-        if index < count, base[index] == closing {
-            index += 1
+        var i = skipWhitespace(start + 1)
+        if i < count, base[i] == closing {
             return Value(
                 kind: isObject ? .object : .array,
                 start: start,
-                end: index,
+                end: i + 1,
                 isASCII: !isObject,
                 isSimple: !isObject
             )
@@ -260,75 +257,78 @@ struct JSONScanner {
         var allStrings = true
         var allASCII = true
         while true {
-            skipWhitespace()
+            var valueStart = i
             if isObject {
-                guard memberName(mark: mark, seen: &seen) != nil, value(depth: depth) != nil else { return nil }
-            } else {
-                guard let item = value(depth: depth) else { return nil }
-                if item.kind != .string { allStrings = false }
-                if !item.isASCII { allASCII = false }
+                guard let (_, after) = memberName(at: i, mark: mark, seen: &seen) else { return nil }
+                valueStart = after
             }
-            guard let more = nextMember(closing: closing) else { return nil }
+            guard let item = value(at: valueStart, depth: depth) else { return nil }
+            if item.kind != .string { allStrings = false }
+            if !item.isASCII { allASCII = false }
+            guard let (more, next) = nextMember(at: item.end &+ (item.kind == .string ? 1 : 0), closing: closing)
+            else { return nil }
+            i = next
             if !more { break }
         }
-        if isObject { return Value(kind: .object, start: start, end: index, isASCII: false, isSimple: false) }
-        return Value(kind: .array, start: start, end: index, isASCII: allStrings && allASCII, isSimple: allStrings)
+        if isObject { return Value(kind: .object, start: start, end: i, isASCII: false, isSimple: false) }
+        return Value(kind: .array, start: start, end: i, isASCII: allStrings && allASCII, isSimple: allStrings)
     }
 
     // MARK: Tokens
 
+    /// The index of the first byte at or after `i` that is not JSON whitespace.
     @inline(__always)
-    private mutating func skipWhitespace() {
-        while index < count {
-            let byte = base[index]
+    private func skipWhitespace(_ start: Int) -> Int {
+        var i = start
+        while i < count {
+            let byte = base[i]
             // Most bytes are above the space; test that first.
-            if byte > 0x20 || (byte != 0x20 && byte != 0x09 && byte != 0x0A && byte != 0x0D) { return }
-            index += 1
+            if byte > 0x20 || (byte != 0x20 && byte != 0x09 && byte != 0x0A && byte != 0x0D) { return i }
+            i += 1
         }
+        return i
     }
 
-    /// `true`, `false` or `null`, given as its bytes packed big-endian.
+    /// `true`, `false` or `null` at `i`, given as its bytes packed big-endian.
     @inline(__always)
-    private mutating func literal(_ packed: UInt64, length: Int) -> Bool {
-        guard index + length <= count else { return false }
+    private func literal(at i: Int, _ packed: UInt64, length: Int) -> Bool {
+        guard i + length <= count else { return false }
         var value: UInt64 = 0
-        for i in 0..<length { value = value << 8 | UInt64(base[index + i]) }
-        guard value == packed else { return false }
-        index += length
-        return true
+        for k in 0..<length { value = value << 8 | UInt64(base[i + k]) }
+        return value == packed
     }
 
-    /// A number in RFC 8259's grammar, exactly as `JSONParser` reads it.
+    /// A number at `start` in RFC 8259's grammar, exactly as `JSONParser` reads it.
     @inline(__always)
-    private mutating func number() -> Value? {
-        let start = index
+    private func number(at start: Int) -> Value? {
+        var i = start
         var simple = true
-        if base[index] == UInt8(ascii: "-") {
+        if base[i] == UInt8(ascii: "-") {
             simple = false
-            index += 1
+            i += 1
         }
-        guard index < count else { return nil }
-        if base[index] == UInt8(ascii: "0") {
-            index += 1
-        } else if isDigit(base[index]) {
-            while index < count, isDigit(base[index]) { index += 1 }
+        guard i < count else { return nil }
+        if base[i] == UInt8(ascii: "0") {
+            i += 1
+        } else if isDigit(base[i]) {
+            while i < count, isDigit(base[i]) { i += 1 }
         } else {
             return nil
         }
-        if index < count, base[index] == UInt8(ascii: ".") {
+        if i < count, base[i] == UInt8(ascii: ".") {
             simple = false
-            index += 1
-            guard index < count, isDigit(base[index]) else { return nil }
-            while index < count, isDigit(base[index]) { index += 1 }
+            i += 1
+            guard i < count, isDigit(base[i]) else { return nil }
+            while i < count, isDigit(base[i]) { i += 1 }
         }
-        if index < count, base[index] == UInt8(ascii: "e") || base[index] == UInt8(ascii: "E") {
+        if i < count, base[i] == UInt8(ascii: "e") || base[i] == UInt8(ascii: "E") {
             simple = false
-            index += 1
-            if index < count, base[index] == UInt8(ascii: "+") || base[index] == UInt8(ascii: "-") { index += 1 }
-            guard index < count, isDigit(base[index]) else { return nil }
-            while index < count, isDigit(base[index]) { index += 1 }
+            i += 1
+            if i < count, base[i] == UInt8(ascii: "+") || base[i] == UInt8(ascii: "-") { i += 1 }
+            guard i < count, isDigit(base[i]) else { return nil }
+            while i < count, isDigit(base[i]) { i += 1 }
         }
-        return Value(kind: .number, start: start, end: index, isASCII: true, isSimple: simple)
+        return Value(kind: .number, start: start, end: i, isASCII: true, isSimple: simple)
     }
 
     @inline(__always) private func isDigit(_ byte: UInt8) -> Bool { byte &- UInt8(ascii: "0") < 10 }

@@ -75,22 +75,28 @@ public struct JSONNumber: Sendable, Equatable, CustomStringConvertible {
 
     /// The value of number text (RFC 8259 grammar) as a Double; what `doubleValue` returns,
     /// shared with the verifier's scanner so both read NumericDates identically.
+    @inline(__always)
     static func doubleValue(ofText text: UnsafeRawBufferPointer) -> Double {
         // Fast path: a plain integer of at most 15 digits is exact in a Double.
         if !text.isEmpty, text.count <= 15 {
             var value: Int64 = 0
             var plain = true
-            for byte in text {
-                let digit = byte &- UInt8(ascii: "0")
+            for i in 0..<text.count {
+                let digit = text[i] &- UInt8(ascii: "0")
                 guard digit < 10 else {
                     plain = false
                     break
                 }
-                value = value * 10 + Int64(digit)
+                value = value &* 10 &+ Int64(digit)
             }
             if plain { return Double(value) }
         }
-        return Double(String(decoding: text, as: UTF8.self)) ?? .nan
+        return parsedDouble(text)
+    }
+
+    @inline(never)
+    private static func parsedDouble(_ text: UnsafeRawBufferPointer) -> Double {
+        Double(String(decoding: text, as: UTF8.self)) ?? .nan
     }
 
     /// The exact integer value, when the literal is an integer that fits in Int64.

@@ -5,35 +5,61 @@ import Synchronization
 ///
 /// The verifier's hot path checks a token without building trees; a caller that wants the
 /// whole header or claim set (introspection output, `explain`) pays for the tree once.
-final class ScannedToken: Sendable {
-    /// Header bytes, then payload bytes.
-    let bytes: [UInt8]
+final class ScannedToken: @unchecked Sendable {
+    // Safe: `storage` is filled in init, before the object can be shared, and only read
+    // afterwards; it is freed in deinit, when no reader is left. The other stored
+    // properties are immutable or behind a Mutex.
+
+    /// Header bytes, then payload bytes (malloc'd, owned: cheaper than an Array here).
+    private let storage: UnsafeMutableRawBufferPointer
     let headerLength: Int
     /// Where the registered claims are in the payload, when the scanner checked it.
     let registered: JWTClaims.ScannedRegistered
-    private let headerTree = Mutex<JSONObject?>(nil)
-    private let claimsTree = Mutex<JSONObject?>(nil)
+    private let trees = Mutex<(header: JSONObject?, claims: JSONObject?)>((nil, nil))
 
-    init(bytes: [UInt8], headerLength: Int, registered: JWTClaims.ScannedRegistered = .init()) {
-        self.bytes = bytes
+    /// Copies `bytes` (header, then payload).
+    init(copying bytes: UnsafeRawBufferPointer, headerLength: Int, registered: JWTClaims.ScannedRegistered = .init()) {
+        storage = .allocate(byteCount: max(bytes.count, 1), alignment: 1)
+        if let base = bytes.baseAddress, let target = storage.baseAddress {
+            target.copyMemory(from: base, byteCount: bytes.count)
+        }
+        self.count = bytes.count
         self.headerLength = headerLength
         self.registered = registered
     }
+
+    /// A copy of `bytes` (header, then payload).
+    static func copying(
+        _ bytes: [UInt8], headerLength: Int, registered: JWTClaims.ScannedRegistered = .init()
+    ) -> ScannedToken {
+        bytes.withUnsafeBytes { ScannedToken(copying: $0, headerLength: headerLength, registered: registered) }
+    }
+
+    deinit { storage.deallocate() }
+
+    private let count: Int
+
+    /// Header and payload.
+    var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(rebasing: storage[0..<count]) }
 
     var header: LazyJSONObject { LazyJSONObject(token: self, isHeader: true) }
     var payload: LazyJSONObject { LazyJSONObject(token: self, isHeader: false) }
 
     fileprivate func cached(isHeader: Bool) -> JSONObject? {
-        isHeader ? headerTree.withLock { $0 } : claimsTree.withLock { $0 }
+        trees.withLock { isHeader ? $0.header : $0.claims }
     }
 
     fileprivate func cache(_ object: JSONObject, isHeader: Bool) -> JSONObject {
-        func store(_ slot: inout JSONObject?) -> JSONObject {
-            if let slot { return slot }
-            slot = object
+        trees.withLock { trees in
+            if isHeader {
+                if let built = trees.header { return built }
+                trees.header = object
+            } else {
+                if let built = trees.claims { return built }
+                trees.claims = object
+            }
             return object
         }
-        return isHeader ? headerTree.withLock { store(&$0) } : claimsTree.withLock { store(&$0) }
     }
 }
 
@@ -46,8 +72,9 @@ struct LazyJSONObject: Sendable {
     /// The document's bytes.
     func withBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
         let split = token.headerLength
-        return try token.bytes.withUnsafeBytes {
-            try body(UnsafeRawBufferPointer(rebasing: isHeader ? $0[..<split] : $0[split...]))
+        let all = token.bytes
+        return try withExtendedLifetime(token) {
+            try body(UnsafeRawBufferPointer(rebasing: isHeader ? all[..<split] : all[split...]))
         }
     }
 

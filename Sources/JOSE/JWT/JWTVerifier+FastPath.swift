@@ -39,38 +39,35 @@ extension JWTVerifier {
             let signatureLength = Base64URL.decodedLength(ofEncodedLength: signatureText.count)
         else { return nil }
 
-        // Header and payload decoded into one buffer that the lazy header and claims share.
-        var decoded = true
-        let buffer = [UInt8](unsafeUninitializedCapacity: headerLength + payloadLength) { out, initialized in
-            let raw = UnsafeMutableRawBufferPointer(out)
-            let h = Base64URL.decode(headerText, into: UnsafeMutableRawBufferPointer(rebasing: raw[0..<headerLength]))
-            let p = Base64URL.decode(payloadText, into: UnsafeMutableRawBufferPointer(rebasing: raw[headerLength...]))
-            if h == nil || p == nil {
-                decoded = false
-                initialized = 0
-            } else {
-                initialized = headerLength + payloadLength
-            }
-        }
-        guard decoded else { return nil }
-
-        return try withUnsafeTemporaryAllocation(byteCount: max(signatureLength, 1), alignment: 1) { signatureBuffer in
-            guard let decodedSignature = Base64URL.decode(signatureText, into: signatureBuffer) else { return nil }
-            let signature = UnsafeRawBufferPointer(rebasing: signatureBuffer[0..<decodedSignature])
-            let signingInput = UnsafeRawBufferPointer(rebasing: token[0..<second])
+        // The three segments decoded into one stack buffer; header and payload are copied
+        // once, into the object the lazy header and claims share, when they scan.
+        let total = headerLength + payloadLength + signatureLength
+        return try withUnsafeTemporaryAllocation(byteCount: max(total, 1), alignment: 8) { buffer in
+            let payloadStart = headerLength
+            let signatureStart = headerLength + payloadLength
+            guard
+                Base64URL.decode(headerText, into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<payloadStart]))
+                    != nil,
+                Base64URL.decode(
+                    payloadText, into: UnsafeMutableRawBufferPointer(rebasing: buffer[payloadStart..<signatureStart]))
+                    != nil,
+                Base64URL.decode(signatureText, into: UnsafeMutableRawBufferPointer(rebasing: buffer[signatureStart...]))
+                    != nil
+            else { return nil }
+            let decoded = UnsafeRawBufferPointer(buffer)
             return try verifyDecoded(
-                buffer,
-                headerLength: headerLength,
-                signature: signature,
-                signingInput: signingInput,
+                header: UnsafeRawBufferPointer(rebasing: decoded[0..<payloadStart]),
+                payload: UnsafeRawBufferPointer(rebasing: decoded[payloadStart..<signatureStart]),
+                signature: UnsafeRawBufferPointer(rebasing: decoded[signatureStart..<total]),
+                signingInput: UnsafeRawBufferPointer(rebasing: token[0..<second]),
                 now: now
             )
         }
     }
 
     private func verifyDecoded(
-        _ buffer: [UInt8],
-        headerLength: Int,
+        header headerBytes: UnsafeRawBufferPointer,
+        payload: UnsafeRawBufferPointer,
         signature: UnsafeRawBufferPointer,
         signingInput: UnsafeRawBufferPointer,
         now: Double
@@ -78,16 +75,11 @@ extension JWTVerifier {
         // The header: scanned, or left to the tree path. The claims are scanned here too (a
         // pure check of untrusted bytes, like the header's); what the scan found is used only
         // once the signature has verified.
-        let (scannedHeader, scannedClaims) = buffer.withUnsafeBytes { bytes in
-            (
-                JWTVerifier.scanHeader(UnsafeRawBufferPointer(rebasing: bytes[..<headerLength])),
-                JWTVerifier.scanClaims(UnsafeRawBufferPointer(rebasing: bytes[headerLength...]))
-            )
-        }
-        guard let scannedHeader else { return nil }
+        guard let scannedHeader = JWTVerifier.scanHeader(headerBytes) else { return nil }
+        let scannedClaims = JWTVerifier.scanClaims(payload)
         let decoded = ScannedToken(
-            bytes: buffer,
-            headerLength: headerLength,
+            copying: UnsafeRawBufferPointer(start: headerBytes.baseAddress, count: headerBytes.count + payload.count),
+            headerLength: headerBytes.count,
             registered: scannedClaims?.registered ?? .init()
         )
         let header = JOSEHeader(
@@ -107,14 +99,9 @@ extension JWTVerifier {
         if let scannedClaims {
             claims = JWTClaims(scanned: scannedClaims, in: decoded)
         } else {
-            claims = try JWTClaims(payload: Array(buffer[headerLength...]))
+            claims = try JWTClaims(payload: Array(payload))
         }
-        try JWTVerifier.checkTime(
-            claims,
-            now: now,
-            leeway: options.leeway,
-            requireExpiration: options.requireExpiration
-        )
+        try JWTVerifier.checkTime(claims, now: now, leeway: options.leeway, requireExpiration: options.requireExpiration)
         if !identityCertainlyPasses(header, claims), let error = JWTVerifier.checkIdentity(header, claims, options) {
             throw error
         }
@@ -243,39 +230,14 @@ extension JWTVerifier {
     /// The registered claims, type-checked, of a payload the scanner accepts; nil when
     /// `JWTClaims(payload:)` must decide (it then accepts with the same values, or throws).
     static func scanClaims(_ bytes: UnsafeRawBufferPointer) -> JWTClaims.Scanned? {
-        var registered = JWTClaims.ScannedRegistered()
-        var exp: NumericDate?
-        var nbf: NumericDate?
-        var iat: NumericDate?
+        var claims = JWTClaims.Scanned()
         let scanned = JSONScanner.scanObject(bytes, maxDepth: JSONParser().maxDepth) { name, value in
+            // Most members are not registered claims: test that inline, record the others
+            // out of line, which keeps the scanner's loop small enough to inline its parts.
             guard let claim = JWTClaims.RegisteredName(count: name.bytes.count, head: name.head) else { return true }
-            switch claim {
-            case .iss, .sub, .jti:
-                guard value.kind == .string else { return false }
-                switch claim {
-                case .iss: registered.iss = value
-                case .sub: registered.sub = value
-                default: registered.jti = value
-                }
-            case .exp, .nbf, .iat:
-                guard value.kind == .number else { return false }
-                let seconds = JSONNumber.doubleValue(
-                    ofText: UnsafeRawBufferPointer(rebasing: bytes[value.start..<value.end])
-                )
-                guard let date = NumericDate(seconds: seconds) else { return false }
-                switch claim {
-                case .exp: exp = date
-                case .nbf: nbf = date
-                default: iat = date
-                }
-            case .aud, .scope:
-                guard value.kind == .string || (value.kind == .array && value.isSimple) else { return false }
-                if claim == .aud { registered.aud = value } else { registered.scope = value }
-            }
-            return true
+            return claims.record(claim, value, in: bytes)
         }
-        guard scanned else { return nil }
-        return JWTClaims.Scanned(registered: registered, exp: exp, nbf: nbf, iat: iat)
+        return scanned ? claims : nil
     }
 
     // MARK: Identity
@@ -309,8 +271,8 @@ extension JWTVerifier {
     static func asciiEquals(_ expected: String, _ bytes: UnsafeRawBufferPointer) -> Bool {
         var expected = expected
         return expected.withUTF8 { wanted in
-            wanted.count == bytes.count && wanted.allSatisfy { $0 < 0x80 }
-                && memcmp(wanted.baseAddress!, bytes.baseAddress!, bytes.count) == 0
+            guard wanted.count == bytes.count, wanted.allSatisfy({ $0 < 0x80 }) else { return false }
+            return wanted.isEmpty || memcmp(wanted.baseAddress!, bytes.baseAddress!, bytes.count) == 0
         }
     }
 
@@ -347,6 +309,8 @@ extension JWTVerifier {
         var expected = expected
         return typ.withUTF8 { a in
             expected.withUTF8 { b in
+                // The same bytes match (the usual case).
+                if a.count == b.count, a.isEmpty || memcmp(a.baseAddress!, b.baseAddress!, a.count) == 0 { return true }
                 guard a.allSatisfy({ $0 < 0x80 }), b.allSatisfy({ $0 < 0x80 }) else { return false }
                 let x = stripApplicationPrefix(a)
                 let y = stripApplicationPrefix(b)
@@ -367,5 +331,37 @@ extension JWTVerifier {
         guard text.count >= length else { return text }
         for i in 0..<length where lowercase(text[i]) != prefix.utf8Start[i] { return text }
         return UnsafeBufferPointer(rebasing: text[length...])
+    }
+}
+
+extension JWTClaims.Scanned {
+    /// Type-checks one registered claim as `JWTClaims(json:)` does; false when the tree
+    /// parser must decide (it will refuse the claim set with its usual error).
+    @inline(never)
+    mutating func record(_ claim: JWTClaims.RegisteredName, _ value: JSONScanner.Value, in bytes: UnsafeRawBufferPointer)
+        -> Bool
+    {
+        switch claim {
+        case .iss, .sub, .jti:
+            guard value.kind == .string else { return false }
+            switch claim {
+            case .iss: registered.iss = value
+            case .sub: registered.sub = value
+            default: registered.jti = value
+            }
+        case .exp, .nbf, .iat:
+            guard value.kind == .number else { return false }
+            let seconds = JSONNumber.doubleValue(ofText: UnsafeRawBufferPointer(rebasing: bytes[value.start..<value.end]))
+            guard let date = NumericDate(seconds: seconds) else { return false }
+            switch claim {
+            case .exp: exp = date
+            case .nbf: nbf = date
+            default: iat = date
+            }
+        case .aud, .scope:
+            guard value.kind == .string || (value.kind == .array && value.isSimple) else { return false }
+            if claim == .aud { registered.aud = value } else { registered.scope = value }
+        }
+        return true
     }
 }

@@ -44,6 +44,14 @@ public struct KeySet: Sendable {
 
     public var isEmpty: Bool { entries.isEmpty }
 
+    /// The entry a kid names: the last one added with it, as `byKid` records. A keyring
+    /// holds a handful of keys, where comparing kids (short strings, equal when their bytes
+    /// are) beats hashing one; larger sets use the dictionary. Both compare as Strings do.
+    private func index(ofKid kid: String) -> Int? {
+        guard entries.count <= 8 else { return byKid[kid] }
+        return entries.lastIndex { $0.kid == kid }
+    }
+
     /// Parses a JWK Set document (`{"keys":[…]}`); a single JWK object is accepted too.
     /// Keys marked `"use":"enc"` are skipped; a key that cannot be used is an error.
     public static func parse(jwks bytes: [UInt8], source: String) throws -> KeySet {
@@ -76,7 +84,7 @@ public struct KeySet: Sendable {
     /// and a key whose algorithm differs from the header's.
     public func resolve(_ header: JOSEHeader) throws -> Entry {
         let entry: Entry
-        if let kid = header.kid, let index = byKid[kid] {
+        if let kid = header.kid, let index = index(ofKid: kid) {
             entry = entries[index]
         } else {
             let anonymous = entries.filter { $0.kid == nil }
