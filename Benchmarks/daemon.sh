@@ -1,0 +1,736 @@
+#!/usr/bin/env bash
+# tokend daemon benchmarks (DESIGN §9; issue 3 item 11, issue 4): the real daemon over its
+# Unix socket, beside its references, all in one run.
+#
+#   bash Benchmarks/daemon.sh
+#
+# 1. introspection (POST /oauth2/introspect, form body token=…) from tokend-load at 1, 8 and
+#    64 keep-alive connections, unique tokens (a fresh ES256 token on every request) and a
+#    repeated token, against tokend and against nginx (`return 200 '{"active":true}'` on a
+#    Unix socket, worker_processes 1) with the same requests; `openssl speed -seconds 3
+#    ecdsap256` on the server core for the single-core ES256 verify reference;
+# 2. sign-ins per second (appmixer POST /user/auth of pre-created users, rate limits off)
+#    beside libargon2's raw Argon2id rate (tokend-load argon2-rate: argon2id_hash_raw at
+#    m=19456 t=2 p=1) on the same number of threads pinned to the same core as tokend's
+#    hashing pool (TOKEND_HASH_WORKERS);
+# 3. introspection latency (repeated token, 8 connections) idle and while a sign-in load keeps
+#    the hashing pool saturated, back to back (closed loop) and paced (open loop, fixed rate);
+#    then the same with the hashing threads moved to SCHED_IDLE from outside (chrt), to
+#    measure the fix this benchmark suggests without changing Sources.
+#
+# Pinning: tokend (every thread: NIO event loops, GRDB, the argon2 pool) and nginx on
+# $DAEMON_SERVER_CORE (0); tokend-load on $DAEMON_LOAD_CORE (1); openssl speed and the raw
+# argon2 rate on the server core. Processes are stopped by PID only.
+#
+# Raw output goes to Benchmarks/results/daemon-<UTC time>/ (gitignored): machine.txt,
+# openssl-speed.txt, load/*.txt (each tokend-load run), runs.txt (one line per run with its
+# RESULT and CPU accounting), tokend.log, nginx/, summary.md (printed at the end).
+#
+# Environment:
+#   DAEMON_TREE=copy          copy: build a snapshot of the working tree (tracked and untracked,
+#                             not ignored) under .build-daemon/src, so edits made during the
+#                             run cannot break it; head: `git archive HEAD` instead; inplace:
+#                             build the repository itself (swift build -c release --product tokend)
+#   DAEMON_SECONDS=5          measured seconds per introspection run (after DAEMON_WARMUP=2)
+#   DAEMON_REPEATS=3          each introspection and latency measurement is run this many
+#                             times, interleaved; the summary shows the median run and the range
+#   DAEMON_CONNECTIONS="1 8 64"
+#   DAEMON_TOKENS=            unique tokens to sign (default: enough for every unique run)
+#   DAEMON_SERVER_CORE=0  DAEMON_LOAD_CORE=1
+#   DAEMON_HASH_WORKERS=      tokend's TOKEND_HASH_WORKERS (default: nproc, tokend's default)
+#   DAEMON_HASH_QUEUE=64      TOKEND_HASH_QUEUE
+#   DAEMON_SIGNIN_CONNECTIONS=  sign-in connections (default 4 × workers, ≤ workers + queue)
+#   DAEMON_SIGNIN_SECONDS=20  DAEMON_USERS=16
+#   DAEMON_PACED_RATE=2000    total introspections/s of the paced latency runs (8 connections)
+#   DAEMON_SCHED_IDLE=1       0 skips the SCHED_IDLE experiment
+#   DAEMON_PARTS="intro signin latency"  which of 1, 2 and 3 to run
+#   DAEMON_TOKEND_ENV=        extra VAR=value words for tokend, for experiments (e.g.
+#                             NIO_SINGLETON_GROUP_LOOP_COUNT=1)
+#   DAEMON_QUIET_WAIT=180     before each measurement, wait up to this many seconds for both
+#                             cores to be quiet (under DAEMON_QUIET_PCT=10 % busy over 1 s): the
+#                             machine is shared; each run records how long it waited and
+#                             whether it found quiet (0 disables the wait)
+#   DAEMON_SKIP_BUILD=0       1 uses the binaries of the last build
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+TREE="${DAEMON_TREE:-copy}"
+SECS="${DAEMON_SECONDS:-5}"
+REPEATS="${DAEMON_REPEATS:-3}"
+WARMUP="${DAEMON_WARMUP:-2}"
+CONNS="${DAEMON_CONNECTIONS:-1 8 64}"
+SERVER_CORE="${DAEMON_SERVER_CORE:-0}"
+LOAD_CORE="${DAEMON_LOAD_CORE:-1}"
+HASH_WORKERS="${DAEMON_HASH_WORKERS:-$(nproc)}"
+HASH_QUEUE="${DAEMON_HASH_QUEUE:-64}"
+SIGNIN_CONNS="${DAEMON_SIGNIN_CONNECTIONS:-$((4 * HASH_WORKERS))}"
+SIGNIN_SECS="${DAEMON_SIGNIN_SECONDS:-20}"
+USERS="${DAEMON_USERS:-16}"
+PACED_RATE="${DAEMON_PACED_RATE:-2000}"
+SCHED_IDLE="${DAEMON_SCHED_IDLE:-1}"
+SKIP_BUILD="${DAEMON_SKIP_BUILD:-0}"
+PARTS="${DAEMON_PARTS:-intro signin latency}"
+QUIET_WAIT="${DAEMON_QUIET_WAIT:-180}"
+QUIET_PCT="${DAEMON_QUIET_PCT:-10}"
+TOKEND_EXTRA_ENV="${DAEMON_TOKEND_ENV:-}"
+n_conns=$(wc -w <<<"$CONNS")
+TOKENS="${DAEMON_TOKENS:-$(( n_conns * REPEATS * (SECS + WARMUP + 1) * 15000 ))}"
+PASSWORD="load-password-123"
+USER_PREFIX="load-user-"
+
+log() { printf '==> %s\n' "$*" >&2; }
+
+if [ "$SIGNIN_CONNS" -gt $((HASH_WORKERS + HASH_QUEUE)) ]; then
+    log "DAEMON_SIGNIN_CONNECTIONS=$SIGNIN_CONNS would overflow the hashing queue (workers $HASH_WORKERS + queue $HASH_QUEUE)"
+    exit 1
+fi
+
+# --- tools -----------------------------------------------------------------------------
+
+APT_UPDATED=0
+apt_install() {
+    local sudo=""
+    if [ "$(id -u)" -ne 0 ]; then
+        command -v sudo >/dev/null || { log "need root or sudo to install $*"; exit 1; }
+        sudo="sudo"
+    fi
+    if ! DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >&2; then
+        if [ "$APT_UPDATED" -eq 0 ]; then
+            $sudo apt-get update -qq >&2
+            APT_UPDATED=1
+        fi
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >&2
+    fi
+}
+need() { command -v "$1" >/dev/null 2>&1 || { log "installing $2"; apt_install "$2"; }; }
+
+export PATH="$PATH:/usr/sbin:/sbin"
+need nginx nginx
+need taskset util-linux
+need chrt util-linux
+need openssl openssl
+need curl curl
+need python3 python3
+if ! command -v swift >/dev/null 2>&1 && [ -x /opt/swift/usr/bin/swift ]; then PATH="/opt/swift/usr/bin:$PATH"; fi
+command -v swift >/dev/null 2>&1 || { log "swift is not on PATH (expected the toolchain at /opt/swift)"; exit 1; }
+[ -f /usr/include/argon2.h ] || { log "installing libargon2-dev"; apt_install libargon2-dev; }
+
+# --- build -----------------------------------------------------------------------------
+
+BUILD="$ROOT/.build-daemon"
+case "$TREE" in
+    copy | head)
+        SRC="$BUILD/src"
+        TOKEND_SCRATCH=(--scratch-path "$BUILD/tokend-build")
+        LOAD_SCRATCH=(--scratch-path "$BUILD/load-build")
+        ;;
+    inplace)
+        SRC="$ROOT"
+        TOKEND_SCRATCH=()
+        LOAD_SCRATCH=()
+        ;;
+    *) log "DAEMON_TREE must be copy, head or inplace"; exit 1 ;;
+esac
+
+snapshot() {
+    rm -rf "$SRC"
+    mkdir -p "$SRC"
+    if [ "$TREE" = head ]; then
+        git -C "$ROOT" archive HEAD | tar -x -C "$SRC"
+        # Benchmarks/load as it is now, in case it is not committed yet
+        mkdir -p "$SRC/Benchmarks"
+        rm -rf "$SRC/Benchmarks/load"
+        (cd "$ROOT/Benchmarks" && tar --exclude=.build -cf - load) | tar -x -C "$SRC/Benchmarks"
+    else
+        # tracked and untracked files, not ignored; mtimes kept, so rebuilds stay incremental
+        git -C "$ROOT" ls-files -z -co --exclude-standard |
+            tar --null --ignore-failed-read -T - -cf - 2>/dev/null | tar -x -C "$SRC"
+    fi
+    [ -f "$ROOT/Package.resolved" ] && cp -p "$ROOT/Package.resolved" "$SRC/"
+    return 0
+}
+
+if [ "$SKIP_BUILD" != 1 ]; then
+    if [ "$SRC" != "$ROOT" ]; then
+        log "snapshot of the tree ($TREE) in $SRC"
+        snapshot
+    fi
+    log "building tokend (release)"
+    swift build -c release --product tokend --package-path "$SRC" "${TOKEND_SCRATCH[@]}" 2>&1 | tail -3 >&2
+    log "building tokend-load (release)"
+    swift build -c release --package-path "$SRC/Benchmarks/load" "${LOAD_SCRATCH[@]}" 2>&1 | tail -3 >&2
+fi
+TOKEND="$(swift build -c release --package-path "$SRC" "${TOKEND_SCRATCH[@]}" --show-bin-path)/tokend"
+LOAD="$(swift build -c release --package-path "$SRC/Benchmarks/load" "${LOAD_SCRATCH[@]}" --show-bin-path)/tokend-load"
+[ -x "$TOKEND" ] && [ -x "$LOAD" ] || { log "missing binaries: $TOKEND $LOAD"; exit 1; }
+
+# --- run directory, processes, clean-up --------------------------------------------------
+
+STAMP="$(date -u +%Y%m%dT%H%M%SZ)"
+OUT="$ROOT/Benchmarks/results/daemon-$STAMP"
+mkdir -p "$OUT/load" "$OUT/nginx"
+RUNS="$OUT/runs.txt"
+: >"$RUNS"
+WORK="$(mktemp -d /tmp/tokend-daemon-bench.XXXXXX)"
+mkdir -p "$WORK/run" "$WORK/var" "$WORK/keys" "$WORK/nginx/tmp"
+chmod 700 "$WORK/keys" "$WORK/var"
+API="$WORK/run/tokend.sock"
+ADMIN="$WORK/run/tokend-admin.sock"
+NGINX_SOCK="$WORK/run/nginx.sock"
+log "results in $OUT (work dir $WORK)"
+
+TOKEND_PID=""
+NGINX_PID=""
+BG_PIDS=()
+stop_pid() { # pid signal: signal one process we started and wait for it (10 s, then SIGKILL)
+    local pid="$1" sig="$2" i
+    STOP_STATUS="not-running"
+    [ -n "$pid" ] || return 0
+    kill -0 "$pid" 2>/dev/null || return 0
+    kill "-$sig" "$pid" 2>/dev/null || true
+    for i in $(seq 100); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        log "PID $pid ignored SIG$sig for 10 s; sending SIGKILL"
+        kill -KILL "$pid" 2>/dev/null || true
+    fi
+    STOP_STATUS=0
+    wait "$pid" 2>/dev/null || STOP_STATUS=$?
+}
+cleanup() {
+    local status=$?
+    local pid
+    for pid in "${BG_PIDS[@]}"; do stop_pid "$pid" TERM; done
+    stop_pid "$TOKEND_PID" TERM
+    stop_pid "$NGINX_PID" QUIT
+    [ -f "$WORK/tokend.log" ] && cp "$WORK/tokend.log" "$OUT/tokend.log"
+    cp "$WORK/nginx/"*.log "$WORK/nginx/nginx.conf" "$OUT/nginx/" 2>/dev/null || true
+    rm -rf "$WORK"
+    exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# --- machine ---------------------------------------------------------------------------
+
+{
+    echo "date_utc=$STAMP"
+    echo "nproc=$(nproc)"
+    echo "cpu_model=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
+    echo "kernel=$(uname -r)"
+    echo "openssl=$(openssl version)"
+    echo "nginx=$(nginx -v 2>&1 | sed 's/^nginx version: //')"
+    echo "swift=$(swift --version 2>&1 | head -1)"
+    echo "libargon2=$(dpkg-query -W -f='${Version}' libargon2-1 2>/dev/null || echo unknown)"
+    echo "tree=$TREE"
+    echo "git_head=$(git -C "$ROOT" rev-parse --short HEAD)"
+    echo "git_uncommitted_paths=$(git -C "$ROOT" status --porcelain | wc -l)"
+    echo "server_core=$SERVER_CORE"
+    echo "load_core=$LOAD_CORE"
+    echo "seconds=$SECS"
+    echo "repeats=$REPEATS"
+    echo "warmup=$WARMUP"
+    echo "connections=$CONNS"
+    echo "tokens=$TOKENS"
+    echo "hash_workers=$HASH_WORKERS"
+    echo "hash_queue=$HASH_QUEUE"
+    echo "signin_connections=$SIGNIN_CONNS"
+    echo "signin_seconds=$SIGNIN_SECS"
+    echo "users=$USERS"
+    echo "paced_rate=$PACED_RATE"
+    echo "quiet_wait=$QUIET_WAIT"
+    echo "quiet_pct=$QUIET_PCT"
+    echo "parts=$PARTS"
+    echo "loadavg_before=$(cut -d' ' -f1-3 /proc/loadavg)"
+} >"$OUT/machine.txt"
+git -C "$ROOT" status --porcelain >"$OUT/git-status.txt"
+
+# --- helpers ---------------------------------------------------------------------------
+
+CLK_TCK="$(getconf CLK_TCK)"
+# utime+stime of the given processes, in clock ticks (all threads)
+proc_ticks() {
+    local total=0 pid
+    for pid in "$@"; do
+        [ -r "/proc/$pid/stat" ] || continue
+        total=$((total + $(awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$pid/stat")))
+    done
+    echo "$total"
+}
+# "busy total" ticks of one core from /proc/stat
+core_ticks() {
+    awk -v c="cpu$1" '$1 == c { t = 0; for (i = 2; i <= 9; i++) t += $i; print t - $5 - $6, t }' /proc/stat
+}
+now() { date +%s.%N; }
+# wait_quiet: until neither core is busier than QUIET_PCT % over one second (our servers idle
+# in between), for at most QUIET_WAIT seconds; sets QUIET_WAITED and QUIET_FOUND
+wait_quiet() {
+    local start a0 a1 b0 b1 busy
+    start="$(date +%s)"
+    QUIET_FOUND=0
+    while :; do
+        a0="$(core_ticks "$SERVER_CORE")"
+        b0="$(core_ticks "$LOAD_CORE")"
+        sleep 1
+        a1="$(core_ticks "$SERVER_CORE")"
+        b1="$(core_ticks "$LOAD_CORE")"
+        busy="$(python3 -c "
+a0, a1, b0, b1 = ([int(x) for x in s.split()] for s in ('$a0', '$a1', '$b0', '$b1'))
+pct = lambda x, y: 100 * (y[0] - x[0]) / max(1, y[1] - x[1])
+print(int(max(pct(a0, a1), pct(b0, b1))))")"
+        if [ "$busy" -le "$QUIET_PCT" ]; then QUIET_FOUND=1; break; fi
+        if [ $(( $(date +%s) - start )) -ge "$QUIET_WAIT" ]; then break; fi
+        sleep 2
+    done
+    QUIET_WAITED=$(( $(date +%s) - start ))
+    [ "$QUIET_FOUND" = 1 ] || log "no quiet second within ${QUIET_WAIT}s (busiest core ${busy}%); measuring anyway"
+}
+server_pids() { # the server's processes: tokend, or nginx's master and worker
+    if [ "$1" = nginx ]; then echo "$NGINX_PID $(cat "/proc/$NGINX_PID/task/$NGINX_PID/children" 2>/dev/null)"; else echo "$TOKEND_PID"; fi
+}
+metric() { # tokend counter sample, e.g. metric 'tokend_introspection_cache_total{outcome="hit"}'
+    curl -sS --unix-socket "$API" http://localhost/metrics | awk -v m="$1" '$1 == m { print $2 }' | head -1
+}
+
+# run_load NAME SERVER(tokend|nginx) tokend-load arguments… — pinned to the load core;
+# appends the RESULT line and CPU accounting to runs.txt
+run_load() {
+    local name="$1" server="$2"
+    shift 2
+    local pids s0 s1 c0a c0b l0a l0b t0 t1 rc=0 hits0="" hits1="" miss0="" miss1=""
+    pids="$(server_pids "$server")"
+    QUIET_WAITED=0
+    QUIET_FOUND=-
+    if [ "$QUIET_WAIT" -gt 0 ] && [ "${NO_QUIET_WAIT:-0}" != 1 ]; then wait_quiet; fi
+    if [ "$server" = tokend ]; then
+        hits0="$(metric 'tokend_introspection_cache_total{outcome="hit"}')"
+        miss0="$(metric 'tokend_introspection_cache_total{outcome="miss"}')"
+    fi
+    # shellcheck disable=SC2086
+    s0="$(proc_ticks $pids)"
+    c0a="$(core_ticks "$SERVER_CORE")"
+    l0a="$(core_ticks "$LOAD_CORE")"
+    t0="$(now)"
+    taskset -c "$LOAD_CORE" "$LOAD" run --label "$name" "$@" >"$OUT/load/$name.txt" 2>&1 || rc=$?
+    t1="$(now)"
+    # shellcheck disable=SC2086
+    s1="$(proc_ticks $pids)"
+    c0b="$(core_ticks "$SERVER_CORE")"
+    l0b="$(core_ticks "$LOAD_CORE")"
+    if [ "$server" = tokend ]; then
+        hits1="$(metric 'tokend_introspection_cache_total{outcome="hit"}')"
+        miss1="$(metric 'tokend_introspection_cache_total{outcome="miss"}')"
+    fi
+    local result
+    result="$(grep '^RESULT ' "$OUT/load/$name.txt" | tail -1 || true)"
+    [ -n "$result" ] || result="RESULT label=$name verdict=failed"
+    local extra
+    extra="$(python3 - "$s0" "$s1" "$CLK_TCK" "$t0" "$t1" "$c0a" "$c0b" "$l0a" "$l0b" <<'PY'
+import sys
+s0, s1, tck, t0, t1 = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5])
+c0a, c0b, l0a, l0b = (list(map(int, a.split())) for a in sys.argv[6:10])
+wall = t1 - t0
+server = (s1 - s0) / tck
+def busy(a, b):
+    return 100.0 * (b[0] - a[0]) / max(1, b[1] - a[1])
+print(f"wall_s={wall:.2f} server_cpu_s={server:.2f} server_cpu_pct={100 * server / wall:.0f} "
+      f"server_core_busy_pct={busy(c0a, c0b):.0f} load_core_busy_pct={busy(l0a, l0b):.0f}")
+PY
+)"
+    if [ -n "$hits0" ]; then
+        extra="$extra cache_hits=$(python3 -c "print(int(float('${hits1:-0}') - float('${hits0:-0}')))") cache_misses=$(python3 -c "print(int(float('${miss1:-0}') - float('${miss0:-0}')))")"
+    fi
+    extra="$extra quiet_found=$QUIET_FOUND quiet_waited_s=$QUIET_WAITED"
+    echo "name=$name server=$server rc=$rc ${result#RESULT } $extra" >>"$RUNS"
+    log "$name: $(sed -n 's/.*\(rps=[^ ]*\).*\(p50_us=[^ ]*\).*\(p99_us=[^ ]*\).*\(verdict=[^ ]*\).*/\1 \2 \3 \4/p' <<<"$result") $extra"
+    [ "$rc" -eq 0 ] || log "$name: tokend-load exited $rc (see $OUT/load/$name.txt)"
+    return 0
+}
+
+wait_for_socket() { # path pid what
+    local i
+    for i in $(seq 300); do
+        [ -S "$1" ] && return 0
+        kill -0 "$2" 2>/dev/null || { log "$3 exited during start-up"; return 1; }
+        sleep 0.1
+    done
+    log "$3 did not create $1 in 30 s"
+    return 1
+}
+
+# --- references: openssl speed on the server core --------------------------------------
+
+log "openssl speed -seconds 3 ecdsap256 on core $SERVER_CORE"
+[ "$QUIET_WAIT" -gt 0 ] && wait_quiet
+taskset -c "$SERVER_CORE" openssl speed -mr -seconds 3 ecdsap256 >"$OUT/openssl-speed.txt" 2>&1
+OPENSSL_VERIFY="$(awk -F: '$1 == "+F4" && $3 == "256" { print $5 }' "$OUT/openssl-speed.txt" | tail -1)"
+OPENSSL_SIGN="$(awk -F: '$1 == "+F4" && $3 == "256" { print $4 }' "$OUT/openssl-speed.txt" | tail -1)"
+echo "name=openssl-speed ecdsap256_verify_per_s=$OPENSSL_VERIFY ecdsap256_sign_per_s=$OPENSSL_SIGN" >>"$RUNS"
+log "openssl ecdsap256: verify $OPENSSL_VERIFY/s, sign $OPENSSL_SIGN/s (per CPU second)"
+
+# --- tokend ----------------------------------------------------------------------------
+
+log "starting tokend on core $SERVER_CORE (TOKEND_HASH_WORKERS=$HASH_WORKERS${TOKEND_EXTRA_ENV:+; $TOKEND_EXTRA_ENV})"
+read -r -a extra_env <<<"$TOKEND_EXTRA_ENV"
+(
+    cd "$WORK"
+    unset NOTIFY_SOCKET JOURNAL_STREAM LISTEN_FDS LISTEN_PID LISTEN_FDNAMES
+    exec env \
+        TOKEND_SOCKET="$API" TOKEND_ADMIN_SOCKET="$ADMIN" TOKEND_STORE="sqlite:$WORK/var/tokend.db" \
+        TOKEND_KEYS_DIR="$WORK/keys" TOKEND_LOG_LEVEL=notice \
+        TOKEND_SIGNIN_RATE_LIMIT_IP=0 TOKEND_SIGNIN_RATE_LIMIT_ACCOUNT=0 \
+        TOKEND_HASH_WORKERS="$HASH_WORKERS" TOKEND_HASH_QUEUE="$HASH_QUEUE" \
+        "${extra_env[@]}" \
+        taskset -c "$SERVER_CORE" "$TOKEND"
+) >"$WORK/tokend.log" 2>&1 &
+TOKEND_PID=$!
+wait_for_socket "$API" "$TOKEND_PID" tokend
+wait_for_socket "$ADMIN" "$TOKEND_PID" tokend
+curl -sSf --unix-socket "$API" http://localhost/healthz >/dev/null
+sleep 0.5
+echo "tokend_threads=$(ls "/proc/$TOKEND_PID/task" | wc -l) threads: $(cat /proc/"$TOKEND_PID"/task/*/comm | sort | uniq -c | awk '{ printf "%s×%s ", $1, $2 }')" >>"$OUT/machine.txt"
+echo "tokend_affinity=$(taskset -pc "$TOKEND_PID" | sed 's/.*: //')" >>"$OUT/machine.txt"
+echo "tokend_extra_env=$TOKEND_EXTRA_ENV" >>"$OUT/machine.txt"
+
+# the repeated token, through the admin socket (POST /admin/tokens, as tokenctl gets one)
+REPEATED="$(curl -sSf --unix-socket "$ADMIN" -H 'Content-Type: application/json' \
+    -d '{"sub":"load-user-repeated","scope":"read write","client_id":"tokend-load"}' \
+    http://localhost/admin/tokens | python3 -c 'import json, sys; print(json.load(sys.stdin)["access_token"])')"
+[ -n "$REPEATED" ] || { log "could not issue the repeated token"; exit 1; }
+echo "token_bytes_repeated=${#REPEATED}" >>"$OUT/machine.txt"
+
+has_part() { [[ " $PARTS " == *" $1 "* ]]; }
+
+# --- 1. introspection: tokend and nginx, unique and repeated, 1/8/64 connections --------
+
+if has_part intro; then
+    cat >"$WORK/nginx/nginx.conf" <<EOF
+# The transport reference: one worker, a Unix socket, a fixed 200 for any request.
+worker_processes 1;
+daemon off;
+pid $WORK/nginx/nginx.pid;
+error_log $WORK/nginx/error.log warn;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    client_body_temp_path $WORK/nginx/tmp/body;
+    proxy_temp_path $WORK/nginx/tmp/proxy;
+    fastcgi_temp_path $WORK/nginx/tmp/fastcgi;
+    uwsgi_temp_path $WORK/nginx/tmp/uwsgi;
+    scgi_temp_path $WORK/nginx/tmp/scgi;
+    keepalive_requests 1000000000;   # tokend does not close busy connections either
+    keepalive_timeout 300s;
+    server {
+        listen unix:$NGINX_SOCK;
+        location / {
+            default_type application/json;
+            return 200 '{"active":true}';
+        }
+    }
+}
+EOF
+    log "starting nginx on core $SERVER_CORE (worker_processes 1)"
+    taskset -c "$SERVER_CORE" nginx -p "$WORK/nginx" -e "$WORK/nginx/error.log" -c "$WORK/nginx/nginx.conf" &
+    NGINX_PID=$!
+    wait_for_socket "$NGINX_SOCK" "$NGINX_PID" nginx
+    sleep 0.3
+
+    log "signing $TOKENS unique access tokens with tokend's current key (keyring.json, <kid>.pem)"
+    "$LOAD" tokens --keys-dir "$WORK/keys" --count "$TOKENS" --threads "$(nproc)" \
+        --out "$WORK/tokens.txt" >"$OUT/tokens.txt"
+    cat "$OUT/tokens.txt" >&2
+    echo "token_bytes_unique=$(head -1 "$WORK/tokens.txt" | tr -d '\n' | wc -c)" >>"$OUT/machine.txt"
+
+    OFFSET=0
+    for rep in $(seq "$REPEATS"); do
+        for c in $CONNS; do
+            for server in tokend nginx; do
+                sock="$API"
+                [ "$server" = nginx ] && sock="$NGINX_SOCK"
+                run_load "intro-$server-unique-c$c-r$rep" "$server" --socket "$sock" --connections "$c" --seconds "$SECS" \
+                    --warmup "$WARMUP" --mode introspect-unique --tokens "$WORK/tokens.txt" --token-offset "$OFFSET"
+                if [ "$server" = tokend ]; then
+                    next="$(tail -1 "$RUNS" | sed -n 's/.* token_next_offset=\([0-9]*\).*/\1/p')"
+                    OFFSET="${next:-$OFFSET}"
+                fi
+                sleep 1
+                run_load "intro-$server-repeated-c$c-r$rep" "$server" --socket "$sock" --connections "$c" --seconds "$SECS" \
+                    --warmup "$WARMUP" --mode introspect-repeated --token "$REPEATED"
+                sleep 1
+            done
+        done
+    done
+    # nginx is not needed any more: stop it so it cannot disturb the sign-in runs
+    stop_pid "$NGINX_PID" QUIT
+    NGINX_PID=""
+fi
+
+# --- 2. sign-ins beside libargon2's raw rate -------------------------------------------
+
+signin_args=(--socket "$API" --mode signin --dialect appmixer --users "$USERS" --user-prefix "$USER_PREFIX"
+    --password "$PASSWORD")
+if has_part signin || has_part latency; then
+    log "creating $USERS users through the admin socket"
+    for i in $(seq 0 $((USERS - 1))); do
+        code="$(curl -sS -o "$WORK/user.json" -w '%{http_code}' --unix-socket "$ADMIN" -H 'Content-Type: application/json' \
+            -d "{\"username\":\"$USER_PREFIX$i\",\"email\":\"$USER_PREFIX$i@load.example\",\"password\":\"$PASSWORD\"}" \
+            http://localhost/admin/users)"
+        [ "$code" = 201 ] || { log "POST /admin/users answered $code: $(cat "$WORK/user.json")"; exit 1; }
+    done
+fi
+
+if has_part signin; then
+    log "libargon2 raw rate: $HASH_WORKERS thread(s) on core $SERVER_CORE, ${SIGNIN_SECS}s"
+    [ "$QUIET_WAIT" -gt 0 ] && wait_quiet
+    s0="$(core_ticks "$SERVER_CORE")"
+    taskset -c "$SERVER_CORE" "$LOAD" argon2-rate --seconds "$SIGNIN_SECS" --threads "$HASH_WORKERS" >"$OUT/load/argon2-raw.txt" 2>&1
+    s1="$(core_ticks "$SERVER_CORE")"
+    echo "name=argon2-raw $(grep '^RESULT ' "$OUT/load/argon2-raw.txt" | sed 's/^RESULT //') server_core_busy_pct=$(python3 -c "a='$s0'.split(); b='$s1'.split(); print(round(100*(int(b[0])-int(a[0]))/max(1,int(b[1])-int(a[1]))))")" >>"$RUNS"
+    cat "$OUT/load/argon2-raw.txt" >&2
+    if [ "$HASH_WORKERS" -ne 1 ]; then
+        taskset -c "$SERVER_CORE" "$LOAD" argon2-rate --seconds 10 --threads 1 >"$OUT/load/argon2-raw-1thread.txt" 2>&1
+        echo "name=argon2-raw-1thread $(grep '^RESULT ' "$OUT/load/argon2-raw-1thread.txt" | sed 's/^RESULT //')" >>"$RUNS"
+    fi
+    run_load signin-alone tokend "${signin_args[@]}" --connections "$SIGNIN_CONNS" --seconds "$SIGNIN_SECS" --warmup 3
+fi
+
+# --- 3. introspection latency, idle and while sign-ins saturate the pool -----------------
+
+# concurrent NAME SIGNIN-NAME intro-arguments…: a sign-in load that starts first and ends
+# last, and the introspection run inside it
+concurrent() {
+    local name="$1" signin_name="$2"
+    shift 2
+    local total=$((SECS + 6))
+    [ "$QUIET_WAIT" -gt 0 ] && wait_quiet
+    (NO_QUIET_WAIT=1 run_load "$signin_name" tokend "${signin_args[@]}" --connections "$SIGNIN_CONNS" --seconds "$total" \
+        --warmup 2 --no-preflight) &
+    local bg=$!
+    BG_PIDS+=("$bg")
+    sleep 3
+    NO_QUIET_WAIT=1 run_load "$name" tokend "$@"
+    wait "$bg" || true
+    BG_PIDS=()
+}
+
+if has_part latency; then
+    intro8=(--socket "$API" --connections 8 --seconds "$SECS" --warmup 1 --mode introspect-repeated --token "$REPEATED")
+    for rep in $(seq "$REPEATS"); do
+        run_load "p99-idle-closed-r$rep" tokend "${intro8[@]}"
+        sleep 1
+        concurrent "p99-signin-closed-r$rep" "signin-during-closed-r$rep" "${intro8[@]}"
+        sleep 2
+        run_load "p99-idle-paced-r$rep" tokend "${intro8[@]}" --rate "$PACED_RATE"
+        sleep 1
+        concurrent "p99-signin-paced-r$rep" "signin-during-paced-r$rep" "${intro8[@]}" --rate "$PACED_RATE"
+        sleep 2
+    done
+
+    if [ "$SCHED_IDLE" = 1 ]; then
+        sleep 2
+        tids="$(grep -lx 'tokend-argon2' /proc/"$TOKEND_PID"/task/*/comm 2>/dev/null | awk -F/ '{ print $5 }' | tr '\n' ' ')"
+        if [ -n "$tids" ]; then
+            log "experiment: hashing threads ($tids) to SCHED_IDLE with chrt"
+            for tid in $tids; do chrt --idle -p 0 "$tid"; done
+            echo "sched_idle_tids=$tids" >>"$OUT/machine.txt"
+            run_load signin-alone-schedidle tokend "${signin_args[@]}" --connections "$SIGNIN_CONNS" --seconds 10 --warmup 2
+            for rep in $(seq "$REPEATS"); do
+                concurrent "p99-signin-closed-schedidle-r$rep" "signin-during-closed-schedidle-r$rep" "${intro8[@]}"
+                sleep 2
+                concurrent "p99-signin-paced-schedidle-r$rep" "signin-during-paced-schedidle-r$rep" "${intro8[@]}" --rate "$PACED_RATE"
+                sleep 2
+            done
+            for tid in $tids; do chrt --other -p 0 "$tid"; done
+        else
+            log "no tokend-argon2 threads found; skipping the SCHED_IDLE experiment"
+        fi
+    fi
+fi
+
+echo "loadavg_after=$(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/machine.txt"
+stop_pid "$TOKEND_PID" TERM
+echo "tokend_exit_after_sigterm=$STOP_STATUS" >>"$OUT/machine.txt"
+TOKEND_PID=""
+
+# --- summary ---------------------------------------------------------------------------
+
+python3 - "$RUNS" "$OUT/machine.txt" "$CONNS" >"$OUT/summary.md" <<'PY'
+import re
+import sys
+
+runs = {}
+for line in open(sys.argv[1]):
+    fields = dict(f.split("=", 1) for f in line.split() if "=" in f)
+    runs[fields["name"]] = fields
+machine = dict(l.rstrip("\n").split("=", 1) for l in open(sys.argv[2]) if "=" in l)
+conns = sys.argv[3].split()
+
+def num(run, key, default=0.0):
+    try:
+        return float((run or {}).get(key, default))
+    except ValueError:
+        return default
+
+def fmt(x, digits=0):
+    return f"{x:,.{digits}f}"
+
+def group(name):
+    """The repetitions of one measurement: NAME-r1, NAME-r2, … (or NAME alone)."""
+    found = [r for k, r in runs.items() if re.fullmatch(re.escape(name) + r"(-r\d+)?", k)]
+    return found
+
+def median_run(group_runs, key):
+    """The run whose `key` is the median (the lower middle one for an even count)."""
+    ordered = sorted(group_runs, key=lambda r: num(r, key))
+    return ordered[(len(ordered) - 1) // 2] if ordered else None
+
+def span(group_runs, key, digits=0):
+    values = sorted(num(r, key) for r in group_runs)
+    if len(values) < 2:
+        return ""
+    return f" ({fmt(values[0], digits)}–{fmt(values[-1], digits)})"
+
+def verdict(group_runs):
+    bad = [r for r in group_runs if r.get("verdict") != "ok"]
+    if not group_runs:
+        return "missing"
+    if not bad:
+        return "ok"
+    return "**" + ", ".join(f"{r.get('name')}: {r.get('verdict', 'failed')} ({r.get('errors', '?')} errors)" for r in bad) + "**"
+
+def others(run):
+    """Share of the server core that went to other processes (not the measured server)."""
+    return max(0.0, num(run, "server_core_busy_pct") - num(run, "server_cpu_pct"))
+
+def cpu_us(run):
+    return num(run, "server_cpu_s") * 1e6 / max(1.0, num(run, "all_responses"))
+
+repeats = machine.get("repeats", "1")
+print(f"Run `{machine.get('date_utc')}`, tree `{machine.get('tree')}` at {machine.get('git_head')} "
+      f"({machine.get('git_uncommitted_paths')} uncommitted paths), load average before "
+      f"{machine.get('loadavg_before')}, after {machine.get('loadavg_after')}. "
+      f"Servers pinned to core {machine.get('server_core')}, tokend-load to core {machine.get('load_core')}; "
+      f"tokend: {machine.get('tokend_threads')}"
+      + (f"; extra environment `{machine.get('tokend_extra_env')}`" if machine.get('tokend_extra_env') else "") + ". "
+      f"Each measurement {machine.get('seconds')} s after {machine.get('warmup')} s of warm-up, run {repeats} times "
+      "interleaved: the row is the median run by req/s (p99 rows: by p99), the range in brackets.")
+measured = [r for r in runs.values() if "quiet_found" in r]
+waited = [r for r in measured if r.get("quiet_found") in ("0", "1")]
+if waited:
+    print()
+    print(f"Quiet check (both cores ≤ {machine.get('quiet_pct')} % busy for a second before a measurement, waiting up to "
+          f"{machine.get('quiet_wait')} s): found for {sum(r.get('quiet_found') == '1' for r in waited)} of {len(waited)} runs, "
+          f"total wait {sum(int(num(r, 'quiet_waited_s')) for r in waited)} s.")
+print()
+speed = runs.get("openssl-speed", {})
+verify = num(speed, "ecdsap256_verify_per_s")
+if any(k.startswith("intro-") for k in runs):
+    print("### Introspection (POST /oauth2/introspect, form body token=…, keep-alive, back to back)")
+    print()
+    print("| server | tokens | conns | req/s (range) | p50 µs | p90 µs | p99 µs | max µs | server CPU µs/req | server core: server / others | load core busy | tokend cache hit/miss | result |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|")
+    for kind in ("unique", "repeated"):
+        for c in conns:
+            for server in ("tokend", "nginx"):
+                g = group(f"intro-{server}-{kind}-c{c}")
+                r = median_run(g, "rps")
+                if not r:
+                    continue
+                hits = sum(int(num(x, "cache_hits")) for x in g)
+                misses = sum(int(num(x, "cache_misses")) for x in g)
+                cache = f"{hits}/{misses}" if server == "tokend" else "–"
+                print(f"| {server} | {kind} | {c} | {fmt(num(r, 'rps'))}{span(g, 'rps')} | {fmt(num(r, 'p50_us'), 1)} | {fmt(num(r, 'p90_us'), 1)} | "
+                      f"{fmt(num(r, 'p99_us'), 1)} | {fmt(num(r, 'max_us'))} | {fmt(cpu_us(r), 1)} | "
+                      f"{r.get('server_cpu_pct')} % / {others(r):.0f} % | {r.get('load_core_busy_pct')} % | {cache} | {verdict(g)} |")
+    print()
+    print(f"`openssl speed -seconds 3 ecdsap256` on the server core: verify {fmt(verify)}/s, sign "
+          f"{fmt(num(speed, 'ecdsap256_sign_per_s'))}/s (per CPU second). Cache hit/miss: tokend's own "
+          "`tokend_introspection_cache_total` counters over all repetitions (unique runs must be all misses).")
+    print()
+    print("### Against the issue 3 targets")
+    print()
+    print("| target | conns | tokend (median) | reference (median) | ratio | per CPU-second ratio | others on server core | result |")
+    print("|---|---:|---:|---:|---:|---:|---:|---|")
+    for c in conns:
+        g = group(f"intro-tokend-unique-c{c}")
+        r = median_run(g, "rps")
+        if r and verify:
+            ratio = num(r, "rps") / verify
+            cpu_ratio = (1e6 / max(cpu_us(r), 1e-9)) / verify
+            ok = ratio >= 0.85 and verdict(g) == "ok"
+            print(f"| unique ≥ 0.85 × openssl ecdsap256 verify/s | {c} | {fmt(num(r, 'rps'))}/s | {fmt(verify)}/s | {ratio:.2f} | "
+                  f"{cpu_ratio:.2f} | {others(r):.0f} % | {'PASS' if ok else '**FAIL**'} |")
+    for c in conns:
+        gt, gn = group(f"intro-tokend-repeated-c{c}"), group(f"intro-nginx-repeated-c{c}")
+        r, n = median_run(gt, "rps"), median_run(gn, "rps")
+        if r and n and num(n, "rps"):
+            ratio = num(r, "rps") / num(n, "rps")
+            cpu_ratio = cpu_us(n) / max(cpu_us(r), 1e-9)
+            ok = ratio >= 0.6 and verdict(gt) == "ok" and verdict(gn) == "ok"
+            print(f"| repeated ≥ 0.6 × nginx | {c} | {fmt(num(r, 'rps'))}/s | {fmt(num(n, 'rps'))}/s | {ratio:.2f} | {cpu_ratio:.2f} | "
+                  f"{others(r):.0f} % / {others(n):.0f} % | {'PASS' if ok else '**FAIL**'} |")
+    print()
+    print("Per CPU-second ratio: the same comparison on the servers' own CPU time (tokend's requests per CPU second "
+          "against openssl speed's verifies per CPU second; nginx's CPU µs per request against tokend's), which other "
+          "processes on the server core do not distort.")
+    print()
+raw = runs.get("argon2-raw")
+if raw:
+    print("### Sign-ins (appmixer POST /user/auth) beside libargon2")
+    print()
+    raw1 = runs.get("argon2-raw-1thread")
+    s = runs.get("signin-alone", {})
+    workers = machine.get("hash_workers", "?")
+    print("| measurement | threads | rate/s | p50 ms | p99 ms | server core | result |")
+    print("|---|---:|---:|---:|---:|---|---|")
+    print(f"| libargon2 argon2id_hash_raw m=19456 t=2 p=1, pinned like the pool | {raw.get('threads')} | {num(raw, 'rate'):.2f} | – | – | {raw.get('server_core_busy_pct', '?')} % busy | – |")
+    if raw1:
+        print(f"| libargon2 argon2id_hash_raw, 1 thread (for scale) | 1 | {num(raw1, 'rate'):.2f} | – | – | – | – |")
+    print(f"| tokend sign-ins, {s.get('connections')} connections, pool of {workers} | {workers} | {num(s, 'rps'):.2f} | "
+          f"{num(s, 'p50_us') / 1000:.1f} | {num(s, 'p99_us') / 1000:.1f} | tokend {s.get('server_cpu_pct')} %, others {others(s):.0f} % | {verdict([s])} |")
+    si = runs.get("signin-alone-schedidle")
+    if si:
+        print(f"| same, hashing threads SCHED_IDLE (experiment) | {workers} | {num(si, 'rps'):.2f} | "
+              f"{num(si, 'p50_us') / 1000:.1f} | {num(si, 'p99_us') / 1000:.1f} | tokend {si.get('server_cpu_pct')} %, others {others(si):.0f} % | {verdict([si])} |")
+    print()
+    if num(raw, "rate"):
+        ratio = num(s, "rps") / num(raw, "rate")
+        ok = ratio >= 0.9 and s.get("verdict") == "ok"
+        print(f"Sign-ins / raw hash rate: **{ratio:.2f}** (target ≥ 0.9): {'PASS' if ok else '**FAIL**'}")
+        print()
+if group("p99-idle-closed"):
+    print("### Introspection latency while sign-ins saturate the hashing pool (repeated token, 8 connections)")
+    print()
+    print("| load | hashing threads | introspection req/s | p50 µs | p90 µs | p99 µs (range) | max µs | sign-ins/s meanwhile | others on server core | p99 / idle p99 | result |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    for mode, label in (("closed", "back to back"), ("paced", f"paced, {machine.get('paced_rate')}/s")):
+        gi = group(f"p99-idle-{mode}")
+        idle = median_run(gi, "p99_us")
+        if not idle:
+            continue
+        base = num(idle, "p99_us")
+        print(f"| {label}, idle | – | {fmt(num(idle, 'rps'))} | {fmt(num(idle, 'p50_us'), 1)} | {fmt(num(idle, 'p90_us'), 1)} | "
+              f"{fmt(base, 1)}{span(gi, 'p99_us', 1)} | {fmt(num(idle, 'max_us'))} | – | {others(idle):.0f} % | 1.00 | {verdict(gi)} |")
+        for suffix, sched in (("", "SCHED_OTHER (as shipped)"), ("-schedidle", "SCHED_IDLE (experiment)")):
+            g = group(f"p99-signin-{mode}{suffix}")
+            r = median_run(g, "p99_us")
+            if not r:
+                continue
+            sg = group(f"signin-during-{mode}{suffix}")
+            sign_rate = sorted(num(x, "rps") for x in sg)
+            sign_text = f"{sign_rate[(len(sign_rate) - 1) // 2]:.2f}" if sign_rate else "–"
+            ratio = num(r, "p99_us") / base if base else 0
+            ok = ratio <= 2 and verdict(g) == "ok"
+            print(f"| {label}, sign-ins saturating | {sched} | {fmt(num(r, 'rps'))} | {fmt(num(r, 'p50_us'), 1)} | "
+                  f"{fmt(num(r, 'p90_us'), 1)} | {fmt(num(r, 'p99_us'), 1)}{span(g, 'p99_us', 1)} | {fmt(num(r, 'max_us'))} | "
+                  f"{sign_text} | – | {ratio:.2f} | {'PASS' if ok else '**FAIL**'} |")
+    print()
+    print("(While sign-ins run, tokend's share of the server core includes the hashing, so 'others' is shown only for "
+          "idle runs. Sign-ins/s meanwhile: the median over the sign-in loads that ran around each introspection run.)")
+PY
+cat "$OUT/summary.md"
+log "raw output in $OUT"

@@ -1,0 +1,228 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+let usage = """
+    tokend-load — HTTP/1.1 keep-alive load over a Unix socket, one thread per connection.
+
+    tokend-load [run] --socket PATH --connections N --seconds S [--warmup S] [--rate R/s]
+                [--label TEXT] [--no-preflight] WORKLOAD
+      WORKLOAD is one of
+        --mode introspect-unique --tokens FILE [--token-offset K] [--path /oauth2/introspect]
+            every request carries the next unused token of FILE (connection c sends tokens
+            K+c, K+c+N, …); expects 200 and "active":true
+        --mode introspect-repeated (--token JWT | --tokens FILE) [--path /oauth2/introspect]
+            the same token (FILE's first line) on every request; expects 200 and "active":true
+        --mode signin --users U [--user-prefix P] [--password PW] [--dialect appmixer|v1|classic]
+            connection c signs in as user P<c mod U> (email P<i>@load.example, username P<i>);
+            expects 200 and the dialect's token member
+        --request-file F [--expect-status CODE] [--expect-body TEXT]
+            F's bytes (a whole HTTP/1.1 request) sent as they are
+      Requests go back to back on each connection; with --rate, each connection is paced to
+      R/N per second and latency counts from the scheduled send time. Only responses that
+      complete inside the measuring window (after --warmup, default 1 s) count. A response
+      with another status or without the expected text is an error; the last line is
+      RESULT key=value …; the exit status is 2 when there were errors.
+
+    tokend-load tokens --keys-dir DIR --count N --out FILE [--threads T] [--issuer ISS]
+                [--audience AUD] [--lifetime SECONDS]
+      signs N distinct ES256 (the current key's algorithm) access tokens with the current key
+      of tokend's key directory, claims as tokend issues them; one per line.
+
+    tokend-load argon2-rate [--seconds S] [--threads T] [--memory-kib M] [--iterations T]
+                [--parallelism P]
+      libargon2's raw Argon2id rate (argon2id_hash_raw) on T threads (default m=19456, t=2, p=1).
+    """
+
+struct Arguments {
+    var values: [String: String] = [:]
+    var flags: Set<String> = []
+    static let flagNames: Set<String> = ["--no-preflight", "--help", "-h"]
+
+    init(_ list: ArraySlice<String>) throws {
+        var i = list.startIndex
+        while i < list.endIndex {
+            let name = list[i]
+            guard name.hasPrefix("-") else { throw LoadError("unexpected argument \(name)\n\n\(usage)") }
+            if Arguments.flagNames.contains(name) {
+                flags.insert(name)
+                i += 1
+                continue
+            }
+            guard i + 1 < list.endIndex else { throw LoadError("\(name) needs a value") }
+            values[name] = list[i + 1]
+            i += 2
+        }
+    }
+
+    func string(_ name: String) -> String? { values[name] }
+
+    func required(_ name: String) throws -> String {
+        guard let v = values[name] else { throw LoadError("\(name) is required\n\n\(usage)") }
+        return v
+    }
+
+    func int(_ name: String, default value: Int? = nil, range: ClosedRange<Int> = 0...Int.max) throws -> Int {
+        guard let text = values[name] else {
+            if let value { return value }
+            throw LoadError("\(name) is required")
+        }
+        guard let n = Int(text), range.contains(n) else { throw LoadError("\(name) must be a whole number in \(range)") }
+        return n
+    }
+
+    func double(_ name: String, default value: Double? = nil) throws -> Double? {
+        guard let text = values[name] else { return value }
+        guard let n = Double(text), n >= 0 else { throw LoadError("\(name) must be a number ≥ 0") }
+        return n
+    }
+}
+
+func runLoad(_ arguments: Arguments) throws -> Int32 {
+    let socket = try arguments.required("--socket")
+    let connections = try arguments.int("--connections", default: 1, range: 1...4096)
+    let seconds = try arguments.double("--seconds", default: 10)!
+    let warmup = try arguments.double("--warmup", default: 1)!
+    let rate = try arguments.double("--rate")
+    guard seconds > 0 else { throw LoadError("--seconds must be > 0") }
+    let path = arguments.string("--path") ?? "/oauth2/introspect"
+    let plan: RequestPlan
+    let preflightRequest: [UInt8]
+    var expect = Expectation(status: 200, bodyContains: Array(#""active":true"#.utf8))
+    var label: String
+    if let file = arguments.string("--request-file") {
+        let request = try readFile(file)
+        plan = .fixed([request])
+        preflightRequest = request
+        expect = Expectation(
+            status: try arguments.int("--expect-status", default: 200, range: 100...599),
+            bodyContains: Array((arguments.string("--expect-body") ?? "").utf8))
+        label = "request-file"
+    } else {
+        let mode = try arguments.required("--mode")
+        label = mode
+        switch mode {
+        case "introspect-unique":
+            let tokens = try TokenList(file: try arguments.required("--tokens"))
+            let offset = try arguments.int("--token-offset", default: 0) % tokens.count
+            plan = .uniqueTokens(tokens, path: path, offset: offset)
+            // The list's last token: sent twice only if the run wraps the whole list.
+            preflightRequest = tokens.withToken(tokens.count - 1) { RequestPlan.introspection(path: path, token: $0) }
+        case "introspect-repeated":
+            let token: [UInt8]
+            if let text = arguments.string("--token") {
+                token = Array(text.utf8)
+            } else {
+                token = try TokenList(file: try arguments.required("--tokens")).withToken(0) { Array($0) }
+            }
+            let request = token.withUnsafeBytes { RequestPlan.introspection(path: path, token: $0) }
+            plan = .fixed([request])
+            preflightRequest = request
+        case "signin":
+            let users = try arguments.int("--users", range: 1...1_000_000)
+            let prefix = arguments.string("--user-prefix") ?? "load-user-"
+            let password = arguments.string("--password") ?? "load-password-123"
+            let dialect = arguments.string("--dialect") ?? "appmixer"
+            let requests: [[UInt8]] = try (0..<min(users, connections)).map { c in
+                let email = "\(prefix)\(c % users)@load.example"
+                switch dialect {
+                case "appmixer":
+                    return RequestPlan.json(path: "/user/auth", body: #"{"email":"\#(email)","password":"\#(password)"}"#)
+                case "classic":
+                    return RequestPlan.json(path: "/api/user/login", body: #"{"email":"\#(email)","password":"\#(password)"}"#)
+                case "v1":
+                    return RequestPlan.json(
+                        path: "/api/v1/auths/sign-in", body: #"{"username":"\#(prefix)\#(c % users)","password":"\#(password)"}"#)
+                default:
+                    throw LoadError("--dialect must be appmixer, v1 or classic")
+                }
+            }
+            plan = .fixed(requests)
+            preflightRequest = requests[0]
+            expect = Expectation(status: 200, bodyContains: Array((dialect == "v1" ? #""accessToken""# : #""token""#).utf8))
+            label = "signin-\(dialect)"
+        default:
+            throw LoadError("--mode must be introspect-unique, introspect-repeated or signin\n\n\(usage)")
+        }
+    }
+    if let text = arguments.string("--label") { label = text }
+    if !arguments.flags.contains("--no-preflight") {
+        try LoadRunner.preflight(socket: socket, request: preflightRequest, expect: expect)
+    }
+    let settings = RunSettings(
+        socket: socket, connections: connections, seconds: seconds, warmup: warmup, rate: rate, label: label)
+    let summary = try LoadRunner.run(settings, plan: plan, expect: expect)
+    print(summary.report(), terminator: "")
+    fflush(nil)
+    return summary.verdict == "ok" ? 0 : 2
+}
+
+func mintTokens(_ arguments: Arguments) throws -> Int32 {
+    var settings = TokenMint.Settings(
+        keysDirectory: try arguments.required("--keys-dir"),
+        count: try arguments.int("--count", range: 1...50_000_000),
+        threads: try arguments.int("--threads", default: 2, range: 1...256))
+    if let issuer = arguments.string("--issuer") { settings.issuer = issuer }
+    settings.audience = arguments.string("--audience")
+    settings.lifetime = Int64(try arguments.int("--lifetime", default: 3600, range: 60...(30 * 86400)))
+    let out = try arguments.required("--out")
+    let started = monotonicNanos()
+    let tokens = try TokenMint.generate(settings)
+    var bytes: [UInt8] = []
+    bytes.reserveCapacity(tokens.reduce(0) { $0 + $1.count + 1 })
+    for token in tokens {
+        bytes.append(contentsOf: token)
+        bytes.append(UInt8(ascii: "\n"))
+    }
+    try writeFile(out, bytes)
+    let elapsed = Double(monotonicNanos() - started) / 1e9
+    print(
+        "RESULT label=tokens count=\(tokens.count) token_bytes=\(tokens.first?.count ?? 0) seconds=\(elapsed.fixed(2)) out=\(out)")
+    return 0
+}
+
+func argon2Rate(_ arguments: Arguments) throws -> Int32 {
+    var settings = Argon2Rate.Settings()
+    settings.seconds = try arguments.double("--seconds", default: 10)!
+    settings.threads = try arguments.int("--threads", default: 1, range: 1...256)
+    settings.memoryKiB = UInt32(try arguments.int("--memory-kib", default: 19456, range: 8...(4 << 20)))
+    settings.iterations = UInt32(try arguments.int("--iterations", default: 2, range: 1...100))
+    settings.parallelism = UInt32(try arguments.int("--parallelism", default: 1, range: 1...64))
+    let cpuBefore = processCPUSeconds()
+    let outcome = try Argon2Rate.measure(settings)
+    let cpu = processCPUSeconds() - cpuBefore
+    print(
+        "argon2id m=\(settings.memoryKiB) t=\(settings.iterations) p=\(settings.parallelism): \(outcome.hashes) hashes on \(settings.threads) thread(s) in \(outcome.seconds.fixed(2)) s = \(outcome.rate.fixed(2)) hashes/s (\((1000 * Double(settings.threads) / max(outcome.rate, 1e-9)).fixed(1)) ms per hash per thread)"
+    )
+    print(
+        "RESULT label=argon2-rate threads=\(settings.threads) m=\(settings.memoryKiB) t=\(settings.iterations) p=\(settings.parallelism) hashes=\(outcome.hashes) seconds=\(outcome.seconds.fixed(3)) rate=\(outcome.rate.fixed(2)) cpu_s=\(cpu.fixed(2)) rate_per_cpu_s=\((Double(outcome.hashes) / max(cpu, 1e-9)).fixed(2))"
+    )
+    return 0
+}
+
+signal(SIGPIPE, SIG_IGN)
+let argv = CommandLine.arguments
+var command = "run"
+var rest = argv.dropFirst()
+if let first = rest.first, !first.hasPrefix("-") {
+    command = first
+    rest = rest.dropFirst()
+}
+do {
+    let arguments = try Arguments(rest)
+    if arguments.flags.contains("--help") || arguments.flags.contains("-h") || argv.count == 1 {
+        print(usage)
+        exit(argv.count == 1 ? 1 : 0)
+    }
+    let status: Int32
+    switch command {
+    case "run": status = try runLoad(arguments)
+    case "tokens": status = try mintTokens(arguments)
+    case "argon2-rate": status = try argon2Rate(arguments)
+    default: throw LoadError("unknown command \(command)\n\n\(usage)")
+    }
+    exit(status)
+} catch {
+    printError("tokend-load: \(error)")
+    exit(1)
+}
