@@ -156,16 +156,18 @@ final class AsymmetricKey: Sendable {
         // bytes exactly — what RSA_verify does for SHA-256 (RFC 8017 §8.2.2), without its
         // two allocations per call.
         let prefix = algorithm == .rs256 ? AsymmetricKey.sha256DigestInfo.count : 0
-        let valid = withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 96) { buffer -> Bool in
+        let outcome = withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 96) { buffer -> Bool? in
             let out = buffer.baseAddress!
             for i in 0..<prefix { out[i] = AsymmetricKey.sha256DigestInfo[i] }
             var length: UInt32 = 0
-            guard EVP_DigestInit_ex2(contexts.hash, md.pointer, nil) == 1,
+            // The pooled digest context was set up for `md` when made; a NULL type re-initialises
+            // it for the same digest without OpenSSL's per-call digest (and ENGINE) lookup.
+            guard EVP_DigestInit_ex2(contexts.hash, nil, nil) == 1,
                 EVP_DigestUpdate(contexts.hash, message.baseAddress, message.count) == 1,
                 EVP_DigestFinal_ex(contexts.hash, out + prefix, &length) == 1
             else {
                 OpenSSL.clearErrors()
-                return false
+                return nil
             }
             let result = EVP_PKEY_verify(
                 contexts.verify,
@@ -177,6 +179,12 @@ final class AsymmetricKey: Sendable {
             if result != 1 { OpenSSL.clearErrors() }
             return result == 1
         }
+        guard let valid = outcome else {
+            // OpenSSL could not hash (out of memory): these contexts are not reused.
+            EVP_PKEY_CTX_free(contexts.verify)
+            EVP_MD_CTX_free(contexts.hash)
+            return false
+        }
         verifiers.give(contexts)
         return valid
     }
@@ -184,12 +192,19 @@ final class AsymmetricKey: Sendable {
     /// DER of `DigestInfo { AlgorithmIdentifier { id-sha256, NULL }, OCTET STRING (32) }`, the
     /// prefix of a PKCS#1 v1.5 SHA-256 signature's payload (RFC 8017 §9.2, note 1).
     static let sha256DigestInfo: [UInt8] = [
-        0x30, 0x31, 0x30, 0x0D, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00, 0x04, 0x20,
+        0x30, 0x31, 0x30, 0x0D, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00, 0x04,
+        0x20,
     ]
 
     private func makeDigestVerifier(_ md: FetchedDigest) -> DigestVerifier? {
         guard let verify = makeVerifyContext(md) else { return nil }
         guard let hash = EVP_MD_CTX_new() else {
+            EVP_PKEY_CTX_free(verify)
+            return nil
+        }
+        guard EVP_DigestInit_ex2(hash, md.pointer, nil) == 1 else {
+            OpenSSL.clearErrors()
+            EVP_MD_CTX_free(hash)
             EVP_PKEY_CTX_free(verify)
             return nil
         }

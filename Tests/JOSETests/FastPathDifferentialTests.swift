@@ -282,6 +282,21 @@ struct FastPathDifferentialTests {
         let verifier = JWTVerifier(keys: keySet(TestKeys.hs256), options: options)
         #expect(try verifier.verify(signed, now: testNow).claims.iss == decomposed)
         try expectVerifiersAgree(signed, verifier)
+        // A kid in the token that equals a kid in the key set only as Strings do.
+        let kidToken = try FastPathDifferentialTests.signed(
+            header: Array(#"{"alg":"HS256","kid":"K"}"#.utf8),
+            payload: Array(#"{"exp":1700000600}"#.utf8)
+        )
+        for kid in ["\u{212A}", "K", "k", "KK"] {
+            let set = KeySet([KeySet.Entry(kid: kid, key: TestKeys.hs256.verifyingKey, source: "test")])
+            try expectVerifiersAgree(kidToken, JWTVerifier(keys: set))
+        }
+        #expect(
+            try JWTVerifier(
+                keys: KeySet([KeySet.Entry(kid: "\u{212A}", key: TestKeys.hs256.verifyingKey, source: "test")])
+            )
+            .verify(kidToken, now: testNow).key.kid == "\u{212A}"
+        )
         let kelvin = "{\"iss\":\"\u{212A}\",\"exp\":1700000600}"  // KELVIN SIGN, canonically "K"
         let kelvinToken = try FastPathDifferentialTests.signed(header: header, payload: Array(kelvin.utf8))
         try expectVerifiersAgree(

@@ -15,22 +15,32 @@ final class ScannedToken: @unchecked Sendable {
     let headerLength: Int
     /// Where the registered claims are in the payload, when the scanner checked it.
     let registered: JWTClaims.ScannedRegistered
+    /// Where the header's kid, typ and cty are.
+    let headerFields: JOSEHeader.ScannedFields
     private let trees = Mutex<(header: JSONObject?, claims: JSONObject?)>((nil, nil))
 
     /// Copies `bytes` (header, then payload).
-    init(copying bytes: UnsafeRawBufferPointer, headerLength: Int, registered: JWTClaims.ScannedRegistered = .init()) {
+    init(
+        copying bytes: UnsafeRawBufferPointer,
+        headerLength: Int,
+        headerFields: JOSEHeader.ScannedFields = .init(),
+        registered: JWTClaims.ScannedRegistered = .init()
+    ) {
         storage = .allocate(byteCount: max(bytes.count, 1), alignment: 1)
         if let base = bytes.baseAddress, let target = storage.baseAddress {
             target.copyMemory(from: base, byteCount: bytes.count)
         }
         self.count = bytes.count
         self.headerLength = headerLength
+        self.headerFields = headerFields
         self.registered = registered
     }
 
     /// A copy of `bytes` (header, then payload).
     static func copying(
-        _ bytes: [UInt8], headerLength: Int, registered: JWTClaims.ScannedRegistered = .init()
+        _ bytes: [UInt8],
+        headerLength: Int,
+        registered: JWTClaims.ScannedRegistered = .init()
     ) -> ScannedToken {
         bytes.withUnsafeBytes { ScannedToken(copying: $0, headerLength: headerLength, registered: registered) }
     }

@@ -49,9 +49,14 @@ extension JWTVerifier {
                 Base64URL.decode(headerText, into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<payloadStart]))
                     != nil,
                 Base64URL.decode(
-                    payloadText, into: UnsafeMutableRawBufferPointer(rebasing: buffer[payloadStart..<signatureStart]))
+                    payloadText,
+                    into: UnsafeMutableRawBufferPointer(rebasing: buffer[payloadStart..<signatureStart])
+                )
                     != nil,
-                Base64URL.decode(signatureText, into: UnsafeMutableRawBufferPointer(rebasing: buffer[signatureStart...]))
+                Base64URL.decode(
+                    signatureText,
+                    into: UnsafeMutableRawBufferPointer(rebasing: buffer[signatureStart...])
+                )
                     != nil
             else { return nil }
             let decoded = UnsafeRawBufferPointer(buffer)
@@ -80,15 +85,10 @@ extension JWTVerifier {
         let decoded = ScannedToken(
             copying: UnsafeRawBufferPointer(start: headerBytes.baseAddress, count: headerBytes.count + payload.count),
             headerLength: headerBytes.count,
+            headerFields: scannedHeader.fields,
             registered: scannedClaims?.registered ?? .init()
         )
-        let header = JOSEHeader(
-            scanned: decoded.header,
-            algorithm: scannedHeader.algorithm,
-            kid: scannedHeader.kid,
-            typ: scannedHeader.typ,
-            cty: scannedHeader.cty
-        )
+        let header = JOSEHeader(scanned: decoded, algorithm: scannedHeader.algorithm)
 
         // From here on, every outcome is final: the same errors, in the same order, as
         // verifyTree's (key, signature, claims, time, identity, policy).
@@ -101,7 +101,12 @@ extension JWTVerifier {
         } else {
             claims = try JWTClaims(payload: Array(payload))
         }
-        try JWTVerifier.checkTime(claims, now: now, leeway: options.leeway, requireExpiration: options.requireExpiration)
+        try JWTVerifier.checkTime(
+            claims,
+            now: now,
+            leeway: options.leeway,
+            requireExpiration: options.requireExpiration
+        )
         if !identityCertainlyPasses(header, claims), let error = JWTVerifier.checkIdentity(header, claims, options) {
             throw error
         }
@@ -167,17 +172,13 @@ extension JWTVerifier {
     /// A header's members as the scanner read them.
     struct ScannedHeader {
         var algorithm: SignatureAlgorithm
-        var kid: String?
-        var typ: String?
-        var cty: String?
+        var fields: JOSEHeader.ScannedFields
     }
 
     /// A header whose rules the scanner can settle, or nil for the tree path.
     static func scanHeader(_ bytes: UnsafeRawBufferPointer) -> ScannedHeader? {
         var alg: JSONScanner.Value?
-        var kid: JSONScanner.Value?
-        var typ: JSONScanner.Value?
-        var cty: JSONScanner.Value?
+        var fields = JOSEHeader.ScannedFields()
         let scanned = JSONScanner.scanObject(bytes, maxDepth: JSONParser().maxDepth) { name, value in
             switch HeaderMember(name) {
             case .alg:
@@ -185,13 +186,13 @@ extension JWTVerifier {
                 alg = value
             case .kid:
                 guard value.kind == .string else { return false }
-                kid = value
+                fields.kid = value
             case .typ:
                 guard value.kind == .string else { return false }
-                typ = value
+                fields.typ = value
             case .cty:
                 guard value.kind == .string else { return false }
-                cty = value
+                fields.cty = value
             case .ruled:
                 return false
             case .other:
@@ -202,10 +203,7 @@ extension JWTVerifier {
         guard scanned, let alg, alg.isASCII,
             let algorithm = algorithm(UnsafeRawBufferPointer(rebasing: bytes[alg.start..<alg.end]))
         else { return nil }
-        func text(_ value: JSONScanner.Value?) -> String? {
-            value.map { String(decoding: UnsafeRawBufferPointer(rebasing: bytes[$0.start..<$0.end]), as: UTF8.self) }
-        }
-        return ScannedHeader(algorithm: algorithm, kid: text(kid), typ: text(typ), cty: text(cty))
+        return ScannedHeader(algorithm: algorithm, fields: fields)
     }
 
     /// `SignatureAlgorithm(jwsName:)` on ASCII bytes (an exact, case-sensitive match): every
@@ -338,7 +336,11 @@ extension JWTClaims.Scanned {
     /// Type-checks one registered claim as `JWTClaims(json:)` does; false when the tree
     /// parser must decide (it will refuse the claim set with its usual error).
     @inline(never)
-    mutating func record(_ claim: JWTClaims.RegisteredName, _ value: JSONScanner.Value, in bytes: UnsafeRawBufferPointer)
+    mutating func record(
+        _ claim: JWTClaims.RegisteredName,
+        _ value: JSONScanner.Value,
+        in bytes: UnsafeRawBufferPointer
+    )
         -> Bool
     {
         switch claim {
@@ -351,7 +353,9 @@ extension JWTClaims.Scanned {
             }
         case .exp, .nbf, .iat:
             guard value.kind == .number else { return false }
-            let seconds = JSONNumber.doubleValue(ofText: UnsafeRawBufferPointer(rebasing: bytes[value.start..<value.end]))
+            let seconds = JSONNumber.doubleValue(
+                ofText: UnsafeRawBufferPointer(rebasing: bytes[value.start..<value.end])
+            )
             guard let date = NumericDate(seconds: seconds) else { return false }
             switch claim {
             case .exp: exp = date

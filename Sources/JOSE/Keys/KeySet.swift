@@ -1,5 +1,13 @@
 public import TokenCrypto
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// The lifecycle state of a key, as tokend's keyring records it (DESIGN §4).
 public enum KeyState: String, Sendable, CaseIterable {
     case next, current, previous, retired, revoked
@@ -52,6 +60,32 @@ public struct KeySet: Sendable {
         return entries.lastIndex { $0.kid == kid }
     }
 
+    /// The entry the header's kid names, nil without a kid or match. A header the verifier
+    /// scanned has its kid as bytes: an ASCII kid is compared with each ASCII kid of a small
+    /// set as bytes (for ASCII text, equal bytes is exactly String ==); anything else goes
+    /// through a String.
+    private func index(ofKidIn header: JOSEHeader) -> Int? {
+        let scanned = header.withScannedKid { bytes -> Int?? in
+            guard let bytes else { return .some(nil) }  // no kid
+            guard entries.count <= 8, bytes.allSatisfy({ $0 < 0x80 }) else { return nil }
+            var index = entries.count
+            while index > 0 {
+                index -= 1
+                guard var kid = entries[index].kid else { continue }
+                let same = kid.withUTF8 { candidate -> Bool? in
+                    guard candidate.allSatisfy({ $0 < 0x80 }) else { return nil }
+                    return candidate.count == bytes.count
+                        && (bytes.isEmpty || memcmp(candidate.baseAddress!, bytes.baseAddress!, bytes.count) == 0)
+                }
+                guard let same else { return nil }  // a non-ASCII kid in the set: compare Strings
+                if same { return .some(index) }
+            }
+            return .some(nil)
+        }
+        if let scanned, let answer = scanned { return answer }
+        return header.kid.flatMap { index(ofKid: $0) }
+    }
+
     /// Parses a JWK Set document (`{"keys":[…]}`); a single JWK object is accepted too.
     /// Keys marked `"use":"enc"` are skipped; a key that cannot be used is an error.
     public static func parse(jwks bytes: [UInt8], source: String) throws -> KeySet {
@@ -71,7 +105,9 @@ public struct KeySet: Sendable {
         }
         var set = KeySet()
         for (index, item) in keyObjects.enumerated() {
-            guard case .object(let jwk) = item else { throw JOSEError(.json, "\(source): keys[\(index)] is not an object") }
+            guard case .object(let jwk) = item else {
+                throw JOSEError(.json, "\(source): keys[\(index)] is not an object")
+            }
             if jwk["use"]?.stringValue == "enc" { continue }
             let (kid, key) = try JWK.verifyingKey(from: jwk)
             set.add(Entry(kid: kid, key: key, source: source))
@@ -84,7 +120,7 @@ public struct KeySet: Sendable {
     /// and a key whose algorithm differs from the header's.
     public func resolve(_ header: JOSEHeader) throws -> Entry {
         let entry: Entry
-        if let kid = header.kid, let index = index(ofKid: kid) {
+        if let index = index(ofKidIn: header) {
             entry = entries[index]
         } else {
             let anonymous = entries.filter { $0.kid == nil }
@@ -96,24 +132,30 @@ public struct KeySet: Sendable {
             } else {
                 throw JOSEError(
                     .unknownKid,
-                    "kid \"\(JOSEHeader.printable(header.kid!))\" is not in the key set (\(entries.count) key\(entries.count == 1 ? "" : "s"): \(entries.compactMap(\.kid).prefix(5).joined(separator: ", ")))")
+                    "kid \"\(JOSEHeader.printable(header.kid!))\" is not in the key set (\(entries.count) key\(entries.count == 1 ? "" : "s"): \(entries.compactMap(\.kid).prefix(5).joined(separator: ", ")))"
+                )
             }
             guard candidates.count == 1 else {
                 throw JOSEError(
                     .unknownKid,
                     candidates.isEmpty
                         ? "no key in the set fits a token without kid and alg \(header.algorithm)"
-                        : "token has no kid and \(candidates.count) keys could match; refusing to guess")
+                        : "token has no kid and \(candidates.count) keys could match; refusing to guess"
+                )
             }
             entry = candidates[0]
         }
         if let state = entry.state, !state.verifies {
-            throw JOSEError(.keyRevoked, "key \(entry.kid ?? "?") is \(state.rawValue); its tokens are no longer accepted")
+            throw JOSEError(
+                .keyRevoked,
+                "key \(entry.kid ?? "?") is \(state.rawValue); its tokens are no longer accepted"
+            )
         }
         guard entry.key.algorithm == header.algorithm else {
             throw JOSEError(
                 .algKeyMismatch,
-                "token alg \(header.algorithm) does not match key \(entry.kid.map { "\"\($0)\" " } ?? "")alg \(entry.key.algorithm) (from \(entry.source))")
+                "token alg \(header.algorithm) does not match key \(entry.kid.map { "\"\($0)\" " } ?? "")alg \(entry.key.algorithm) (from \(entry.source))"
+            )
         }
         return entry
     }
