@@ -15,14 +15,15 @@
 # Environment:
 #   BENCH_CORE=1              core to pin every measurement to
 #   BENCH_SECONDS=3           seconds per in-process measurement (and per openssl speed test)
+#   BENCH_ROUNDS=3            rounds of openssl speed + jose-bench (full, raw); medians are reported
 #   BENCH_ALGS="ES256 ES384 EdDSA RS256 PS256 HS256"
 #   BENCH_CLI=1               0 skips the CLI part
 #   BENCH_CLI_WAIT_MINUTES=40 how long to keep retrying a jwt-inspect build that fails
 #   BENCH_CLI_RETRY_SECONDS=180
 #   BENCH_CLI_RUNS=200  BENCH_CLI_WARMUP=20
-#   BENCH_CLI_FULLY_STATIC=1  also build jwt-inspect with -static-executable (scratch
-#                             .build-static-exe) and time it beside the others, as an
-#                             experiment; it is not the shipped build and has no target
+#   BENCH_CLI_DYNAMIC=1       also build jwt-inspect the way it shipped before (static Swift
+#                             runtime only; libcrypto and glibc dynamic; scratch .build-release)
+#                             and time it beside the shipped, fully static build, for scale
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -30,13 +31,14 @@ cd "$ROOT"
 
 CORE="${BENCH_CORE:-1}"
 SECS="${BENCH_SECONDS:-3}"
+ROUNDS="${BENCH_ROUNDS:-3}"
 ALGS="${BENCH_ALGS:-ES256 ES384 EdDSA RS256 PS256 HS256}"
 CLI="${BENCH_CLI:-1}"
 CLI_WAIT_MINUTES="${BENCH_CLI_WAIT_MINUTES:-40}"
 CLI_RETRY_SECONDS="${BENCH_CLI_RETRY_SECONDS:-180}"
 CLI_RUNS="${BENCH_CLI_RUNS:-200}"
 CLI_WARMUP="${BENCH_CLI_WARMUP:-20}"
-CLI_FULLY_STATIC="${BENCH_CLI_FULLY_STATIC:-1}"
+CLI_DYNAMIC="${BENCH_CLI_DYNAMIC:-1}"
 HS256_TARGET=500000
 RATIO_TARGET=0.9
 CLI_TARGET=0.8
@@ -103,6 +105,9 @@ cpu_model="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 # --- in-process ------------------------------------------------------------------------
 
 log "building jose-bench (release)"
+# SwiftPM keeps a build plan for the root package's sources (a path dependency here) and does
+# not always notice a source file added to it; dropping the plan makes it look again.
+rm -f Benchmarks/.build/release.yaml
 swift build -c release --package-path Benchmarks 2>&1 | tail -3 >&2
 BENCH="$(swift build -c release --package-path Benchmarks --show-bin-path)/jose-bench"
 
@@ -117,19 +122,29 @@ for alg in $ALGS; do
 done
 if [ "${#speed_algs[@]}" -gt 0 ]; then mapfile -t speed_algs < <(printf '%s\n' "${speed_algs[@]}" | sort -u); fi
 
-# openssl speed's -mr lines: +F2:k:bits:sign/s:verify/s (RSA), +F4:k:bits:sign/s:verify/s
-# (ECDSA), +F6:k:bits:name:sign/s:verify/s (EdDSA). Rates are per second of user CPU time.
-if [ "${#speed_algs[@]}" -gt 0 ]; then
-    log "openssl speed -seconds $SECS ${speed_algs[*]} (core $CORE)"
-    "${PIN[@]}" openssl speed -mr -seconds "$SECS" "${speed_algs[@]}" >"$OUT/openssl-speed.txt" 2>&1
-fi
+# Rounds: openssl speed, then jose-bench full and raw, ROUNDS times in turn on the same core;
+# each side's rate is the median of its rounds, so a burst of load during one measurement
+# does not decide a ratio. openssl speed's -mr lines: +F2:k:bits:sign/s:verify/s (RSA),
+# +F4:k:bits:sign/s:verify/s (ECDSA), +F6:k:bits:name:sign/s:verify/s (EdDSA); its rates are
+# per second of user CPU time.
+for round in $(seq 1 "$ROUNDS"); do
+    if [ "${#speed_algs[@]}" -gt 0 ]; then
+        log "round $round/$ROUNDS: openssl speed -seconds $SECS ${speed_algs[*]} (core $CORE)"
+        "${PIN[@]}" openssl speed -mr -seconds "$SECS" "${speed_algs[@]}" >"$OUT/openssl-speed-r$round.txt" 2>&1
+    fi
+    log "round $round/$ROUNDS: jose-bench verify --modes full,raw --seconds $SECS (core $CORE)"
+    "${PIN[@]}" "$BENCH" verify --alg "$(echo "$ALGS" | tr ' ' ',')" --modes full,raw --seconds "$SECS" --warmup 1 |
+        tee "$OUT/jose-bench-r$round.txt" >&2
+    echo "loadavg_after_round$round=$(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/machine.txt"
+done
 
-log "jose-bench verify --seconds $SECS (core $CORE)"
-"${PIN[@]}" "$BENCH" verify --alg "$(echo "$ALGS" | tr ' ' ',')" --seconds "$SECS" --warmup 1 |
-    tee "$OUT/jose-bench.txt" >&2
+# What callers pay beyond verify, and the tree-based parse, once (no target depends on them).
+log "jose-bench verify --modes introspect,members,tree-parse --seconds $SECS (core $CORE)"
+"${PIN[@]}" "$BENCH" verify --alg "$(echo "$ALGS" | tr ' ' ',')" --modes introspect,members,tree-parse \
+    --seconds "$SECS" --warmup 1 | tee "$OUT/jose-bench-extra.txt" >&2
 
 # HMAC reference: openssl speed's HMAC-SHA256 over a buffer the size of the HS256 signing input.
-hs_input="$(sed -n 's/^mode=full alg=HS256 .*signing_input_bytes=\([0-9]*\).*/\1/p' "$OUT/jose-bench.txt")"
+hs_input="$(sed -n 's/^mode=full alg=HS256 .*signing_input_bytes=\([0-9]*\).*/\1/p' "$OUT/jose-bench-r1.txt")"
 if [ -n "$hs_input" ]; then
     log "openssl speed -seconds $SECS -hmac sha256 -bytes $hs_input (core $CORE)"
     "${PIN[@]}" openssl speed -mr -seconds "$SECS" -hmac sha256 -bytes "$hs_input" >"$OUT/openssl-speed-hmac.txt" 2>&1
@@ -143,9 +158,10 @@ if [ "$CLI" = 1 ]; then
     cli_status="not built"
     deadline=$(($(date +%s) + CLI_WAIT_MINUTES * 60))
     while :; do
-        log "building jwt-inspect (release, static stdlib, scratch .build-release)"
-        if swift build -c release --product jwt-inspect --static-swift-stdlib --scratch-path .build-release \
-            >"$OUT/jwt-inspect-build.log" 2>&1; then
+        # Exactly `make release`'s jwt-inspect: one static executable.
+        log "building jwt-inspect as shipped (release, -static-executable, scratch .build-static)"
+        if swift build -c release --static-swift-stdlib -Xswiftc -static-executable --scratch-path .build-static \
+            --product jwt-inspect >"$OUT/jwt-inspect-build.log" 2>&1; then
             cli_status="built"
             break
         fi
@@ -160,22 +176,22 @@ if [ "$CLI" = 1 ]; then
 fi
 
 if [ "$cli_status" = built ]; then
-    INSPECT="$ROOT/.build-release/release/jwt-inspect"
+    INSPECT="$ROOT/.build-static/release/jwt-inspect"
     JWT="$(command -v jwt)"
     mkdir -p "$OUT/cli"
-    STATIC=""
-    if [ "$CLI_FULLY_STATIC" = 1 ]; then
-        log "building jwt-inspect with -static-executable (experiment, scratch .build-static-exe)"
-        if swift build -c release --product jwt-inspect --static-swift-stdlib -Xswiftc -static-executable \
-            --scratch-path .build-static-exe >"$OUT/jwt-inspect-static-exe-build.log" 2>&1; then
-            STATIC="$ROOT/.build-static-exe/release/jwt-inspect"
+    DYNAMIC=""
+    if [ "$CLI_DYNAMIC" = 1 ]; then
+        log "building jwt-inspect with a static Swift runtime only (for scale, scratch .build-release)"
+        if swift build -c release --product jwt-inspect --static-swift-stdlib \
+            --scratch-path .build-release >"$OUT/jwt-inspect-dynamic-build.log" 2>&1; then
+            DYNAMIC="$ROOT/.build-release/release/jwt-inspect"
         else
-            log "the -static-executable build failed (see jwt-inspect-static-exe-build.log); leaving it out"
+            log "the dynamically linked build failed (see jwt-inspect-dynamic-build.log); leaving it out"
         fi
     fi
     {
-        echo "jwt-inspect: $(stat -c %s "$INSPECT") bytes; $(file -b "$INSPECT" | cut -d, -f1-5)"
-        [ -z "$STATIC" ] || echo "jwt-inspect -static-executable: $(stat -c %s "$STATIC") bytes; $(file -b "$STATIC" | cut -d, -f1-5)"
+        echo "jwt-inspect (shipped, -static-executable): $(stat -c %s "$INSPECT") bytes; $(file -b "$INSPECT" | cut -d, -f1-5)"
+        [ -z "$DYNAMIC" ] || echo "jwt-inspect (static Swift runtime, dynamic libcrypto/glibc): $(stat -c %s "$DYNAMIC") bytes; $(file -b "$DYNAMIC" | cut -d, -f1-5)"
         echo "jwt: $(stat -c %s "$JWT") bytes; $(file -b "$JWT" | cut -d, -f1-5); $(dpkg-query -W -f '${Package} ${Version}' jwt 2>/dev/null || true)"
     } >"$OUT/cli/binaries.txt"
 
@@ -209,7 +225,7 @@ if [ "$cli_status" = built ]; then
     : >"$OUT/cli/exit-codes.txt"
     log "hyperfine: jwt-inspect TOKEN vs jwt -show FILE (core $CORE)"
     show=("jwt-inspect TOKEN" "$INSPECT $TOKEN")
-    [ -z "$STATIC" ] || show+=("jwt-inspect TOKEN (-static-executable)" "$STATIC $TOKEN")
+    [ -z "$DYNAMIC" ] || show+=("jwt-inspect TOKEN (dynamic libcrypto/glibc)" "$DYNAMIC $TOKEN")
     show+=("jwt -show FILE" "$JWT -show $TOKEN_FILE")
     time_commands "$OUT/cli/show.json" "${show[@]}"
 
@@ -217,14 +233,14 @@ if [ "$cli_status" = built ]; then
     if "$INSPECT" --help 2>&1 | grep -q -- '--key'; then
         log "hyperfine: jwt-inspect TOKEN --key PEM vs jwt -alg ES256 -key PEM -verify FILE (core $CORE)"
         verify=("jwt-inspect TOKEN --key PEM" "$INSPECT $TOKEN --key $PUB")
-        [ -z "$STATIC" ] || verify+=("jwt-inspect TOKEN --key PEM (-static-executable)" "$STATIC $TOKEN --key $PUB")
+        [ -z "$DYNAMIC" ] || verify+=("jwt-inspect TOKEN --key PEM (dynamic libcrypto/glibc)" "$DYNAMIC $TOKEN --key $PUB")
         verify+=("jwt -alg ES256 -key PEM -verify FILE" "$JWT -alg ES256 -key $PUB -verify $TOKEN_FILE")
         time_commands "$OUT/cli/verify.json" "${verify[@]}"
     fi
     # Process start-up alone, for scale.
     log "hyperfine: start-up only (jwt-inspect --version, jwt -h)"
     startup=("jwt-inspect --version" "$INSPECT --version")
-    [ -z "$STATIC" ] || startup+=("jwt-inspect --version (-static-executable)" "$STATIC --version")
+    [ -z "$DYNAMIC" ] || startup+=("jwt-inspect --version (dynamic libcrypto/glibc)" "$DYNAMIC --version")
     startup+=("jwt -h" "$JWT -h")
     time_commands "$OUT/cli/startup.json" "${startup[@]}"
 fi
@@ -247,23 +263,41 @@ for line in open(os.path.join(out, "machine.txt")):
     k, _, v = line.rstrip("\n").partition("=")
     machine[k] = v
 
-bench = {}
-for line in open(os.path.join(out, "jose-bench.txt")):
-    if line.startswith("mode="):
-        d = kv(line)
-        bench[(d["mode"], d["alg"])] = d
+import glob, statistics
 
-speed = {}  # openssl speed verify/s per CPU second
-path = os.path.join(out, "openssl-speed.txt")
-if os.path.exists(path):
+def median(values):
+    return statistics.median(values) if values else None
+
+# jose-bench: every line of every round; rates are the medians over rounds.
+bench_rounds = {}
+for path in sorted(glob.glob(os.path.join(out, "jose-bench-r*.txt"))) + [os.path.join(out, "jose-bench-extra.txt")]:
+    if not os.path.exists(path):
+        continue
+    for line in open(path):
+        if line.startswith("mode="):
+            d = kv(line)
+            bench_rounds.setdefault((d["mode"], d["alg"]), []).append(d)
+bench = {}
+for key, rows in bench_rounds.items():
+    merged = dict(rows[0])
+    for field in ("cpu_verifies_per_sec", "verifies_per_sec", "median_batch_per_sec", "user_verifies_per_sec"):
+        values = [float(r[field]) for r in rows if field in r]
+        if values:
+            merged[field] = str(median(values))
+    merged["rounds"] = ",".join(f'{float(r["cpu_verifies_per_sec"]):.0f}' for r in rows if "cpu_verifies_per_sec" in r)
+    bench[key] = merged
+
+speed_rounds = {}  # openssl speed verify/s per user CPU second, per round
+for path in sorted(glob.glob(os.path.join(out, "openssl-speed-r*.txt"))):
     for line in open(path):
         f = line.strip().split(":")
         if f[0] == "+F2" and f[2] == "2048":
-            speed["rsa2048"] = float(f[4])
+            speed_rounds.setdefault("rsa2048", []).append(float(f[4]))
         elif f[0] == "+F4" and f[2] in ("256", "384"):
-            speed["ecdsap" + f[2]] = float(f[4])
+            speed_rounds.setdefault("ecdsap" + f[2], []).append(float(f[4]))
         elif f[0] == "+F6" and f[3] == "Ed25519":
-            speed["ed25519"] = float(f[5])
+            speed_rounds.setdefault("ed25519", []).append(float(f[5]))
+speed = {k: median(v) for k, v in speed_rounds.items()}
 path = os.path.join(out, "openssl-speed-hmac.txt")
 hmac_bytes = None
 if os.path.exists(path):
@@ -286,14 +320,15 @@ refs = {
 def n(x):
     return f"{x:,.0f}"
 
-print(f"### In-process verification (single thread, `taskset -c {core}`, {secs} s per measurement)")
+rounds = len(glob.glob(os.path.join(out, "openssl-speed-r*.txt")))
+print(f"### In-process verification (single thread, `taskset -c {core}`, {secs} s per measurement, median of {rounds} rounds)")
 print()
-print("Rates are per second of CPU time of the measuring thread (what `openssl speed` reports, from")
-print("user CPU time); the wall-clock rate is shown too. *full* = `JWTVerifier.verify` (parse, header")
-print("rules, kid lookup, signature, claims, time and identity checks, 1h lifetime policy); *raw* =")
-print("`VerifyingKey.verify(signature:message:)` on pre-decoded bytes; *parse* = full minus signature.")
+print("Rates are per second of CPU time of the measuring thread (`openssl speed` reports per second of")
+print("user CPU time); the wall-clock rate is shown too. *full* = `JWTVerifier.verify` (split, base64url,")
+print("header rules, kid lookup, signature, claims, time and identity checks, 1h lifetime policy); *raw* =")
+print("`VerifyingKey.verify(signature:message:)` on pre-decoded bytes; *overhead* = full − raw, per token.")
 print()
-print("| alg | tokend verify/s | openssl speed verify/s | ratio | target | result | tokend wall verify/s | raw verify/s | raw ratio | parse-only ns | full ns | raw ns |")
+print("| alg | tokend verify/s | openssl speed verify/s | ratio | target | result | tokend wall verify/s | raw verify/s | raw ratio | full ns | raw ns | overhead ns |")
 print("|---|---:|---:|---:|---|---|---:|---:|---:|---:|---:|---:|")
 results = []
 for alg in ["ES256", "ES384", "EdDSA", "RS256", "PS256", "HS256"]:
@@ -301,7 +336,6 @@ for alg in ["ES256", "ES384", "EdDSA", "RS256", "PS256", "HS256"]:
     if not full:
         continue
     raw = bench.get(("raw", alg), {})
-    parse = bench.get(("parse", alg), {})
     rate = float(full["cpu_verifies_per_sec"])
     wall = float(full["verifies_per_sec"])
     key, label = refs[alg]
@@ -324,9 +358,40 @@ for alg in ["ES256", "ES384", "EdDSA", "RS256", "PS256", "HS256"]:
         f"| {alg} | {n(rate)} | {n(ref) + ' (' + label + ')' if ref else 'n/a'} | "
         f"{f'{ratio:.2f}' if ratio else 'n/a'} | {target} | {verdict} | {n(wall)} | "
         f"{n(raw_rate) if raw_rate else 'n/a'} | {f'{raw_ratio:.2f}' if raw_ratio else 'n/a'} | "
-        f"{n(1e9 / float(parse['cpu_verifies_per_sec'])) if parse else 'n/a'} | "
-        f"{n(1e9 / rate)} | {n(1e9 / raw_rate) if raw_rate else 'n/a'} |"
+        f"{n(1e9 / rate)} | {n(1e9 / raw_rate) if raw_rate else 'n/a'} | "
+        f"{n(1e9 / rate - 1e9 / raw_rate) if raw_rate else 'n/a'} |"
     )
+print()
+print("Each round (openssl speed, then tokend full, on the same core), verify/s:")
+print()
+print("| alg | openssl speed | tokend full | ratio |")
+print("|---|---|---|---|")
+for alg in ["ES256", "EdDSA", "RS256"]:
+    key = refs[alg][0]
+    rows = bench_rounds.get(("full", alg), [])
+    refs_r = speed_rounds.get(key, [])
+    if rows and refs_r:
+        pairs = list(zip(refs_r, [float(r["cpu_verifies_per_sec"]) for r in rows]))
+        print(f"| {alg} | {', '.join(n(a) for a, _ in pairs)} | {', '.join(n(b) for _, b in pairs)} | "
+              f"{', '.join(f'{b / a:.3f}' for a, b in pairs)} |")
+rows = bench_rounds.get(("full", "HS256"), [])
+if rows:
+    print(f"| HS256 | — | {', '.join(n(float(r['cpu_verifies_per_sec'])) for r in rows)} | — |")
+print()
+print("What a caller pays beyond `verify` (same run, ns per token, CPU time): *introspect* = verify, then")
+print("every claim tokend's introspection reads, the way `TokenService` reads them today (custom claims")
+print("through `claims.json`, which builds the claim set's tree); *members* = the same reads with")
+print("`JWTClaims.member(_:)`; *tree-parse* = the tree-based parse without the signature (`CompactJWS`,")
+print("`JWTClaims(payload:)`, the checks), i.e. what each verification spent on parsing before the scanner.")
+print()
+print("| alg | full ns | introspect ns | members ns | tree-parse ns |")
+print("|---|---:|---:|---:|---:|")
+def ns(mode, alg):
+    d = bench.get((mode, alg))
+    return n(1e9 / float(d["cpu_verifies_per_sec"])) if d else "n/a"
+for alg in ["ES256", "ES384", "EdDSA", "RS256", "PS256", "HS256"]:
+    if ("full", alg) in bench:
+        print(f"| {alg} | {ns('full', alg)} | {ns('introspect', alg)} | {ns('members', alg)} | {ns('tree-parse', alg)} |")
 print()
 print("¹ openssl speed has no RSA-PSS test; PS256 is shown against its PKCS#1 v1.5 rsa2048 verify, for scale only.")
 any_full = next(iter(v for k, v in bench.items() if k[0] == "full"), None)

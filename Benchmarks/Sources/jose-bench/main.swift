@@ -1,17 +1,22 @@
 // jose-bench: single-thread, in-process timing of tokend's JWT verification hot path.
 //
 //   jose-bench verify [--alg ES256|all|ES256,RS256] [--seconds 3] [--warmup 1]
-//                     [--modes full,parse,raw]
+//                     [--modes full,raw,introspect,members,tree-parse]
 //   jose-bench token --alg ES256 --out DIR [--lifetime 3600]
 //
 // `verify` prints one machine-readable line per (mode, alg):
-//   mode=full   JWTVerifier.verify: split, strict base64url, strict JSON header, header
-//               rules (RFC 8725), kid lookup, signature, claims parse and type checks,
-//               exp/nbf/iat, iss/aud/typ, lifetime policy.
-//   mode=parse  the same minus the signature check (CompactJWS, KeySet.resolve, JWTClaims,
-//               time and identity checks), to show what parsing costs on its own.
-//   mode=raw    VerifyingKey.verify(signature:message:) on pre-decoded bytes: the crypto
-//               floor (hash + public-key operation) that `openssl speed` is compared with.
+//   mode=full        JWTVerifier.verify: split, strict base64url, strict JSON header, header
+//                    rules (RFC 8725), kid lookup, signature, claims scan and type checks,
+//                    exp/nbf/iat, iss/aud/typ, lifetime policy. The number held against the
+//                    targets.
+//   mode=raw         VerifyingKey.verify(signature:message:) on pre-decoded bytes: the crypto
+//                    floor (hash + public-key operation) that `openssl speed` is compared with.
+//   mode=introspect  full, then every claim tokend's introspection reads, read as
+//                    TokenService reads them today (custom claims through claims.json, which
+//                    builds the claim set's tree).
+//   mode=members     the same reads with JWTClaims.member(_:) for the custom claims.
+//   mode=tree-parse  the tree-based parse minus the signature (CompactJWS, KeySet.resolve,
+//                    JWTClaims, the checks): what every verification did before the scanner.
 // and one `mode=overhead` line per alg comparing full with raw.
 //
 // `token` writes DIR/ALG.jwt (a token with the same claims, valid for `lifetime` seconds)
@@ -22,9 +27,9 @@ import JOSE
 import TokenCrypto
 
 #if canImport(Glibc)
-    import Glibc
+import Glibc
 #elseif canImport(Darwin)
-    import Darwin
+import Darwin
 #endif
 
 // MARK: - Output
@@ -57,6 +62,14 @@ func format(_ value: Double, decimals: Int = 1) -> String {
 // MARK: - Clocks
 
 /// CPU time consumed by the calling thread, in seconds.
+/// User CPU time of the calling thread, in seconds: the clock `openssl speed` divides by
+/// (it reads the process's user time with getrusage), read the same way.
+func threadUserSeconds() -> Double {
+    var usage = rusage()
+    getrusage(__rusage_who_t(1), &usage)  // RUSAGE_THREAD, which Glibc's Swift module leaves out
+    return Double(usage.ru_utime.tv_sec) + Double(usage.ru_utime.tv_usec) / 1e6
+}
+
 func threadCPUSeconds() -> Double {
     var ts = timespec()
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)
@@ -83,11 +96,13 @@ struct Measurement {
     var iterations = 0
     var wallSeconds = 0.0
     var cpuSeconds = 0.0
+    var userSeconds = 0.0
     var batchRates: [Double] = []
     var checksum = 0
 
     var perSecond: Double { Double(iterations) / wallSeconds }
     var perCPUSecond: Double { Double(iterations) / cpuSeconds }
+    var perUserSecond: Double { Double(iterations) / userSeconds }
     var nanosecondsPerOp: Double { wallSeconds * 1e9 / Double(iterations) }
     var medianBatchRate: Double {
         guard !batchRates.isEmpty else { return .nan }
@@ -118,6 +133,7 @@ func measure(seconds: Double, warmup: Double, _ operation: () throws -> Int) ret
 
     var result = Measurement()
     let cpuStart = threadCPUSeconds()
+    let userStart = threadUserSeconds()
     let start = clock.now
     var elapsed = 0.0
     repeat {
@@ -130,6 +146,7 @@ func measure(seconds: Double, warmup: Double, _ operation: () throws -> Int) ret
     } while elapsed < seconds
     result.wallSeconds = elapsed
     result.cpuSeconds = threadCPUSeconds() - cpuStart
+    result.userSeconds = threadUserSeconds() - userStart
     result.checksum = checksum
     return result
 }
@@ -185,12 +202,22 @@ struct Fixture {
         let previous = try SigningKey.generate(algorithm, rsaBits: 2048)
         verifyingKey = signingKey.verifyingKey
         let keys = KeySet([
-            KeySet.Entry(kid: "\(algorithm.rawValue.lowercased())-2026-10", key: previous.verifyingKey, state: .previous, source: "jose-bench"),
+            KeySet.Entry(
+                kid: "\(algorithm.rawValue.lowercased())-2026-10",
+                key: previous.verifyingKey,
+                state: .previous,
+                source: "jose-bench"
+            ),
             KeySet.Entry(kid: kid, key: verifyingKey, state: .current, source: "jose-bench"),
         ])
         let options = ValidationOptions(
-            leeway: 30, issuer: issuer, audience: audience, requiredType: "at+jwt", policy: .oneHour,
-            requireExpiration: true)
+            leeway: 30,
+            issuer: issuer,
+            audience: audience,
+            requiredType: "at+jwt",
+            policy: .oneHour,
+            requireExpiration: true
+        )
         verifier = JWTVerifier(keys: keys, options: options)
 
         let parts = try JWSParts(compact: token)
@@ -213,20 +240,64 @@ struct Fixture {
         guard !rejected else { fail("\(algorithm): a tampered message verifies") }
     }
 
+    /// `JWTVerifier.verify` and a look at its result (the claim set's JSON tree is built
+    /// only when a caller asks for it; see `introspect`).
     @inline(never)
     func verifyFull() throws -> Int {
         let verified = try verifier.verify(token, now: now)
-        return verified.claims.json.count &+ verified.header.json.count
+        return Int(verified.claims.exp?.seconds ?? 0) &+ (verified.key.kid?.utf8.count ?? 0)
+            &+ verified.header.algorithm.rawValue.utf8.count
     }
 
-    /// Everything `JWTVerifier.verify` does except the signature check.
+    /// `verify`, then every claim tokend's introspection reads, the way
+    /// `TokenService.verifyAndExtract` reads them today: registered claims from their
+    /// properties, `client_id`, `username`/`userName` and `sid` through `claims.json`, which
+    /// builds the claim set's tree.
+    @inline(never)
+    func verifyAndReadAsIntrospection() throws -> Int {
+        let verified = try verifier.verify(token, now: now)
+        let claims = verified.claims
+        var sum = (claims.sub?.utf8.count ?? 0) &+ (claims.jti?.utf8.count ?? 0) &+ Int(claims.exp?.seconds ?? 0)
+        sum &+= Int(claims.iat?.seconds ?? 0) &+ Int(claims.nbf?.seconds ?? 0)
+        sum &+= (claims.scope ?? []).joined(separator: " ").utf8.count &+ (claims.iss?.utf8.count ?? 0)
+        sum &+= claims.aud?.count ?? 0
+        sum &+= claims.json["client_id"]?.stringValue?.utf8.count ?? 0
+        sum &+= (claims.json["username"]?.stringValue ?? claims.json["userName"]?.stringValue)?.utf8.count ?? 0
+        sum &+= claims.json["sid"]?.stringValue?.utf8.count ?? 0
+        return sum
+    }
+
+    /// The same reads with `JWTClaims.member(_:)` for the custom claims, which parses only
+    /// the member asked for.
+    @inline(never)
+    func verifyAndReadMembers() throws -> Int {
+        let verified = try verifier.verify(token, now: now)
+        let claims = verified.claims
+        var sum = (claims.sub?.utf8.count ?? 0) &+ (claims.jti?.utf8.count ?? 0) &+ Int(claims.exp?.seconds ?? 0)
+        sum &+= Int(claims.iat?.seconds ?? 0) &+ Int(claims.nbf?.seconds ?? 0)
+        sum &+= (claims.scope ?? []).joined(separator: " ").utf8.count &+ (claims.iss?.utf8.count ?? 0)
+        sum &+= claims.aud?.count ?? 0
+        sum &+= claims.member("client_id")?.stringValue?.utf8.count ?? 0
+        sum &+= (claims.member("username")?.stringValue ?? claims.member("userName")?.stringValue)?.utf8.count ?? 0
+        sum &+= claims.member("sid")?.stringValue?.utf8.count ?? 0
+        return sum
+    }
+
+    /// The tree-based parse without the signature: `CompactJWS`, `KeySet.resolve`,
+    /// `JWTClaims(payload:)` and the checks, i.e. what every verification cost before the
+    /// scanner, and what `TokenInspector` (jwt-inspect, explain) still does.
     @inline(never)
     func verifyWithoutSignature() throws -> Int {
         let jws = try CompactJWS(token, maxLength: verifier.options.maxTokenLength)
         let entry = try verifier.keys.resolve(jws.header)
         let claims = try JWTClaims(payload: jws.parts.payload)
         let options = verifier.options
-        try JWTVerifier.checkTime(claims, now: now, leeway: options.leeway, requireExpiration: options.requireExpiration)
+        try JWTVerifier.checkTime(
+            claims,
+            now: now,
+            leeway: options.leeway,
+            requireExpiration: options.requireExpiration
+        )
         guard claims.iss == options.issuer, claims.aud?.contains(audience) == true,
             JOSEHeader.typ(jws.header.typ, matches: "at+jwt"),
             options.policy?.violation(of: claims, now: now, leeway: options.leeway) == nil
@@ -277,7 +348,9 @@ struct Arguments {
         if text == "all" { return SignatureAlgorithm.allCases }
         return text.split(separator: ",").map {
             guard let alg = SignatureAlgorithm(jwsName: $0) else {
-                fail("unknown alg \($0); one of \(SignatureAlgorithm.allCases.map(\.rawValue).joined(separator: ", ")) or all")
+                fail(
+                    "unknown alg \($0); one of \(SignatureAlgorithm.allCases.map(\.rawValue).joined(separator: ", ")) or all"
+                )
             }
             return alg
         }
@@ -285,14 +358,17 @@ struct Arguments {
 }
 
 enum Mode: String, CaseIterable {
-    case full, parse, raw
+    case full, raw, introspect, members
+    case treeParse = "tree-parse"
 }
 
 func runVerify(_ args: Arguments) throws {
     let seconds = args.double("seconds", default: 3)
     let warmup = args.double("warmup", default: 1)
-    let modes: [Mode] = (args.values["modes"] ?? "full,parse,raw").split(separator: ",").map {
-        guard let mode = Mode(rawValue: String($0)) else { fail("unknown mode \($0); one of full, parse, raw") }
+    let modes: [Mode] = (args.values["modes"] ?? "full,raw,introspect,members,tree-parse").split(separator: ",").map {
+        guard let mode = Mode(rawValue: String($0)) else {
+            fail("unknown mode \($0); one of \(Mode.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
         return mode
     }
     for algorithm in args.algorithms() {
@@ -303,16 +379,21 @@ func runVerify(_ args: Arguments) throws {
             let m: Measurement
             switch mode {
             case .full: m = try measure(seconds: seconds, warmup: warmup) { try fixture.verifyFull() }
-            case .parse: m = try measure(seconds: seconds, warmup: warmup) { try fixture.verifyWithoutSignature() }
             case .raw: m = try measure(seconds: seconds, warmup: warmup) { try fixture.verifyRaw() }
+            case .introspect:
+                m = try measure(seconds: seconds, warmup: warmup) { try fixture.verifyAndReadAsIntrospection() }
+            case .members: m = try measure(seconds: seconds, warmup: warmup) { try fixture.verifyAndReadMembers() }
+            case .treeParse: m = try measure(seconds: seconds, warmup: warmup) { try fixture.verifyWithoutSignature() }
             }
             results[mode] = m
             emit(
-                "mode=\(mode) alg=\(algorithm) verifies_per_sec=\(format(m.perSecond)) ns_per_op=\(format(m.nanosecondsPerOp))"
-                    + " cpu_verifies_per_sec=\(format(m.perCPUSecond)) median_batch_per_sec=\(format(m.medianBatchRate))"
+                "mode=\(mode.rawValue) alg=\(algorithm) verifies_per_sec=\(format(m.perSecond)) ns_per_op=\(format(m.nanosecondsPerOp))"
+                    + " cpu_verifies_per_sec=\(format(m.perCPUSecond)) user_verifies_per_sec=\(format(m.perUserSecond))"
+                    + " median_batch_per_sec=\(format(m.medianBatchRate))"
                     + " iterations=\(m.iterations) seconds=\(format(m.wallSeconds, decimals: 3))"
                     + " claims_bytes=\(fixture.claimsBytes) token_bytes=\(fixture.token.utf8.count)"
-                    + " signing_input_bytes=\(fixture.signingInput.count) checksum=\(m.checksum & 0xFFFF)")
+                    + " signing_input_bytes=\(fixture.signingInput.count) checksum=\(m.checksum & 0xFFFF)"
+            )
         }
         if let full = results[.full], let raw = results[.raw] {
             let overhead = full.nanosecondsPerOp - raw.nanosecondsPerOp
@@ -356,12 +437,14 @@ func runToken(_ args: Arguments) throws {
             set["keys"] = .array([.object(jwk)])
             writeFile("\(out)/\(algorithm).jwks.json", JSONValue.object(set).compactBytes + [0x0A])
         }
-        emit("alg=\(algorithm) token=\(out)/\(algorithm).jwt claims_bytes=\(fixture.claimsBytes) token_bytes=\(fixture.token.utf8.count)")
+        emit(
+            "alg=\(algorithm) token=\(out)/\(algorithm).jwt claims_bytes=\(fixture.claimsBytes) token_bytes=\(fixture.token.utf8.count)"
+        )
     }
 }
 
 let usage = """
-    usage: jose-bench verify [--alg ES256|ES256,RS256|all] [--seconds 3] [--warmup 1] [--modes full,parse,raw]
+    usage: jose-bench verify [--alg ES256|ES256,RS256|all] [--seconds 3] [--warmup 1] [--modes full,raw,introspect,members,tree-parse]
            jose-bench token --out DIR [--alg …|all] [--lifetime 3600]
     """
 
