@@ -101,19 +101,6 @@ struct JSONScanner {
         maxDepth: Int,
         member: (_ name: MemberName, _ value: Value) -> Bool
     ) -> Bool {
-        withoutActuallyEscaping(member) { member in
-            var visitor = ClosureVisitor(body: member)
-            return scanObject(bytes, maxDepth: maxDepth, visitor: &visitor)
-        }
-    }
-
-    /// `scanObject(_:maxDepth:member:)` with a visitor type, which the hot paths use so the
-    /// visit is compiled into the scanning loop.
-    static func scanObject<Visitor: JSONMemberVisitor>(
-        _ bytes: UnsafeRawBufferPointer,
-        maxDepth: Int,
-        visitor: inout Visitor
-    ) -> Bool {
         guard let start = bytes.baseAddress, maxDepth >= 1, bytes.count < Int(Int32.max) else { return false }
         // A backslash anywhere: escapes are the tree parser's business.
         if memchr(start, 0x5C, bytes.count) != nil { return false }
@@ -124,13 +111,8 @@ struct JSONScanner {
                 maxDepth: maxDepth,
                 names: names.baseAddress!
             )
-            return scanner.topLevelObject(&visitor)
+            return scanner.topLevelObject(member)
         }
-    }
-
-    private struct ClosureVisitor: JSONMemberVisitor {
-        let body: (MemberName, Value) -> Bool
-        mutating func visit(_ name: MemberName, _ value: Value) -> Bool { body(name, value) }
     }
 
     // MARK: Structure
@@ -138,7 +120,7 @@ struct JSONScanner {
     // Every function takes the index it starts at and returns the index after what it read
     // (nil: not certain), so the hot loops keep the index in a register.
 
-    private mutating func topLevelObject<Visitor: JSONMemberVisitor>(_ visitor: inout Visitor) -> Bool {
+    private mutating func topLevelObject(_ member: (MemberName, Value) -> Bool) -> Bool {
         var i = skipWhitespace(0)
         guard i < count, base[i] == UInt8(ascii: "{") else { return false }
         i = skipWhitespace(i + 1)
@@ -154,7 +136,7 @@ struct JSONScanner {
                     bytes: UnsafeRawBufferPointer(start: base + Int(name.start), count: Int(name.count)),
                     head: name.head
                 )
-                guard visitor.visit(reported, value) else { return false }
+                guard member(reported, value) else { return false }
                 guard let (more, next) = nextMember(at: value.end &+ (value.kind == .string ? 1 : 0), closing: 0x7D)
                 else { return false }
                 i = next
@@ -418,10 +400,4 @@ struct JSONScanner {
             return nil
         }
     }
-}
-
-/// What `JSONScanner.scanObject` tells about each top-level member; returning false stops
-/// the scan and makes it report "not certain".
-protocol JSONMemberVisitor {
-    mutating func visit(_ name: JSONScanner.MemberName, _ value: JSONScanner.Value) -> Bool
 }
