@@ -205,6 +205,21 @@ struct FastPathDifferentialTests {
         }
     }
 
+    @Test(
+        "every header member the rules look at sends the header to the tree parser, with the same verdict",
+        arguments: [
+            #""crit":["exp"]"#, #""crit":[]"#, #""b64":true"#, #""b64":false"#, #""zip":"DEF""#, #""enc":"A256GCM""#,
+            #""jwk":{"kty":"oct"}"#, #""jku":"https://x""#, #""x5u":"https://x""#, #""x5c":["AA"]"#, #""x5t":"AA""#,
+            #""x5t#S256":"AA""#, #""kid":1"#, #""typ":null"#, #""cty":[]"#, #""alg":"none""#, #""Alg":"HS256""#,
+            #""cty":"JWT""#, #""x5t#S25":"AA""#, #""crits":1"#,
+        ]
+    )
+    func headerMembers(member: String) throws {
+        let header = "{\"alg\":\"HS256\",\"kid\":\"k1\",\(member)}"
+        let token = try FastPathDifferentialTests.signed(header: Array(header.utf8), payload: Array(claimsText().utf8))
+        for verifier in FastPathDifferentialTests.verifiers { try expectVerifiersAgree(token, verifier) }
+    }
+
     @Test("every signature algorithm, a flipped bit, a wrong key, a revoked or unknown kid: the same verdict")
     func signaturesAgree() throws {
         for algorithm in SignatureAlgorithm.allCases {

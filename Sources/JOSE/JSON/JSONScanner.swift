@@ -64,16 +64,8 @@ struct JSONScanner {
         /// The name's bytes (ASCII, no escapes).
         let bytes: UnsafeRawBufferPointer
         /// The first (up to) 8 bytes, the first byte lowest, zero-padded: with `bytes.count`,
-        /// enough to recognise a short name with one comparison (`JSONScanner.pack`).
+        /// enough to recognise a short name with one comparison.
         let head: UInt64
-    }
-
-    /// `head` of a name of at most 8 ASCII bytes, for matching `MemberName.head`.
-    static func pack(_ name: StaticString) -> UInt64 {
-        precondition(name.utf8CodeUnitCount <= 8)
-        var head: UInt64 = 0
-        for i in 0..<name.utf8CodeUnitCount { head |= UInt64(name.utf8Start[i]) << (8 * UInt64(i)) }
-        return head
     }
 
     /// 64 × 16 bytes: small enough for `withUnsafeTemporaryAllocation` to use the stack.
