@@ -102,7 +102,9 @@ public enum Base64URL {
             // Two quanta at a time, 6 bytes written as one 8-byte store while all 8 land in
             // `output` (the next store overwrites the 2 extra).
             // The 8 characters come in one load; the lookups are what the loop waits on.
-            while i + 8 <= count, o + 8 <= output.count {
+            // The 8-byte stores land in `output` while o + 8 ≤ output.count, o = 6 × step.
+            let steps = output.count >= 8 ? min(count / 8, (output.count - 8) / 6 + 1) : 0
+            for _ in 0..<steps {
                 let x = UInt64(littleEndian: UnsafeRawPointer(src + i).loadUnaligned(as: UInt64.self))
                 let v =
                     t[Int(x & 0xFF)] | t[256 + Int(x >> 8 & 0xFF)] | t[512 + Int(x >> 16 & 0xFF)]

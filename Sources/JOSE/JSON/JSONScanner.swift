@@ -93,6 +93,19 @@ struct JSONScanner {
         maxDepth: Int,
         member: (_ name: MemberName, _ value: Value) -> Bool
     ) -> Bool {
+        withoutActuallyEscaping(member) { member in
+            var visitor = ClosureVisitor(body: member)
+            return scanObject(bytes, maxDepth: maxDepth, visitor: &visitor)
+        }
+    }
+
+    /// `scanObject(_:maxDepth:member:)` with a visitor type, which the hot paths use so the
+    /// visit is compiled into the scanning loop.
+    static func scanObject<Visitor: JSONMemberVisitor>(
+        _ bytes: UnsafeRawBufferPointer,
+        maxDepth: Int,
+        visitor: inout Visitor
+    ) -> Bool {
         guard let start = bytes.baseAddress, maxDepth >= 1, bytes.count < Int(Int32.max) else { return false }
         // A backslash anywhere: escapes are the tree parser's business.
         if memchr(start, 0x5C, bytes.count) != nil { return false }
@@ -103,8 +116,13 @@ struct JSONScanner {
                 maxDepth: maxDepth,
                 names: names.baseAddress!
             )
-            return scanner.topLevelObject(member)
+            return scanner.topLevelObject(&visitor)
         }
+    }
+
+    private struct ClosureVisitor: JSONMemberVisitor {
+        let body: (MemberName, Value) -> Bool
+        mutating func visit(_ name: MemberName, _ value: Value) -> Bool { body(name, value) }
     }
 
     // MARK: Structure
@@ -112,7 +130,7 @@ struct JSONScanner {
     // Every function takes the index it starts at and returns the index after what it read
     // (nil: not certain), so the hot loops keep the index in a register.
 
-    private mutating func topLevelObject(_ member: (MemberName, Value) -> Bool) -> Bool {
+    private mutating func topLevelObject<Visitor: JSONMemberVisitor>(_ visitor: inout Visitor) -> Bool {
         var i = skipWhitespace(0)
         guard i < count, base[i] == UInt8(ascii: "{") else { return false }
         i = skipWhitespace(i + 1)
@@ -128,7 +146,7 @@ struct JSONScanner {
                     bytes: UnsafeRawBufferPointer(start: base + Int(name.start), count: Int(name.count)),
                     head: name.head
                 )
-                guard member(reported, value) else { return false }
+                guard visitor.visit(reported, value) else { return false }
                 guard let (more, next) = nextMember(at: value.end &+ (value.kind == .string ? 1 : 0), closing: 0x7D)
                 else { return false }
                 i = next
@@ -392,4 +410,10 @@ struct JSONScanner {
             return nil
         }
     }
+}
+
+/// What `JSONScanner.scanObject` tells about each top-level member; returning false stops
+/// the scan and makes it report "not certain".
+protocol JSONMemberVisitor {
+    mutating func visit(_ name: JSONScanner.MemberName, _ value: JSONScanner.Value) -> Bool
 }

@@ -177,9 +177,19 @@ extension JWTVerifier {
 
     /// A header whose rules the scanner can settle, or nil for the tree path.
     static func scanHeader(_ bytes: UnsafeRawBufferPointer) -> ScannedHeader? {
+        var visitor = HeaderVisitor()
+        guard JSONScanner.scanObject(bytes, maxDepth: JSONParser().maxDepth, visitor: &visitor),
+            let alg = visitor.alg, alg.isASCII,
+            let algorithm = algorithm(UnsafeRawBufferPointer(rebasing: bytes[alg.start..<alg.end]))
+        else { return nil }
+        return ScannedHeader(algorithm: algorithm, fields: visitor.fields)
+    }
+
+    private struct HeaderVisitor: JSONMemberVisitor {
         var alg: JSONScanner.Value?
         var fields = JOSEHeader.ScannedFields()
-        let scanned = JSONScanner.scanObject(bytes, maxDepth: JSONParser().maxDepth) { name, value in
+
+        mutating func visit(_ name: JSONScanner.MemberName, _ value: JSONScanner.Value) -> Bool {
             switch HeaderMember(name) {
             case .alg:
                 guard value.kind == .string else { return false }
@@ -200,10 +210,6 @@ extension JWTVerifier {
             }
             return true
         }
-        guard scanned, let alg, alg.isASCII,
-            let algorithm = algorithm(UnsafeRawBufferPointer(rebasing: bytes[alg.start..<alg.end]))
-        else { return nil }
-        return ScannedHeader(algorithm: algorithm, fields: fields)
     }
 
     /// `SignatureAlgorithm(jwsName:)` on ASCII bytes (an exact, case-sensitive match): every
@@ -228,14 +234,21 @@ extension JWTVerifier {
     /// The registered claims, type-checked, of a payload the scanner accepts; nil when
     /// `JWTClaims(payload:)` must decide (it then accepts with the same values, or throws).
     static func scanClaims(_ bytes: UnsafeRawBufferPointer) -> JWTClaims.Scanned? {
+        var visitor = ClaimsVisitor(bytes: bytes)
+        return JSONScanner.scanObject(bytes, maxDepth: JSONParser().maxDepth, visitor: &visitor) ? visitor.claims : nil
+    }
+
+    private struct ClaimsVisitor: JSONMemberVisitor {
+        let bytes: UnsafeRawBufferPointer
         var claims = JWTClaims.Scanned()
-        let scanned = JSONScanner.scanObject(bytes, maxDepth: JSONParser().maxDepth) { name, value in
+
+        @inline(__always)
+        mutating func visit(_ name: JSONScanner.MemberName, _ value: JSONScanner.Value) -> Bool {
             // Most members are not registered claims: test that inline, record the others
-            // out of line, which keeps the scanner's loop small enough to inline its parts.
+            // out of line.
             guard let claim = JWTClaims.RegisteredName(count: name.bytes.count, head: name.head) else { return true }
             return claims.record(claim, value, in: bytes)
         }
-        return scanned ? claims : nil
     }
 
     // MARK: Identity
