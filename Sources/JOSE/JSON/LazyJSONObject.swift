@@ -1,5 +1,13 @@
 import Synchronization
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// A token's decoded header and payload as the verifier's scanner checked them: one buffer
 /// with both, and each part's `JSONObject` tree built the first time someone asks for it.
 ///
@@ -17,7 +25,23 @@ final class ScannedToken: @unchecked Sendable {
     let registered: JWTClaims.ScannedRegistered
     /// Where the header's kid, typ and cty are.
     let headerFields: JOSEHeader.ScannedFields
-    private let trees = Mutex<(header: JSONObject?, claims: JSONObject?)>((nil, nil))
+    private let trees = Mutex<Trees>(Trees())
+
+    /// What has been built from the bytes so far.
+    private struct Trees {
+        var header: JSONObject?
+        var claims: JSONObject?
+        /// The claim set's top-level members, for `member(_:)`.
+        var claimsIndex: [IndexedMember]?
+        var headerIndex: [IndexedMember]?
+    }
+
+    /// A top-level member: where its name is, and its value.
+    struct IndexedMember: Sendable {
+        var nameStart: Int
+        var nameCount: Int
+        var value: JSONScanner.Value
+    }
 
     /// Copies `bytes` (header, then payload).
     init(
@@ -57,6 +81,22 @@ final class ScannedToken: @unchecked Sendable {
 
     fileprivate func cached(isHeader: Bool) -> JSONObject? {
         trees.withLock { isHeader ? $0.header : $0.claims }
+    }
+
+    /// The top-level members of the header or payload, listed by one scan on first use.
+    fileprivate func index(isHeader: Bool, build: () -> [IndexedMember]) -> [IndexedMember] {
+        if let index = trees.withLock({ isHeader ? $0.headerIndex : $0.claimsIndex }) { return index }
+        let built = build()
+        return trees.withLock { trees in
+            if isHeader {
+                if let index = trees.headerIndex { return index }
+                trees.headerIndex = built
+            } else {
+                if let index = trees.claimsIndex { return index }
+                trees.claimsIndex = built
+            }
+            return built
+        }
     }
 
     fileprivate func cache(_ object: JSONObject, isHeader: Bool) -> JSONObject {
@@ -116,22 +156,30 @@ struct LazyJSONObject: Sendable {
         // Names in a scanned document are ASCII; a non-ASCII name could still equal one of
         // them by canonical equivalence, so leave that case to the tree.
         guard name.utf8.allSatisfy({ $0 < 0x80 }) else { return object[name] }
-        var key = name
-        let found = key.withUTF8 { wanted -> (start: Int, end: Int, isString: Bool)? in
-            var hit: (start: Int, end: Int, isString: Bool)?
+        let index = token.index(isHeader: isHeader) {
+            var members: [ScannedToken.IndexedMember] = []
             let scanned = withBytes { bytes in
                 JSONScanner.scanObject(bytes, maxDepth: JSONParser().maxDepth) { candidate, value in
-                    if hit == nil, candidate.bytes.elementsEqual(UnsafeRawBufferPointer(wanted)) {
-                        hit = (value.start, value.end, value.kind == .string)
-                    }
+                    let start = bytes.baseAddress!.distance(to: candidate.bytes.baseAddress!)
+                    members.append(.init(nameStart: start, nameCount: candidate.bytes.count, value: value))
                     return true
                 }
             }
             precondition(scanned, "a scanned document no longer scans")
-            return hit
+            return members
+        }
+        var key = name
+        let found = key.withUTF8 { wanted -> JSONScanner.Value? in
+            withBytes { bytes in
+                index.first { member in
+                    member.nameCount == wanted.count
+                        && (wanted.isEmpty
+                            || memcmp(bytes.baseAddress! + member.nameStart, wanted.baseAddress!, wanted.count) == 0)
+                }?.value
+            }
         }
         guard let found else { return nil }
-        if found.isString { return .string(string(found.start, found.end)) }
+        if found.kind == .string { return .string(string(found.start, found.end)) }
         return withBytes { bytes in
             try? JSONParser().parse(UnsafeRawBufferPointer(rebasing: bytes[found.start..<found.end]))
         }
