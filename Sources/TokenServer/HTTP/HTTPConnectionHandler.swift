@@ -41,6 +41,7 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
     private static let invalidRoute = "invalid"
 
     private let listener: ListenerContext
+    private let progress: DecoderProgress?
     private var phase = Phase.idle
     private var head: HTTPRequestHead?
     private var info: RequestInfo?
@@ -53,8 +54,9 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
     private var lingerTimer: Scheduled<Void>?
     private var metrics: HTTPMetrics
 
-    init(listener: ListenerContext) {
+    init(listener: ListenerContext, progress: DecoderProgress? = nil) {
         self.listener = listener
+        self.progress = progress
         self.metrics = HTTPMetrics(factory: listener.metricsFactory)
     }
 
@@ -120,7 +122,9 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
                         route: Self.invalidRoute,
                         start: .now()
                     )
-                refuse(context: context, refusal, info: info)
+                // A head that never completed has no parsed target; the guard in front of the
+                // decoder may have seen its request line.
+                refuse(context: context, refusal, info: info, uri: head?.uri ?? progress?.pendingTarget)
             case .responding, .discarding, .closed:
                 break
             }

@@ -245,7 +245,7 @@ public final class HTTPServer: Service, Sendable {
         try pipeline.addHandler(DecoderProgressObserver(progress: progress))
         try pipeline.addHandler(HTTPServerPipelineHandler())
         try pipeline.addHandler(NIOHTTPResponseHeadersValidator())
-        try pipeline.addHandler(HTTPConnectionHandler(listener: context))
+        try pipeline.addHandler(HTTPConnectionHandler(listener: context, progress: progress))
     }
 
     // MARK: Shutdown
