@@ -54,14 +54,15 @@ extension HTTPRequest {
     /// A charset other than UTF-8 (or its subset US-ASCII) is refused with 415.
     func mediaType() throws(HTTPError) -> String? {
         guard let contentType = header("Content-Type") else { return nil }
-        var parts = contentType.split(separator: ";", omittingEmptySubsequences: false).makeIterator()
-        let mediaType = (parts.next() ?? "").trimmingASCIIWhitespace().lowercased()
+        var parts = contentType.utf8.split(separator: UInt8(ascii: ";"), omittingEmptySubsequences: false).makeIterator()
+        let mediaType = Self.lowercasedASCII(Self.trimmed(parts.next() ?? contentType.utf8[...]))
         guard !mediaType.isEmpty else { return nil }
         while let parameter = parts.next() {
-            let pair = parameter.split(separator: "=", maxSplits: 1)
-            guard pair.count == 2, pair[0].trimmingASCIIWhitespace().lowercased() == "charset" else { continue }
-            var charset = pair[1].trimmingASCIIWhitespace().lowercased()
-            if charset.count >= 2, charset.hasPrefix("\""), charset.hasSuffix("\"") {
+            guard let equals = parameter.firstIndex(of: UInt8(ascii: "=")),
+                Self.lowercasedASCII(Self.trimmed(parameter[..<equals])) == "charset"
+            else { continue }
+            var charset = Self.lowercasedASCII(Self.trimmed(parameter[parameter.index(after: equals)...]))
+            if charset.utf8.count >= 2, charset.hasPrefix("\""), charset.hasSuffix("\"") {
                 charset = String(charset.dropFirst().dropLast())
             }
             guard charset == "utf-8" || charset == "utf8" || charset == "us-ascii" else {
@@ -71,6 +72,22 @@ extension HTTPRequest {
             }
         }
         return mediaType
+    }
+
+    /// The bytes without leading and trailing spaces and tabs.
+    private static func trimmed(_ bytes: Substring.UTF8View.SubSequence) -> Substring.UTF8View.SubSequence {
+        var bytes = bytes
+        while let first = bytes.first, first == UInt8(ascii: " ") || first == UInt8(ascii: "\t") { bytes.removeFirst() }
+        while let last = bytes.last, last == UInt8(ascii: " ") || last == UInt8(ascii: "\t") { bytes.removeLast() }
+        return bytes
+    }
+
+    /// The text with ASCII letters lowercased (other bytes as they are; invalid UTF-8 repaired).
+    private static func lowercasedASCII(_ bytes: Substring.UTF8View.SubSequence) -> String {
+        if !bytes.contains(where: { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") }) {
+            return String(decoding: bytes, as: UTF8.self)
+        }
+        return String(decoding: bytes.map { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") ? $0 | 0x20 : $0 }, as: UTF8.self)
     }
 
     private func formParameters() throws(HTTPError) -> [String: String] {

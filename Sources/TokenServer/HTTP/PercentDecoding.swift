@@ -45,18 +45,28 @@ enum PercentDecoding {
     /// Splits `a=1&b=2` into decoded pairs in order. Empty pieces (`a=1&&b=2`, a trailing
     /// `&`) are skipped; a piece without `=` has an empty value. Fails when a piece does not
     /// decode, naming the piece for the caller's message.
-    static func pairs<Bytes: Collection<UInt8>>(
-        _ bytes: Bytes
-    ) -> Result<[(name: String, value: String)], PairError> where Bytes.SubSequence: Collection<UInt8> {
+    static func pairs<Bytes: Collection<UInt8>>(_ bytes: Bytes) -> Result<[(name: String, value: String)], PairError> {
+        if let result = bytes.withContiguousStorageIfAvailable({ pairs(buffer: $0) }) { return result }
+        return Array(bytes).withUnsafeBufferPointer { pairs(buffer: $0) }
+    }
+
+    private static func pairs(buffer: UnsafeBufferPointer<UInt8>) -> Result<[(name: String, value: String)], PairError> {
         var result: [(name: String, value: String)] = []
         var position = 0
-        for piece in bytes.split(separator: UInt8(ascii: "&"), omittingEmptySubsequences: true) {
+        var start = 0
+        let count = buffer.count
+        while start < count {
+            var end = start
+            while end < count, buffer[end] != UInt8(ascii: "&") { end += 1 }
+            defer { start = end + 1 }
+            if end == start { continue }
             position += 1
+            let piece = buffer[start..<end]
             let name: String?
             let value: String?
             if let equals = piece.firstIndex(of: UInt8(ascii: "=")) {
-                name = decode(piece[piece.startIndex..<equals], plusAsSpace: true)
-                value = decode(piece[piece.index(after: equals)...], plusAsSpace: true)
+                name = decode(piece[start..<equals], plusAsSpace: true)
+                value = decode(piece[(equals + 1)...], plusAsSpace: true)
             } else {
                 name = decode(piece, plusAsSpace: true)
                 value = ""

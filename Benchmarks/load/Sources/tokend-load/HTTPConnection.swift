@@ -84,7 +84,22 @@ final class HTTPConnection {
 
     /// Reads more bytes after `end`, compacting or growing the buffer when it is full.
     private func fill() throws {
-        if end == buffer.count {
+        if end == buffer.count { try makeRoom() }
+        while true {
+            let n = read(fd, buffer.baseAddress! + end, buffer.count - end)
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw Failure(description: "read: \(String(cString: strerror(errno)))")
+            }
+            if n == 0 { throw Failure(description: "connection closed by the server") }
+            end += n
+            return
+        }
+    }
+
+    /// Compacts the buffer, or doubles it when it holds one unread response that fills it.
+    private func makeRoom() throws {
+        do {
             if start > 0 {
                 let live = end - start
                 if live > 0 { buffer.baseAddress!.copyMemory(from: buffer.baseAddress! + start, byteCount: live) }
@@ -97,16 +112,6 @@ final class HTTPConnection {
                 buffer.deallocate()
                 buffer = bigger
             }
-        }
-        while true {
-            let n = read(fd, buffer.baseAddress! + end, buffer.count - end)
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw Failure(description: "read: \(String(cString: strerror(errno)))")
-            }
-            if n == 0 { throw Failure(description: "connection closed by the server") }
-            end += n
-            return
         }
     }
 
@@ -126,16 +131,34 @@ final class HTTPConnection {
         return UnsafeRawPointer(base).distance(to: hit) + 2
     }
 
-    /// Reads one response.
+    /// Reads one response, blocking.
     func receive() throws -> Response {
-        var head: Int
         while true {
-            if let found = headEnd(from: start) {
-                head = found
-                break
-            }
+            if let response = try parse() { return response }
             try fill()
         }
+    }
+
+    /// Reads what the socket has without blocking; false when it had nothing (EAGAIN).
+    func receiveAvailable() throws -> Bool {
+        if end == buffer.count { try makeRoom() }
+        while true {
+            let n = recv(fd, buffer.baseAddress! + end, buffer.count - end, Int32(MSG_DONTWAIT))
+            if n < 0 {
+                if errno == EINTR { continue }
+                if errno == EAGAIN || errno == EWOULDBLOCK { return false }
+                throw Failure(description: "read: \(String(cString: strerror(errno)))")
+            }
+            if n == 0 { throw Failure(description: "connection closed by the server") }
+            end += n
+            return true
+        }
+    }
+
+    /// One whole response from the buffered bytes, consuming them; nil (nothing consumed) when
+    /// the buffer does not hold a whole response yet.
+    func parse() throws -> Response? {
+        guard let head = headEnd(from: start) else { return nil }
         let base = buffer.baseAddress!.assumingMemoryBound(to: UInt8.self)
         // Status line: HTTP/1.x NNN
         guard head - start >= 12, base[start] == UInt8(ascii: "H"), base[start + 8] == UInt8(ascii: " ") else {
@@ -174,23 +197,18 @@ final class HTTPConnection {
             }
             line = next
         }
-        start = head
+        var cursor = head
+        let body: UnsafeRawBufferPointer
         if isChunked {
-            chunkedCount = 0
+            // First check that every chunk is buffered, then copy them out.
+            var chunks: [(start: Int, size: Int)] = []
+            var total = 0
             while true {
-                var sizeLine: Int
-                while true {
-                    if let found = lineEnd(from: start) {
-                        sizeLine = found
-                        break
-                    }
-                    try fill()
-                }
-                let b = buffer.baseAddress!.assumingMemoryBound(to: UInt8.self)
+                guard let sizeLine = lineEnd(from: cursor) else { return nil }
                 var size = 0
-                var i = start
+                var i = cursor
                 while i < sizeLine - 2 {
-                    let c = b[i]
+                    let c = base[i]
                     let v: Int
                     switch c {
                     case 48...57: v = Int(c) - 48
@@ -202,37 +220,40 @@ final class HTTPConnection {
                     size = size * 16 + v
                     i += 1
                 }
-                start = sizeLine
-                while end - start < size + 2 { try fill() }
-                let c = buffer.baseAddress!.assumingMemoryBound(to: UInt8.self)
+                guard end - sizeLine >= size + 2 else { return nil }
                 if size == 0 {
                     // Trailers end with an empty line; tokend and nginx send none.
-                    start += 2
+                    cursor = sizeLine + 2
                     break
                 }
-                if chunkedCount + size > chunked.count {
-                    guard chunkedCount + size <= Self.maximumResponse else { throw Failure(description: "response over 8 MiB") }
-                    let bigger = UnsafeMutableRawBufferPointer.allocate(
-                        byteCount: max(chunked.count * 2, chunkedCount + size), alignment: 16)
-                    bigger.baseAddress!.copyMemory(from: chunked.baseAddress!, byteCount: chunkedCount)
-                    chunked.deallocate()
-                    chunked = bigger
+                chunks.append((sizeLine, size))
+                total += size
+                guard total <= Self.maximumResponse else { throw Failure(description: "response over 8 MiB") }
+                cursor = sizeLine + size + 2
+            }
+            if total > chunked.count {
+                chunked.deallocate()
+                chunked = .allocate(byteCount: max(chunked.count * 2, total), alignment: 16)
+            }
+            chunkedCount = 0
+            for chunk in chunks {
+                (chunked.baseAddress! + chunkedCount).copyMemory(from: base + chunk.start, byteCount: chunk.size)
+                chunkedCount += chunk.size
+            }
+            body = UnsafeRawBufferPointer(start: chunked.baseAddress!, count: chunkedCount)
+        } else {
+            let length = contentLength ?? 0
+            guard end - cursor >= length else {
+                if cursor + length > buffer.count, start == 0, buffer.count >= Self.maximumResponse {
+                    throw Failure(description: "response over 8 MiB")
                 }
-                (chunked.baseAddress! + chunkedCount).copyMemory(from: c + start, byteCount: size)
-                chunkedCount += size
-                start += size + 2
+                return nil
             }
-            if start == end {
-                start = 0
-                end = 0
-            }
-            let body = UnsafeRawBufferPointer(start: chunked.baseAddress!, count: chunkedCount)
-            return Response(status: status, body: body, closes: closes)
+            body = UnsafeRawBufferPointer(start: buffer.baseAddress! + cursor, count: length)
+            cursor += length
         }
-        let length = contentLength ?? 0
-        while end - start < length { try fill() }
-        let body = UnsafeRawBufferPointer(start: buffer.baseAddress! + start, count: length)
-        start += length
+        // The body stays valid until the next read: compaction happens only when reading.
+        start = cursor
         if start == end {
             start = 0
             end = 0

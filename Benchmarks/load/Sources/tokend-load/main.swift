@@ -18,7 +18,9 @@ let usage = """
             expects 200 and the dialect's token member
         --request-file F [--expect-status CODE] [--expect-body TEXT]
             F's bytes (a whole HTTP/1.1 request) sent as they are
-      Requests go back to back on each connection; with --rate, each connection is paced to
+      Requests go back to back on each connection, all connections driven by one thread's
+      epoll loop (as wrk does; --thread-per-connection: one blocking thread per connection
+      instead); with --rate, one thread per connection, each paced to
       R/N per second and latency counts from the scheduled send time. Only responses that
       complete inside the measuring window (after --warmup, default 1 s) count. A response
       with another status or without the expected text is an error; the last line is
@@ -37,7 +39,7 @@ let usage = """
 struct Arguments {
     var values: [String: String] = [:]
     var flags: Set<String> = []
-    static let flagNames: Set<String> = ["--no-preflight", "--help", "-h"]
+    static let flagNames: Set<String> = ["--no-preflight", "--thread-per-connection", "--busy-poll", "--help", "-h"]
 
     init(_ list: ArraySlice<String>) throws {
         var i = list.startIndex
@@ -151,7 +153,11 @@ func runLoad(_ arguments: Arguments) throws -> Int32 {
     }
     let settings = RunSettings(
         socket: socket, connections: connections, seconds: seconds, warmup: warmup, rate: rate, label: label)
-    let summary = try LoadRunner.run(settings, plan: plan, expect: expect)
+    let threaded = arguments.flags.contains("--thread-per-connection")
+    let summary =
+        rate == nil && !threaded
+        ? try MultiplexedRunner.run(settings, plan: plan, expect: expect, busyPoll: arguments.flags.contains("--busy-poll"))
+        : try LoadRunner.run(settings, plan: plan, expect: expect)
     print(summary.report(), terminator: "")
     fflush(nil)
     return summary.verdict == "ok" ? 0 : 2
