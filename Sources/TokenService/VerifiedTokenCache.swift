@@ -1,3 +1,5 @@
+import JOSE
+
 
 /// What introspection needs of a token whose signature and claims were verified once.
 public struct VerifiedToken: Sendable {
@@ -14,6 +16,44 @@ public struct VerifiedToken: Sendable {
     public let exp: Double
     public let iat: Double
     public let nbf: Double?
+    /// The RFC 7662 §2.2 answer for this token while it is active, as compact JSON (`scope`
+    /// always a string): built once when the token is verified, so answering for a cached
+    /// token costs no serialisation.
+    public let activeIntrospection: [UInt8]
+
+    init(
+        subject: String, scope: String, clientID: String?, username: String?, issuer: String, audience: [String]?,
+        jti: String, kid: String, familyID: String?, exp: Double, iat: Double, nbf: Double?
+    ) {
+        self.subject = subject
+        self.scope = scope
+        self.clientID = clientID
+        self.username = username
+        self.issuer = issuer
+        self.audience = audience
+        self.jti = jti
+        self.kid = kid
+        self.familyID = familyID
+        self.exp = exp
+        self.iat = iat
+        self.nbf = nbf
+        var body = JSONObject()
+        body["active"] = .bool(true)
+        body["sub"] = .string(subject)
+        body["scope"] = .string(scope)
+        if let clientID { body["client_id"] = .string(clientID) }
+        if let username { body["username"] = .string(username) }
+        body["token_type"] = "Bearer"
+        body["exp"] = .number(JSONNumber(Int64(exp)))
+        body["iat"] = .number(JSONNumber(Int64(iat)))
+        if let nbf { body["nbf"] = .number(JSONNumber(Int64(nbf))) }
+        if let audience {
+            body["aud"] = audience.count == 1 ? .string(audience[0]) : .array(audience.map { .string($0) })
+        }
+        body["iss"] = .string(issuer)
+        body["jti"] = .string(jti)
+        activeIntrospection = JSONValue.object(body).compactBytes
+    }
 }
 
 /// A bounded map from token text to its verified claims, so a repeated token skips the

@@ -52,7 +52,7 @@ final class ConnectionRegistry: Sendable {
     }
 
     /// Stops admitting connections and asks every open one to finish its current request and
-    /// close (`ChannelShouldQuiesceEvent`, honoured by `HTTPServerPipelineHandler`).
+    /// close (`ChannelShouldQuiesceEvent`, honoured by `HTTPConnectionHandler`).
     func quiesce() {
         let channels = state.withLock { state in
             state.quiescing = true

@@ -3,22 +3,25 @@ import Logging
 import NIOCore
 import NIOHTTP1
 
-/// Serves the requests of one connection, in order (`HTTPServerPipelineHandler` holds back
-/// pipelined requests until the previous response has been written).
+/// Serves the requests of one connection, in order, straight from the socket's bytes.
 ///
-/// Enforces the body and head limits, routes, runs `.sync` handlers inline on the event loop
-/// and `.async` handlers in a task (bounded by `requestTimeout`), writes every response with
-/// `Content-Length` and `Cache-Control`, and records one log line and the metrics per request.
-/// All state lives on the connection's event loop.
-final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
-    typealias InboundIn = HTTPServerRequestPart
-    typealias OutboundOut = HTTPServerResponsePart
+/// ``HTTPRequestParser`` reads requests (and enforces the head and body limits); `.sync`
+/// handlers run inline on the event loop and `.async` ones in a task (bounded by
+/// `requestTimeout`), during which reading stops and pipelined requests wait in the parser.
+/// Every response is written as one buffer with `Content-Length` and `Cache-Control`, the
+/// responses to one read are flushed together, and each request gets one log line and its
+/// metrics. All state lives on the connection's event loop.
+///
+/// NIOHTTP1's decoder, encoder and pipelining handler are not used: on the introspection hot
+/// path they cost more than everything else together (BENCHMARKS.md, "nio-floor").
+final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
 
     private enum Phase {
-        /// Waiting for a request head.
+        /// Reading requests.
         case idle
-        /// Reading a request's body.
-        case receiving
         /// An asynchronous handler is running.
         case responding
         /// An answer that ends the connection was written; input is discarded until it closes.
@@ -30,7 +33,7 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
     /// What the response and the log line need from the request.
     private struct RequestInfo {
         var method: String
-        var version: HTTPVersion
+        var minorVersion: Int
         var keepAlive: Bool
         var isHead: Bool
         var route: String
@@ -41,11 +44,9 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
     private static let invalidRoute = "invalid"
 
     private let listener: ListenerContext
-    private let progress: DecoderProgress?
+    private var parser: HTTPRequestParser
     private var phase = Phase.idle
-    private var head: HTTPRequestHead?
     private var info: RequestInfo?
-    private var body: ByteBuffer?
     private var peer: PeerCredentials?
     private var peerChecked = false
     private var sequence: UInt64 = 0
@@ -53,10 +54,20 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
     private var asyncTask: Task<Void, Never>?
     private var lingerTimer: Scheduled<Void>?
     private var metrics: HTTPMetrics
+    /// Responses written but not flushed yet.
+    private var unflushed = false
+    /// A `read` held back while an asynchronous handler runs.
+    private var readPending = false
+    /// Graceful shutdown asked this connection to end after its current request.
+    private var quiescing = false
 
-    init(listener: ListenerContext, progress: DecoderProgress? = nil) {
+    init(listener: ListenerContext, allocator: ByteBufferAllocator = ByteBufferAllocator()) {
         self.listener = listener
-        self.progress = progress
+        self.parser = HTTPRequestParser(
+            maxHeadBytes: listener.configuration.maxHeaderBytes,
+            maxBodyBytes: listener.configuration.maxBodyBytes,
+            allocator: allocator
+        )
         self.metrics = HTTPMetrics(factory: listener.metricsFactory)
     }
 
@@ -86,7 +97,7 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if let idle = event as? IdleStateHandler.IdleStateEvent, idle == .all {
             switch phase {
-            case .idle, .receiving, .discarding:
+            case .idle, .discarding:
                 listener.logger.trace("closing idle connection", metadata: ["listener": "\(listener.kind)"])
                 phase = .closed
                 context.close(promise: nil)
@@ -95,46 +106,22 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
             }
             return
         }
+        if event is ChannelShouldQuiesceEvent {
+            quiescing = true
+            if case .idle = phase, !parser.hasPartialRequest {
+                phase = .closed
+                context.close(promise: nil)
+            }
+            return
+        }
         context.fireUserInboundEventTriggered(event)
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        if let parserError = error as? HTTPParserError {
-            if parserError == .invalidEOFState || parserError == .closedConnection {
-                // The client went away in the middle of a request: nobody to answer.
-                phase = .closed
-                context.close(promise: nil)
-                return
-            }
-            switch phase {
-            case .idle, .receiving:
-                let refusal: HTTPError =
-                    parserError == .headerOverflow
-                    ? .headersTooLarge(limit: listener.configuration.maxHeaderBytes)
-                    : .invalidRequest("malformed HTTP request: \(Self.describe(parserError))")
-                let info =
-                    self.info
-                    ?? RequestInfo(
-                        method: "-",
-                        version: .http1_1,
-                        keepAlive: false,
-                        isHead: false,
-                        route: Self.invalidRoute,
-                        start: .now()
-                    )
-                // A head that never completed has no parsed target; the guard in front of the
-                // decoder may have seen its request line.
-                refuse(context: context, refusal, info: info, uri: head?.uri ?? progress?.pendingTarget)
-            case .responding, .discarding, .closed:
-                break
-            }
-            return
-        }
         switch phase {
         case .discarding, .closed:
-            // Input after a refusal (the decoder is in its error state): expected, ignored.
             return
-        case .idle, .receiving, .responding:
+        case .idle, .responding:
             listener.logger.debug("closing connection after an error", metadata: ["error": "\(error)"])
             phase = .closed
             context.close(promise: nil)
@@ -144,95 +131,86 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
     // MARK: Requests
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch unwrapInboundIn(data) {
-        case .head(let head):
-            receivedHead(context: context, head)
-        case .body(let chunk):
-            receivedBody(context: context, chunk)
-        case .end:
-            receivedEnd(context: context)
+        switch phase {
+        case .discarding, .closed:
+            return
+        case .idle, .responding:
+            break
         }
+        var bytes = unwrapInboundIn(data)
+        parser.append(&bytes)
+        if case .idle = phase { processRequests(context: context) }
     }
 
-    private func receivedHead(context: ChannelHandlerContext, _ head: HTTPRequestHead) {
-        guard case .idle = phase else { return }
-        let method = head.method.rawValue
-        let info = RequestInfo(
-            method: method,
-            version: head.version,
-            keepAlive: head.isKeepAlive,
-            isHead: head.method == .HEAD,
+    func channelReadComplete(context: ChannelHandlerContext) {
+        flushIfNeeded(context: context)
+        context.fireChannelReadComplete()
+    }
+
+    /// Holds reads back while an asynchronous handler runs, so pipelined requests wait in the
+    /// kernel's buffer rather than in memory.
+    func read(context: ChannelHandlerContext) {
+        if case .responding = phase {
+            readPending = true
+            return
+        }
+        context.read()
+    }
+
+    /// Answers every whole request buffered, in order, until one needs an asynchronous handler.
+    private func processRequests(context: ChannelHandlerContext) {
+        while case .idle = phase, let event = parser.next() {
+            switch event {
+            case .continueExpected:
+                var interim = context.channel.allocator.buffer(capacity: 32)
+                interim.writeStaticString("HTTP/1.1 100 Continue\r\n\r\n")
+                context.write(wrapOutboundOut(interim), promise: nil)
+                unflushed = true
+            case .refused(let refusal, let target):
+                let info = RequestInfo(
+                    method: "-", minorVersion: 1, keepAlive: false, isHead: false, route: Self.invalidRoute, start: .now())
+                refuse(context: context, refusal, info: info, uri: target)
+            case .request(let request):
+                handle(context: context, request)
+            }
+        }
+        flushIfNeeded(context: context)
+    }
+
+    private func handle(context: ChannelHandlerContext, _ parsed: HTTPRequestParser.Request) {
+        var info = RequestInfo(
+            method: parsed.method,
+            minorVersion: parsed.minorVersion,
+            keepAlive: parsed.keepAlive && !quiescing,
+            isHead: parsed.method == "HEAD",
             route: Self.invalidRoute,
             start: .now()
         )
-        self.info = info
-        let configuration = listener.configuration
-
-        if Self.headSize(head) > configuration.maxHeaderBytes {
-            refuse(context: context, .headersTooLarge(limit: configuration.maxHeaderBytes), info: info, uri: head.uri)
-            return
-        }
-        if let length = head.headers.first(name: "content-length"), let bytes = Int(length),
-            bytes > configuration.maxBodyBytes
-        {
-            refuse(context: context, .payloadTooLarge(limit: configuration.maxBodyBytes), info: info, uri: head.uri)
-            return
-        }
-        if let expect = head.headers.first(name: "expect"), expect.lowercased() == "100-continue" {
-            let interim = HTTPResponseHead(version: head.version, status: .continue)
-            context.writeAndFlush(wrapOutboundOut(.head(interim)), promise: nil)
-        }
-        self.head = head
-        self.body = nil
-        phase = .receiving
-    }
-
-    private func receivedBody(context: ChannelHandlerContext, _ chunk: ByteBuffer) {
-        guard case .receiving = phase else { return }
-        let limit = listener.configuration.maxBodyBytes
-        if (body?.readableBytes ?? 0) + chunk.readableBytes > limit {
-            body = nil
-            refuse(context: context, .payloadTooLarge(limit: limit), info: info!, uri: head?.uri)
-            return
-        }
-        if body == nil {
-            body = chunk
-        } else {
-            var chunk = chunk
-            body!.writeBuffer(&chunk)
-        }
-    }
-
-    private func receivedEnd(context: ChannelHandlerContext) {
-        guard case .receiving = phase, let head = self.head, var info = self.info else { return }
-        let bytes = body.map { Array($0.readableBytesView) } ?? []
-        self.head = nil
-        self.body = nil
-
         let target: RequestTarget
-        switch RequestTarget.parse(head.uri) {
-        case .success(let parsed): target = parsed
+        switch RequestTarget.parse(parsed.target) {
+        case .success(let value): target = value
         case .failure(let refusal):
-            respond(context: context, rendered(refusal, uri: head.uri), info: info)
+            respond(context: context, rendered(refusal, uri: parsed.target), info: info)
             return
         }
 
         switch listener.router.resolve(method: info.method, segments: target.segments) {
         case .notFound:
             info.route = Self.unmatchedRoute
-            respond(context: context, rendered(HTTPError.notFound(), uri: head.uri), info: info)
+            respond(context: context, rendered(HTTPError.notFound(), uri: parsed.target), info: info)
         case .methodNotAllowed(let allowed):
             info.route = Self.unmatchedRoute
-            respond(context: context, rendered(HTTPError.methodNotAllowed(info.method, allowed: allowed), uri: head.uri), info: info)
+            respond(
+                context: context, rendered(HTTPError.methodNotAllowed(info.method, allowed: allowed), uri: parsed.target),
+                info: info)
         case .matched(let route, let parameters):
             info.route = route.name
-            self.info = info
             let request = HTTPRequest(
                 method: info.method,
                 path: target.path,
                 query: target.query,
-                headers: head.headers.map { ($0.name, $0.value) },
-                body: bytes,
+                headers: parsed.headers,
+                body: parsed.body,
                 listener: listener.kind,
                 peer: peer,
                 pathParameters: parameters
@@ -241,6 +219,7 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
             case .sync(let handler):
                 respond(context: context, handler(request), info: info)
             case .async(let handler):
+                self.info = info
                 runAsync(context: context, handler, request)
             }
         }
@@ -252,6 +231,7 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
         _ request: HTTPRequest
     ) {
         phase = .responding
+        flushIfNeeded(context: context)
         sequence &+= 1
         let id = sequence
         let eventLoop = context.eventLoop
@@ -272,7 +252,9 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
         timeout?.cancel()
         timeout = nil
         asyncTask = nil
+        self.info = nil
         respond(context: context, response, info: info)
+        resume(context: context)
     }
 
     private func asyncTimedOut(context: ChannelHandlerContext, id: UInt64) {
@@ -280,6 +262,7 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
         timeout = nil
         asyncTask?.cancel()
         asyncTask = nil
+        self.info = nil
         let seconds = listener.configuration.requestTimeout.components.seconds
         listener.logger.warning(
             "request timed out; answered 503",
@@ -290,13 +273,24 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
         )
         let refusal = HTTPError.unavailable("the request took longer than \(seconds) s; try again")
         respond(context: context, refusal.response, info: info)
+        resume(context: context)
+    }
+
+    /// After an asynchronous answer: serve what was pipelined behind it, then read again.
+    private func resume(context: ChannelHandlerContext) {
+        guard case .idle = phase else {
+            flushIfNeeded(context: context)
+            return
+        }
+        processRequests(context: context)
+        if case .idle = phase, readPending {
+            readPending = false
+            context.read()
+        }
     }
 
     // MARK: Responses
 
-    /// Answers a request that cannot be read to its end (limits, malformed HTTP): writes the
-    /// answer with `Connection: close`, stops writing, and discards input until the client
-    /// closes or the linger timeout ends the connection.
     /// The error body for this path: the configured renderer's, else the OAuth-style one.
     private func rendered(_ error: HTTPError, uri: String?) -> HTTPResponse {
         guard let renderer = listener.configuration.errorRenderer, let uri else { return error.response }
@@ -304,10 +298,13 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
         return renderer(error, path)
     }
 
+    /// Answers a request that cannot be read to its end (limits, malformed HTTP): writes the
+    /// answer with `Connection: close`, stops writing, and discards input until the client
+    /// closes or the linger timeout ends the connection.
     private func refuse(context: ChannelHandlerContext, _ refusal: HTTPError, info: RequestInfo, uri: String? = nil) {
-        head = nil
-        body = nil
-        let written = respond(context: context, rendered(refusal, uri: uri), info: info, close: .linger)
+        respond(context: context, rendered(refusal, uri: uri), info: info, close: .linger)
+        let written = context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(capacity: 0)))
+        unflushed = false
         written.assumeIsolated().whenComplete { _ in
             context.close(mode: .output, promise: nil)
         }
@@ -323,13 +320,18 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
         case linger
     }
 
-    @discardableResult
+    private func flushIfNeeded(context: ChannelHandlerContext) {
+        guard unflushed else { return }
+        unflushed = false
+        context.flush()
+    }
+
     private func respond(
         context: ChannelHandlerContext,
         _ response: HTTPResponse,
         info: RequestInfo,
         close closeMode: CloseMode = .keepAliveIfAsked
-    ) -> EventLoopFuture<Void> {
+    ) {
         var response = response
         if !Self.headersAreValid(response.headers) {
             listener.logger.error(
@@ -344,10 +346,12 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
         }
         let status = response.status
         let bodyAllowed = !(100..<200).contains(status) && status != 204 && status != 304
-        var keepAlive = closeMode == .keepAliveIfAsked && info.keepAlive
+        var keepAlive = closeMode == .keepAliveIfAsked && info.keepAlive && !quiescing
+        let writesBody = bodyAllowed && !info.isHead && !response.body.isEmpty
 
-        var headers = HTTPHeaders()
-        headers.reserveCapacity(response.headers.count + 3)
+        var out = context.channel.allocator.buffer(capacity: 160 + response.body.count + response.headers.count * 40)
+        out.writeStaticString(info.minorVersion == 0 ? "HTTP/1.0 " : "HTTP/1.1 ")
+        Self.writeStatusLine(status, to: &out)
         var hasCacheControl = false
         for (name, value) in response.headers {
             if asciiCaseInsensitiveEquals(name, "connection") {
@@ -361,41 +365,49 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
                 continue
             }
             if asciiCaseInsensitiveEquals(name, "cache-control") { hasCacheControl = true }
-            headers.add(name: name, value: value)
+            out.writeString(name)
+            out.writeStaticString(": ")
+            out.writeString(value)
+            out.writeStaticString("\r\n")
         }
-        if bodyAllowed { headers.add(name: "Content-Length", value: String(response.body.count)) }
-        if !hasCacheControl { headers.add(name: "Cache-Control", value: "no-store") }
+        if bodyAllowed {
+            out.writeStaticString("Content-Length: ")
+            out.writeString(String(response.body.count))
+            out.writeStaticString("\r\n")
+        }
+        if !hasCacheControl { out.writeStaticString("Cache-Control: no-store\r\n") }
         if !keepAlive {
-            headers.add(name: "Connection", value: "close")
-        } else if info.version.major == 1, info.version.minor == 0 {
-            headers.add(name: "Connection", value: "keep-alive")
+            out.writeStaticString("Connection: close\r\n")
+        } else if info.minorVersion == 0 {
+            out.writeStaticString("Connection: keep-alive\r\n")
         }
+        out.writeStaticString("\r\n")
+        if writesBody { out.writeBytes(response.body) }
 
-        let version: HTTPVersion = info.version.major == 1 && info.version.minor == 0 ? .http1_0 : .http1_1
-        let responseHead = HTTPResponseHead(
-            version: version,
-            status: HTTPResponseStatus(statusCode: status),
-            headers: headers
-        )
-        // The state moves on before the last write: writing `.end` lets
-        // HTTPServerPipelineHandler deliver the next pipelined request to this handler at once.
         finished(info: info, status: status)
-        self.info = nil
         switch closeMode {
         case .keepAliveIfAsked: phase = keepAlive ? .idle : .closed
         case .linger: phase = .discarding
         }
-
-        context.write(wrapOutboundOut(.head(responseHead)), promise: nil)
-        if bodyAllowed, !info.isHead, !response.body.isEmpty {
-            let buffer = context.channel.allocator.buffer(bytes: response.body)
-            context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
-        }
-        let written = context.writeAndFlush(wrapOutboundOut(.end(nil)))
         if closeMode == .keepAliveIfAsked, !keepAlive {
-            written.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+            unflushed = false
+            context.writeAndFlush(wrapOutboundOut(out)).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+        } else {
+            context.write(wrapOutboundOut(out), promise: nil)
+            unflushed = true
         }
-        return written
+    }
+
+    /// `NNN Reason\r\n`.
+    private static func writeStatusLine(_ status: Int, to out: inout ByteBuffer) {
+        switch status {
+        case 200: out.writeStaticString("200 OK\r\n")
+        default:
+            out.writeString(String(status))
+            out.writeStaticString(" ")
+            out.writeString(HTTPResponseStatus(statusCode: status).reasonPhrase)
+            out.writeStaticString("\r\n")
+        }
     }
 
     private func finished(info: RequestInfo, status: Int) {
@@ -443,15 +455,6 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
         var gid: UInt32 = 0
     }
 
-    /// The size of the head as sent: request line, header lines and the blank line.
-    private static func headSize(_ head: HTTPRequestHead) -> Int {
-        var size = head.method.rawValue.utf8.count + 1 + head.uri.utf8.count + 1 + 8 + 2
-        for (name, value) in head.headers {
-            size += name.utf8.count + 2 + value.utf8.count + 2
-        }
-        return size + 2
-    }
-
     private static func headersAreValid(_ headers: [(name: String, value: String)]) -> Bool {
         for (name, value) in headers {
             if name.isEmpty { return false }
@@ -465,20 +468,5 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
         let micros = nanoseconds / 1000
         let fraction = String(micros % 1000)
         return "\(micros / 1000).\(String(repeating: "0", count: 3 - fraction.count))\(fraction)"
-    }
-
-    private static func describe(_ error: HTTPParserError) -> String {
-        switch error {
-        case .invalidMethod: "unknown or malformed method"
-        case .invalidURL: "malformed request target"
-        case .invalidVersion: "malformed HTTP version"
-        case .invalidHeaderToken: "malformed header field"
-        case .invalidContentLength: "malformed Content-Length"
-        case .unexpectedContentLength: "Content-Length together with Transfer-Encoding"
-        case .invalidChunkSize: "malformed chunk size"
-        case .invalidConstant: "malformed request line"
-        case .lfExpected: "malformed line ending"
-        default: "\(error)"
-        }
     }
 }

@@ -226,26 +226,8 @@ public final class HTTPServer: Service, Sendable {
         let registry = context.registry
         channel.closeFuture.whenComplete { _ in registry.remove(channel) }
 
-        var limits = NIOHTTPDecoderLimitConfiguration()
-        limits.maxHeaderFieldSize = configuration.maxHeaderBytes
-        limits.maxHeaderListSize = configuration.maxHeaderBytes
-        let progress = DecoderProgress()
         try pipeline.addHandler(IdleStateHandler(allTimeout: TimeAmount(configuration.idleTimeout)))
-        try pipeline.addHandler(HeadSizeGuard(limit: configuration.maxHeaderBytes, progress: progress))
-        try pipeline.addHandler(HTTPResponseEncoder())
-        try pipeline.addHandler(
-            ByteToMessageHandler(
-                HTTPRequestDecoder(
-                    leftOverBytesStrategy: .dropBytes,
-                    informationalResponseStrategy: .drop,
-                    limitConfiguration: limits
-                )
-            )
-        )
-        try pipeline.addHandler(DecoderProgressObserver(progress: progress))
-        try pipeline.addHandler(HTTPServerPipelineHandler())
-        try pipeline.addHandler(NIOHTTPResponseHeadersValidator())
-        try pipeline.addHandler(HTTPConnectionHandler(listener: context, progress: progress))
+        try pipeline.addHandler(HTTPConnectionHandler(listener: context, allocator: channel.allocator))
     }
 
     // MARK: Shutdown

@@ -69,6 +69,9 @@ public struct TokenRoutes: Sendable {
 
     // MARK: Native handlers
 
+    static let jsonHeaders = [(name: "Content-Type", value: "application/json")]
+    static let inactiveBody = Array(#"{"active":false}"#.utf8)
+
     static func introspect(_ request: HTTPRequest, _ service: TokenService) -> HTTPResponse {
         let parameters: [String: String]
         do throws(HTTPError) { parameters = try request.formOrJSONParameters() } catch { return error.response }
@@ -77,32 +80,12 @@ public struct TokenRoutes: Sendable {
         }
         switch service.introspect(token) {
         case .active(let verified):
-            return .json(200, .object(introspectionBody(verified)))
+            return HTTPResponse(status: 200, headers: jsonHeaders, body: verified.activeIntrospection)
         case .inactive:
-            return .json(200, .object(JSONObject([("active", .bool(false))])))
+            return HTTPResponse(status: 200, headers: jsonHeaders, body: inactiveBody)
         case .unavailable(let reason):
             return .error(status: 503, error: "temporarily_unavailable", description: reason, headers: [("Retry-After", "1")])
         }
-    }
-
-    /// RFC 7662 §2.2 members of an active token; `scope` is always a string.
-    static func introspectionBody(_ token: VerifiedToken) -> JSONObject {
-        var body = JSONObject()
-        body["active"] = .bool(true)
-        body["sub"] = .string(token.subject)
-        body["scope"] = .string(token.scope)
-        if let clientID = token.clientID { body["client_id"] = .string(clientID) }
-        if let username = token.username { body["username"] = .string(username) }
-        body["token_type"] = "Bearer"
-        body["exp"] = .number(JSONNumber(Int64(token.exp)))
-        body["iat"] = .number(JSONNumber(Int64(token.iat)))
-        if let nbf = token.nbf { body["nbf"] = .number(JSONNumber(Int64(nbf))) }
-        if let audience = token.audience {
-            body["aud"] = audience.count == 1 ? .string(audience[0]) : .array(audience.map { .string($0) })
-        }
-        body["iss"] = .string(token.issuer)
-        body["jti"] = .string(token.jti)
-        return body
     }
 
     static func revoke(_ request: HTTPRequest, _ service: TokenService) async -> HTTPResponse {

@@ -1,0 +1,457 @@
+import NIOCore
+
+/// A strict HTTP/1.1 request parser (RFC 9112) over the bytes of one connection.
+///
+/// Bytes are appended as they arrive; ``next()`` returns the next whole request, a refusal, or
+/// nil when more bytes are needed. It accepts only what a well-behaved client sends and
+/// refuses the rest with 400 (the ambiguities request smuggling lives on are all refusals):
+/// lines end in CRLF; the method is a token; the target is visible ASCII; the version is
+/// HTTP/1.0 or HTTP/1.1; a field name is a token followed directly by `:`; a field value holds
+/// no control characters; no obs-fold; `Content-Length` is digits (repeated only with the same
+/// value), never together with `Transfer-Encoding`; `Transfer-Encoding` is exactly `chunked`
+/// (HTTP/1.1 only); chunk sizes are hex, extensions are skipped, trailers are read and dropped.
+///
+/// Limits: a head (request line, fields, blank line) over `maxHeadBytes` is refused with 431 as
+/// soon as that many bytes arrived without its end; a body over `maxBodyBytes` with 413, from
+/// `Content-Length` before any body byte, or as chunks arrive.
+struct HTTPRequestParser {
+    struct Request {
+        var method: String
+        var target: String
+        /// 0 for HTTP/1.0, 1 for HTTP/1.1.
+        var minorVersion: Int
+        var headers: [(name: String, value: String)]
+        var body: [UInt8]
+        var keepAlive: Bool
+    }
+
+    enum Event {
+        case request(Request)
+        /// The head asked for `Expect: 100-continue` and its body has not all arrived: the
+        /// caller sends the interim response (once per request).
+        case continueExpected
+        /// The request cannot be read; the connection must end after the answer. `target` is
+        /// the request target when the request line was read.
+        case refused(HTTPError, target: String?)
+    }
+
+    private enum Framing {
+        case length(Int)
+        case chunked
+    }
+
+    /// A parsed head waiting for its body.
+    private struct PendingHead {
+        var request: Request
+        var framing: Framing
+        var expectContinue: Bool
+        var continueSent = false
+        /// Chunked: where the next chunk-size line starts (relative to the body start), and the
+        /// decoded body so far.
+        var chunkCursor = 0
+        var trailers = false
+    }
+
+    let maxHeadBytes: Int
+    let maxBodyBytes: Int
+    private var buffer: ByteBuffer
+    private var pending: PendingHead?
+    private var failed = false
+
+    init(maxHeadBytes: Int, maxBodyBytes: Int, allocator: ByteBufferAllocator = ByteBufferAllocator()) {
+        self.maxHeadBytes = maxHeadBytes
+        self.maxBodyBytes = maxBodyBytes
+        self.buffer = allocator.buffer(capacity: 0)
+    }
+
+    /// Whether bytes of an unfinished request are buffered.
+    var hasPartialRequest: Bool { pending != nil || buffer.readableBytes > 0 }
+
+    /// The number of buffered bytes not yet returned as requests.
+    var bufferedBytes: Int { buffer.readableBytes }
+
+    mutating func append(_ bytes: inout ByteBuffer) {
+        guard !failed else { return }
+        if buffer.readableBytes == 0 {
+            // The common case: no leftover, take the new buffer as it is (no copy).
+            buffer = bytes
+            bytes.moveReaderIndex(to: bytes.writerIndex)
+        } else {
+            buffer.writeBuffer(&bytes)
+        }
+    }
+
+    mutating func next() -> Event? {
+        guard !failed else { return nil }
+        if pending == nil {
+            switch parseHead() {
+            case .none: return nil
+            case .refused(let error, let target):
+                failed = true
+                return .refused(error, target: target)
+            case .head(let head):
+                pending = head
+            }
+        }
+        guard var head = pending else { return nil }
+        let event = parseBody(&head)
+        switch event {
+        case .request, .refused:
+            pending = nil
+            if case .refused = event { failed = true }
+        case .continueExpected, .none:
+            pending = head
+        }
+        return event
+    }
+
+    // MARK: Head
+
+    private enum HeadResult {
+        case none
+        case head(PendingHead)
+        case refused(HTTPError, target: String?)
+    }
+
+    private static let cr = UInt8(ascii: "\r")
+    private static let lf = UInt8(ascii: "\n")
+
+    private mutating func parseHead() -> HeadResult {
+        // Empty lines before a request line are skipped (RFC 9112 §2.2).
+        while buffer.readableBytes >= 2,
+            buffer.getInteger(at: buffer.readerIndex, endianness: .big, as: UInt16.self) == 0x0D0A
+        {
+            buffer.moveReaderIndex(forwardBy: 2)
+        }
+        if buffer.readableBytes == 0 {
+            buffer.clear()
+            return .none
+        }
+        let limit = maxHeadBytes
+        let result: (HeadResult, consumed: Int) = buffer.withUnsafeReadableBytes { bytes in
+            guard let headEnd = Self.findHeadEnd(bytes, limit: limit) else {
+                if bytes.count > limit {
+                    return (.refused(.headersTooLarge(limit: limit), target: Self.requestTarget(bytes)), 0)
+                }
+                // A bare LF where a line should end is refused at once rather than waited on.
+                if Self.hasBareLF(bytes) {
+                    return (.refused(.invalidRequest("malformed HTTP request: malformed line ending"), target: Self.requestTarget(bytes)), 0)
+                }
+                return (.none, 0)
+            }
+            return (Self.parseHead(UnsafeRawBufferPointer(rebasing: bytes[0..<headEnd])), headEnd)
+        }
+        if case .head = result.0 { buffer.moveReaderIndex(forwardBy: result.consumed) }
+        return result.0
+    }
+
+    /// The index just past the CRLF CRLF that ends the head, if it is within `limit` bytes.
+    private static func findHeadEnd(_ bytes: UnsafeRawBufferPointer, limit: Int) -> Int? {
+        let count = min(bytes.count, limit)
+        var i = 3
+        while i < count {
+            if bytes[i] == lf, bytes[i - 1] == cr, bytes[i - 2] == lf, bytes[i - 3] == cr { return i + 1 }
+            i += 1
+        }
+        return nil
+    }
+
+    /// Whether a LF without its CR is among the bytes (a head that can never be valid).
+    private static func hasBareLF(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        var i = 0
+        while i < bytes.count {
+            if bytes[i] == lf, i == 0 || bytes[i - 1] != cr { return true }
+            i += 1
+        }
+        return false
+    }
+
+    /// The target of a request line at the start of `bytes`, when one is there whole.
+    private static func requestTarget(_ bytes: UnsafeRawBufferPointer) -> String? {
+        guard let firstSpace = bytes.firstIndex(of: UInt8(ascii: " ")), firstSpace > 0 else { return nil }
+        var end = firstSpace + 1
+        while end < bytes.count, bytes[end] > 0x20, bytes[end] < 0x7F { end += 1 }
+        guard end < bytes.count, bytes[end] == UInt8(ascii: " "), end > firstSpace + 1 else { return nil }
+        return String(decoding: UnsafeRawBufferPointer(rebasing: bytes[(firstSpace + 1)..<end]), as: UTF8.self)
+    }
+
+    /// tchar (RFC 9110 §5.6.2).
+    private static let tokenTable: [Bool] = (0..<256).map { byte in
+        switch UInt8(byte) {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+            true
+        default:
+            Array("!#$%&'*+-.^_`|~".utf8).contains(UInt8(byte))
+        }
+    }
+
+    private static func isToken(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        !bytes.isEmpty && bytes.allSatisfy { tokenTable[Int($0)] }
+    }
+
+    private static func parseHead(_ head: UnsafeRawBufferPointer) -> HeadResult {
+        func malformed(_ what: String, _ target: String? = nil) -> HeadResult {
+            .refused(.invalidRequest("malformed HTTP request: \(what)"), target: target)
+        }
+        // Lines, each ending in CRLF; the last line is the blank one.
+        var lines: [Range<Int>] = []
+        lines.reserveCapacity(8)
+        var start = 0
+        var i = 0
+        while i < head.count {
+            let byte = head[i]
+            if byte == lf {
+                guard i > start, head[i - 1] == cr else { return malformed("malformed line ending") }
+                lines.append(start..<(i - 1))
+                start = i + 1
+            } else if byte == cr, i + 1 < head.count, head[i + 1] != lf {
+                return malformed("malformed line ending")
+            }
+            i += 1
+        }
+        guard let requestLine = lines.first else { return malformed("malformed request line") }
+
+        // request-line = method SP request-target SP HTTP-version
+        let line = UnsafeRawBufferPointer(rebasing: head[requestLine])
+        guard let space1 = line.firstIndex(of: UInt8(ascii: " ")),
+            let space2 = line[(space1 + 1)...].firstIndex(of: UInt8(ascii: " "))
+        else { return malformed("malformed request line") }
+        let methodBytes = UnsafeRawBufferPointer(rebasing: line[0..<space1])
+        let targetBytes = UnsafeRawBufferPointer(rebasing: line[(space1 + 1)..<space2])
+        let versionBytes = UnsafeRawBufferPointer(rebasing: line[(space2 + 1)...])
+        guard isToken(methodBytes) else { return malformed("unknown or malformed method") }
+        guard !targetBytes.isEmpty, targetBytes.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
+            return malformed("malformed request target")
+        }
+        let target = String(decoding: targetBytes, as: UTF8.self)
+        guard versionBytes.count == 8, versionBytes.starts(with: "HTTP/1.".utf8),
+            versionBytes[7] == UInt8(ascii: "0") || versionBytes[7] == UInt8(ascii: "1")
+        else { return malformed("malformed HTTP version", target) }
+        let minor = Int(versionBytes[7] - UInt8(ascii: "0"))
+
+        var headers: [(name: String, value: String)] = []
+        headers.reserveCapacity(max(lines.count - 2, 0))
+        var contentLength: Int?
+        var transferEncoding: [String] = []
+        var connectionClose = false
+        var connectionKeepAlive = false
+        var expectContinue = false
+        for range in lines.dropFirst().dropLast() {
+            let field = UnsafeRawBufferPointer(rebasing: head[range])
+            guard let first = field.first else { return malformed("malformed header field", target) }
+            if first == UInt8(ascii: " ") || first == UInt8(ascii: "\t") {
+                return malformed("folded header field", target)
+            }
+            guard let colon = field.firstIndex(of: UInt8(ascii: ":")) else {
+                return malformed("malformed header field", target)
+            }
+            let nameBytes = UnsafeRawBufferPointer(rebasing: field[0..<colon])
+            guard isToken(nameBytes) else { return malformed("malformed header field", target) }
+            var valueStart = colon + 1
+            var valueEnd = field.count
+            while valueStart < valueEnd, field[valueStart] == UInt8(ascii: " ") || field[valueStart] == UInt8(ascii: "\t") {
+                valueStart += 1
+            }
+            while valueEnd > valueStart, field[valueEnd - 1] == UInt8(ascii: " ") || field[valueEnd - 1] == UInt8(ascii: "\t") {
+                valueEnd -= 1
+            }
+            let valueBytes = UnsafeRawBufferPointer(rebasing: field[valueStart..<valueEnd])
+            for byte in valueBytes where (byte < 0x20 && byte != UInt8(ascii: "\t")) || byte == 0x7F {
+                return malformed("malformed header field", target)
+            }
+            let name = String(decoding: nameBytes, as: UTF8.self)
+            let value = String(decoding: valueBytes, as: UTF8.self)
+            headers.append((name, value))
+
+            switch nameBytes.count {
+            case 14 where asciiLowercaseEquals(nameBytes, "content-length"):
+                guard !valueBytes.isEmpty, valueBytes.count <= 18,
+                    valueBytes.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") })
+                else { return malformed("malformed Content-Length", target) }
+                let length = valueBytes.reduce(0) { $0 * 10 + Int($1 - UInt8(ascii: "0")) }
+                if let contentLength, contentLength != length { return malformed("conflicting Content-Length", target) }
+                contentLength = length
+            case 17 where asciiLowercaseEquals(nameBytes, "transfer-encoding"):
+                for coding in value.split(separator: ",") {
+                    let trimmed = coding.trimmingASCIIWhitespace().lowercased()
+                    if !trimmed.isEmpty { transferEncoding.append(trimmed) }
+                }
+            case 10 where asciiLowercaseEquals(nameBytes, "connection"):
+                for option in value.split(separator: ",") {
+                    switch option.trimmingASCIIWhitespace().lowercased() {
+                    case "close": connectionClose = true
+                    case "keep-alive": connectionKeepAlive = true
+                    default: break
+                    }
+                }
+            case 6 where asciiLowercaseEquals(nameBytes, "expect"):
+                // Other expectations are ignored, as before this parser.
+                if value.lowercased() == "100-continue" { expectContinue = true }
+            default:
+                break
+            }
+        }
+
+        let framing: Framing
+        if !transferEncoding.isEmpty {
+            guard contentLength == nil else {
+                return malformed("Content-Length together with Transfer-Encoding", target)
+            }
+            guard minor == 1, transferEncoding == ["chunked"] else {
+                return .refused(
+                    .invalidRequest("malformed HTTP request: only Transfer-Encoding: chunked is accepted"), target: target)
+            }
+            framing = .chunked
+        } else {
+            framing = .length(contentLength ?? 0)
+        }
+        let keepAlive = minor == 1 ? !connectionClose : (connectionKeepAlive && !connectionClose)
+        let request = Request(
+            method: String(decoding: methodBytes, as: UTF8.self), target: target, minorVersion: minor,
+            headers: headers, body: [], keepAlive: keepAlive)
+        return .head(PendingHead(request: request, framing: framing, expectContinue: expectContinue && minor == 1))
+    }
+
+    // MARK: Body
+
+    private mutating func parseBody(_ head: inout PendingHead) -> Event? {
+        switch head.framing {
+        case .length(let length):
+            if length > maxBodyBytes {
+                return .refused(.payloadTooLarge(limit: maxBodyBytes), target: head.request.target)
+            }
+            guard buffer.readableBytes >= length else { return continueIfExpected(&head) }
+            head.request.body = buffer.readBytes(length: length) ?? []
+            compact()
+            return .request(head.request)
+        case .chunked:
+            return parseChunks(&head)
+        }
+    }
+
+    private func continueIfExpected(_ head: inout PendingHead) -> Event? {
+        guard head.expectContinue, !head.continueSent else { return nil }
+        head.continueSent = true
+        return .continueExpected
+    }
+
+    /// Reads whole chunks from the buffer into the body; returns the request after the last
+    /// chunk and its trailers.
+    private mutating func parseChunks(_ head: inout PendingHead) -> Event? {
+        let target = head.request.target
+        while true {
+            let line: (end: Int, next: Int)?
+            switch Self.lineEnd(buffer, limit: 1024) {
+            case .tooLong:
+                return .refused(.invalidRequest("malformed HTTP request: malformed chunk size"), target: target)
+            case .malformed:
+                return .refused(.invalidRequest("malformed HTTP request: malformed line ending"), target: target)
+            case .incomplete: line = nil
+            case .found(let end, let next): line = (end, next)
+            }
+            guard let line else { return continueIfExpected(&head) }
+            if head.trailers {
+                buffer.moveReaderIndex(forwardBy: line.next)
+                if line.end == 0 {
+                    compact()
+                    return .request(head.request)
+                }
+                continue
+            }
+            // chunk-size [ chunk-ext ] CRLF
+            var size = 0
+            var digits = 0
+            let sizeOK: Bool = buffer.withUnsafeReadableBytes { bytes in
+                var i = 0
+                while i < line.end, let value = Self.hexValue(bytes[i]) {
+                    guard digits < 15 else { return false }
+                    size = size << 4 | Int(value)
+                    digits += 1
+                    i += 1
+                }
+                guard digits > 0 else { return false }
+                if i < line.end {
+                    // Extensions: `;` and then visible characters, spaces and tabs.
+                    var j = i
+                    while j < line.end, bytes[j] == UInt8(ascii: " ") || bytes[j] == UInt8(ascii: "\t") { j += 1 }
+                    guard j < line.end, bytes[j] == UInt8(ascii: ";") else { return false }
+                    for k in j..<line.end where (bytes[k] < 0x20 && bytes[k] != UInt8(ascii: "\t")) || bytes[k] == 0x7F {
+                        return false
+                    }
+                }
+                return true
+            }
+            guard sizeOK else {
+                return .refused(.invalidRequest("malformed HTTP request: malformed chunk size"), target: target)
+            }
+            if size == 0 {
+                buffer.moveReaderIndex(forwardBy: line.next)
+                head.trailers = true
+                continue
+            }
+            if head.request.body.count + size > maxBodyBytes {
+                return .refused(.payloadTooLarge(limit: maxBodyBytes), target: target)
+            }
+            // The chunk's data and its CRLF must all be here before it is taken.
+            guard buffer.readableBytes >= line.next + size + 2 else { return continueIfExpected(&head) }
+            let dataStart = buffer.readerIndex + line.next
+            guard buffer.getInteger(at: dataStart + size, endianness: .big, as: UInt16.self) == 0x0D0A else {
+                return .refused(.invalidRequest("malformed HTTP request: malformed chunk"), target: target)
+            }
+            buffer.withUnsafeReadableBytes { bytes in
+                head.request.body.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[line.next..<(line.next + size)]))
+            }
+            buffer.moveReaderIndex(forwardBy: line.next + size + 2)
+        }
+    }
+
+    private enum LineEnd {
+        case found(end: Int, next: Int)
+        case incomplete
+        case tooLong
+        case malformed
+    }
+
+    /// The next CRLF-ended line at the reader index: its length and the offset after its CRLF.
+    private static func lineEnd(_ buffer: ByteBuffer, limit: Int) -> LineEnd {
+        buffer.withUnsafeReadableBytes { bytes in
+            var i = 0
+            while i < bytes.count {
+                if bytes[i] == lf {
+                    guard i > 0, bytes[i - 1] == cr else { return .malformed }
+                    return .found(end: i - 1, next: i + 1)
+                }
+                if i >= limit { return .tooLong }
+                i += 1
+            }
+            return .incomplete
+        }
+    }
+
+    private static func hexValue(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
+        default: nil
+        }
+    }
+
+    /// Drops consumed bytes once nothing else is buffered.
+    private mutating func compact() {
+        if buffer.readableBytes == 0 { buffer.clear() }
+    }
+}
+
+/// Whether `bytes` equal the lowercase ASCII `lower` with ASCII letters compared
+/// case-insensitively.
+private func asciiLowercaseEquals(_ bytes: UnsafeRawBufferPointer, _ lower: StaticString) -> Bool {
+    guard bytes.count == lower.utf8CodeUnitCount else { return false }
+    let l = lower.utf8Start
+    for i in 0..<bytes.count {
+        let b = bytes[i]
+        let folded = b >= UInt8(ascii: "A") && b <= UInt8(ascii: "Z") ? b | 0x20 : b
+        if folded != l[i] { return false }
+    }
+    return true
+}
