@@ -4,6 +4,9 @@
 #include <stddef.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 /// Overwrites `n` bytes at `p` with zeros in a way the optimiser may not remove as a dead store
 /// (glibc's explicit_bzero); for password copies that are about to be freed.
@@ -19,5 +22,10 @@ static inline void tokend_argon2_set_thread_name(const char *name) {
 /// Copies the calling thread's name (at most 15 bytes plus NUL) into `buffer` of 16 bytes.
 static inline void tokend_argon2_thread_name(char *buffer) {
     (void)prctl(PR_GET_NAME, (unsigned long)buffer, 0UL, 0UL, 0UL);
+}
+/// Sets the calling thread's nice value (Linux applies setpriority to one thread when given its
+/// thread id); 0 on success, -1 with errno otherwise.
+static inline int tokend_argon2_set_thread_nice(int value) {
+    return setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), value);
 }
 #endif

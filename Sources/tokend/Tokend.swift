@@ -162,6 +162,8 @@ struct Daemon {
         let logger = self.logger
         var serverConfiguration = HTTPServerConfiguration()
         serverConfiguration.errorRenderer = { error, path in AccountRoutes.renderError(error, path: path) }
+        // One event loop per CPU the daemon may run on (systemd's CPUAffinity=, taskset).
+        serverConfiguration.eventLoopThreads = HTTPServerConfiguration.allowedCPUCount
         let server = HTTPServer(
             listeners: listeners, configuration: serverConfiguration, logger: logger,
             onReady: {

@@ -54,6 +54,11 @@ extension HTTPRequest {
     /// A charset other than UTF-8 (or its subset US-ASCII) is refused with 415.
     func mediaType() throws(HTTPError) -> String? {
         guard let contentType = header("Content-Type") else { return nil }
+        // The two media types clients send, without parameters.
+        for known in ["application/x-www-form-urlencoded", "application/json"]
+        where asciiCaseInsensitiveEquals(contentType, known) {
+            return known
+        }
         var parts = contentType.utf8.split(separator: UInt8(ascii: ";"), omittingEmptySubsequences: false).makeIterator()
         let mediaType = Self.lowercasedASCII(Self.trimmed(parts.next() ?? contentType.utf8[...]))
         guard !mediaType.isEmpty else { return nil }

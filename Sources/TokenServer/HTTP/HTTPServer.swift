@@ -27,6 +27,10 @@ public final class HTTPServer: Service, Sendable {
     private let metricsFactory: any MetricsFactory
     private let registry: ConnectionRegistry
     private let stopSignal = StopSignal()
+    /// The event loops connections are served on: a group of this server's own when the
+    /// configuration asks for a thread count, else NIO's singleton.
+    private let group: any EventLoopGroup
+    private let ownsGroup: Bool
     private let state = Mutex(RunState())
 
     private struct RunState {
@@ -53,6 +57,13 @@ public final class HTTPServer: Service, Sendable {
         self.onReady = onReady
         self.metricsFactory = configuration.metricsFactory ?? MetricsSystem.factory
         self.registry = ConnectionRegistry(limit: configuration.maxConnections, metricsFactory: metricsFactory)
+        if let threads = configuration.eventLoopThreads {
+            self.group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, threads))
+            self.ownsGroup = true
+        } else {
+            self.group = MultiThreadedEventLoopGroup.singleton
+            self.ownsGroup = false
+        }
     }
 
     /// The addresses the listeners are bound to, in listener order, once `run()` has bound
@@ -181,7 +192,7 @@ public final class HTTPServer: Service, Sendable {
     }
 
     private func makeBootstrap(_ context: ListenerContext, tcp: Bool) -> ServerBootstrap {
-        var bootstrap = ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        var bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: Int32(clamping: configuration.backlog))
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.maxMessagesPerRead, value: 16)
@@ -264,6 +275,7 @@ public final class HTTPServer: Service, Sendable {
             group.cancelAll()
         }
         state.withLock { $0.addresses = [] }
+        if ownsGroup { try? await group.shutdownGracefully() }
         logger.info("stopped")
     }
 }

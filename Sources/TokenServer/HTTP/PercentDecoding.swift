@@ -4,6 +4,11 @@ enum PercentDecoding {
     /// `+` as a space. Returns nil for a `%` not followed by two hex digits or for a result
     /// that is not valid UTF-8.
     static func decode<Bytes: Collection<UInt8>>(_ bytes: Bytes, plusAsSpace: Bool) -> String? {
+        // Plain ASCII without escapes (a token, a kid): the bytes are the text.
+        let plain = bytes.withContiguousStorageIfAvailable { buffer in
+            buffer.allSatisfy { $0 < 0x80 && $0 != UInt8(ascii: "%") && $0 != UInt8(ascii: "+") }
+        }
+        if plain == true { return String(decoding: bytes, as: UTF8.self) }
         var needsWork = false
         for byte in bytes where byte == UInt8(ascii: "%") || (plusAsSpace && byte == UInt8(ascii: "+")) {
             needsWork = true

@@ -48,6 +48,9 @@ final class PasswordHashingPool: @unchecked Sendable {
             locked { liveWorkers += 1 }
             let started = PasswordThread.spawn(detached: true) { [self] in
                 PasswordThread.setName("tokend-argon2")
+                // Hashing yields to the event loops: a sign-in waits a little longer when the
+                // CPU is busy, introspection does not wait behind an 11 ms hash.
+                PasswordThread.lowerPriority()
                 self.runWorker()
             }
             if started == nil {
@@ -178,6 +181,13 @@ enum PasswordThread {
     /// Names the calling thread (shown by `top -H`, `ps -L`); at most 15 bytes.
     static func setName(_ name: String) {
         tokend_argon2_set_thread_name(name)
+    }
+
+    /// Lowers the calling thread's priority to nice 19, the lowest a normal thread has: the
+    /// scheduler runs it when no other thread wants the CPU and preempts it for one that wakes.
+    /// Best effort (a failure leaves the priority as it is).
+    static func lowerPriority() {
+        _ = tokend_argon2_set_thread_nice(19)
     }
 
     /// The calling thread's name.
