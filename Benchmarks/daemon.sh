@@ -51,6 +51,13 @@
 #                             machine is shared; each run records how long it waited and
 #                             whether it found quiet (0 disables the wait)
 #   DAEMON_SKIP_BUILD=0       1 uses the binaries of the last build
+#   DAEMON_LOAD_FLAGS=--busy-poll  extra tokend-load flags for every run: by default its one
+#                             load thread polls its sockets without sleeping, so the server's core
+#                             is not charged for waking it (an inter-processor interrupt, costly
+#                             under KVM, that grows as the load core idles); "" lets it sleep in
+#                             epoll_wait as wrk does
+#   DAEMON_NIO_FLOOR=1        also measure nio-floor (Benchmarks/load: the cheapest answer SwiftNIO
+#                             gives, raw and through NIOHTTP1) with the repeated-token requests
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -75,6 +82,8 @@ PARTS="${DAEMON_PARTS:-intro signin latency}"
 QUIET_WAIT="${DAEMON_QUIET_WAIT:-180}"
 QUIET_PCT="${DAEMON_QUIET_PCT:-10}"
 TOKEND_EXTRA_ENV="${DAEMON_TOKEND_ENV:-}"
+LOAD_FLAGS="${DAEMON_LOAD_FLAGS---busy-poll}"
+NIO_FLOOR="${DAEMON_NIO_FLOOR:-1}"
 n_conns=$(wc -w <<<"$CONNS")
 TOKENS="${DAEMON_TOKENS:-$(( n_conns * REPEATS * (SECS + WARMUP + 1) * 15000 ))}"
 PASSWORD="load-password-123"
@@ -164,6 +173,7 @@ if [ "$SKIP_BUILD" != 1 ]; then
 fi
 TOKEND="$(swift build -c release --package-path "$SRC" "${TOKEND_SCRATCH[@]}" --show-bin-path)/tokend"
 LOAD="$(swift build -c release --package-path "$SRC/Benchmarks/load" "${LOAD_SCRATCH[@]}" --show-bin-path)/tokend-load"
+FLOOR="$(dirname "$LOAD")/nio-floor"
 [ -x "$TOKEND" ] && [ -x "$LOAD" ] || { log "missing binaries: $TOKEND $LOAD"; exit 1; }
 
 # --- run directory, processes, clean-up --------------------------------------------------
@@ -183,6 +193,7 @@ log "results in $OUT (work dir $WORK)"
 
 TOKEND_PID=""
 NGINX_PID=""
+FLOOR_PIDS=()
 BG_PIDS=()
 stop_pid() { # pid signal: signal one process we started and wait for it (10 s, then SIGKILL)
     local pid="$1" sig="$2" i
@@ -207,6 +218,7 @@ cleanup() {
     for pid in "${BG_PIDS[@]}"; do stop_pid "$pid" TERM; done
     stop_pid "$TOKEND_PID" TERM
     stop_pid "$NGINX_PID" QUIT
+    for pid in "${FLOOR_PIDS[@]}"; do stop_pid "$pid" TERM; done
     [ -f "$WORK/tokend.log" ] && cp "$WORK/tokend.log" "$OUT/tokend.log"
     cp "$WORK/nginx/"*.log "$WORK/nginx/nginx.conf" "$OUT/nginx/" 2>/dev/null || true
     rm -rf "$WORK"
@@ -246,6 +258,7 @@ trap 'exit 130' INT TERM
     echo "quiet_pct=$QUIET_PCT"
     echo "parts=$PARTS"
     echo "loadavg_before=$(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "load_flags=$LOAD_FLAGS"
 } >"$OUT/machine.txt"
 git -C "$ROOT" status --porcelain >"$OUT/git-status.txt"
 
@@ -289,8 +302,13 @@ print(int(max(pct(a0, a1), pct(b0, b1))))")"
     QUIET_WAITED=$(( $(date +%s) - start ))
     [ "$QUIET_FOUND" = 1 ] || log "no quiet second within ${QUIET_WAIT}s (busiest core ${busy}%); measuring anyway"
 }
-server_pids() { # the server's processes: tokend, or nginx's master and worker
-    if [ "$1" = nginx ]; then echo "$NGINX_PID $(cat "/proc/$NGINX_PID/task/$NGINX_PID/children" 2>/dev/null)"; else echo "$TOKEND_PID"; fi
+server_pids() { # the server's processes: tokend, nginx's master and worker, or a nio-floor
+    case "$1" in
+        nginx) echo "$NGINX_PID $(cat "/proc/$NGINX_PID/task/$NGINX_PID/children" 2>/dev/null)" ;;
+        nio-raw) echo "${FLOOR_PIDS[0]:-}" ;;
+        nio-http1) echo "${FLOOR_PIDS[1]:-}" ;;
+        *) echo "$TOKEND_PID" ;;
+    esac
 }
 metric() { # tokend counter sample, e.g. metric 'tokend_introspection_cache_total{outcome="hit"}'
     curl -sS --unix-socket "$API" http://localhost/metrics | awk -v m="$1" '$1 == m { print $2 }' | head -1
@@ -315,7 +333,8 @@ run_load() {
     c0a="$(core_ticks "$SERVER_CORE")"
     l0a="$(core_ticks "$LOAD_CORE")"
     t0="$(now)"
-    taskset -c "$LOAD_CORE" "$LOAD" run --label "$name" "$@" >"$OUT/load/$name.txt" 2>&1 || rc=$?
+    # shellcheck disable=SC2086
+    taskset -c "$LOAD_CORE" "$LOAD" run --label "$name" "$@" $LOAD_FLAGS >"$OUT/load/$name.txt" 2>&1 || rc=$?
     t1="$(now)"
     # shellcheck disable=SC2086
     s1="$(proc_ticks $pids)"
@@ -438,6 +457,16 @@ EOF
     NGINX_PID=$!
     wait_for_socket "$NGINX_SOCK" "$NGINX_PID" nginx
     sleep 0.3
+    FLOOR_SERVERS=""
+    if [ "$NIO_FLOOR" = 1 ] && [ -x "$FLOOR" ]; then
+        for mode in raw http1; do
+            log "starting nio-floor --mode $mode on core $SERVER_CORE"
+            taskset -c "$SERVER_CORE" "$FLOOR" --socket "$WORK/run/nio-$mode.sock" --mode "$mode" --threads 1 >"$OUT/nio-$mode.log" 2>&1 &
+            FLOOR_PIDS+=("$!")
+            wait_for_socket "$WORK/run/nio-$mode.sock" "$!" "nio-floor $mode"
+            FLOOR_SERVERS="$FLOOR_SERVERS nio-$mode"
+        done
+    fi
 
     log "signing $TOKENS unique access tokens with tokend's current key (keyring.json, <kid>.pem)"
     "$LOAD" tokens --keys-dir "$WORK/keys" --count "$TOKENS" --threads "$(nproc)" \
@@ -462,11 +491,18 @@ EOF
                     --warmup "$WARMUP" --mode introspect-repeated --token "$REPEATED"
                 sleep 1
             done
+            for server in $FLOOR_SERVERS; do
+                run_load "intro-$server-repeated-c$c-r$rep" "$server" --socket "$WORK/run/$server.sock" --connections "$c" \
+                    --seconds "$SECS" --warmup "$WARMUP" --mode introspect-repeated --token "$REPEATED"
+                sleep 1
+            done
         done
     done
     # nginx is not needed any more: stop it so it cannot disturb the sign-in runs
     stop_pid "$NGINX_PID" QUIT
     NGINX_PID=""
+    for pid in "${FLOOR_PIDS[@]}"; do stop_pid "$pid" TERM; done
+    FLOOR_PIDS=()
 fi
 
 # --- 2. sign-ins beside libargon2's raw rate -------------------------------------------
@@ -612,7 +648,7 @@ def cpu_us(run):
 repeats = machine.get("repeats", "1")
 print(f"Run `{machine.get('date_utc')}`, tree `{machine.get('tree')}` at {machine.get('git_head')} "
       f"({machine.get('git_uncommitted_paths')} uncommitted paths), load average before "
-      f"{machine.get('loadavg_before')}, after {machine.get('loadavg_after')}. "
+      f"{machine.get('loadavg_before')}, after {machine.get('loadavg_after')}; tokend-load flags `{machine.get('load_flags') or '(none)'}`. "
       f"Servers pinned to core {machine.get('server_core')}, tokend-load to core {machine.get('load_core')}; "
       f"tokend: {machine.get('tokend_threads')}"
       + (f"; extra environment `{machine.get('tokend_extra_env')}`" if machine.get('tokend_extra_env') else "") + ". "
@@ -635,7 +671,7 @@ if any(k.startswith("intro-") for k in runs):
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|")
     for kind in ("unique", "repeated"):
         for c in conns:
-            for server in ("tokend", "nginx"):
+            for server in ("tokend", "nginx", "nio-raw", "nio-http1"):
                 g = group(f"intro-{server}-{kind}-c{c}")
                 r = median_run(g, "rps")
                 if not r:
@@ -715,7 +751,7 @@ if group("p99-idle-closed"):
         base = num(idle, "p99_us")
         print(f"| {label}, idle | – | {fmt(num(idle, 'rps'))} | {fmt(num(idle, 'p50_us'), 1)} | {fmt(num(idle, 'p90_us'), 1)} | "
               f"{fmt(base, 1)}{span(gi, 'p99_us', 1)} | {fmt(num(idle, 'max_us'))} | – | {others(idle):.0f} % | 1.00 | {verdict(gi)} |")
-        for suffix, sched in (("", "SCHED_OTHER (as shipped)"), ("-schedidle", "SCHED_IDLE (experiment)")):
+        for suffix, sched in (("", "nice 19 (as shipped)"), ("-schedidle", "SCHED_IDLE (experiment)")):
             g = group(f"p99-signin-{mode}{suffix}")
             r = median_run(g, "p99_us")
             if not r:
