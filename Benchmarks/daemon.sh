@@ -37,12 +37,15 @@
 #   DAEMON_CONNECTIONS="1 8 64"
 #   DAEMON_TOKENS=            unique tokens to sign (default: enough for every unique run)
 #   DAEMON_SERVER_CORE=0  DAEMON_LOAD_CORE=1
-#   DAEMON_HASH_WORKERS=      tokend's TOKEND_HASH_WORKERS (default: nproc, tokend's default)
+#   DAEMON_HASH_WORKERS=1     tokend's TOKEND_HASH_WORKERS (default 1: tokend's own default on one
+#                             pinned core, one worker per CPU it may run on)
 #   DAEMON_HASH_QUEUE=64      TOKEND_HASH_QUEUE
 #   DAEMON_SIGNIN_CONNECTIONS=  sign-in connections (default 4 × workers, ≤ workers + queue)
 #   DAEMON_SIGNIN_SECONDS=20  DAEMON_USERS=16
 #   DAEMON_PACED_RATE=2000    total introspections/s of the paced latency runs (8 connections)
-#   DAEMON_SCHED_IDLE=1       0 skips the SCHED_IDLE experiment
+#   DAEMON_SCHED_IDLE=0       1 repeats the latency runs after `chrt --idle` on the hashing threads
+#                             (tokend moves them to SCHED_IDLE itself since 2026-11-23; kept to
+#                             check that it did)
 #   DAEMON_PARTS="intro signin latency"  which of 1, 2 and 3 to run
 #   DAEMON_TOKEND_ENV=        extra VAR=value words for tokend, for experiments (e.g.
 #                             NIO_SINGLETON_GROUP_LOOP_COUNT=1)
@@ -70,13 +73,13 @@ WARMUP="${DAEMON_WARMUP:-2}"
 CONNS="${DAEMON_CONNECTIONS:-1 8 64}"
 SERVER_CORE="${DAEMON_SERVER_CORE:-0}"
 LOAD_CORE="${DAEMON_LOAD_CORE:-1}"
-HASH_WORKERS="${DAEMON_HASH_WORKERS:-$(nproc)}"
+HASH_WORKERS="${DAEMON_HASH_WORKERS:-1}"
 HASH_QUEUE="${DAEMON_HASH_QUEUE:-64}"
 SIGNIN_CONNS="${DAEMON_SIGNIN_CONNECTIONS:-$((4 * HASH_WORKERS))}"
 SIGNIN_SECS="${DAEMON_SIGNIN_SECONDS:-20}"
 USERS="${DAEMON_USERS:-16}"
 PACED_RATE="${DAEMON_PACED_RATE:-2000}"
-SCHED_IDLE="${DAEMON_SCHED_IDLE:-1}"
+SCHED_IDLE="${DAEMON_SCHED_IDLE:-0}"
 SKIP_BUILD="${DAEMON_SKIP_BUILD:-0}"
 PARTS="${DAEMON_PARTS:-intro signin latency}"
 QUIET_WAIT="${DAEMON_QUIET_WAIT:-180}"
@@ -507,7 +510,9 @@ fi
 
 # --- 2. sign-ins beside libargon2's raw rate -------------------------------------------
 
-signin_args=(--socket "$API" --mode signin --dialect appmixer --users "$USERS" --user-prefix "$USER_PREFIX"
+# Sign-in loads never busy-poll: they share the load core with the introspection load they
+# run beside, and a spinning neighbour would delay the introspection requests by its time slice.
+signin_args=(--no-busy-poll --socket "$API" --mode signin --dialect appmixer --users "$USERS" --user-prefix "$USER_PREFIX"
     --password "$PASSWORD")
 if has_part signin || has_part latency; then
     log "creating $USERS users through the admin socket"
@@ -751,7 +756,7 @@ if group("p99-idle-closed"):
         base = num(idle, "p99_us")
         print(f"| {label}, idle | – | {fmt(num(idle, 'rps'))} | {fmt(num(idle, 'p50_us'), 1)} | {fmt(num(idle, 'p90_us'), 1)} | "
               f"{fmt(base, 1)}{span(gi, 'p99_us', 1)} | {fmt(num(idle, 'max_us'))} | – | {others(idle):.0f} % | 1.00 | {verdict(gi)} |")
-        for suffix, sched in (("", "nice 19 (as shipped)"), ("-schedidle", "SCHED_IDLE (experiment)")):
+        for suffix, sched in (("", "SCHED_IDLE (as shipped)"), ("-schedidle", "SCHED_IDLE again via chrt (experiment)")):
             g = group(f"p99-signin-{mode}{suffix}")
             r = median_run(g, "p99_us")
             if not r:

@@ -58,15 +58,24 @@ public struct VerifiedToken: Sendable {
 
 /// A bounded map from token text to its verified claims, so a repeated token skips the
 /// signature check. Expiry and revocation are not cached: callers re-check them on every hit.
-/// Sharded; a full shard drops an arbitrary entry.
+/// Sharded; a full shard evicts its oldest entry (first in, first out), in constant time.
 final class VerifiedTokenCache: Sendable {
     private static let shardCount = 16
-    private let shards: [LockedBox<[String: VerifiedToken]>]
+
+    /// One shard: the entries and the order they came in, as a ring of keys.
+    private struct Shard: Sendable {
+        var entries: [String: VerifiedToken] = [:]
+        var ring: [String] = []
+        /// Where the next key goes once the ring is full (the oldest key).
+        var next = 0
+    }
+
+    private let shards: [LockedBox<Shard>]
     private let capacityPerShard: Int
 
     init(capacity: Int) {
         capacityPerShard = max(1, capacity / VerifiedTokenCache.shardCount)
-        shards = (0..<VerifiedTokenCache.shardCount).map { _ in LockedBox([:]) }
+        shards = (0..<VerifiedTokenCache.shardCount).map { _ in LockedBox(Shard()) }
     }
 
     @inline(__always)
@@ -78,18 +87,31 @@ final class VerifiedTokenCache: Sendable {
     }
 
     func lookup(_ token: String) -> VerifiedToken? {
-        shards[shard(token)].withLock { $0[token] }
+        shards[shard(token)].withLock { $0.entries[token] }
     }
 
     func insert(_ token: String, _ verified: VerifiedToken) {
         let limit = capacityPerShard
-        shards[shard(token)].withLock { entries in
-            if entries.count >= limit, entries[token] == nil { entries.remove(at: entries.startIndex) }
-            entries[token] = verified
+        shards[shard(token)].withLock { shard in
+            if shard.entries.updateValue(verified, forKey: token) != nil { return }
+            if shard.ring.count < limit {
+                shard.ring.append(token)
+                return
+            }
+            // Full: the oldest entry makes room. (A key replaced in place above keeps its
+            // position, so every key in the ring is in `entries` exactly once.)
+            shard.entries.removeValue(forKey: shard.ring[shard.next])
+            shard.ring[shard.next] = token
+            shard.next = (shard.next + 1) % limit
         }
     }
 
+    /// The number of cached tokens.
+    var count: Int {
+        shards.reduce(0) { total, shard in total + shard.withLock { $0.entries.count } }
+    }
+
     func removeAll() {
-        for shard in shards { shard.withLock { $0.removeAll() } }
+        for shard in shards { shard.withLock { $0 = Shard() } }
     }
 }

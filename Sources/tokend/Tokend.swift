@@ -163,7 +163,7 @@ struct Daemon {
         var serverConfiguration = HTTPServerConfiguration()
         serverConfiguration.errorRenderer = { error, path in AccountRoutes.renderError(error, path: path) }
         // One event loop per CPU the daemon may run on (systemd's CPUAffinity=, taskset).
-        serverConfiguration.eventLoopThreads = HTTPServerConfiguration.allowedCPUCount
+        serverConfiguration.eventLoopThreads = CPUAffinity.allowedCount
         let server = HTTPServer(
             listeners: listeners, configuration: serverConfiguration, logger: logger,
             onReady: {

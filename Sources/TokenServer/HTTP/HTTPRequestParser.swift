@@ -363,7 +363,7 @@ struct HTTPRequestParser {
             var digits = 0
             let sizeOK: Bool = buffer.withUnsafeReadableBytes { bytes in
                 var i = 0
-                while i < line.end, let value = Self.hexValue(bytes[i]) {
+                while i < line.end, let value = PercentDecoding.hexValue(bytes[i]) {
                     guard digits < 15 else { return false }
                     size = size << 4 | Int(value)
                     digits += 1
@@ -425,15 +425,6 @@ struct HTTPRequestParser {
                 i += 1
             }
             return .incomplete
-        }
-    }
-
-    private static func hexValue(_ byte: UInt8) -> UInt8? {
-        switch byte {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
-        default: nil
         }
     }
 

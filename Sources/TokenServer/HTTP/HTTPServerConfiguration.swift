@@ -1,5 +1,4 @@
 public import CoreMetrics
-import Glibc
 
 /// Limits and timeouts of an ``HTTPServer``.
 public struct HTTPServerConfiguration: Sendable {
@@ -33,29 +32,9 @@ public struct HTTPServerConfiguration: Sendable {
     /// request's path, so each API can keep its own error body. Nil: the OAuth-style body.
     public var errorRenderer: (@Sendable (_ error: HTTPError, _ path: String) -> HTTPResponse)?
     /// Event loop threads of a group the server owns; nil: NIO's process-wide singleton group
-    /// (one loop per core NIO counts, which ignores the CPU affinity a process is pinned to).
+    /// (one loop per core NIO counts, which ignores the CPU affinity a process is pinned to;
+    /// tokend passes `CPUAffinity.allowedCount`).
     public var eventLoopThreads: Int?
-
-    /// The CPUs this process may run on (its affinity, `Cpus_allowed_list` in
-    /// `/proc/self/status`), at least 1; nil when that cannot be read. More event loops than
-    /// this only take turns on the same CPUs and make a request wait for another loop's turn.
-    public static var allowedCPUCount: Int? {
-        guard let status = readSmallFile("/proc/self/status"),
-            let line = status.split(separator: "\n").first(where: { $0.hasPrefix("Cpus_allowed_list:") })
-        else { return nil }
-        var count = 0
-        for part in line.dropFirst("Cpus_allowed_list:".count).split(separator: ",") {
-            let bounds = part.split(separator: "-").map { Int($0.filter { !$0.isWhitespace }) }
-            switch bounds.count {
-            case 1: guard bounds[0] != nil else { return nil }
-                count += 1
-            case 2: guard let low = bounds[0], let high = bounds[1], high >= low else { return nil }
-                count += high - low + 1
-            default: return nil
-            }
-        }
-        return count > 0 ? count : nil
-    }
 
     public init(
         maxBodyBytes: Int = 65536,
@@ -113,18 +92,3 @@ public struct HTTPListener: Sendable {
     }
 }
 
-/// The text of a small file such as one under /proc (at most 64 KiB), or nil.
-private func readSmallFile(_ path: String) -> String? {
-    let fd = open(path, O_RDONLY | O_CLOEXEC)
-    guard fd >= 0 else { return nil }
-    defer { close(fd) }
-    var bytes: [UInt8] = []
-    var chunk = [UInt8](repeating: 0, count: 4096)
-    while bytes.count < 65536 {
-        let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        if n < 0, errno == EINTR { continue }
-        guard n > 0 else { break }
-        bytes.append(contentsOf: chunk[0..<n])
-    }
-    return String(decoding: bytes, as: UTF8.self)
-}

@@ -37,8 +37,9 @@ enum PercentDecoding {
         return String(validating: out, as: UTF8.self)
     }
 
+    /// The value of a hex digit (either case), or nil.
     @inline(__always)
-    private static func hexValue(_ byte: UInt8) -> UInt8? {
+    static func hexValue(_ byte: UInt8) -> UInt8? {
         switch byte {
         case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
         case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10

@@ -46,7 +46,7 @@ public final class PasswordHasher: Sendable {
     public static let maximumPasswordBytes = 1024
 
     /// One worker per online processor.
-    public static var defaultWorkerCount: Int { PasswordThread.processorCount }
+    public static var defaultWorkerCount: Int { CPUAffinity.allowedCount }
 
     public let configuration: Configuration
     /// Parameters of new hashes.

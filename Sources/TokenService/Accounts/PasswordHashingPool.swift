@@ -48,8 +48,9 @@ final class PasswordHashingPool: @unchecked Sendable {
             locked { liveWorkers += 1 }
             let started = PasswordThread.spawn(detached: true) { [self] in
                 PasswordThread.setName("tokend-argon2")
-                // Hashing yields to the event loops: a sign-in waits a little longer when the
-                // CPU is busy, introspection does not wait behind an 11 ms hash.
+                // Hashing yields to the event loops: a sign-in waits longer when the CPU is busy
+                // (and, with the CPU saturated, fills the queue and is answered 503), but
+                // introspection never waits behind a hash.
                 PasswordThread.lowerPriority()
                 self.runWorker()
             }
@@ -183,11 +184,13 @@ enum PasswordThread {
         tokend_argon2_set_thread_name(name)
     }
 
-    /// Lowers the calling thread's priority to nice 19, the lowest a normal thread has: the
-    /// scheduler runs it when no other thread wants the CPU and preempts it for one that wakes.
-    /// Best effort (a failure leaves the priority as it is).
+    /// Lowers the calling thread's priority to SCHED_IDLE: it runs when no other thread wants
+    /// the CPU, and a thread that wakes (an event loop with a request) preempts it at once. Nice
+    /// 19 is not enough: the kernel's EEVDF scheduler lets a running task finish its slice
+    /// (~3 ms) before a waking one runs, which put 4 ms into introspection's p99 while sign-ins
+    /// hashed (BENCHMARKS.md). Falls back to nice 19; a failure of both leaves it as it is.
     static func lowerPriority() {
-        _ = tokend_argon2_set_thread_nice(19)
+        if tokend_argon2_set_thread_idle() != 0 { _ = tokend_argon2_set_thread_nice(19) }
     }
 
     /// The calling thread's name.
@@ -195,10 +198,5 @@ enum PasswordThread {
         var buffer = [CChar](repeating: 0, count: 17)
         buffer.withUnsafeMutableBufferPointer { tokend_argon2_thread_name($0.baseAddress) }
         return buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
-    }
-
-    /// Online processors, at least 1.
-    static var processorCount: Int {
-        max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
     }
 }

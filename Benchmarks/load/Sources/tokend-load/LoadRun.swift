@@ -127,6 +127,39 @@ struct RunSummary {
     /// This process's user+system CPU seconds during the run (the load generator's own cost).
     var cpuSeconds = 0.0
 
+    init(settings: RunSettings) {
+        self.settings = settings
+    }
+
+    /// The merged results of every connection of a run.
+    init(settings: RunSettings, plan: RequestPlan, results: [ConnectionResult], cpuSeconds: Double) {
+        self.settings = settings
+        self.cpuSeconds = cpuSeconds
+        var all: [UInt64] = []
+        for r in results {
+            all.append(contentsOf: r.latencies)
+            ok += r.ok
+            statusErrors += r.statusErrors
+            bodyErrors += r.bodyErrors
+            ioErrors += r.ioErrors
+            reconnects += r.reconnects
+            warmupErrors += r.warmupErrors
+            sent += r.sent
+            completed += r.completed
+            maxPerConnection = max(maxPerConnection, r.sent)
+            for (code, count) in r.statuses { statuses[code, default: 0] += count }
+            if firstError == nil { firstError = r.firstError }
+        }
+        requests = ok + statusErrors + bodyErrors
+        all.sort()
+        sorted = all
+        if case .uniqueTokens(let tokens, _, let offset) = plan {
+            let used = maxPerConnection * settings.connections
+            tokenNextOffset = (offset + used) % tokens.count
+            tokensWrapped = used > tokens.count
+        }
+    }
+
     var errors: Int { statusErrors + bodyErrors + ioErrors }
     var throughput: Double { Double(requests) / settings.seconds }
 
@@ -212,33 +245,7 @@ enum LoadRunner {
         try Threads.runAll(n) { c in
             slots[c].value = connectionLoop(c, settings: settings, plan: plan, expect: expect, barrier: barrier)
         }
-        var summary = RunSummary(settings: settings)
-        summary.cpuSeconds = processCPUSeconds() - cpuBefore
-        var all: [UInt64] = []
-        for slot in slots {
-            let r = slot.value
-            all.append(contentsOf: r.latencies)
-            summary.ok += r.ok
-            summary.statusErrors += r.statusErrors
-            summary.bodyErrors += r.bodyErrors
-            summary.ioErrors += r.ioErrors
-            summary.reconnects += r.reconnects
-            summary.warmupErrors += r.warmupErrors
-            summary.sent += r.sent
-            summary.completed += r.completed
-            summary.maxPerConnection = max(summary.maxPerConnection, r.sent)
-            for (code, count) in r.statuses { summary.statuses[code, default: 0] += count }
-            if summary.firstError == nil { summary.firstError = r.firstError }
-        }
-        summary.requests = summary.ok + summary.statusErrors + summary.bodyErrors
-        all.sort()
-        summary.sorted = all
-        if case .uniqueTokens(let tokens, _, let offset) = plan {
-            let used = summary.maxPerConnection * n
-            summary.tokenNextOffset = (offset + used) % tokens.count
-            summary.tokensWrapped = used > tokens.count
-        }
-        return summary
+        return RunSummary(settings: settings, plan: plan, results: slots.map(\.value), cpuSeconds: processCPUSeconds() - cpuBefore)
     }
 
     static func connectionLoop(

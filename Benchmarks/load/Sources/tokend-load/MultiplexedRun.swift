@@ -138,33 +138,8 @@ enum MultiplexedRunner {
             }
         }
 
-        var summary = RunSummary(settings: settings)
-        summary.cpuSeconds = processCPUSeconds() - cpuBefore
-        var all: [UInt64] = []
-        for connection in connections {
-            let r = connection.result
-            all.append(contentsOf: r.latencies)
-            summary.ok += r.ok
-            summary.statusErrors += r.statusErrors
-            summary.bodyErrors += r.bodyErrors
-            summary.ioErrors += r.ioErrors
-            summary.reconnects += r.reconnects
-            summary.warmupErrors += r.warmupErrors
-            summary.sent += r.sent
-            summary.completed += r.completed
-            summary.maxPerConnection = max(summary.maxPerConnection, r.sent)
-            for (code, count) in r.statuses { summary.statuses[code, default: 0] += count }
-            if summary.firstError == nil { summary.firstError = r.firstError }
-        }
-        summary.requests = summary.ok + summary.statusErrors + summary.bodyErrors
-        all.sort()
-        summary.sorted = all
-        if case .uniqueTokens(let tokens, _, let offset) = plan {
-            let used = summary.maxPerConnection * n
-            summary.tokenNextOffset = (offset + used) % tokens.count
-            summary.tokensWrapped = used > tokens.count
-        }
-        return summary
+        return RunSummary(
+            settings: settings, plan: plan, results: connections.map(\.result), cpuSeconds: processCPUSeconds() - cpuBefore)
     }
 
     private static func register(_ epoll: Int32, _ fd: Int32, _ c: Int) throws {

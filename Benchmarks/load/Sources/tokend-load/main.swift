@@ -20,7 +20,7 @@ let usage = """
             F's bytes (a whole HTTP/1.1 request) sent as they are
       Requests go back to back on each connection, all connections driven by one thread's
       epoll loop (as wrk does; --thread-per-connection: one blocking thread per connection
-      instead); with --rate, one thread per connection, each paced to
+      instead; --busy-poll: the loop polls without sleeping, --no-busy-poll overrides it); with --rate, one thread per connection, each paced to
       R/N per second and latency counts from the scheduled send time. Only responses that
       complete inside the measuring window (after --warmup, default 1 s) count. A response
       with another status or without the expected text is an error; the last line is
@@ -39,7 +39,7 @@ let usage = """
 struct Arguments {
     var values: [String: String] = [:]
     var flags: Set<String> = []
-    static let flagNames: Set<String> = ["--no-preflight", "--thread-per-connection", "--busy-poll", "--help", "-h"]
+    static let flagNames: Set<String> = ["--no-preflight", "--thread-per-connection", "--busy-poll", "--no-busy-poll", "--help", "-h"]
 
     init(_ list: ArraySlice<String>) throws {
         var i = list.startIndex
@@ -156,7 +156,7 @@ func runLoad(_ arguments: Arguments) throws -> Int32 {
     let threaded = arguments.flags.contains("--thread-per-connection")
     let summary =
         rate == nil && !threaded
-        ? try MultiplexedRunner.run(settings, plan: plan, expect: expect, busyPoll: arguments.flags.contains("--busy-poll"))
+        ? try MultiplexedRunner.run(settings, plan: plan, expect: expect, busyPoll: arguments.flags.contains("--busy-poll") && !arguments.flags.contains("--no-busy-poll"))
         : try LoadRunner.run(settings, plan: plan, expect: expect)
     print(summary.report(), terminator: "")
     fflush(nil)

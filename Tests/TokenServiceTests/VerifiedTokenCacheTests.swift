@@ -1,0 +1,71 @@
+import Glibc
+import Testing
+
+@testable import TokenService
+
+/// The verified-token cache stays within its capacity however many distinct tokens pass
+/// through it, evicting the oldest first, and a token inserted again is not counted twice.
+@Suite("Verified-token cache")
+struct VerifiedTokenCacheTests {
+    private static func token(_ i: Int) -> (String, VerifiedToken) {
+        let text = "header.payload.signature-\(i)"
+        let verified = VerifiedToken(
+            subject: "user-\(i)", scope: "read", clientID: nil, username: nil, issuer: "https://issuer.example",
+            audience: nil, jti: "jti-\(i)", kid: "k1", familyID: nil, exp: 2_000_000_000, iat: 1_900_000_000, nbf: nil)
+        return (text, verified)
+    }
+
+    @Test("a stream of distinct tokens never holds more than the capacity")
+    func bounded() {
+        let cache = VerifiedTokenCache(capacity: 64)
+        for i in 0..<10_000 {
+            let (text, verified) = Self.token(i)
+            cache.insert(text, verified)
+        }
+        #expect(cache.count <= 64)
+        #expect(cache.count >= 32)
+        // The newest token is there; the oldest ones are gone.
+        #expect(cache.lookup(Self.token(9_999).0)?.jti == "jti-9999")
+        #expect(cache.lookup(Self.token(0).0) == nil)
+    }
+
+    @Test("re-inserting a cached token replaces it without taking a second place")
+    func reinsert() {
+        let cache = VerifiedTokenCache(capacity: 16)  // one place per shard
+        let (text, verified) = Self.token(1)
+        for _ in 0..<100 { cache.insert(text, verified) }
+        #expect(cache.count == 1)
+        #expect(cache.lookup(text)?.subject == "user-1")
+    }
+
+    @Test("the introspection answer of a verified token is built once, RFC 7662 members only")
+    func activeIntrospection() {
+        let (_, verified) = Self.token(7)
+        let text = String(decoding: verified.activeIntrospection, as: UTF8.self)
+        #expect(
+            text
+                == #"{"active":true,"sub":"user-7","scope":"read","token_type":"Bearer","exp":2000000000,"iat":1900000000,"iss":"https://issuer.example","jti":"jti-7"}"#
+        )
+    }
+}
+
+/// How many CPUs tokend sizes its event loops and hashing pool by.
+@Suite("CPU affinity")
+struct CPUAffinityTests {
+    @Test("Cpus_allowed_list forms count as the kernel means them; garbage does not count")
+    func lists() {
+        #expect(CPUAffinity.count(list: "\t0") == 1)
+        #expect(CPUAffinity.count(list: "0-3") == 4)
+        #expect(CPUAffinity.count(list: " 0-3,8,10-11") == 7)
+        #expect(CPUAffinity.count(list: "3-1") == nil)
+        #expect(CPUAffinity.count(list: "a") == nil)
+        #expect(CPUAffinity.count(list: "") == nil)
+    }
+
+    @Test("this process's own count is at least 1 and at most the online processors")
+    func own() {
+        let count = CPUAffinity.allowedCount
+        #expect(count >= 1)
+        #expect(count <= max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))))
+    }
+}
