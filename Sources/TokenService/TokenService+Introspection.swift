@@ -111,10 +111,10 @@ extension TokenService {
         return .success(
             VerifiedToken(
                 subject: subject, scope: (claims.scope ?? []).joined(separator: " "),
-                clientID: claims.json["client_id"]?.stringValue,
-                username: claims.json["username"]?.stringValue ?? claims.json["userName"]?.stringValue,
+                clientID: claims.member("client_id")?.stringValue,
+                username: claims.member("username")?.stringValue ?? claims.member("userName")?.stringValue,
                 issuer: claims.iss ?? configuration.issuer, audience: claims.aud, jti: jti, kid: verified.key.kid ?? "",
-                familyID: claims.json["sid"]?.stringValue, exp: exp.seconds, iat: iat.seconds, nbf: claims.nbf?.seconds))
+                familyID: claims.member("sid")?.stringValue, exp: exp.seconds, iat: iat.seconds, nbf: claims.nbf?.seconds))
     }
 }
 

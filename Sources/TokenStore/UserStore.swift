@@ -42,6 +42,17 @@ public protocol UserStore: Sendable {
     /// Appends `user_updated` naming the fields whose value changed; a change that changes
     /// nothing writes nothing.
     func updateUser(publicID: String, _ change: UserChange) async throws -> UserRecord?
+
+    /// Applies several changes in one transaction (one durable write), each as `updateUser`
+    /// would (events included); users that do not exist are skipped.
+    func updateUsers(_ changes: [(publicID: String, change: UserChange)]) async throws
+}
+
+extension UserStore {
+    /// One `updateUser` per change, for stores without a batch of their own.
+    public func updateUsers(_ changes: [(publicID: String, change: UserChange)]) async throws {
+        for (publicID, change) in changes { _ = try await updateUser(publicID: publicID, change) }
+    }
 }
 
 /// A user as stored. `passwordHash` is a PHC string (`$argon2id$v=19$m=…,t=…,p=…$salt$hash`),

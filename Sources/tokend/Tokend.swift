@@ -142,6 +142,7 @@ struct Daemon {
         }
         let service = try await TokenService.start(configuration: config.service, store: store, keyring: keyring, logger: logger)
         var accountRoutes: AccountRoutes?
+        var accountService: AccountService?
         var hasher: PasswordHasher?
         if let users = store as? any UserStore {
             do {
@@ -154,6 +155,7 @@ struct Daemon {
             let accounts = AccountService(
                 users: users, tokens: service, hasher: hasher!, configuration: config.accounts, logger: logger)
             accountRoutes = AccountRoutes(accounts: accounts, logger: logger)
+            accountService = accounts
         }
         let routes = TokenRoutes(service: service, registry: registry, accounts: accountRoutes, logger: logger)
 
@@ -191,6 +193,7 @@ struct Daemon {
                 logger: logger))
         try await group.run()
         await hasher?.shutdown()
+        await accountService?.flushPendingWrites()
         try? await store.close()
         logger.notice("tokend stopped")
     }

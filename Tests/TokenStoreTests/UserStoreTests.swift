@@ -369,6 +369,25 @@ struct UserStoreTests {
         }
     }
 
+    @Test("a batch of updates applies each with its event and skips unknown users", arguments: StoreKind.allCases)
+    func batchUpdate(kind: StoreKind) async throws {
+        try await withStore(kind) { store in
+            let first = try await store.createUser(StoreFixtures.newUser(1))
+            let second = try await store.createUser(StoreFixtures.newUser(2))
+            let events = try await store.allEvents().count
+            try await store.updateUsers([
+                (first.publicID, UserChange(lastLoginAt: 1_900_000_001, changedAt: 1_900_000_001)),
+                (StoreFixtures.publicID(9), UserChange(lastLoginAt: 1_900_000_002)),
+                (second.publicID, UserChange(lastLoginAt: 1_900_000_003, changedAt: 1_900_000_003)),
+            ])
+            #expect(try await store.user(publicID: first.publicID)?.lastLoginAt == 1_900_000_001)
+            #expect(try await store.user(publicID: second.publicID)?.lastLoginAt == 1_900_000_003)
+            #expect(try await store.allEvents().count == events + 2)
+            try await store.updateUsers([])
+            #expect(try await store.allEvents().count == events + 2)
+        }
+    }
+
     @Test("an update with an invalid hash or stats changes nothing", arguments: StoreKind.allCases)
     func invalidUpdate(kind: StoreKind) async throws {
         try await withStore(kind) { store in

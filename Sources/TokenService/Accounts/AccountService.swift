@@ -96,12 +96,18 @@ public final class AccountService: Sendable {
     let signupIPLimiter: RateLimiter
     let signinAccountLimiter: RateLimiter
     let signinIPLimiter: RateLimiter
+    /// Last sign-in times, written behind (one transaction per second, not per sign-in).
+    let signInTimes: SignInTimes
 
     public init(
         users: any UserStore, tokens: TokenService, hasher: any PasswordHashing,
         configuration: AccountConfiguration = AccountConfiguration(), clock: ServiceClock = .system, logger: Logger
     ) {
-        self.users = users
+        let signInTimes = SignInTimes(store: users) { [logger] error in
+            logger.error("could not record last sign-in times", metadata: ["error": "\(error)"])
+        }
+        self.signInTimes = signInTimes
+        self.users = signInTimes
         self.tokens = tokens
         self.hasher = hasher
         self.configuration = configuration
@@ -111,7 +117,7 @@ public final class AccountService: Sendable {
         signupIPLimiter = RateLimiter(configuration.signupPerIP)
         signinAccountLimiter = RateLimiter(configuration.signinPerAccountAndIP)
         signinIPLimiter = RateLimiter(configuration.signinPerIP)
-        tokens.refreshCustomizer = AccountRefresh(users: users)
+        tokens.refreshCustomizer = AccountRefresh(users: signInTimes)
     }
 
     // MARK: Validation
@@ -239,11 +245,23 @@ public final class AccountService: Sendable {
         }
         signinAccountLimiter.reset(accountKey)
         guard user.status == .active else { throw .inactive }
-        var change = UserChange(lastLoginAt: now)
-        change.changedAt = now
-        if result.needsRehash, let phc = try? await hasher.hashPassword(password) { change.passwordHash = phc }
-        let updated = try? await users.updateUser(publicID: user.publicID, change)
-        return (updated ?? nil) ?? user
+        if result.needsRehash, let phc = try? await hasher.hashPassword(password) {
+            // A stronger hash is written at once, with the sign-in time.
+            var change = UserChange(lastLoginAt: now)
+            change.changedAt = now
+            change.passwordHash = phc
+            let updated = try? await users.updateUser(publicID: user.publicID, change)
+            if let updated = updated ?? nil { return updated }
+        }
+        signInTimes.record(publicID: user.publicID, at: now)
+        var signedIn = user
+        signedIn.lastLoginAt = now
+        return signedIn
+    }
+
+    /// Writes the sign-in times recorded but not yet written; for a clean stop.
+    public func flushPendingWrites() async {
+        await signInTimes.flush()
     }
 
     func lookUp(_ identifier: Identifier) async throws -> UserRecord? {

@@ -86,28 +86,37 @@ extension SQLiteTokenStore: UserStore {
     }
 
     public func updateUser(publicID: String, _ change: UserChange) async throws -> UserRecord? {
-        let at = UserRules.eventTime(of: change)
-        return try await write("updating a user") { db in
-            guard let user = try Self.fetchUser("public_id = ?", [publicID], db) else { return nil }
-            let (updated, fields) = try UserRules.applying(change, to: user)
-            guard !fields.isEmpty else { return user }
-            try db.execute(
-                sql: """
-                    UPDATE users SET password_hash = ?, status = ?, plan = ?, vendor = ?, scope = ?, first_name = ?,
-                        last_name = ?, role = ?, avatar = ?, permissions = ?, stats = ?, last_login_at = ?,
-                        tokens_not_before = ?
-                    WHERE public_id = ?
-                    """,
-                arguments: [
-                    updated.passwordHash, updated.status.rawValue, updated.plan, updated.vendor,
-                    try Self.jsonText(updated.scope), updated.firstName, updated.lastName, updated.role, updated.avatar,
-                    try Self.jsonText(updated.permissions), updated.statsJSON, updated.lastLoginAt,
-                    updated.tokensNotBefore, publicID,
-                ]
-            )
-            try Self.append(StoreEvents.userUpdated(updated, fields: fields), at: at, db)
-            return updated
+        try await write("updating a user") { db in try Self.update(publicID: publicID, change, db) }
+    }
+
+    public func updateUsers(_ changes: [(publicID: String, change: UserChange)]) async throws {
+        guard !changes.isEmpty else { return }
+        try await write("updating \(changes.count) users") { db in
+            for (publicID, change) in changes { _ = try Self.update(publicID: publicID, change, db) }
         }
+    }
+
+    private static func update(publicID: String, _ change: UserChange, _ db: Database) throws -> UserRecord? {
+        let at = UserRules.eventTime(of: change)
+        guard let user = try fetchUser("public_id = ?", [publicID], db) else { return nil }
+        let (updated, fields) = try UserRules.applying(change, to: user)
+        guard !fields.isEmpty else { return user }
+        try db.execute(
+            sql: """
+                UPDATE users SET password_hash = ?, status = ?, plan = ?, vendor = ?, scope = ?, first_name = ?,
+                    last_name = ?, role = ?, avatar = ?, permissions = ?, stats = ?, last_login_at = ?,
+                    tokens_not_before = ?
+                WHERE public_id = ?
+                """,
+            arguments: [
+                updated.passwordHash, updated.status.rawValue, updated.plan, updated.vendor,
+                try jsonText(updated.scope), updated.firstName, updated.lastName, updated.role, updated.avatar,
+                try jsonText(updated.permissions), updated.statsJSON, updated.lastLoginAt,
+                updated.tokensNotBefore, publicID,
+            ]
+        )
+        try append(StoreEvents.userUpdated(updated, fields: fields), at: at, db)
+        return updated
     }
 
     // MARK: Rows
