@@ -137,6 +137,14 @@ struct RequestParserTests {
         #expect(Self.refusal(Self.parse(chunks, maxBody: 100)) == 413)
     }
 
+    @Test("trailer fields after the last chunk are bounded like a head: 431 beyond the limit")
+    func trailerLimit() {
+        var text = "POST /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n"
+        for i in 0..<100 { text += "X-Trailer-\(i): " + String(repeating: "t", count: 20) + "\r\n" }
+        #expect(Self.refusal(Self.parse(text, chunkSize: 64, maxHead: 1024)) == 431)
+        #expect(Self.requests(Self.parse(text + "\r\n", maxHead: 65536)).count == 1)
+    }
+
     @Test("Expect: 100-continue asks for the interim answer once, only while the body is missing")
     func expectContinue() {
         var parser = HTTPRequestParser(maxHeadBytes: 1024, maxBodyBytes: 1024)

@@ -46,10 +46,10 @@ struct HTTPRequestParser {
         var framing: Framing
         var expectContinue: Bool
         var continueSent = false
-        /// Chunked: where the next chunk-size line starts (relative to the body start), and the
-        /// decoded body so far.
-        var chunkCursor = 0
+        /// Chunked: whether the last chunk was read (trailer fields follow), and the bytes of
+        /// trailer fields so far (bounded like a head).
         var trailers = false
+        var trailerBytes = 0
     }
 
     let maxHeadBytes: Int
@@ -341,8 +341,9 @@ struct HTTPRequestParser {
         let target = head.request.target
         while true {
             let line: (end: Int, next: Int)?
-            switch Self.lineEnd(buffer, limit: 1024) {
+            switch Self.lineEnd(buffer, limit: head.trailers ? maxHeadBytes : 1024) {
             case .tooLong:
+                if head.trailers { return .refused(.headersTooLarge(limit: maxHeadBytes), target: target) }
                 return .refused(.invalidRequest("malformed HTTP request: malformed chunk size"), target: target)
             case .malformed:
                 return .refused(.invalidRequest("malformed HTTP request: malformed line ending"), target: target)
@@ -351,6 +352,10 @@ struct HTTPRequestParser {
             }
             guard let line else { return continueIfExpected(&head) }
             if head.trailers {
+                head.trailerBytes += line.next
+                if head.trailerBytes > maxHeadBytes {
+                    return .refused(.headersTooLarge(limit: maxHeadBytes), target: target)
+                }
                 buffer.moveReaderIndex(forwardBy: line.next)
                 if line.end == 0 {
                     compact()
