@@ -171,3 +171,26 @@ struct RequestParserTests {
         #expect(Self.refusal(events) == 400)
     }
 }
+
+/// The word-at-a-time scan for form values that need no decoding.
+@Suite("Plain ASCII scan")
+struct PlainASCIITests {
+    @Test("every position and length: % + and non-ASCII are found wherever they are")
+    func positions() {
+        let plain = Array("eyJhbGciOiJFUzI1NiJ9.abc-_~".utf8)
+        for length in 0...plain.count {
+            let prefix = Array(plain.prefix(length))
+            #expect(prefix.withUnsafeBytes { PercentDecoding.isPlainASCII($0) })
+            for position in 0..<length {
+                for bad: UInt8 in [UInt8(ascii: "%"), UInt8(ascii: "+"), 0x80, 0xFF, 0xC3] {
+                    var bytes = prefix
+                    bytes[position] = bad
+                    #expect(!bytes.withUnsafeBytes { PercentDecoding.isPlainASCII($0) }, "\(bad) at \(position) of \(length)")
+                }
+            }
+        }
+        // Neighbours of the special bytes are plain.
+        let near = Array("$&*,&$*,".utf8) + [0x7F, 0x24, 0x26, 0x2A, 0x2C, 0x01, 0x00, 0x7F]
+        #expect(near.withUnsafeBytes { PercentDecoding.isPlainASCII($0) })
+    }
+}

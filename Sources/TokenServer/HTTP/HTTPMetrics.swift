@@ -16,12 +16,19 @@ struct HTTPMetrics {
     private let factory: any MetricsFactory
     private var counters: [CounterKey: Counter] = [:]
     private var timers: [String: Timer] = [:]
+    /// The handles of the last request's route and status: a connection mostly repeats them.
+    private var last: (key: CounterKey, counter: Counter, timer: Timer)?
 
     init(factory: any MetricsFactory) {
         self.factory = factory
     }
 
     mutating func record(route: String, status: Int, nanoseconds: Int64) {
+        if let last, last.key.status == status, last.key.route == route {
+            last.counter.increment()
+            last.timer.recordNanoseconds(nanoseconds)
+            return
+        }
         let key = CounterKey(route: route, status: status)
         let counter: Counter
         if let cached = counters[key] {
@@ -49,6 +56,7 @@ struct HTTPMetrics {
             timers[route] = timer
         }
         timer.recordNanoseconds(nanoseconds)
+        last = (key, counter, timer)
     }
 
     /// A request refused before it had a route (connection cap).

@@ -101,7 +101,6 @@ extension HTTPRequest {
             throw .invalidRequest("malformed form body: \(failure.message)")
         case .success(let pairs):
             var parameters: [String: String] = [:]
-            parameters.reserveCapacity(pairs.count)
             for (name, value) in pairs {
                 guard !name.isEmpty else { throw .invalidRequest("malformed form body: a parameter has an empty name") }
                 guard parameters.updateValue(value, forKey: name) == nil else {

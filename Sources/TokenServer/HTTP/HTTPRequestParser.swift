@@ -1,3 +1,4 @@
+import Glibc
 import NIOCore
 
 /// A strict HTTP/1.1 request parser (RFC 9112) over the bytes of one connection.
@@ -148,10 +149,14 @@ struct HTTPRequestParser {
     /// The index just past the CRLF CRLF that ends the head, if it is within `limit` bytes.
     private static func findHeadEnd(_ bytes: UnsafeRawBufferPointer, limit: Int) -> Int? {
         let count = min(bytes.count, limit)
+        guard count >= 4, let base = bytes.baseAddress else { return nil }
+        // Each LF found with memchr; the head ends at the first one that closes CR LF CR LF.
         var i = 3
         while i < count {
-            if bytes[i] == lf, bytes[i - 1] == cr, bytes[i - 2] == lf, bytes[i - 3] == cr { return i + 1 }
-            i += 1
+            guard let hit = memchr(base + i, Int32(lf), count - i) else { return nil }
+            let at = base.distance(to: UnsafeRawPointer(hit))
+            if bytes[at - 1] == cr, bytes[at - 2] == lf, bytes[at - 3] == cr { return at + 1 }
+            i = at + 1
         }
         return nil
     }

@@ -91,8 +91,19 @@ public enum RouteHandler: Sendable {
 
 /// Header-name equality without allocating: ASCII letters compared case-insensitively.
 func asciiCaseInsensitiveEquals(_ lhs: String, _ rhs: String) -> Bool {
-    lhs.utf8.count == rhs.utf8.count
-        && zip(lhs.utf8, rhs.utf8).allSatisfy { a, b in
-            a == b || (a | 0x20 == b | 0x20 && (a | 0x20) >= UInt8(ascii: "a") && (a | 0x20) <= UInt8(ascii: "z"))
+    guard lhs.utf8.count == rhs.utf8.count else { return false }
+    var lhs = lhs
+    var rhs = rhs
+    return lhs.withUTF8 { a in
+        rhs.withUTF8 { b in
+            for i in 0..<a.count {
+                let x = a[i]
+                let y = b[i]
+                if x == y { continue }
+                let folded = x | 0x20
+                guard folded == y | 0x20, folded >= UInt8(ascii: "a"), folded <= UInt8(ascii: "z") else { return false }
+            }
+            return true
         }
+    }
 }

@@ -5,10 +5,15 @@ enum PercentDecoding {
     /// that is not valid UTF-8.
     static func decode<Bytes: Collection<UInt8>>(_ bytes: Bytes, plusAsSpace: Bool) -> String? {
         // Plain ASCII without escapes (a token, a kid): the bytes are the text.
-        let plain = bytes.withContiguousStorageIfAvailable { buffer in
-            buffer.allSatisfy { $0 < 0x80 && $0 != UInt8(ascii: "%") && $0 != UInt8(ascii: "+") }
+        let plain = bytes.withContiguousStorageIfAvailable { buffer -> String? in
+            guard isPlainASCII(UnsafeRawBufferPointer(buffer)) else { return nil }
+            // ASCII is valid UTF-8: copied without another validating pass.
+            return String(unsafeUninitializedCapacity: buffer.count) { out in
+                _ = out.initialize(from: buffer)
+                return buffer.count
+            }
         }
-        if plain == true { return String(decoding: bytes, as: UTF8.self) }
+        if let plain = plain ?? nil { return plain }
         var needsWork = false
         for byte in bytes where byte == UInt8(ascii: "%") || (plusAsSpace && byte == UInt8(ascii: "+")) {
             needsWork = true
@@ -35,6 +40,28 @@ enum PercentDecoding {
             }
         }
         return String(validating: out, as: UTF8.self)
+    }
+
+    /// Whether the bytes are all ASCII with no `%` and no `+`: eight bytes at a time (a byte of
+    /// a word is zero exactly when the classic `(v - 0x01…) & ~v & 0x80…` test sets its bit).
+    static func isPlainASCII(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let highs: UInt64 = 0x8080_8080_8080_8080
+        @inline(__always) func hasZeroByte(_ v: UInt64) -> Bool { (v &- ones) & ~v & highs != 0 }
+        let percent = ones &* UInt64(UInt8(ascii: "%"))
+        let plus = ones &* UInt64(UInt8(ascii: "+"))
+        var i = 0
+        while i + 8 <= bytes.count {
+            let word = bytes.loadUnaligned(fromByteOffset: i, as: UInt64.self)
+            if word & highs != 0 || hasZeroByte(word ^ percent) || hasZeroByte(word ^ plus) { return false }
+            i += 8
+        }
+        while i < bytes.count {
+            let byte = bytes[i]
+            if byte >= 0x80 || byte == UInt8(ascii: "%") || byte == UInt8(ascii: "+") { return false }
+            i += 1
+        }
+        return true
     }
 
     /// The value of a hex digit (either case), or nil.
