@@ -28,7 +28,7 @@ PYTHON_TEST_PACKAGES := 'pyjwt>=2.10' 'cryptography>=41'
 
 APT_GET := $(if $(filter 0,$(shell id -u)),,sudo) env DEBIAN_FRONTEND=noninteractive apt-get
 
-.PHONY: build release run test deps test-deps install uninstall bench clean help
+.PHONY: build release run test deps test-deps install uninstall bench bench-daemon clean help
 
 help:
 	@echo "make run        build and start tokend in the foreground with dev defaults (./run, ./var, ./keys)"
@@ -37,6 +37,7 @@ help:
 	@echo "make release    optimised, statically linked Swift runtime; jwt-inspect fully static"
 	@echo "make install    install binaries and shell completions (PREFIX=$(PREFIX), DESTDIR=)"
 	@echo "make bench      run Benchmarks/run.sh (see BENCHMARKS.md)"
+	@echo "make bench-daemon  run Benchmarks/daemon.sh: tokend beside nginx, SwiftNIO and libargon2"
 
 ## deps: install the Debian packages the build needs, only if some are missing.
 deps:
@@ -142,6 +143,9 @@ uninstall:
 
 bench: deps
 	bash Benchmarks/run.sh
+
+bench-daemon: deps
+	bash Benchmarks/daemon.sh
 
 clean:
 	$(SWIFT) package clean
