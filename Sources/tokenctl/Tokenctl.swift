@@ -106,9 +106,36 @@ extension String {
 }
 
 extension Tokenctl {
+    /// Flags that take no value; every other `--name` takes the next argument as its value.
+    static let valuelessFlags: Set<String> = ["--json", "--force", "--refresh", "--help", "-h", "--version"]
+
+    /// Moves values that begin with `-` (a kid is an RFC 7638 thumbprint in base64url, and a
+    /// refresh token is random base64url: one in 64 begins with `-`) after a `--`, so the
+    /// argument parser reads them as the positional values they are. Without this,
+    /// `tokenctl keys revoke -AB…h…` was read as a cluster of short options holding `-h`: it
+    /// printed help and exited 0 without revoking anything.
+    static func positionalsAfterDashes(_ arguments: [String]) -> [String] {
+        guard !arguments.contains("--") else { return arguments }
+        var kept: [String] = []
+        var moved: [String] = []
+        var previousTakesValue = false
+        for argument in arguments {
+            defer {
+                previousTakesValue =
+                    argument.hasPrefix("--") && !argument.contains("=") && !valuelessFlags.contains(argument)
+            }
+            if !previousTakesValue, argument.hasPrefix("-"), !argument.hasPrefix("--"), argument.utf8.count > 2 {
+                moved.append(argument)
+            } else {
+                kept.append(argument)
+            }
+        }
+        return moved.isEmpty ? arguments : kept + ["--"] + moved
+    }
+
     static func main() {
         do {
-            var command = try parseAsRoot()
+            var command = try parseAsRoot(positionalsAfterDashes(Array(CommandLine.arguments.dropFirst())))
             try command.run()
         } catch let failure as CommandFailure {
             if let json = failure.json { print(json) }

@@ -37,6 +37,27 @@ struct KeyRotationTests {
         return token
     }
 
+    @Test("a kid or token that begins with - reaches the daemon: tokenctl does not read it as options")
+    func dashValues() async throws {
+        try await withTokend("dash") { daemon in
+            // One kid in 64 begins with "-" (base64url); this one also holds "h", which the
+            // argument parser used to read as -h: help printed, exit 0, nothing revoked.
+            let kid = "-hQx0Yk2zZ8a3Vq7RkL9mN4pT6wE1cB5dF0gH2jK4lM"
+            let revoke = try await daemon.tokenctl(["keys", "revoke", kid])
+            #expect(!revoke.succeeded, "\(revoke)")
+            #expect(!revoke.stdout.contains("USAGE"), "tokenctl printed help instead of asking the daemon")
+            // The daemon was asked, and answered that it has no such key.
+            #expect(revoke.stderr.contains("no key \(kid)"), "\(revoke)")
+            // Options may come after the value as well as before it.
+            let json = try await daemon.tokenctl(["keys", "revoke", kid, "--json"])
+            #expect(!json.succeeded && !json.stdout.contains("USAGE"), "\(json)")
+            // A refresh token that begins with "-" is revoked like any other (RFC 7009: 200 even when unknown).
+            let token = try await daemon.tokenctl(["token", "revoke", "-hAbCdEfGhIjKlMnOpQrStUvWxYz0123456789_-AbCd"])
+            #expect(token.succeeded, "\(token)")
+            #expect(!token.stdout.contains("USAGE"), "\(token)")
+        }
+    }
+
     @Test(
         "rotate refused while the next key is young, --force rotates; old tokens stay active, new ones carry the new kid; SIGHUP reload; revoke"
     )
