@@ -70,6 +70,12 @@ struct Arguments {
                 continue
             }
             if !argument.hasPrefix("--") {
+                // One refresh token in 64 (random base64url) begins with "-": a long run of
+                // token characters is the token, not a cluster of short options.
+                if looksLikeToken(argument) {
+                    positionals.append(argument)
+                    continue
+                }
                 guard isShortGroup(argument, containing: nil) else { throw UsageError("Unknown option '\(argument)'") }
                 parsed.quiet = true  // -q is the only short flag left once -h was handled
                 continue
@@ -154,6 +160,19 @@ struct Arguments {
         let letters = argument.dropFirst()
         guard letters.allSatisfy({ $0 == "q" || $0 == "h" }) else { return false }
         return letter.map { letters.contains($0) } ?? true
+    }
+
+    /// At least 16 characters, all base64url or `.`: a token (opaque or JWS), never an option.
+    private static func looksLikeToken(_ argument: String) -> Bool {
+        argument.utf8.count >= 16
+            && argument.utf8.allSatisfy { byte in
+                switch byte {
+                case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
+                    UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "."):
+                    true
+                default: false
+                }
+            }
     }
 
     /// An argument that is an option rather than an option's value.

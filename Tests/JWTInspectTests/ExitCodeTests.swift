@@ -57,8 +57,11 @@ struct ExitCodeTests {
     @Test("an opaque 43-character refresh token exits 4 and is reported as opaque", arguments: opaqueTokens)
     func opaque(token: String) async throws {
         #expect(token.count == 43)
-        // A token that starts with "-" must follow "--" on the command line, or come on stdin.
-        for run in [try await jwtInspect(["--", token]), try await jwtInspect([], stdin: .pipe(token + "\n"))] {
+        // A token that starts with "-" works as the argument, after "--", and on stdin.
+        for run in [
+            try await jwtInspect([token]), try await jwtInspect(["--", token]),
+            try await jwtInspect([], stdin: .pipe(token + "\n")),
+        ] {
             #expect(run.exitCode == 4, "\(run)")
             #expect(run.stdout.contains("Opaque token"), "\(run)")
             #expect(run.stdout.contains("refresh token"), "\(run)")
