@@ -81,6 +81,9 @@ enum NspawnScripts {
         systemctl show -p StatusText --value tokend.service > /out/status-text.txt
         curl -sS -m 10 -o /out/admin.body -w '%{http_code}' --unix-socket /run/tokend/admin.sock http://localhost/admin/status > /out/admin.code
         systemctl reload tokend.service; echo $? > /out/reload.rc
+        # ExecReload= sends SIGHUP and returns; the unit is "reloading" until tokend's READY=1.
+        i=0
+        while [ $i -lt 100 ] && [ "$(systemctl is-active tokend.service)" = reloading ]; do i=$((i+1)); sleep 0.1; done
         systemctl is-active tokend.service > /out/service-after-reload.txt
         ls -la /run/tokend/ /var/lib/tokend /var/lib/tokend/keys
         systemctl status tokend.service --no-pager -n 0
