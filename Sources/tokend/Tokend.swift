@@ -147,7 +147,7 @@ struct Daemon {
         if let users = store as? any UserStore {
             do {
                 var hashing = PasswordHasher.Configuration(queueCapacity: config.hashQueue)
-                if let workers = config.hashWorkers { hashing.workers = workers }
+                hashing.workers = config.hashWorkers ?? CPUAffinity.allowedCount
                 hasher = try PasswordHasher(hashing)
             } catch {
                 throw StartFailure(description: "cannot start the password hashing pool: \(error)")

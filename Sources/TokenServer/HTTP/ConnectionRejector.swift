@@ -1,5 +1,4 @@
 import NIOCore
-import NIOHTTP1
 
 /// The whole pipeline of a connection over the cap: answers 503 with `Retry-After: 1` and
 /// `Connection: close` at once, stops writing, discards what the client sends, and closes when
@@ -56,10 +55,8 @@ extension HTTPError {
     /// The response as raw HTTP/1.1 bytes with `Connection: close`, for connections that never
     /// reach the HTTP pipeline (over the connection cap).
     var rawResponseBytes: [UInt8] {
-        let response = self.response
-        var text = "HTTP/1.1 \(status) \(HTTPResponseStatus(statusCode: status).reasonPhrase)\r\n"
-        for (name, value) in response.headers { text += "\(name): \(value)\r\n" }
-        text += "Content-Length: \(response.body.count)\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n"
-        return Array(text.utf8) + response.body
+        var buffer = ByteBufferAllocator().buffer(capacity: 256)
+        _ = HTTPResponseWriter.write(response, minorVersion: 1, keepAlive: false, isHead: false, into: &buffer)
+        return Array(buffer.readableBytesView)
     }
 }

@@ -1,7 +1,6 @@
 import Glibc
 import Logging
 import NIOCore
-import NIOHTTP1
 
 /// Serves the requests of one connection, in order, straight from the socket's bytes.
 ///
@@ -345,44 +344,10 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
             )
         }
         let status = response.status
-        let bodyAllowed = !(100..<200).contains(status) && status != 204 && status != 304
-        var keepAlive = closeMode == .keepAliveIfAsked && info.keepAlive && !quiescing
-        let writesBody = bodyAllowed && !info.isHead && !response.body.isEmpty
-
         var out = context.channel.allocator.buffer(capacity: 160 + response.body.count + response.headers.count * 40)
-        out.writeStaticString(info.minorVersion == 0 ? "HTTP/1.0 " : "HTTP/1.1 ")
-        Self.writeStatusLine(status, to: &out)
-        var hasCacheControl = false
-        for (name, value) in response.headers {
-            if asciiCaseInsensitiveEquals(name, "connection") {
-                // A handler may end the connection; framing headers are the server's.
-                if value.lowercased().contains("close") { keepAlive = false }
-                continue
-            }
-            if asciiCaseInsensitiveEquals(name, "content-length")
-                || asciiCaseInsensitiveEquals(name, "transfer-encoding")
-            {
-                continue
-            }
-            if asciiCaseInsensitiveEquals(name, "cache-control") { hasCacheControl = true }
-            out.writeString(name)
-            out.writeStaticString(": ")
-            out.writeString(value)
-            out.writeStaticString("\r\n")
-        }
-        if bodyAllowed {
-            out.writeStaticString("Content-Length: ")
-            out.writeString(String(response.body.count))
-            out.writeStaticString("\r\n")
-        }
-        if !hasCacheControl { out.writeStaticString("Cache-Control: no-store\r\n") }
-        if !keepAlive {
-            out.writeStaticString("Connection: close\r\n")
-        } else if info.minorVersion == 0 {
-            out.writeStaticString("Connection: keep-alive\r\n")
-        }
-        out.writeStaticString("\r\n")
-        if writesBody { out.writeBytes(response.body) }
+        let keepAlive = HTTPResponseWriter.write(
+            response, minorVersion: info.minorVersion,
+            keepAlive: closeMode == .keepAliveIfAsked && info.keepAlive && !quiescing, isHead: info.isHead, into: &out)
 
         finished(info: info, status: status)
         switch closeMode {
@@ -395,18 +360,6 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         } else {
             context.write(wrapOutboundOut(out), promise: nil)
             unflushed = true
-        }
-    }
-
-    /// `NNN Reason\r\n`.
-    private static func writeStatusLine(_ status: Int, to out: inout ByteBuffer) {
-        switch status {
-        case 200: out.writeStaticString("200 OK\r\n")
-        default:
-            out.writeString(String(status))
-            out.writeStaticString(" ")
-            out.writeString(HTTPResponseStatus(statusCode: status).reasonPhrase)
-            out.writeStaticString("\r\n")
         }
     }
 

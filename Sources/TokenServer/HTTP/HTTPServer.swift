@@ -2,7 +2,6 @@ import Glibc
 public import Logging
 import Metrics
 public import NIOCore
-import NIOHTTP1
 import NIOPosix
 public import ServiceLifecycle
 import Synchronization

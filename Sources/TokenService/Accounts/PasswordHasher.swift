@@ -1,3 +1,4 @@
+import Glibc
 import TokenCrypto
 
 /// Argon2id password hashing through libargon2 on dedicated worker threads with a bounded
@@ -46,7 +47,8 @@ public final class PasswordHasher: Sendable {
     public static let maximumPasswordBytes = 1024
 
     /// One worker per online processor.
-    public static var defaultWorkerCount: Int { CPUAffinity.allowedCount }
+    /// Online processors; tokend passes the CPUs of its affinity instead.
+    public static var defaultWorkerCount: Int { max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
 
     public let configuration: Configuration
     /// Parameters of new hashes.

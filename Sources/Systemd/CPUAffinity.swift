@@ -1,6 +1,7 @@
 import Glibc
 
-/// The CPUs this process may run on.
+/// The CPUs this process may run on (systemd's `CPUAffinity=`, taskset): what tokend sizes its
+/// event loops and password hashing pool by.
 public enum CPUAffinity {
     /// The number of CPUs in this process's affinity (`Cpus_allowed_list` in
     /// `/proc/self/status`: taskset, systemd's `CPUAffinity=`), else the online processors; at
