@@ -92,7 +92,8 @@ TOKENS="${DAEMON_TOKENS:-$(( n_conns * REPEATS * (SECS + WARMUP + 1) * 15000 ))}
 PASSWORD="load-password-123"
 USER_PREFIX="load-user-"
 
-log() { printf '==> %s\n' "$*" >&2; }
+# shellcheck source=Benchmarks/common.sh
+source "$ROOT/Benchmarks/common.sh"
 
 if [ "$SIGNIN_CONNS" -gt $((HASH_WORKERS + HASH_QUEUE)) ]; then
     log "DAEMON_SIGNIN_CONNECTIONS=$SIGNIN_CONNS would overflow the hashing queue (workers $HASH_WORKERS + queue $HASH_QUEUE)"
@@ -101,22 +102,6 @@ fi
 
 # --- tools -----------------------------------------------------------------------------
 
-APT_UPDATED=0
-apt_install() {
-    local sudo=""
-    if [ "$(id -u)" -ne 0 ]; then
-        command -v sudo >/dev/null || { log "need root or sudo to install $*"; exit 1; }
-        sudo="sudo"
-    fi
-    if ! DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >&2; then
-        if [ "$APT_UPDATED" -eq 0 ]; then
-            $sudo apt-get update -qq >&2
-            APT_UPDATED=1
-        fi
-        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >&2
-    fi
-}
-need() { command -v "$1" >/dev/null 2>&1 || { log "installing $2"; apt_install "$2"; }; }
 
 export PATH="$PATH:/usr/sbin:/sbin"
 need nginx nginx

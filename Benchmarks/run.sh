@@ -43,27 +43,11 @@ HS256_TARGET=500000
 RATIO_TARGET=0.9
 CLI_TARGET=0.8
 
-log() { printf '==> %s\n' "$*" >&2; }
+# shellcheck source=Benchmarks/common.sh
+source "$ROOT/Benchmarks/common.sh"
 
 # --- tools -----------------------------------------------------------------------------
 
-APT_UPDATED=0
-apt_install() {
-    local sudo=""
-    if [ "$(id -u)" -ne 0 ]; then
-        command -v sudo >/dev/null || { log "need root or sudo to install $*"; exit 1; }
-        sudo="sudo"
-    fi
-    if ! DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >&2; then
-        if [ "$APT_UPDATED" -eq 0 ]; then
-            $sudo apt-get update -qq >&2
-            APT_UPDATED=1
-        fi
-        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >&2
-    fi
-}
-# command -> Debian package
-need() { command -v "$1" >/dev/null 2>&1 || { log "installing $2"; apt_install "$2"; }; }
 
 need taskset util-linux
 need openssl openssl
