@@ -1,8 +1,13 @@
 import JOSE
-
+import Synchronization
 
 /// What introspection needs of a token whose signature and claims were verified once.
-public struct VerifiedToken: Sendable {
+///
+/// A class: the cache hands out one reference per hit rather than copies of every field. It
+/// also remembers the keyring revision and the revocation generation it last passed its
+/// revocation checks at, so a hit re-checks them in O(1) when nothing was revoked since
+/// (``TokenService/inactiveReason(_:now:)``).
+public final class VerifiedToken: Sendable {
     public let subject: String
     public let scope: String
     public let clientID: String?
@@ -20,6 +25,23 @@ public struct VerifiedToken: Sendable {
     /// always a string): built once when the token is verified, so answering for a cached
     /// token costs no serialisation.
     public let activeIntrospection: [UInt8]
+    /// The keyring revision and revocation generation at which the revocation checks last
+    /// passed (`UInt64.max`: never).
+    private let checkedKeyring = Atomic<UInt64>(UInt64.max)
+    private let checkedRevocations = Atomic<UInt64>(UInt64.max)
+
+    /// Whether the revocation checks passed at exactly this keyring revision and revocation
+    /// generation.
+    func passedChecks(keyring: UInt64, revocations: UInt64) -> Bool {
+        checkedRevocations.load(ordering: .relaxed) == revocations && checkedKeyring.load(ordering: .relaxed) == keyring
+    }
+
+    /// Records that the revocation checks passed against the state of `keyring` and
+    /// `revocations`, both read before the checks began.
+    func recordPassedChecks(keyring: UInt64, revocations: UInt64) {
+        checkedKeyring.store(keyring, ordering: .relaxed)
+        checkedRevocations.store(revocations, ordering: .relaxed)
+    }
 
     init(
         subject: String, scope: String, clientID: String?, username: String?, issuer: String, audience: [String]?,
@@ -37,81 +59,159 @@ public struct VerifiedToken: Sendable {
         self.exp = exp
         self.iat = iat
         self.nbf = nbf
-        var body = JSONObject()
-        body["active"] = .bool(true)
-        body["sub"] = .string(subject)
-        body["scope"] = .string(scope)
-        if let clientID { body["client_id"] = .string(clientID) }
-        if let username { body["username"] = .string(username) }
-        body["token_type"] = "Bearer"
-        body["exp"] = .number(JSONNumber(Int64(exp)))
-        body["iat"] = .number(JSONNumber(Int64(iat)))
-        if let nbf { body["nbf"] = .number(JSONNumber(Int64(nbf))) }
-        if let audience {
-            body["aud"] = audience.count == 1 ? .string(audience[0]) : .array(audience.map { .string($0) })
+        // Written member by member (what `JSONValue.object(…).compactBytes` writes for the
+        // same members, without building the object first).
+        var out: [UInt8] = []
+        out.reserveCapacity(128 + subject.utf8.count + scope.utf8.count + issuer.utf8.count + jti.utf8.count)
+        func member(_ name: StaticString, _ value: String) {
+            name.withUTF8Buffer { out.append(contentsOf: $0) }
+            JSONValue.writeString(value, to: &out)
         }
-        body["iss"] = .string(issuer)
-        body["jti"] = .string(jti)
-        activeIntrospection = JSONValue.object(body).compactBytes
+        func member(_ name: StaticString, _ value: Double) {
+            name.withUTF8Buffer { out.append(contentsOf: $0) }
+            out.append(contentsOf: String(Int64(value)).utf8)
+        }
+        member(#"{"active":true,"sub":"#, subject)
+        member(#","scope":"#, scope)
+        if let clientID { member(#","client_id":"#, clientID) }
+        if let username { member(#","username":"#, username) }
+        member(#","token_type":"#, "Bearer")
+        member(#","exp":"#, exp)
+        member(#","iat":"#, iat)
+        if let nbf { member(#","nbf":"#, nbf) }
+        if let audience {
+            if audience.count == 1 {
+                member(#","aud":"#, audience[0])
+            } else {
+                out.append(contentsOf: #","aud":["#.utf8)
+                for (i, value) in audience.enumerated() {
+                    if i > 0 { out.append(UInt8(ascii: ",")) }
+                    JSONValue.writeString(value, to: &out)
+                }
+                out.append(UInt8(ascii: "]"))
+            }
+        }
+        member(#","iss":"#, issuer)
+        member(#","jti":"#, jti)
+        out.append(UInt8(ascii: "}"))
+        activeIntrospection = out
     }
 }
 
 /// A bounded map from token text to its verified claims, so a repeated token skips the
 /// signature check. Expiry and revocation are not cached: callers re-check them on every hit.
-/// Sharded; a full shard evicts its oldest entry (first in, first out), in constant time.
+///
+/// Set-associative, like a CPU cache: a token's keyed hash picks one set of four places,
+/// a hit compares the stored hash and then the whole token text, and an insert into a full
+/// set replaces that set's oldest entry. Inserting and evicting cost no reordering and no
+/// second hash; the sets are spread over 64 locks, so event loops rarely meet on one. Only
+/// verified tokens are inserted, so a client cannot fill the cache with tokens of its own.
 final class VerifiedTokenCache: Sendable {
-    private static let shardCount = 16
+    private static let maxLocks = 64
+    private static let ways = 4
 
-    /// One shard: the entries and the order they came in, as a ring of keys.
+    /// One place: the token's hash (0 when empty), its text and what it verified to.
+    private struct Slot: Sendable {
+        var hash: UInt64 = 0
+        var token: String = ""
+        var value: VerifiedToken?
+    }
+
+    /// The sets under one lock: set `s` of this lock is `slots[s * ways ..< (s + 1) * ways]`,
+    /// and `victims[s]` the way its next insert replaces when the set is full.
     private struct Shard: Sendable {
-        var entries: [String: VerifiedToken] = [:]
-        var ring: [String] = []
-        /// Where the next key goes once the ring is full (the oldest key).
-        var next = 0
+        var slots: [Slot]
+        var victims: [UInt8]
+        var count = 0
+
+        init(sets: Int) {
+            slots = Array(repeating: Slot(), count: sets * VerifiedTokenCache.ways)
+            victims = Array(repeating: 0, count: sets)
+        }
     }
 
     private let shards: [LockedBox<Shard>]
-    private let capacityPerShard: Int
+    /// Sets per lock, a power of two.
+    private let setsPerShard: Int
 
+    /// Holds at most `capacity` tokens (rounded down to a power of two, at least four).
     init(capacity: Int) {
-        capacityPerShard = max(1, capacity / VerifiedTokenCache.shardCount)
-        shards = (0..<VerifiedTokenCache.shardCount).map { _ in LockedBox(Shard()) }
+        let wanted = max(1, capacity / VerifiedTokenCache.ways)
+        var sets = 1
+        while sets * 2 <= wanted { sets *= 2 }
+        let locks = min(VerifiedTokenCache.maxLocks, sets)
+        setsPerShard = sets / locks
+        let perShard = setsPerShard
+        shards = (0..<locks).map { _ in LockedBox(Shard(sets: perShard)) }
     }
 
+    /// A keyed hash of the token (never 0): its length and last 32 bytes, which for a JWS are
+    /// signature bytes. Tokens that share them only share a set; hits compare the whole text.
     @inline(__always)
-    private func shard(_ token: String) -> Int {
-        // The signature segment's last bytes are uniformly random: cheap and well spread.
-        var h = 0
-        for byte in token.utf8.suffix(4) { h = h &* 31 &+ Int(byte) }
-        return Int(UInt(bitPattern: h) % UInt(VerifiedTokenCache.shardCount))
+    private static func hash(_ token: String) -> UInt64 {
+        var hasher = Hasher()
+        let hashed: Void? = token.utf8.withContiguousStorageIfAvailable { bytes in
+            hasher.combine(bytes.count)
+            hasher.combine(bytes: UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: bytes.suffix(32))))
+        }
+        if hashed == nil { hasher.combine(token) }
+        return UInt64(UInt(bitPattern: hasher.finalize())) | 1
+    }
+
+    /// The lock and the first slot of the token's set.
+    @inline(__always)
+    private func place(_ hash: UInt64) -> (shard: Int, set: Int) {
+        let shard = Int(truncatingIfNeeded: hash >> 58) & (shards.count - 1)
+        let set = Int(truncatingIfNeeded: hash >> 1) & (setsPerShard - 1)
+        return (shard, set)
     }
 
     func lookup(_ token: String) -> VerifiedToken? {
-        shards[shard(token)].withLock { $0.entries[token] }
+        let hash = Self.hash(token)
+        let (shard, set) = place(hash)
+        return shards[shard].withLock { state -> VerifiedToken? in
+            let first = set * VerifiedTokenCache.ways
+            for i in first..<(first + VerifiedTokenCache.ways) where state.slots[i].hash == hash && state.slots[i].token == token {
+                return state.slots[i].value
+            }
+            return nil
+        }
     }
 
     func insert(_ token: String, _ verified: VerifiedToken) {
-        let limit = capacityPerShard
-        shards[shard(token)].withLock { shard in
-            if shard.entries.updateValue(verified, forKey: token) != nil { return }
-            if shard.ring.count < limit {
-                shard.ring.append(token)
-                return
+        let hash = Self.hash(token)
+        let (shard, set) = place(hash)
+        shards[shard].withLock { state in
+            let first = set * VerifiedTokenCache.ways
+            var free: Int?
+            for i in first..<(first + VerifiedTokenCache.ways) {
+                if state.slots[i].hash == hash, state.slots[i].token == token {
+                    state.slots[i].value = verified
+                    return
+                }
+                if free == nil, state.slots[i].hash == 0 { free = i }
             }
-            // Full: the oldest entry makes room. (A key replaced in place above keeps its
-            // position, so every key in the ring is in `entries` exactly once.)
-            shard.entries.removeValue(forKey: shard.ring[shard.next])
-            shard.ring[shard.next] = token
-            shard.next = (shard.next + 1) % limit
+            let target: Int
+            if let free {
+                target = free
+                state.count += 1
+            } else {
+                // Full: the set's oldest entry makes room.
+                let way = Int(state.victims[set])
+                target = first + way
+                state.victims[set] = UInt8((way + 1) % VerifiedTokenCache.ways)
+            }
+            state.slots[target] = Slot(hash: hash, token: token, value: verified)
         }
     }
 
     /// The number of cached tokens.
     var count: Int {
-        shards.reduce(0) { total, shard in total + shard.withLock { $0.entries.count } }
+        shards.reduce(0) { total, shard in total + shard.withLock { $0.count } }
     }
 
     func removeAll() {
-        for shard in shards { shard.withLock { $0 = Shard() } }
+        let sets = setsPerShard
+        for shard in shards { shard.withLock { $0 = Shard(sets: sets) } }
     }
 }

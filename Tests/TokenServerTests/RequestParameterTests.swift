@@ -122,4 +122,58 @@ struct RequestParameterTests {
         #expect(body["error"] == "invalid_request")
         #expect(body["error_description"] == "the token parameter is missing")
     }
+
+    /// `formOrJSONParameter(name)` reads plain form bodies in place; for every body it must
+    /// answer what `formOrJSONParameters()[name]` answers, errors included.
+    @Test("one parameter read in place answers exactly as the full parameter parse, over a corpus of bodies")
+    func singleParameterMatchesFullParse() {
+        let pieces = [
+            "token=abc", "token=", "token", "=x", "token_type_hint=access_token", "a=1", "a=2", "token=a%2Bb",
+            "token=a+b", "token=%zz", "token=%C3%A9", "token=é", "x=\u{0}", "t%6Fken=y", "token=a=b", "", "&",
+            "token=-dash.dot_under~", "b=", "c=3", "d=4",
+        ]
+        var bodies: [String] = []
+        for first in pieces {
+            bodies.append(first)
+            for second in pieces {
+                bodies.append(first + "&" + second)
+                for third in ["", "&", "&a=9", "&token=z", "&&e=5&f=6"] { bodies.append(first + "&" + second + third) }
+            }
+        }
+        var generator = SystemRandomNumberGenerator()
+        let alphabet = Array("tokenab=&%+2B_-.é".unicodeScalars)
+        for _ in 0..<2_000 {
+            let length = Int.random(in: 0...24, using: &generator)
+            bodies.append(String(String.UnicodeScalarView((0..<length).map { _ in alphabet.randomElement(using: &generator)! })))
+        }
+        let types: [String?] = [
+            "application/x-www-form-urlencoded", "Application/X-WWW-Form-Urlencoded",
+            "application/x-www-form-urlencoded; charset=utf-8", "application/x-www-form-urlencoded; charset=latin1",
+            "application/json", "text/plain", nil,
+        ]
+        var compared = 0
+        for contentType in types {
+            for body in bodies {
+                let request = request(contentType, body)
+                for name in ["token", "token_type_hint", "a"] {
+                    let full: Result<String?, HTTPError>
+                    do throws(HTTPError) { full = .success(try request.formOrJSONParameters()[name]) } catch { full = .failure(error) }
+                    let single: Result<String?, HTTPError>
+                    do throws(HTTPError) { single = .success(try request.formOrJSONParameter(name)) } catch { single = .failure(error) }
+                    #expect(single == full, "Content-Type \(contentType ?? "none"), body \(body.debugDescription), \(name)")
+                    compared += 1
+                }
+            }
+        }
+        #expect(compared > 20_000)
+    }
+
+    @Test("the fast path reads the plain bodies sidecars send")
+    func singleParameterTakesThePlainPath() {
+        let plain = request("application/x-www-form-urlencoded", "token=eyJ.eyJ.sig&token_type_hint=access_token")
+        #expect(plain.plainFormParameter("token") == .some("eyJ.eyJ.sig"))
+        #expect(plain.plainFormParameter("missing") == .some(nil))
+        #expect(request("application/x-www-form-urlencoded", "token=a%2Eb").plainFormParameter("token") == nil)
+        #expect(request("application/json", #"{"token":"a"}"#).plainFormParameter("token") == nil)
+    }
 }

@@ -87,3 +87,12 @@ struct RouterTests {
         #expect(throws: HTTPError.self) { try RequestTarget.parse(uri).get() }
     }
 }
+
+@Suite("Constant response headers")
+struct ConstantHeaderTests {
+    @Test("headers the routes mark as constant pass the check the server skips for them")
+    func constantHeadersAreValid() {
+        #expect(HTTPConnectionHandler.headersAreValid(TokenRoutes.jsonHeaders))
+        #expect(!HTTPConnectionHandler.headersAreValid([("X-Bad", "a\r\nInjected: 1")]))
+    }
+}

@@ -279,6 +279,35 @@ struct IntrospectionTests {
         #expect(harness.service.introspect(kept.accessToken).inactiveReason == .expired)
     }
 
+    @Test("a hit skips the revocation checks only while nothing was revoked: each kind of revocation still ends a cached token")
+    func cachedChecksFollowEveryRevocation() async throws {
+        let harness = try await Harness.make()
+        let byToken = try await harness.issue("ann")
+        let bySubject = try await harness.issue("bea")
+        let byFamily = try await harness.issue("cid", refresh: true)
+        let bystander = try await harness.issue("dan")
+        let all = [byToken, bySubject, byFamily, bystander]
+        // Twice each: verified and cached, then a hit that records the checks it passed.
+        for _ in 0..<2 { for issued in all { #expect(harness.service.introspect(issued.accessToken).isActive) } }
+
+        try await harness.service.revoke(token: byToken.accessToken, hint: nil)
+        #expect(harness.service.introspect(byToken.accessToken).inactiveReason == .revoked)
+        #expect(harness.service.introspect(bystander.accessToken).isActive)
+
+        harness.clock.advance(by: 1)
+        try await harness.service.logout(subject: "bea")
+        #expect(harness.service.introspect(bySubject.accessToken).inactiveReason == .revoked)
+        #expect(harness.service.introspect(bystander.accessToken).isActive)
+
+        try await harness.service.revoke(token: try byFamily.requiredRefreshToken(), hint: "refresh_token")
+        #expect(harness.service.introspect(byFamily.accessToken).inactiveReason == .revoked)
+        #expect(harness.service.introspect(bystander.accessToken).isActive)
+
+        // A key change (a new keyring snapshot) is seen too.
+        _ = try await harness.service.revokeKey(kid: harness.currentKid)
+        #expect(harness.service.introspect(bystander.accessToken).inactiveReason == .keyRevoked)
+    }
+
     @Test("revocations survive a restart: revoked tokens, signed-out subjects, ended families and revoked keys")
     func restart() async throws {
         let harness = try await Harness.make()

@@ -1,3 +1,4 @@
+import JOSE
 import Testing
 
 @testable import TokenService
@@ -35,6 +36,37 @@ struct VerifiedTokenCacheTests {
         for _ in 0..<100 { cache.insert(text, verified) }
         #expect(cache.count == 1)
         #expect(cache.lookup(text)?.subject == "user-1")
+    }
+
+    @Test("the introspection answer is the JSON serialiser's text for every shape of token")
+    func activeIntrospectionShapes() {
+        let audiences: [[String]?] = [nil, [], ["api"], ["api", "b\"q\\"]]
+        for audience in audiences {
+            for (clientID, username, nbf) in [(nil, nil, nil), ("cli\u{2028}", "Zoë \n", 1_900_000_001.0)] as [(String?, String?, Double?)] {
+                let verified = VerifiedToken(
+                    subject: "sub\u{1}", scope: "read write", clientID: clientID, username: username,
+                    issuer: "https://issuer.example/", audience: audience, jti: "j", kid: "k", familyID: nil,
+                    exp: 2_000_000_000, iat: 1_900_000_000, nbf: nbf)
+                var body = JSONObject()
+                body["active"] = .bool(true)
+                body["sub"] = .string(verified.subject)
+                body["scope"] = .string(verified.scope)
+                if let clientID { body["client_id"] = .string(clientID) }
+                if let username { body["username"] = .string(username) }
+                body["token_type"] = "Bearer"
+                body["exp"] = .number(JSONNumber(Int64(2_000_000_000)))
+                body["iat"] = .number(JSONNumber(Int64(1_900_000_000)))
+                if let nbf { body["nbf"] = .number(JSONNumber(Int64(nbf))) }
+                if let audience {
+                    body["aud"] = audience.count == 1 ? .string(audience[0]) : .array(audience.map { .string($0) })
+                }
+                body["iss"] = .string(verified.issuer)
+                body["jti"] = .string("j")
+                #expect(verified.activeIntrospection == JSONValue.object(body).compactBytes)
+                // And it parses back to the same members.
+                #expect((try? JSONParser().parse(verified.activeIntrospection)) == JSONValue.object(body))
+            }
+        }
     }
 
     @Test("the introspection answer of a verified token is built once, RFC 7662 members only")

@@ -53,12 +53,18 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     private var asyncTask: Task<Void, Never>?
     private var lingerTimer: Scheduled<Void>?
     private var metrics: HTTPMetrics
-    /// Responses written but not flushed yet.
-    private var unflushed = false
+    /// Responses not written yet: those of one read go out in one write, and the buffer is
+    /// reused once the socket took it (no allocation per response).
+    private var outgoing: ByteBuffer
     /// A `read` held back while an asynchronous handler runs.
     private var readPending = false
     /// Graceful shutdown asked this connection to end after its current request.
     private var quiescing = false
+    /// The last read or answer; the idle timer closes the connection `idleTimeout` after it.
+    private var lastActivity = NIODeadline.now()
+    private var idleTimer: Scheduled<Void>?
+    /// The last request line's method and target, parsed and routed.
+    private var lastResolved: (method: String, target: String, parsed: RequestTarget, resolution: Router.Resolution)?
 
     init(listener: ListenerContext, allocator: ByteBufferAllocator = ByteBufferAllocator()) {
         self.listener = listener
@@ -68,16 +74,21 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
             allocator: allocator
         )
         self.metrics = HTTPMetrics(factory: listener.metricsFactory)
+        self.outgoing = allocator.buffer(capacity: 1024)
     }
 
     // MARK: Connection events
 
     func handlerAdded(context: ChannelHandlerContext) {
-        if context.channel.isActive { readPeerCredentials(context: context) }
+        if context.channel.isActive {
+            readPeerCredentials(context: context)
+            scheduleIdleCheck(context: context)
+        }
     }
 
     func channelActive(context: ChannelHandlerContext) {
         readPeerCredentials(context: context)
+        scheduleIdleCheck(context: context)
         context.fireChannelActive()
     }
 
@@ -87,24 +98,50 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         timeout = nil
         lingerTimer?.cancel()
         lingerTimer = nil
+        idleTimer?.cancel()
+        idleTimer = nil
         // An async handler still running is left to finish its work (it may be writing to the
         // store); its answer is dropped.
         asyncTask = nil
         context.fireChannelInactive()
     }
 
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if let idle = event as? IdleStateHandler.IdleStateEvent, idle == .all {
-            switch phase {
-            case .idle, .discarding:
-                listener.logger.trace("closing idle connection", metadata: ["listener": "\(listener.kind)"])
-                phase = .closed
-                context.close(promise: nil)
-            case .responding, .closed:
-                break
-            }
-            return
+    /// Idle connections: `idleTimeout` after the last read or answer, a connection that is
+    /// not running a handler is closed. (Tracked here rather than by NIO's IdleStateHandler,
+    /// which reads the clock and allocates a promise for every read and write it passes on.)
+    private func scheduleIdleCheck(context: ChannelHandlerContext) {
+        guard idleTimer == nil else { return }
+        armIdleTimer(context: context, at: lastActivity + TimeAmount(listener.configuration.idleTimeout))
+    }
+
+    private func armIdleTimer(context: ChannelHandlerContext, at deadline: NIODeadline) {
+        idleTimer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) {
+            self.idleCheck(context: context)
         }
+    }
+
+    private func idleCheck(context: ChannelHandlerContext) {
+        idleTimer = nil
+        let timeout = TimeAmount(listener.configuration.idleTimeout)
+        switch phase {
+        case .closed:
+            return
+        case .idle, .discarding:
+            let due = lastActivity + timeout
+            if NIODeadline.now() < due {
+                armIdleTimer(context: context, at: due)
+                return
+            }
+            listener.logger.trace("closing idle connection", metadata: ["listener": "\(listener.kind)"])
+            phase = .closed
+            context.close(promise: nil)
+        case .responding:
+            // A handler is running (bounded by the request timeout): look again later.
+            armIdleTimer(context: context, at: NIODeadline.now() + timeout)
+        }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if event is ChannelShouldQuiesceEvent {
             quiescing = true
             if case .idle = phase, !parser.hasPartialRequest {
@@ -136,6 +173,7 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         case .idle, .responding:
             break
         }
+        lastActivity = .now()
         var bytes = unwrapInboundIn(data)
         parser.append(&bytes)
         if case .idle = phase { processRequests(context: context) }
@@ -161,10 +199,7 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         while case .idle = phase, let event = parser.next() {
             switch event {
             case .continueExpected:
-                var interim = context.channel.allocator.buffer(capacity: 32)
-                interim.writeStaticString("HTTP/1.1 100 Continue\r\n\r\n")
-                context.write(wrapOutboundOut(interim), promise: nil)
-                unflushed = true
+                outgoing.writeStaticString("HTTP/1.1 100 Continue\r\n\r\n")
             case .refused(let refusal, let target):
                 let info = RequestInfo(
                     method: "-", minorVersion: 1, keepAlive: false, isHead: false, route: Self.invalidRoute, start: .now())
@@ -183,17 +218,27 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
             keepAlive: parsed.keepAlive && !quiescing,
             isHead: parsed.method == "HEAD",
             route: Self.invalidRoute,
-            start: .now()
+            // Its last bytes arrived, or the answer before it went out (no second clock read).
+            start: lastActivity
         )
         let target: RequestTarget
-        switch RequestTarget.parse(parsed.target) {
-        case .success(let value): target = value
-        case .failure(let refusal):
-            respond(context: context, rendered(refusal, uri: parsed.target), info: info)
-            return
+        let resolution: Router.Resolution
+        if let last = lastResolved, last.method == parsed.method, last.target == parsed.target {
+            // A connection mostly repeats one request: the same target parses and routes alike.
+            target = last.parsed
+            resolution = last.resolution
+        } else {
+            switch RequestTarget.parse(parsed.target) {
+            case .success(let value): target = value
+            case .failure(let refusal):
+                respond(context: context, rendered(refusal, uri: parsed.target), info: info)
+                return
+            }
+            resolution = listener.router.resolve(method: info.method, segments: target.segments)
+            lastResolved = (parsed.method, parsed.target, target, resolution)
         }
 
-        switch listener.router.resolve(method: info.method, segments: target.segments) {
+        switch resolution {
         case .notFound:
             info.route = Self.unmatchedRoute
             respond(context: context, rendered(HTTPError.notFound(), uri: parsed.target), info: info)
@@ -302,9 +347,7 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     /// closes or the linger timeout ends the connection.
     private func refuse(context: ChannelHandlerContext, _ refusal: HTTPError, info: RequestInfo, uri: String? = nil) {
         respond(context: context, rendered(refusal, uri: uri), info: info, close: .linger)
-        let written = context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(capacity: 0)))
-        unflushed = false
-        written.assumeIsolated().whenComplete { _ in
+        writeOutgoing(context: context).assumeIsolated().whenComplete { _ in
             context.close(mode: .output, promise: nil)
         }
         lingerTimer = context.eventLoop.assumeIsolated().scheduleTask(
@@ -320,9 +363,28 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     }
 
     private func flushIfNeeded(context: ChannelHandlerContext) {
-        guard unflushed else { return }
-        unflushed = false
-        context.flush()
+        guard outgoing.readableBytes > 0 else { return }
+        writeOutgoing(context: context, promise: nil)
+    }
+
+    /// Writes and flushes the pending responses, then makes the buffer ready for the next
+    /// ones: in place when the socket took every byte (NIO let go of it), else in a new one.
+    private func writeOutgoing(context: ChannelHandlerContext, promise: EventLoopPromise<Void>?) {
+        context.writeAndFlush(wrapOutboundOut(outgoing), promise: promise)
+        if outgoing.capacity > Self.keptOutgoingCapacity {
+            // A large answer (metrics) does not keep its memory for the connection's lifetime.
+            outgoing = context.channel.allocator.buffer(capacity: 1024)
+        } else {
+            outgoing.clear()
+        }
+    }
+
+    private static let keptOutgoingCapacity = 16 * 1024
+
+    private func writeOutgoing(context: ChannelHandlerContext) -> EventLoopFuture<Void> {
+        let promise = context.eventLoop.makePromise(of: Void.self)
+        writeOutgoing(context: context, promise: promise)
+        return promise.futureResult
     }
 
     private func respond(
@@ -332,7 +394,7 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         close closeMode: CloseMode = .keepAliveIfAsked
     ) {
         var response = response
-        if !Self.headersAreValid(response.headers) {
+        if !response.headersAreKnownValid, !Self.headersAreValid(response.headers) {
             listener.logger.error(
                 "handler produced an invalid response header; answered 500",
                 metadata: ["route": "\(info.route)"]
@@ -344,10 +406,9 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
             )
         }
         let status = response.status
-        var out = context.channel.allocator.buffer(capacity: 160 + response.body.count + response.headers.count * 40)
         let keepAlive = HTTPResponseWriter.write(
             response, minorVersion: info.minorVersion,
-            keepAlive: closeMode == .keepAliveIfAsked && info.keepAlive && !quiescing, isHead: info.isHead, into: &out)
+            keepAlive: closeMode == .keepAliveIfAsked && info.keepAlive && !quiescing, isHead: info.isHead, into: &outgoing)
 
         finished(info: info, status: status)
         switch closeMode {
@@ -355,16 +416,14 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         case .linger: phase = .discarding
         }
         if closeMode == .keepAliveIfAsked, !keepAlive {
-            unflushed = false
-            context.writeAndFlush(wrapOutboundOut(out)).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
-        } else {
-            context.write(wrapOutboundOut(out), promise: nil)
-            unflushed = true
+            writeOutgoing(context: context).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
         }
     }
 
     private func finished(info: RequestInfo, status: Int) {
-        let elapsed = (NIODeadline.now() - info.start).nanoseconds
+        let end = NIODeadline.now()
+        lastActivity = end
+        let elapsed = (end - info.start).nanoseconds
         metrics.record(route: info.route, status: status, nanoseconds: elapsed)
         let peer = self.peer
         listener.logger.debug(
@@ -408,7 +467,7 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         var gid: UInt32 = 0
     }
 
-    private static func headersAreValid(_ headers: [(name: String, value: String)]) -> Bool {
+    static func headersAreValid(_ headers: [(name: String, value: String)]) -> Bool {
         for (name, value) in headers {
             if name.isEmpty { return false }
             for byte in name.utf8 where byte <= 0x20 || byte >= 0x7F || byte == UInt8(ascii: ":") { return false }

@@ -1,3 +1,4 @@
+import Glibc
 public import JOSE
 
 extension HTTPRequest {
@@ -33,6 +34,64 @@ extension HTTPRequest {
             throw .unsupportedMediaType(
                 "Content-Type \(printableToken(mediaType)) is not accepted; send application/x-www-form-urlencoded or application/json"
             )
+        }
+    }
+
+    /// `formOrJSONParameters()[name]`: the same value and the same errors. A plain form body
+    /// (the form media type without parameters; ASCII without `%` or `+`; at most four
+    /// `name=value` pieces with distinct, non-empty names) is read in place, without building
+    /// the dictionary; any other body goes through ``formOrJSONParameters()``.
+    public func formOrJSONParameter(_ name: String) throws(HTTPError) -> String? {
+        if let plain = plainFormParameter(name) { return plain }
+        return try formOrJSONParameters()[name]
+    }
+
+    /// The parameter of a plain form body (see ``formOrJSONParameter(_:)``): `.some(nil)` when
+    /// the body is plain and has no such parameter, nil when the body is not plain.
+    func plainFormParameter(_ name: String) -> String?? {
+        guard let contentType = header("Content-Type"),
+            asciiCaseInsensitiveEquals(contentType, "application/x-www-form-urlencoded")
+        else { return nil }
+        var wanted = name
+        return wanted.withUTF8 { wanted in
+            body.withUnsafeBytes { bytes -> String?? in
+                // Plain ASCII decodes to itself: every piece below is its own decoded form.
+                guard let base = bytes.baseAddress, PercentDecoding.isPlainASCII(bytes) else { return nil }
+                func offset(of byte: UInt8, from start: Int, to end: Int) -> Int {
+                    guard start < end, let hit = memchr(base + start, Int32(byte), end - start) else { return end }
+                    return base.distance(to: UnsafeRawPointer(hit))
+                }
+                func equal(_ a: Range<Int>, _ b: UnsafeRawPointer, _ count: Int) -> Bool {
+                    a.count == count && memcmp(base + a.lowerBound, b, count) == 0
+                }
+                return withUnsafeTemporaryAllocation(of: Range<Int>.self, capacity: 4) { names -> String?? in
+                    var seen = 0
+                    var found: Range<Int>?
+                    var start = 0
+                    while start < bytes.count {
+                        let end = offset(of: UInt8(ascii: "&"), from: start, to: bytes.count)
+                        defer { start = end + 1 }
+                        if end == start { continue }  // an empty piece, skipped as pairs() skips it
+                        let equals = offset(of: UInt8(ascii: "="), from: start, to: end)
+                        // No `=` (an empty value), an empty name, or a fifth piece: the full path.
+                        guard equals < end, equals > start, seen < 4 else { return nil }
+                        let piece = start..<equals
+                        // A repeated name: the full path refuses it.
+                        for other in names[0..<seen] where equal(other, base + piece.lowerBound, piece.count) { return nil }
+                        names[seen] = piece
+                        seen += 1
+                        if let wantedBase = wanted.baseAddress, equal(piece, wantedBase, wanted.count) {
+                            found = (equals + 1)..<end
+                        }
+                    }
+                    guard let found else { return .some(nil) }
+                    // ASCII is valid UTF-8: copied without a validating pass.
+                    return .some(String(unsafeUninitializedCapacity: found.count) { out in
+                        UnsafeMutableRawBufferPointer(out).copyMemory(from: UnsafeRawBufferPointer(rebasing: bytes[found]))
+                        return found.count
+                    })
+                }
+            }
         }
     }
 

@@ -236,7 +236,6 @@ public final class HTTPServer: Service, Sendable {
         let registry = context.registry
         channel.closeFuture.whenComplete { _ in registry.remove(channel) }
 
-        try pipeline.addHandler(IdleStateHandler(allTimeout: TimeAmount(configuration.idleTimeout)))
         try pipeline.addHandler(HTTPConnectionHandler(listener: context, allocator: channel.allocator))
     }
 

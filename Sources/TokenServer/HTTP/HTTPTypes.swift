@@ -50,11 +50,20 @@ public struct HTTPResponse: Sendable {
     public var status: Int
     public var headers: [(name: String, value: String)]
     public var body: [UInt8]
+    /// Set for headers fixed in the source (checked by tests), so the hot path does not scan
+    /// them for forbidden bytes on every response.
+    var headersAreKnownValid = false
 
     public init(status: Int, headers: [(name: String, value: String)] = [], body: [UInt8] = []) {
         self.status = status
         self.headers = headers
         self.body = body
+    }
+
+    /// A response whose headers are constants of the source, valid by construction.
+    init(status: Int, constantHeaders: [(name: String, value: String)], body: [UInt8]) {
+        self.init(status: status, headers: constantHeaders, body: body)
+        headersAreKnownValid = true
     }
 }
 

@@ -73,16 +73,16 @@ public struct TokenRoutes: Sendable {
     static let inactiveBody = Array(#"{"active":false}"#.utf8)
 
     static func introspect(_ request: HTTPRequest, _ service: TokenService) -> HTTPResponse {
-        let parameters: [String: String]
-        do throws(HTTPError) { parameters = try request.formOrJSONParameters() } catch { return error.response }
-        guard let token = parameters["token"], !token.isEmpty else {
+        let token: String?
+        do throws(HTTPError) { token = try request.formOrJSONParameter("token") } catch { return error.response }
+        guard let token, !token.isEmpty else {
             return .error(status: 400, error: "invalid_request", description: "the token parameter is required")
         }
         switch service.introspect(token) {
         case .active(let verified):
-            return HTTPResponse(status: 200, headers: jsonHeaders, body: verified.activeIntrospection)
+            return HTTPResponse(status: 200, constantHeaders: jsonHeaders, body: verified.activeIntrospection)
         case .inactive:
-            return HTTPResponse(status: 200, headers: jsonHeaders, body: inactiveBody)
+            return HTTPResponse(status: 200, constantHeaders: jsonHeaders, body: inactiveBody)
         case .unavailable(let reason):
             return .error(status: 503, error: "temporarily_unavailable", description: reason, headers: [("Retry-After", "1")])
         }

@@ -3,6 +3,7 @@ public import JOSE
 public import Logging
 public import TokenCrypto
 public import TokenStore
+import Synchronization
 
 /// Where the keyring lives. `KeyDirectory` is the real one; tests use memory.
 public protocol KeyringStorage: Sendable {
@@ -27,9 +28,15 @@ public final class KeyringSnapshot: AtomicReference, Sendable {
     /// `GET /.well-known/jwks.json` body and its ETag.
     public let jwks: [UInt8]
     public let etag: String
+    /// Distinct for every snapshot this process makes (a check that passed against one
+    /// snapshot is known to hold for as long as it is the current one).
+    public let revision: UInt64
+
+    private static let revisions = Atomic<UInt64>(0)
 
     init(document: KeyringDocument, keys: [String: SigningKey]) throws {
         self.document = document
+        revision = KeyringSnapshot.revisions.add(1, ordering: .relaxed).newValue
         guard let current = document.keys.first(where: { $0.state == .current }), let signing = keys[current.kid] else {
             throw ServiceError(.keyring, "the keyring has no usable current key")
         }

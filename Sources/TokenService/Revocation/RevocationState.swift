@@ -1,3 +1,4 @@
+import Synchronization
 public import TokenStore
 
 /// Revocations held in memory for O(1) checks on every introspection (DESIGN §3, §9):
@@ -14,6 +15,14 @@ public final class RevocationState: Sendable {
     }
 
     private let shards: [LockedBox<Shard>]
+    /// Bumped after every revocation is in place (never for compaction, which drops only
+    /// what cannot verify any more): a check that passed at the current generation still
+    /// holds.
+    private let changes = Atomic<UInt64>(0)
+
+    /// The number of revocations made so far. Read it before checking a token: a revocation
+    /// that is not counted yet was not acknowledged yet either.
+    public var generation: UInt64 { changes.load(ordering: .acquiring) }
 
     public init(_ snapshot: RevocationSnapshot = RevocationSnapshot()) {
         shards = (0..<RevocationState.shardCount).map { _ in LockedBox(Shard()) }
@@ -31,14 +40,17 @@ public final class RevocationState: Sendable {
 
     public func revokeAccessToken(jti: String, expiresAt: Double) {
         shards[shard(jti)].withLock { $0.jtis[jti] = expiresAt }
+        changes.add(1, ordering: .releasing)
     }
 
     public func setCutoff(subject: String, notBefore: Double) {
         shards[shard(subject)].withLock { $0.cutoffs[subject] = max($0.cutoffs[subject] ?? 0, notBefore) }
+        changes.add(1, ordering: .releasing)
     }
 
     public func revokeFamily(id: String, at: Double) {
         shards[shard(id)].withLock { $0.families[id] = at }
+        changes.add(1, ordering: .releasing)
     }
 
     public func isAccessTokenRevoked(jti: String) -> Bool {
