@@ -118,7 +118,7 @@ extension TokenService {
         }
         return .success(
             VerifiedToken(
-                subject: subject, scope: (claims.scope ?? []).joined(separator: " "),
+                subject: subject, scope: claims.scopeText ?? "",
                 clientID: claims.member("client_id")?.stringValue,
                 username: claims.member("username")?.stringValue ?? claims.member("userName")?.stringValue,
                 issuer: claims.iss ?? configuration.issuer, audience: claims.aud, jti: jti, kid: verified.key.kid ?? "",

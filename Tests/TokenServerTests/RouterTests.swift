@@ -1,3 +1,4 @@
+import NIOCore
 import Testing
 
 @testable import TokenServer
@@ -94,5 +95,41 @@ struct ConstantHeaderTests {
     func constantHeadersAreValid() {
         #expect(HTTPConnectionHandler.headersAreValid(TokenRoutes.jsonHeaders))
         #expect(!HTTPConnectionHandler.headersAreValid([("X-Bad", "a\r\nInjected: 1")]))
+    }
+
+    @Test("a response with constant headers is framed byte for byte as one with the same headers given plainly")
+    func constantHeadersFrameAlike() {
+        let fieldSets: [[(name: String, value: String)]] = [
+            TokenRoutes.jsonHeaders,
+            [("Content-Type", "text/plain"), ("Cache-Control", "max-age=5"), ("X-A", "b")],
+            [("Connection", "close"), ("Content-Length", "999"), ("Content-Type", "application/json")],
+            [],
+        ]
+        for fields in fieldSets {
+            for (minor, keepAlive, isHead, status, body) in [
+                (1, true, false, 200, Array(#"{"active":true}"#.utf8)), (0, true, false, 200, []), (1, false, true, 404, [0x41]),
+                (1, true, false, 204, []),
+            ] {
+                var plain = ByteBufferAllocator().buffer(capacity: 0)
+                var constant = ByteBufferAllocator().buffer(capacity: 0)
+                let plainKeeps = HTTPResponseWriter.write(
+                    HTTPResponse(status: status, headers: fields, body: body), minorVersion: minor, keepAlive: keepAlive,
+                    isHead: isHead, into: &plain)
+                let constantKeeps = HTTPResponseWriter.write(
+                    HTTPResponse(status: status, constantHeaders: ConstantHeaders(fields), body: body), minorVersion: minor,
+                    keepAlive: keepAlive, isHead: isHead, into: &constant)
+                #expect(plain == constant)
+                #expect(plainKeeps == constantKeeps)
+            }
+        }
+    }
+
+    @Test("Content-Length is written in decimal for any length")
+    func decimal() {
+        for value in [0, 7, 10, 99, 100, 65_536, Int.max] {
+            var out = ByteBufferAllocator().buffer(capacity: 0)
+            HTTPResponseWriter.writeDecimal(value, into: &out)
+            #expect(out.readString(length: out.readableBytes) == String(value))
+        }
     }
 }

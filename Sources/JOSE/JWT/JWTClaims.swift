@@ -106,6 +106,27 @@ public struct JWTClaims: Sendable {
         }
     }
 
+    /// `scope` as RFC 7662 answers it: the list joined by single spaces, the same text as
+    /// `scope?.joined(separator: " ")`. A scanned string that is already in that form (ASCII,
+    /// single spaces, none at either end) is returned as it is, without splitting it.
+    public var scopeText: String? {
+        if case .scanned(let token) = storage, let value = token.registered.scope, value.kind == .string {
+            let text = token.payload.string(value.start, value.end)
+            if JWTClaims.isJoinedScope(text) { return text }
+        }
+        return scope?.joined(separator: " ")
+    }
+
+    /// Whether splitting `text` at spaces and joining the pieces with one space gives `text`.
+    static func isJoinedScope(_ text: String) -> Bool {
+        var previous = UInt8(ascii: " ")  // a leading space is an empty first piece
+        for byte in text.utf8 {
+            if byte >= 0x80 || (byte == UInt8(ascii: " ") && previous == UInt8(ascii: " ")) { return false }
+            previous = byte
+        }
+        return text.isEmpty || previous != UInt8(ascii: " ")
+    }
+
     /// The value of one claim: the same as `json[name]`, but for claims the verifier
     /// scanned it parses only that member instead of building the whole claim set. For
     /// callers that read a few custom claims (`client_id`, `sid`) on a hot path.

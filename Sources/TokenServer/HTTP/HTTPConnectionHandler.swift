@@ -394,7 +394,7 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         close closeMode: CloseMode = .keepAliveIfAsked
     ) {
         var response = response
-        if !response.headersAreKnownValid, !Self.headersAreValid(response.headers) {
+        if response.constantHeaders == nil, !Self.headersAreValid(response.headers) {
             listener.logger.error(
                 "handler produced an invalid response header; answered 500",
                 metadata: ["route": "\(info.route)"]

@@ -125,7 +125,7 @@ struct HTTPRequestParser {
             buffer.moveReaderIndex(forwardBy: 2)
         }
         if buffer.readableBytes == 0 {
-            buffer.clear()
+            release()
             return .none
         }
         let limit = maxHeadBytes
@@ -198,23 +198,27 @@ struct HTTPRequestParser {
         func malformed(_ what: String, _ target: String? = nil) -> HeadResult {
             .refused(.invalidRequest("malformed HTTP request: \(what)"), target: target)
         }
-        // Lines, each ending in CRLF; the last line is the blank one.
-        var lines: [Range<Int>] = []
-        lines.reserveCapacity(8)
+        // Lines, each ending in CRLF; the last line is the blank one (the head ends at the
+        // first CRLF CRLF). Every line ending is checked before anything else is.
         var start = 0
         var i = 0
         while i < head.count {
             let byte = head[i]
             if byte == lf {
                 guard i > start, head[i - 1] == cr else { return malformed("malformed line ending") }
-                lines.append(start..<(i - 1))
                 start = i + 1
             } else if byte == cr, i + 1 < head.count, head[i + 1] != lf {
                 return malformed("malformed line ending")
             }
             i += 1
         }
-        guard let requestLine = lines.first else { return malformed("malformed request line") }
+        /// The line starting at `from`, without its CRLF (which the pass above found).
+        func lineRange(from: Int) -> Range<Int> {
+            var end = from
+            while head[end] != lf { end += 1 }
+            return from..<(end - 1)
+        }
+        let requestLine = lineRange(from: 0)
 
         // request-line = method SP request-target SP HTTP-version
         let line = UnsafeRawBufferPointer(rebasing: head[requestLine])
@@ -235,13 +239,17 @@ struct HTTPRequestParser {
         let minor = Int(versionBytes[7] - UInt8(ascii: "0"))
 
         var headers: [(name: String, value: String)] = []
-        headers.reserveCapacity(max(lines.count - 2, 0))
+        headers.reserveCapacity(8)
         var contentLength: Int?
         var transferEncoding: [String] = []
         var connectionClose = false
         var connectionKeepAlive = false
         var expectContinue = false
-        for range in lines.dropFirst().dropLast() {
+        var next = requestLine.upperBound + 2
+        while true {
+            let range = lineRange(from: next)
+            next = range.upperBound + 2
+            if range.isEmpty { break }
             let field = UnsafeRawBufferPointer(rebasing: head[range])
             guard let first = field.first else { return malformed("malformed header field", target) }
             if first == UInt8(ascii: " ") || first == UInt8(ascii: "\t") {
@@ -440,8 +448,17 @@ struct HTTPRequestParser {
 
     /// Drops consumed bytes once nothing else is buffered.
     private mutating func compact() {
-        if buffer.readableBytes == 0 { buffer.clear() }
+        if buffer.readableBytes == 0 { release() }
     }
+
+    /// Lets go of the read buffer once it is consumed, so NIO reuses it for the next read.
+    /// (Clearing it instead would allocate: NIO still holds the same storage, and a shared
+    /// buffer is cleared into a new one.)
+    private mutating func release() {
+        buffer = Self.empty
+    }
+
+    private static let empty = ByteBufferAllocator().buffer(capacity: 0)
 }
 
 /// Whether `bytes` equal the lowercase ASCII `lower` with ASCII letters compared

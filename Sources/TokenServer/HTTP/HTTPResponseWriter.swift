@@ -25,23 +25,18 @@ enum HTTPResponseWriter {
             out.writeStaticString("\r\n")
         }
         var hasCacheControl = false
-        for (name, value) in response.headers {
-            if asciiCaseInsensitiveEquals(name, "connection") {
-                if value.lowercased().contains("close") { keepAlive = false }
-                continue
+        if let constant = response.constantHeaders {
+            out.writeBytes(constant.block)
+            hasCacheControl = constant.hasCacheControl
+            if constant.asksToClose { keepAlive = false }
+        } else {
+            for (name, value) in response.headers {
+                writeHeader(name: name, value: value, into: &out, keepAlive: &keepAlive, hasCacheControl: &hasCacheControl)
             }
-            if asciiCaseInsensitiveEquals(name, "content-length") || asciiCaseInsensitiveEquals(name, "transfer-encoding") {
-                continue
-            }
-            if asciiCaseInsensitiveEquals(name, "cache-control") { hasCacheControl = true }
-            out.writeString(name)
-            out.writeStaticString(": ")
-            out.writeString(value)
-            out.writeStaticString("\r\n")
         }
         if bodyAllowed {
             out.writeStaticString("Content-Length: ")
-            out.writeString(String(response.body.count))
+            writeDecimal(response.body.count, into: &out)
             out.writeStaticString("\r\n")
         }
         if !hasCacheControl { out.writeStaticString("Cache-Control: no-store\r\n") }
@@ -53,5 +48,65 @@ enum HTTPResponseWriter {
         out.writeStaticString("\r\n")
         if bodyAllowed, !isHead { out.writeBytes(response.body) }
         return keepAlive
+    }
+
+    /// One handler header as the server sends it: framing headers (`Content-Length`,
+    /// `Transfer-Encoding`) dropped, `Connection` turned into whether to keep the connection.
+    static func writeHeader(
+        name: String, value: String, into out: inout ByteBuffer, keepAlive: inout Bool, hasCacheControl: inout Bool
+    ) {
+        if asciiCaseInsensitiveEquals(name, "connection") {
+            if value.lowercased().contains("close") { keepAlive = false }
+            return
+        }
+        if asciiCaseInsensitiveEquals(name, "content-length") || asciiCaseInsensitiveEquals(name, "transfer-encoding") {
+            return
+        }
+        if asciiCaseInsensitiveEquals(name, "cache-control") { hasCacheControl = true }
+        out.writeString(name)
+        out.writeStaticString(": ")
+        out.writeString(value)
+        out.writeStaticString("\r\n")
+    }
+
+    /// A non-negative integer in decimal, without making a String.
+    static func writeDecimal(_ value: Int, into out: inout ByteBuffer) {
+        precondition(value >= 0)
+        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // 24 bytes: room for any Int
+        withUnsafeMutableBytes(of: &digits) { buffer in
+            var n = value
+            var i = buffer.count
+            repeat {
+                i -= 1
+                buffer[i] = UInt8(ascii: "0") + UInt8(n % 10)
+                n /= 10
+            } while n > 0
+            out.writeBytes(UnsafeRawBufferPointer(rebasing: buffer[i...]))
+        }
+    }
+}
+
+/// Response headers fixed in the source, rendered once as the writer renders them: the
+/// server copies their bytes into each response without checking or encoding them again.
+struct ConstantHeaders: Sendable {
+    let fields: [(name: String, value: String)]
+    /// The header lines, each ending in CRLF.
+    let block: [UInt8]
+    let hasCacheControl: Bool
+    let asksToClose: Bool
+
+    init(_ fields: [(name: String, value: String)]) {
+        precondition(HTTPConnectionHandler.headersAreValid(fields), "constant headers must be valid")
+        var out = ByteBufferAllocator().buffer(capacity: 256)
+        var keepAlive = true
+        var hasCacheControl = false
+        for (name, value) in fields {
+            HTTPResponseWriter.writeHeader(
+                name: name, value: value, into: &out, keepAlive: &keepAlive, hasCacheControl: &hasCacheControl)
+        }
+        self.fields = fields
+        block = out.readBytes(length: out.readableBytes) ?? []
+        self.hasCacheControl = hasCacheControl
+        asksToClose = !keepAlive
     }
 }

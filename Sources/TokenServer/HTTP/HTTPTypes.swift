@@ -50,9 +50,9 @@ public struct HTTPResponse: Sendable {
     public var status: Int
     public var headers: [(name: String, value: String)]
     public var body: [UInt8]
-    /// Set for headers fixed in the source (checked by tests), so the hot path does not scan
-    /// them for forbidden bytes on every response.
-    var headersAreKnownValid = false
+    /// Headers fixed in the source, rendered once (`headers` holds the same fields): the hot
+    /// path neither checks nor encodes them again.
+    var constantHeaders: ConstantHeaders?
 
     public init(status: Int, headers: [(name: String, value: String)] = [], body: [UInt8] = []) {
         self.status = status
@@ -60,10 +60,10 @@ public struct HTTPResponse: Sendable {
         self.body = body
     }
 
-    /// A response whose headers are constants of the source, valid by construction.
-    init(status: Int, constantHeaders: [(name: String, value: String)], body: [UInt8]) {
-        self.init(status: status, headers: constantHeaders, body: body)
-        headersAreKnownValid = true
+    /// A response whose headers are constants of the source.
+    init(status: Int, constantHeaders: ConstantHeaders, body: [UInt8]) {
+        self.init(status: status, headers: constantHeaders.fields, body: body)
+        self.constantHeaders = constantHeaders
     }
 }
 

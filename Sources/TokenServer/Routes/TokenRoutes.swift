@@ -70,6 +70,7 @@ public struct TokenRoutes: Sendable {
     // MARK: Native handlers
 
     static let jsonHeaders = [(name: "Content-Type", value: "application/json")]
+    static let constantJSONHeaders = ConstantHeaders(jsonHeaders)
     static let inactiveBody = Array(#"{"active":false}"#.utf8)
 
     static func introspect(_ request: HTTPRequest, _ service: TokenService) -> HTTPResponse {
@@ -80,9 +81,9 @@ public struct TokenRoutes: Sendable {
         }
         switch service.introspect(token) {
         case .active(let verified):
-            return HTTPResponse(status: 200, constantHeaders: jsonHeaders, body: verified.activeIntrospection)
+            return HTTPResponse(status: 200, constantHeaders: constantJSONHeaders, body: verified.activeIntrospection)
         case .inactive:
-            return HTTPResponse(status: 200, constantHeaders: jsonHeaders, body: inactiveBody)
+            return HTTPResponse(status: 200, constantHeaders: constantJSONHeaders, body: inactiveBody)
         case .unavailable(let reason):
             return .error(status: 503, error: "temporarily_unavailable", description: reason, headers: [("Retry-After", "1")])
         }
