@@ -8,6 +8,7 @@
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
+#include <openssl/ec.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -81,5 +82,16 @@ static inline EVP_PKEY *tokend_read_public_pem(BIO *bio) {
 static inline X509 *tokend_read_certificate_pem(BIO *bio) {
     return PEM_read_bio_X509(bio, NULL, tokend_no_password, NULL);
 }
+
+/// A table of multiples of `group`'s generator (P-256: OpenSSL's nistz256 table, about
+/// 150 KB), which EC_POINT_mul then uses for that generator. Deprecated in OpenSSL 3.0 with
+/// the rest of the low-level EC API, still present in every 3.x; the deprecation is
+/// silenced here, in the one place that calls it.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+static inline int tokend_ec_group_precompute_mult(EC_GROUP *group, BN_CTX *ctx) {
+    return EC_GROUP_precompute_mult(group, ctx);
+}
+#pragma GCC diagnostic pop
 
 #endif

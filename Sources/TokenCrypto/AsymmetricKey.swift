@@ -22,6 +22,20 @@ final class AsymmetricKey: Sendable {
     /// Cleared if OpenSSL refuses to reuse an Ed25519 verify context.
     private let reuseEdDSAContexts = Atomic<Bool>(true)
 
+    /// ES256: whether this key verifies with a precomputed table of its multiples
+    /// (`P256FixedKeyVerifier`). The table costs tens of milliseconds and ~150 KB, so it is
+    /// built (off the calling thread) only once the key has verified
+    /// `fixedKeyThreshold` signatures: a daemon's keys get it, a one-off check does not.
+    private let fixedKey = Mutex<FixedKeyState>(.counting(0))
+    static let fixedKeyThreshold = 256
+
+    enum FixedKeyState {
+        case counting(Int)
+        case building
+        case ready(P256FixedKeyVerifier)
+        case unavailable
+    }
+
     /// Binds `key` to `algorithm`, inferring the algorithm from the key when nil.
     init(key: EVPKey, algorithm requested: SignatureAlgorithm?) throws {
         let algorithm = try AsymmetricKey.algorithm(for: key, requested: requested)
@@ -130,6 +144,10 @@ final class AsymmetricKey: Sendable {
             }
             return verifyEdDSA(signature: signature, message: message)
         case .es256, .es384:
+            if algorithm == .es256, let fixed = fixedKeyVerifier() {
+                let (r, s) = try ECDSASignature.checkedHalves(signature, algorithm: .es256)
+                if let valid = verifyWithFixedKey(fixed, r: r, s: s, message: message) { return valid }
+            }
             return try ECDSASignature.withDER(fromRaw: signature, algorithm: algorithm) {
                 verifyDigest(signature: $0, message: message)
             }
@@ -187,6 +205,70 @@ final class AsymmetricKey: Sendable {
         }
         verifiers.give(contexts)
         return valid
+    }
+
+    /// The table-backed ES256 verifier once it is built; counts verifications until then and
+    /// starts the build (in a detached task) when the count reaches the threshold.
+    private func fixedKeyVerifier() -> P256FixedKeyVerifier? {
+        var build = false
+        let ready = fixedKey.withLock { state -> P256FixedKeyVerifier? in
+            switch state {
+            case .ready(let verifier):
+                return verifier
+            case .counting(let count):
+                if count + 1 >= AsymmetricKey.fixedKeyThreshold {
+                    state = .building
+                    build = true
+                } else {
+                    state = .counting(count + 1)
+                }
+                return nil
+            case .building, .unavailable:
+                return nil
+            }
+        }
+        if build {
+            Task.detached(priority: .utility) { self.prepareFixedKeyVerifier() }
+        }
+        return ready
+    }
+
+    /// Builds the ES256 table now (the detached build, and tests that want the table path).
+    func prepareFixedKeyVerifier() {
+        let verifier = algorithm == .es256 ? P256FixedKeyVerifier(publicKey: key) : nil
+        fixedKey.withLock { $0 = verifier.map { .ready($0) } ?? .unavailable }
+    }
+
+    /// Whether the table path is in use.
+    var usesFixedKeyVerifier: Bool {
+        fixedKey.withLock { if case .ready = $0 { true } else { false } }
+    }
+
+    /// SHA-256 of the message with a pooled digest context, then the table-backed check.
+    /// Nil when OpenSSL fails (the caller falls back to `EVP_PKEY_verify`).
+    private func verifyWithFixedKey(
+        _ fixed: P256FixedKeyVerifier, r: UnsafeRawBufferPointer, s: UnsafeRawBufferPointer, message: UnsafeRawBufferPointer
+    ) -> Bool? {
+        guard let contexts = verifiers.take() ?? makeDigestVerifier(.sha256) else { return nil }
+        let outcome = withUnsafeTemporaryAllocation(byteCount: 32, alignment: 8) { digest -> Bool?? in
+            var length: UInt32 = 0
+            guard EVP_DigestInit_ex2(contexts.hash, nil, nil) == 1,
+                EVP_DigestUpdate(contexts.hash, message.baseAddress, message.count) == 1,
+                EVP_DigestFinal_ex(contexts.hash, digest.baseAddress!.assumingMemoryBound(to: UInt8.self), &length) == 1,
+                length == 32
+            else {
+                OpenSSL.clearErrors()
+                return .none
+            }
+            return .some(fixed.verify(r: r, s: s, digest: UnsafeRawBufferPointer(digest)))
+        }
+        guard let hashed = outcome else {
+            EVP_PKEY_CTX_free(contexts.verify)
+            EVP_MD_CTX_free(contexts.hash)
+            return nil
+        }
+        verifiers.give(contexts)
+        return hashed
     }
 
     /// DER of `DigestInfo { AlgorithmIdentifier { id-sha256, NULL }, OCTET STRING (32) }`, the

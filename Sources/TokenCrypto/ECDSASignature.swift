@@ -40,13 +40,11 @@ enum ECDSASignature {
         return out
     }
 
-    /// Checks a raw R‖S signature like `der(fromRaw:algorithm:)` and passes its DER form to
-    /// `body` from a stack buffer, without allocating.
-    static func withDER<R>(
-        fromRaw raw: UnsafeRawBufferPointer,
-        algorithm: SignatureAlgorithm,
-        _ body: (UnsafeRawBufferPointer) -> R
-    ) throws -> R {
+    /// The r and s halves of a raw R‖S signature, with the checks (and errors) of
+    /// `der(fromRaw:algorithm:)`.
+    static func checkedHalves(
+        _ raw: UnsafeRawBufferPointer, algorithm: SignatureAlgorithm
+    ) throws -> (r: UnsafeRawBufferPointer, s: UnsafeRawBufferPointer) {
         let size = algorithm == .es384 ? 48 : 32
         guard raw.count == 2 * size else {
             let hint = raw.first == 0x30 ? " (looks like DER; JWS requires raw R‖S)" : ""
@@ -63,6 +61,18 @@ enum ECDSASignature {
         guard inRange(s, order: order) else {
             throw CryptoError.signatureEncoding("\(algorithm) signature's s is outside [1, n-1]")
         }
+        return (r, s)
+    }
+
+    /// Checks a raw R‖S signature like `der(fromRaw:algorithm:)` and passes its DER form to
+    /// `body` from a stack buffer, without allocating.
+    static func withDER<R>(
+        fromRaw raw: UnsafeRawBufferPointer,
+        algorithm: SignatureAlgorithm,
+        _ body: (UnsafeRawBufferPointer) -> R
+    ) throws -> R {
+        let size = algorithm == .es384 ? 48 : 32
+        let (r, s) = try checkedHalves(raw, algorithm: algorithm)
         // SEQUENCE header (≤ 3 bytes) + two INTEGERs of ≤ 2 + size + 1 bytes each.
         return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 3 + 2 * (size + 3)) { buffer in
             let out = buffer.baseAddress!
