@@ -193,4 +193,15 @@ struct PlainASCIITests {
         let near = Array("$&*,&$*,".utf8) + [0x7F, 0x24, 0x26, 0x2A, 0x2C, 0x01, 0x00, 0x7F]
         #expect(near.withUnsafeBytes { PercentDecoding.isPlainASCII($0) })
     }
+
+    @Test("the tchar bit set is RFC 9110's tchar")
+    func tcharSet() {
+        let tchar = Set(Array("!#$%&'*+-.^_`|~".utf8) + Array(UInt8(ascii: "a")...UInt8(ascii: "z"))
+            + Array(UInt8(ascii: "A")...UInt8(ascii: "Z")) + Array(UInt8(ascii: "0")...UInt8(ascii: "9")))
+        var low: UInt64 = 0
+        var high: UInt64 = 0
+        for byte in tchar { if byte < 64 { low |= 1 << UInt64(byte) } else { high |= 1 << UInt64(byte - 64) } }
+        #expect(HTTPRequestParser.tcharLow == low)
+        #expect(HTTPRequestParser.tcharHigh == high)
+    }
 }

@@ -180,18 +180,20 @@ struct HTTPRequestParser {
         return String(decoding: UnsafeRawBufferPointer(rebasing: bytes[(firstSpace + 1)..<end]), as: UTF8.self)
     }
 
-    /// tchar (RFC 9110 §5.6.2).
-    private static let tokenTable: [Bool] = (0..<256).map { byte in
-        switch UInt8(byte) {
-        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
-            true
-        default:
-            Array("!#$%&'*+-.^_`|~".utf8).contains(UInt8(byte))
-        }
-    }
+    /// tchar (RFC 9110 §5.6.2) as a 128-bit set: bit b of (low, high) is set for byte b
+    /// (`RequestParserTests` checks them against the definition).
+    static let tcharLow: UInt64 = 0x03FF_6CFA_0000_0000
+    static let tcharHigh: UInt64 = 0x57FF_FFFF_C7FF_FFFE
 
     private static func isToken(_ bytes: UnsafeRawBufferPointer) -> Bool {
-        !bytes.isEmpty && bytes.allSatisfy { tokenTable[Int($0)] }
+        let low = tcharLow
+        let high = tcharHigh
+        guard !bytes.isEmpty else { return false }
+        for byte in bytes {
+            let member = byte < 64 ? (low >> UInt64(byte)) & 1 : byte < 128 ? (high >> UInt64(byte - 64)) & 1 : 0
+            if member == 0 { return false }
+        }
+        return true
     }
 
     private static func parseHead(_ head: UnsafeRawBufferPointer) -> HeadResult {
@@ -233,9 +235,12 @@ struct HTTPRequestParser {
             return malformed("malformed request target")
         }
         let target = String(decoding: targetBytes, as: UTF8.self)
-        guard versionBytes.count == 8, versionBytes.starts(with: "HTTP/1.".utf8),
-            versionBytes[7] == UInt8(ascii: "0") || versionBytes[7] == UInt8(ascii: "1")
-        else { return malformed("malformed HTTP version", target) }
+        // "HTTP/1.0" or "HTTP/1.1", compared as one 8-byte word.
+        let http10 = UInt64(littleEndian: 0x302E_312F_5054_5448)  // "HTTP/1.0" as bytes in memory
+        let http11 = UInt64(littleEndian: 0x312E_312F_5054_5448)  // "HTTP/1.1"
+        guard versionBytes.count == 8 else { return malformed("malformed HTTP version", target) }
+        let version = versionBytes.loadUnaligned(as: UInt64.self)
+        guard version == http10 || version == http11 else { return malformed("malformed HTTP version", target) }
         let minor = Int(versionBytes[7] - UInt8(ascii: "0"))
 
         var headers: [(name: String, value: String)] = []
