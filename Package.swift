@@ -115,7 +115,7 @@ let package = Package(
             path: "Tests/TokenTestSupport",
             swiftSettings: strict
         ),
-        .testTarget(name: "TokenCryptoTests", dependencies: ["TokenCrypto"], swiftSettings: strict),
+        .testTarget(name: "TokenCryptoTests", dependencies: ["TokenCrypto", "COpenSSL"], swiftSettings: strict),
         .testTarget(
             name: "JOSETests", dependencies: ["JOSE", "TokenCrypto"], resources: [.copy("Fixtures")],
             swiftSettings: strict),

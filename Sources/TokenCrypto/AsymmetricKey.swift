@@ -24,8 +24,10 @@ final class AsymmetricKey: Sendable {
 
     /// ES256: whether this key verifies with a precomputed table of its multiples
     /// (`P256FixedKeyVerifier`). The table costs tens of milliseconds and ~150 KB, so it is
-    /// built (off the calling thread) only once the key has verified
-    /// `fixedKeyThreshold` signatures: a daemon's keys get it, a one-off check does not.
+    /// built (off the calling thread, one build at a time, at most
+    /// `P256FixedKeyVerifier.maxTables` in the process) only once the key has verified
+    /// `fixedKeyThreshold` valid signatures: a daemon's signing keys get it; a one-off check,
+    /// or a stream of forged tokens, does not.
     private let fixedKey = Mutex<FixedKeyState>(.counting(0))
     static let fixedKeyThreshold = 256
 
@@ -144,13 +146,15 @@ final class AsymmetricKey: Sendable {
             }
             return verifyEdDSA(signature: signature, message: message)
         case .es256, .es384:
-            if algorithm == .es256, let fixed = fixedKeyVerifier() {
+            if algorithm == .es256, let fixed = readyFixedKeyVerifier() {
                 let (r, s) = try ECDSASignature.checkedHalves(signature, algorithm: .es256)
                 if let valid = verifyWithFixedKey(fixed, r: r, s: s, message: message) { return valid }
             }
-            return try ECDSASignature.withDER(fromRaw: signature, algorithm: algorithm) {
+            let valid = try ECDSASignature.withDER(fromRaw: signature, algorithm: algorithm) {
                 verifyDigest(signature: $0, message: message)
             }
+            if valid, algorithm == .es256 { countValidVerification() }
+            return valid
         case .rs256, .ps256:
             guard signature.count == (key.bits + 7) / 8 else {
                 throw CryptoError.signatureEncoding(
@@ -207,30 +211,34 @@ final class AsymmetricKey: Sendable {
         return valid
     }
 
-    /// The table-backed ES256 verifier once it is built; counts verifications until then and
-    /// starts the build (in a detached task) when the count reaches the threshold.
-    private func fixedKeyVerifier() -> P256FixedKeyVerifier? {
-        var build = false
-        let ready = fixedKey.withLock { state -> P256FixedKeyVerifier? in
-            switch state {
-            case .ready(let verifier):
-                return verifier
-            case .counting(let count):
-                if count + 1 >= AsymmetricKey.fixedKeyThreshold {
-                    state = .building
-                    build = true
-                } else {
-                    state = .counting(count + 1)
-                }
-                return nil
-            case .building, .unavailable:
-                return nil
+    /// The table-backed ES256 verifier, once it is built.
+    private func readyFixedKeyVerifier() -> P256FixedKeyVerifier? {
+        fixedKey.withLock { state in
+            if case .ready(let verifier) = state { return verifier }
+            return nil
+        }
+    }
+
+    /// Counts a valid ES256 signature verified without the table; at the threshold, starts
+    /// building it in a detached task when no other build runs and the process is under its
+    /// table limit (otherwise a later valid signature tries again).
+    private func countValidVerification() {
+        let start = fixedKey.withLock { state -> Bool in
+            guard case .counting(let count) = state else { return false }
+            guard count + 1 >= AsymmetricKey.fixedKeyThreshold else {
+                state = .counting(count + 1)
+                return false
+            }
+            guard P256FixedKeyVerifier.reserveBuild() else { return false }
+            state = .building
+            return true
+        }
+        if start {
+            Task.detached(priority: .utility) {
+                self.prepareFixedKeyVerifier()
+                P256FixedKeyVerifier.endBuild()
             }
         }
-        if build {
-            Task.detached(priority: .utility) { self.prepareFixedKeyVerifier() }
-        }
-        return ready
     }
 
     /// Builds the ES256 table now (the detached build, and tests that want the table path).
@@ -240,9 +248,7 @@ final class AsymmetricKey: Sendable {
     }
 
     /// Whether the table path is in use.
-    var usesFixedKeyVerifier: Bool {
-        fixedKey.withLock { if case .ready = $0 { true } else { false } }
-    }
+    var usesFixedKeyVerifier: Bool { readyFixedKeyVerifier() != nil }
 
     /// SHA-256 of the message with a pooled digest context, then the table-backed check.
     /// Nil when OpenSSL fails (the caller falls back to `EVP_PKEY_verify`).

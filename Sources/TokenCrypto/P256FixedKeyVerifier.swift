@@ -1,4 +1,5 @@
 internal import COpenSSL
+import Synchronization
 
 /// ECDSA P-256 verification (SEC 1 §4.1.4) for one public key, about twice as fast as
 /// `EVP_PKEY_verify` once the key is hot: `u₁·G + u₂·Q` is computed as two fixed-base
@@ -10,7 +11,8 @@ internal import COpenSSL
 ///
 /// Not used when OpenSSL runs in FIPS mode (the low-level EC calls are not the FIPS
 /// provider's), nor for keys that verify a handful of signatures: building the table takes
-/// tens of milliseconds (see `AsymmetricKey`).
+/// tens of milliseconds (see `AsymmetricKey`). The speed-up rests on OpenSSL's nistz256 code
+/// (x86-64 and arm64 builds), which uses a group's precomputed table for its generator.
 final class P256FixedKeyVerifier: @unchecked Sendable {
     // Safe: both groups and the order are only read after init (OpenSSL allows concurrent
     // read-only use of an EC_GROUP); scratch values go to one caller at a time through the
@@ -52,10 +54,34 @@ final class P256FixedKeyVerifier: @unchecked Sendable {
         }
     }
 
+    /// Tables that may exist at once in the process (each ~150 KB), for automatic builds.
+    static let maxTables = 32
+    private static let tables = Atomic<Int>(0)
+    private static let building = Atomic<Bool>(false)
+
+    /// Claims the one automatic build slot, if it is free and the process is under
+    /// `maxTables`; the caller ends it with `endBuild()`.
+    static func reserveBuild() -> Bool {
+        guard building.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else { return false }
+        guard tables.load(ordering: .relaxed) < maxTables else {
+            building.store(false, ordering: .releasing)
+            return false
+        }
+        return true
+    }
+
+    static func endBuild() { building.store(false, ordering: .releasing) }
+
     /// The verifier for `key`'s public point, or nil when `key` is not a P-256 key, when
-    /// OpenSSL is in FIPS mode, or when OpenSSL cannot build the table.
+    /// OpenSSL is in FIPS mode or the key comes from the FIPS provider, or when OpenSSL
+    /// cannot build the table.
     init?(publicKey key: EVPKey) {
         guard EVP_default_properties_is_fips_enabled(nil) == 0 else { return nil }
+        if let provider = EVP_PKEY_get0_provider(key.pointer), let name = OSSL_PROVIDER_get0_name(provider),
+            String(cString: name) == "fips"
+        {
+            return nil
+        }
         guard let name = key.groupName, ["prime256v1", "P-256", "secp256r1"].contains(name) else { return nil }
         var encoded = [UInt8](repeating: 0, count: 65)
         var length = 0
@@ -88,12 +114,14 @@ final class P256FixedKeyVerifier: @unchecked Sendable {
         self.group = group
         self.keyGroup = keyGroup
         self.order = order
+        P256FixedKeyVerifier.tables.add(1, ordering: .relaxed)
     }
 
     deinit {
         scratch.drain()
         EC_GROUP_free(group)
         EC_GROUP_free(keyGroup)
+        P256FixedKeyVerifier.tables.subtract(1, ordering: .relaxed)
     }
 
     /// Whether (r, s) is a valid signature of `digest` (the SHA-256 of the message) under Q.

@@ -27,6 +27,17 @@ struct FixedKeyVerificationTests {
         }
     }
 
+    /// The table verifier's own answer (nil if it could not answer).
+    static func direct(_ verifier: P256FixedKeyVerifier, _ signature: [UInt8], _ message: [UInt8]) -> Bool? {
+        let digest = SHA256.hash(message)
+        return signature.withUnsafeBytes { s in
+            digest.withUnsafeBytes { d in
+                verifier.verify(
+                    r: UnsafeRawBufferPointer(rebasing: s[0..<32]), s: UnsafeRawBufferPointer(rebasing: s[32..<64]), digest: d)
+            }
+        }
+    }
+
     /// n − v for a 32-byte big-endian v (v ≤ n).
     private static func negate(_ value: ArraySlice<UInt8>) -> [UInt8] {
         var out = [UInt8](repeating: 0, count: 32)
@@ -79,6 +90,7 @@ struct FixedKeyVerificationTests {
             let (signer, evp, table) = try Self.pair()
             #expect(table.usesFixedKeyVerifier)
             #expect(!evp.usesFixedKeyVerifier)
+            let fixed = try #require(P256FixedKeyVerifier(publicKey: evp.key))
             for length in [0, 1, 43, 300, 518] {
                 let message = (0..<length).map { _ in UInt8.random(in: 0...255, using: &random) }
                 let signature = try signer.sign(message)
@@ -88,6 +100,10 @@ struct FixedKeyVerificationTests {
                     for (what, bytes) in [("message", message), ("changed message", otherMessage)] {
                         let expected = Self.outcome(evp, candidate, bytes)
                         #expect(Self.outcome(table, candidate, bytes) == expected, "\(name), \(what), \(length) bytes")
+                        // And the table itself answered (no silent fall-back to EVP).
+                        if !expected.hasPrefix("error") {
+                            #expect(Self.direct(fixed, candidate, bytes) == (expected == "valid"), "\(name), \(what)")
+                        }
                         compared += 1
                         if expected == "valid" { valid += 1 }
                     }
@@ -116,6 +132,10 @@ struct FixedKeyVerificationTests {
         let message = Array("a.b".utf8)
         let signature = try signer.sign(message)
         guard case .asymmetric(let asymmetric) = key.material else { throw CryptoError.openssl("not EC") }
+        #expect(!asymmetric.usesFixedKeyVerifier)
+        // Forged signatures do not count towards the table.
+        for _ in 0..<(2 * AsymmetricKey.fixedKeyThreshold) { #expect(try !key.verify(signature: signature, message: message + [1])) }
+        try await Task.sleep(for: .milliseconds(200))
         #expect(!asymmetric.usesFixedKeyVerifier)
         for _ in 0..<AsymmetricKey.fixedKeyThreshold { #expect(try key.verify(signature: signature, message: message)) }
         var waited = 0
