@@ -172,43 +172,51 @@ final class AsymmetricKey: Sendable {
     /// `EVP_PKEY_verify` call `openssl speed` times.
     private func verifyDigest(signature: UnsafeRawBufferPointer, message: UnsafeRawBufferPointer) -> Bool {
         let md = digest!
-        guard let contexts = verifiers.take() ?? makeDigestVerifier(md) else { return false }
         // RS256 verifies `DigestInfo(SHA-256) ‖ hash` with a context that has no digest set:
         // OpenSSL then checks the PKCS#1 v1.5 type-1 padding and compares the rest with these
         // bytes exactly — what RSA_verify does for SHA-256 (RFC 8017 §8.2.2), without its
         // two allocations per call.
         let prefix = algorithm == .rs256 ? AsymmetricKey.sha256DigestInfo.count : 0
-        let outcome = withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 96) { buffer -> Bool? in
-            let out = buffer.baseAddress!
-            for i in 0..<prefix { out[i] = AsymmetricKey.sha256DigestInfo[i] }
-            var length: UInt32 = 0
-            // The pooled digest context was set up for `md` when made; a NULL type re-initialises
-            // it for the same digest without OpenSSL's per-call digest (and ENGINE) lookup.
-            guard EVP_DigestInit_ex2(contexts.hash, nil, nil) == 1,
-                EVP_DigestUpdate(contexts.hash, message.baseAddress, message.count) == 1,
-                EVP_DigestFinal_ex(contexts.hash, out + prefix, &length) == 1
-            else {
-                OpenSSL.clearErrors()
-                return nil
+        let outcome = withDigestVerifier(md) { contexts in
+            withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 96) { buffer -> Bool? in
+                let out = buffer.baseAddress!
+                for i in 0..<prefix { out[i] = AsymmetricKey.sha256DigestInfo[i] }
+                var length: UInt32 = 0
+                // The pooled digest context was set up for `md` when made; a NULL type re-initialises
+                // it for the same digest without OpenSSL's per-call digest (and ENGINE) lookup.
+                guard EVP_DigestInit_ex2(contexts.hash, nil, nil) == 1,
+                    EVP_DigestUpdate(contexts.hash, message.baseAddress, message.count) == 1,
+                    EVP_DigestFinal_ex(contexts.hash, out + prefix, &length) == 1
+                else {
+                    OpenSSL.clearErrors()
+                    return nil
+                }
+                let result = EVP_PKEY_verify(
+                    contexts.verify,
+                    signature.baseAddress?.assumingMemoryBound(to: UInt8.self),
+                    signature.count,
+                    out,
+                    prefix + Int(length)
+                )
+                if result != 1 { OpenSSL.clearErrors() }
+                return result == 1
             }
-            let result = EVP_PKEY_verify(
-                contexts.verify,
-                signature.baseAddress?.assumingMemoryBound(to: UInt8.self),
-                signature.count,
-                out,
-                prefix + Int(length)
-            )
-            if result != 1 { OpenSSL.clearErrors() }
-            return result == 1
         }
-        guard let valid = outcome else {
-            // OpenSSL could not hash (out of memory): these contexts are not reused.
+        // Nil: OpenSSL could not hash (out of memory).
+        return outcome ?? false
+    }
+
+    /// Runs `body` with pooled (or new) digest and verify contexts. Nil from `body` means
+    /// OpenSSL failed on them: they are freed rather than pooled again.
+    private func withDigestVerifier<R>(_ md: FetchedDigest, _ body: (DigestVerifier) -> R?) -> R? {
+        guard let contexts = verifiers.take() ?? makeDigestVerifier(md) else { return nil }
+        guard let result = body(contexts) else {
             EVP_PKEY_CTX_free(contexts.verify)
             EVP_MD_CTX_free(contexts.hash)
-            return false
+            return nil
         }
         verifiers.give(contexts)
-        return valid
+        return result
     }
 
     /// The table-backed ES256 verifier, once it is built.
@@ -255,26 +263,20 @@ final class AsymmetricKey: Sendable {
     private func verifyWithFixedKey(
         _ fixed: P256FixedKeyVerifier, r: UnsafeRawBufferPointer, s: UnsafeRawBufferPointer, message: UnsafeRawBufferPointer
     ) -> Bool? {
-        guard let contexts = verifiers.take() ?? makeDigestVerifier(.sha256) else { return nil }
-        let outcome = withUnsafeTemporaryAllocation(byteCount: 32, alignment: 8) { digest -> Bool?? in
-            var length: UInt32 = 0
-            guard EVP_DigestInit_ex2(contexts.hash, nil, nil) == 1,
-                EVP_DigestUpdate(contexts.hash, message.baseAddress, message.count) == 1,
-                EVP_DigestFinal_ex(contexts.hash, digest.baseAddress!.assumingMemoryBound(to: UInt8.self), &length) == 1,
-                length == 32
-            else {
-                OpenSSL.clearErrors()
-                return .none
+        withDigestVerifier(.sha256) { contexts in
+            withUnsafeTemporaryAllocation(byteCount: 32, alignment: 8) { digest -> Bool? in
+                var length: UInt32 = 0
+                guard EVP_DigestInit_ex2(contexts.hash, nil, nil) == 1,
+                    EVP_DigestUpdate(contexts.hash, message.baseAddress, message.count) == 1,
+                    EVP_DigestFinal_ex(contexts.hash, digest.baseAddress!.assumingMemoryBound(to: UInt8.self), &length) == 1,
+                    length == 32
+                else {
+                    OpenSSL.clearErrors()
+                    return nil
+                }
+                return fixed.verify(r: r, s: s, digest: UnsafeRawBufferPointer(digest))
             }
-            return .some(fixed.verify(r: r, s: s, digest: UnsafeRawBufferPointer(digest)))
         }
-        guard let hashed = outcome else {
-            EVP_PKEY_CTX_free(contexts.verify)
-            EVP_MD_CTX_free(contexts.hash)
-            return nil
-        }
-        verifiers.give(contexts)
-        return hashed
     }
 
     /// DER of `DigestInfo { AlgorithmIdentifier { id-sha256, NULL }, OCTET STRING (32) }`, the
