@@ -687,9 +687,14 @@ if any(k.startswith("intro-") for k in runs):
         if r and verify:
             ratio = num(r, "rps") / verify
             cpu_ratio = (1e6 / max(cpu_us(r), 1e-9)) / verify
-            ok = ratio >= 0.85 and verdict(g) == "ok"
+            # openssl speed's rate is per CPU second of a busy core. With one connection the load
+            # has one request in flight and tokend's core waits for each next one: that rate is
+            # the round trip's, and the row is judged on tokend's CPU time instead.
+            saturated = int(c) > 1
+            ok = (ratio if saturated else cpu_ratio) >= 0.85 and verdict(g) == "ok"
+            how = "" if saturated else " (per CPU-second: one request in flight)"
             print(f"| unique ≥ 0.85 × openssl ecdsap256 verify/s | {c} | {fmt(num(r, 'rps'))}/s | {fmt(verify)}/s | {ratio:.2f} | "
-                  f"{cpu_ratio:.2f} | {others(r):.0f} % | {'PASS' if ok else '**FAIL**'} |")
+                  f"{cpu_ratio:.2f} | {others(r):.0f} % | {'PASS' if ok else '**FAIL**'}{how} |")
     for c in conns:
         gt, gn = group(f"intro-tokend-repeated-c{c}"), group(f"intro-nginx-repeated-c{c}")
         r, n = median_run(gt, "rps"), median_run(gn, "rps")
@@ -702,7 +707,10 @@ if any(k.startswith("intro-") for k in runs):
     print()
     print("Per CPU-second ratio: the same comparison on the servers' own CPU time (tokend's requests per CPU second "
           "against openssl speed's verifies per CPU second; nginx's CPU µs per request against tokend's), which other "
-          "processes on the server core do not distort.")
+          "processes on the server core do not distort. The unique-token target compares with a rate per CPU second "
+          "of a busy core: at one connection, where the load has one request in flight and tokend's core waits for "
+          "each next request, the row is judged on that column, and says so. (Server busy % of unique rows also counts "
+          "the second or so tokend-load spends reading its token file before the first request.)")
     print()
 raw = runs.get("argon2-raw")
 if raw:
