@@ -170,6 +170,69 @@ struct RequestParserTests {
         #expect(events.count == 1)
         #expect(Self.refusal(events) == 400)
     }
+
+    @Test("the tchar bit set is RFC 9110's tchar")
+    func tcharSet() {
+        let tchar = Set(Array("!#$%&'*+-.^_`|~".utf8) + Array(UInt8(ascii: "a")...UInt8(ascii: "z"))
+            + Array(UInt8(ascii: "A")...UInt8(ascii: "Z")) + Array(UInt8(ascii: "0")...UInt8(ascii: "9")))
+        var low: UInt64 = 0
+        var high: UInt64 = 0
+        for byte in tchar { if byte < 64 { low |= 1 << UInt64(byte) } else { high |= 1 << UInt64(byte - 64) } }
+        #expect(HTTPRequestParser.tcharLow == low)
+        #expect(HTTPRequestParser.tcharHigh == high)
+    }
+
+    /// What a parse yields, independent of how the bytes were split: the requests in order and
+    /// the status of a refusal, if any (interim 100-continue events depend on the split).
+    private static func outcome(_ events: [HTTPRequestParser.Event]) -> String {
+        var lines: [String] = []
+        for event in events {
+            switch event {
+            case .request(let r):
+                let headers = r.headers.map { "\($0.name)=\($0.value)" }.joined(separator: "|")
+                lines.append("\(r.method) \(r.target) 1.\(r.minorVersion) keep=\(r.keepAlive) [\(headers)] \(r.body)")
+            case .refused(let error, _):
+                lines.append("refused \(error.status)")
+            case .continueExpected:
+                break
+            }
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    @Test("mutated requests parse the same whole or split at random points, and never trap")
+    func mutationsAreSplitInvariant() {
+        let corpus = [
+            "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
+            "POST /oauth2/introspect HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 9\r\n\r\ntoken=abc",
+            "POST /a HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n4;ext=1\r\nwiki\r\n5\r\npedia\r\n0\r\nTrailer: t\r\n\r\n",
+            "GET /a HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET /b HTTP/1.1\r\nConnection: close\r\n\r\n",
+            "POST /c HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nhiGET /d HTTP/1.1\r\n\r\n",
+            "\r\n\r\nDELETE /admin/keys/k1 HTTP/1.1\r\nX-A:  spaced  \r\nContent-Length: 0\r\nContent-Length: 0\r\n\r\n",
+        ].map { Array($0.utf8) }
+        let alphabet: [UInt8] = Array("\r\n: \t0aZ;,-".utf8) + [0x00, 0x7F, 0x80, 0xFF]
+        var random = SystemRandomNumberGenerator()
+        var differing: [String] = []
+        var refused = 0
+        for _ in 0..<4_000 {
+            var bytes = corpus.randomElement(using: &random)!
+            for _ in 0..<Int.random(in: 1...3, using: &random) {
+                let at = Int.random(in: 0...bytes.count, using: &random)
+                let byte = alphabet.randomElement(using: &random)!
+                switch Int.random(in: 0..<3, using: &random) {
+                case 0 where at < bytes.count: bytes[at] = byte
+                case 1 where at < bytes.count: bytes.remove(at: at)
+                default: bytes.insert(byte, at: at)
+                }
+            }
+            let whole = Self.outcome(Self.parse(bytes))
+            let split = Self.outcome(Self.parse(bytes, chunkSize: Int.random(in: 1...17, using: &random)))
+            if whole != split { differing.append(String(decoding: bytes, as: UTF8.self).debugDescription) }
+            if whole.contains("refused") { refused += 1 }
+        }
+        #expect(differing.isEmpty, "\(differing.prefix(3))")
+        #expect(refused > 500)
+    }
 }
 
 /// The word-at-a-time scan for form values that need no decoding.
@@ -192,16 +255,5 @@ struct PlainASCIITests {
         // Neighbours of the special bytes are plain.
         let near = Array("$&*,&$*,".utf8) + [0x7F, 0x24, 0x26, 0x2A, 0x2C, 0x01, 0x00, 0x7F]
         #expect(near.withUnsafeBytes { PercentDecoding.isPlainASCII($0) })
-    }
-
-    @Test("the tchar bit set is RFC 9110's tchar")
-    func tcharSet() {
-        let tchar = Set(Array("!#$%&'*+-.^_`|~".utf8) + Array(UInt8(ascii: "a")...UInt8(ascii: "z"))
-            + Array(UInt8(ascii: "A")...UInt8(ascii: "Z")) + Array(UInt8(ascii: "0")...UInt8(ascii: "9")))
-        var low: UInt64 = 0
-        var high: UInt64 = 0
-        for byte in tchar { if byte < 64 { low |= 1 << UInt64(byte) } else { high |= 1 << UInt64(byte - 64) } }
-        #expect(HTTPRequestParser.tcharLow == low)
-        #expect(HTTPRequestParser.tcharHigh == high)
     }
 }
