@@ -84,22 +84,27 @@ struct HTTPRequestParser {
 
     mutating func next() -> Event? {
         guard !failed else { return nil }
-        if pending == nil {
+        // The head waiting for its body is taken out while its body is read (not copied),
+        // and put back only if the body is not all here yet.
+        var head: PendingHead
+        if let waiting = pending.take() {
+            head = waiting
+        } else {
             switch parseHead() {
             case .none: return nil
             case .refused(let error, let target):
                 failed = true
                 return .refused(error, target: target)
-            case .head(let head):
-                pending = head
+            case .head(let parsed):
+                head = parsed
             }
         }
-        guard var head = pending else { return nil }
         let event = parseBody(&head)
         switch event {
-        case .request, .refused:
-            pending = nil
-            if case .refused = event { failed = true }
+        case .request:
+            break
+        case .refused:
+            failed = true
         case .continueExpected, .none:
             pending = head
         }
