@@ -119,7 +119,7 @@ let package = Package(
         .testTarget(
             name: "JOSETests", dependencies: ["JOSE", "TokenCrypto"], resources: [.copy("Fixtures")],
             swiftSettings: strict),
-        .testTarget(name: "JWTInspectTests", dependencies: ["JOSE", "TokenCrypto"], swiftSettings: strict),
+        .testTarget(name: "JWTInspectTests", dependencies: ["JOSE", "TokenCrypto", "TokenTestSupport"], swiftSettings: strict),
         .testTarget(name: "InteropTests", dependencies: ["JOSE", "TokenCrypto"], swiftSettings: strict),
         .testTarget(name: "SystemdTests", dependencies: ["Systemd"], swiftSettings: strict),
         .testTarget(name: "TokenStoreTests", dependencies: ["TokenStore", "TokenTestSupport"], swiftSettings: strict),

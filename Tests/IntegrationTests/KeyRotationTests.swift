@@ -1,3 +1,4 @@
+import TokenTestSupport
 import Foundation
 import Testing
 

@@ -1,3 +1,4 @@
+import TokenTestSupport
 import JOSE
 import Testing
 

@@ -1,4 +1,5 @@
 import Foundation
+import TokenTestSupport
 import Testing
 
 #if canImport(Glibc)
@@ -36,24 +37,9 @@ enum StandardInput {
 }
 
 enum JWTInspectBinary {
-    /// The products directory, found the way swift-argument-parser's `AssertExecuteCommand`
-    /// finds it: the test bundle's directory on Linux (on macOS, the `.xctest` bundle's
-    /// parent), else `<package>/.build/debug` derived from this file's path.
-    static let url: URL? = {
-        var candidates: [URL] = []
-        #if os(macOS)
-        for bundle in Bundle.allBundles where bundle.bundlePath.hasSuffix(".xctest") {
-            candidates.append(bundle.bundleURL.deletingLastPathComponent())
-        }
-        #endif
-        candidates.append(Bundle.main.bundleURL)
-        // <package>/Tests/JWTInspectTests/Harness/JWTInspectProcess.swift
-        let package = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().deletingLastPathComponent()
-        candidates.append(package.appendingPathComponent(".build/debug"))
-        return candidates.map { $0.appendingPathComponent("jwt-inspect") }
-            .first { FileManager.default.isExecutableFile(atPath: $0.path) }
-    }()
+    /// The built jwt-inspect, found as every test target finds the products
+    /// (`TokenTestSupport.Binaries`: next to the test bundle, else `<package>/.build/debug`).
+    static let url: URL? = (try? Binaries.path("jwt-inspect")).map { URL(fileURLWithPath: $0) }
 }
 
 /// A run that takes longer than this is a hang (a real run takes milliseconds).

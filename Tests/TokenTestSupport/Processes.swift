@@ -1,16 +1,17 @@
-import Foundation
+public import Foundation
 import Synchronization
+import Testing
 
 #if canImport(Glibc)
 import Glibc
 #endif
 
 /// How a process ended.
-enum ExitStatus: Equatable, Sendable, CustomStringConvertible {
+public enum ExitStatus: Equatable, Sendable, CustomStringConvertible {
     case exited(Int32)
     case signalled(Int32)
 
-    var description: String {
+    public var description: String {
         switch self {
         case .exited(let code): "exit code \(code)"
         case .signalled(let signal): "killed by signal \(signal)"
@@ -27,16 +28,16 @@ enum ExitStatus: Equatable, Sendable, CustomStringConvertible {
 /// other's sockets, and a finished process looks alive until an unrelated long-lived one exits.
 /// Here the child closes every descriptor above stderr at exec (closefrom), starts with the
 /// default signal dispositions and an empty signal mask, and is reaped with waitpid on its pid.
-final class ChildProcess: Sendable {
-    let name: String
-    let pid: Int32
-    let stdoutPath: String
-    let stderrPath: String
+public final class ChildProcess: Sendable {
+    public let name: String
+    public let pid: Int32
+    public let stdoutPath: String
+    public let stderrPath: String
     private let reaped = Mutex<ExitStatus?>(nil)
 
     /// Starts `executable` with exactly `environment` (nothing inherited), stdin from
     /// /dev/null, stdout and stderr to the given files (created or truncated).
-    init(
+    public init(
         _ executable: String,
         _ arguments: [String],
         environment: [String: String],
@@ -104,7 +105,7 @@ final class ChildProcess: Sendable {
     }
 
     /// The exit status once the process has ended (reaping it), else nil.
-    var exitStatus: ExitStatus? {
+    public var exitStatus: ExitStatus? {
         reaped.withLock { cached -> ExitStatus? in
             if let cached { return cached }
             var status: Int32 = 0
@@ -117,10 +118,10 @@ final class ChildProcess: Sendable {
         }
     }
 
-    var isRunning: Bool { exitStatus == nil }
+    public var isRunning: Bool { exitStatus == nil }
 
     /// Sends `signal` to this process's pid (and only to it), unless it has been reaped.
-    func send(_ signal: Int32) {
+    public func send(_ signal: Int32) {
         reaped.withLock { cached in
             // While unreaped, the pid cannot have been reused by another process.
             if cached == nil { _ = kill(pid, signal) }
@@ -128,7 +129,7 @@ final class ChildProcess: Sendable {
     }
 
     /// Waits for the process to end; nil when it is still running after `timeout`.
-    func waitForExit(timeout: Duration) async -> ExitStatus? {
+    public func waitForExit(timeout: Duration) async -> ExitStatus? {
         try? await eventually("\(name) (pid \(pid)) to exit", timeout: timeout, interval: .milliseconds(20)) {
             self.exitStatus
         }
@@ -137,7 +138,7 @@ final class ChildProcess: Sendable {
     /// SIGTERM, then SIGKILL if it has not ended within `timeout`. Returns how it ended and
     /// whether SIGKILL was needed.
     @discardableResult
-    func stop(timeout: Duration = Timeouts.stop) async -> (status: ExitStatus?, killed: Bool) {
+    public func stop(timeout: Duration = Timeouts.stop) async -> (status: ExitStatus?, killed: Bool) {
         if let status = exitStatus { return (status, false) }
         send(SIGTERM)
         if let status = await waitForExit(timeout: timeout) { return (status, false) }
@@ -145,10 +146,18 @@ final class ChildProcess: Sendable {
         return (await waitForExit(timeout: .seconds(10)), true)
     }
 
+    /// Starts `executable` with stdout and stderr into one file, `output`.
+    public convenience init(_ executable: String, _ arguments: [String], environment: [String: String], output: String) throws {
+        try self.init(executable, arguments, environment: environment, stdout: output, stderr: output)
+    }
+
+    /// Everything the process wrote so far: stdout, then stderr when it went to another file.
+    public var output: String { stdoutPath == stderrPath ? stdout : stdout + stderr }
+
     /// What the process wrote to stdout so far.
-    var stdout: String { (try? String(contentsOfFile: stdoutPath, encoding: .utf8)) ?? "" }
+    public var stdout: String { (try? String(contentsOfFile: stdoutPath, encoding: .utf8)) ?? "" }
     /// What the process wrote to stderr so far.
-    var stderr: String { (try? String(contentsOfFile: stderrPath, encoding: .utf8)) ?? "" }
+    public var stderr: String { (try? String(contentsOfFile: stderrPath, encoding: .utf8)) ?? "" }
 }
 
 /// glibc's posix_spawn extensions that Swift's Glibc module does not import (they need
@@ -169,23 +178,26 @@ enum SpawnExtensions {
 }
 
 /// The result of a short-lived command.
-struct CommandResult: Sendable, CustomStringConvertible {
-    let command: String
-    let status: ExitStatus
-    let stdout: String
-    let stderr: String
+public struct CommandResult: Sendable, CustomStringConvertible {
+    public let command: String
+    public let status: ExitStatus
+    public let stdout: String
+    public let stderr: String
 
-    var succeeded: Bool { status == .exited(0) }
+    public var succeeded: Bool { status == .exited(0) }
+
+    /// stdout, then stderr.
+    public var output: String { stdout + stderr }
 
     /// For failure messages; secrets are masked (see `redactingSecrets`).
-    var description: String {
+    public var description: String {
         "\(command) → \(status)\n--- stdout\n\(stdout.redactingSecrets)\n--- stderr\n\(stderr.redactingSecrets)"
     }
 }
 
 /// Runs a command to completion (killed after `timeout`), output captured through files in
 /// `directory`.
-func run(
+public func run(
     _ executable: String,
     _ arguments: [String],
     environment: [String: String] = minimalEnvironment(),
@@ -219,7 +231,7 @@ func run(
 
 /// PATH and little else: tests never pass the developer's TOKEND_*, NOTIFY_SOCKET or
 /// LISTEN_FDS on to the binaries by accident.
-func minimalEnvironment(_ extra: [String: String] = [:]) -> [String: String] {
+public func minimalEnvironment(_ extra: [String: String] = [:]) -> [String: String] {
     var environment = [
         "PATH": ProcessInfo.processInfo.environment["PATH"]
             ?? "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
@@ -232,11 +244,11 @@ func minimalEnvironment(_ extra: [String: String] = [:]) -> [String: String] {
 
 extension String {
     /// Long arguments (tokens) shortened for messages.
-    var shortened: String { count > 40 ? String(prefix(12)) + "…" : self }
+    public var shortened: String { count > 40 ? String(prefix(12)) + "…" : self }
 
     /// The text with anything that looks like a JWT or a long base64url run (refresh tokens,
     /// signatures, key material) masked, so a failure message never shows a secret.
-    var redactingSecrets: String {
+    public var redactingSecrets: String {
         var text = self
         for pattern in [#"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*"#, #"[A-Za-z0-9_+/=-]{40,}"#] {
             text = text.replacingOccurrences(of: pattern, with: "[redacted]", options: .regularExpression)
@@ -245,7 +257,106 @@ extension String {
     }
 
     /// The last `count` lines.
-    func lastLines(_ count: Int) -> String {
+    public func lastLines(_ count: Int) -> String {
         split(separator: "\n", omittingEmptySubsequences: false).suffix(count).joined(separator: "\n")
     }
+}
+
+
+/// Runs blocking work (socket I/O, waiting on a process) on a thread of its own, so the
+/// cooperative pool — two threads on a two-core machine, shared by every test running in
+/// parallel — never blocks.
+public func onThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        let thread = Thread {
+            continuation.resume(with: Result { try body() })
+        }
+        thread.stackSize = 1 << 20
+        thread.start()
+    }
+}
+
+/// Polls `probe` every `interval` until it returns a value, or throws after `timeout` with
+/// `what` in the message. The probe's last error (if any) is part of the message.
+public func eventually<T: Sendable>(
+    _ what: String,
+    timeout: Duration = .seconds(15),
+    interval: Duration = .milliseconds(50),
+    _ probe: @Sendable () async throws -> T?
+) async throws -> T {
+    let clock = ContinuousClock()
+    let deadline = clock.now + timeout
+    var lastError: (any Error)?
+    while true {
+        do {
+            if let value = try await probe() { return value }
+            lastError = nil
+        } catch {
+            lastError = error
+        }
+        if clock.now >= deadline {
+            throw HarnessError(
+                "timed out after \(timeout) waiting for \(what)" + (lastError.map { " (last error: \($0))" } ?? "")
+            )
+        }
+        try await Task.sleep(for: interval)
+    }
+}
+
+/// Common timeouts: generous for a loaded two-core machine running tests in parallel, short
+/// enough that a hang fails fast.
+public enum Timeouts {
+    /// From spawning tokend to its sockets answering.
+    public static let start: Duration = .seconds(30)
+    /// From SIGTERM to exit.
+    public static let stop: Duration = .seconds(20)
+    /// One HTTP exchange.
+    public static let request: Double = 15
+}
+
+
+/// The built executables the integration tests drive: `tokend`, `tokenctl`, `jwt-inspect`.
+///
+/// Found next to the test bundle (`swift test` runs from the products directory) or in
+/// `<package>/.build/debug`, derived from this file's path.
+public enum Binaries {
+    /// `<package>`: this file is `<package>/Tests/TokenTestSupport/Processes.swift`.
+    public static let packageDirectory: URL = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    /// The project's unit files.
+    public static var systemdDirectory: String { packageDirectory.appendingPathComponent("systemd").path }
+
+    private static let productDirectories: [URL] = {
+        var candidates: [URL] = []
+        #if os(macOS)
+        for bundle in Bundle.allBundles where bundle.bundlePath.hasSuffix(".xctest") {
+            candidates.append(bundle.bundleURL.deletingLastPathComponent())
+        }
+        #endif
+        candidates.append(Bundle.main.bundleURL)
+        candidates.append(packageDirectory.appendingPathComponent(".build/debug"))
+        return candidates
+    }()
+
+    /// The absolute path of product `name`, or an error that says to build it first.
+    public static func path(_ name: String) throws -> String {
+        for directory in productDirectories {
+            let candidate = directory.appendingPathComponent(name).path
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+        }
+        throw HarnessError(
+            "\(name) not found next to the test bundle nor in .build/debug: run swift build first "
+                + "(swift build --product \(name), or swift build --build-tests)"
+        )
+    }
+
+    public static func tokend() throws -> String { try path("tokend") }
+    public static func tokenctl() throws -> String { try path("tokenctl") }
+}
+
+/// A failure of the harness itself (a missing binary, a timeout), with a message for the reader.
+public struct HarnessError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
 }
