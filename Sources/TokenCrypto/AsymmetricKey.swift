@@ -255,6 +255,11 @@ final class AsymmetricKey: Sendable {
         fixedKey.withLock { $0 = verifier.map { .ready($0) } ?? .unavailable }
     }
 
+    /// Valid ES256 signatures counted towards the table (0 once it is built or building).
+    var validVerificationsCounted: Int {
+        fixedKey.withLock { if case .counting(let count) = $0 { count } else { 0 } }
+    }
+
     /// Whether the table path is in use.
     var usesFixedKeyVerifier: Bool { readyFixedKeyVerifier() != nil }
 

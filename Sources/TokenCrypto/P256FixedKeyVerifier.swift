@@ -72,7 +72,8 @@ final class P256FixedKeyVerifier: @unchecked Sendable {
 
     static func endBuild() { building.store(false, ordering: .releasing) }
 
-    /// The verifier for `key`'s public point, or nil when `key` is not a P-256 key, when
+    /// The verifier for `key`'s public point (a P-256 key: `AsymmetricKey` asks only for its
+    /// ES256 keys, and any other point fails to decode below), or nil when
     /// OpenSSL is in FIPS mode or the key comes from the FIPS provider, or when OpenSSL
     /// cannot build the table.
     init?(publicKey key: EVPKey) {
@@ -82,7 +83,6 @@ final class P256FixedKeyVerifier: @unchecked Sendable {
         {
             return nil
         }
-        guard let name = key.groupName, ["prime256v1", "P-256", "secp256r1"].contains(name) else { return nil }
         var encoded = [UInt8](repeating: 0, count: 65)
         var length = 0
         guard EVP_PKEY_get_octet_string_param(key.pointer, tokend_param_pub_key(), &encoded, encoded.count, &length) == 1,

@@ -59,42 +59,22 @@ public final class VerifiedToken: Sendable {
         self.exp = exp
         self.iat = iat
         self.nbf = nbf
-        // Written member by member (what `JSONValue.object(…).compactBytes` writes for the
-        // same members, without building the object first).
-        var out: [UInt8] = []
-        out.reserveCapacity(128 + subject.utf8.count + scope.utf8.count + issuer.utf8.count + jti.utf8.count)
-        func member(_ name: StaticString, _ value: String) {
-            name.withUTF8Buffer { out.append(contentsOf: $0) }
-            JSONValue.writeString(value, to: &out)
-        }
-        func member(_ name: StaticString, _ value: Double) {
-            name.withUTF8Buffer { out.append(contentsOf: $0) }
-            out.append(contentsOf: String(Int64(value)).utf8)
-        }
-        member(#"{"active":true,"sub":"#, subject)
-        member(#","scope":"#, scope)
-        if let clientID { member(#","client_id":"#, clientID) }
-        if let username { member(#","username":"#, username) }
-        member(#","token_type":"#, "Bearer")
-        member(#","exp":"#, exp)
-        member(#","iat":"#, iat)
-        if let nbf { member(#","nbf":"#, nbf) }
+        var body = JSONObject()
+        body["active"] = .bool(true)
+        body["sub"] = .string(subject)
+        body["scope"] = .string(scope)
+        if let clientID { body["client_id"] = .string(clientID) }
+        if let username { body["username"] = .string(username) }
+        body["token_type"] = "Bearer"
+        body["exp"] = .number(JSONNumber(Int64(exp)))
+        body["iat"] = .number(JSONNumber(Int64(iat)))
+        if let nbf { body["nbf"] = .number(JSONNumber(Int64(nbf))) }
         if let audience {
-            if audience.count == 1 {
-                member(#","aud":"#, audience[0])
-            } else {
-                out.append(contentsOf: #","aud":["#.utf8)
-                for (i, value) in audience.enumerated() {
-                    if i > 0 { out.append(UInt8(ascii: ",")) }
-                    JSONValue.writeString(value, to: &out)
-                }
-                out.append(UInt8(ascii: "]"))
-            }
+            body["aud"] = audience.count == 1 ? .string(audience[0]) : .array(audience.map { .string($0) })
         }
-        member(#","iss":"#, issuer)
-        member(#","jti":"#, jti)
-        out.append(UInt8(ascii: "}"))
-        activeIntrospection = out
+        body["iss"] = .string(issuer)
+        body["jti"] = .string(jti)
+        activeIntrospection = JSONValue.object(body).compactBytes
     }
 }
 

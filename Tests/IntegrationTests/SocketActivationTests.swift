@@ -40,15 +40,21 @@ struct SocketActivationTests {
         )
     }
 
-    /// The first request on the activated socket: queued before tokend runs, answered once it does.
+    /// The first request on the activated socket: queued before tokend runs, answered once it
+    /// does. The socket file appears at bind(), a moment before listen(): a connection refused
+    /// in between is tried again.
     private func firstRequest(_ socket: String, _ child: ChildProcess) async throws -> HTTPResponse {
-        _ = try await eventually("systemd-socket-activate to bind \(socket)") { () async throws -> Bool? in
+        try await eventually("systemd-socket-activate to listen on \(socket)") { () async throws -> HTTPResponse? in
             if let status = child.exitStatus {
                 throw HarnessError("systemd-socket-activate ended (\(status)):\n\(child.stderr.redactingSecrets)")
             }
-            return FileManager.default.fileExists(atPath: socket) ? true : nil
+            guard FileManager.default.fileExists(atPath: socket) else { return nil }
+            do {
+                return try await http(socket, "GET", "/healthz", timeout: 30)
+            } catch is UnixConnection.ConnectFailed {
+                return nil
+            }
         }
-        return try await http(socket, "GET", "/healthz", timeout: 30)
     }
 
     @Test("One activated socket named api: served on the passed fd; admin falls back to its path")

@@ -131,6 +131,7 @@ struct FixedKeyCraftedSignatureTests {
         guard case .asymmetric(let pair) = signer.verifyingKey.material else { throw CryptoError.openssl("not EC") }
         let table = try AsymmetricKey(key: pair.key, algorithm: .es256)
         table.prepareFixedKeyVerifier()
+        #expect(table.usesFixedKeyVerifier)
         let messages = (0..<16).map { Array("message \($0)".utf8) }
         let signatures = try messages.map { try signer.sign($0) }
         let results = try await withThrowingTaskGroup(of: Bool.self) { group in

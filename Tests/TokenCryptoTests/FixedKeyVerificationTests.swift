@@ -84,7 +84,6 @@ struct FixedKeyVerificationTests {
     @Test("valid, mutated and edge-case signatures get EVP_PKEY_verify's answer, over many keys and messages")
     func matchesEVP() throws {
         var random = SystemRandomNumberGenerator()
-        var compared = 0
         var valid = 0
         for _ in 0..<12 {
             let (signer, evp, table) = try Self.pair()
@@ -104,13 +103,11 @@ struct FixedKeyVerificationTests {
                         if !expected.hasPrefix("error") {
                             #expect(Self.direct(fixed, candidate, bytes) == (expected == "valid"), "\(name), \(what)")
                         }
-                        compared += 1
                         if expected == "valid" { valid += 1 }
                     }
                 }
             }
         }
-        #expect(compared > 2_000)
         // The signatures as signed and their high-s twins.
         #expect(valid == 12 * 5 * 2)
     }
@@ -133,10 +130,9 @@ struct FixedKeyVerificationTests {
         let signature = try signer.sign(message)
         guard case .asymmetric(let asymmetric) = key.material else { throw CryptoError.openssl("not EC") }
         #expect(!asymmetric.usesFixedKeyVerifier)
-        // Forged signatures do not count towards the table.
+        // Forged signatures do not count towards the table (no build is even started).
         for _ in 0..<(2 * AsymmetricKey.fixedKeyThreshold) { #expect(try !key.verify(signature: signature, message: message + [1])) }
-        try await Task.sleep(for: .milliseconds(200))
-        #expect(!asymmetric.usesFixedKeyVerifier)
+        #expect(asymmetric.validVerificationsCounted == 0)
         for _ in 0..<AsymmetricKey.fixedKeyThreshold { #expect(try key.verify(signature: signature, message: message)) }
         var waited = 0
         while !asymmetric.usesFixedKeyVerifier, waited < 200 {

@@ -151,7 +151,6 @@ struct RequestParameterTests {
             "application/x-www-form-urlencoded; charset=utf-8", "application/x-www-form-urlencoded; charset=latin1",
             "application/json", "text/plain", nil,
         ]
-        var compared = 0
         for contentType in types {
             for body in bodies {
                 let request = request(contentType, body)
@@ -161,11 +160,9 @@ struct RequestParameterTests {
                     let single: Result<String?, HTTPError>
                     do throws(HTTPError) { single = .success(try request.formOrJSONParameter(name)) } catch { single = .failure(error) }
                     #expect(single == full, "Content-Type \(contentType ?? "none"), body \(body.debugDescription), \(name)")
-                    compared += 1
                 }
             }
         }
-        #expect(compared > 20_000)
     }
 
     @Test("the fast path reads the plain bodies sidecars send")

@@ -1,6 +1,5 @@
 public import Foundation
 import Synchronization
-import Testing
 
 #if canImport(Glibc)
 import Glibc

@@ -67,7 +67,7 @@ extension JSONValue {
 
     /// A JSON string literal: `"` and `\` escaped, the C0 controls and DEL as `\b \f \n \r \t`
     /// or `\u00XX`, and U+2028/U+2029 (which JavaScript treats as line ends) as `\u2028`/`\u2029`.
-    public static func writeString(_ s: String, to out: inout [UInt8]) {
+    static func writeString(_ s: String, to out: inout [UInt8]) {
         out.append(UInt8(ascii: "\""))
         var s = s
         s.withUTF8 { bytes in

@@ -68,9 +68,6 @@ struct HTTPRequestParser {
     /// Whether bytes of an unfinished request are buffered.
     var hasPartialRequest: Bool { pending != nil || buffer.readableBytes > 0 }
 
-    /// The number of buffered bytes not yet returned as requests.
-    var bufferedBytes: Int { buffer.readableBytes }
-
     mutating func append(_ bytes: inout ByteBuffer) {
         guard !failed else { return }
         if buffer.readableBytes == 0 {

@@ -48,7 +48,11 @@ public struct HTTPRequest: Sendable {
 /// What a handler answers.
 public struct HTTPResponse: Sendable {
     public var status: Int
-    public var headers: [(name: String, value: String)]
+    /// Header fields in order. Setting them drops `constantHeaders`, so the writer always
+    /// writes what is here.
+    public var headers: [(name: String, value: String)] {
+        didSet { constantHeaders = nil }
+    }
     public var body: [UInt8]
     /// Headers fixed in the source, rendered once (`headers` holds the same fields): the hot
     /// path neither checks nor encodes them again.

@@ -246,12 +246,12 @@ public final class AccountService: Sendable {
         signinAccountLimiter.reset(accountKey)
         guard user.status == .active else { throw .inactive }
         if result.needsRehash, let phc = try? await hasher.hashPassword(password) {
-            // A stronger hash is written at once, with the sign-in time.
-            var change = UserChange(lastLoginAt: now)
+            // A stronger hash is written at once; the sign-in time goes the way of every other
+            // one (through SignInTimes, which keeps a user's latest time), so an earlier
+            // sign-in still waiting there cannot overwrite it later.
+            var change = UserChange(passwordHash: phc)
             change.changedAt = now
-            change.passwordHash = phc
-            let updated = try? await users.updateUser(publicID: user.publicID, change)
-            if let updated = updated ?? nil { return updated }
+            _ = try? await users.updateUser(publicID: user.publicID, change)
         }
         signInTimes.record(publicID: user.publicID, at: now)
         var signedIn = user

@@ -17,6 +17,10 @@ final class SignInTimes: UserStore {
     private struct State {
         var pending: [String: Double] = [:]
         var flushScheduled = false
+        /// The newest write; each waits for the one before, so a flush returns only once
+        /// every time recorded before it is in the store (a clean stop cannot close the store
+        /// under a write the timer started).
+        var lastWrite: Task<Void, Never>?
     }
 
     private let state = Mutex(State())
@@ -42,21 +46,28 @@ final class SignInTimes: UserStore {
         }
     }
 
-    /// Writes every recorded time now, in one transaction.
+    /// Writes every recorded time now, in one transaction, after any write already running.
     func flush() async {
-        let pending = state.withLock { state in
-            defer {
-                state.pending = [:]
-                state.flushScheduled = false
+        let store = self.store
+        let onError = self.onError
+        let write = state.withLock { state -> Task<Void, Never> in
+            let pending = state.pending
+            state.pending = [:]
+            state.flushScheduled = false
+            let previous = state.lastWrite
+            let write = Task {
+                await previous?.value
+                guard !pending.isEmpty else { return }
+                do {
+                    try await store.updateUsers(pending.map { ($0.key, UserChange(lastLoginAt: $0.value, changedAt: $0.value)) })
+                } catch {
+                    onError(error)
+                }
             }
-            return state.pending
+            state.lastWrite = write
+            return write
         }
-        guard !pending.isEmpty else { return }
-        do {
-            try await store.updateUsers(pending.map { ($0.key, UserChange(lastLoginAt: $0.value, changedAt: $0.value)) })
-        } catch {
-            onError(error)
-        }
+        await write.value
     }
 
     private func overlay(_ user: UserRecord?) -> UserRecord? {

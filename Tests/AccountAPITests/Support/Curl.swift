@@ -16,10 +16,10 @@ extension Daemon {
         guard result.status == .exited(0) else {
             throw HarnessError("curl failed (\(result.status)): \(result.output.redactingSecrets.prefix(400))")
         }
-        guard let split = result.output.range(of: "\r\n\r\n") else {
+        guard let split = result.stdout.range(of: "\r\n\r\n") else {
             throw HarnessError("curl printed no HTTP response head")
         }
-        var lines = result.output[..<split.lowerBound].components(separatedBy: "\r\n")
+        var lines = result.stdout[..<split.lowerBound].components(separatedBy: "\r\n")
         let parts = lines.removeFirst().split(separator: " ", maxSplits: 2)
         guard parts.count >= 2, let status = Int(parts[1]) else { throw HarnessError("curl printed no status line") }
         let headers = lines.compactMap { line -> Header? in
@@ -27,6 +27,6 @@ extension Daemon {
             return Header(name: String(line[..<colon]), value: line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces))
         }
         return Reply(
-            status: status, headers: headers, body: Array(result.output[split.upperBound...].utf8), elapsed: ContinuousClock.now - started)
+            status: status, headers: headers, body: Array(result.stdout[split.upperBound...].utf8), elapsed: ContinuousClock.now - started)
     }
 }

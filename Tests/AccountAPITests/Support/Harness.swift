@@ -52,7 +52,7 @@ final class Daemon: Sendable {
     }
 
     func waitUntilServing() async throws {
-        _ = try await eventually("tokend to serve on \(apiSocket)", timeout: .seconds(30)) { () async throws -> Bool? in
+        _ = try await eventually("tokend to serve on \(apiSocket)", timeout: Timeouts.start) { () async throws -> Bool? in
             if let status = self.child.exitStatus {
                 throw HarnessError("tokend exited (\(status)) before serving; its log:\n\(self.log.lastLines(30).redactingSecrets)")
             }
@@ -66,7 +66,7 @@ final class Daemon: Sendable {
 
     /// SIGTERM by pid and wait (SIGKILL after 20 s, recorded as an issue).
     func stop(sourceLocation: SourceLocation = #_sourceLocation) async {
-        let (_, killed) = await child.stop(timeout: .seconds(20))
+        let (_, killed) = await child.stop(timeout: Timeouts.stop)
         if killed { Issue.record("tokend (pid \(child.pid)) ignored SIGTERM for 20 s; killed it", sourceLocation: sourceLocation) }
     }
 
@@ -123,7 +123,7 @@ final class Daemon: Sendable {
         let result = try await run(
             try Binaries.path("jwt-inspect"), ["--policy", "auto", "--json", "--keys-dir", keysDirectory, "--", token],
             in: directory.path)
-        guard let report = try? JSONParser().parse(result.output) else {
+        guard let report = try? JSONParser().parse(result.stdout) else {
             throw HarnessError("jwt-inspect printed no JSON (\(result.status)): \(result.output.redactingSecrets.prefix(400))")
         }
         return (result.status, report)
