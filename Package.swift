@@ -117,15 +117,24 @@ let package = Package(
         ),
         .testTarget(name: "TokenCryptoTests", dependencies: ["TokenCrypto", "COpenSSL"], swiftSettings: strict),
         .testTarget(
-            name: "JOSETests", dependencies: ["JOSE", "TokenCrypto"], resources: [.copy("Fixtures")],
-            swiftSettings: strict),
-        .testTarget(name: "JWTInspectTests", dependencies: ["JOSE", "TokenCrypto", "TokenTestSupport"], swiftSettings: strict),
+            name: "JOSETests",
+            dependencies: ["JOSE", "TokenCrypto"],
+            resources: [.copy("Fixtures")],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "JWTInspectTests",
+            dependencies: ["JOSE", "TokenCrypto", "TokenTestSupport"],
+            swiftSettings: strict
+        ),
         .testTarget(name: "InteropTests", dependencies: ["JOSE", "TokenCrypto"], swiftSettings: strict),
         .testTarget(name: "SystemdTests", dependencies: ["Systemd"], swiftSettings: strict),
         .testTarget(name: "TokenStoreTests", dependencies: ["TokenStore", "TokenTestSupport"], swiftSettings: strict),
         .testTarget(
-            name: "TokenServiceTests", dependencies: ["TokenService", "TokenStore", "TokenTestSupport"],
-            swiftSettings: strict),
+            name: "TokenServiceTests",
+            dependencies: ["TokenService", "TokenStore", "TokenTestSupport"],
+            swiftSettings: strict
+        ),
         .testTarget(
             name: "TokenServerTests",
             dependencies: [
@@ -135,14 +144,23 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
-            swiftSettings: strict),
+            swiftSettings: strict
+        ),
         .testTarget(
-            name: "PasswordHashingTests", dependencies: ["TokenService", "TokenCrypto"], swiftSettings: strict),
+            name: "PasswordHashingTests",
+            dependencies: ["TokenService", "TokenCrypto"],
+            swiftSettings: strict
+        ),
         .testTarget(
-            name: "AccountAPITests", dependencies: ["JOSE", "TokenCrypto", "TokenTestSupport"], swiftSettings: strict),
+            name: "AccountAPITests",
+            dependencies: ["JOSE", "TokenCrypto", "TokenTestSupport"],
+            swiftSettings: strict
+        ),
         .testTarget(
-            name: "IntegrationTests", dependencies: ["JOSE", "TokenCrypto", "TokenTestSupport"],
-            swiftSettings: strict),
+            name: "IntegrationTests",
+            dependencies: ["JOSE", "TokenCrypto", "TokenTestSupport"],
+            swiftSettings: strict
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

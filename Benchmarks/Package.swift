@@ -7,7 +7,7 @@ let package = Package(
     name: "tokend-benchmarks",
     platforms: [.macOS(.v14)],
     dependencies: [
-        .package(name: "tokend", path: ".."),
+        .package(name: "tokend", path: "..")
     ],
     targets: [
         .executableTarget(
@@ -20,7 +20,7 @@ let package = Package(
                 .enableUpcomingFeature("ExistentialAny"),
                 .enableUpcomingFeature("InternalImportsByDefault"),
             ]
-        ),
+        )
     ],
     swiftLanguageModes: [.v6]
 )

@@ -266,14 +266,18 @@ final class AsymmetricKey: Sendable {
     /// SHA-256 of the message with a pooled digest context, then the table-backed check.
     /// Nil when OpenSSL fails (the caller falls back to `EVP_PKEY_verify`).
     private func verifyWithFixedKey(
-        _ fixed: P256FixedKeyVerifier, r: UnsafeRawBufferPointer, s: UnsafeRawBufferPointer, message: UnsafeRawBufferPointer
+        _ fixed: P256FixedKeyVerifier,
+        r: UnsafeRawBufferPointer,
+        s: UnsafeRawBufferPointer,
+        message: UnsafeRawBufferPointer
     ) -> Bool? {
         withDigestVerifier(.sha256) { contexts in
             withUnsafeTemporaryAllocation(byteCount: 32, alignment: 8) { digest -> Bool? in
                 var length: UInt32 = 0
                 guard EVP_DigestInit_ex2(contexts.hash, nil, nil) == 1,
                     EVP_DigestUpdate(contexts.hash, message.baseAddress, message.count) == 1,
-                    EVP_DigestFinal_ex(contexts.hash, digest.baseAddress!.assumingMemoryBound(to: UInt8.self), &length) == 1,
+                    EVP_DigestFinal_ex(contexts.hash, digest.baseAddress!.assumingMemoryBound(to: UInt8.self), &length)
+                        == 1,
                     length == 32
                 else {
                     OpenSSL.clearErrors()

@@ -46,6 +46,6 @@ final class ContextPool<Contexts>: Sendable {
             defer { items = [] }
             return items
         }
-        all.forEach { free($0.contexts) }
+        for handle in all { free(handle.contexts) }
     }
 }

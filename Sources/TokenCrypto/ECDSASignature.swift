@@ -43,7 +43,8 @@ enum ECDSASignature {
     /// The r and s halves of a raw R‖S signature, with the checks (and errors) of
     /// `der(fromRaw:algorithm:)`.
     static func checkedHalves(
-        _ raw: UnsafeRawBufferPointer, algorithm: SignatureAlgorithm
+        _ raw: UnsafeRawBufferPointer,
+        algorithm: SignatureAlgorithm
     ) throws -> (r: UnsafeRawBufferPointer, s: UnsafeRawBufferPointer) {
         let size = algorithm == .es384 ? 48 : 32
         guard raw.count == 2 * size else {

@@ -16,11 +16,13 @@ final class HMACKey: @unchecked Sendable {
     init(secret: [UInt8]) throws {
         guard secret.count >= HMACKey.minimumLength else {
             throw CryptoError.weakKey(
-                "HS256 secrets must be at least \(HMACKey.minimumLength) bytes, got \(secret.count)")
+                "HS256 secrets must be at least \(HMACKey.minimumLength) bytes, got \(secret.count)"
+            )
         }
         if HMACKey.looksAsymmetric(secret) {
             throw CryptoError.algorithmMismatch(
-                "this looks like a PEM, DER or SSH public/private key; it cannot be used as an HS256 secret")
+                "this looks like a PEM, DER or SSH public/private key; it cannot be used as an HS256 secret"
+            )
         }
         guard let ctx = EVP_MAC_CTX_new(HMACKey.mac.pointer) else {
             throw CryptoError.openssl("cannot create an HMAC context")
@@ -52,7 +54,9 @@ final class HMACKey: @unchecked Sendable {
         let ctx: OpaquePointer
         if let pooled = contexts.take() {
             ctx = pooled
-            guard EVP_MAC_init(ctx, nil, 0, nil) == 1 else { fatalError("EVP_MAC_init failed: \(OpenSSL.drainErrors())") }
+            guard EVP_MAC_init(ctx, nil, 0, nil) == 1 else {
+                fatalError("EVP_MAC_init failed: \(OpenSSL.drainErrors())")
+            }
         } else {
             guard let fresh = EVP_MAC_CTX_dup(base) else {
                 fatalError("EVP_MAC_CTX_dup failed: \(OpenSSL.drainErrors())")
@@ -60,7 +64,8 @@ final class HMACKey: @unchecked Sendable {
             ctx = fresh
         }
         var length = 0
-        let ok = EVP_MAC_update(ctx, message.baseAddress?.assumingMemoryBound(to: UInt8.self), message.count) == 1
+        let ok =
+            EVP_MAC_update(ctx, message.baseAddress?.assumingMemoryBound(to: UInt8.self), message.count) == 1
             && EVP_MAC_final(ctx, out, &length, 32) == 1
         precondition(ok && length == 32, "HMAC-SHA256 failed: \(OpenSSL.drainErrors())")
         contexts.give(ctx)

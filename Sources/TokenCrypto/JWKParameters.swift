@@ -204,9 +204,18 @@ enum JWKCodec {
                 let groupName = keep.copy(Array(group.utf8))
                 let pointCopy = keep.copy(point)
                 return OSSL_PARAM_BLD_push_utf8_string(
-                    builder, tokend_param_group_name(), groupName.baseAddress!.assumingMemoryBound(to: CChar.self), 0) == 1
-                    && OSSL_PARAM_BLD_push_octet_string(builder, tokend_param_pub_key(), pointCopy.baseAddress, point.count)
-                    == 1
+                    builder,
+                    tokend_param_group_name(),
+                    groupName.baseAddress!.assumingMemoryBound(to: CChar.self),
+                    0
+                ) == 1
+                    && OSSL_PARAM_BLD_push_octet_string(
+                        builder,
+                        tokend_param_pub_key(),
+                        pointCopy.baseAddress,
+                        point.count
+                    )
+                        == 1
                     && (d.map { pushBignum(builder, tokend_param_priv_key(), $0, keep) } ?? true)
             }
         case "RSA":
@@ -232,7 +241,7 @@ enum JWKCodec {
         var items: [OpaquePointer] = []
         var buffers: [UnsafeMutableRawBufferPointer] = []
         deinit {
-            items.forEach { BN_clear_free($0) }
+            for item in items { BN_clear_free(item) }
             for buffer in buffers {
                 buffer.initializeMemory(as: UInt8.self, repeating: 0)
                 buffer.deallocate()
@@ -249,7 +258,10 @@ enum JWKCodec {
     }
 
     private static func pushBignum(
-        _ builder: OpaquePointer, _ name: UnsafePointer<CChar>, _ bytes: [UInt8], _ keep: Bignums
+        _ builder: OpaquePointer,
+        _ name: UnsafePointer<CChar>,
+        _ bytes: [UInt8],
+        _ keep: Bignums
     ) -> Bool {
         guard let bn = bytes.withUnsafeBufferPointer({ BN_bin2bn($0.baseAddress, Int32($0.count), nil) }) else {
             return false
@@ -263,7 +275,9 @@ enum JWKCodec {
     }
 
     private static func fromData(
-        type: String, selection: Int32, _ push: (OpaquePointer, Bignums) -> Bool
+        type: String,
+        selection: Int32,
+        _ push: (OpaquePointer, Bignums) -> Bool
     ) throws -> EVPKey {
         let keep = Bignums()
         do {
@@ -281,7 +295,10 @@ enum JWKCodec {
             guard EVP_PKEY_fromdata_init(ctx) == 1, EVP_PKEY_fromdata(ctx, &pointer, selection, params) == 1,
                 let pointer
             else {
-                throw CryptoError(.invalidKey, "the \(type) JWK does not describe a valid key (\(OpenSSL.drainErrors().joined(separator: "; ")))")
+                throw CryptoError(
+                    .invalidKey,
+                    "the \(type) JWK does not describe a valid key (\(OpenSSL.drainErrors().joined(separator: "; ")))"
+                )
             }
             let key = EVPKey(taking: pointer)
             // Reject points off the curve and inconsistent RSA values before the key is used.
@@ -289,10 +306,14 @@ enum JWKCodec {
                 throw CryptoError.openssl("cannot check the key")
             }
             defer { EVP_PKEY_CTX_free(check) }
-            let valid = selection == tokend_selection_keypair() ? EVP_PKEY_pairwise_check(check) : EVP_PKEY_public_check(check)
+            let valid =
+                selection == tokend_selection_keypair() ? EVP_PKEY_pairwise_check(check) : EVP_PKEY_public_check(check)
             guard valid == 1 else {
                 OpenSSL.clearErrors()
-                throw CryptoError(.invalidKey, "the \(type) JWK does not describe a valid key (failed OpenSSL's key check)")
+                throw CryptoError(
+                    .invalidKey,
+                    "the \(type) JWK does not describe a valid key (failed OpenSSL's key check)"
+                )
             }
             return key
         }

@@ -35,7 +35,7 @@ final class P256FixedKeyVerifier: @unchecked Sendable {
             let p2 = EC_POINT_new(keyGroup)
             let sum = EC_POINT_new(group)
             guard numbers.allSatisfy({ $0 != nil }), let p1, let p2, let sum else {
-                numbers.forEach { BN_free($0) }
+                for number in numbers { BN_free(number) }
                 EC_POINT_free(p1)
                 EC_POINT_free(p2)
                 EC_POINT_free(sum)
@@ -43,7 +43,9 @@ final class P256FixedKeyVerifier: @unchecked Sendable {
                 return nil
             }
             self.ctx = ctx
-            (r, s, e, w, u1, u2, x) = (numbers[0]!, numbers[1]!, numbers[2]!, numbers[3]!, numbers[4]!, numbers[5]!, numbers[6]!)
+            (r, s, e, w, u1, u2, x) = (
+                numbers[0]!, numbers[1]!, numbers[2]!, numbers[3]!, numbers[4]!, numbers[5]!, numbers[6]!
+            )
             (self.p1, self.p2, self.sum) = (p1, p2, sum)
         }
 
@@ -62,7 +64,9 @@ final class P256FixedKeyVerifier: @unchecked Sendable {
     /// Claims the one automatic build slot, if it is free and the process is under
     /// `maxTables`; the caller ends it with `endBuild()`.
     static func reserveBuild() -> Bool {
-        guard building.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else { return false }
+        guard building.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else {
+            return false
+        }
         guard tables.load(ordering: .relaxed) < maxTables else {
             building.store(false, ordering: .releasing)
             return false
@@ -85,7 +89,8 @@ final class P256FixedKeyVerifier: @unchecked Sendable {
         }
         var encoded = [UInt8](repeating: 0, count: 65)
         var length = 0
-        guard EVP_PKEY_get_octet_string_param(key.pointer, tokend_param_pub_key(), &encoded, encoded.count, &length) == 1,
+        guard
+            EVP_PKEY_get_octet_string_param(key.pointer, tokend_param_pub_key(), &encoded, encoded.count, &length) == 1,
             let ctx = BN_CTX_new()
         else {
             OpenSSL.clearErrors()
@@ -127,7 +132,11 @@ final class P256FixedKeyVerifier: @unchecked Sendable {
     /// Whether (r, s) is a valid signature of `digest` (the SHA-256 of the message) under Q.
     /// r and s are 32 big-endian bytes each, already checked to lie in [1, n−1]. Nil when an
     /// OpenSSL call fails (out of memory): the caller verifies another way.
-    func verify(r rBytes: UnsafeRawBufferPointer, s sBytes: UnsafeRawBufferPointer, digest: UnsafeRawBufferPointer) -> Bool? {
+    func verify(
+        r rBytes: UnsafeRawBufferPointer,
+        s sBytes: UnsafeRawBufferPointer,
+        digest: UnsafeRawBufferPointer
+    ) -> Bool? {
         precondition(rBytes.count == 32 && sBytes.count == 32 && digest.count == 32)
         guard let v = scratch.take() ?? Scratch(group: group, keyGroup: keyGroup) else { return nil }
         func bytes(_ buffer: UnsafeRawBufferPointer) -> UnsafePointer<UInt8> {

@@ -28,7 +28,8 @@ enum PEM {
         }
         throw CryptoError(
             .invalidKey,
-            describeFailure(bytes, expected: "a PEM public key (BEGIN PUBLIC KEY), certificate or private key"))
+            describeFailure(bytes, expected: "a PEM public key (BEGIN PUBLIC KEY), certificate or private key")
+        )
     }
 
     static func writePrivateKey(_ key: EVPKey) throws -> String {

@@ -27,7 +27,10 @@ public struct VerifyingKey: Sendable {
         let key = try der.withUnsafeBufferPointer { buffer -> EVPKey in
             var cursor: UnsafePointer<UInt8>? = buffer.baseAddress
             guard let key = d2i_PUBKEY(nil, &cursor, buffer.count) else {
-                throw CryptoError(.invalidKey, "not a DER SubjectPublicKeyInfo: \(OpenSSL.drainErrors().joined(separator: "; "))")
+                throw CryptoError(
+                    .invalidKey,
+                    "not a DER SubjectPublicKeyInfo: \(OpenSSL.drainErrors().joined(separator: "; "))"
+                )
             }
             return EVPKey(taking: key)
         }

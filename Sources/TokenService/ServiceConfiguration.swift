@@ -30,10 +30,17 @@ public struct ServiceConfiguration: Sendable {
     public var cacheCapacity: Int
 
     public init(
-        issuer: String = "tokend", audience: String? = nil, signingAlgorithm: SignatureAlgorithm = .es256,
-        accessPolicy: LifetimePolicy = .oneHour, refreshPolicy: LifetimePolicy = .thirtyDays, refreshGrace: Double = 10,
-        leeway: Double = 30, jwksMaxAge: Double = 300, keyRotation: Double? = nil,
-        maxTokenLifetime: Double = Double(LifetimePolicy.thirtyDays.seconds), cacheCapacity: Int = 65_536
+        issuer: String = "tokend",
+        audience: String? = nil,
+        signingAlgorithm: SignatureAlgorithm = .es256,
+        accessPolicy: LifetimePolicy = .oneHour,
+        refreshPolicy: LifetimePolicy = .thirtyDays,
+        refreshGrace: Double = 10,
+        leeway: Double = 30,
+        jwksMaxAge: Double = 300,
+        keyRotation: Double? = nil,
+        maxTokenLifetime: Double = Double(LifetimePolicy.thirtyDays.seconds),
+        cacheCapacity: Int = 65_536
     ) {
         self.issuer = issuer
         self.audience = audience

@@ -18,7 +18,12 @@ extension TokenService {
         }
         func add(_ name: String, _ ok: Bool, _ detail: String) {
             checks.append(
-                .object(JSONObject([("name", .string(name)), ("status", .string(ok ? "ok" : "fail")), ("detail", .string(detail))])))
+                .object(
+                    JSONObject([
+                        ("name", .string(name)), ("status", .string(ok ? "ok" : "fail")), ("detail", .string(detail)),
+                    ])
+                )
+            )
         }
 
         var result = JSONObject()
@@ -37,7 +42,13 @@ extension TokenService {
                 if let cutoff = revocations.cutoff(subject: sub), let iat = claims.iat {
                     let ok = iat.seconds > cutoff
                     let when = NumericDate(seconds: cutoff)?.iso8601 ?? "?"
-                    add("subject cutoff", ok, ok ? "issued after \(sub) was signed out (\(when))" : "issued before \(sub) was signed out at \(when)")
+                    add(
+                        "subject cutoff",
+                        ok,
+                        ok
+                            ? "issued after \(sub) was signed out (\(when))"
+                            : "issued before \(sub) was signed out at \(when)"
+                    )
                 } else {
                     add("subject cutoff", true, "\(sub) has not been signed out")
                 }
@@ -45,7 +56,11 @@ extension TokenService {
             if let sid = claims.json["sid"]?.stringValue {
                 if let family = try? await store.refreshFamily(id: sid) {
                     let ended = family.revokedAt != nil || revocations.familyRevokedAt(sid) != nil
-                    add("refresh family", !ended, ended ? "session \(sid) ended: \(family.revokedReason ?? "revoked")" : "session \(sid) is live")
+                    add(
+                        "refresh family",
+                        !ended,
+                        ended ? "session \(sid) ended: \(family.revokedReason ?? "revoked")" : "session \(sid) is live"
+                    )
                     var object = JSONObject([
                         ("id", .string(family.id)), ("subject", .string(family.subject)),
                         ("client_id", .string(family.clientID)), ("state", .string(ended ? "revoked" : "active")),
@@ -58,7 +73,9 @@ extension TokenService {
                     add("refresh family", !ended, ended ? "session \(sid) ended" : "session \(sid) is not in the store")
                 }
             }
-            if let exp = claims.exp { result["expires_in"] = .number(JSONNumber(Int64((exp.seconds - now).rounded(.down)))) }
+            if let exp = claims.exp {
+                result["expires_in"] = .number(JSONNumber(Int64((exp.seconds - now).rounded(.down))))
+            }
             result["claims"] = .object(claims.json)
         }
         if let header = report.header { result["header"] = .object(header) }

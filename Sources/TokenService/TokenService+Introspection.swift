@@ -37,8 +37,12 @@ extension TokenService {
         // At least one second of skew: a token issued right after a sign-out starts at the next
         // whole second (iat is whole seconds), and must be usable at once.
         ValidationOptions(
-            leeway: max(configuration.leeway, 1), issuer: configuration.issuer, audience: configuration.audience,
-            requiredType: "at+jwt", requireExpiration: true)
+            leeway: max(configuration.leeway, 1),
+            issuer: configuration.issuer,
+            audience: configuration.audience,
+            requiredType: "at+jwt",
+            requireExpiration: true
+        )
     }
 
     /// Introspects an access token: memory only, safe to call on an event loop.
@@ -118,11 +122,20 @@ extension TokenService {
         }
         return .success(
             VerifiedToken(
-                subject: subject, scope: claims.scopeText ?? "",
+                subject: subject,
+                scope: claims.scopeText ?? "",
                 clientID: claims.member("client_id")?.stringValue,
                 username: claims.member("username")?.stringValue ?? claims.member("userName")?.stringValue,
-                issuer: claims.iss ?? configuration.issuer, audience: claims.aud, jti: jti, kid: verified.key.kid ?? "",
-                familyID: claims.member("sid")?.stringValue, exp: exp.seconds, iat: iat.seconds, nbf: claims.nbf?.seconds))
+                issuer: claims.iss ?? configuration.issuer,
+                audience: claims.aud,
+                jti: jti,
+                kid: verified.key.kid ?? "",
+                familyID: claims.member("sid")?.stringValue,
+                exp: exp.seconds,
+                iat: iat.seconds,
+                nbf: claims.nbf?.seconds
+            )
+        )
     }
 }
 

@@ -39,8 +39,13 @@ public struct IssueRequest: Sendable {
     public var dialect: String
 
     public init(
-        subject: String, scope: [String] = [], clientID: String = "tokend", policy: LifetimePolicy? = nil,
-        withRefresh: Bool = false, extraClaims: JSONObject = JSONObject(), dialect: String = "native"
+        subject: String,
+        scope: [String] = [],
+        clientID: String = "tokend",
+        policy: LifetimePolicy? = nil,
+        withRefresh: Bool = false,
+        extraClaims: JSONObject = JSONObject(),
+        dialect: String = "native"
     ) {
         self.subject = subject
         self.scope = scope
@@ -74,9 +79,16 @@ extension TokenService {
         let refresh = RefreshSecret.generate()
         var tokens = try mintAccess(request, policy: policy, familyID: familyID, now: now)
         let family = RefreshFamily(
-            id: familyID, subject: request.subject, clientID: request.clientID, scope: tokens.scope,
-            dialect: request.dialect, createdAt: now, expiresAt: now + Double(configuration.refreshPolicy.seconds),
-            lastAccessJTI: tokens.jti, lastAccessExpiresAt: tokens.expiresAt)
+            id: familyID,
+            subject: request.subject,
+            clientID: request.clientID,
+            scope: tokens.scope,
+            dialect: request.dialect,
+            createdAt: now,
+            expiresAt: now + Double(configuration.refreshPolicy.seconds),
+            lastAccessJTI: tokens.jti,
+            lastAccessExpiresAt: tokens.expiresAt
+        )
         let record = RefreshTokenRecord(hash: refresh.hash, familyID: familyID, state: .active, createdAt: now)
         do {
             try await store.createRefreshFamily(family, firstToken: record)
@@ -88,7 +100,12 @@ extension TokenService {
     }
 
     /// Signs an access token for `request` with the current key.
-    func mintAccess(_ request: IssueRequest, policy: LifetimePolicy, familyID: String?, now: Double) throws -> IssuedTokens {
+    func mintAccess(
+        _ request: IssueRequest,
+        policy: LifetimePolicy,
+        familyID: String?,
+        now: Double
+    ) throws -> IssuedTokens {
         // A token must never fall under a cutoff set in the same second it is issued in
         // (iat is whole seconds): start such tokens one second later.
         var issuedAt = Int64(now.rounded(.down))
@@ -120,8 +137,15 @@ extension TokenService {
         }
         metrics.issued.increment()
         return IssuedTokens(
-            accessToken: token, tokenType: "Bearer", expiresIn: Int(Double(exp) - now), scope: scope, refreshToken: nil,
-            jti: jti, expiresAt: Double(exp), familyID: familyID)
+            accessToken: token,
+            tokenType: "Bearer",
+            expiresIn: Int(Double(exp) - now),
+            scope: scope,
+            refreshToken: nil,
+            jti: jti,
+            expiresAt: Double(exp),
+            familyID: familyID
+        )
     }
 }
 

@@ -24,7 +24,11 @@ public struct OAuthError: Error, Sendable, Equatable {
 extension TokenService {
     /// The refresh grant (RFC 6749 §6) with rotation, replay inside the grace window and
     /// family revocation on reuse. `scope`, when given, must be a subset of the family's.
-    public func refresh(token: String, scope: [String]? = nil, clientID: String? = nil) async -> Result<IssuedTokens, OAuthError> {
+    public func refresh(
+        token: String,
+        scope: [String]? = nil,
+        clientID: String? = nil
+    ) async -> Result<IssuedTokens, OAuthError> {
         guard RefreshSecret.plausible(token) else { return .failure(.invalidGrant("unknown refresh token")) }
         let hash = SHA256.hash(Array(token.utf8))
         let now = clock.now()
@@ -43,7 +47,9 @@ extension TokenService {
             }
             let granted = family.scope.split(separator: " ").map(String.init)
             if let scope, !Set(scope).isSubset(of: Set(granted)) {
-                return .failure(OAuthError("invalid_scope", "the requested scope exceeds the scope granted to this refresh token"))
+                return .failure(
+                    OAuthError("invalid_scope", "the requested scope exceeds the scope granted to this refresh token")
+                )
             }
             var candidate: RefreshRotation.Candidate?
             var minted: IssuedTokens?
@@ -62,23 +68,38 @@ extension TokenService {
                     }
                 }
                 let request = IssueRequest(
-                    subject: family.subject, scope: scope ?? granted, clientID: family.clientID, extraClaims: extraClaims,
-                    dialect: family.dialect)
+                    subject: family.subject,
+                    scope: scope ?? granted,
+                    clientID: family.clientID,
+                    extraClaims: extraClaims,
+                    dialect: family.dialect
+                )
                 var tokens = try mintAccess(request, policy: policy, familyID: family.id, now: now)
                 let next = RefreshSecret.generate()
                 tokens.refreshToken = next.text
                 let sealed = try AES256GCM.seal(
-                    JSONValue.object(SealedSuccessor.encode(tokens)).compactBytes, key: RefreshSecret.sealingKey(token))
+                    JSONValue.object(SealedSuccessor.encode(tokens)).compactBytes,
+                    key: RefreshSecret.sealingKey(token)
+                )
                 candidate = RefreshRotation.Candidate(
                     successor: RefreshTokenRecord(hash: next.hash, familyID: family.id, state: .active, createdAt: now),
-                    sealed: sealed, accessJTI: tokens.jti, accessExpiresAt: tokens.expiresAt)
+                    sealed: sealed,
+                    accessJTI: tokens.jti,
+                    accessExpiresAt: tokens.expiresAt
+                )
                 minted = tokens
             }
             let grace = configuration.refreshGrace
             let chosen = candidate
             let outcome = try await store.updateRefreshToken(hash: hash, now: now) { record, family in
                 RefreshRotation.decide(
-                    record: record, family: family, now: now, grace: grace, subjectCutoff: cutoff, candidate: chosen)
+                    record: record,
+                    family: family,
+                    now: now,
+                    grace: grace,
+                    subjectCutoff: cutoff,
+                    candidate: chosen
+                )
             }
             switch outcome {
             case .rotated:
@@ -96,7 +117,11 @@ extension TokenService {
                     metrics.reuseDetected.increment()
                     logger.warning(
                         "refresh token reuse: session revoked",
-                        metadata: ["family": "\(family.id)", "sub": "\(family.subject)", "reason": "a superseded refresh token was used again"])
+                        metadata: [
+                            "family": "\(family.id)", "sub": "\(family.subject)",
+                            "reason": "a superseded refresh token was used again",
+                        ]
+                    )
                     return .failure(.invalidGrant("refresh token reuse detected; the session has been revoked"))
                 }
                 return .success(tokens)
@@ -106,7 +131,10 @@ extension TokenService {
                 metrics.revokedFamily.increment()
                 logger.warning(
                     "refresh token reuse: session revoked",
-                    metadata: ["family": "\(familyID)", "sub": "\(subject)", "reason": "a spent refresh token was used again"])
+                    metadata: [
+                        "family": "\(familyID)", "sub": "\(subject)", "reason": "a spent refresh token was used again",
+                    ]
+                )
                 return .failure(.invalidGrant("refresh token reuse detected; the session has been revoked"))
             case .refused(let reason):
                 return .failure(.invalidGrant(reason))
@@ -123,7 +151,9 @@ extension TokenService {
 /// Lets the account layer shape refreshes of the families it created: their dialect's
 /// lifetime and claims, and a refusal when the account may no longer sign in.
 public protocol RefreshCustomizer: Sendable {
-    func refreshGrant(for family: RefreshFamily) async -> Result<(policy: LifetimePolicy, claims: JSONObject), OAuthError>
+    func refreshGrant(
+        for family: RefreshFamily
+    ) async -> Result<(policy: LifetimePolicy, claims: JSONObject), OAuthError>
 }
 
 /// The stored record and family, read back through `updateRefreshToken`.
@@ -152,7 +182,14 @@ enum SealedSuccessor {
             let exp = object["x"]?.numberValue?.doubleValue
         else { return nil }
         return IssuedTokens(
-            accessToken: access, tokenType: "Bearer", expiresIn: max(0, Int(exp - now)), scope: scope,
-            refreshToken: object["r"]?.stringValue, jti: jti, expiresAt: exp, familyID: object["f"]?.stringValue)
+            accessToken: access,
+            tokenType: "Bearer",
+            expiresIn: max(0, Int(exp - now)),
+            scope: scope,
+            refreshToken: object["r"]?.stringValue,
+            jti: jti,
+            expiresAt: exp,
+            familyID: object["f"]?.stringValue
+        )
     }
 }

@@ -32,15 +32,23 @@ extension TokenService {
     func revokeAccessToken(_ token: String, now: Double) async throws {
         // Verify it is ours; expired tokens need nothing (they cannot verify any more).
         let options = ValidationOptions(
-            leeway: configuration.leeway, issuer: configuration.issuer, requiredType: "at+jwt", requireExpiration: true)
+            leeway: configuration.leeway,
+            issuer: configuration.issuer,
+            requiredType: "at+jwt",
+            requireExpiration: true
+        )
         guard let verified = try? JWTVerifier(keys: keyring.snapshot.keySet, options: options).verify(token, now: now),
             let jti = verified.claims.jti, let exp = verified.claims.exp
         else { return }
         if revocations.isAccessTokenRevoked(jti: jti) { return }
         do {
             try await store.revokeAccessToken(
-                jti: jti, subject: verified.claims.sub, expiresAt: exp.seconds + configuration.leeway, at: now,
-                reason: "revoked by request")
+                jti: jti,
+                subject: verified.claims.sub,
+                expiresAt: exp.seconds + configuration.leeway,
+                at: now,
+                reason: "revoked by request"
+            )
         } catch {
             throw noteStoreFailure(error, during: "revoke access token")
         }
@@ -92,12 +100,19 @@ extension TokenService {
         let change = try await keyring.rotate(force: force)
         metrics.updateKeyStates(keyring.snapshot.document)
         try? await store.appendEvent(
-            kind: "key_rotated", subject: nil,
-            detail: "current \(change.promoted ?? "-"), previous \(change.demoted ?? "-"), next \(change.added.first ?? "-")\(force ? " (forced)" : "")",
-            at: clock.now())
+            kind: "key_rotated",
+            subject: nil,
+            detail:
+                "current \(change.promoted ?? "-"), previous \(change.demoted ?? "-"), next \(change.added.first ?? "-")\(force ? " (forced)" : "")",
+            at: clock.now()
+        )
         logger.notice(
             "signing key rotated",
-            metadata: ["current_kid": "\(change.promoted ?? "-")", "previous_kid": "\(change.demoted ?? "-")", "forced": "\(force)"])
+            metadata: [
+                "current_kid": "\(change.promoted ?? "-")", "previous_kid": "\(change.demoted ?? "-")",
+                "forced": "\(force)",
+            ]
+        )
         return change
     }
 
@@ -113,7 +128,9 @@ extension TokenService {
         metrics.revokedKey.increment()
         metrics.updateKeyStates(keyring.snapshot.document)
         logger.warning(
-            "signing key revoked", metadata: ["kid": "\(kid)", "new_current_kid": "\(change.promoted ?? "unchanged")"])
+            "signing key revoked",
+            metadata: ["kid": "\(kid)", "new_current_kid": "\(change.promoted ?? "unchanged")"]
+        )
         return change
     }
 
@@ -122,6 +139,11 @@ extension TokenService {
         try await keyring.reload()
         cache.removeAll()
         metrics.updateKeyStates(keyring.snapshot.document)
-        try? await store.appendEvent(kind: "keys_reloaded", subject: nil, detail: "key directory reloaded", at: clock.now())
+        try? await store.appendEvent(
+            kind: "keys_reloaded",
+            subject: nil,
+            detail: "key directory reloaded",
+            at: clock.now()
+        )
     }
 }

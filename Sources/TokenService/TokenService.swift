@@ -38,20 +38,32 @@ public final class TokenService: Sendable {
     /// Builds the service over an open store and a loaded keyring, loading the revocation
     /// state from the store.
     public static func start(
-        configuration: ServiceConfiguration, store: any TokenStore, keyring: Keyring, clock: ServiceClock = .system,
+        configuration: ServiceConfiguration,
+        store: any TokenStore,
+        keyring: Keyring,
+        clock: ServiceClock = .system,
         logger: Logger
     ) async throws -> TokenService {
         // A revoked token whose exp is still inside the leeway would verify again: load its
         // revocation too.
         let snapshot = try await store.loadRevocations(now: clock.now() - configuration.leeway)
         return TokenService(
-            configuration: configuration, store: store, keyring: keyring, revocations: RevocationState(snapshot),
-            clock: clock, logger: logger)
+            configuration: configuration,
+            store: store,
+            keyring: keyring,
+            revocations: RevocationState(snapshot),
+            clock: clock,
+            logger: logger
+        )
     }
 
     init(
-        configuration: ServiceConfiguration, store: any TokenStore, keyring: Keyring, revocations: RevocationState,
-        clock: ServiceClock, logger: Logger
+        configuration: ServiceConfiguration,
+        store: any TokenStore,
+        keyring: Keyring,
+        revocations: RevocationState,
+        clock: ServiceClock,
+        logger: Logger
     ) {
         self.configuration = configuration
         self.store = store
@@ -94,7 +106,8 @@ public final class TokenService: Sendable {
         let snapshot = keyring.snapshot
         let current = snapshot.document.keys.first { $0.state == .current }
         let counts = revocations.counts
-        return "serving; current key \(current?.kid.prefix(8) ?? "none") (\(current?.algorithm.rawValue ?? "-")); \(counts.jtis) revoked tokens, \(counts.families) ended sessions"
+        return
+            "serving; current key \(current?.kid.prefix(8) ?? "none") (\(current?.algorithm.rawValue ?? "-")); \(counts.jtis) revoked tokens, \(counts.families) ended sessions"
     }
 
     /// Drops expired revocations from memory and the store.
@@ -138,7 +151,10 @@ struct ServiceMetrics: Sendable {
     let refreshRotated = Counter(label: "tokend_refresh_rotations_total")
     let issued = Counter(label: "tokend_tokens_issued_total")
     let keyStates: [KeyState: Gauge] = Dictionary(
-        uniqueKeysWithValues: KeyState.allCases.map { ($0, Gauge(label: "tokend_keys", dimensions: [("state", $0.rawValue)])) })
+        uniqueKeysWithValues: KeyState.allCases.map {
+            ($0, Gauge(label: "tokend_keys", dimensions: [("state", $0.rawValue)]))
+        }
+    )
 
     func updateKeyStates(_ document: KeyringDocument) {
         for state in KeyState.allCases {

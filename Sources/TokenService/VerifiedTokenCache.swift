@@ -44,8 +44,18 @@ public final class VerifiedToken: Sendable {
     }
 
     init(
-        subject: String, scope: String, clientID: String?, username: String?, issuer: String, audience: [String]?,
-        jti: String, kid: String, familyID: String?, exp: Double, iat: Double, nbf: Double?
+        subject: String,
+        scope: String,
+        clientID: String?,
+        username: String?,
+        issuer: String,
+        audience: [String]?,
+        jti: String,
+        kid: String,
+        familyID: String?,
+        exp: Double,
+        iat: Double,
+        nbf: Double?
     ) {
         self.subject = subject
         self.scope = scope
@@ -151,7 +161,8 @@ final class VerifiedTokenCache: Sendable {
         let (shard, set) = place(hash)
         return shards[shard].withLock { state -> VerifiedToken? in
             let first = set * VerifiedTokenCache.ways
-            for i in first..<(first + VerifiedTokenCache.ways) where state.slots[i].hash == hash && state.slots[i].token == token {
+            for i in first..<(first + VerifiedTokenCache.ways)
+            where state.slots[i].hash == hash && state.slots[i].token == token {
                 return state.slots[i].value
             }
             return nil

@@ -26,7 +26,9 @@ public struct KeyDirectory: Sendable {
     public func prepare() throws {
         var info = stat()
         if stat(path, &info) == 0 {
-            guard (info.st_mode & S_IFMT) == S_IFDIR else { throw Failure(description: "\(path) exists and is not a directory") }
+            guard (info.st_mode & S_IFMT) == S_IFDIR else {
+                throw Failure(description: "\(path) exists and is not a directory")
+            }
             return
         }
         guard mkdir(path, 0o700) == 0 || errno == EEXIST else {
@@ -59,7 +61,8 @@ public struct KeyDirectory: Sendable {
 
     /// Writes new key files first, then the index, each atomically; then removes the files of
     /// keys listed in `remove` (retired or revoked keys never sign again).
-    public func save(document: KeyringDocument, newKeys: [(kid: String, key: SigningKey)], remove: [String] = []) throws {
+    public func save(document: KeyringDocument, newKeys: [(kid: String, key: SigningKey)], remove: [String] = []) throws
+    {
         try prepare()
         for (kid, key) in newKeys {
             let pem: String
@@ -87,7 +90,8 @@ public struct KeyDirectory: Sendable {
         if mode & 0o077 != 0 {
             throw Failure(
                 description:
-                    "\(file) is readable or writable by group or others (mode \(String(mode, radix: 8))); run: chmod 600 \(file)")
+                    "\(file) is readable or writable by group or others (mode \(String(mode, radix: 8))); run: chmod 600 \(file)"
+            )
         }
     }
 

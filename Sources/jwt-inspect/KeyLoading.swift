@@ -67,7 +67,10 @@ enum KeyLoading {
                     key = try privateKeyFile(dir: dir, kid: entry.kid, algorithm: entry.algorithm)
                 }
                 guard key.algorithm == entry.algorithm else {
-                    throw Failure(description: "--keys-dir \(dir): key \(entry.kid) is listed as \(entry.algorithm) but is a \(key.algorithm) key")
+                    throw Failure(
+                        description:
+                            "--keys-dir \(dir): key \(entry.kid) is listed as \(entry.algorithm) but is a \(key.algorithm) key"
+                    )
                 }
                 set.add(KeySet.Entry(kid: entry.kid, key: key, state: entry.state, source: "--keys-dir \(dir)"))
             }
@@ -77,15 +80,25 @@ enum KeyLoading {
         guard !pems.isEmpty else { throw Failure(description: "--keys-dir \(dir): no keyring.json and no .pem files") }
         for name in pems {
             let kid = String(name.dropLast(4))
-            set.add(KeySet.Entry(kid: kid, key: try privateKeyFile(dir: dir, kid: kid, algorithm: nil), source: "--keys-dir \(dir)"))
+            set.add(
+                KeySet.Entry(
+                    kid: kid,
+                    key: try privateKeyFile(dir: dir, kid: kid, algorithm: nil),
+                    source: "--keys-dir \(dir)"
+                )
+            )
         }
     }
 
-    private static func privateKeyFile(dir: String, kid: String, algorithm: SignatureAlgorithm?) throws -> VerifyingKey {
+    private static func privateKeyFile(dir: String, kid: String, algorithm: SignatureAlgorithm?) throws -> VerifyingKey
+    {
         let path = "\(dir)/\(kid).pem"
         let bytes: [UInt8]
         do { bytes = try SystemIO.readFile(path) } catch {
-            throw Failure(description: "--keys-dir: \(error) (private key files are 0600: run as the key owner, or verify with the published JWKS via --jwks)")
+            throw Failure(
+                description:
+                    "--keys-dir: \(error) (private key files are 0600: run as the key owner, or verify with the published JWKS via --jwks)"
+            )
         }
         do {
             return try SigningKey(pem: String(decoding: bytes, as: UTF8.self), algorithm: algorithm).verifyingKey

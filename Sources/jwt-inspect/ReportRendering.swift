@@ -54,7 +54,9 @@ struct ReportRendering {
         let width = report.checks.map(\.name.count).max() ?? 0
         for check in report.checks {
             let label = check.outcome.label.padding(to: 4)
-            out.append("  \(paint(label, for: check.outcome))  \(check.name.padding(to: width))  \(check.outcome.detail)")
+            out.append(
+                "  \(paint(label, for: check.outcome))  \(check.name.padding(to: width))  \(check.outcome.detail)"
+            )
         }
         out.append("")
         out.append(paintVerdict(report.verdict))
@@ -79,7 +81,9 @@ struct ReportRendering {
     }
 
     private func jweHeader() -> JSONObject? {
-        guard let first = token.split(separator: ".").first, let bytes = try? Base64URL.decode(first) else { return nil }
+        guard let first = token.split(separator: ".").first, let bytes = try? Base64URL.decode(first) else {
+            return nil
+        }
         return (try? JSONParser().parse(bytes))?.objectValue
     }
 
@@ -87,14 +91,23 @@ struct ReportRendering {
         guard let claims = report.claims else { return [] }
         var lines: [String] = []
         for name in ReportRendering.timeClaims {
-            guard let number = claims.json[name]?.numberValue, let date = NumericDate(seconds: number.doubleValue) else {
+            guard let number = claims.json[name]?.numberValue, let date = NumericDate(seconds: number.doubleValue)
+            else {
                 continue
             }
             let delta = date.seconds - report.now
             let phrase: String
             switch name {
-            case "exp": phrase = delta > 0 ? "expires \(DurationText.relative(date.seconds, now: report.now))" : "expired \(DurationText.relative(date.seconds, now: report.now))"
-            case "nbf": phrase = delta > 0 ? "valid \(DurationText.relative(date.seconds, now: report.now))" : "valid since \(DurationText.relative(date.seconds, now: report.now))"
+            case "exp":
+                phrase =
+                    delta > 0
+                    ? "expires \(DurationText.relative(date.seconds, now: report.now))"
+                    : "expired \(DurationText.relative(date.seconds, now: report.now))"
+            case "nbf":
+                phrase =
+                    delta > 0
+                    ? "valid \(DurationText.relative(date.seconds, now: report.now))"
+                    : "valid since \(DurationText.relative(date.seconds, now: report.now))"
             default: phrase = DurationText.relative(date.seconds, now: report.now)
             }
             lines.append("  \(name.padding(to: 9)) \(date.iso8601)  \(phrase)")
@@ -159,7 +172,9 @@ struct ReportRendering {
         root["verdict"] = .string(report.verdict)
         if let decisive = report.decisive { root["failed_rule"] = .string(decisive.code.name) }
         root["signature"] = .string(
-            report.signatureVerified ? "verified" : report.failures.contains { $0.category == .signature } ? "invalid" : "not_verified")
+            report.signatureVerified
+                ? "verified" : report.failures.contains { $0.category == .signature } ? "invalid" : "not_verified"
+        )
         if let header = report.header { root["header"] = .object(header) }
         if report.kind == .jwe, let header = jweHeader() { root["header"] = .object(header) }
         if let claims = report.claims {
@@ -172,7 +187,8 @@ struct ReportRendering {
                     JSONObject([
                         ("value", .number(JSONNumber(date.seconds)!)), ("utc", .string(date.iso8601)),
                         ("relative", .string(DurationText.relative(date.seconds, now: report.now))),
-                    ]))
+                    ])
+                )
             }
             root["times"] = .object(times)
             if let lifetime = claims.lifetime {
@@ -184,7 +200,9 @@ struct ReportRendering {
             root["payload"] = .string(printable(payload))
         }
         if let policy = report.checkedPolicy {
-            root["policy"] = .object(JSONObject([("name", .string(policy.name)), ("seconds", .number(JSONNumber(policy.seconds)))]))
+            root["policy"] = .object(
+                JSONObject([("name", .string(policy.name)), ("seconds", .number(JSONNumber(policy.seconds)))])
+            )
         }
         root["checks"] = .array(
             report.checks.map { check in
@@ -194,7 +212,8 @@ struct ReportRendering {
                 ])
                 if case .fail(let error) = check.outcome { object["rule"] = .string(error.code.name) }
                 return .object(object)
-            })
+            }
+        )
         root["now"] = .string(nowDate)
         return JSONValue.object(root).prettyText()
     }

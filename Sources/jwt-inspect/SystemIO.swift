@@ -46,7 +46,9 @@ enum SystemIO {
 
     /// Names of regular files in a directory.
     static func listDirectory(_ path: String) throws -> [String] {
-        guard let dir = opendir(path) else { throw Failure(description: "cannot open directory \(path): \(errorText())") }
+        guard let dir = opendir(path) else {
+            throw Failure(description: "cannot open directory \(path): \(errorText())")
+        }
         defer { closedir(dir) }
         var names: [String] = []
         while let entry = readdir(dir) {

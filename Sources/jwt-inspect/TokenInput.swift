@@ -12,7 +12,9 @@ enum TokenInput {
 
     static func extract(_ raw: String) throws -> String {
         var text = raw.trimmingWhitespace
-        guard !text.isEmpty else { throw Failure(description: "no token given: pass it as an argument or on standard input") }
+        guard !text.isEmpty else {
+            throw Failure(description: "no token given: pass it as an argument or on standard input")
+        }
 
         if text.hasPrefix("{") {
             let value: JSONValue
@@ -21,7 +23,9 @@ enum TokenInput {
             }
             guard let object = value.objectValue else { throw Failure(description: "the JSON input is not an object") }
             guard let field = jsonFields.first(where: { object[$0]?.stringValue != nil }) else {
-                throw Failure(description: "the JSON input has none of the fields \(jsonFields.joined(separator: ", "))")
+                throw Failure(
+                    description: "the JSON input has none of the fields \(jsonFields.joined(separator: ", "))"
+                )
             }
             text = object[field]!.stringValue!
         }
@@ -29,7 +33,10 @@ enum TokenInput {
         let lines = text.split(whereSeparator: \.isNewline).map { String($0).trimmingWhitespace }.filter { !$0.isEmpty }
         if lines.count > 1 {
             guard let header = lines.first(where: { $0.lowercased().hasPrefix("authorization:") }) else {
-                throw Failure(description: "the input has \(lines.count) lines and none is an Authorization header; pass one token")
+                throw Failure(
+                    description:
+                        "the input has \(lines.count) lines and none is an Authorization header; pass one token"
+                )
             }
             text = header
         }

@@ -12,7 +12,8 @@ struct Tokenctl: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tokenctl",
         abstract: "Operate tokend over its admin socket: keys, tokens, sign-outs.",
-        discussion: "The admin socket is TOKEND_ADMIN_SOCKET, by default ./run/tokend-admin.sock (systemd: /run/tokend/admin.sock).",
+        discussion:
+            "The admin socket is TOKEND_ADMIN_SOCKET, by default ./run/tokend-admin.sock (systemd: /run/tokend/admin.sock).",
         version: "0.1.0",
         subcommands: [Status.self, Keys.self, Token.self, Subject.self, User.self]
     )
@@ -20,7 +21,11 @@ struct Tokenctl: ParsableCommand {
 
 /// Options every subcommand shares.
 struct GlobalOptions: ParsableArguments {
-    @Option(name: .customLong("socket"), help: "Admin socket path (default $TOKEND_ADMIN_SOCKET or ./run/tokend-admin.sock).", completion: .file())
+    @Option(
+        name: .customLong("socket"),
+        help: "Admin socket path (default $TOKEND_ADMIN_SOCKET or ./run/tokend-admin.sock).",
+        completion: .file()
+    )
     var socket: String?
 
     @Flag(help: "Print the daemon's JSON answer instead of a table.")
@@ -45,8 +50,12 @@ struct GlobalOptions: ParsableArguments {
         }
         let object = (try? JSONParser().parse(response.body))?.objectValue ?? JSONObject()
         guard (200..<300).contains(response.status) else {
-            let description = object["error_description"]?.stringValue ?? object["error"]?.stringValue ?? "HTTP \(response.status)"
-            throw CommandFailure(message: "tokend refused: \(description)", json: json ? JSONValue.object(object).prettyText() : nil)
+            let description =
+                object["error_description"]?.stringValue ?? object["error"]?.stringValue ?? "HTTP \(response.status)"
+            throw CommandFailure(
+                message: "tokend refused: \(description)",
+                json: json ? JSONValue.object(object).prettyText() : nil
+            )
         }
         return object
     }
@@ -95,7 +104,9 @@ func table(_ header: [String], _ rows: [[String]]) -> String {
     let all = [header] + rows
     let widths = header.indices.map { column in all.map { $0[column].count }.max() ?? 0 }
     return all.map { row in
-        row.enumerated().map { $0.element.padding(widths[$0.offset], last: $0.offset == row.count - 1) }.joined(separator: "  ")
+        row.enumerated().map { $0.element.padding(widths[$0.offset], last: $0.offset == row.count - 1) }.joined(
+            separator: "  "
+        )
     }.joined(separator: "\n")
 }
 
@@ -150,7 +161,9 @@ extension Tokenctl {
 }
 
 struct Status: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Show whether tokend serves, its keys and revocation counts.")
+    static let configuration = CommandConfiguration(
+        abstract: "Show whether tokend serves, its keys and revocation counts."
+    )
     @OptionGroup var options: GlobalOptions
 
     func run() throws {
@@ -170,8 +183,10 @@ struct Status: ParsableCommand {
 
 struct Keys: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "List, rotate and revoke signing keys.", subcommands: [List.self, Rotate.self, Revoke.self],
-        defaultSubcommand: List.self)
+        abstract: "List, rotate and revoke signing keys.",
+        subcommands: [List.self, Rotate.self, Revoke.self],
+        defaultSubcommand: List.self
+    )
 
     struct List: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List the keyring: kid, algorithm, state and times.")
@@ -198,7 +213,9 @@ struct Keys: ParsableCommand {
     struct Rotate: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Promote the next key to current.",
-            discussion: "Refused while the next key has been published for less than the JWKS max-age, unless --force (emergency).")
+            discussion:
+                "Refused while the next key has been published for less than the JWKS max-age, unless --force (emergency)."
+        )
         @OptionGroup var options: GlobalOptions
         @Flag(help: "Rotate even though verifiers may not have fetched the next key yet.")
         var force = false
@@ -207,14 +224,17 @@ struct Keys: ParsableCommand {
             let body = try options.call("POST", "/admin/keys/rotate", body: JSONObject([("force", .bool(force))]))
             options.emit(body) {
                 let change = body["change"]?.objectValue
-                return "rotated: current \(change?["current"]?.stringValue ?? "?"), previous \(change?["previous"]?.stringValue ?? "?"), next \(change?["next"]?.stringValue ?? "?")\n\n"
+                return
+                    "rotated: current \(change?["current"]?.stringValue ?? "?"), previous \(change?["previous"]?.stringValue ?? "?"), next \(change?["next"]?.stringValue ?? "?")\n\n"
                     + List.render(body)
             }
         }
     }
 
     struct Revoke: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Revoke a key now: every token it signed is refused at once.")
+        static let configuration = CommandConfiguration(
+            abstract: "Revoke a key now: every token it signed is refused at once."
+        )
         @OptionGroup var options: GlobalOptions
         @Argument(help: "The kid to revoke.") var kid: String
 
@@ -237,10 +257,13 @@ struct Keys: ParsableCommand {
 struct Token: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Issue, introspect, revoke and explain tokens.",
-        subcommands: [Issue.self, Introspect.self, Revoke.self, Explain.self])
+        subcommands: [Issue.self, Introspect.self, Revoke.self, Explain.self]
+    )
 
     struct Issue: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Issue an access token (and a refresh token) for a subject.")
+        static let configuration = CommandConfiguration(
+            abstract: "Issue an access token (and a refresh token) for a subject."
+        )
         @OptionGroup var options: GlobalOptions
         @Option(help: "Subject (sub).") var sub: String
         @Option(help: "Space-separated scope.") var scope: String?
@@ -268,10 +291,16 @@ struct Token: ParsableCommand {
         @Argument(help: "The token, or - for standard input.") var token: String?
 
         func run() throws {
-            let body = try options.call("POST", "/oauth2/introspect", body: JSONObject([("token", .string(try readToken(token)))]))
+            let body = try options.call(
+                "POST",
+                "/oauth2/introspect",
+                body: JSONObject([("token", .string(try readToken(token)))])
+            )
             options.emit(body) {
                 guard body["active"]?.boolValue == true else { return "inactive" }
-                let rows = body.members.filter { $0.key != "active" }.map { [$0.key, $0.value.stringValue ?? $0.value.compactText] }
+                let rows = body.members.filter { $0.key != "active" }.map {
+                    [$0.key, $0.value.stringValue ?? $0.value.compactText]
+                }
                 return "active\n" + table(["CLAIM", "VALUE"], rows)
             }
             if body["active"]?.boolValue != true { throw ExitCode(1) }
@@ -285,17 +314,25 @@ struct Token: ParsableCommand {
 
         func run() throws {
             _ = try options.call("POST", "/oauth2/revoke", body: JSONObject([("token", .string(try readToken(token)))]))
-            options.emit(JSONObject([("revoked", .bool(true))])) { "revoked (or unknown, which RFC 7009 treats the same)" }
+            options.emit(JSONObject([("revoked", .bool(true))])) {
+                "revoked (or unknown, which RFC 7009 treats the same)"
+            }
         }
     }
 
     struct Explain: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Show every check tokend makes on a token and its result.")
+        static let configuration = CommandConfiguration(
+            abstract: "Show every check tokend makes on a token and its result."
+        )
         @OptionGroup var options: GlobalOptions
         @Argument(help: "The token, or - for standard input.") var token: String?
 
         func run() throws {
-            let body = try options.call("POST", "/admin/tokens/explain", body: JSONObject([("token", .string(try readToken(token)))]))
+            let body = try options.call(
+                "POST",
+                "/admin/tokens/explain",
+                body: JSONObject([("token", .string(try readToken(token)))])
+            )
             options.emit(body) {
                 let rows = (body["checks"]?.arrayValue ?? []).compactMap(\.objectValue).map {
                     [$0["status"]?.stringValue ?? "?", $0["name"]?.stringValue ?? "?", $0["detail"]?.stringValue ?? ""]
@@ -307,11 +344,15 @@ struct Token: ParsableCommand {
 }
 
 struct Subject: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Act on every token of a user.", subcommands: [Logout.self])
+    static let configuration = CommandConfiguration(
+        abstract: "Act on every token of a user.",
+        subcommands: [Logout.self]
+    )
 
     struct Logout: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Sign a user out everywhere: every token issued to them until now stops working.")
+            abstract: "Sign a user out everywhere: every token issued to them until now stops working."
+        )
         @OptionGroup var options: GlobalOptions
         @Argument(help: "The subject (user id).") var subject: String
 
@@ -352,14 +393,17 @@ func readPassword() throws -> String {
         if bytes.count > 4096 { throw ValidationError("the password on standard input is longer than 4096 bytes") }
     }
     while bytes.last == 0x0A || bytes.last == 0x0D { bytes.removeLast() }
-    guard !bytes.isEmpty else { throw ValidationError("give the password on standard input, e.g. printf %s \"$PASSWORD\" | tokenctl …") }
+    guard !bytes.isEmpty else {
+        throw ValidationError("give the password on standard input, e.g. printf %s \"$PASSWORD\" | tokenctl …")
+    }
     return String(decoding: bytes, as: UTF8.self)
 }
 
 struct User: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Create, find, activate, deactivate and sign out users of the account APIs.",
-        subcommands: [Create.self, List.self, Show.self, Activate.self, Deactivate.self, Logout.self, SetPassword.self])
+        subcommands: [Create.self, List.self, Show.self, Activate.self, Deactivate.self, Logout.self, SetPassword.self]
+    )
 
     static func render(_ user: JSONObject) -> String {
         let rows = user.members.map { [$0.key, $0.value.stringValue ?? $0.value.compactText] }
@@ -368,7 +412,8 @@ struct User: ParsableCommand {
 
     struct Create: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Create a user without the sign-up rate limits; the password is read from standard input.")
+            abstract: "Create a user without the sign-up rate limits; the password is read from standard input."
+        )
         @OptionGroup var options: GlobalOptions
         @Option(help: "Username.") var username: String
         @Option(help: "Email address.") var email: String
@@ -389,7 +434,9 @@ struct User: ParsableCommand {
     }
 
     struct List: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List users, optionally searching by email or username.")
+        static let configuration = CommandConfiguration(
+            abstract: "List users, optionally searching by email or username."
+        )
         @OptionGroup var options: GlobalOptions
         @Option(help: "Part of the email.") var email: String?
         @Option(help: "Part of the username.") var username: String?
@@ -405,8 +452,10 @@ struct User: ParsableCommand {
             options.emit(body) {
                 let rows = (body["users"]?.arrayValue ?? []).compactMap(\.objectValue).map {
                     [
-                        $0["id"]?.stringValue ?? "?", $0["numericId"]?.numberValue?.text ?? "?", $0["username"]?.stringValue ?? "?",
-                        $0["email"]?.stringValue ?? "?", $0["status"]?.stringValue ?? "?", $0["lastLogin"]?.stringValue ?? "-",
+                        $0["id"]?.stringValue ?? "?", $0["numericId"]?.numberValue?.text ?? "?",
+                        $0["username"]?.stringValue ?? "?",
+                        $0["email"]?.stringValue ?? "?", $0["status"]?.stringValue ?? "?",
+                        $0["lastLogin"]?.stringValue ?? "-",
                     ]
                 }
                 return table(["ID", "NUMBER", "USERNAME", "EMAIL", "STATUS", "LAST LOGIN"], rows)
@@ -438,7 +487,8 @@ struct User: ParsableCommand {
 
     struct Deactivate: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Refuse a user's sign-ins and refreshes; every token issued to them stops working at once.")
+            abstract: "Refuse a user's sign-ins and refreshes; every token issued to them stops working at once."
+        )
         @OptionGroup var options: GlobalOptions
         @Argument var id: String
 
@@ -462,13 +512,17 @@ struct User: ParsableCommand {
     struct SetPassword: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "set-password",
-            abstract: "Set a user's password, read from standard input; their existing tokens stop working.")
+            abstract: "Set a user's password, read from standard input; their existing tokens stop working."
+        )
         @OptionGroup var options: GlobalOptions
         @Argument var id: String
 
         func run() throws {
             let body = try options.call(
-                "POST", "/admin/users/\(pathSegment(id))/password", body: JSONObject([("password", .string(try readPassword()))]))
+                "POST",
+                "/admin/users/\(pathSegment(id))/password",
+                body: JSONObject([("password", .string(try readPassword()))])
+            )
             options.emit(body) { "password changed for \(body["username"]?.stringValue ?? id)" }
         }
     }

@@ -3,11 +3,11 @@ import Logging
 import Metrics
 import Prometheus
 import ServiceLifecycle
-import UnixSignals
 import Systemd
 import TokenServer
 import TokenService
 import TokenStore
+import UnixSignals
 
 #if canImport(Glibc)
 import Glibc
@@ -29,7 +29,10 @@ struct Tokend: AsyncParsableCommand {
 
     @Option(help: "API socket path [TOKEND_SOCKET] (default ./run/tokend.sock)")
     var socket: String?
-    @Option(name: .customLong("admin-socket"), help: "Admin socket path [TOKEND_ADMIN_SOCKET] (default ./run/tokend-admin.sock)")
+    @Option(
+        name: .customLong("admin-socket"),
+        help: "Admin socket path [TOKEND_ADMIN_SOCKET] (default ./run/tokend-admin.sock)"
+    )
     var adminSocket: String?
     @Option(help: "Optional TCP listener HOST:PORT [TOKEND_LISTEN] (default off)")
     var listen: String?
@@ -136,11 +139,20 @@ struct Daemon {
         let keyring: Keyring
         do {
             keyring = try Keyring(
-                storage: KeyDirectory(path: config.keysDirectory), configuration: config.service, clock: .system, logger: logger)
+                storage: KeyDirectory(path: config.keysDirectory),
+                configuration: config.service,
+                clock: .system,
+                logger: logger
+            )
         } catch {
             throw StartFailure(description: "cannot load the key directory \(config.keysDirectory): \(error)")
         }
-        let service = try await TokenService.start(configuration: config.service, store: store, keyring: keyring, logger: logger)
+        let service = try await TokenService.start(
+            configuration: config.service,
+            store: store,
+            keyring: keyring,
+            logger: logger
+        )
         var accountRoutes: AccountRoutes?
         var accountService: AccountService?
         var hasher: PasswordHasher?
@@ -153,7 +165,12 @@ struct Daemon {
                 throw StartFailure(description: "cannot start the password hashing pool: \(error)")
             }
             let accounts = AccountService(
-                users: users, tokens: service, hasher: hasher!, configuration: config.accounts, logger: logger)
+                users: users,
+                tokens: service,
+                hasher: hasher!,
+                configuration: config.accounts,
+                logger: logger
+            )
             accountRoutes = AccountRoutes(accounts: accounts, logger: logger)
             accountService = accounts
         }
@@ -167,13 +184,19 @@ struct Daemon {
         // One event loop per CPU the daemon may run on (systemd's CPUAffinity=, taskset).
         serverConfiguration.eventLoopThreads = CPUAffinity.allowedCount
         let server = HTTPServer(
-            listeners: listeners, configuration: serverConfiguration, logger: logger,
+            listeners: listeners,
+            configuration: serverConfiguration,
+            logger: logger,
             onReady: {
                 _ = notifier.ready(status: service.statusLine)
                 logger.notice(
                     "tokend is ready",
-                    metadata: ["listeners": "\(listeners.map { "\($0.kind.rawValue)=\($0.address)" }.joined(separator: " "))"])
-            })
+                    metadata: [
+                        "listeners": "\(listeners.map { "\($0.kind.rawValue)=\($0.address)" }.joined(separator: " "))"
+                    ]
+                )
+            }
+        )
         let maintenance = MaintenanceService(service: service, notifier: notifier, logger: logger)
         let reload = ReloadService(service: service, notifier: notifier, logger: logger)
         // The watchdog goes first: services stop in reverse order, so it pings while the others
@@ -186,11 +209,16 @@ struct Daemon {
                 services: services.map {
                     // The stopping notice ends right after it is sent; that must not cancel the drain.
                     $0 is StoppingNotifier
-                        ? ServiceGroupConfiguration.ServiceConfiguration(service: $0, successTerminationBehavior: .ignore)
+                        ? ServiceGroupConfiguration.ServiceConfiguration(
+                            service: $0,
+                            successTerminationBehavior: .ignore
+                        )
                         : ServiceGroupConfiguration.ServiceConfiguration(service: $0)
                 },
                 gracefulShutdownSignals: [.sigterm, .sigint],
-                logger: logger))
+                logger: logger
+            )
+        )
         try await group.run()
         await hasher?.shutdown()
         await accountService?.flushPendingWrites()
@@ -209,28 +237,48 @@ struct Daemon {
             throw StartFailure(description: "socket activation: \(error)")
         }
         if activated.isEmpty {
-            listeners.append(HTTPListener(address: .unixPath(config.socketPath, mode: 0o660), kind: .api, router: routes.apiRouter()))
             listeners.append(
-                HTTPListener(address: .unixPath(config.adminSocketPath, mode: 0o600), kind: .admin, router: routes.adminRouter()))
+                HTTPListener(address: .unixPath(config.socketPath, mode: 0o660), kind: .api, router: routes.apiRouter())
+            )
+            listeners.append(
+                HTTPListener(
+                    address: .unixPath(config.adminSocketPath, mode: 0o600),
+                    kind: .admin,
+                    router: routes.adminRouter()
+                )
+            )
         } else {
             for socket in activated {
                 switch socket.name {
                 case "api", "tokend":
-                    listeners.append(HTTPListener(address: .descriptor(socket.fd), kind: .api, router: routes.apiRouter()))
+                    listeners.append(
+                        HTTPListener(address: .descriptor(socket.fd), kind: .api, router: routes.apiRouter())
+                    )
                 case "admin":
-                    listeners.append(HTTPListener(address: .descriptor(socket.fd), kind: .admin, router: routes.adminRouter()))
+                    listeners.append(
+                        HTTPListener(address: .descriptor(socket.fd), kind: .admin, router: routes.adminRouter())
+                    )
                 default:
                     throw StartFailure(
-                        description: "socket activation passed an fd named \(socket.name); expected api or admin (FileDescriptorName=)")
+                        description:
+                            "socket activation passed an fd named \(socket.name); expected api or admin (FileDescriptorName=)"
+                    )
                 }
             }
             if !activated.contains(where: { $0.name == "admin" }) {
                 listeners.append(
-                    HTTPListener(address: .unixPath(config.adminSocketPath, mode: 0o600), kind: .admin, router: routes.adminRouter()))
+                    HTTPListener(
+                        address: .unixPath(config.adminSocketPath, mode: 0o600),
+                        kind: .admin,
+                        router: routes.adminRouter()
+                    )
+                )
             }
         }
         if let (host, port) = config.listen {
-            listeners.append(HTTPListener(address: .tcp(host: host, port: port), kind: .tcp, router: routes.apiRouter()))
+            listeners.append(
+                HTTPListener(address: .tcp(host: host, port: port), kind: .tcp, router: routes.apiRouter())
+            )
         }
         return listeners
     }
@@ -277,7 +325,10 @@ struct ReloadService: Service {
             _ = notifier.reloading(status: "reloading the key directory")
             do {
                 try await service.reloadKeys()
-                logger.notice("key directory reloaded", metadata: ["current_kid": "\(service.keyring.snapshot.signer.kid ?? "-")"])
+                logger.notice(
+                    "key directory reloaded",
+                    metadata: ["current_kid": "\(service.keyring.snapshot.signer.kid ?? "-")"]
+                )
             } catch {
                 logger.error("reload failed; keeping the previous keys", metadata: ["error": "\(error)"])
             }

@@ -46,12 +46,16 @@ struct TokendConfiguration: Sendable {
         let policy = "1h, 24h, 30d or a duration like 15m, 2h, 7d"
 
         if let path = check("TOKEND_SOCKET", "a file path", { $0.hasPrefix("@") ? nil : $0 }) { socketPath = path }
-        if let path = check("TOKEND_ADMIN_SOCKET", "a file path", { $0.hasPrefix("@") ? nil : $0 }) { adminSocketPath = path }
+        if let path = check("TOKEND_ADMIN_SOCKET", "a file path", { $0.hasPrefix("@") ? nil : $0 }) {
+            adminSocketPath = path
+        }
         if let text = value("TOKEND_LISTEN"), text.lowercased() != "off" {
             if let parsed = TokendConfiguration.hostPort(text) {
                 listen = parsed
             } else {
-                problems.append("TOKEND_LISTEN=\(text.prefix(80)) is invalid: expected HOST:PORT such as 127.0.0.1:8080, or off")
+                problems.append(
+                    "TOKEND_LISTEN=\(text.prefix(80)) is invalid: expected HOST:PORT such as 127.0.0.1:8080, or off"
+                )
             }
         }
         if let text = value("TOKEND_STORE") {
@@ -60,14 +64,17 @@ struct TokendConfiguration: Sendable {
             } else if text.hasPrefix("postgres://") || text.hasPrefix("postgresql://") {
                 problems.append("TOKEND_STORE: the PostgreSQL store is not part of this build yet; use sqlite:PATH")
             } else {
-                problems.append("TOKEND_STORE=\(text.prefix(80)) is invalid: expected sqlite:PATH (e.g. sqlite:./var/tokend.db)")
+                problems.append(
+                    "TOKEND_STORE=\(text.prefix(80)) is invalid: expected sqlite:PATH (e.g. sqlite:./var/tokend.db)"
+                )
             }
         }
         if let dir = value("TOKEND_KEYS_DIR") { keysDirectory = dir }
         if let alg = check(
-            "TOKEND_SIGNING_ALG", SignatureAlgorithm.allCases.map(\.rawValue).joined(separator: ", "),
-            { SignatureAlgorithm(jwsName: $0) })
-        {
+            "TOKEND_SIGNING_ALG",
+            SignatureAlgorithm.allCases.map(\.rawValue).joined(separator: ", "),
+            { SignatureAlgorithm(jwsName: $0) }
+        ) {
             service.signingAlgorithm = alg
         }
         if let issuer = value("TOKEND_ISSUER") { service.issuer = issuer }
@@ -79,16 +86,24 @@ struct TokendConfiguration: Sendable {
             if let s = DurationText.parse(text), s >= 3600 {
                 service.keyRotation = Double(s)
             } else {
-                problems.append("TOKEND_KEY_ROTATION=\(text.prefix(80)) is invalid: expected off or a duration of at least 1h, like 30d")
+                problems.append(
+                    "TOKEND_KEY_ROTATION=\(text.prefix(80)) is invalid: expected off or a duration of at least 1h, like 30d"
+                )
             }
         }
         if let s = check("TOKEND_JWKS_MAX_AGE", duration, DurationText.parse) { service.jwksMaxAge = Double(s) }
-        if let s = check("TOKEND_LEEWAY", "\(duration) (at most 5m)", { DurationText.parse($0).flatMap { $0 <= 300 ? $0 : nil } }) {
+        if let s = check(
+            "TOKEND_LEEWAY",
+            "\(duration) (at most 5m)",
+            { DurationText.parse($0).flatMap { $0 <= 300 ? $0 : nil } }
+        ) {
             service.leeway = Double(s)
         }
         if let level = check(
-            "TOKEND_LOG_LEVEL", "trace, debug, info, notice, warning, error or critical", { Logger.Level(rawValue: $0.lowercased()) })
-        {
+            "TOKEND_LOG_LEVEL",
+            "trace, debug, info, notice, warning, error or critical",
+            { Logger.Level(rawValue: $0.lowercased()) }
+        ) {
             logLevel = level
         }
         let count = "a whole number ≥ 0 (0 turns the limit off)"
@@ -96,22 +111,42 @@ struct TokendConfiguration: Sendable {
         func natural(_ text: String) -> Int? { Int(text).flatMap { $0 >= 0 ? $0 : nil } }
         func window(_ text: String) -> Double? { Int(text).flatMap { $0 >= 1000 ? Double($0) / 1000 : nil } }
         if let n = check("USER_SIGNUP_RATE_LIMIT_EMAIL", count, natural) { accounts.signupPerEmail.limit = n }
-        if let w = check("USER_SIGNUP_RATE_LIMIT_EMAIL_WINDOW_MS", milliseconds, window) { accounts.signupPerEmail.window = w }
+        if let w = check("USER_SIGNUP_RATE_LIMIT_EMAIL_WINDOW_MS", milliseconds, window) {
+            accounts.signupPerEmail.window = w
+        }
         if let n = check("USER_SIGNUP_RATE_LIMIT_IP", count, natural) { accounts.signupPerIP.limit = n }
-        if let w = check("USER_SIGNUP_RATE_LIMIT_IP_WINDOW_MS", milliseconds, window) { accounts.signupPerIP.window = w }
-        if let n = check("TOKEND_SIGNIN_RATE_LIMIT_ACCOUNT", count, natural) { accounts.signinPerAccountAndIP.limit = n }
+        if let w = check("USER_SIGNUP_RATE_LIMIT_IP_WINDOW_MS", milliseconds, window) {
+            accounts.signupPerIP.window = w
+        }
+        if let n = check("TOKEND_SIGNIN_RATE_LIMIT_ACCOUNT", count, natural) {
+            accounts.signinPerAccountAndIP.limit = n
+        }
         if let n = check("TOKEND_SIGNIN_RATE_LIMIT_IP", count, natural) { accounts.signinPerIP.limit = n }
-        if let s = check("TOKEND_SIGNIN_RATE_LIMIT_WINDOW", "a duration of at least 1s, like 15m", { DurationText.parse($0).flatMap { $0 >= 1 ? $0 : nil } }) {
+        if let s = check(
+            "TOKEND_SIGNIN_RATE_LIMIT_WINDOW",
+            "a duration of at least 1s, like 15m",
+            { DurationText.parse($0).flatMap { $0 >= 1 ? $0 : nil } }
+        ) {
             accounts.signinPerAccountAndIP.window = Double(s)
             accounts.signinPerIP.window = Double(s)
         }
         accounts.createScope = value("API_USER_CREATE_SCOPE")
-        hashWorkers = check("TOKEND_HASH_WORKERS", "a whole number from 1 to 256", { Int($0).flatMap { (1...256).contains($0) ? $0 : nil } })
-        if let n = check("TOKEND_HASH_QUEUE", "a whole number from 1 to 65536", { Int($0).flatMap { (1...65536).contains($0) ? $0 : nil } }) {
+        hashWorkers = check(
+            "TOKEND_HASH_WORKERS",
+            "a whole number from 1 to 256",
+            { Int($0).flatMap { (1...256).contains($0) ? $0 : nil } }
+        )
+        if let n = check(
+            "TOKEND_HASH_QUEUE",
+            "a whole number from 1 to 65536",
+            { Int($0).flatMap { (1...65536).contains($0) ? $0 : nil } }
+        ) {
             hashQueue = n
         }
         if socketPath == adminSocketPath {
-            problems.append("TOKEND_SOCKET and TOKEND_ADMIN_SOCKET must differ: the admin routes live only on the admin socket")
+            problems.append(
+                "TOKEND_SOCKET and TOKEND_ADMIN_SOCKET must differ: the admin routes live only on the admin socket"
+            )
         }
         service.maxTokenLifetime = max(Double(LifetimePolicy.thirtyDays.seconds), Double(service.accessPolicy.seconds))
         guard problems.isEmpty else { throw Invalid(description: problems.joined(separator: "\n")) }
@@ -121,7 +156,9 @@ struct TokendConfiguration: Sendable {
         guard let colon = text.lastIndex(of: ":") else { return nil }
         var host = String(text[..<colon])
         if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-        guard !host.isEmpty, let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else { return nil }
+        guard !host.isEmpty, let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else {
+            return nil
+        }
         return (host, port)
     }
 }

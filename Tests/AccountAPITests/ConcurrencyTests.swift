@@ -9,8 +9,23 @@ struct ConcurrencyTests {
     func races() async throws {
         try await withDaemon("races") { daemon in
             for (kind, bodies) in [
-                ("email", (0..<6).map { jsonText(["username": .string("racer\($0)"), "email": "race@example.com", "password": "race-password"]) }),
-                ("username", (0..<6).map { jsonText(["username": .string($0 % 2 == 0 ? "Racer" : "racer"), "email": .string("r\($0)@example.com"), "password": "race-password"]) }),
+                (
+                    "email",
+                    (0..<6).map {
+                        jsonText([
+                            "username": .string("racer\($0)"), "email": "race@example.com", "password": "race-password",
+                        ])
+                    }
+                ),
+                (
+                    "username",
+                    (0..<6).map {
+                        jsonText([
+                            "username": .string($0 % 2 == 0 ? "Racer" : "racer"),
+                            "email": .string("r\($0)@example.com"), "password": "race-password",
+                        ])
+                    }
+                ),
             ] {
                 let replies = try await withThrowingTaskGroup(of: Reply.self) { group in
                     for body in bodies { group.addTask { try await daemon.api("POST", "/user", json: body) } }

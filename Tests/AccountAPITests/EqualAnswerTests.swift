@@ -11,14 +11,20 @@ struct EqualAnswerTests {
     static func requests(_ dialect: Dialect) -> (unknown: String, wrong: String) {
         switch dialect {
         case .appmixer:
-            (dialect.signInBody(username: "nobody-here", password: "wrong-password"),
-             dialect.signInBody(username: "timmy", password: "wrong-password"))
+            (
+                dialect.signInBody(username: "nobody-here", password: "wrong-password"),
+                dialect.signInBody(username: "timmy", password: "wrong-password")
+            )
         case .classic:
-            (dialect.signInBody(email: "nobody@example.com", password: "wrong-password"),
-             dialect.signInBody(email: "timmy@example.com", password: "wrong-password"))
+            (
+                dialect.signInBody(email: "nobody@example.com", password: "wrong-password"),
+                dialect.signInBody(email: "timmy@example.com", password: "wrong-password")
+            )
         case .v1:
-            (dialect.signInBody(email: "nobody@example.com", password: "wrong-password"),
-             dialect.signInBody(email: "timmy@example.com", password: "wrong-password"))
+            (
+                dialect.signInBody(email: "nobody@example.com", password: "wrong-password"),
+                dialect.signInBody(email: "timmy@example.com", password: "wrong-password")
+            )
         }
     }
 
@@ -39,13 +45,21 @@ struct EqualAnswerTests {
         try await withDaemon("equal-answers", environment: ["TOKEND_HASH_WORKERS": "2"]) { daemon in
             try await daemon.createUser("timmy", "timmy@example.com", "timmy-password")
             // Byte-identical, including every header but Date, for each identifier form.
-            var variants: [(Dialect, String, String)] = Dialect.allCases.map { ($0, Self.requests($0).unknown, Self.requests($0).wrong) }
+            var variants: [(Dialect, String, String)] = Dialect.allCases.map {
+                ($0, Self.requests($0).unknown, Self.requests($0).wrong)
+            }
             variants.append(
-                (.appmixer, Dialect.appmixer.signInBody(email: "nobody@example.com", password: "wrong-password"),
-                 Dialect.appmixer.signInBody(email: "timmy@example.com", password: "wrong-password")))
+                (
+                    .appmixer, Dialect.appmixer.signInBody(email: "nobody@example.com", password: "wrong-password"),
+                    Dialect.appmixer.signInBody(email: "timmy@example.com", password: "wrong-password")
+                )
+            )
             variants.append(
-                (.v1, Dialect.v1.signInBody(username: "nobody-here", password: "wrong-password"),
-                 Dialect.v1.signInBody(username: "timmy", password: "wrong-password")))
+                (
+                    .v1, Dialect.v1.signInBody(username: "nobody-here", password: "wrong-password"),
+                    Dialect.v1.signInBody(username: "timmy", password: "wrong-password")
+                )
+            )
             for (dialect, unknownBody, wrongBody) in variants {
                 let unknown = try await daemon.api("POST", dialect.signInPath, json: unknownBody)
                 let wrong = try await daemon.api("POST", dialect.signInPath, json: wrongBody)
@@ -74,7 +88,14 @@ struct EqualAnswerTests {
                         let pair = try await withThrowingTaskGroup(of: (Bool, Reply).self) { group in
                             for isUnknown in order {
                                 group.addTask {
-                                    (isUnknown, try await daemon.api("POST", dialect.signInPath, json: isUnknown ? unknownBody : wrongBody))
+                                    (
+                                        isUnknown,
+                                        try await daemon.api(
+                                            "POST",
+                                            dialect.signInPath,
+                                            json: isUnknown ? unknownBody : wrongBody
+                                        )
+                                    )
                                 }
                             }
                             var replies: [(Bool, Reply)] = []
@@ -82,7 +103,11 @@ struct EqualAnswerTests {
                             return replies
                         }
                         for (isUnknown, reply) in pair {
-                            if isUnknown { unknownTimes.append(reply.elapsed) } else { wrongTimes.append(reply.elapsed) }
+                            if isUnknown {
+                                unknownTimes.append(reply.elapsed)
+                            } else {
+                                wrongTimes.append(reply.elapsed)
+                            }
                             answers.insert("\(reply.status) \(reply.text)")
                         }
                     }
@@ -97,7 +122,10 @@ struct EqualAnswerTests {
                     rounds.append(line)
                     within = difference < 0.10
                 }
-                #expect(within, "\(dialect): medians 10 % apart or more in every round:\n\(rounds.joined(separator: "\n"))")
+                #expect(
+                    within,
+                    "\(dialect): medians 10 % apart or more in every round:\n\(rounds.joined(separator: "\n"))"
+                )
                 #expect(answers.count == 1, "\(dialect): every answer is the same: \(answers.sorted())")
             }
         }

@@ -8,14 +8,21 @@ import Testing
 struct OverloadTests {
     @Test("a full hashing queue answers 503 with Retry-After in each dialect; introspection stays fast")
     func fullQueue() async throws {
-        try await withDaemon("overload", environment: ["TOKEND_HASH_WORKERS": "1", "TOKEND_HASH_QUEUE": "1"]) { daemon in
+        try await withDaemon("overload", environment: ["TOKEND_HASH_WORKERS": "1", "TOKEND_HASH_QUEUE": "1"]) {
+            daemon in
             try await daemon.createUser("olive", "olive@example.com", "olive-password")
-            let token = try #require(Dialect.classic.accessToken(try await daemon.signedIn(.classic, email: "olive@example.com", password: "olive-password")))
+            let token = try #require(
+                Dialect.classic.accessToken(
+                    try await daemon.signedIn(.classic, email: "olive@example.com", password: "olive-password")
+                )
+            )
             for dialect in Dialect.allCases {
                 let burst = 12
                 let replies = try await withThrowingTaskGroup(of: Reply.self) { group in
                     for _ in 0..<burst {
-                        group.addTask { try await daemon.signIn(dialect, email: "olive@example.com", password: "wrong-password") }
+                        group.addTask {
+                            try await daemon.signIn(dialect, email: "olive@example.com", password: "wrong-password")
+                        }
                     }
                     // Introspection while the pool is saturated.
                     group.addTask {
@@ -28,14 +35,23 @@ struct OverloadTests {
                 }
                 let introspection = try #require(replies.first { $0.json?["active"] != nil })
                 #expect(introspection.json?["active"] == .bool(true))
-                #expect(introspection.elapsed < .seconds(1), "\(dialect): introspection took \(introspection.elapsed) during saturation")
+                #expect(
+                    introspection.elapsed < .seconds(1),
+                    "\(dialect): introspection took \(introspection.elapsed) during saturation"
+                )
                 let signIns = replies.filter { $0.json?["active"] == nil }
                 let overloaded = signIns.filter { $0.status == 503 }
-                #expect(!overloaded.isEmpty, "\(dialect): \(burst) sign-ins at once with 1 worker and a queue of 1: some get 503")
+                #expect(
+                    !overloaded.isEmpty,
+                    "\(dialect): \(burst) sign-ins at once with 1 worker and a queue of 1: some get 503"
+                )
                 #expect(signIns.allSatisfy { [401, 503].contains($0.status) }, "\(dialect): \(signIns.map(\.status))")
                 for reply in overloaded {
                     expectError(reply, 503, dialect.errorShape, "\(dialect): overloaded")
-                    #expect(reply.header("Retry-After").flatMap { Int($0) }.map { $0 >= 1 } == true, "\(dialect): Retry-After")
+                    #expect(
+                        reply.header("Retry-After").flatMap { Int($0) }.map { $0 >= 1 } == true,
+                        "\(dialect): Retry-After"
+                    )
                 }
             }
             // Once the burst is over, sign-in works again.

@@ -38,7 +38,8 @@ struct RefreshRotationTests {
             #expect(retried.status == 200, "\(retried.summary)")
             let retriedBody = try json(retried)
             let samePair =
-                retriedBody["accessToken"]?.stringValue == secondAccess && retriedBody["refreshToken"]?.stringValue == secondRefresh
+                retriedBody["accessToken"]?.stringValue == secondAccess
+                && retriedBody["refreshToken"]?.stringValue == secondRefresh
             #expect(samePair, "a retry within the grace window returns the same successor pair")
             expectShape(retried, 200, like: try seedJSON(Seed.v1SignIn), allow: Seed.v1Allow)
 
@@ -54,7 +55,12 @@ struct RefreshRotationTests {
             // A new sign-in starts a new family that works.
             let again = try await daemon.signedIn(.v1, email: "rita@example.com", password: "rita-password")
             let newRefresh = try #require(again["refreshToken"]?.stringValue)
-            expectShape(try await daemon.v1Refresh(newRefresh), 200, like: try seedJSON(Seed.v1SignIn), allow: Seed.v1Allow)
+            expectShape(
+                try await daemon.v1Refresh(newRefresh),
+                200,
+                like: try seedJSON(Seed.v1SignIn),
+                allow: Seed.v1Allow
+            )
         }
     }
 }

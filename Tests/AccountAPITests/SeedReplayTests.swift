@@ -40,7 +40,10 @@ struct SeedReplayTests {
             // 002's revision of the example: every member it shows is there with its type.
             let example002 = try seedJSON(Seed.appmixerSignIn002)
             for member in example002["user"]!.objectValue!.keys {
-                #expect(signInBody["user"]?[member]?.typeName == example002["user"]?[member]?.typeName, "002's user.\(member)")
+                #expect(
+                    signInBody["user"]?[member]?.typeName == example002["user"]?[member]?.typeName,
+                    "002's user.\(member)"
+                )
             }
 
             // … and with email, which the document allows as well.
@@ -61,10 +64,18 @@ struct SeedReplayTests {
             #expect(infoBody["username"]?.stringValue == "abc@example.com")
 
             // GET /user without a token, or with a bad one: 401 in the dialect's shape.
-            expectError(try await daemon.curl(["https://api.appmixer.com/user"]), 401, .message, "GET /user without a token")
             expectError(
-                try await daemon.curl(["https://api.appmixer.com/user", "-H", "Authorization: Bearer not-a-token"]), 401, .message,
-                "GET /user with a bad token")
+                try await daemon.curl(["https://api.appmixer.com/user"]),
+                401,
+                .message,
+                "GET /user without a token"
+            )
+            expectError(
+                try await daemon.curl(["https://api.appmixer.com/user", "-H", "Authorization: Bearer not-a-token"]),
+                401,
+                .message,
+                "GET /user with a bad token"
+            )
 
             // The 002 sample has no `vendor`; a sign-up with the later sample's create answer.
             let second = try await daemon.curl([
@@ -109,7 +120,10 @@ struct SeedReplayTests {
             let wrong = try await daemon.signIn(.classic, email: "admin1@user.com", password: "not-the-password")
             expectError(wrong, 401, .message, "wrong password")
             let taken = try await daemon.api(
-                "POST", "/api/user/signup", json: #"{"name":"admin1","email":"other@user.com","password":"admin1-secret"}"#)
+                "POST",
+                "/api/user/signup",
+                json: #"{"name":"admin1","email":"other@user.com","password":"admin1-secret"}"#
+            )
             expectError(taken, 409, .message, "taken username")
         }
     }
@@ -118,8 +132,11 @@ struct SeedReplayTests {
     func v1() async throws {
         try await withDaemon("seed-v1") { daemon in
             let user = try await daemon.createUser(
-                "johndoe", "john@example.com", "password123",
-                extra: ["firstName": "John", "lastName": "Doe", "role": "editor"])
+                "johndoe",
+                "john@example.com",
+                "password123",
+                extra: ["firstName": "John", "lastName": "Doe", "role": "editor"]
+            )
             let example = try seedJSON(Seed.v1SignIn)
             // The document's curl example (both identifiers), then its two usages.
             let both = try await daemon.curl([
@@ -148,10 +165,26 @@ struct SeedReplayTests {
             #expect(body["refreshToken"]?.stringValue?.isEmpty == false)
 
             // The documented errors, byte for byte.
-            expectBody(try await daemon.signIn(.v1, email: "john@example.com", password: "password124"), 401, Seed.v1Unauthorized)
-            expectBody(try await daemon.signIn(.v1, email: "nobody@example.com", password: "password123"), 401, Seed.v1Unauthorized)
-            expectBody(try await daemon.signIn(.v1, email: "john@example.com", password: "pass"), 400, Seed.v1ShortPassword)
-            let noIdentifier = try await daemon.api("POST", "/api/v1/auths/sign-in", json: #"{"password":"password123"}"#)
+            expectBody(
+                try await daemon.signIn(.v1, email: "john@example.com", password: "password124"),
+                401,
+                Seed.v1Unauthorized
+            )
+            expectBody(
+                try await daemon.signIn(.v1, email: "nobody@example.com", password: "password123"),
+                401,
+                Seed.v1Unauthorized
+            )
+            expectBody(
+                try await daemon.signIn(.v1, email: "john@example.com", password: "pass"),
+                400,
+                Seed.v1ShortPassword
+            )
+            let noIdentifier = try await daemon.api(
+                "POST",
+                "/api/v1/auths/sign-in",
+                json: #"{"password":"password123"}"#
+            )
             let noIdentifierBody = expectError(noIdentifier, 400, .statusCode, "no identifier")
             #expect(noIdentifierBody?["message"]?.stringValue == "Validation failed")
             #expect(noIdentifierBody?.errorTexts == [Seed.v1NoIdentifier])

@@ -12,7 +12,11 @@ struct TokenLifecycleTests {
         switch dialect {
         case .appmixer: try payloadClaims(Seed.appmixerToken).reduce(into: [:]) { $0[$1.key] = $1.value.typeName }
         case .classic: try payloadClaims(Seed.classicToken).reduce(into: [:]) { $0[$1.key] = $1.value.typeName }
-        case .v1: ["id": "number", "username": "string", "email": "string", "rol": "string", "iat": "number", "exp": "number"]
+        case .v1:
+            [
+                "id": "number", "username": "string", "email": "string", "rol": "string", "iat": "number",
+                "exp": "number",
+            ]
         }
     }
 
@@ -20,7 +24,9 @@ struct TokenLifecycleTests {
     func seedLifetimes() throws {
         for (token, dialect) in [(Seed.appmixerToken, Dialect.appmixer), (Seed.classicToken, .classic)] {
             let claims = try payloadClaims(token)
-            let lifetime = try #require(claims["exp"]?.numberValue?.int64Value) - (try #require(claims["iat"]?.numberValue?.int64Value))
+            let lifetime =
+                try #require(claims["exp"]?.numberValue?.int64Value)
+                - (try #require(claims["iat"]?.numberValue?.int64Value))
             #expect(lifetime == dialect.lifetime.seconds, "\(dialect)")
         }
     }
@@ -28,12 +34,21 @@ struct TokenLifecycleTests {
     @Test("claims, lifetimes, introspection, deactivation and reactivation in every dialect")
     func lifecycle() async throws {
         try await withDaemon("lifecycle") { daemon in
-            let user = try await daemon.createUser("alice", "alice@example.com", "alice-password", extra: ["role": "author"])
+            let user = try await daemon.createUser(
+                "alice",
+                "alice@example.com",
+                "alice-password",
+                extra: ["role": "author"]
+            )
             var tokens: [Dialect: String] = [:]
             var bodies: [Dialect: JSONValue] = [:]
             for dialect in Dialect.allCases {
                 let body = try await daemon.signedIn(
-                    dialect, email: "alice@example.com", username: dialect == .appmixer ? "alice" : nil, password: "alice-password")
+                    dialect,
+                    email: "alice@example.com",
+                    username: dialect == .appmixer ? "alice" : nil,
+                    password: "alice-password"
+                )
                 bodies[dialect] = body
                 tokens[dialect] = dialect.accessToken(body)
             }
@@ -45,8 +60,14 @@ struct TokenLifecycleTests {
                 #expect(exit == .exited(0), "\(dialect): jwt-inspect verdict \(report["verdict"]?.stringValue ?? "?")")
                 #expect(report["signature"]?.stringValue == "verified", "\(dialect)")
                 #expect(report["fits_policy"]?.stringValue == dialect.lifetime.policy, "\(dialect): fits_policy")
-                #expect(report["lifetime_seconds"]?.numberValue?.int64Value == dialect.lifetime.seconds, "\(dialect): lifetime")
-                let claims = try #require(report["claims"]?.objectValue, "\(dialect): no claims in jwt-inspect's report")
+                #expect(
+                    report["lifetime_seconds"]?.numberValue?.int64Value == dialect.lifetime.seconds,
+                    "\(dialect): lifetime"
+                )
+                let claims = try #require(
+                    report["claims"]?.objectValue,
+                    "\(dialect): no claims in jwt-inspect's report"
+                )
                 for (name, type) in try Self.expectedClaims(dialect) {
                     #expect(claims[name]?.typeName == type, "\(dialect): claim \(name) is a \(type)")
                 }
@@ -70,7 +91,10 @@ struct TokenLifecycleTests {
                 #expect(try await daemon.isActive(token), "\(dialect): introspects active")
             }
             let appmixerToken = try #require(tokens[.appmixer])
-            #expect(try await daemon.api("GET", "/user", headers: [("Authorization", "Bearer \(appmixerToken)")]).status == 200)
+            #expect(
+                try await daemon.api("GET", "/user", headers: [("Authorization", "Bearer \(appmixerToken)")]).status
+                    == 200
+            )
 
             // Deactivate: every token inactive at once, sign-in 403 in each shape, refresh refused.
             let deactivated = try await daemon.admin("POST", "/admin/users/\(user.id)/deactivate")
@@ -84,13 +108,24 @@ struct TokenLifecycleTests {
             expectError(info, 401, .message, "GET /user of a deactivated user")
             for dialect in Dialect.allCases {
                 let reply = try await daemon.signIn(
-                    dialect, email: "alice@example.com", username: dialect == .appmixer ? "alice" : nil, password: "alice-password")
+                    dialect,
+                    email: "alice@example.com",
+                    username: dialect == .appmixer ? "alice" : nil,
+                    password: "alice-password"
+                )
                 let body = expectError(reply, 403, dialect.errorShape, "\(dialect): inactive sign-in")
                 if dialect == .v1 { #expect(reply.text == Seed.v1Inactive) }
-                #expect(body?.errorTexts.first?.contains("inactive") == true, "\(dialect): says the account is inactive")
+                #expect(
+                    body?.errorTexts.first?.contains("inactive") == true,
+                    "\(dialect): says the account is inactive"
+                )
             }
             // A wrong password for an inactive account is still just 401 (nothing revealed).
-            expectError(try await daemon.signIn(.v1, email: "alice@example.com", password: "wrong-password"), 401, .statusCode)
+            expectError(
+                try await daemon.signIn(.v1, email: "alice@example.com", password: "wrong-password"),
+                401,
+                .statusCode
+            )
             let refused = try await daemon.v1Refresh(v1Refresh)
             expectError(refused, refused.status, .statusCode, "v1 refresh of a deactivated user")
             #expect([401, 403].contains(refused.status), "v1 refresh of a deactivated user: \(refused.summary)")
@@ -104,7 +139,10 @@ struct TokenLifecycleTests {
                 let body = try await daemon.signedIn(dialect, email: "alice@example.com", password: "alice-password")
                 let fresh = try #require(dialect.accessToken(body))
                 #expect(try await daemon.isActive(fresh), "\(dialect): a token issued after reactivation is active")
-                #expect(!(try await daemon.isActive(try #require(tokens[dialect]))), "\(dialect): an old token stays inactive")
+                #expect(
+                    !(try await daemon.isActive(try #require(tokens[dialect]))),
+                    "\(dialect): an old token stays inactive"
+                )
             }
         }
     }

@@ -1,7 +1,7 @@
-import TokenTestSupport
 import Foundation
 import Testing
 import TokenCrypto
+import TokenTestSupport
 
 #if canImport(Glibc)
 import Glibc

@@ -1,6 +1,6 @@
-import TokenTestSupport
 import Foundation
 import Testing
+import TokenTestSupport
 
 #if canImport(Glibc)
 import Glibc

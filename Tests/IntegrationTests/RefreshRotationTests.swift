@@ -1,7 +1,7 @@
-import TokenTestSupport
 import Foundation
 import Synchronization
 import Testing
+import TokenTestSupport
 
 #if canImport(Glibc)
 import Glibc

@@ -24,16 +24,28 @@ struct AlgorithmAttackTests {
         expectTokenRefused(unsigned, .algNone, keys: keySet(TestKeys.hs256, kid: nil))
     }
 
-    @Test("algorithms tokend does not implement are refused", arguments: ["HS512", "HS384", "RS1", "", "ES256K", "RS512", "PS384", "ES512", "Ed25519", "es256", "ES256 ", "dir"])
+    @Test(
+        "algorithms tokend does not implement are refused",
+        arguments: [
+            "HS512", "HS384", "RS1", "", "ES256K", "RS512", "PS384", "ES512", "Ed25519", "es256", "ES256 ", "dir",
+        ]
+    )
     func unsupportedAlgorithms(alg: String) throws {
         let header = "{\"alg\":\"\(alg)\",\"kid\":\"\(testKid)\"}"
         let token = try rawToken(header: header, payload: claimsText(), key: TestKeys.es256)
         expectTokenRefused(token, .algUnsupported, "alg \(alg)")
     }
 
-    @Test("an alg that is not a string, or no alg at all, is a malformed header", arguments: ["1", "null", "true", "[\"ES256\"]", "{\"name\":\"ES256\"}"])
+    @Test(
+        "an alg that is not a string, or no alg at all, is a malformed header",
+        arguments: ["1", "null", "true", "[\"ES256\"]", "{\"name\":\"ES256\"}"]
+    )
     func algNotAString(alg: String) throws {
-        let token = try rawToken(header: "{\"alg\":\(alg),\"kid\":\"\(testKid)\"}", payload: claimsText(), key: TestKeys.es256)
+        let token = try rawToken(
+            header: "{\"alg\":\(alg),\"kid\":\"\(testKid)\"}",
+            payload: claimsText(),
+            key: TestKeys.es256
+        )
         expectTokenRefused(token, .header, "alg \(alg)")
         let missing = try rawToken(header: "{\"kid\":\"\(testKid)\"}", payload: claimsText(), key: TestKeys.es256)
         expectTokenRefused(missing, .header, "no alg")
@@ -75,15 +87,25 @@ struct AlgorithmAttackTests {
         ]
     }
 
-    @Test("an HS256 token MACed with the public key is refused by the key set holding that public key", arguments: publicKeyAlgorithms)
+    @Test(
+        "an HS256 token MACed with the public key is refused by the key set holding that public key",
+        arguments: publicKeyAlgorithms
+    )
     func hmacWithPublicKeyToken(algorithm: SignatureAlgorithm) throws {
         let victim = TestKeys.signing(algorithm)
         for (form, secret) in try AlgorithmAttackTests.publicKeyForms(victim) {
             for kid in [testKid, nil] as [String?] {
-                let header = kid.map { "{\"alg\":\"HS256\",\"kid\":\"\($0)\",\"typ\":\"at+jwt\"}" } ?? "{\"alg\":\"HS256\"}"
+                let header =
+                    kid.map { "{\"alg\":\"HS256\",\"kid\":\"\($0)\",\"typ\":\"at+jwt\"}" } ?? "{\"alg\":\"HS256\"}"
                 let input = Base64URL.encode(Array(header.utf8)) + "." + Base64URL.encode(Array(claimsText().utf8))
-                let forged = input + "." + Base64URL.encode(referenceHMACSHA256(key: secret, message: Array(input.utf8)))
-                expectTokenRefused(forged, .algKeyMismatch, keys: keySet(victim, kid: kid), "\(form), kid \(kid ?? "none")")
+                let forged =
+                    input + "." + Base64URL.encode(referenceHMACSHA256(key: secret, message: Array(input.utf8)))
+                expectTokenRefused(
+                    forged,
+                    .algKeyMismatch,
+                    keys: keySet(victim, kid: kid),
+                    "\(form), kid \(kid ?? "none")"
+                )
             }
         }
     }
@@ -115,12 +137,19 @@ struct AlgorithmAttackTests {
     ]
 
     static func es256Token(signature: [UInt8]) -> String {
-        rawToken(header: "{\"alg\":\"ES256\",\"kid\":\"\(testKid)\",\"typ\":\"at+jwt\"}", payload: claimsText(), signature: signature)
+        rawToken(
+            header: "{\"alg\":\"ES256\",\"kid\":\"\(testKid)\",\"typ\":\"at+jwt\"}",
+            payload: claimsText(),
+            signature: signature
+        )
     }
 
     @Test("an all-zero ES256 signature is refused as a bad encoding")
     func psychicZero() {
-        expectTokenRefused(AlgorithmAttackTests.es256Token(signature: [UInt8](repeating: 0, count: 64)), .signatureEncoding)
+        expectTokenRefused(
+            AlgorithmAttackTests.es256Token(signature: [UInt8](repeating: 0, count: 64)),
+            .signatureEncoding
+        )
     }
 
     @Test("an ES256 signature with r = s = n is refused as a bad encoding")
@@ -160,14 +189,21 @@ struct AlgorithmAttackTests {
             if let kid { header["kid"] = .string(kid) }
             header["typ"] = "at+jwt"
             header["jwk"] = .object(jwk)
-            let forged = try rawToken(header: JSONValue.object(header).compactText, payload: claimsText(), key: attacker)
+            let forged = try rawToken(
+                header: JSONValue.object(header).compactText,
+                payload: claimsText(),
+                key: attacker
+            )
             // The token is internally consistent: its own jwk verifies it.
             try CompactJWS(forged).verifySignature(with: try JWK.verifyingKey(from: jwk).key)
             expectTokenRefused(forged, .signature, "kid \(kid ?? "none")")
             let report = TokenInspector(keys: keySet(TestKeys.es256)).inspect(forged, now: testNow)
             let warning = report.checks.first { $0.name == "header jwk" }
             #expect(warning != nil)
-            if case .warning = warning?.outcome {} else { Issue.record("header jwk is not a warning: \(String(describing: warning?.outcome))") }
+            if case .warning = warning?.outcome {
+            } else {
+                Issue.record("header jwk is not a warning: \(String(describing: warning?.outcome))")
+            }
         }
     }
 
@@ -184,12 +220,15 @@ struct AlgorithmAttackTests {
         expectRefusal(.unknownKid) { _ = try JWTVerifier(keys: KeySet()).verify(forged, now: testNow) }
     }
 
-    @Test("jku, x5u and x5c never supply a key: an attacker-signed token is refused", arguments: [
-        ("jku", "\"https://attacker.example/jwks.json\""),
-        ("x5u", "\"https://attacker.example/cert.pem\""),
-        ("x5c", "[\"MIIBszCCAVmgAwIBAgIUEXAMPLE\"]"),
-        ("x5t", "\"dGh1bWJwcmludA\""),
-    ])
+    @Test(
+        "jku, x5u and x5c never supply a key: an attacker-signed token is refused",
+        arguments: [
+            ("jku", "\"https://attacker.example/jwks.json\""),
+            ("x5u", "\"https://attacker.example/cert.pem\""),
+            ("x5c", "[\"MIIBszCCAVmgAwIBAgIUEXAMPLE\"]"),
+            ("x5t", "\"dGh1bWJwcmludA\""),
+        ]
+    )
     func keyPointers(member: String, value: String) throws {
         let header = "{\"alg\":\"ES256\",\"kid\":\"\(testKid)\",\"typ\":\"at+jwt\",\"\(member)\":\(value)}"
         let forged = try rawToken(header: header, payload: claimsText(), key: TestKeys.attackerES256)
@@ -205,7 +244,10 @@ struct AlgorithmAttackTests {
 
     // MARK: kid lookup
 
-    @Test("a kid that is not in the key set is refused", arguments: ["k2", "K1", "k1 ", " k1", "k1\u{0}", "k\u{0131}", ""])
+    @Test(
+        "a kid that is not in the key set is refused",
+        arguments: ["k2", "K1", "k1 ", " k1", "k1\u{0}", "k\u{0131}", ""]
+    )
     func unknownKid(kid: String) throws {
         let signed = try token(kid: kid)
         expectTokenRefused(signed, .unknownKid, "kid \(kid.debugDescription)")
@@ -246,7 +288,10 @@ struct AlgorithmAttackTests {
         #expect(try JWTVerifier(keys: single).verify(token(kid: nil), now: testNow).key.kid == "a")
     }
 
-    @Test("tokens of revoked and retired keys are refused; next, current and previous keys verify", arguments: KeyState.allCases)
+    @Test(
+        "tokens of revoked and retired keys are refused; next, current and previous keys verify",
+        arguments: KeyState.allCases
+    )
     func keyStates(state: KeyState) throws {
         let keys = keySet(TestKeys.es256, state: state)
         let signed = try token()
@@ -264,7 +309,10 @@ struct AlgorithmAttackTests {
         extra["kid"] = "attacker"
         extra["typ"] = "JWT"
         extra["cty"] = "JWT"
-        let signed = try JWSSigner(key: TestKeys.es256, kid: testKid).sign(payload: Array(claimsText().utf8), extraHeader: extra)
+        let signed = try JWSSigner(key: TestKeys.es256, kid: testKid).sign(
+            payload: Array(claimsText().utf8),
+            extraHeader: extra
+        )
         let verified = try verifier().verify(signed, now: testNow)
         #expect(verified.header.algorithm == .es256)
         #expect(verified.header.kid == testKid)

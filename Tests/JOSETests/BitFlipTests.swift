@@ -8,8 +8,10 @@ import TokenCrypto
 struct BitFlipTests {
     /// Positions spread over a segment of `count` units: both ends, the middle, thirds.
     static func positions(_ count: Int) -> [Int] {
-        Array(Set([0, 1, 2, count / 3, count / 2, 2 * count / 3, count - 2, count - 1].filter { $0 >= 0 && $0 < count }))
-            .sorted()
+        Array(
+            Set([0, 1, 2, count / 3, count / 2, 2 * count / 3, count - 2, count - 1].filter { $0 >= 0 && $0 < count })
+        )
+        .sorted()
     }
 
     static func signedToken(_ algorithm: SignatureAlgorithm) throws -> String {
@@ -69,10 +71,19 @@ struct BitFlipTests {
         let parts = segments(token)
         let start = parts[0].utf8.count + 1
         try BitFlipTests.flipCharacters(
-            of: token, in: start..<(start + parts[1].utf8.count), algorithm: algorithm, what: "payload")
+            of: token,
+            in: start..<(start + parts[1].utf8.count),
+            algorithm: algorithm,
+            what: "payload"
+        )
     }
 
-    static func flipCharacters(of token: String, in range: Range<Int>, algorithm: SignatureAlgorithm, what: String) throws {
+    static func flipCharacters(
+        of token: String,
+        in range: Range<Int>,
+        algorithm: SignatureAlgorithm,
+        what: String
+    ) throws {
         let bytes = Array(token.utf8)
         for offset in positions(range.count) {
             let index = range.lowerBound + offset
@@ -85,7 +96,10 @@ struct BitFlipTests {
         }
     }
 
-    @Test("a signature moved onto another token of the same key does not verify", arguments: SignatureAlgorithm.allCases)
+    @Test(
+        "a signature moved onto another token of the same key does not verify",
+        arguments: SignatureAlgorithm.allCases
+    )
     func transplantedSignature(algorithm: SignatureAlgorithm) throws {
         let key = TestKeys.signing(algorithm)
         let first = segments(try token(key, claims: claims([("sub", "alice")])))

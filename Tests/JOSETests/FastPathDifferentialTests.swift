@@ -461,8 +461,16 @@ struct FastPathDifferentialTests {
         #expect(fast.jti == tree.jti, "jti of \(shown)", sourceLocation: sourceLocation)
         #expect(fast.aud == tree.aud, "aud of \(shown)", sourceLocation: sourceLocation)
         #expect(fast.scope == tree.scope, "scope of \(shown)", sourceLocation: sourceLocation)
-        #expect(fast.scopeText == tree.scope.map { $0.joined(separator: " ") }, "scope text of \(shown)", sourceLocation: sourceLocation)
-        #expect(tree.scopeText == tree.scope.map { $0.joined(separator: " ") }, "scope text of \(shown)", sourceLocation: sourceLocation)
+        #expect(
+            fast.scopeText == tree.scope.map { $0.joined(separator: " ") },
+            "scope text of \(shown)",
+            sourceLocation: sourceLocation
+        )
+        #expect(
+            tree.scopeText == tree.scope.map { $0.joined(separator: " ") },
+            "scope text of \(shown)",
+            sourceLocation: sourceLocation
+        )
         #expect(fast.exp == tree.exp, "exp of \(shown)", sourceLocation: sourceLocation)
         #expect(fast.nbf == tree.nbf, "nbf of \(shown)", sourceLocation: sourceLocation)
         #expect(fast.iat == tree.iat, "iat of \(shown)", sourceLocation: sourceLocation)

@@ -29,7 +29,10 @@ struct HardeningTests {
         #expect(textReport.nonJSONPayload)
     }
 
-    @Test("an EdDSA signature of the wrong length is an encoding error, not merely a mismatch", arguments: [0, 63, 65, 128])
+    @Test(
+        "an EdDSA signature of the wrong length is an encoding error, not merely a mismatch",
+        arguments: [0, 63, 65, 128]
+    )
     func edDSALength(length: Int) throws {
         let verifying = TestKeys.edDSA.verifyingKey
         let error = #expect(throws: CryptoError.self) {

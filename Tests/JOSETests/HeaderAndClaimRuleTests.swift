@@ -14,17 +14,23 @@ struct HeaderAndClaimRuleTests {
         try rawToken(header: header(extra), payload: claimsText(), key: TestKeys.es256)
     }
 
-    @Test("a crit extension the verifier does not understand is refused", arguments: [
-        "\"crit\":[\"exp\"]", "\"crit\":[\"foo\"],\"foo\":1", "\"crit\":[\"b64\"],\"b64\":true",
-        "\"crit\":[\"http://example.com/UNDEFINED\"]", "\"crit\":[\"foo\",\"bar\"]", "\"crit\":[\"foo\",\"foo\"]",
-    ])
+    @Test(
+        "a crit extension the verifier does not understand is refused",
+        arguments: [
+            "\"crit\":[\"exp\"]", "\"crit\":[\"foo\"],\"foo\":1", "\"crit\":[\"b64\"],\"b64\":true",
+            "\"crit\":[\"http://example.com/UNDEFINED\"]", "\"crit\":[\"foo\",\"bar\"]", "\"crit\":[\"foo\",\"foo\"]",
+        ]
+    )
     func critNotUnderstood(member: String) throws {
         expectTokenRefused(try HeaderAndClaimRuleTests.signed(header: member), .crit, "\(member)")
     }
 
-    @Test("a crit that is empty, not an array or lists a non-string is a malformed header", arguments: [
-        "\"crit\":[]", "\"crit\":\"exp\"", "\"crit\":{}", "\"crit\":null", "\"crit\":[1]",
-    ])
+    @Test(
+        "a crit that is empty, not an array or lists a non-string is a malformed header",
+        arguments: [
+            "\"crit\":[]", "\"crit\":\"exp\"", "\"crit\":{}", "\"crit\":null", "\"crit\":[1]",
+        ]
+    )
     func critMalformed(member: String) throws {
         expectTokenRefused(try HeaderAndClaimRuleTests.signed(header: member), .header, "\(member)")
     }
@@ -45,37 +51,58 @@ struct HeaderAndClaimRuleTests {
     @Test("typ and cty must be strings", arguments: ["\"cty\":5", "\"cty\":null"])
     func headerStringMembers(member: String) throws {
         let header = "{\"alg\":\"ES256\",\"kid\":\"\(testKid)\",\(member)}"
-        expectTokenRefused(try rawToken(header: header, payload: claimsText(), key: TestKeys.es256), .header, "\(member)")
+        expectTokenRefused(
+            try rawToken(header: header, payload: claimsText(), key: TestKeys.es256),
+            .header,
+            "\(member)"
+        )
         let typHeader = "{\"alg\":\"ES256\",\"kid\":\"\(testKid)\",\"typ\":[\"at+jwt\"]}"
         expectTokenRefused(try rawToken(header: typHeader, payload: claimsText(), key: TestKeys.es256), .header)
     }
 
     @Test("a header that is not a JSON object is malformed", arguments: ["[\"ES256\"]", "\"ES256\"", "null", "1"])
     func headerNotObject(header: String) throws {
-        expectTokenRefused(try rawToken(header: header, payload: claimsText(), key: TestKeys.es256), .header, "\(header)")
+        expectTokenRefused(
+            try rawToken(header: header, payload: claimsText(), key: TestKeys.es256),
+            .header,
+            "\(header)"
+        )
     }
 
-    @Test("a header member that appears twice is refused", arguments: [
-        "{\"alg\":\"ES256\",\"alg\":\"ES256\",\"kid\":\"k1\"}",
-        "{\"alg\":\"none\",\"kid\":\"k1\",\"alg\":\"ES256\"}",
-        "{\"alg\":\"ES256\",\"kid\":\"k1\",\"kid\":\"k2\"}",
-        "{\"alg\":\"ES256\",\"kid\":\"k1\",\"\\u0061lg\":\"ES256\"}",
-    ])
+    @Test(
+        "a header member that appears twice is refused",
+        arguments: [
+            "{\"alg\":\"ES256\",\"alg\":\"ES256\",\"kid\":\"k1\"}",
+            "{\"alg\":\"none\",\"kid\":\"k1\",\"alg\":\"ES256\"}",
+            "{\"alg\":\"ES256\",\"kid\":\"k1\",\"kid\":\"k2\"}",
+            "{\"alg\":\"ES256\",\"kid\":\"k1\",\"\\u0061lg\":\"ES256\"}",
+        ]
+    )
     func duplicateHeaderMember(header: String) throws {
         let token = try rawToken(header: header, payload: claimsText(), key: TestKeys.es256)
         expectTokenRefused(token, .duplicateMember, "\(header)")
     }
 
-    @Test("a claim that appears twice is refused even when the signature is good", arguments: ["sub", "exp", "iss", "aud", "scope"])
+    @Test(
+        "a claim that appears twice is refused even when the signature is good",
+        arguments: ["sub", "exp", "iss", "aud", "scope"]
+    )
     func duplicateClaim(name: String) throws {
         let payload = claimsText(replacing: name, with: "\"\(name)\":\"first\",\"\(name)\":\"second\"")
-        expectTokenRefused(try rawToken(header: HeaderAndClaimRuleTests.header(""), payload: payload, key: TestKeys.es256), .duplicateMember, "\(name)")
+        expectTokenRefused(
+            try rawToken(header: HeaderAndClaimRuleTests.header(""), payload: payload, key: TestKeys.es256),
+            .duplicateMember,
+            "\(name)"
+        )
     }
 
     @Test("a duplicate claim deep inside the claims is refused too")
     func nestedDuplicate() throws {
         let payload = claimsText(replacing: "ext", with: "\"ext\":{\"role\":\"user\",\"role\":\"admin\"}")
-        expectTokenRefused(try rawToken(header: HeaderAndClaimRuleTests.header(""), payload: payload, key: TestKeys.es256), .duplicateMember)
+        expectTokenRefused(
+            try rawToken(header: HeaderAndClaimRuleTests.header(""), payload: payload, key: TestKeys.es256),
+            .duplicateMember
+        )
     }
 
     /// Ill-typed or out-of-range registered claims, as raw JSON members.
@@ -123,7 +150,11 @@ struct HeaderAndClaimRuleTests {
 
     @Test("claims that are not JSON at all are refused as bad JSON")
     func claimsNotJSON() throws {
-        let token = try rawToken(header: HeaderAndClaimRuleTests.header(""), payload: "{\"sub\":\"a\"", key: TestKeys.es256)
+        let token = try rawToken(
+            header: HeaderAndClaimRuleTests.header(""),
+            payload: "{\"sub\":\"a\"",
+            key: TestKeys.es256
+        )
         expectRefusal(.json) { _ = try verifier().verify(token, now: testNow) }
         // jwt-inspect never shows such a payload as a claim set.
         let report = TokenInspector(keys: keySet(TestKeys.es256)).inspect(token, now: testNow)

@@ -8,57 +8,83 @@ struct JSONParserTests {
     }
 
     static func expectKind(
-        _ kind: JSONParser.Error.Kind, _ bytes: [UInt8], sourceLocation: SourceLocation = #_sourceLocation
+        _ kind: JSONParser.Error.Kind,
+        _ bytes: [UInt8],
+        sourceLocation: SourceLocation = #_sourceLocation
     ) {
         let error = #expect(throws: JSONParser.Error.self, "\(bytes)", sourceLocation: sourceLocation) {
             try parse(bytes)
         }
-        #expect(error?.kind == kind, "\(String(decoding: bytes, as: UTF8.self).debugDescription)", sourceLocation: sourceLocation)
+        #expect(
+            error?.kind == kind,
+            "\(String(decoding: bytes, as: UTF8.self).debugDescription)",
+            sourceLocation: sourceLocation
+        )
     }
 
-    @Test("invalid UTF-8 is refused, in plain strings and next to escapes", arguments: [
-        [0x22, 0xFF, 0x22], [0x22, 0xC0, 0xAF, 0x22], [0x22, 0xED, 0xA0, 0x80, 0x22], [0x22, 0xE2, 0x80, 0x22],
-        [0x22, 0x5C, 0x6E, 0xFE, 0x22], [0x22, 0xF4, 0x90, 0x80, 0x80, 0x22],
-        [0x7B, 0x22, 0x61, 0xFF, 0x22, 0x3A, 0x31, 0x7D],
-    ] as [[UInt8]])
+    @Test(
+        "invalid UTF-8 is refused, in plain strings and next to escapes",
+        arguments: [
+            [0x22, 0xFF, 0x22], [0x22, 0xC0, 0xAF, 0x22], [0x22, 0xED, 0xA0, 0x80, 0x22], [0x22, 0xE2, 0x80, 0x22],
+            [0x22, 0x5C, 0x6E, 0xFE, 0x22], [0x22, 0xF4, 0x90, 0x80, 0x80, 0x22],
+            [0x7B, 0x22, 0x61, 0xFF, 0x22, 0x3A, 0x31, 0x7D],
+        ] as [[UInt8]]
+    )
     func invalidUTF8(bytes: [UInt8]) {
         JSONParserTests.expectKind(.invalidUTF8, bytes)
     }
 
-    @Test("lone and mismatched surrogate escapes are refused", arguments: [
-        "\"\\ud800\"", "\"\\udc00\"", "\"\\uD800x\"", "\"\\ud800\\u0041\"", "\"\\ud800\\ud800\"", "\"\\udfff\\ud800\"",
-        "\"\\ud800\\\"",
-    ])
+    @Test(
+        "lone and mismatched surrogate escapes are refused",
+        arguments: [
+            "\"\\ud800\"", "\"\\udc00\"", "\"\\uD800x\"", "\"\\ud800\\u0041\"", "\"\\ud800\\ud800\"",
+            "\"\\udfff\\ud800\"",
+            "\"\\ud800\\\"",
+        ]
+    )
     func loneSurrogates(text: String) {
         JSONParserTests.expectKind(.syntax, Array(text.utf8))
     }
 
-    @Test("unescaped control characters in strings are refused", arguments: [0x00, 0x01, 0x09, 0x0A, 0x0D, 0x1F] as [UInt8])
+    @Test(
+        "unescaped control characters in strings are refused",
+        arguments: [0x00, 0x01, 0x09, 0x0A, 0x0D, 0x1F] as [UInt8]
+    )
     func controlCharacters(byte: UInt8) {
         JSONParserTests.expectKind(.syntax, [0x22, 0x61, byte, 0x62, 0x22])
         // Also after an escape has switched the parser to its slow path.
         JSONParserTests.expectKind(.syntax, [0x22, 0x5C, 0x6E, byte, 0x22])
     }
 
-    @Test("anything after the top-level value is refused", arguments: [
-        "{} x", "{}{}", "1 2", "[1]]", "\"a\"\"b\"", "{}\u{0}", "true false", "{},",
-    ])
+    @Test(
+        "anything after the top-level value is refused",
+        arguments: [
+            "{} x", "{}{}", "1 2", "[1]]", "\"a\"\"b\"", "{}\u{0}", "true false", "{},",
+        ]
+    )
     func trailingGarbage(text: String) {
         JSONParserTests.expectKind(.syntax, Array(text.utf8))
     }
 
-    @Test("numbers outside the JSON grammar are refused", arguments: [
-        "01", "-01", "00", "1.", ".5", "-", "+1", "1e", "1e+", "1.e5", "0x10", "NaN", "Infinity", "-Infinity", "1_000",
-        "[01]", "{\"exp\":1.}", "{\"exp\":.5}", "- 1",
-    ])
+    @Test(
+        "numbers outside the JSON grammar are refused",
+        arguments: [
+            "01", "-01", "00", "1.", ".5", "-", "+1", "1e", "1e+", "1.e5", "0x10", "NaN", "Infinity", "-Infinity",
+            "1_000",
+            "[01]", "{\"exp\":1.}", "{\"exp\":.5}", "- 1",
+        ]
+    )
     func badNumbers(text: String) {
         JSONParserTests.expectKind(.syntax, Array(text.utf8))
     }
 
-    @Test("other grammar violations are refused", arguments: [
-        "", " ", "[1,]", "{\"a\":1,}", "{'a':1}", "{a:1}", "[1 2]", "{\"a\" 1}", "\"abc", "\"\\x41\"", "\"\\u12\"",
-        "\"\\u12G4\"", "tru", "nul", "True", "[", "{", "{\"a\":}", "\u{FEFF}{}", "\u{A0}{}", "\u{0C}{}", "/* */{}",
-    ])
+    @Test(
+        "other grammar violations are refused",
+        arguments: [
+            "", " ", "[1,]", "{\"a\":1,}", "{'a':1}", "{a:1}", "[1 2]", "{\"a\" 1}", "\"abc", "\"\\x41\"", "\"\\u12\"",
+            "\"\\u12G4\"", "tru", "nul", "True", "[", "{", "{\"a\":}", "\u{FEFF}{}", "\u{A0}{}", "\u{0C}{}", "/* */{}",
+        ]
+    )
     func grammarViolations(text: String) {
         JSONParserTests.expectKind(.syntax, Array(text.utf8))
     }
@@ -83,9 +109,13 @@ struct JSONParserTests {
         #expect(try JSONParserTests.parse(Array(#""a\u0000b""#.utf8)) == .string("a\u{0}b"))
     }
 
-    @Test("numbers in the grammar are accepted and keep their text", arguments: [
-        "0", "-0", "1", "-1", "0.5", "1e10", "1E-5", "1.25e+3", "1700000000", "253402300799", "123456789012345678901234567890",
-    ])
+    @Test(
+        "numbers in the grammar are accepted and keep their text",
+        arguments: [
+            "0", "-0", "1", "-1", "0.5", "1e10", "1E-5", "1.25e+3", "1700000000", "253402300799",
+            "123456789012345678901234567890",
+        ]
+    )
     func goodNumbers(text: String) throws {
         let value = try JSONParserTests.parse(Array(text.utf8))
         #expect(value.numberValue?.text == text)
@@ -142,7 +172,8 @@ struct JSONParserTests {
             JSONObject([
                 ("s", .string("quote \" backslash \\ newline \n nul \u{0} del \u{7F} ls \u{2028} é 😀")),
                 ("n", -12), ("b", false), ("z", nil), ("a", [1, "x", [:]]),
-            ]))
+            ])
+        )
         let text = original.compactText
         #expect(!text.contains("\n"))
         #expect(try JSONParserTests.parse(Array(text.utf8)) == original)

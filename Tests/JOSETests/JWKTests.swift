@@ -41,14 +41,18 @@ struct JWKTests {
         #expect(try key.thumbprint() == expected)
         // Straight from the members, without building a key.
         let members = JWKParameters(
-            ["kty", "n", "e"].compactMap { name in jwk[name]?.stringValue.map { (name: name, value: $0) } })
+            ["kty", "n", "e"].compactMap { name in jwk[name]?.stringValue.map { (name: name, value: $0) } }
+        )
         #expect(try members.thumbprint() == expected)
         // Member order and extra members do not change the thumbprint.
         let reordered = JWKParameters(members.members.reversed() + [(name: "alg", value: "RS256")])
         #expect(try reordered.thumbprint() == expected)
     }
 
-    @Test("thumbprints differ between keys and do not depend on the key's form", arguments: [SignatureAlgorithm.es256, .es384, .edDSA, .rs256])
+    @Test(
+        "thumbprints differ between keys and do not depend on the key's form",
+        arguments: [SignatureAlgorithm.es256, .es384, .edDSA, .rs256]
+    )
     func thumbprintStability(algorithm: SignatureAlgorithm) throws {
         let key = TestKeys.signing(algorithm)
         let published = try JWK.publicJSON(key.verifyingKey, kid: "x")
@@ -60,7 +64,10 @@ struct JWKTests {
         #expect(try key.thumbprint().utf8.count == 43)
     }
 
-    @Test("a published JWK carries only public members, kid, alg and use:sig", arguments: [SignatureAlgorithm.es256, .es384, .edDSA, .rs256, .ps256])
+    @Test(
+        "a published JWK carries only public members, kid, alg and use:sig",
+        arguments: [SignatureAlgorithm.es256, .es384, .edDSA, .rs256, .ps256]
+    )
     func publicJSONMembers(algorithm: SignatureAlgorithm) throws {
         let json = try JWK.publicJSON(TestKeys.signing(algorithm).verifyingKey, kid: "kid-1")
         let allowed: Set<String> = ["kty", "crv", "x", "y", "n", "e", "kid", "alg", "use"]
@@ -79,7 +86,10 @@ struct JWKTests {
         expectRefusal(.header) { _ = try JWK.publicJSON(TestKeys.hs256.verifyingKey, kid: "h") }
     }
 
-    @Test("a private JWK round-trips to a key that signs what the public JWK verifies", arguments: SignatureAlgorithm.allCases)
+    @Test(
+        "a private JWK round-trips to a key that signs what the public JWK verifies",
+        arguments: SignatureAlgorithm.allCases
+    )
     func privateRoundTrip(algorithm: SignatureAlgorithm) throws {
         let key = TestKeys.signing(algorithm)
         let privateJSON = try JWK.privateJSON(key, kid: "p")
@@ -90,9 +100,12 @@ struct JWKTests {
         #expect(try key.verifyingKey.verify(signature: signer.sign(message), message: message))
     }
 
-    @Test("a JWK whose alg does not fit its key is refused", arguments: [
-        ("EC", "RS256"), ("EC", "ES384"), ("EC", "HS256"), ("EC", "EdDSA"), ("EC", "none"), ("EC", "ES512"),
-    ])
+    @Test(
+        "a JWK whose alg does not fit its key is refused",
+        arguments: [
+            ("EC", "RS256"), ("EC", "ES384"), ("EC", "HS256"), ("EC", "EdDSA"), ("EC", "none"), ("EC", "ES512"),
+        ]
+    )
     func jwkAlgMismatch(kty: String, alg: String) throws {
         var jwk = try JWK.publicJSON(TestKeys.es256.verifyingKey, kid: "k")
         jwk["alg"] = .string(alg)
@@ -100,7 +113,9 @@ struct JWKTests {
         #expect(throws: JOSEError.self, "\(alg)") { try JWK.verifyingKey(from: jwk) }
         var set = JSONObject()
         set["keys"] = [.object(jwk)]
-        #expect(throws: JOSEError.self, "\(alg)") { try KeySet.parse(jwks: JSONValue.object(set).compactBytes, source: "t") }
+        #expect(throws: JOSEError.self, "\(alg)") {
+            try KeySet.parse(jwks: JSONValue.object(set).compactBytes, source: "t")
+        }
     }
 
     @Test("an RSA JWK marked PS256 verifies PS256 and refuses RS256 tokens of the same key")
@@ -114,18 +129,23 @@ struct JWKTests {
         expectTokenRefused(try token(TestKeys.rs256), .algKeyMismatch, keys: keys)
     }
 
-    @Test("malformed JWK Sets are refused", arguments: [
-        "[]", "{}", "{\"keys\":{}}", "{\"keys\":[1]}", "{\"keys\":[{\"kty\":\"EC\"}]}", "{\"keys\":[{\"kty\":\"XYZ\"}]}",
-        "{\"keys\":[{\"kty\":\"EC\",\"crv\":\"P-256\",\"x\":5,\"y\":\"AA\"}]}", "not json",
-        "{\"keys\":[],\"keys\":[]}",
-    ])
+    @Test(
+        "malformed JWK Sets are refused",
+        arguments: [
+            "[]", "{}", "{\"keys\":{}}", "{\"keys\":[1]}", "{\"keys\":[{\"kty\":\"EC\"}]}",
+            "{\"keys\":[{\"kty\":\"XYZ\"}]}",
+            "{\"keys\":[{\"kty\":\"EC\",\"crv\":\"P-256\",\"x\":5,\"y\":\"AA\"}]}", "not json",
+            "{\"keys\":[],\"keys\":[]}",
+        ]
+    )
     func malformedSets(text: String) {
         #expect(throws: JOSEError.self, "\(text)") { try KeySet.parse(jwks: Array(text.utf8), source: "t") }
     }
 
     @Test("a key of an unsupported type that is not marked use:enc is an error, not silently skipped")
     func unsupportedSigningKey() throws {
-        let text = #"{"keys":[{"kty":"EC","crv":"P-521","x":"AekpBQ8ST8a8VcfVOTNl353vSrDCLLJXmPk06wTjxrrjcBpXp5EOnYG_NjFZ6OvLFV1jSfS9tsz4qUxcWceqwQGk","y":"ADSmRA43Z1DSNx_RvcLI87cdL07l6jQyyBXMoxVg_l2Th-x3S1WDhjDly79ajL4Kkd0AZMaZmh9ubmf63e3kyMj2","kid":"p521"}]}"#
+        let text =
+            #"{"keys":[{"kty":"EC","crv":"P-521","x":"AekpBQ8ST8a8VcfVOTNl353vSrDCLLJXmPk06wTjxrrjcBpXp5EOnYG_NjFZ6OvLFV1jSfS9tsz4qUxcWceqwQGk","y":"ADSmRA43Z1DSNx_RvcLI87cdL07l6jQyyBXMoxVg_l2Th-x3S1WDhjDly79ajL4Kkd0AZMaZmh9ubmf63e3kyMj2","kid":"p521"}]}"#
         #expect(throws: JOSEError.self) { try KeySet.parse(jwks: Array(text.utf8), source: "t") }
     }
 

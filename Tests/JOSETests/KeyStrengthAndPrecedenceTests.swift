@@ -20,8 +20,10 @@ struct KeyStrengthTests {
         }
     }
 
-    @Test("a 1024-bit RSA key generated at test time by the openssl tool is refused",
-        .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/openssl")))
+    @Test(
+        "a 1024-bit RSA key generated at test time by the openssl tool is refused",
+        .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/openssl"))
+    )
     func weakRSAFromOpenSSL() throws {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
@@ -73,7 +75,10 @@ struct PrecedenceTests {
     @Test("expired and over the policy: the policy decides, exit 2")
     func expiredAndPolicy() throws {
         let signed = try token(claims: claims([("iat", at(-10_000)), ("nbf", at(-10_000)), ("exp", at(-100))]))
-        let report = TokenInspector(keys: keySet(TestKeys.es256), policy: .fixed(.oneHour)).inspect(signed, now: testNow)
+        let report = TokenInspector(keys: keySet(TestKeys.es256), policy: .fixed(.oneHour)).inspect(
+            signed,
+            now: testNow
+        )
         #expect(Set(report.failures.map(\.code.name)) == [JOSEError.Code.expired.name, JOSEError.Code.lifetime.name])
         #expect(report.decisive?.code == .lifetime)
         #expect(report.exitCode == 2)
@@ -93,7 +98,9 @@ struct PrecedenceTests {
     @Test("a bad signature, over the policy, expired and wrong issuer: exit 3")
     func everythingButMalformed() throws {
         let signed = try token(
-            TestKeys.attackerES256, claims: claims([("iat", at(-10_000)), ("exp", at(-100)), ("iss", "https://evil.example")]))
+            TestKeys.attackerES256,
+            claims: claims([("iat", at(-10_000)), ("exp", at(-100)), ("iss", "https://evil.example")])
+        )
         let options = ValidationOptions(issuer: "https://issuer.example", requireExpiration: false)
         let report = TokenInspector(keys: keySet(TestKeys.es256), options: options, policy: .fixed(.oneHour))
             .inspect(signed, now: testNow)
@@ -104,8 +111,10 @@ struct PrecedenceTests {
     @Test("an ill-typed claim outranks a bad signature: exit 4")
     func malformedAndBadSignature() throws {
         let forged = try rawToken(
-            header: "{\"alg\":\"ES256\",\"kid\":\"k1\"}", payload: claimsText(replacing: "exp", with: "\"exp\":\"soon\""),
-            key: TestKeys.attackerES256)
+            header: "{\"alg\":\"ES256\",\"kid\":\"k1\"}",
+            payload: claimsText(replacing: "exp", with: "\"exp\":\"soon\""),
+            key: TestKeys.attackerES256
+        )
         let report = TokenInspector(keys: keySet(TestKeys.es256)).inspect(forged, now: testNow)
         #expect(report.failures.contains { $0.code == .signature })
         #expect(report.failures.contains { $0.code == .claimType })
@@ -121,11 +130,17 @@ struct PrecedenceTests {
         #expect(report.exitCode == 2)
     }
 
-    @Test("the exit code of each category is its number", arguments: [
-        (JOSEError.Code.expired, Int32(1)), (.notYetValid, 1), (.issuedInFuture, 1), (.issuer, 2), (.audience, 2), (.type, 2),
-        (.lifetime, 2), (.missingClaim, 2), (.signature, 3), (.algNone, 3), (.unknownKid, 3), (.keyRevoked, 3), (.crit, 3),
-        (.tooLarge, 4), (.base64, 4), (.json, 4), (.duplicateMember, 4), (.claimType, 4), (.encrypted, 4), (.opaque, 4),
-    ])
+    @Test(
+        "the exit code of each category is its number",
+        arguments: [
+            (JOSEError.Code.expired, Int32(1)), (.notYetValid, 1), (.issuedInFuture, 1), (.issuer, 2), (.audience, 2),
+            (.type, 2),
+            (.lifetime, 2), (.missingClaim, 2), (.signature, 3), (.algNone, 3), (.unknownKid, 3), (.keyRevoked, 3),
+            (.crit, 3),
+            (.tooLarge, 4), (.base64, 4), (.json, 4), (.duplicateMember, 4), (.claimType, 4), (.encrypted, 4),
+            (.opaque, 4),
+        ]
+    )
     func categoryNumbers(code: JOSEError.Code, exit: Int32) {
         #expect(Int32(code.category.rawValue) == exit)
     }

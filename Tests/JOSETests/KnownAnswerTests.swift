@@ -40,7 +40,10 @@ struct KnownAnswerTests {
         #expect(try key.verify(signature: jws.parts.signature, message: jws.parts.signingInput))
     }
 
-    @Test("signing the RFC signing input with the RFC key reproduces the RFC signature", arguments: Vector.deterministic)
+    @Test(
+        "signing the RFC signing input with the RFC key reproduces the RFC signature",
+        arguments: Vector.deterministic
+    )
     func signingReproduces(vector: Vector) throws {
         let (_, key) = try JWK.signingKey(from: vector.jwk)
         let jws = try CompactJWS(vector.token)
@@ -59,8 +62,10 @@ struct KnownAnswerTests {
         let fresh = try signer.sign(jws.parts.signingInput)
         #expect(fresh.count == 64)
         #expect(try verifier.verify(signature: fresh, message: jws.parts.signingInput))
-        #expect(Base64URL.encode(jws.parts.signature)
-            == "DtEhU3ljbEg8L38VWAfUAqOyKAM6-Xx-F4GawxaepmXFCgfTjDxw5djxLa8ISlSApmWQxfKTUJqPP3-Kg6NU1Q")
+        #expect(
+            Base64URL.encode(jws.parts.signature)
+                == "DtEhU3ljbEg8L38VWAfUAqOyKAM6-Xx-F4GawxaepmXFCgfTjDxw5djxLa8ISlSApmWQxfKTUJqPP3-Kg6NU1Q"
+        )
     }
 
     @Test("the RFC token with one changed signature bit no longer verifies", arguments: Vector.all)
@@ -122,8 +127,10 @@ struct KnownAnswerTests {
         let jws = try CompactJWS(vector.token)
         #expect(jws.header.algorithm == .edDSA)
         #expect(jws.parts.payload == Array("Example of Ed25519 signing".utf8))
-        #expect(String(decoding: jws.parts.signingInput, as: UTF8.self)
-            == "eyJhbGciOiJFZERTQSJ9.RXhhbXBsZSBvZiBFZDI1NTE5IHNpZ25pbmc")
+        #expect(
+            String(decoding: jws.parts.signingInput, as: UTF8.self)
+                == "eyJhbGciOiJFZERTQSJ9.RXhhbXBsZSBvZiBFZDI1NTE5IHNpZ25pbmc"
+        )
         let (_, key) = try JWK.verifyingKey(from: vector.jwk)
         #expect(try key.thumbprint() == "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k")
     }
@@ -140,7 +147,10 @@ struct KnownAnswerTests {
         #expect(report.failures.isEmpty)
     }
 
-    @Test("RFC 7520 §4.1 and §4.4: the payload is the UTF-8 of the quote with U+2019", arguments: [Vector.rfc7520S41, .rfc7520S44])
+    @Test(
+        "RFC 7520 §4.1 and §4.4: the payload is the UTF-8 of the quote with U+2019",
+        arguments: [Vector.rfc7520S41, .rfc7520S44]
+    )
     func rfc7520Payload(vector: Vector) throws {
         let payload = try CompactJWS(vector.token).parts.payload
         #expect(payload == Array(KnownAnswerTests.rfc7520Payload.utf8))
@@ -149,7 +159,10 @@ struct KnownAnswerTests {
         #expect(payload.count == 167)
     }
 
-    @Test("RFC 7520 §4.1 and §4.4: the key found by kid in the JWK verifies the token", arguments: [Vector.rfc7520S41, .rfc7520S44])
+    @Test(
+        "RFC 7520 §4.1 and §4.4: the key found by kid in the JWK verifies the token",
+        arguments: [Vector.rfc7520S41, .rfc7520S44]
+    )
     func rfc7520KeyByKid(vector: Vector) throws {
         let keys = try KeySet.parse(jwks: JSONValue.object(vector.jwk).compactBytes, source: vector.file)
         let jws = try CompactJWS(vector.token)

@@ -10,9 +10,12 @@ struct LifetimePolicyTests {
         try JWTClaims(json: claims([("iat", at(-10)), ("nbf", at(-10)), ("exp", at(lifetime - 10))]))
     }
 
-    @Test("each built-in policy holds a token of exactly its length and refuses one second more", arguments: [
-        (LifetimePolicy.oneHour, Int64(3_600)), (.oneDay, 86_400), (.thirtyDays, 2_592_000),
-    ])
+    @Test(
+        "each built-in policy holds a token of exactly its length and refuses one second more",
+        arguments: [
+            (LifetimePolicy.oneHour, Int64(3_600)), (.oneDay, 86_400), (.thirtyDays, 2_592_000),
+        ]
+    )
     func builtInBoundaries(policy: LifetimePolicy, seconds: Int64) throws {
         #expect(policy.seconds == seconds)
         #expect(policy.violation(of: try LifetimePolicyTests.lived(seconds), now: testNow, leeway: 0) == nil)
@@ -31,34 +34,50 @@ struct LifetimePolicyTests {
         expectTokenRefused(tooLong, .lifetime, options: options)
     }
 
-    @Test("built-in names parse to the built-in policies", arguments: [
-        ("1h", LifetimePolicy.oneHour), ("24h", .oneDay), ("30d", .thirtyDays), ("1H", .oneHour), (" 30d ", .thirtyDays),
-    ])
+    @Test(
+        "built-in names parse to the built-in policies",
+        arguments: [
+            ("1h", LifetimePolicy.oneHour), ("24h", .oneDay), ("30d", .thirtyDays), ("1H", .oneHour),
+            (" 30d ", .thirtyDays),
+        ]
+    )
     func builtInNames(text: String, policy: LifetimePolicy) throws {
         #expect(LifetimePolicy(parsing: text) == policy)
     }
 
-    @Test("custom durations parse to their length in seconds", arguments: [
-        ("15m", Int64(900)), ("7d", 604_800), ("90s", 90), ("2w", 1_209_600), ("1h30m", 5_400), ("900", 900), ("12h", 43_200),
-    ])
+    @Test(
+        "custom durations parse to their length in seconds",
+        arguments: [
+            ("15m", Int64(900)), ("7d", 604_800), ("90s", 90), ("2w", 1_209_600), ("1h30m", 5_400), ("900", 900),
+            ("12h", 43_200),
+        ]
+    )
     func customDurations(text: String, seconds: Int64) throws {
         let policy = try #require(LifetimePolicy(parsing: text))
         #expect(policy.seconds == seconds)
         #expect(policy.name == text)
         // A 15m policy refuses a 16-minute token, and so on for each.
         #expect(policy.violation(of: try LifetimePolicyTests.lived(seconds), now: testNow, leeway: 0) == nil)
-        #expect(policy.violation(of: try LifetimePolicyTests.lived(seconds + 1), now: testNow, leeway: 0)?.code == .lifetime)
+        #expect(
+            policy.violation(of: try LifetimePolicyTests.lived(seconds + 1), now: testNow, leeway: 0)?.code == .lifetime
+        )
     }
 
-    @Test("nonsense and non-positive durations are not policies", arguments: ["", "0", "0m", "-5m", "abc", "1.5h", "15x", "m", "h1", "99999999999999999999d"])
+    @Test(
+        "nonsense and non-positive durations are not policies",
+        arguments: ["", "0", "0m", "-5m", "abc", "1.5h", "15x", "m", "h1", "99999999999999999999d"]
+    )
     func invalidDurations(text: String) {
         #expect(LifetimePolicy(parsing: text) == nil)
     }
 
-    @Test("auto picks the smallest built-in policy the lifetime fits", arguments: [
-        (Double(1), LifetimePolicy?.some(.oneHour)), (3_600, .oneHour), (3_601, .oneDay), (86_400, .oneDay),
-        (86_401, .thirtyDays), (2_592_000, .thirtyDays), (2_592_001, nil),
-    ])
+    @Test(
+        "auto picks the smallest built-in policy the lifetime fits",
+        arguments: [
+            (Double(1), LifetimePolicy?.some(.oneHour)), (3_600, .oneHour), (3_601, .oneDay), (86_400, .oneDay),
+            (86_401, .thirtyDays), (2_592_000, .thirtyDays), (2_592_001, nil),
+        ]
+    )
     func smallestFitting(lifetime: Double, expected: LifetimePolicy?) {
         #expect(LifetimePolicy.smallestFitting(lifetime: lifetime) == expected)
     }
@@ -81,8 +100,14 @@ struct LifetimePolicyTests {
 
     @Test("jwt-inspect --policy with a fixed policy fails a longer token with exit 2")
     func inspectorFixed() throws {
-        let inspector = TokenInspector(keys: keySet(TestKeys.es256), policy: .fixed(try #require(LifetimePolicy(parsing: "15m"))))
-        #expect(inspector.inspect(try token(claims: claims([("iat", at(-10)), ("exp", at(890))])), now: testNow).exitCode == 0)
+        let inspector = TokenInspector(
+            keys: keySet(TestKeys.es256),
+            policy: .fixed(try #require(LifetimePolicy(parsing: "15m")))
+        )
+        #expect(
+            inspector.inspect(try token(claims: claims([("iat", at(-10)), ("exp", at(890))])), now: testNow).exitCode
+                == 0
+        )
         let report = inspector.inspect(try token(claims: claims([("iat", at(-10)), ("exp", at(891))])), now: testNow)
         #expect(report.exitCode == 2)
         #expect(report.decisive?.code == .lifetime)
@@ -96,7 +121,10 @@ struct LifetimePolicyTests {
         }
         let options = ValidationOptions(policy: .thirtyDays, requireExpiration: false)
         expectTokenRefused(try token(claims: claims([(name, nil)])), .lifetime, options: options)
-        let auto = TokenInspector(keys: keySet(TestKeys.es256), policy: .auto).inspect(try token(claims: claims([(name, nil)])), now: testNow)
+        let auto = TokenInspector(keys: keySet(TestKeys.es256), policy: .auto).inspect(
+            try token(claims: claims([(name, nil)])),
+            now: testNow
+        )
         #expect(auto.exitCode == 2)
     }
 
@@ -110,7 +138,11 @@ struct LifetimePolicyTests {
         #expect(LifetimePolicy.smallestFitting(lifetime: -1) == nil)
         let signed = try token(claims: claims([("iat", at(-10)), ("exp", at(600)), ("nbf", nil)]))
         let reversed = try token(claims: claims([("iat", at(600)), ("exp", at(300)), ("nbf", nil)]))
-        let inspector = TokenInspector(keys: keySet(TestKeys.es256), options: ValidationOptions(leeway: 1_000), policy: .auto)
+        let inspector = TokenInspector(
+            keys: keySet(TestKeys.es256),
+            options: ValidationOptions(leeway: 1_000),
+            policy: .auto
+        )
         #expect(inspector.inspect(signed, now: testNow).exitCode == 0)
         let report = inspector.inspect(reversed, now: testNow)
         #expect(report.exitCode == 2)

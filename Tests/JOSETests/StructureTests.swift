@@ -36,14 +36,22 @@ struct StructureTests {
         expectTokenRefused(token, .tooDeep)
         let objects = String(repeating: "{\"a\":", count: 100) + "1" + String(repeating: "}", count: 100)
         let objectPayload = claimsText(replacing: "deep", with: "\"deep\":\(objects)")
-        let objectToken = try rawToken(header: "{\"alg\":\"ES256\",\"kid\":\"k1\"}", payload: objectPayload, key: TestKeys.es256)
+        let objectToken = try rawToken(
+            header: "{\"alg\":\"ES256\",\"kid\":\"k1\"}",
+            payload: objectPayload,
+            key: TestKeys.es256
+        )
         expectTokenRefused(objectToken, .tooDeep)
     }
 
     @Test("a header nested 100 levels deep is refused")
     func deepHeader() throws {
         let nested = String(repeating: "[", count: 100) + String(repeating: "]", count: 100)
-        let token = try rawToken(header: "{\"alg\":\"ES256\",\"kid\":\"k1\",\"x\":\(nested)}", payload: claimsText(), key: TestKeys.es256)
+        let token = try rawToken(
+            header: "{\"alg\":\"ES256\",\"kid\":\"k1\",\"x\":\(nested)}",
+            payload: claimsText(),
+            key: TestKeys.es256
+        )
         expectTokenRefused(token, .tooDeep)
     }
 
@@ -67,7 +75,10 @@ struct StructureTests {
         }
     }
 
-    @Test("empty input, short words and two-part strings are not tokens", arguments: ["", "abc", "a.b", "Bearer", ".", "..."])
+    @Test(
+        "empty input, short words and two-part strings are not tokens",
+        arguments: ["", "abc", "a.b", "Bearer", ".", "..."]
+    )
     func notTokens(text: String) {
         expectTokenRefused(text, .segments, "\(text.debugDescription)")
     }
@@ -136,11 +147,14 @@ struct StructureTests {
             ("tab", StructureTests.replacing(original, segment: index) { $0 + "\t" }),
             ("trailing newline", StructureTests.replacing(original, segment: index) { $0 + "\n" }),
             ("non-ASCII", StructureTests.replacing(original, segment: index) { $0.prefix(4) + "é" + $0.dropFirst(5) }),
-            ("length 4n+1", StructureTests.replacing(original, segment: index) {
-                var s = $0
-                while s.utf8.count % 4 != 1 { s += "A" }
-                return s
-            }),
+            (
+                "length 4n+1",
+                StructureTests.replacing(original, segment: index) {
+                    var s = $0
+                    while s.utf8.count % 4 != 1 { s += "A" }
+                    return s
+                }
+            ),
         ]
         for (name, variant) in variants {
             #expect(variant != original)
@@ -148,7 +162,10 @@ struct StructureTests {
         }
     }
 
-    @Test("a segment whose unused trailing bits are set is refused, though it decodes to the same bytes", arguments: SignatureAlgorithm.allCases)
+    @Test(
+        "a segment whose unused trailing bits are set is refused, though it decodes to the same bytes",
+        arguments: SignatureAlgorithm.allCases
+    )
     func nonCanonicalTrailingBits(algorithm: SignatureAlgorithm) throws {
         let original = try token(TestKeys.signing(algorithm))
         var tested = 0

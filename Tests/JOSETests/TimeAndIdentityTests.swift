@@ -9,7 +9,10 @@ struct TimeAndIdentityTests {
     @Test("a token whose exp has passed is refused as expired, exit 1")
     func expired() throws {
         expectTokenRefused(try token(claims: claims([("exp", at(-1))])), .expired)
-        expectTokenRefused(try token(claims: claims([("iat", at(-7200)), ("nbf", at(-7200)), ("exp", at(-3600))])), .expired)
+        expectTokenRefused(
+            try token(claims: claims([("iat", at(-7200)), ("nbf", at(-7200)), ("exp", at(-3600))])),
+            .expired
+        )
     }
 
     @Test("exp is exclusive: valid one second before, expired at exp itself")
@@ -57,9 +60,12 @@ struct TimeAndIdentityTests {
         #expect(report.checks.contains { $0.name == "exp" && $0.outcome.label == "warn" })
     }
 
-    @Test("an issuer other than the required one is a policy failure, exit 2", arguments: [
-        "https://evil.example", "https://issuer.example/", "HTTPS://ISSUER.EXAMPLE", "", "https://issuer.example ",
-    ])
+    @Test(
+        "an issuer other than the required one is a policy failure, exit 2",
+        arguments: [
+            "https://evil.example", "https://issuer.example/", "HTTPS://ISSUER.EXAMPLE", "", "https://issuer.example ",
+        ]
+    )
     func issuerMismatch(iss: String) throws {
         let options = ValidationOptions(issuer: "https://issuer.example")
         expectTokenRefused(try token(claims: claims([("iss", .string(iss))])), .issuer, options: options, "\(iss)")
@@ -72,10 +78,13 @@ struct TimeAndIdentityTests {
         #expect(try verifier(options: options).verify(try token(), now: testNow).claims.iss == "https://issuer.example")
     }
 
-    @Test("an audience string or array without the required audience is a policy failure, exit 2", arguments: [
-        JSONValue.string("other"), .string("API"), .string("api "), .array(["other", "another"]), .array([]),
-        .string("api other"),
-    ])
+    @Test(
+        "an audience string or array without the required audience is a policy failure, exit 2",
+        arguments: [
+            JSONValue.string("other"), .string("API"), .string("api "), .array(["other", "another"]), .array([]),
+            .string("api other"),
+        ]
+    )
     func audienceMismatch(aud: JSONValue) throws {
         let options = ValidationOptions(audience: "api")
         expectTokenRefused(try token(claims: claims([("aud", aud)])), .audience, options: options, "\(aud.compactText)")
@@ -92,15 +101,23 @@ struct TimeAndIdentityTests {
         expectTokenRefused(try token(claims: claims([("aud", nil)])), .audience, options: options)
     }
 
-    @Test("typ at+jwt is accepted in its registered spellings", arguments: ["at+jwt", "application/at+jwt", "AT+JWT", "Application/AT+JWT"])
+    @Test(
+        "typ at+jwt is accepted in its registered spellings",
+        arguments: ["at+jwt", "application/at+jwt", "AT+JWT", "Application/AT+JWT"]
+    )
     func typAccepted(typ: String) throws {
         let options = ValidationOptions(requiredType: "at+jwt")
         let signed = try token(type: typ)
         #expect(try verifier(options: options).verify(signed, now: testNow).header.typ == typ)
-        #expect(TokenInspector(keys: keySet(TestKeys.es256), options: options).inspect(signed, now: testNow).exitCode == 0)
+        #expect(
+            TokenInspector(keys: keySet(TestKeys.es256), options: options).inspect(signed, now: testNow).exitCode == 0
+        )
     }
 
-    @Test("any other typ, or none, is refused when at+jwt is required, exit 2", arguments: ["JWT", "jwt", "at+jwt ", "application/jwt", "at", "dpop+jwt"] as [String?] + [nil])
+    @Test(
+        "any other typ, or none, is refused when at+jwt is required, exit 2",
+        arguments: ["JWT", "jwt", "at+jwt ", "application/jwt", "at", "dpop+jwt"] as [String?] + [nil]
+    )
     func typRefused(typ: String?) throws {
         let options = ValidationOptions(requiredType: "at+jwt")
         expectTokenRefused(try token(type: typ), .type, options: options, "\(typ ?? "absent")")

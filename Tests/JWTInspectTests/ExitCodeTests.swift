@@ -36,8 +36,10 @@ struct ExitCodeTests {
     @Test("a JWE (5 segments) exits 4 and is reported as an encrypted JWE with its header")
     func jwe() async throws {
         let header = Base64URL.encode(Array("{\"alg\":\"RSA-OAEP\",\"enc\":\"A256GCM\"}".utf8))
-        let token = [header, Base64URL.encode(SecureRandom.bytes(256)), Base64URL.encode(SecureRandom.bytes(12)),
-            Base64URL.encode(SecureRandom.bytes(80)), Base64URL.encode(SecureRandom.bytes(16))].joined(separator: ".")
+        let token = [
+            header, Base64URL.encode(SecureRandom.bytes(256)), Base64URL.encode(SecureRandom.bytes(12)),
+            Base64URL.encode(SecureRandom.bytes(80)), Base64URL.encode(SecureRandom.bytes(16)),
+        ].joined(separator: ".")
         let run = try await jwtInspect([token])
         #expect(run.exitCode == 4, "\(run)")
         #expect(run.stdout.contains("JWE (encrypted token)"), "\(run)")
@@ -52,7 +54,9 @@ struct ExitCodeTests {
     }
 
     /// 43-character refresh tokens (32 random bytes in base64url); one starts with "-".
-    static let opaqueTokens = ["Xq3v9Zt0bqH6d1cXyF0Gm3kP2sLwA8uE5nR7jT4yQ1c", "-Xq3v9Zt0bqH6d1cXyF0Gm3kP2sLwA8uE5nR7jT4yQ1"]
+    static let opaqueTokens = [
+        "Xq3v9Zt0bqH6d1cXyF0Gm3kP2sLwA8uE5nR7jT4yQ1c", "-Xq3v9Zt0bqH6d1cXyF0Gm3kP2sLwA8uE5nR7jT4yQ1",
+    ]
 
     @Test("an opaque 43-character refresh token exits 4 and is reported as opaque", arguments: opaqueTokens)
     func opaque(token: String) async throws {
@@ -75,10 +79,15 @@ struct ExitCodeTests {
     func algNone(withKey: Bool) async throws {
         try await withTemporaryDirectory { dir in
             let token = unsignedToken(
-                header: "{\"alg\":\"none\",\"typ\":\"JWT\"}", payload: JSONValue.object(claims()).compactText, signature: "")
+                header: "{\"alg\":\"none\",\"typ\":\"JWT\"}",
+                payload: JSONValue.object(claims()).compactText,
+                signature: ""
+            )
             var options = Self.now
             if withKey {
-                options += ["--key", try dir.write("pub.pem", try SigningKey.generate(.es256).verifyingKey.publicPEM())]
+                options += [
+                    "--key", try dir.write("pub.pem", try SigningKey.generate(.es256).verifyingKey.publicPEM()),
+                ]
             }
             let run = try await jwtInspect(options + [token])
             #expect(run.exitCode == 3, "\(run)")
@@ -98,7 +107,9 @@ struct ExitCodeTests {
     @Test("a token whose nbf is in the future exits 1")
     func notYetValid() async throws {
         let token = try sign(
-            claims(lifetime: 7_200, extra: [("nbf", .number(JSONNumber(Clock.t0 + 3_600)))]), with: try SigningKey.generate(.es256))
+            claims(lifetime: 7_200, extra: [("nbf", .number(JSONNumber(Clock.t0 + 3_600)))]),
+            with: try SigningKey.generate(.es256)
+        )
         let run = try await jwtInspect(Self.now + [token])
         #expect(run.exitCode == 1, "\(run)")
         #expect(run.stdout.contains("REJECTED [not_yet_valid]"), "\(run)")
@@ -119,11 +130,14 @@ struct ExitCodeTests {
         var testDescription: String { options.joined(separator: " ") }
     }
 
-    @Test("--iss, --aud and --typ mismatches exit 2", arguments: [
-        Mismatch(options: ["--iss", "https://evil.test"], rule: "issuer_mismatch"),
-        Mismatch(options: ["--aud", "billing"], rule: "audience_mismatch"),
-        Mismatch(options: ["--typ", "at+jwt"], rule: "type_mismatch"),
-    ])
+    @Test(
+        "--iss, --aud and --typ mismatches exit 2",
+        arguments: [
+            Mismatch(options: ["--iss", "https://evil.test"], rule: "issuer_mismatch"),
+            Mismatch(options: ["--aud", "billing"], rule: "audience_mismatch"),
+            Mismatch(options: ["--typ", "at+jwt"], rule: "type_mismatch"),
+        ]
+    )
     func identityMismatch(mismatch: Mismatch) async throws {
         // typ JWT, iss https://tokend.test, aud api.
         let token = try sign(claims(), with: try SigningKey.generate(.es256), type: "JWT")
@@ -136,7 +150,8 @@ struct ExitCodeTests {
     func identityMatch() async throws {
         let token = try sign(claims(), with: try SigningKey.generate(.es256), type: "at+jwt")
         let run = try await jwtInspect(
-            Self.now + ["--iss", "https://tokend.test", "--aud", "api", "--typ", "application/at+jwt", token])
+            Self.now + ["--iss", "https://tokend.test", "--aud", "api", "--typ", "application/at+jwt", token]
+        )
         #expect(run.exitCode == 0, "\(run)")
         #expect(run.stdout.contains("matches \"https://tokend.test\""), "\(run)")
     }
@@ -168,22 +183,27 @@ struct ExitCodeTests {
         let stdin: String?
         /// What stderr must name.
         let mentions: String
-        var testDescription: String { arguments.joined(separator: " ") + (stdin.map { " <<< \($0.debugDescription)" } ?? "") }
+        var testDescription: String {
+            arguments.joined(separator: " ") + (stdin.map { " <<< \($0.debugDescription)" } ?? "")
+        }
     }
 
-    @Test("bad usage exits 4 with a message on stderr naming the problem", arguments: [
-        Usage(arguments: ["--bogus", Seed.appmixer], stdin: nil, mentions: "--bogus"),
-        Usage(arguments: ["--policy", "bogus", Seed.appmixer], stdin: nil, mentions: "--policy"),
-        Usage(arguments: ["--policy", "0s", Seed.appmixer], stdin: nil, mentions: "--policy"),
-        Usage(arguments: ["--now", "yesterday", Seed.appmixer], stdin: nil, mentions: "--now"),
-        Usage(arguments: ["--leeway", "a bit", Seed.appmixer], stdin: nil, mentions: "--leeway"),
-        Usage(arguments: ["--alg", "RS512", Seed.appmixer], stdin: nil, mentions: "--alg"),
-        Usage(arguments: ["--key"], stdin: nil, mentions: "--key"),
-        Usage(arguments: [Seed.appmixer, Seed.classic], stdin: nil, mentions: "Unexpected argument"),
-        Usage(arguments: [], stdin: "", mentions: "no token"),
-        Usage(arguments: ["-"], stdin: "", mentions: "no token"),
-        Usage(arguments: [], stdin: " \n\n\t\n", mentions: "no token"),
-    ])
+    @Test(
+        "bad usage exits 4 with a message on stderr naming the problem",
+        arguments: [
+            Usage(arguments: ["--bogus", Seed.appmixer], stdin: nil, mentions: "--bogus"),
+            Usage(arguments: ["--policy", "bogus", Seed.appmixer], stdin: nil, mentions: "--policy"),
+            Usage(arguments: ["--policy", "0s", Seed.appmixer], stdin: nil, mentions: "--policy"),
+            Usage(arguments: ["--now", "yesterday", Seed.appmixer], stdin: nil, mentions: "--now"),
+            Usage(arguments: ["--leeway", "a bit", Seed.appmixer], stdin: nil, mentions: "--leeway"),
+            Usage(arguments: ["--alg", "RS512", Seed.appmixer], stdin: nil, mentions: "--alg"),
+            Usage(arguments: ["--key"], stdin: nil, mentions: "--key"),
+            Usage(arguments: [Seed.appmixer, Seed.classic], stdin: nil, mentions: "Unexpected argument"),
+            Usage(arguments: [], stdin: "", mentions: "no token"),
+            Usage(arguments: ["-"], stdin: "", mentions: "no token"),
+            Usage(arguments: [], stdin: " \n\n\t\n", mentions: "no token"),
+        ]
+    )
     func badUsage(usage: Usage) async throws {
         let run = try await jwtInspect(usage.arguments, stdin: usage.stdin.map { .pipe($0) } ?? .null)
         #expect(run.exitCode == 4, "\(run)")
@@ -202,7 +222,9 @@ struct ExitCodeTests {
     func help(flag: String) async throws {
         let run = try await jwtInspect([flag])
         #expect(run.exitCode == 0, "\(run)")
-        for text in ["--keys-dir", "--secret-file", "--jwks", "--policy", "--leeway", "--json", "--quiet", "Exit codes"] {
+        for text in [
+            "--keys-dir", "--secret-file", "--jwks", "--policy", "--leeway", "--json", "--quiet", "Exit codes",
+        ] {
             #expect(run.stdout.contains(text), "\(text) in \(run)")
         }
     }

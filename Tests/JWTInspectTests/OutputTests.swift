@@ -16,12 +16,28 @@ struct OutputTests {
     }
 
     static let cases: [Case] = [
-        Case(name: "valid", arguments: ["--now", Seed.appmixerValidNow, Seed.appmixer], exitCode: 0, kind: "JWS", failedRule: nil),
-        Case(name: "expired", arguments: [Seed.appmixer], exitCode: 1, kind: "JWS", failedRule: "expired"),
-        Case(name: "over policy", arguments: ["--policy", "1h", Seed.appmixer], exitCode: 2, kind: "JWS", failedRule: "lifetime_policy"),
         Case(
-            name: "alg none", arguments: [unsignedToken(header: "{\"alg\":\"none\"}", payload: "{\"sub\":\"x\"}", signature: "")],
-            exitCode: 3, kind: "JWS", failedRule: "alg_none"),
+            name: "valid",
+            arguments: ["--now", Seed.appmixerValidNow, Seed.appmixer],
+            exitCode: 0,
+            kind: "JWS",
+            failedRule: nil
+        ),
+        Case(name: "expired", arguments: [Seed.appmixer], exitCode: 1, kind: "JWS", failedRule: "expired"),
+        Case(
+            name: "over policy",
+            arguments: ["--policy", "1h", Seed.appmixer],
+            exitCode: 2,
+            kind: "JWS",
+            failedRule: "lifetime_policy"
+        ),
+        Case(
+            name: "alg none",
+            arguments: [unsignedToken(header: "{\"alg\":\"none\"}", payload: "{\"sub\":\"x\"}", signature: "")],
+            exitCode: 3,
+            kind: "JWS",
+            failedRule: "alg_none"
+        ),
         Case(name: "malformed", arguments: ["a.b"], exitCode: 4, kind: "malformed", failedRule: "bad_segments"),
     ]
 
@@ -39,7 +55,10 @@ struct OutputTests {
         #expect(checks?.isEmpty == false, "\(run)")
         #expect(checks?.allSatisfy { $0["name"] is String && $0["status"] is String } == true, "\(run)")
         if let rule = sample.failedRule {
-            #expect(checks?.contains { $0["status"] as? String == "fail" && $0["rule"] as? String == rule } == true, "\(run)")
+            #expect(
+                checks?.contains { $0["status"] as? String == "fail" && $0["rule"] as? String == rule } == true,
+                "\(run)"
+            )
         } else {
             #expect(checks?.contains { $0["status"] as? String == "fail" } == false, "\(run)")
         }
@@ -67,9 +86,14 @@ struct OutputTests {
     @Test("--json lists auth_time among the times, as the text output does")
     func jsonAuthTime() async throws {
         let token = try sign(
-            claims(extra: [("auth_time", .number(JSONNumber(Clock.t0 - 600)))]), with: try SigningKey.generate(.es256))
+            claims(extra: [("auth_time", .number(JSONNumber(Clock.t0 - 600)))]),
+            with: try SigningKey.generate(.es256)
+        )
         let text = try await jwtInspect(["--now", String(Clock.t0), token])
-        #expect(!text.stdout.lines(containing: "auth_time").filter { $0.contains("2023-11-14T22:03:20Z") }.isEmpty, "\(text)")
+        #expect(
+            !text.stdout.lines(containing: "auth_time").filter { $0.contains("2023-11-14T22:03:20Z") }.isEmpty,
+            "\(text)"
+        )
         let run = try await jwtInspect(["--json", "--now", String(Clock.t0), token])
         let times = parseJSONObject(run.stdout)?["times"] as? [String: [String: Any]]
         #expect(times?["iat"]?["utc"] as? String == Clock.t0ISO, "\(run)")
@@ -128,7 +152,10 @@ struct OutputTests {
         #expect(coloured.stdout.contains(Self.escape), "a terminal gets colour: \(coloured)")
         #expect(coloured.stdout.contains(Seed.appmixerUserID), "\(coloured)")
 
-        let plain = try await jwtInspectOnTerminal(["--now", Seed.appmixerValidNow, Seed.appmixer], environment: ["NO_COLOR": "1"])
+        let plain = try await jwtInspectOnTerminal(
+            ["--now", Seed.appmixerValidNow, Seed.appmixer],
+            environment: ["NO_COLOR": "1"]
+        )
         #expect(plain.exitCode == 0, "\(plain)")
         #expect(plain.stdout.contains(Seed.appmixerUserID), "\(plain)")
         #expect(!plain.stdout.contains(Self.escape), "NO_COLOR=1: \(plain)")
@@ -140,7 +167,10 @@ struct OutputTests {
 
     @Test("an empty NO_COLOR does not disable colour (no-color.org: \"present and not an empty string\")")
     func emptyNoColour() async throws {
-        let run = try await jwtInspectOnTerminal(["--now", Seed.appmixerValidNow, Seed.appmixer], environment: ["NO_COLOR": ""])
+        let run = try await jwtInspectOnTerminal(
+            ["--now", Seed.appmixerValidNow, Seed.appmixer],
+            environment: ["NO_COLOR": ""]
+        )
         #expect(run.exitCode == 0, "\(run)")
         #expect(run.stdout.contains(Self.escape), "\(run)")
     }

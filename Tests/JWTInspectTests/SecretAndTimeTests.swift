@@ -12,11 +12,23 @@ struct SecretEchoTests {
     static func expectNoSecret(_ run: RunResult, _ secret: String, sourceLocation: SourceLocation = #_sourceLocation) {
         let fragments = [secret, String(secret.prefix(12)), String(secret.suffix(12))]
         for fragment in fragments {
-            #expect(!run.stdout.contains(fragment), "stdout shows the secret (exit \(run.exitCode))", sourceLocation: sourceLocation)
-            #expect(!run.stderr.contains(fragment), "stderr shows the secret (exit \(run.exitCode))", sourceLocation: sourceLocation)
+            #expect(
+                !run.stdout.contains(fragment),
+                "stdout shows the secret (exit \(run.exitCode))",
+                sourceLocation: sourceLocation
+            )
+            #expect(
+                !run.stderr.contains(fragment),
+                "stderr shows the secret (exit \(run.exitCode))",
+                sourceLocation: sourceLocation
+            )
         }
         let encoded = Base64URL.encode(Array(secret.utf8))
-        #expect(!run.output.contains(encoded.prefix(16)), "the output shows the secret in base64url", sourceLocation: sourceLocation)
+        #expect(
+            !run.output.contains(encoded.prefix(16)),
+            "the output shows the secret in base64url",
+            sourceLocation: sourceLocation
+        )
     }
 
     @Test("not when the signature verifies, fails, or the output is JSON")
@@ -79,17 +91,20 @@ struct TimeOptionTests {
         var testDescription: String { "--now \(text)" }
     }
 
-    @Test("--now takes ISO 8601 with Z or an offset, a bare date, or epoch seconds", arguments: [
-        Moment(text: "2024-05-01T11:30:00Z", utc: "2024-05-01T11:30:00Z", exitCode: 0),
-        // 13:30 at +02:00 is 11:30 UTC: valid. Read as UTC it would be 90 minutes past exp.
-        Moment(text: "2024-05-01T13:30:00+02:00", utc: "2024-05-01T11:30:00Z", exitCode: 0),
-        Moment(text: "2024-05-01T14:30:00+02:00", utc: "2024-05-01T12:30:00Z", exitCode: 1),
-        Moment(text: "2024-05-01T07:30:00-04:00", utc: "2024-05-01T11:30:00Z", exitCode: 0),
-        Moment(text: "2024-05-01", utc: "2024-05-01T00:00:00Z", exitCode: 0),
-        Moment(text: "2024-05-02", utc: "2024-05-02T00:00:00Z", exitCode: 1),
-        Moment(text: "1714563000", utc: "2024-05-01T11:30:00Z", exitCode: 0),
-        Moment(text: "1714566600", utc: "2024-05-01T12:30:00Z", exitCode: 1),
-    ])
+    @Test(
+        "--now takes ISO 8601 with Z or an offset, a bare date, or epoch seconds",
+        arguments: [
+            Moment(text: "2024-05-01T11:30:00Z", utc: "2024-05-01T11:30:00Z", exitCode: 0),
+            // 13:30 at +02:00 is 11:30 UTC: valid. Read as UTC it would be 90 minutes past exp.
+            Moment(text: "2024-05-01T13:30:00+02:00", utc: "2024-05-01T11:30:00Z", exitCode: 0),
+            Moment(text: "2024-05-01T14:30:00+02:00", utc: "2024-05-01T12:30:00Z", exitCode: 1),
+            Moment(text: "2024-05-01T07:30:00-04:00", utc: "2024-05-01T11:30:00Z", exitCode: 0),
+            Moment(text: "2024-05-01", utc: "2024-05-01T00:00:00Z", exitCode: 0),
+            Moment(text: "2024-05-02", utc: "2024-05-02T00:00:00Z", exitCode: 1),
+            Moment(text: "1714563000", utc: "2024-05-01T11:30:00Z", exitCode: 0),
+            Moment(text: "1714566600", utc: "2024-05-01T12:30:00Z", exitCode: 1),
+        ]
+    )
     func now(moment: Moment) async throws {
         let run = try await jwtInspect(["--now", moment.text, try Self.token()])
         #expect(run.exitCode == moment.exitCode, "\(run)")
@@ -114,14 +129,17 @@ struct TimeOptionTests {
         var testDescription: String { leeway.map { "--leeway \($0)" } ?? "no leeway" }
     }
 
-    @Test("--leeway lets a token expired 30 s ago pass only when it covers the 30 s", arguments: [
-        Leeway(leeway: nil, exitCode: 1),
-        Leeway(leeway: "10", exitCode: 1),
-        Leeway(leeway: "29s", exitCode: 1),
-        Leeway(leeway: "31", exitCode: 0),
-        Leeway(leeway: "60", exitCode: 0),
-        Leeway(leeway: "1m", exitCode: 0),
-    ])
+    @Test(
+        "--leeway lets a token expired 30 s ago pass only when it covers the 30 s",
+        arguments: [
+            Leeway(leeway: nil, exitCode: 1),
+            Leeway(leeway: "10", exitCode: 1),
+            Leeway(leeway: "29s", exitCode: 1),
+            Leeway(leeway: "31", exitCode: 0),
+            Leeway(leeway: "60", exitCode: 0),
+            Leeway(leeway: "1m", exitCode: 0),
+        ]
+    )
     func leeway(sample: Leeway) async throws {
         let arguments = ["--now", String(Self.exp + 30)] + (sample.leeway.map { ["--leeway", $0] } ?? [])
         let run = try await jwtInspect(arguments + [try Self.token()])
@@ -135,7 +153,8 @@ struct TimeOptionTests {
     func leewayWording() async throws {
         let expired = try await jwtInspect(["--now", String(Self.exp + 30), "--leeway", "60", try Self.token()])
         #expect(expired.exitCode == 0, "\(expired)")
-        let expCheck = expired.stdout.split(separator: "\n").first { $0.hasPrefix("  ok    exp") }.map(String.init) ?? ""
+        let expCheck =
+            expired.stdout.split(separator: "\n").first { $0.hasPrefix("  ok    exp") }.map(String.init) ?? ""
         let issued = try sign(claims(iat: Clock.t0 + 30), with: try SigningKey.generate(.es256))
         let future = try await jwtInspect(["--now", String(Clock.t0), "--leeway", "60", issued])
         #expect(future.exitCode == 0, "\(future)")
@@ -149,7 +168,9 @@ struct TimeOptionTests {
     @Test("--leeway also tolerates an nbf a little in the future")
     func leewayNotBefore() async throws {
         let token = try sign(
-            claims(iat: Clock.t0, extra: [("nbf", .number(JSONNumber(Clock.t0 + 20)))]), with: try SigningKey.generate(.es256))
+            claims(iat: Clock.t0, extra: [("nbf", .number(JSONNumber(Clock.t0 + 20)))]),
+            with: try SigningKey.generate(.es256)
+        )
         let strict = try await jwtInspect(["--now", String(Clock.t0), token])
         #expect(strict.exitCode == 1, "\(strict)")
         let lenient = try await jwtInspect(["--now", String(Clock.t0), "--leeway", "60", token])

@@ -38,10 +38,13 @@ struct SeedTokenTests {
         #expect(run.stdout.contains("expired"), "the expiry is still reported: \(run)")
     }
 
-    @Test("--policy auto names the smallest built-in policy the seed token fits", arguments: [
-        (Seed.appmixer, Seed.appmixerValidNow, "30d"),
-        (Seed.classic, Seed.classicValidNow, "1h"),
-    ])
+    @Test(
+        "--policy auto names the smallest built-in policy the seed token fits",
+        arguments: [
+            (Seed.appmixer, Seed.appmixerValidNow, "30d"),
+            (Seed.classic, Seed.classicValidNow, "1h"),
+        ]
+    )
     func autoPolicy(token: String, now: String, policy: String) async throws {
         let run = try await jwtInspect([token, "--policy", "auto", "--now", now])
         #expect(run.exitCode == 0, "\(run)")
@@ -66,10 +69,16 @@ struct SeedTokenTests {
         let token = try sign(claims(lifetime: 90 * 86_400), with: try SigningKey.generate(.es256))
         let run = try await jwtInspect(["--policy", "auto", "--now", String(Clock.t0 + 60), token])
         #expect(run.exitCode == 2, "\(run)")
-        #expect(run.stdout.contains("REJECTED [lifetime_policy]: lifetime 90d is longer than every built-in policy"), "\(run)")
+        #expect(
+            run.stdout.contains("REJECTED [lifetime_policy]: lifetime 90d is longer than every built-in policy"),
+            "\(run)"
+        )
     }
 
-    @Test("--policy takes a custom duration", arguments: [("2h", Int32(0)), ("59m", Int32(2)), ("1h", Int32(0)), ("3600", Int32(0))])
+    @Test(
+        "--policy takes a custom duration",
+        arguments: [("2h", Int32(0)), ("59m", Int32(2)), ("1h", Int32(0)), ("3600", Int32(0))]
+    )
     func customPolicy(policy: String, exitCode: Int32) async throws {
         let run = try await jwtInspect([Seed.classic, "--policy", policy, "--now", Seed.classicValidNow])
         #expect(run.exitCode == exitCode, "\(run)")

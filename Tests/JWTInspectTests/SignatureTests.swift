@@ -18,14 +18,19 @@ struct SignatureTests {
     }
 
     static func expectRejected(
-        _ run: RunResult, rule: String, sourceLocation: SourceLocation = #_sourceLocation
+        _ run: RunResult,
+        rule: String,
+        sourceLocation: SourceLocation = #_sourceLocation
     ) {
         #expect(run.exitCode == 3, "\(run)", sourceLocation: sourceLocation)
         #expect(run.stdout.contains("REJECTED [\(rule)]"), "\(run)", sourceLocation: sourceLocation)
         #expect(!run.stdout.contains("VALID:"), "\(run)", sourceLocation: sourceLocation)
     }
 
-    @Test("--key with a SubjectPublicKeyInfo PEM verifies, refuses another key and a flipped bit", arguments: asymmetric)
+    @Test(
+        "--key with a SubjectPublicKeyInfo PEM verifies, refuses another key and a flipped bit",
+        arguments: asymmetric
+    )
     func publicPEM(algorithm: SignatureAlgorithm) async throws {
         try await withTemporaryDirectory { dir in
             let key = try SigningKey.generate(algorithm)
@@ -40,11 +45,16 @@ struct SignatureTests {
 
             Self.expectRejected(try await jwtInspect(Self.now + ["--key", otherPub, token]), rule: "signature_invalid")
             Self.expectRejected(
-                try await jwtInspect(Self.now + ["--key", pub, try flippingSignatureBit(token)]), rule: "signature_invalid")
+                try await jwtInspect(Self.now + ["--key", pub, try flippingSignatureBit(token)]),
+                rule: "signature_invalid"
+            )
         }
     }
 
-    @Test("--key with a private key PEM verifies with its public half", arguments: [SignatureAlgorithm.es256, .edDSA, .rs256])
+    @Test(
+        "--key with a private key PEM verifies with its public half",
+        arguments: [SignatureAlgorithm.es256, .edDSA, .rs256]
+    )
     func privatePEM(algorithm: SignatureAlgorithm) async throws {
         try await withTemporaryDirectory { dir in
             let key = try SigningKey.generate(algorithm)
@@ -56,7 +66,10 @@ struct SignatureTests {
         }
     }
 
-    @Test("--key with a JWK file verifies, refuses another key and a flipped bit", arguments: [SignatureAlgorithm.es256, .edDSA, .rs256])
+    @Test(
+        "--key with a JWK file verifies, refuses another key and a flipped bit",
+        arguments: [SignatureAlgorithm.es256, .edDSA, .rs256]
+    )
     func jwkFile(algorithm: SignatureAlgorithm) async throws {
         try await withTemporaryDirectory { dir in
             let key = try SigningKey.generate(algorithm)
@@ -65,12 +78,19 @@ struct SignatureTests {
             let token = try sign(claims(), with: key, kid: "k1")
             Self.expectValid(try await jwtInspect(Self.now + ["--key", path, token]))
             Self.expectRejected(
-                try await jwtInspect(Self.now + ["--key", path, try flippingSignatureBit(token)]), rule: "signature_invalid")
+                try await jwtInspect(Self.now + ["--key", path, try flippingSignatureBit(token)]),
+                rule: "signature_invalid"
+            )
 
             let stranger = try SigningKey.generate(algorithm)
             let strangerPath = try dir.write(
-                "stranger.json", JSONValue.object(try JWK.publicJSON(stranger.verifyingKey, kid: "k1")).compactText)
-            Self.expectRejected(try await jwtInspect(Self.now + ["--key", strangerPath, token]), rule: "signature_invalid")
+                "stranger.json",
+                JSONValue.object(try JWK.publicJSON(stranger.verifyingKey, kid: "k1")).compactText
+            )
+            Self.expectRejected(
+                try await jwtInspect(Self.now + ["--key", strangerPath, token]),
+                rule: "signature_invalid"
+            )
         }
     }
 
@@ -90,7 +110,8 @@ struct SignatureTests {
                             .object(try JWK.publicJSON(c.verifyingKey, kid: "key-c")),
                         ])
                     )
-                ]))
+                ])
+            )
             let path = try dir.write("jwks.json", set.prettyText())
 
             for (key, kid) in [(a, "key-a"), (b, "key-b"), (c, "key-c")] {
@@ -113,7 +134,10 @@ struct SignatureTests {
 
     static let secretText = "s3cret-for-jwt-inspect-tests-0123456789ABCDEF"
 
-    @Test("--secret-file verifies HS256, ignores the file's trailing newline, and refuses another secret", arguments: ["\n", "\r\n", ""])
+    @Test(
+        "--secret-file verifies HS256, ignores the file's trailing newline, and refuses another secret",
+        arguments: ["\n", "\r\n", ""]
+    )
     func secretFile(ending: String) async throws {
         try await withTemporaryDirectory { dir in
             let key = try SigningKey(secret: Array(Self.secretText.utf8))
@@ -122,10 +146,14 @@ struct SignatureTests {
             Self.expectValid(try await jwtInspect(Self.now + ["--secret-file", path, token]))
             Self.expectRejected(
                 try await jwtInspect(Self.now + ["--secret-file", path, try flippingSignatureBit(token)]),
-                rule: "signature_invalid")
+                rule: "signature_invalid"
+            )
 
             let wrong = try dir.write("wrong", String(Self.secretText.reversed()) + "\n")
-            Self.expectRejected(try await jwtInspect(Self.now + ["--secret-file", wrong, token]), rule: "signature_invalid")
+            Self.expectRejected(
+                try await jwtInspect(Self.now + ["--secret-file", wrong, token]),
+                rule: "signature_invalid"
+            )
         }
     }
 
@@ -165,7 +193,8 @@ struct SignatureTests {
 
             Self.expectRejected(
                 try await jwtInspect(Self.now + ["--key", pub, "--alg", "PS256", try flippingSignatureBit(token)]),
-                rule: "signature_invalid")
+                rule: "signature_invalid"
+            )
             Self.expectRejected(try await jwtInspect(Self.now + ["--key", pub, token]), rule: "alg_key_mismatch")
         }
     }
@@ -180,14 +209,31 @@ struct SignatureTests {
             let created = NumericDate(integer: Clock.t0 - 86_400)
             let document = KeyringDocument(keys: [
                 .init(
-                    kid: "cur-1", algorithm: .es256, state: .current, created: created, activated: created,
-                    publicJWK: try JWK.publicJSON(current.verifyingKey, kid: "cur-1")),
+                    kid: "cur-1",
+                    algorithm: .es256,
+                    state: .current,
+                    created: created,
+                    activated: created,
+                    publicJWK: try JWK.publicJSON(current.verifyingKey, kid: "cur-1")
+                ),
                 .init(
-                    kid: "prev-1", algorithm: .edDSA, state: .previous, created: created, activated: created,
-                    retired: created, publicJWK: try JWK.publicJSON(previous.verifyingKey, kid: "prev-1")),
+                    kid: "prev-1",
+                    algorithm: .edDSA,
+                    state: .previous,
+                    created: created,
+                    activated: created,
+                    retired: created,
+                    publicJWK: try JWK.publicJSON(previous.verifyingKey, kid: "prev-1")
+                ),
                 .init(
-                    kid: "bad-1", algorithm: .es256, state: .revoked, created: created, activated: created,
-                    retired: created, publicJWK: try JWK.publicJSON(revoked.verifyingKey, kid: "bad-1")),
+                    kid: "bad-1",
+                    algorithm: .es256,
+                    state: .revoked,
+                    created: created,
+                    activated: created,
+                    retired: created,
+                    publicJWK: try JWK.publicJSON(revoked.verifyingKey, kid: "bad-1")
+                ),
                 // An HS256 key has no public form: its secret is read from <kid>.pem.
                 .init(kid: "hs-1", algorithm: .hs256, state: .current, created: created, activated: created),
             ])
@@ -195,24 +241,35 @@ struct SignatureTests {
             try dir.write("keys/hs-1.pem", hmac.pemEncoded())
             let keys = dir.path("keys")
 
-            for (key, kid, state) in [(current, "cur-1", "current"), (previous, "prev-1", "previous"), (hmac, "hs-1", "current")] {
-                let run = try await jwtInspect(Self.now + ["--keys-dir", keys, try sign(claims(), with: key, kid: kid)])
+            for (key, kid, state) in [
+                (current, "cur-1", "current"), (previous, "prev-1", "previous"), (hmac, "hs-1", "current"),
+            ] {
+                let run = try await jwtInspect(
+                    Self.now + ["--keys-dir", keys, try sign(claims(), with: key, kid: kid)]
+                )
                 Self.expectValid(run)
                 #expect(run.stdout.contains("kid \(kid) (\(state))"), "\(run)")
             }
 
-            let run = try await jwtInspect(Self.now + ["--keys-dir", keys, try sign(claims(), with: revoked, kid: "bad-1")])
+            let run = try await jwtInspect(
+                Self.now + ["--keys-dir", keys, try sign(claims(), with: revoked, kid: "bad-1")]
+            )
             Self.expectRejected(run, rule: "key_revoked")
             #expect(run.stdout.contains("revoked"), "\(run)")
 
             let unknown = try await jwtInspect(
-                Self.now + ["--keys-dir", keys, try sign(claims(), with: current, kid: "nope-1")])
+                Self.now + ["--keys-dir", keys, try sign(claims(), with: current, kid: "nope-1")]
+            )
             Self.expectRejected(unknown, rule: "unknown_kid")
 
             Self.expectRejected(
                 try await jwtInspect(
-                    Self.now + ["--keys-dir", keys, try flippingSignatureBit(try sign(claims(), with: current, kid: "cur-1"))]),
-                rule: "signature_invalid")
+                    Self.now + [
+                        "--keys-dir", keys, try flippingSignatureBit(try sign(claims(), with: current, kid: "cur-1")),
+                    ]
+                ),
+                rule: "signature_invalid"
+            )
         }
     }
 
@@ -222,7 +279,8 @@ struct SignatureTests {
             let key = try SigningKey.generate(.es256)
             try dir.write("keys/k-7.pem", key.pkcs8PEM())
             let run = try await jwtInspect(
-                Self.now + ["--keys-dir", dir.path("keys"), try sign(claims(), with: key, kid: "k-7")])
+                Self.now + ["--keys-dir", dir.path("keys"), try sign(claims(), with: key, kid: "k-7")]
+            )
             Self.expectValid(run)
         }
     }

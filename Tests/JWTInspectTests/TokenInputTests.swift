@@ -43,7 +43,8 @@ struct TokenInputTests {
             Authorization: Bearer \(token)
             Accept: application/json
 
-            """),
+            """
+        ),
         .stdin("'\(token)'"),
         .stdin("\"\(token)\"\n"),
         .argument("\"\(token)\""),
@@ -77,20 +78,26 @@ struct TokenInputTests {
         #expect(run.stderr.isEmpty, "\(run)")
     }
 
-    @Test("gives the same failure for the expired token in every form", arguments: [
-        Delivery.stdin("Authorization: Bearer \(token)"), .stdin(Seed.appmixerSignInBody), .argument("'\(token)'"),
-    ])
+    @Test(
+        "gives the same failure for the expired token in every form",
+        arguments: [
+            Delivery.stdin("Authorization: Bearer \(token)"), .stdin(Seed.appmixerSignInBody), .argument("'\(token)'"),
+        ]
+    )
     func sameFailure(delivery: Delivery) async throws {
         let run = try await Self.run(delivery, ["--now", "2019-05-01T00:00:00Z"])
         #expect(run.exitCode == 1, "\(run)")
         #expect(run.stdout.contains("REJECTED [expired]"), "\(run)")
     }
 
-    @Test("a quoted Authorization line or quoted Bearer value is accepted", arguments: [
-        Delivery.stdin("\"Authorization: Bearer \(token)\""),
-        .stdin("'Bearer \(token)'"),
-        .argument("\"Bearer \(token)\""),
-    ])
+    @Test(
+        "a quoted Authorization line or quoted Bearer value is accepted",
+        arguments: [
+            Delivery.stdin("\"Authorization: Bearer \(token)\""),
+            .stdin("'Bearer \(token)'"),
+            .argument("\"Bearer \(token)\""),
+        ]
+    )
     func quotedHeader(delivery: Delivery) async throws {
         let options = ["--now", Seed.appmixerValidNow]
         let reference = try await jwtInspect(options + [Self.token])

@@ -36,7 +36,13 @@ struct JournalTests {
         let alphabet = Array("aZ09_.-= \n\"ü🔑\u{0}")
         var keys = [String(repeating: "k", count: 200), String(repeating: "_", count: 70)]
         for _ in 0..<500 {
-            keys.append(String((0..<Int.random(in: 0...80, using: &generator)).map { _ in alphabet.randomElement(using: &generator)! }))
+            keys.append(
+                String(
+                    (0..<Int.random(in: 0...80, using: &generator)).map { _ in
+                        alphabet.randomElement(using: &generator)!
+                    }
+                )
+            )
         }
         for key in keys {
             let name = JournalLogHandler.fieldName(key)
@@ -58,23 +64,39 @@ struct JournalTests {
     @Test("an entry carries MESSAGE, PRIORITY, SYSLOG_IDENTIFIER, CODE_* and the metadata")
     func fields() {
         var handler = JournalLogHandler(
-            label: "tokend.keys", logLevel: .debug,
-            metadataProvider: Logger.MetadataProvider { ["request.id": "r-9"] })
+            label: "tokend.keys",
+            logLevel: .debug,
+            metadataProvider: Logger.MetadataProvider { ["request.id": "r-9"] }
+        )
         handler[metadataKey: "component"] = "keyring"
         let event = LogEvent(
-            level: .warning, message: "rotation refused\nsecond line", metadata: ["kid": "k2", "message": "forged"],
-            source: nil, file: "TokenService/Keyring.swift", function: "rotate(force:)", line: 42)
+            level: .warning,
+            message: "rotation refused\nsecond line",
+            metadata: ["kid": "k2", "message": "forged"],
+            source: nil,
+            file: "TokenService/Keyring.swift",
+            function: "rotate(force:)",
+            line: 42
+        )
         let metadata = EffectiveMetadata.merge(
-            base: handler.metadata, provider: handler.metadataProvider, explicit: event.metadata, error: nil)
+            base: handler.metadata,
+            provider: handler.metadataProvider,
+            explicit: event.metadata,
+            error: nil
+        )
         let fields = handler.fields(event: event, metadata: metadata)
-        #expect(fields.map(\.name) == [
-            "MESSAGE", "PRIORITY", "SYSLOG_IDENTIFIER", "CODE_FILE", "CODE_LINE", "CODE_FUNC", "LOGGER_LABEL",
-            "COMPONENT", "KID", "TOKEND_MESSAGE", "REQUEST_ID",
-        ])
-        #expect(fields.map(\.value) == [
-            "rotation refused\nsecond line", "4", "tokend", "TokenService/Keyring.swift", "42", "rotate(force:)",
-            "tokend.keys", "keyring", "k2", "forged", "r-9",
-        ])
+        #expect(
+            fields.map(\.name) == [
+                "MESSAGE", "PRIORITY", "SYSLOG_IDENTIFIER", "CODE_FILE", "CODE_LINE", "CODE_FUNC", "LOGGER_LABEL",
+                "COMPONENT", "KID", "TOKEND_MESSAGE", "REQUEST_ID",
+            ]
+        )
+        #expect(
+            fields.map(\.value) == [
+                "rotation refused\nsecond line", "4", "tokend", "TokenService/Keyring.swift", "42", "rotate(force:)",
+                "tokend.keys", "keyring", "k2", "forged", "r-9",
+            ]
+        )
     }
 
     /// Journald's native protocol: `KEY=VALUE\n`, or `KEY\n<u64le length><bytes>\n` for values with newlines.
@@ -85,7 +107,10 @@ struct JournalTests {
             guard let newline = data[index...].firstIndex(of: 0x0A) else { return nil }
             let line = data[index..<newline]
             if let equals = line.firstIndex(of: UInt8(ascii: "=")) {
-                fields[String(decoding: line[..<equals], as: UTF8.self)] = String(decoding: line[(equals + 1)...], as: UTF8.self)
+                fields[String(decoding: line[..<equals], as: UTF8.self)] = String(
+                    decoding: line[(equals + 1)...],
+                    as: UTF8.self
+                )
                 index = newline + 1
             } else {
                 guard newline + 9 <= data.count else { return nil }
@@ -93,7 +118,10 @@ struct JournalTests {
                 for byte in data[(newline + 1)..<(newline + 9)].reversed() { length = length << 8 | UInt64(byte) }
                 let start = newline + 9
                 guard start + Int(length) < data.count else { return nil }
-                fields[String(decoding: line, as: UTF8.self)] = String(decoding: data[start..<(start + Int(length))], as: UTF8.self)
+                fields[String(decoding: line, as: UTF8.self)] = String(
+                    decoding: data[start..<(start + Int(length))],
+                    as: UTF8.self
+                )
                 index = start + Int(length) + 1
             }
         }
@@ -103,15 +131,23 @@ struct JournalTests {
     // The wire: a child process moves its thread into a private mount namespace, puts a tmpfs on
     // /run/systemd and listens on /run/systemd/journal/socket, like the reference fakejournald.py,
     // then logs through libsystemd and reads the datagram back.
-    @Test("sd_journal_sendv delivers the fields, multi-line values intact", .enabled(if: getuid() == 0, "needs root for a private mount namespace"))
+    @Test(
+        "sd_journal_sendv delivers the fields, multi-line values intact",
+        .enabled(if: getuid() == 0, "needs root for a private mount namespace")
+    )
     func wire() async {
         await #expect(processExitsWith: .success) {
             // unshare(2) is a GNU extension the Glibc module does not show; look it up.
-            guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0) /* RTLD_DEFAULT */, "unshare") else { exit(9) }
+            let rtldDefault = UnsafeMutableRawPointer(bitPattern: 0)
+            guard let symbol = dlsym(rtldDefault, "unshare") else {
+                exit(9)
+            }
             let unshare = unsafeBitCast(symbol, to: (@convention(c) (Int32) -> Int32).self)
-            guard unshare(0x0002_0000 /* CLONE_NEWNS */) == 0 else { exit(10) }
+            let cloneNewNS: Int32 = 0x0002_0000
+            guard unshare(cloneNewNS) == 0 else { exit(10) }
             // Nothing mounted here may reach the host's namespace.
-            guard mount(nil, "/", nil, UInt(16384 | (1 << 18)) /* MS_REC | MS_PRIVATE */, nil) == 0 else { exit(11) }
+            let recursivePrivate = UInt(16384 | (1 << 18))  // MS_REC | MS_PRIVATE
+            guard mount(nil, "/", nil, recursivePrivate, nil) == 0 else { exit(11) }
             guard mount("tmpfs", "/run/systemd", "tmpfs", 0, nil) == 0 else { exit(12) }
             guard mkdir("/run/systemd/journal", 0o755) == 0 else { exit(13) }
             let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
@@ -132,7 +168,9 @@ struct JournalTests {
                 "LOGGER_LABEL": "tokend.wire", "REQUEST_ID": "r-1", "TOKEND_2FA": "on", "TOKEND__CURSOR": "x",
             ]
             for (name, value) in expected where fields[name] != value { exit(17) }
-            guard fields["CODE_FILE"]?.hasSuffix("JournalTests.swift") == true, fields["CODE_LINE"] != nil, fields["CODE_FUNC"]?.isEmpty == false else { exit(18) }
+            guard fields["CODE_FILE"]?.hasSuffix("JournalTests.swift") == true, fields["CODE_LINE"] != nil,
+                fields["CODE_FUNC"]?.isEmpty == false
+            else { exit(18) }
             // Only the error was sent.
             guard poll(&descriptor, 1, 200) == 0 else { exit(19) }
             exit(0)

@@ -15,7 +15,8 @@ struct LogfmtTests {
             metadata: ["socket": "/run/tokend/tokend.sock", "fd": "3", "mode": "socket activation"]
         )
         #expect(
-            line == #"ts=2026-11-23T09:00:00.123Z level=info msg="listening" logger=tokend.server fd=3 mode="socket activation" socket=/run/tokend/tokend.sock"#
+            line
+                == #"ts=2026-11-23T09:00:00.123Z level=info msg="listening" logger=tokend.server fd=3 mode="socket activation" socket=/run/tokend/tokend.sock"#
         )
     }
 
@@ -68,7 +69,12 @@ struct LogfmtTests {
         #expect(Logfmt.key("level") == "meta.level")
         #expect(Logfmt.key("msg") == "meta.msg")
         let line = Logfmt.line(
-            timestamp: "t", level: .info, message: "m", label: "", metadata: ["level": "critical", "a b": "c"])
+            timestamp: "t",
+            level: .info,
+            message: "m",
+            label: "",
+            metadata: ["level": "critical", "a b": "c"]
+        )
         let pairs = try LogfmtParser.parse(line)
         #expect(pairs.map(\.key) == ["ts", "level", "msg", "a_b", "meta.level"])
         #expect(pairs[1].value == "info")
@@ -135,7 +141,17 @@ struct LogfmtTests {
         // Called directly, below its level, the handler still writes nothing.
         let handler = LogfmtLogHandler(label: "t", logLevel: .error, output: .custom { lines.append($0) })
         let before = lines.lines.count
-        handler.log(event: LogEvent(level: .warning, message: "x", metadata: nil, source: nil, file: #fileID, function: #function, line: #line))
+        handler.log(
+            event: LogEvent(
+                level: .warning,
+                message: "x",
+                metadata: nil,
+                source: nil,
+                file: #fileID,
+                function: #function,
+                line: #line
+            )
+        )
         #expect(lines.lines.count == before)
     }
 

@@ -7,7 +7,10 @@ import Testing
 
 @Suite("SystemdNotifier sends the sd_notify protocol")
 struct NotifierTests {
-    @Test("each call arrives as exactly the datagram systemd expects", arguments: [NotifyListener.Kind.path, .abstract])
+    @Test(
+        "each call arrives as exactly the datagram systemd expects",
+        arguments: [NotifyListener.Kind.path, .abstract]
+    )
     func exactMessages(kind: NotifyListener.Kind) throws {
         let listener = try NotifyListener(kind)
         let capture = LogCapture()
@@ -31,7 +34,9 @@ struct NotifierTests {
         let lines = reloading.split(separator: "\n").map(String.init)
         #expect(lines.count == 2)
         #expect(lines.first == "RELOADING=1")
-        let stamp = try #require(lines.last.flatMap { $0.hasPrefix("MONOTONIC_USEC=") ? UInt64($0.dropFirst(15)) : nil })
+        let stamp = try #require(
+            lines.last.flatMap { $0.hasPrefix("MONOTONIC_USEC=") ? UInt64($0.dropFirst(15)) : nil }
+        )
         #expect(stamp >= before && stamp <= after, "MONOTONIC_USEC is CLOCK_MONOTONIC in µs")
 
         #expect(notifier.stopping(status: "draining 2 requests"))

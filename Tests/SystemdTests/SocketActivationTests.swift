@@ -8,7 +8,9 @@ struct SocketActivationTests {
     @Test("not socket-activated: no sockets")
     func notActivated() throws {
         #expect(try SocketActivation.validate(environment: [:], processID: 42) == 0)
-        #expect(try SocketActivation.validate(environment: ["LISTEN_FDS": "0", "LISTEN_PID": "42"], processID: 42) == 0)
+        #expect(
+            try SocketActivation.validate(environment: ["LISTEN_FDS": "0", "LISTEN_PID": "42"], processID: 42) == 0
+        )
     }
 
     @Test("the sockets systemd passed for this process, one name each")
@@ -20,7 +22,10 @@ struct SocketActivationTests {
     @Test(
         "a clear error for sockets meant for someone else, unnamed or malformed",
         arguments: [
-            (["LISTEN_FDS": "2", "LISTEN_PID": "41", "LISTEN_FDNAMES": "api:admin"], SystemdError.Code.listenPIDMismatch),
+            (
+                ["LISTEN_FDS": "2", "LISTEN_PID": "41", "LISTEN_FDNAMES": "api:admin"],
+                SystemdError.Code.listenPIDMismatch
+            ),
             (["LISTEN_FDS": "2", "LISTEN_FDNAMES": "api:admin"], .listenPIDMismatch),
             (["LISTEN_FDS": "2", "LISTEN_PID": "42"], .listenFDNamesMissing),
             (["LISTEN_FDS": "2", "LISTEN_PID": "42", "LISTEN_FDNAMES": "api"], .listenFDNamesMismatch),
@@ -75,7 +80,9 @@ struct SocketActivationTests {
             setenv("LISTEN_PID", "\(getpid())", 1)
             setenv("LISTEN_FDNAMES", "api:admin", 1)
             let sockets = try SocketActivation.listenedSockets()
-            guard sockets == [ActivatedSocket(fd: 3, name: "api"), ActivatedSocket(fd: 4, name: "admin")] else { exit(2) }
+            guard sockets == [ActivatedSocket(fd: 3, name: "api"), ActivatedSocket(fd: 4, name: "admin")] else {
+                exit(2)
+            }
             for socket in sockets where fcntl(socket.fd, F_GETFD) & FD_CLOEXEC == 0 { exit(3) }
             for name in ["LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES"] where getenv(name) != nil { exit(4) }
             // A second call finds nothing: the sockets cannot be taken twice.

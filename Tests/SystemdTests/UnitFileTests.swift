@@ -35,7 +35,11 @@ struct UnitFileTests {
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let text = try UnitFiles.text("tokend.socket") + "\n[Socket]\nListenStreamm=/run/x.sock\n"
         try text.write(toFile: directory + "/tokend.socket", atomically: true, encoding: .utf8)
-        try "[Service]\nExecStart=/bin/true\n".write(toFile: directory + "/tokend.service", atomically: true, encoding: .utf8)
+        try "[Service]\nExecStart=/bin/true\n".write(
+            toFile: directory + "/tokend.service",
+            atomically: true,
+            encoding: .utf8
+        )
         let result = try Command.run(analyze, ["verify", "--man=no", "tokend.socket"], in: directory)
         #expect(result.standardError.contains("ListenStreamm"))
     }
@@ -47,7 +51,9 @@ struct UnitFileTests {
             return
         }
         let result = try Command.run(
-            analyze, ["security", "--offline=true", UnitFiles.directory + "/tokend.service"])
+            analyze,
+            ["security", "--offline=true", UnitFiles.directory + "/tokend.service"]
+        )
         #expect(result.status == 0, "\(result.standardError)")
         let match = result.standardOutput.firstMatch(of: /Overall exposure level for tokend\.service: ([0-9.]+) (\w+)/)
         let score = try #require(match.flatMap { Double($0.1) }, "no score in: \(result.standardOutput.suffix(300))")
@@ -99,7 +105,10 @@ struct UnitFileTests {
         #expect(try UnitFiles.values("SocketGroup", in: "tokend.socket") == ["tokend"])
     }
 
-    @Test("sysusers creates the system user tokend with home /var/lib/tokend", .enabled(if: getuid() == 0, "systemd-sysusers --root needs root"))
+    @Test(
+        "sysusers creates the system user tokend with home /var/lib/tokend",
+        .enabled(if: getuid() == 0, "systemd-sysusers --root needs root")
+    )
     func sysusers() throws {
         guard let sysusers = Command.find("systemd-sysusers") else {
             print("skipped: systemd-sysusers is not installed")
@@ -119,7 +128,10 @@ struct UnitFileTests {
         #expect(try String(contentsOfFile: root + "/etc/group", encoding: .utf8).contains("tokend:x:"))
     }
 
-    @Test("tmpfiles creates /var/lib/tokend and its keys directory 0700, owned by tokend", .enabled(if: getuid() == 0, "chown needs root"))
+    @Test(
+        "tmpfiles creates /var/lib/tokend and its keys directory 0700, owned by tokend",
+        .enabled(if: getuid() == 0, "chown needs root")
+    )
     func tmpfiles() throws {
         guard let sysusers = Command.find("systemd-sysusers"), let tmpfiles = Command.find("systemd-tmpfiles") else {
             print("skipped: systemd-sysusers or systemd-tmpfiles is not installed")
@@ -129,13 +141,18 @@ struct UnitFileTests {
         defer { try? FileManager.default.removeItem(atPath: root) }
         try FileManager.default.createDirectory(atPath: root + "/etc", withIntermediateDirectories: true)
         _ = try Command.run(sysusers, ["--root=" + root, UnitFiles.directory + "/tokend.sysusers"])
-        let result = try Command.run(tmpfiles, ["--create", "--root=" + root, UnitFiles.directory + "/tokend.tmpfiles"])
+        let result = try Command.run(
+            tmpfiles,
+            ["--create", "--root=" + root, UnitFiles.directory + "/tokend.tmpfiles"]
+        )
         #expect(result.status == 0, "\(result.standardError)")
         #expect(result.standardError.isEmpty, "\(result.standardError)")
         let passwd = try String(contentsOfFile: root + "/etc/passwd", encoding: .utf8)
-        let uid = try #require(passwd.split(separator: "\n").first { $0.hasPrefix("tokend:") }.flatMap {
-            UInt32($0.split(separator: ":")[2])
-        })
+        let uid = try #require(
+            passwd.split(separator: "\n").first { $0.hasPrefix("tokend:") }.flatMap {
+                UInt32($0.split(separator: ":")[2])
+            }
+        )
         for path in ["/var/lib/tokend", "/var/lib/tokend/keys"] {
             var status = stat()
             try #require(stat(root + path, &status) == 0, "\(path) exists")
@@ -159,9 +176,14 @@ struct UnitFileTests {
         ("TOKEND_HASH_QUEUE", "64"),
     ]
 
-    @Test("tokend.env documents every variable, commented out, with its default and accepted form", arguments: documentedVariables)
+    @Test(
+        "tokend.env documents every variable, commented out, with its default and accepted form",
+        arguments: documentedVariables
+    )
     func environmentFile(name: String, defaultText: String) throws {
-        let lines = try UnitFiles.text("tokend.env").split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        let lines = try UnitFiles.text("tokend.env").split(separator: "\n", omittingEmptySubsequences: false).map(
+            String.init
+        )
         let index = try #require(lines.firstIndex { $0.hasPrefix("#\(name)=") }, "#\(name)= line")
         // The comment block just above the commented-out assignment.
         var block: [String] = []

@@ -36,7 +36,9 @@ struct WatchdogServiceTests {
     @Test("takes the interval from the notifier (half of WATCHDOG_USEC)")
     func intervalFromNotifier() {
         let notifier = SystemdNotifier.fromEnvironment(
-            ["NOTIFY_SOCKET": "@x", "WATCHDOG_USEC": "30000000"], processID: 1)
+            ["NOTIFY_SOCKET": "@x", "WATCHDOG_USEC": "30000000"],
+            processID: 1
+        )
         #expect(WatchdogService(notifier: notifier).interval == .seconds(15))
         #expect(WatchdogService(notifier: notifier, interval: .seconds(1)).interval == .seconds(1))
     }

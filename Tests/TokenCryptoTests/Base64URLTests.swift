@@ -54,8 +54,11 @@ struct Base64URLTests {
 
     @Test(
         "refuses characters outside the base64url alphabet",
-        arguments: ["Zm9v=", "Zg==", "Zm8=", "Zm+v", "Zm/v", "Zm 9v", "Zm9\nv", "Zm9v\n", " Zm9v", "Zm9v\t", "Zm.v", "Zm9é",
-            "Zm9v\0"])
+        arguments: [
+            "Zm9v=", "Zg==", "Zm8=", "Zm+v", "Zm/v", "Zm 9v", "Zm9\nv", "Zm9v\n", " Zm9v", "Zm9v\t", "Zm.v", "Zm9é",
+            "Zm9v\0",
+        ]
+    )
     func refusesForeignCharacters(text: String) {
         #expect(throws: Base64URL.DecodingError.self) { try Base64URL.decode(text) }
     }

@@ -37,10 +37,12 @@ struct DigestAndHMACTests {
     func sha384() {
         #expect(
             hex(SHA384.hash(Array("abc".utf8)))
-                == "cb00753f45a35e8bb5a03d699ac65007272c32ab0eded1631a8b605a43ff5bed8086072ba1e7cc2358baeca134c825a7")
+                == "cb00753f45a35e8bb5a03d699ac65007272c32ab0eded1631a8b605a43ff5bed8086072ba1e7cc2358baeca134c825a7"
+        )
         #expect(
             hex(SHA384.hash([UInt8]()))
-                == "38b060a751ac96384cd9327eb1b1e36a21fdb71114be07434c0cc7bf63f6e1da274edebfe76f65fbd51ad2f14898b95b")
+                == "38b060a751ac96384cd9327eb1b1e36a21fdb71114be07434c0cc7bf63f6e1da274edebfe76f65fbd51ad2f14898b95b"
+        )
     }
 
     /// RFC 4231 test cases 6 and 7: the ones whose key (131 bytes of 0xaa) is long enough for HS256.

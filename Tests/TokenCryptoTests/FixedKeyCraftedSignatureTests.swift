@@ -50,7 +50,11 @@ struct FixedKeyCraftedSignatureTests {
         }
     }
 
-    private static func outcomes(_ key: VerifyingKey, _ signature: [UInt8], _ message: [UInt8]) throws -> (evp: String, table: String) {
+    private static func outcomes(
+        _ key: VerifyingKey,
+        _ signature: [UInt8],
+        _ message: [UInt8]
+    ) throws -> (evp: String, table: String) {
         guard case .asymmetric(let asymmetric) = key.material else { throw CryptoError.openssl("not EC") }
         let evp = try AsymmetricKey(key: asymmetric.key, algorithm: .es256)
         let table = try AsymmetricKey(key: asymmetric.key, algorithm: .es256)
@@ -59,7 +63,9 @@ struct FixedKeyCraftedSignatureTests {
         func run(_ key: AsymmetricKey) -> String {
             signature.withUnsafeBytes { s in
                 message.withUnsafeBytes { m in
-                    do { return try key.verify(signature: s, message: m) ? "valid" : "invalid" } catch { return "error: \(error)" }
+                    do { return try key.verify(signature: s, message: m) ? "valid" : "invalid" } catch {
+                        return "error: \(error)"
+                    }
                 }
             }
         }

@@ -22,7 +22,9 @@ struct FixedKeyVerificationTests {
     private static func outcome(_ key: AsymmetricKey, _ signature: [UInt8], _ message: [UInt8]) -> String {
         signature.withUnsafeBytes { s in
             message.withUnsafeBytes { m in
-                do { return try key.verify(signature: s, message: m) ? "valid" : "invalid" } catch { return "error: \(error)" }
+                do { return try key.verify(signature: s, message: m) ? "valid" : "invalid" } catch {
+                    return "error: \(error)"
+                }
             }
         }
     }
@@ -33,7 +35,10 @@ struct FixedKeyVerificationTests {
         return signature.withUnsafeBytes { s in
             digest.withUnsafeBytes { d in
                 verifier.verify(
-                    r: UnsafeRawBufferPointer(rebasing: s[0..<32]), s: UnsafeRawBufferPointer(rebasing: s[32..<64]), digest: d)
+                    r: UnsafeRawBufferPointer(rebasing: s[0..<32]),
+                    s: UnsafeRawBufferPointer(rebasing: s[32..<64]),
+                    digest: d
+                )
             }
         }
     }
@@ -52,7 +57,10 @@ struct FixedKeyVerificationTests {
     }
 
     /// Valid signatures, their mutations, and edge values of r and s.
-    private static func variants(of signature: [UInt8], using random: inout some RandomNumberGenerator) -> [(String, [UInt8])] {
+    private static func variants(
+        of signature: [UInt8],
+        using random: inout some RandomNumberGenerator
+    ) -> [(String, [UInt8])] {
         let r = signature[..<32]
         let s = signature[32...]
         let zero = [UInt8](repeating: 0, count: 32)
@@ -94,7 +102,10 @@ struct FixedKeyVerificationTests {
                 let message = (0..<length).map { _ in UInt8.random(in: 0...255, using: &random) }
                 let signature = try signer.sign(message)
                 var otherMessage = message + [0x2E]
-                if !message.isEmpty { otherMessage = message; otherMessage[0] ^= 0x01 }
+                if !message.isEmpty {
+                    otherMessage = message
+                    otherMessage[0] ^= 0x01
+                }
                 for (name, candidate) in Self.variants(of: signature, using: &random) {
                     for (what, bytes) in [("message", message), ("changed message", otherMessage)] {
                         let expected = Self.outcome(evp, candidate, bytes)
@@ -131,7 +142,9 @@ struct FixedKeyVerificationTests {
         guard case .asymmetric(let asymmetric) = key.material else { throw CryptoError.openssl("not EC") }
         #expect(!asymmetric.usesFixedKeyVerifier)
         // Forged signatures do not count towards the table (no build is even started).
-        for _ in 0..<(2 * AsymmetricKey.fixedKeyThreshold) { #expect(try !key.verify(signature: signature, message: message + [1])) }
+        for _ in 0..<(2 * AsymmetricKey.fixedKeyThreshold) {
+            #expect(try !key.verify(signature: signature, message: message + [1]))
+        }
         #expect(asymmetric.validVerificationsCounted == 0)
         for _ in 0..<AsymmetricKey.fixedKeyThreshold { #expect(try key.verify(signature: signature, message: message)) }
         var waited = 0

@@ -65,7 +65,9 @@ func derBody(ofPEM pem: String) -> [UInt8] {
 
 /// Expects `body` to throw a CryptoError with `code`.
 func expectCryptoError(
-    _ code: CryptoError.Code, sourceLocation: SourceLocation = #_sourceLocation, _ body: () throws -> Void
+    _ code: CryptoError.Code,
+    sourceLocation: SourceLocation = #_sourceLocation,
+    _ body: () throws -> Void
 ) {
     let error = #expect(throws: CryptoError.self, sourceLocation: sourceLocation) { try body() }
     #expect(error?.code == code, "got \(error.map { "\($0.code)" } ?? "no error")", sourceLocation: sourceLocation)
@@ -144,7 +146,8 @@ struct KeyLoadingTests {
         arguments: [
             (SignatureAlgorithm.es256, SignatureAlgorithm.es384), (.es256, .rs256), (.es384, .es256), (.edDSA, .es256),
             (.rs256, .es256), (.rs256, .edDSA), (.es256, .hs256), (.rs256, .hs256),
-        ])
+        ]
+    )
     func algorithmMismatch(actual: SignatureAlgorithm, requested: SignatureAlgorithm) throws {
         let key = try SigningKey.generate(actual)
         let pem = try key.pkcs8PEM()
@@ -158,7 +161,8 @@ struct KeyLoadingTests {
 
     @Test(
         "keys of unsupported curves are refused",
-        arguments: [RefusedPublicKeys.secp256k1, RefusedPublicKeys.p521, RefusedPublicKeys.ed448])
+        arguments: [RefusedPublicKeys.secp256k1, RefusedPublicKeys.p521, RefusedPublicKeys.ed448]
+    )
     func unsupportedCurves(pem: String) {
         expectCryptoError(.algorithmMismatch) { _ = try VerifyingKey(pem: pem) }
     }
@@ -202,7 +206,9 @@ struct KeyLoadingTests {
         let message = Array("payload".utf8)
         #expect(try verifier.verify(signature: key.sign(message), message: message))
         #expect(try verifier.thumbprint() == key.thumbprint())
-        #expect(try VerifyingKey(spki: key.verifyingKey.spkiDER(), algorithm: algorithm).thumbprint() == key.thumbprint())
+        #expect(
+            try VerifyingKey(spki: key.verifyingKey.spkiDER(), algorithm: algorithm).thumbprint() == key.thumbprint()
+        )
     }
 
     @Test("an HS256 secret has no PEM or public form")

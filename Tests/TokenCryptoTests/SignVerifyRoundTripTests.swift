@@ -3,7 +3,10 @@ import TokenCrypto
 
 @Suite("Sign and verify round trips")
 struct SignVerifyRoundTripTests {
-    @Test("every algorithm verifies its own signature and refuses a flipped bit", arguments: SignatureAlgorithm.allCases)
+    @Test(
+        "every algorithm verifies its own signature and refuses a flipped bit",
+        arguments: SignatureAlgorithm.allCases
+    )
     func roundTrip(algorithm: SignatureAlgorithm) throws {
         let key = try SigningKey.generate(algorithm)
         let message = Array("eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ4In0".utf8)
@@ -19,7 +22,10 @@ struct SignVerifyRoundTripTests {
         #expect(try verifier.verify(signature: signature, message: other) == false)
     }
 
-    @Test("PEM and JWK round trips keep the key and its thumbprint", arguments: SignatureAlgorithm.allCases.filter { $0 != .hs256 })
+    @Test(
+        "PEM and JWK round trips keep the key and its thumbprint",
+        arguments: SignatureAlgorithm.allCases.filter { $0 != .hs256 }
+    )
     func pemAndJWK(algorithm: SignatureAlgorithm) throws {
         let key = try SigningKey.generate(algorithm)
         let pem = try key.pkcs8PEM()

@@ -19,7 +19,8 @@ func derECDSASignature(raw: [UInt8]) -> [UInt8] {
 struct SignatureEncodingTests {
     static let p256Order = bytes(hex: "FFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551")
     static let p384Order = bytes(
-        hex: "FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFC7634D81F4372DDF581A0DB248B0A77AECEC196ACCC52973")
+        hex: "FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFC7634D81F4372DDF581A0DB248B0A77AECEC196ACCC52973"
+    )
 
     static let message = Array("eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJwc3ljaGljIn0".utf8)
 
@@ -70,7 +71,10 @@ struct SignatureEncodingTests {
         }
     }
 
-    @Test("ECDSA refuses a DER signature even when it encodes a valid R‖S", arguments: [SignatureAlgorithm.es256, .es384])
+    @Test(
+        "ECDSA refuses a DER signature even when it encodes a valid R‖S",
+        arguments: [SignatureAlgorithm.es256, .es384]
+    )
     func derIsRefused(algorithm: SignatureAlgorithm) throws {
         let key = try SigningKey.generate(algorithm)
         let raw = try key.sign(SignatureEncodingTests.message)
@@ -106,7 +110,10 @@ struct SignatureEncodingTests {
         }
     }
 
-    @Test("RSA refuses a signature that is not exactly the modulus length", arguments: [SignatureAlgorithm.rs256, .ps256])
+    @Test(
+        "RSA refuses a signature that is not exactly the modulus length",
+        arguments: [SignatureAlgorithm.rs256, .ps256]
+    )
     func rsaLength(algorithm: SignatureAlgorithm) throws {
         let key = try SigningKey.generate(algorithm)
         let signature = try key.sign(SignatureEncodingTests.message)
@@ -141,12 +148,16 @@ struct SignatureEncodingTests {
         #expect(signature.count == 64)
         for bad in [Array(signature.dropLast()), signature + [0], [UInt8](repeating: 0, count: 64), []] {
             // Either answer refuses the signature; what matters is that it never verifies.
-            let verified = (try? key.verifyingKey.verify(signature: bad, message: SignatureEncodingTests.message)) ?? false
+            let verified =
+                (try? key.verifyingKey.verify(signature: bad, message: SignatureEncodingTests.message)) ?? false
             #expect(verified == false, "\(bad.count) bytes")
         }
     }
 
-    @Test("a signature by one key never verifies under another key of the same algorithm", arguments: SignatureAlgorithm.allCases)
+    @Test(
+        "a signature by one key never verifies under another key of the same algorithm",
+        arguments: SignatureAlgorithm.allCases
+    )
     func otherKey(algorithm: SignatureAlgorithm) throws {
         let signer = try SigningKey.generate(algorithm)
         let other = try SigningKey.generate(algorithm)

@@ -144,7 +144,9 @@ struct RequestParameterTests {
         let alphabet = Array("tokenab=&%+2B_-.é".unicodeScalars)
         for _ in 0..<2_000 {
             let length = Int.random(in: 0...24, using: &generator)
-            bodies.append(String(String.UnicodeScalarView((0..<length).map { _ in alphabet.randomElement(using: &generator)! })))
+            bodies.append(
+                String(String.UnicodeScalarView((0..<length).map { _ in alphabet.randomElement(using: &generator)! }))
+            )
         }
         let types: [String?] = [
             "application/x-www-form-urlencoded", "Application/X-WWW-Form-Urlencoded",
@@ -156,10 +158,17 @@ struct RequestParameterTests {
                 let request = request(contentType, body)
                 for name in ["token", "token_type_hint", "a"] {
                     let full: Result<String?, HTTPError>
-                    do throws(HTTPError) { full = .success(try request.formOrJSONParameters()[name]) } catch { full = .failure(error) }
+                    do throws(HTTPError) { full = .success(try request.formOrJSONParameters()[name]) } catch {
+                        full = .failure(error)
+                    }
                     let single: Result<String?, HTTPError>
-                    do throws(HTTPError) { single = .success(try request.formOrJSONParameter(name)) } catch { single = .failure(error) }
-                    #expect(single == full, "Content-Type \(contentType ?? "none"), body \(body.debugDescription), \(name)")
+                    do throws(HTTPError) { single = .success(try request.formOrJSONParameter(name)) } catch {
+                        single = .failure(error)
+                    }
+                    #expect(
+                        single == full,
+                        "Content-Type \(contentType ?? "none"), body \(body.debugDescription), \(name)"
+                    )
                 }
             }
         }

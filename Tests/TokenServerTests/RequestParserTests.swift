@@ -7,13 +7,23 @@ import Testing
 /// the bytes are split across reads.
 @Suite("HTTP/1.1 request parser")
 struct RequestParserTests {
-    private static func parse(_ text: String, chunkSize: Int? = nil, maxHead: Int = 16384, maxBody: Int = 65536)
+    private static func parse(
+        _ text: String,
+        chunkSize: Int? = nil,
+        maxHead: Int = 16384,
+        maxBody: Int = 65536
+    )
         -> [HTTPRequestParser.Event]
     {
         parse(Array(text.utf8), chunkSize: chunkSize, maxHead: maxHead, maxBody: maxBody)
     }
 
-    private static func parse(_ bytes: [UInt8], chunkSize: Int? = nil, maxHead: Int = 16384, maxBody: Int = 65536)
+    private static func parse(
+        _ bytes: [UInt8],
+        chunkSize: Int? = nil,
+        maxHead: Int = 16384,
+        maxBody: Int = 65536
+    )
         -> [HTTPRequestParser.Event]
     {
         var parser = HTTPRequestParser(maxHeadBytes: maxHead, maxBodyBytes: maxBody)
@@ -40,7 +50,8 @@ struct RequestParserTests {
 
     @Test("a request with a body, whole or split into single bytes, reads the same")
     func splitAnywhere() {
-        let text = "POST /oauth2/introspect HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 9\r\n\r\ntoken=abc"
+        let text =
+            "POST /oauth2/introspect HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 9\r\n\r\ntoken=abc"
         for size in [nil, 1, 2, 7] {
             let requests = Self.requests(Self.parse(text, chunkSize: size))
             #expect(requests.count == 1)
@@ -54,7 +65,8 @@ struct RequestParserTests {
 
     @Test("pipelined requests come out in order; leading empty lines are skipped")
     func pipelined() {
-        let text = "GET /a HTTP/1.1\r\nHost: x\r\n\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\nPOST /c HTTP/1.1\r\nContent-Length: 2\r\n\r\nhi"
+        let text =
+            "GET /a HTTP/1.1\r\nHost: x\r\n\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\nPOST /c HTTP/1.1\r\nContent-Length: 2\r\n\r\nhi"
         #expect(Self.requests(Self.parse(text)).map(\.target) == ["/a", "/b", "/c"])
         #expect(Self.requests(Self.parse(text, chunkSize: 3)).map(\.target) == ["/a", "/b", "/c"])
     }
@@ -132,8 +144,17 @@ struct RequestParserTests {
     @Test("a body over the limit is 413: from Content-Length at once, from chunks as they add up")
     func bodyLimit() {
         #expect(Self.refusal(Self.parse("POST / HTTP/1.1\r\nContent-Length: 101\r\n\r\n", maxBody: 100)) == 413)
-        #expect(Self.requests(Self.parse("POST / HTTP/1.1\r\nContent-Length: 100\r\n\r\n" + String(repeating: "b", count: 100), maxBody: 100)).count == 1)
-        let chunks = "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n32\r\n" + String(repeating: "c", count: 50) + "\r\n33\r\n"
+        #expect(
+            Self.requests(
+                Self.parse(
+                    "POST / HTTP/1.1\r\nContent-Length: 100\r\n\r\n" + String(repeating: "b", count: 100),
+                    maxBody: 100
+                )
+            ).count == 1
+        )
+        let chunks =
+            "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n32\r\n" + String(repeating: "c", count: 50)
+            + "\r\n33\r\n"
         #expect(Self.refusal(Self.parse(chunks, maxBody: 100)) == 413)
     }
 
@@ -173,8 +194,10 @@ struct RequestParserTests {
 
     @Test("the tchar bit set is RFC 9110's tchar")
     func tcharSet() {
-        let tchar = Set(Array("!#$%&'*+-.^_`|~".utf8) + Array(UInt8(ascii: "a")...UInt8(ascii: "z"))
-            + Array(UInt8(ascii: "A")...UInt8(ascii: "Z")) + Array(UInt8(ascii: "0")...UInt8(ascii: "9")))
+        let tchar = Set(
+            Array("!#$%&'*+-.^_`|~".utf8) + Array(UInt8(ascii: "a")...UInt8(ascii: "z"))
+                + Array(UInt8(ascii: "A")...UInt8(ascii: "Z")) + Array(UInt8(ascii: "0")...UInt8(ascii: "9"))
+        )
         var low: UInt64 = 0
         var high: UInt64 = 0
         for byte in tchar { if byte < 64 { low |= 1 << UInt64(byte) } else { high |= 1 << UInt64(byte - 64) } }
@@ -248,7 +271,10 @@ struct PlainASCIITests {
                 for bad: UInt8 in [UInt8(ascii: "%"), UInt8(ascii: "+"), 0x80, 0xFF, 0xC3] {
                     var bytes = prefix
                     bytes[position] = bad
-                    #expect(!bytes.withUnsafeBytes { PercentDecoding.isPlainASCII($0) }, "\(bad) at \(position) of \(length)")
+                    #expect(
+                        !bytes.withUnsafeBytes { PercentDecoding.isPlainASCII($0) },
+                        "\(bad) at \(position) of \(length)"
+                    )
                 }
             }
         }

@@ -107,17 +107,26 @@ struct ConstantHeaderTests {
         ]
         for fields in fieldSets {
             for (minor, keepAlive, isHead, status, body) in [
-                (1, true, false, 200, Array(#"{"active":true}"#.utf8)), (0, true, false, 200, []), (1, false, true, 404, [0x41]),
+                (1, true, false, 200, Array(#"{"active":true}"#.utf8)), (0, true, false, 200, []),
+                (1, false, true, 404, [0x41]),
                 (1, true, false, 204, []),
             ] {
                 var plain = ByteBufferAllocator().buffer(capacity: 0)
                 var constant = ByteBufferAllocator().buffer(capacity: 0)
                 let plainKeeps = HTTPResponseWriter.write(
-                    HTTPResponse(status: status, headers: fields, body: body), minorVersion: minor, keepAlive: keepAlive,
-                    isHead: isHead, into: &plain)
+                    HTTPResponse(status: status, headers: fields, body: body),
+                    minorVersion: minor,
+                    keepAlive: keepAlive,
+                    isHead: isHead,
+                    into: &plain
+                )
                 let constantKeeps = HTTPResponseWriter.write(
-                    HTTPResponse(status: status, constantHeaders: ConstantHeaders(fields), body: body), minorVersion: minor,
-                    keepAlive: keepAlive, isHead: isHead, into: &constant)
+                    HTTPResponse(status: status, constantHeaders: ConstantHeaders(fields), body: body),
+                    minorVersion: minor,
+                    keepAlive: keepAlive,
+                    isHead: isHead,
+                    into: &constant
+                )
                 #expect(plain == constant)
                 #expect(plainKeeps == constantKeeps)
             }

@@ -279,7 +279,9 @@ struct IntrospectionTests {
         #expect(harness.service.introspect(kept.accessToken).inactiveReason == .expired)
     }
 
-    @Test("a hit skips the revocation checks only while nothing was revoked: each kind of revocation still ends a cached token")
+    @Test(
+        "a hit skips the revocation checks only while nothing was revoked: each kind of revocation still ends a cached token"
+    )
     func cachedChecksFollowEveryRevocation() async throws {
         let harness = try await Harness.make()
         let byToken = try await harness.issue("ann")

@@ -9,7 +9,10 @@ import TokenTestSupport
 @Suite("Sign-in times written behind")
 struct SignInTimesTests {
     /// A store with one user, and the write-behind layer over it flushing every `interval`.
-    private static func make(user index: Int, interval: Duration) async throws
+    private static func make(
+        user index: Int,
+        interval: Duration
+    ) async throws
         -> (store: InMemoryTokenStore, publicID: String, times: SignInTimes)
     {
         let store = InMemoryTokenStore()

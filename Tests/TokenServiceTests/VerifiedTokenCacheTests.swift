@@ -10,8 +10,19 @@ struct VerifiedTokenCacheTests {
     private static func token(_ i: Int) -> (String, VerifiedToken) {
         let text = "header.payload.signature-\(i)"
         let verified = VerifiedToken(
-            subject: "user-\(i)", scope: "read", clientID: nil, username: nil, issuer: "https://issuer.example",
-            audience: nil, jti: "jti-\(i)", kid: "k1", familyID: nil, exp: 2_000_000_000, iat: 1_900_000_000, nbf: nil)
+            subject: "user-\(i)",
+            scope: "read",
+            clientID: nil,
+            username: nil,
+            issuer: "https://issuer.example",
+            audience: nil,
+            jti: "jti-\(i)",
+            kid: "k1",
+            familyID: nil,
+            exp: 2_000_000_000,
+            iat: 1_900_000_000,
+            nbf: nil
+        )
         return (text, verified)
     }
 
@@ -42,11 +53,23 @@ struct VerifiedTokenCacheTests {
     func activeIntrospectionShapes() {
         let audiences: [[String]?] = [nil, [], ["api"], ["api", "b\"q\\"]]
         for audience in audiences {
-            for (clientID, username, nbf) in [(nil, nil, nil), ("cli\u{2028}", "Zoë \n", 1_900_000_001.0)] as [(String?, String?, Double?)] {
+            for (clientID, username, nbf) in [(nil, nil, nil), ("cli\u{2028}", "Zoë \n", 1_900_000_001.0)]
+                as [(String?, String?, Double?)]
+            {
                 let verified = VerifiedToken(
-                    subject: "sub\u{1}", scope: "read write", clientID: clientID, username: username,
-                    issuer: "https://issuer.example/", audience: audience, jti: "j", kid: "k", familyID: nil,
-                    exp: 2_000_000_000, iat: 1_900_000_000, nbf: nbf)
+                    subject: "sub\u{1}",
+                    scope: "read write",
+                    clientID: clientID,
+                    username: username,
+                    issuer: "https://issuer.example/",
+                    audience: audience,
+                    jti: "j",
+                    kid: "k",
+                    familyID: nil,
+                    exp: 2_000_000_000,
+                    iat: 1_900_000_000,
+                    nbf: nbf
+                )
                 var body = JSONObject()
                 body["active"] = .bool(true)
                 body["sub"] = .string(verified.subject)
@@ -79,4 +102,3 @@ struct VerifiedTokenCacheTests {
         )
     }
 }
-

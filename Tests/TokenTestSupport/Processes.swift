@@ -146,7 +146,12 @@ public final class ChildProcess: Sendable {
     }
 
     /// Starts `executable` with stdout and stderr into one file, `output`.
-    public convenience init(_ executable: String, _ arguments: [String], environment: [String: String], output: String) throws {
+    public convenience init(
+        _ executable: String,
+        _ arguments: [String],
+        environment: [String: String],
+        output: String
+    ) throws {
         try self.init(executable, arguments, environment: environment, stdout: output, stderr: output)
     }
 
@@ -261,7 +266,6 @@ extension String {
     }
 }
 
-
 /// Runs blocking work (socket I/O, waiting on a process) on a thread of its own, so the
 /// cooperative pool — two threads on a two-core machine, shared by every test running in
 /// parallel — never blocks.
@@ -312,7 +316,6 @@ public enum Timeouts {
     /// One HTTP exchange.
     public static let request: Double = 15
 }
-
 
 /// The built executables the integration tests drive: `tokend`, `tokenctl`, `jwt-inspect`.
 ///

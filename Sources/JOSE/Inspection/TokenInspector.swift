@@ -14,7 +14,8 @@ public struct TokenInspector: Sendable {
     public var policy: PolicyChoice
 
     public init(
-        keys: KeySet, options: ValidationOptions = ValidationOptions(requireExpiration: false),
+        keys: KeySet,
+        options: ValidationOptions = ValidationOptions(requireExpiration: false),
         policy: PolicyChoice = .none
     ) {
         self.keys = keys
@@ -61,7 +62,8 @@ public struct TokenInspector: Sendable {
             for member in header.embeddedKeyMembers {
                 report.add(
                     "header \(member)",
-                    .warning("header carries \(member); ignored: keys come only from the preloaded key set"))
+                    .warning("header carries \(member); ignored: keys come only from the preloaded key set")
+                )
             }
             return header
         } catch {
@@ -97,13 +99,17 @@ public struct TokenInspector: Sendable {
             return
         }
         guard !parts.signature.isEmpty else {
-            report.add("signature", .fail(JOSEError(.signatureEncoding, "the signature segment is empty: the token is unsigned")))
+            report.add(
+                "signature",
+                .fail(JOSEError(.signatureEncoding, "the signature segment is empty: the token is unsigned"))
+            )
             return
         }
         guard !keys.isEmpty else {
             report.add(
                 "signature",
-                .skipped("signature not verified: no key given (--key, --jwks, --keys-dir or --secret-file)"))
+                .skipped("signature not verified: no key given (--key, --jwks, --keys-dir or --secret-file)")
+            )
             return
         }
         do {
@@ -121,15 +127,20 @@ public struct TokenInspector: Sendable {
 
     private func checkTime(_ claims: JWTClaims, into report: inout TokenReport) {
         let checks = JWTVerifier.timeChecks(
-            claims, now: report.now, leeway: options.leeway, requireExpiration: options.requireExpiration,
-            describePasses: true)
+            claims,
+            now: report.now,
+            leeway: options.leeway,
+            requireExpiration: options.requireExpiration,
+            describePasses: true
+        )
         report.checks += checks
     }
 
     private func checkIdentity(_ header: JOSEHeader?, _ claims: JWTClaims, into report: inout TokenReport) {
         let failures = JWTVerifier.identityFailures(header, claims, options)
         let wanted: [(String, JOSEError.Code, String?)] = [
-            ("iss", .issuer, options.issuer), ("aud", .audience, options.audience), ("typ", .type, options.requiredType),
+            ("iss", .issuer, options.issuer), ("aud", .audience, options.audience),
+            ("typ", .type, options.requiredType),
         ]
         for (name, code, value) in wanted {
             guard let value else { continue }
@@ -265,6 +276,7 @@ public struct TokenReport: Sendable {
             return "REJECTED [\(decisive.code.name)]: \(decisive.reason)\(more)"
         }
         if signatureVerified { return "VALID: signature verified and every check passed" }
-        return "SIGNATURE NOT VERIFIED: every other check passed; give --key, --jwks, --keys-dir or --secret-file to verify it"
+        return
+            "SIGNATURE NOT VERIFIED: every other check passed; give --key, --jwks, --keys-dir or --secret-file to verify it"
     }
 }

@@ -13,12 +13,22 @@ public struct JWSParts: Sendable {
     /// far below what could hurt.
     public static let defaultMaxLength = 16 * 1024
 
-    public init(compact token: String, maxLength: Int = JWSParts.defaultMaxLength, parser: JSONParser = JSONParser()) throws {
+    public init(
+        compact token: String,
+        maxLength: Int = JWSParts.defaultMaxLength,
+        parser: JSONParser = JSONParser()
+    ) throws {
         var token = token
-        self = try token.withUTF8 { try JWSParts(bytes: UnsafeRawBufferPointer($0), maxLength: maxLength, parser: parser) }
+        self = try token.withUTF8 {
+            try JWSParts(bytes: UnsafeRawBufferPointer($0), maxLength: maxLength, parser: parser)
+        }
     }
 
-    public init(bytes: UnsafeRawBufferPointer, maxLength: Int = JWSParts.defaultMaxLength, parser: JSONParser = JSONParser()) throws {
+    public init(
+        bytes: UnsafeRawBufferPointer,
+        maxLength: Int = JWSParts.defaultMaxLength,
+        parser: JSONParser = JSONParser()
+    ) throws {
         guard bytes.count <= maxLength else {
             throw JOSEError(.tooLarge, "token is \(bytes.count) bytes; the limit is \(maxLength)")
         }
@@ -36,7 +46,10 @@ public struct JWSParts: Sendable {
         case 4:
             throw JOSEError(.encrypted, JWSParts.describeFiveSegments(bytes, firstDot: first))
         case 0 where JWSParts.looksOpaque(bytes):
-            throw JOSEError(.opaque, "opaque token (\(bytes.count) characters, no JWS structure), e.g. a refresh token; only its issuer can check it")
+            throw JOSEError(
+                .opaque,
+                "opaque token (\(bytes.count) characters, no JWS structure), e.g. a refresh token; only its issuer can check it"
+            )
         default:
             throw JOSEError(.segments, "a compact JWS has 3 dot-separated segments; this has \(dots + 1)")
         }
@@ -90,7 +103,8 @@ public struct JWSParts: Sendable {
         {
             let alg = object["alg"]?.stringValue.map { JOSEHeader.printable($0) } ?? "?"
             let enc = object["enc"]?.stringValue.map { JOSEHeader.printable($0) } ?? "?"
-            return "JWE (encrypted token, alg \(alg), enc \(enc)): its claims cannot be read without the recipient's decryption key, and tokend does not accept JWE"
+            return
+                "JWE (encrypted token, alg \(alg), enc \(enc)): its claims cannot be read without the recipient's decryption key, and tokend does not accept JWE"
         }
         return "5 segments, like a JWE (encrypted token), but its header does not decode; not a JWS"
     }
@@ -115,7 +129,10 @@ public struct CompactJWS: Sendable {
     /// Verifies the signature with `key`. The key's algorithm must be the header's.
     public func verifySignature(with key: VerifyingKey) throws {
         guard key.algorithm == header.algorithm else {
-            throw JOSEError(.algKeyMismatch, "token alg \(header.algorithm) does not match the key's alg \(key.algorithm)")
+            throw JOSEError(
+                .algKeyMismatch,
+                "token alg \(header.algorithm) does not match the key's alg \(key.algorithm)"
+            )
         }
         let valid: Bool
         do {

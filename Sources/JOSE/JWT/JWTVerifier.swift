@@ -18,8 +18,13 @@ public struct ValidationOptions: Sendable {
     public var maxTokenLength: Int
 
     public init(
-        leeway: Double = 0, issuer: String? = nil, audience: String? = nil, requiredType: String? = nil,
-        policy: LifetimePolicy? = nil, requireExpiration: Bool = true, maxTokenLength: Int = JWSParts.defaultMaxLength
+        leeway: Double = 0,
+        issuer: String? = nil,
+        audience: String? = nil,
+        requiredType: String? = nil,
+        policy: LifetimePolicy? = nil,
+        requireExpiration: Bool = true,
+        maxTokenLength: Int = JWSParts.defaultMaxLength
     ) {
         self.leeway = leeway
         self.issuer = issuer
@@ -70,7 +75,12 @@ public struct JWTVerifier: Sendable {
         let entry = try keys.resolve(jws.header)
         try jws.verifySignature(with: entry.key)
         let claims = try JWTClaims(payload: jws.parts.payload)
-        try JWTVerifier.checkTime(claims, now: now, leeway: options.leeway, requireExpiration: options.requireExpiration)
+        try JWTVerifier.checkTime(
+            claims,
+            now: now,
+            leeway: options.leeway,
+            requireExpiration: options.requireExpiration
+        )
         if let error = JWTVerifier.checkIdentity(jws.header, claims, options) { throw error }
         if let policy = options.policy, let error = policy.violation(of: claims, now: now, leeway: options.leeway) {
             throw error
@@ -80,7 +90,13 @@ public struct JWTVerifier: Sendable {
 
     /// exp, nbf and iat against `now` with `leeway` (RFC 7519 §4.1.4–4.1.6).
     public static func checkTime(_ claims: JWTClaims, now: Double, leeway: Double, requireExpiration: Bool) throws {
-        for check in timeChecks(claims, now: now, leeway: leeway, requireExpiration: requireExpiration, describePasses: false) {
+        for check in timeChecks(
+            claims,
+            now: now,
+            leeway: leeway,
+            requireExpiration: requireExpiration,
+            describePasses: false
+        ) {
             if case .fail(let error) = check.outcome { throw error }
         }
     }
@@ -89,7 +105,11 @@ public struct JWTVerifier: Sendable {
     /// (and their text built) only when `describePasses`, keeping the hot path free of
     /// string formatting.
     static func timeChecks(
-        _ claims: JWTClaims, now: Double, leeway: Double, requireExpiration: Bool, describePasses: Bool
+        _ claims: JWTClaims,
+        now: Double,
+        leeway: Double,
+        requireExpiration: Bool,
+        describePasses: Bool
     ) -> [TokenReport.Check] {
         var checks: [TokenReport.Check] = []
         if let exp = claims.exp {
@@ -140,7 +160,11 @@ public struct JWTVerifier: Sendable {
         identityFailures(header, claims, options).first
     }
 
-    static func identityFailures(_ header: JOSEHeader?, _ claims: JWTClaims, _ options: ValidationOptions) -> [JOSEError] {
+    static func identityFailures(
+        _ header: JOSEHeader?,
+        _ claims: JWTClaims,
+        _ options: ValidationOptions
+    ) -> [JOSEError] {
         var failures: [JOSEError] = []
         if let issuer = options.issuer, claims.iss != issuer {
             failures.append(
@@ -148,7 +172,9 @@ public struct JWTVerifier: Sendable {
                     .issuer,
                     claims.iss == nil
                         ? "token has no iss; \"\(issuer)\" is required"
-                        : "iss \"\(JOSEHeader.printable(claims.iss!))\" is not the required \"\(issuer)\""))
+                        : "iss \"\(JOSEHeader.printable(claims.iss!))\" is not the required \"\(issuer)\""
+                )
+            )
         }
         if let audience = options.audience, !(claims.aud ?? []).contains(audience) {
             failures.append(
@@ -156,11 +182,17 @@ public struct JWTVerifier: Sendable {
                     .audience,
                     claims.aud == nil
                         ? "token has no aud; \"\(audience)\" is required"
-                        : "aud \(claims.aud!.map { "\"\(JOSEHeader.printable($0))\"" }.joined(separator: ", ")) does not include \"\(audience)\""))
+                        : "aud \(claims.aud!.map { "\"\(JOSEHeader.printable($0))\"" }.joined(separator: ", ")) does not include \"\(audience)\""
+                )
+            )
         }
         if let type = options.requiredType, let header, !JOSEHeader.typ(header.typ, matches: type) {
             failures.append(
-                JOSEError(.type, "typ \(header.typ.map { "\"\(JOSEHeader.printable($0))\"" } ?? "(absent)") is not \"\(type)\""))
+                JOSEError(
+                    .type,
+                    "typ \(header.typ.map { "\"\(JOSEHeader.printable($0))\"" } ?? "(absent)") is not \"\(type)\""
+                )
+            )
         }
         return failures
     }
@@ -177,7 +209,11 @@ public struct JWSSigner: Sendable {
     }
 
     /// A compact JWS over `payload` with header `{"alg","kid","typ"}` plus `extraHeader`.
-    public func sign(payload: [UInt8], type: String? = "at+jwt", extraHeader: JSONObject = JSONObject()) throws -> String {
+    public func sign(
+        payload: [UInt8],
+        type: String? = "at+jwt",
+        extraHeader: JSONObject = JSONObject()
+    ) throws -> String {
         var header = JSONObject()
         header["alg"] = .string(key.algorithm.rawValue)
         if let kid { header["kid"] = .string(kid) }

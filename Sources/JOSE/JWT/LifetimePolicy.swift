@@ -42,19 +42,29 @@ public struct LifetimePolicy: Sendable, Equatable, CustomStringConvertible {
             return JOSEError(.lifetime, "token has no exp, so it never expires; the \(name) policy requires one")
         }
         guard let iat = claims.iat else {
-            return JOSEError(.lifetime, "token has no iat, so its lifetime cannot be checked against the \(name) policy")
+            return JOSEError(
+                .lifetime,
+                "token has no iat, so its lifetime cannot be checked against the \(name) policy"
+            )
         }
         if iat.seconds > now + leeway {
-            return JOSEError(.lifetime, "iat is \(DurationText.describe(iat.seconds - now)) in the future; the \(name) policy cannot hold")
+            return JOSEError(
+                .lifetime,
+                "iat is \(DurationText.describe(iat.seconds - now)) in the future; the \(name) policy cannot hold"
+            )
         }
         let lifetime = exp.seconds - iat.seconds
         if lifetime < 0 {
-            return JOSEError(.lifetime, "exp (\(exp.iso8601)) is before iat (\(iat.iso8601)); the token's lifetime is not meaningful")
+            return JOSEError(
+                .lifetime,
+                "exp (\(exp.iso8601)) is before iat (\(iat.iso8601)); the token's lifetime is not meaningful"
+            )
         }
         if lifetime > Double(seconds) {
             return JOSEError(
                 .lifetime,
-                "lifetime \(DurationText.describe(lifetime)) exceeds the \(description) policy")
+                "lifetime \(DurationText.describe(lifetime)) exceeds the \(description) policy"
+            )
         }
         return nil
     }

@@ -19,7 +19,9 @@ public enum JWK {
     /// The private JWK of `key`, for key files; write it only to a 0600 file.
     public static func privateJSON(_ key: SigningKey, kid: String?) throws -> JSONObject {
         var object = JSONObject()
-        for member in try key.jwkParameters(includePrivate: true).members { object[member.name] = .string(member.value) }
+        for member in try key.jwkParameters(includePrivate: true).members {
+            object[member.name] = .string(member.value)
+        }
         if let kid { object["kid"] = .string(kid) }
         object["alg"] = .string(key.algorithm.rawValue)
         return object
@@ -28,7 +30,8 @@ public enum JWK {
     /// The string members of a JWK object as TokenCrypto parameters.
     static func parameters(_ object: JSONObject) throws -> JWKParameters {
         var members: [(name: String, value: String)] = []
-        for (name, value) in object where ["kty", "crv", "x", "y", "n", "e", "d", "p", "q", "dp", "dq", "qi", "k"].contains(name) {
+        for (name, value) in object
+        where ["kty", "crv", "x", "y", "n", "e", "d", "p", "q", "dp", "dq", "qi", "k"].contains(name) {
             guard case .string(let text) = value else {
                 throw JOSEError(.header, "JWK member \(name) must be a string, got \(value.typeName)")
             }

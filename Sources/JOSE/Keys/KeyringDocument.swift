@@ -21,8 +21,13 @@ public struct KeyringDocument: Sendable {
         public var publicJWK: JSONObject?
 
         public init(
-            kid: String, algorithm: SignatureAlgorithm, state: KeyState, created: NumericDate,
-            activated: NumericDate? = nil, deactivated: NumericDate? = nil, retired: NumericDate? = nil,
+            kid: String,
+            algorithm: SignatureAlgorithm,
+            state: KeyState,
+            created: NumericDate,
+            activated: NumericDate? = nil,
+            deactivated: NumericDate? = nil,
+            retired: NumericDate? = nil,
             publicJWK: JSONObject? = nil
         ) {
             self.kid = kid
@@ -51,11 +56,16 @@ public struct KeyringDocument: Sendable {
             throw JOSEError(.json, "keyring.json must be an object with a keys array")
         }
         if let version = root["version"]?.numberValue?.int64Value, version != Int64(KeyringDocument.version) {
-            throw JOSEError(.json, "keyring.json version \(version) is not supported (expected \(KeyringDocument.version))")
+            throw JOSEError(
+                .json,
+                "keyring.json version \(version) is not supported (expected \(KeyringDocument.version))"
+            )
         }
         var entries: [Entry] = []
         for (index, item) in list.enumerated() {
-            guard let object = item.objectValue else { throw JOSEError(.json, "keyring.json keys[\(index)] is not an object") }
+            guard let object = item.objectValue else {
+                throw JOSEError(.json, "keyring.json keys[\(index)] is not an object")
+            }
             func string(_ name: String) throws -> String {
                 guard let s = object[name]?.stringValue, !s.isEmpty else {
                     throw JOSEError(.json, "keyring.json keys[\(index)] needs a string \(name)")
@@ -70,7 +80,10 @@ public struct KeyringDocument: Sendable {
             }
             let kid = try string("kid")
             guard KeyringDocument.isSafeKid(kid) else {
-                throw JOSEError(.json, "keyring.json keys[\(index)].kid may hold only A-Z a-z 0-9 - _ (it names a file)")
+                throw JOSEError(
+                    .json,
+                    "keyring.json keys[\(index)].kid may hold only A-Z a-z 0-9 - _ (it names a file)"
+                )
             }
             let algName = try string("alg")
             guard let algorithm = SignatureAlgorithm(jwsName: algName) else {
@@ -79,14 +92,26 @@ public struct KeyringDocument: Sendable {
             let stateName = try string("state")
             guard let state = KeyState(rawValue: stateName) else {
                 let accepted = KeyState.allCases.map(\.rawValue).joined(separator: ", ")
-                throw JOSEError(.json, "keyring.json key \(kid): state \(JOSEHeader.printable(stateName)) is not one of \(accepted)")
+                throw JOSEError(
+                    .json,
+                    "keyring.json key \(kid): state \(JOSEHeader.printable(stateName)) is not one of \(accepted)"
+                )
             }
-            guard let created = try date("created") else { throw JOSEError(.json, "keyring.json key \(kid) needs created") }
+            guard let created = try date("created") else {
+                throw JOSEError(.json, "keyring.json key \(kid) needs created")
+            }
             entries.append(
                 Entry(
-                    kid: kid, algorithm: algorithm, state: state, created: created, activated: try date("activated"),
-                    deactivated: try date("deactivated"), retired: try date("retired"),
-                    publicJWK: object["jwk"]?.objectValue))
+                    kid: kid,
+                    algorithm: algorithm,
+                    state: state,
+                    created: created,
+                    activated: try date("activated"),
+                    deactivated: try date("deactivated"),
+                    retired: try date("retired"),
+                    publicJWK: object["jwk"]?.objectValue
+                )
+            )
         }
         return KeyringDocument(keys: entries)
     }
@@ -106,7 +131,9 @@ public struct KeyringDocument: Sendable {
             if let jwk = entry.publicJWK { object["jwk"] = .object(jwk) }
             list.append(.object(object))
         }
-        let root: JSONValue = .object(JSONObject([("version", .number(JSONNumber(KeyringDocument.version))), ("keys", .array(list))]))
+        let root: JSONValue = .object(
+            JSONObject([("version", .number(JSONNumber(KeyringDocument.version))), ("keys", .array(list))])
+        )
         return root.prettyText() + "\n"
     }
 
@@ -114,7 +141,8 @@ public struct KeyringDocument: Sendable {
     public static func isSafeKid(_ kid: String) -> Bool {
         !kid.isEmpty && kid.utf8.count <= 128
             && kid.utf8.allSatisfy { b in
-                (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A) || b == 0x2D || b == 0x5F
+                (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A) || b == 0x2D
+                    || b == 0x5F
             }
     }
 }

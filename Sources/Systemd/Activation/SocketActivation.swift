@@ -106,6 +106,9 @@ public enum SocketActivation {
     }
 
     private static func quoted(_ text: String) -> String {
-        "\"" + String(text.prefix(32)).unicodeScalars.map { $0.isASCII && $0.value >= 0x20 && $0.value < 0x7F ? String($0) : "?" }.joined() + "\""
+        "\""
+            + String(text.prefix(32)).unicodeScalars.map {
+                $0.isASCII && $0.value >= 0x20 && $0.value < 0x7F ? String($0) : "?"
+            }.joined() + "\""
     }
 }

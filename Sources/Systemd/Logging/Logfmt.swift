@@ -132,7 +132,9 @@ public enum Logfmt {
             default:
                 if self.needsEscape(scalar) {
                     let hex = String(scalar.value, radix: 16, uppercase: false)
-                    escaped.append(contentsOf: ("\\u" + String(repeating: "0", count: max(0, 4 - hex.count)) + hex).unicodeScalars)
+                    escaped.append(
+                        contentsOf: ("\\u" + String(repeating: "0", count: max(0, 4 - hex.count)) + hex).unicodeScalars
+                    )
                 } else {
                     escaped.append(scalar)
                 }

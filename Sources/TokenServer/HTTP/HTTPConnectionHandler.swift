@@ -202,7 +202,13 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
                 outgoing.writeStaticString("HTTP/1.1 100 Continue\r\n\r\n")
             case .refused(let refusal, let target):
                 let info = RequestInfo(
-                    method: "-", minorVersion: 1, keepAlive: false, isHead: false, route: Self.invalidRoute, start: .now())
+                    method: "-",
+                    minorVersion: 1,
+                    keepAlive: false,
+                    isHead: false,
+                    route: Self.invalidRoute,
+                    start: .now()
+                )
                 refuse(context: context, refusal, info: info, uri: target)
             case .request(let request):
                 handle(context: context, request)
@@ -245,8 +251,10 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         case .methodNotAllowed(let allowed):
             info.route = Self.unmatchedRoute
             respond(
-                context: context, rendered(HTTPError.methodNotAllowed(info.method, allowed: allowed), uri: parsed.target),
-                info: info)
+                context: context,
+                rendered(HTTPError.methodNotAllowed(info.method, allowed: allowed), uri: parsed.target),
+                info: info
+            )
         case .matched(let route, let parameters):
             info.route = route.name
             let request = HTTPRequest(
@@ -338,7 +346,8 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     /// The error body for this path: the configured renderer's, else the OAuth-style one.
     private func rendered(_ error: HTTPError, uri: String?) -> HTTPResponse {
         guard let renderer = listener.configuration.errorRenderer, let uri else { return error.response }
-        let path = uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? uri
+        let path =
+            uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? uri
         return renderer(error, path)
     }
 
@@ -407,8 +416,12 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         }
         let status = response.status
         let keepAlive = HTTPResponseWriter.write(
-            response, minorVersion: info.minorVersion,
-            keepAlive: closeMode == .keepAliveIfAsked && info.keepAlive && !quiescing, isHead: info.isHead, into: &outgoing)
+            response,
+            minorVersion: info.minorVersion,
+            keepAlive: closeMode == .keepAliveIfAsked && info.keepAlive && !quiescing,
+            isHead: info.isHead,
+            into: &outgoing
+        )
 
         finished(info: info, status: status)
         switch closeMode {

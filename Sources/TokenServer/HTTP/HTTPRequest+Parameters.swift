@@ -77,7 +77,9 @@ extension HTTPRequest {
                         guard equals < end, equals > start, seen < 4 else { return nil }
                         let piece = start..<equals
                         // A repeated name: the full path refuses it.
-                        for other in names[0..<seen] where equal(other, base + piece.lowerBound, piece.count) { return nil }
+                        for other in names[0..<seen] where equal(other, base + piece.lowerBound, piece.count) {
+                            return nil
+                        }
                         names[seen] = piece
                         seen += 1
                         if let wantedBase = wanted.baseAddress, equal(piece, wantedBase, wanted.count) {
@@ -86,10 +88,14 @@ extension HTTPRequest {
                     }
                     guard let found else { return .some(nil) }
                     // ASCII is valid UTF-8: copied without a validating pass.
-                    return .some(String(unsafeUninitializedCapacity: found.count) { out in
-                        UnsafeMutableRawBufferPointer(out).copyMemory(from: UnsafeRawBufferPointer(rebasing: bytes[found]))
-                        return found.count
-                    })
+                    return .some(
+                        String(unsafeUninitializedCapacity: found.count) { out in
+                            UnsafeMutableRawBufferPointer(out).copyMemory(
+                                from: UnsafeRawBufferPointer(rebasing: bytes[found])
+                            )
+                            return found.count
+                        }
+                    )
                 }
             }
         }
@@ -118,7 +124,8 @@ extension HTTPRequest {
         where asciiCaseInsensitiveEquals(contentType, known) {
             return known
         }
-        var parts = contentType.utf8.split(separator: UInt8(ascii: ";"), omittingEmptySubsequences: false).makeIterator()
+        var parts = contentType.utf8.split(separator: UInt8(ascii: ";"), omittingEmptySubsequences: false)
+            .makeIterator()
         let mediaType = Self.lowercasedASCII(Self.trimmed(parts.next() ?? contentType.utf8[...]))
         guard !mediaType.isEmpty else { return nil }
         while let parameter = parts.next() {
@@ -151,7 +158,10 @@ extension HTTPRequest {
         if !bytes.contains(where: { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") }) {
             return String(decoding: bytes, as: UTF8.self)
         }
-        return String(decoding: bytes.map { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") ? $0 | 0x20 : $0 }, as: UTF8.self)
+        return String(
+            decoding: bytes.map { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") ? $0 | 0x20 : $0 },
+            as: UTF8.self
+        )
     }
 
     private func formParameters() throws(HTTPError) -> [String: String] {

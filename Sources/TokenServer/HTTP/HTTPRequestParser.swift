@@ -138,7 +138,12 @@ struct HTTPRequestParser {
                 }
                 // A bare LF where a line should end is refused at once rather than waited on.
                 if Self.hasBareLF(bytes) {
-                    return (.refused(.invalidRequest("malformed HTTP request: malformed line ending"), target: Self.requestTarget(bytes)), 0)
+                    return (
+                        .refused(
+                            .invalidRequest("malformed HTTP request: malformed line ending"),
+                            target: Self.requestTarget(bytes)
+                        ), 0
+                    )
                 }
                 return (.none, 0)
             }
@@ -269,10 +274,14 @@ struct HTTPRequestParser {
             guard isToken(nameBytes) else { return malformed("malformed header field", target) }
             var valueStart = colon + 1
             var valueEnd = field.count
-            while valueStart < valueEnd, field[valueStart] == UInt8(ascii: " ") || field[valueStart] == UInt8(ascii: "\t") {
+            while valueStart < valueEnd,
+                field[valueStart] == UInt8(ascii: " ") || field[valueStart] == UInt8(ascii: "\t")
+            {
                 valueStart += 1
             }
-            while valueEnd > valueStart, field[valueEnd - 1] == UInt8(ascii: " ") || field[valueEnd - 1] == UInt8(ascii: "\t") {
+            while valueEnd > valueStart,
+                field[valueEnd - 1] == UInt8(ascii: " ") || field[valueEnd - 1] == UInt8(ascii: "\t")
+            {
                 valueEnd -= 1
             }
             let valueBytes = UnsafeRawBufferPointer(rebasing: field[valueStart..<valueEnd])
@@ -319,7 +328,9 @@ struct HTTPRequestParser {
             }
             guard minor == 1, transferEncoding == ["chunked"] else {
                 return .refused(
-                    .invalidRequest("malformed HTTP request: only Transfer-Encoding: chunked is accepted"), target: target)
+                    .invalidRequest("malformed HTTP request: only Transfer-Encoding: chunked is accepted"),
+                    target: target
+                )
             }
             framing = .chunked
         } else {
@@ -327,8 +338,13 @@ struct HTTPRequestParser {
         }
         let keepAlive = minor == 1 ? !connectionClose : (connectionKeepAlive && !connectionClose)
         let request = Request(
-            method: String(decoding: methodBytes, as: UTF8.self), target: target, minorVersion: minor,
-            headers: headers, body: [], keepAlive: keepAlive)
+            method: String(decoding: methodBytes, as: UTF8.self),
+            target: target,
+            minorVersion: minor,
+            headers: headers,
+            body: [],
+            keepAlive: keepAlive
+        )
         return .head(PendingHead(request: request, framing: framing, expectContinue: expectContinue && minor == 1))
     }
 
@@ -400,7 +416,8 @@ struct HTTPRequestParser {
                     var j = i
                     while j < line.end, bytes[j] == UInt8(ascii: " ") || bytes[j] == UInt8(ascii: "\t") { j += 1 }
                     guard j < line.end, bytes[j] == UInt8(ascii: ";") else { return false }
-                    for k in j..<line.end where (bytes[k] < 0x20 && bytes[k] != UInt8(ascii: "\t")) || bytes[k] == 0x7F {
+                    for k in j..<line.end where (bytes[k] < 0x20 && bytes[k] != UInt8(ascii: "\t")) || bytes[k] == 0x7F
+                    {
                         return false
                     }
                 }
@@ -424,7 +441,9 @@ struct HTTPRequestParser {
                 return .refused(.invalidRequest("malformed HTTP request: malformed chunk"), target: target)
             }
             buffer.withUnsafeReadableBytes { bytes in
-                head.request.body.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[line.next..<(line.next + size)]))
+                head.request.body.append(
+                    contentsOf: UnsafeRawBufferPointer(rebasing: bytes[line.next..<(line.next + size)])
+                )
             }
             buffer.moveReaderIndex(forwardBy: line.next + size + 2)
         }

@@ -10,7 +10,11 @@ enum HTTPResponseWriter {
     /// Appends the response to `out`; returns whether the connection stays open (false when
     /// `keepAlive` was false or the handler asked to close).
     static func write(
-        _ response: HTTPResponse, minorVersion: Int, keepAlive: Bool, isHead: Bool, into out: inout ByteBuffer
+        _ response: HTTPResponse,
+        minorVersion: Int,
+        keepAlive: Bool,
+        isHead: Bool,
+        into out: inout ByteBuffer
     ) -> Bool {
         let status = response.status
         let bodyAllowed = !(100..<200).contains(status) && status != 204 && status != 304
@@ -31,7 +35,13 @@ enum HTTPResponseWriter {
             if constant.asksToClose { keepAlive = false }
         } else {
             for (name, value) in response.headers {
-                writeHeader(name: name, value: value, into: &out, keepAlive: &keepAlive, hasCacheControl: &hasCacheControl)
+                writeHeader(
+                    name: name,
+                    value: value,
+                    into: &out,
+                    keepAlive: &keepAlive,
+                    hasCacheControl: &hasCacheControl
+                )
             }
         }
         if bodyAllowed {
@@ -53,7 +63,11 @@ enum HTTPResponseWriter {
     /// One handler header as the server sends it: framing headers (`Content-Length`,
     /// `Transfer-Encoding`) dropped, `Connection` turned into whether to keep the connection.
     static func writeHeader(
-        name: String, value: String, into out: inout ByteBuffer, keepAlive: inout Bool, hasCacheControl: inout Bool
+        name: String,
+        value: String,
+        into out: inout ByteBuffer,
+        keepAlive: inout Bool,
+        hasCacheControl: inout Bool
     ) {
         if asciiCaseInsensitiveEquals(name, "connection") {
             if value.lowercased().contains("close") { keepAlive = false }
@@ -102,7 +116,12 @@ struct ConstantHeaders: Sendable {
         var hasCacheControl = false
         for (name, value) in fields {
             HTTPResponseWriter.writeHeader(
-                name: name, value: value, into: &out, keepAlive: &keepAlive, hasCacheControl: &hasCacheControl)
+                name: name,
+                value: value,
+                into: &out,
+                keepAlive: &keepAlive,
+                hasCacheControl: &hasCacheControl
+            )
         }
         self.fields = fields
         block = out.readBytes(length: out.readableBytes) ?? []

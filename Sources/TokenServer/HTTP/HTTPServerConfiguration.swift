@@ -91,4 +91,3 @@ public struct HTTPListener: Sendable {
         self.router = router
     }
 }
-

@@ -83,7 +83,8 @@ enum PercentDecoding {
         return Array(bytes).withUnsafeBufferPointer { pairs(buffer: $0) }
     }
 
-    private static func pairs(buffer: UnsafeBufferPointer<UInt8>) -> Result<[(name: String, value: String)], PairError> {
+    private static func pairs(buffer: UnsafeBufferPointer<UInt8>) -> Result<[(name: String, value: String)], PairError>
+    {
         var result: [(name: String, value: String)] = []
         var position = 0
         var start = 0

@@ -10,12 +10,16 @@ struct RequestTarget {
     static func parse(_ uri: String) -> Result<RequestTarget, HTTPError> {
         // The common case: a plain path (visible ASCII, no escapes, no query, no fragment) is
         // its own decoded form.
-        let plain = uri.utf8.first == UInt8(ascii: "/")
-            && uri.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "%") && $0 != UInt8(ascii: "?") && $0 != UInt8(ascii: "#") }
-        if plain {
-            let segments = uri.utf8.dropFirst().split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false).map {
-                String(Substring($0))
+        let plain =
+            uri.utf8.first == UInt8(ascii: "/")
+            && uri.utf8.allSatisfy {
+                $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "%") && $0 != UInt8(ascii: "?") && $0 != UInt8(ascii: "#")
             }
+        if plain {
+            let segments = uri.utf8.dropFirst().split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false)
+                .map {
+                    String(Substring($0))
+                }
             return .success(RequestTarget(segments: segments, path: uri, query: []))
         }
         var utf8 = Substring(uri).utf8[...]

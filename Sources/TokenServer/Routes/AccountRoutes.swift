@@ -46,7 +46,11 @@ public struct AccountRoutes: Sendable {
     }
 
     static func failure(
-        _ shape: Shape, _ status: Int, _ message: String, errors: [String] = [], headers: [(name: String, value: String)] = []
+        _ shape: Shape,
+        _ status: Int,
+        _ message: String,
+        errors: [String] = [],
+        headers: [(name: String, value: String)] = []
     ) -> HTTPResponse {
         var body = JSONObject()
         switch shape {
@@ -66,27 +70,62 @@ public struct AccountRoutes: Sendable {
     public func register(on router: inout Router) {
         let accounts = self.accounts
         let logger = self.logger
-        router.add("POST", "/user/auth", name: "appmixer_signin", .async { request in
-            await AccountRoutes.signIn(request, accounts, .appmixer, logger)
-        })
-        router.add("POST", "/user", name: "appmixer_signup", .async { request in
-            await AccountRoutes.signUp(request, accounts, .appmixer, logger)
-        })
-        router.add("GET", "/user", name: "appmixer_user", .async { request in
-            await AccountRoutes.userInfo(request, accounts)
-        })
-        router.add("POST", "/api/user/login", name: "classic_login", .async { request in
-            await AccountRoutes.signIn(request, accounts, .classic, logger)
-        })
-        router.add("POST", "/api/user/signup", name: "classic_signup", .async { request in
-            await AccountRoutes.signUp(request, accounts, .classic, logger)
-        })
-        router.add("POST", "/api/v1/auths/sign-in", name: "v1_signin", .async { request in
-            await AccountRoutes.signIn(request, accounts, .v1, logger)
-        })
-        router.add("POST", "/api/v1/auths/refresh", name: "v1_refresh", .async { request in
-            await AccountRoutes.refresh(request, accounts)
-        })
+        router.add(
+            "POST",
+            "/user/auth",
+            name: "appmixer_signin",
+            .async { request in
+                await AccountRoutes.signIn(request, accounts, .appmixer, logger)
+            }
+        )
+        router.add(
+            "POST",
+            "/user",
+            name: "appmixer_signup",
+            .async { request in
+                await AccountRoutes.signUp(request, accounts, .appmixer, logger)
+            }
+        )
+        router.add(
+            "GET",
+            "/user",
+            name: "appmixer_user",
+            .async { request in
+                await AccountRoutes.userInfo(request, accounts)
+            }
+        )
+        router.add(
+            "POST",
+            "/api/user/login",
+            name: "classic_login",
+            .async { request in
+                await AccountRoutes.signIn(request, accounts, .classic, logger)
+            }
+        )
+        router.add(
+            "POST",
+            "/api/user/signup",
+            name: "classic_signup",
+            .async { request in
+                await AccountRoutes.signUp(request, accounts, .classic, logger)
+            }
+        )
+        router.add(
+            "POST",
+            "/api/v1/auths/sign-in",
+            name: "v1_signin",
+            .async { request in
+                await AccountRoutes.signIn(request, accounts, .v1, logger)
+            }
+        )
+        router.add(
+            "POST",
+            "/api/v1/auths/refresh",
+            name: "v1_refresh",
+            .async { request in
+                await AccountRoutes.refresh(request, accounts)
+            }
+        )
     }
 
     // MARK: Requests
@@ -106,7 +145,9 @@ public struct AccountRoutes: Sendable {
         do throws(HTTPError) {
             return .success(try request.jsonOrFormObject())
         } catch {
-            return .failure(Refusal(response: failure(shape, error.status, error.errorDescription, headers: error.headers)))
+            return .failure(
+                Refusal(response: failure(shape, error.status, error.errorDescription, headers: error.headers))
+            )
         }
     }
 
@@ -134,7 +175,12 @@ public struct AccountRoutes: Sendable {
 
     // MARK: Handlers
 
-    static func signIn(_ request: HTTPRequest, _ accounts: AccountService, _ dialect: AccountDialect, _ logger: Logger) async -> HTTPResponse {
+    static func signIn(
+        _ request: HTTPRequest,
+        _ accounts: AccountService,
+        _ dialect: AccountDialect,
+        _ logger: Logger
+    ) async -> HTTPResponse {
         let shape: Shape = dialect == .v1 ? .statusCode : .message
         let object: JSONObject
         switch body(request, shape) {
@@ -172,14 +218,22 @@ public struct AccountRoutes: Sendable {
         do throws(AccountError) {
             let user = try await accounts.signIn(identifier, password: password, clientAddress: clientAddress(request))
             let tokens = try await accounts.issueTokens(for: user, dialect: dialect)
-            logger.info("signed in", metadata: ["user": "\(user.publicID)", "dialect": "\(dialect.rawValue)", "jti": "\(tokens.jti)"])
+            logger.info(
+                "signed in",
+                metadata: ["user": "\(user.publicID)", "dialect": "\(dialect.rawValue)", "jti": "\(tokens.jti)"]
+            )
             return .json(200, .object(signInBody(user, tokens, dialect)))
         } catch {
             return accountFailure(error, shape)
         }
     }
 
-    static func signUp(_ request: HTTPRequest, _ accounts: AccountService, _ dialect: AccountDialect, _ logger: Logger) async -> HTTPResponse {
+    static func signUp(
+        _ request: HTTPRequest,
+        _ accounts: AccountService,
+        _ dialect: AccountDialect,
+        _ logger: Logger
+    ) async -> HTTPResponse {
         let shape: Shape = .message
         let object: JSONObject
         switch body(request, shape) {
@@ -224,10 +278,20 @@ public struct AccountRoutes: Sendable {
         }
         do throws(AccountError) {
             let user = try await accounts.signUp(
-                username: username, email: email, password: password, clientAddress: clientAddress(request), bypassLimits: isAdmin)
+                username: username,
+                email: email,
+                password: password,
+                clientAddress: clientAddress(request),
+                bypassLimits: isAdmin
+            )
             let tokens = try await accounts.issueTokens(for: user, dialect: dialect)
             if dialect == .appmixer {
-                return .json(200, .object(JSONObject([("token", .string(tokens.accessToken)), ("user", .object(appmixerUser(user)))])))
+                return .json(
+                    200,
+                    .object(
+                        JSONObject([("token", .string(tokens.accessToken)), ("user", .object(appmixerUser(user)))])
+                    )
+                )
             }
             return .json(200, .object(signInBody(user, tokens, dialect)))
         } catch {
@@ -256,8 +320,11 @@ public struct AccountRoutes: Sendable {
         } catch {
             if error == .unauthorized {
                 return failure(
-                    .message, 401, "Unauthorized",
-                    headers: [("WWW-Authenticate", "Bearer realm=\"tokend\", error=\"invalid_token\"")])
+                    .message,
+                    401,
+                    "Unauthorized",
+                    headers: [("WWW-Authenticate", "Bearer realm=\"tokend\", error=\"invalid_token\"")]
+                )
             }
             return accountFailure(error, .message)
         }
@@ -282,7 +349,9 @@ public struct AccountRoutes: Sendable {
             }
         case .failure(let error):
             if error.status == 403 { return failure(.statusCode, 403, "Account is inactive. Contact administrator.") }
-            if error.status == 503 { return failure(.statusCode, 503, error.description, headers: [("Retry-After", "1")]) }
+            if error.status == 503 {
+                return failure(.statusCode, 503, error.description, headers: [("Retry-After", "1")])
+            }
             return failure(.statusCode, 401, "Invalid refresh token")
         }
     }
@@ -291,8 +360,10 @@ public struct AccountRoutes: Sendable {
 
     static func appmixerUser(_ user: UserRecord) -> JSONObject {
         JSONObject([
-            ("id", .string(user.publicID)), ("username", .string(user.username)), ("isActive", .bool(user.status == .active)),
-            ("email", .string(user.email)), ("plan", .string(user.plan)), ("vendor", user.vendor.map { .string($0) } ?? .null),
+            ("id", .string(user.publicID)), ("username", .string(user.username)),
+            ("isActive", .bool(user.status == .active)),
+            ("email", .string(user.email)), ("plan", .string(user.plan)),
+            ("vendor", user.vendor.map { .string($0) } ?? .null),
         ])
     }
 
@@ -302,21 +373,28 @@ public struct AccountRoutes: Sendable {
             return JSONObject([("user", .object(appmixerUser(user))), ("token", .string(tokens.accessToken))])
         case .classic:
             return JSONObject([
-                ("userId", .string(user.publicID)), ("email", .string(user.email)), ("userName", .string(user.username)),
+                ("userId", .string(user.publicID)), ("email", .string(user.email)),
+                ("userName", .string(user.username)),
                 ("token", .string(tokens.accessToken)),
             ])
         case .v1:
             let stats = (try? JSONParser().parse(user.statsJSON))?.objectValue ?? JSONObject()
             let v1User = JSONObject([
                 ("id", .number(JSONNumber(user.numericID))), ("username", .string(user.username)),
-                ("email", .string(user.email)), ("firstName", .string(user.firstName)), ("lastName", .string(user.lastName)),
-                ("rol", .string(user.role)), ("avatar", .string(user.avatar)), ("status", .string(user.status.rawValue)),
-                ("lastLogin", user.lastLoginAt.flatMap { NumericDate(seconds: $0)?.iso8601 }.map { .string($0) } ?? .null),
+                ("email", .string(user.email)), ("firstName", .string(user.firstName)),
+                ("lastName", .string(user.lastName)),
+                ("rol", .string(user.role)), ("avatar", .string(user.avatar)),
+                ("status", .string(user.status.rawValue)),
+                (
+                    "lastLogin",
+                    user.lastLoginAt.flatMap { NumericDate(seconds: $0)?.iso8601 }.map { .string($0) } ?? .null
+                ),
                 ("createdAt", .string(NumericDate(seconds: user.createdAt)?.iso8601 ?? "")),
                 ("permissions", .array(user.permissions.map { .string($0) })), ("stats", .object(stats)),
             ])
             return JSONObject([
-                ("accessToken", .string(tokens.accessToken)), ("refreshToken", tokens.refreshToken.map { .string($0) } ?? .null),
+                ("accessToken", .string(tokens.accessToken)),
+                ("refreshToken", tokens.refreshToken.map { .string($0) } ?? .null),
                 ("user", .object(v1User)),
             ])
         }
@@ -343,10 +421,17 @@ public struct AccountRoutes: Sendable {
             return failure(shape, 429, message, headers: [("Retry-After", String(Int(wait.rounded(.up))))])
         case .signinRateLimited(let wait):
             return failure(
-                shape, 429, "Too many sign-in attempts. Please try again later.",
-                headers: [("Retry-After", String(Int(wait.rounded(.up))))])
+                shape,
+                429,
+                "Too many sign-in attempts. Please try again later.",
+                headers: [("Retry-After", String(Int(wait.rounded(.up))))]
+            )
         case .conflict(let field):
-            return failure(shape, 409, field == "username" ? "Username is already taken" : "Email is already registered")
+            return failure(
+                shape,
+                409,
+                field == "username" ? "Username is already taken" : "Email is already registered"
+            )
         case .forbidden(let message):
             return failure(shape, 403, message)
         case .unauthorized:
@@ -354,7 +439,12 @@ public struct AccountRoutes: Sendable {
         case .notFound:
             return failure(shape, 404, "User not found")
         case .overloaded:
-            return failure(shape, 503, "Too many sign-ins in progress; try again shortly", headers: [("Retry-After", "1")])
+            return failure(
+                shape,
+                503,
+                "Too many sign-ins in progress; try again shortly",
+                headers: [("Retry-After", "1")]
+            )
         case .unavailable:
             return failure(shape, 503, "Temporarily unavailable; try again shortly", headers: [("Retry-After", "1")])
         }

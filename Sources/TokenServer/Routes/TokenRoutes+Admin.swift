@@ -6,77 +6,120 @@ extension TokenRoutes {
     func addAdmin(to router: inout Router) {
         let service = self.service
         let logger = self.logger
-        router.add("POST", "/admin/tokens", name: "admin_issue", .async { request in
-            await TokenRoutes.issue(request, service, logger)
-        })
-        router.add("POST", "/admin/tokens/explain", name: "admin_explain", .async { request in
-            let object: JSONObject
-            do throws(HTTPError) { object = try request.jsonOrFormObject() } catch { return error.response }
-            guard let token = object["token"]?.stringValue, !token.isEmpty else {
-                return .error(status: 400, error: "invalid_request", description: "token (a string) is required")
+        router.add(
+            "POST",
+            "/admin/tokens",
+            name: "admin_issue",
+            .async { request in
+                await TokenRoutes.issue(request, service, logger)
             }
-            return .json(200, .object(await service.explain(token: token)))
-        })
-        router.add("GET", "/admin/keys", name: "admin_keys", .sync { _ in
-            .json(200, .object(TokenRoutes.keysBody(service)))
-        })
-        router.add("POST", "/admin/keys/rotate", name: "admin_rotate", .async { request in
-            let object: JSONObject
-            do throws(HTTPError) { object = request.body.isEmpty ? JSONObject() : try request.jsonOrFormObject() } catch { return error.response }
-            let force = object["force"]?.boolValue ?? (object["force"]?.stringValue == "true")
-            logger.notice("key rotation requested", metadata: ["peer": "\(request.peer?.description ?? "-")", "force": "\(force)"])
-            do {
-                let change = try await service.rotateKeys(force: force)
-                return .json(200, .object(TokenRoutes.changeBody(change, service)))
-            } catch let error as ServiceError where error.code == .rotationTooEarly {
-                return .error(status: 409, error: error.code.name, description: error.reason)
-            } catch {
-                return TokenRoutes.failure(error)
+        )
+        router.add(
+            "POST",
+            "/admin/tokens/explain",
+            name: "admin_explain",
+            .async { request in
+                let object: JSONObject
+                do throws(HTTPError) { object = try request.jsonOrFormObject() } catch { return error.response }
+                guard let token = object["token"]?.stringValue, !token.isEmpty else {
+                    return .error(status: 400, error: "invalid_request", description: "token (a string) is required")
+                }
+                return .json(200, .object(await service.explain(token: token)))
             }
-        })
-        router.add("POST", "/admin/keys/{kid}/revoke", name: "admin_revoke_key", .async { request in
-            let kid = request.pathParameters["kid"] ?? ""
-            logger.warning("key revocation requested", metadata: ["peer": "\(request.peer?.description ?? "-")", "kid": "\(kid)"])
-            do {
-                let change = try await service.revokeKey(kid: kid)
-                return .json(200, .object(TokenRoutes.changeBody(change, service)))
-            } catch {
-                return TokenRoutes.failure(error)
+        )
+        router.add(
+            "GET",
+            "/admin/keys",
+            name: "admin_keys",
+            .sync { _ in
+                .json(200, .object(TokenRoutes.keysBody(service)))
             }
-        })
-        let accounts = self.accounts?.accounts
-        router.add("POST", "/admin/users/{id}/logout", name: "admin_logout", .async { request in
-            var subject = request.pathParameters["id"] ?? ""
-            guard !subject.isEmpty else {
-                return .error(status: 400, error: "invalid_request", description: "a user id is required")
-            }
-            // With accounts, the id names a user (public or numeric id); without, it is a subject.
-            if let accounts {
-                do throws(AccountError) {
-                    subject = try await accounts.find(subject).publicID
+        )
+        router.add(
+            "POST",
+            "/admin/keys/rotate",
+            name: "admin_rotate",
+            .async { request in
+                let object: JSONObject
+                do throws(HTTPError) {
+                    object = request.body.isEmpty ? JSONObject() : try request.jsonOrFormObject()
+                } catch { return error.response }
+                let force = object["force"]?.boolValue ?? (object["force"]?.stringValue == "true")
+                logger.notice(
+                    "key rotation requested",
+                    metadata: ["peer": "\(request.peer?.description ?? "-")", "force": "\(force)"]
+                )
+                do {
+                    let change = try await service.rotateKeys(force: force)
+                    return .json(200, .object(TokenRoutes.changeBody(change, service)))
+                } catch let error as ServiceError where error.code == .rotationTooEarly {
+                    return .error(status: 409, error: error.code.name, description: error.reason)
                 } catch {
-                    return AccountRoutes.adminFailure(error)
+                    return TokenRoutes.failure(error)
                 }
             }
-            do {
-                try await service.logout(subject: subject)
-                return .json(200, .object(JSONObject([("sub", .string(subject)), ("signed_out", .bool(true))])))
-            } catch {
-                return TokenRoutes.failure(error)
+        )
+        router.add(
+            "POST",
+            "/admin/keys/{kid}/revoke",
+            name: "admin_revoke_key",
+            .async { request in
+                let kid = request.pathParameters["kid"] ?? ""
+                logger.warning(
+                    "key revocation requested",
+                    metadata: ["peer": "\(request.peer?.description ?? "-")", "kid": "\(kid)"]
+                )
+                do {
+                    let change = try await service.revokeKey(kid: kid)
+                    return .json(200, .object(TokenRoutes.changeBody(change, service)))
+                } catch {
+                    return TokenRoutes.failure(error)
+                }
             }
-        })
-        router.add("GET", "/admin/status", name: "admin_status", .async { _ in
-            let (healthy, reason) = await service.health()
-            var body = TokenRoutes.keysBody(service)
-            body["status"] = .string(healthy ? "serving" : "unavailable")
-            body["reason"] = .string(reason)
-            let counts = service.revocations.counts
-            body["revoked_access_tokens"] = .number(JSONNumber(counts.jtis))
-            body["signed_out_subjects"] = .number(JSONNumber(counts.cutoffs))
-            body["ended_sessions"] = .number(JSONNumber(counts.families))
-            body["issuer"] = .string(service.configuration.issuer)
-            return .json(200, .object(body))
-        })
+        )
+        let accounts = self.accounts?.accounts
+        router.add(
+            "POST",
+            "/admin/users/{id}/logout",
+            name: "admin_logout",
+            .async { request in
+                var subject = request.pathParameters["id"] ?? ""
+                guard !subject.isEmpty else {
+                    return .error(status: 400, error: "invalid_request", description: "a user id is required")
+                }
+                // With accounts, the id names a user (public or numeric id); without, it is a subject.
+                if let accounts {
+                    do throws(AccountError) {
+                        subject = try await accounts.find(subject).publicID
+                    } catch {
+                        return AccountRoutes.adminFailure(error)
+                    }
+                }
+                do {
+                    try await service.logout(subject: subject)
+                    return .json(200, .object(JSONObject([("sub", .string(subject)), ("signed_out", .bool(true))])))
+                } catch {
+                    return TokenRoutes.failure(error)
+                }
+            }
+        )
+        router.add(
+            "GET",
+            "/admin/status",
+            name: "admin_status",
+            .async { _ in
+                let (healthy, reason) = await service.health()
+                var body = TokenRoutes.keysBody(service)
+                body["status"] = .string(healthy ? "serving" : "unavailable")
+                body["reason"] = .string(reason)
+                let counts = service.revocations.counts
+                body["revoked_access_tokens"] = .number(JSONNumber(counts.jtis))
+                body["signed_out_subjects"] = .number(JSONNumber(counts.cutoffs))
+                body["ended_sessions"] = .number(JSONNumber(counts.families))
+                body["issuer"] = .string(service.configuration.issuer)
+                return .json(200, .object(body))
+            }
+        )
     }
 
     static func issue(_ request: HTTPRequest, _ service: TokenService, _ logger: Logger) async -> HTTPResponse {
@@ -91,16 +134,28 @@ extension TokenRoutes {
         case .string(let text)?: scope = text.split(separator: " ").map(String.init)
         case .array(let items)?:
             guard items.allSatisfy({ $0.stringValue != nil }) else {
-                return .error(status: 400, error: "invalid_request", description: "scope must be a string or an array of strings")
+                return .error(
+                    status: 400,
+                    error: "invalid_request",
+                    description: "scope must be a string or an array of strings"
+                )
             }
             scope = items.compactMap(\.stringValue)
         default:
-            return .error(status: 400, error: "invalid_request", description: "scope must be a string or an array of strings")
+            return .error(
+                status: 400,
+                error: "invalid_request",
+                description: "scope must be a string or an array of strings"
+            )
         }
         var policy: LifetimePolicy?
         if let value = object["policy"] {
             guard let text = value.stringValue, let parsed = LifetimePolicy(parsing: text) else {
-                return .error(status: 400, error: "invalid_request", description: "policy must be 1h, 24h, 30d or a duration like 15m")
+                return .error(
+                    status: 400,
+                    error: "invalid_request",
+                    description: "policy must be 1h, 24h, 30d or a duration like 15m"
+                )
             }
             policy = parsed
         }
@@ -114,10 +169,12 @@ extension TokenRoutes {
         let clientID = object["client_id"]?.stringValue ?? "tokend-admin"
         do {
             let tokens = try await service.issue(
-                IssueRequest(subject: sub, scope: scope, clientID: clientID, policy: policy, withRefresh: refresh))
+                IssueRequest(subject: sub, scope: scope, clientID: clientID, policy: policy, withRefresh: refresh)
+            )
             logger.info(
                 "token issued through the admin socket",
-                metadata: ["sub": "\(sub)", "jti": "\(tokens.jti)", "peer": "\(request.peer?.description ?? "-")"])
+                metadata: ["sub": "\(sub)", "jti": "\(tokens.jti)", "peer": "\(request.peer?.description ?? "-")"]
+            )
             return .json(200, .object(tokens.oauthBody), headers: tokenHeaders)
         } catch {
             return failure(error)
@@ -132,7 +189,13 @@ extension TokenRoutes {
         case .invalidRequest: return .error(status: 400, error: error.code.name, description: error.reason)
         case .notFound: return .error(status: 404, error: error.code.name, description: error.reason)
         case .rotationTooEarly: return .error(status: 409, error: error.code.name, description: error.reason)
-        case .unavailable: return .error(status: 503, error: error.code.name, description: error.reason, headers: [("Retry-After", "1")])
+        case .unavailable:
+            return .error(
+                status: 503,
+                error: error.code.name,
+                description: error.reason,
+                headers: [("Retry-After", "1")]
+            )
         default: return .error(status: 500, error: error.code.name, description: error.reason)
         }
     }

@@ -12,7 +12,12 @@ public struct TokenRoutes: Sendable {
     public let accounts: AccountRoutes?
     let logger: Logger
 
-    public init(service: TokenService, registry: PrometheusCollectorRegistry, accounts: AccountRoutes? = nil, logger: Logger) {
+    public init(
+        service: TokenService,
+        registry: PrometheusCollectorRegistry,
+        accounts: AccountRoutes? = nil,
+        logger: Logger
+    ) {
         self.service = service
         self.registry = registry
         self.accounts = accounts
@@ -40,31 +45,72 @@ public struct TokenRoutes: Sendable {
     func addNative(to router: inout Router) {
         let service = self.service
         let registry = self.registry
-        router.add("POST", "/oauth2/introspect", name: "introspect", .sync { request in
-            TokenRoutes.introspect(request, service)
-        })
-        router.add("POST", "/oauth2/revoke", name: "revoke", .async { request in
-            await TokenRoutes.revoke(request, service)
-        })
-        router.add("POST", "/oauth2/token", name: "token", .async { request in
-            await TokenRoutes.token(request, service)
-        })
-        router.add("GET", "/v1/verify", name: "verify", .sync { request in
-            TokenRoutes.verify(request, service)
-        })
-        router.add("GET", "/.well-known/jwks.json", name: "jwks", .sync { request in
-            TokenRoutes.jwks(request, service)
-        })
-        router.add("GET", "/healthz", name: "healthz", .async { _ in
-            let (healthy, reason) = await service.health()
-            let body: JSONValue = .object(JSONObject([("status", .string(healthy ? "serving" : "unavailable")), ("reason", .string(reason))]))
-            return HTTPResponse.json(healthy ? 200 : 503, body, headers: healthy ? [] : [("Retry-After", "5")])
-        })
-        router.add("GET", "/metrics", name: "metrics", .sync { _ in
-            HTTPResponse(
-                status: 200, headers: [("Content-Type", "text/plain; version=0.0.4; charset=utf-8"), ("Cache-Control", "no-store")],
-                body: registry.emitToBuffer())
-        })
+        router.add(
+            "POST",
+            "/oauth2/introspect",
+            name: "introspect",
+            .sync { request in
+                TokenRoutes.introspect(request, service)
+            }
+        )
+        router.add(
+            "POST",
+            "/oauth2/revoke",
+            name: "revoke",
+            .async { request in
+                await TokenRoutes.revoke(request, service)
+            }
+        )
+        router.add(
+            "POST",
+            "/oauth2/token",
+            name: "token",
+            .async { request in
+                await TokenRoutes.token(request, service)
+            }
+        )
+        router.add(
+            "GET",
+            "/v1/verify",
+            name: "verify",
+            .sync { request in
+                TokenRoutes.verify(request, service)
+            }
+        )
+        router.add(
+            "GET",
+            "/.well-known/jwks.json",
+            name: "jwks",
+            .sync { request in
+                TokenRoutes.jwks(request, service)
+            }
+        )
+        router.add(
+            "GET",
+            "/healthz",
+            name: "healthz",
+            .async { _ in
+                let (healthy, reason) = await service.health()
+                let body: JSONValue = .object(
+                    JSONObject([("status", .string(healthy ? "serving" : "unavailable")), ("reason", .string(reason))])
+                )
+                return HTTPResponse.json(healthy ? 200 : 503, body, headers: healthy ? [] : [("Retry-After", "5")])
+            }
+        )
+        router.add(
+            "GET",
+            "/metrics",
+            name: "metrics",
+            .sync { _ in
+                HTTPResponse(
+                    status: 200,
+                    headers: [
+                        ("Content-Type", "text/plain; version=0.0.4; charset=utf-8"), ("Cache-Control", "no-store"),
+                    ],
+                    body: registry.emitToBuffer()
+                )
+            }
+        )
     }
 
     // MARK: Native handlers
@@ -85,7 +131,12 @@ public struct TokenRoutes: Sendable {
         case .inactive:
             return HTTPResponse(status: 200, constantHeaders: constantJSONHeaders, body: inactiveBody)
         case .unavailable(let reason):
-            return .error(status: 503, error: "temporarily_unavailable", description: reason, headers: [("Retry-After", "1")])
+            return .error(
+                status: 503,
+                error: "temporarily_unavailable",
+                description: reason,
+                headers: [("Retry-After", "1")]
+            )
         }
     }
 
@@ -99,7 +150,12 @@ public struct TokenRoutes: Sendable {
             try await service.revoke(token: token, hint: parameters["token_type_hint"])
             return HTTPResponse(status: 200, headers: [("Cache-Control", "no-store")])
         } catch {
-            return .error(status: 503, error: "temporarily_unavailable", description: "\(error)", headers: [("Retry-After", "1")])
+            return .error(
+                status: 503,
+                error: "temporarily_unavailable",
+                description: "\(error)",
+                headers: [("Retry-After", "1")]
+            )
         }
     }
 
@@ -109,15 +165,28 @@ public struct TokenRoutes: Sendable {
         let parameters: [String: String]
         do throws(HTTPError) { parameters = try request.formOrJSONParameters() } catch { return error.response }
         guard let grant = parameters["grant_type"] else {
-            return .error(status: 400, error: "invalid_request", description: "the grant_type parameter is required", headers: tokenHeaders)
+            return .error(
+                status: 400,
+                error: "invalid_request",
+                description: "the grant_type parameter is required",
+                headers: tokenHeaders
+            )
         }
         guard grant == "refresh_token" else {
             return .error(
-                status: 400, error: "unsupported_grant_type",
-                description: "grant_type \(grant.prefix(40)) is not supported; use refresh_token", headers: tokenHeaders)
+                status: 400,
+                error: "unsupported_grant_type",
+                description: "grant_type \(grant.prefix(40)) is not supported; use refresh_token",
+                headers: tokenHeaders
+            )
         }
         guard let refresh = parameters["refresh_token"], !refresh.isEmpty else {
-            return .error(status: 400, error: "invalid_request", description: "the refresh_token parameter is required", headers: tokenHeaders)
+            return .error(
+                status: 400,
+                error: "invalid_request",
+                description: "the refresh_token parameter is required",
+                headers: tokenHeaders
+            )
         }
         let scope = parameters["scope"].map { $0.split(separator: " ").map(String.init) }
         switch await service.refresh(token: refresh, scope: scope, clientID: parameters["client_id"]) {
@@ -133,16 +202,23 @@ public struct TokenRoutes: Sendable {
     /// For nginx `auth_request`: 200 with the subject's headers, or 401 per RFC 6750 §3.
     static func verify(_ request: HTTPRequest, _ service: TokenService) -> HTTPResponse {
         guard let authorization = request.header("Authorization") else {
-            return HTTPResponse(status: 401, headers: [("WWW-Authenticate", "Bearer realm=\"tokend\""), ("Cache-Control", "no-store")])
+            return HTTPResponse(
+                status: 401,
+                headers: [("WWW-Authenticate", "Bearer realm=\"tokend\""), ("Cache-Control", "no-store")]
+            )
         }
         let parts = authorization.split(separator: " ", maxSplits: 1)
         guard parts.count == 2, parts[0].lowercased() == "bearer", !parts[1].isEmpty else {
             return HTTPResponse(
                 status: 401,
                 headers: [
-                    ("WWW-Authenticate", "Bearer realm=\"tokend\", error=\"invalid_request\", error_description=\"expected Authorization: Bearer <token>\""),
+                    (
+                        "WWW-Authenticate",
+                        "Bearer realm=\"tokend\", error=\"invalid_request\", error_description=\"expected Authorization: Bearer <token>\""
+                    ),
                     ("Cache-Control", "no-store"),
-                ])
+                ]
+            )
         }
         switch service.introspect(String(parts[1]).trimmingCharacters(in: " ")) {
         case .active(let token):
@@ -151,16 +227,26 @@ public struct TokenRoutes: Sendable {
                 headers: [
                     ("X-Token-Subject", token.subject), ("X-Token-Scope", token.scope),
                     ("X-Token-Expires", String(Int64(token.exp))), ("Cache-Control", "no-store"),
-                ])
+                ]
+            )
         case .inactive(let reason):
             return HTTPResponse(
                 status: 401,
                 headers: [
-                    ("WWW-Authenticate", "Bearer realm=\"tokend\", error=\"invalid_token\", error_description=\"\(reason)\""),
+                    (
+                        "WWW-Authenticate",
+                        "Bearer realm=\"tokend\", error=\"invalid_token\", error_description=\"\(reason)\""
+                    ),
                     ("Cache-Control", "no-store"),
-                ])
+                ]
+            )
         case .unavailable(let reason):
-            return .error(status: 503, error: "temporarily_unavailable", description: reason, headers: [("Retry-After", "1")])
+            return .error(
+                status: 503,
+                error: "temporarily_unavailable",
+                description: reason,
+                headers: [("Retry-After", "1")]
+            )
         }
     }
 
@@ -170,9 +256,11 @@ public struct TokenRoutes: Sendable {
             ("Content-Type", "application/json"), ("ETag", snapshot.etag),
             ("Cache-Control", "public, max-age=\(Int(service.configuration.jwksMaxAge))"),
         ]
-        if let match = request.header("If-None-Match"), match.split(separator: ",").contains(where: {
-            $0.trimmingCharacters(in: " ") == snapshot.etag
-        }) {
+        if let match = request.header("If-None-Match"),
+            match.split(separator: ",").contains(where: {
+                $0.trimmingCharacters(in: " ") == snapshot.etag
+            })
+        {
             return HTTPResponse(status: 304, headers: Array(headers.dropFirst()))
         }
         return HTTPResponse(status: 200, headers: headers, body: snapshot.jwks)

@@ -48,8 +48,10 @@ public struct AccountConfiguration: Sendable {
         signupPerEmail: RateLimiter.Rule = .init(limit: 10, window: 3600),
         signupPerIP: RateLimiter.Rule = .init(limit: 50, window: 3600),
         signinPerAccountAndIP: RateLimiter.Rule = .init(limit: 10, window: 900),
-        signinPerIP: RateLimiter.Rule = .init(limit: 100, window: 900), createScope: String? = nil,
-        minimumPasswordLength: Int = 6, maximumPasswordBytes: Int = 1024
+        signinPerIP: RateLimiter.Rule = .init(limit: 100, window: 900),
+        createScope: String? = nil,
+        minimumPasswordLength: Int = 6,
+        maximumPasswordBytes: Int = 1024
     ) {
         self.signupPerEmail = signupPerEmail
         self.signupPerIP = signupPerIP
@@ -100,8 +102,12 @@ public final class AccountService: Sendable {
     let signInTimes: SignInTimes
 
     public init(
-        users: any UserStore, tokens: TokenService, hasher: any PasswordHashing,
-        configuration: AccountConfiguration = AccountConfiguration(), clock: ServiceClock = .system, logger: Logger
+        users: any UserStore,
+        tokens: TokenService,
+        hasher: any PasswordHashing,
+        configuration: AccountConfiguration = AccountConfiguration(),
+        clock: ServiceClock = .system,
+        logger: Logger
     ) {
         let signInTimes = SignInTimes(store: users) { [logger] error in
             logger.error("could not record last sign-in times", metadata: ["error": "\(error)"])
@@ -158,7 +164,11 @@ public final class AccountService: Sendable {
     /// Creates an active user. `bypassLimits` is for admins (admin socket, or a token with
     /// API_USER_CREATE_SCOPE); everyone else is rate limited per email and per client address.
     public func signUp(
-        username: String, email: String, password: String, clientAddress: String, bypassLimits: Bool,
+        username: String,
+        email: String,
+        password: String,
+        clientAddress: String,
+        bypassLimits: Bool,
         profile: (firstName: String, lastName: String, role: String)? = nil
     ) async throws(AccountError) -> UserRecord {
         var problems = AccountService.usernameProblems(username)
@@ -168,22 +178,34 @@ public final class AccountService: Sendable {
         guard problems.isEmpty, let normalized else { throw .validation(problems) }
         let now = clock.now()
         if !bypassLimits {
-            if let wait = signupEmailLimiter.take(normalized, now: now) { throw .signupRateLimited(byEmail: true, retryAfter: wait) }
-            if let wait = signupIPLimiter.take(clientAddress, now: now) { throw .signupRateLimited(byEmail: false, retryAfter: wait) }
+            if let wait = signupEmailLimiter.take(normalized, now: now) {
+                throw .signupRateLimited(byEmail: true, retryAfter: wait)
+            }
+            if let wait = signupIPLimiter.take(clientAddress, now: now) {
+                throw .signupRateLimited(byEmail: false, retryAfter: wait)
+            }
         }
         let phc: String
         do { phc = try await hasher.hashPassword(password) } catch {
             throw hasher.isOverloaded(error) ? .overloaded : .unavailable
         }
         let user = NewUser(
-            publicID: AccountService.newPublicID(), username: username.trimmingSpaces, email: normalized, passwordHash: phc,
-            firstName: profile?.firstName ?? "", lastName: profile?.lastName ?? "", role: profile?.role ?? "user",
-            createdAt: now)
+            publicID: AccountService.newPublicID(),
+            username: username.trimmingSpaces,
+            email: normalized,
+            passwordHash: phc,
+            firstName: profile?.firstName ?? "",
+            lastName: profile?.lastName ?? "",
+            role: profile?.role ?? "user",
+            createdAt: now
+        )
         do {
             let created = try await users.createUser(user)
             logger.info("user created", metadata: ["user": "\(created.publicID)", "admin": "\(bypassLimits)"])
             return created
-        } catch let error as TokenStoreError where error.code == .conflict && (error.field == "email" || error.field == "username") {
+        } catch let error as TokenStoreError
+            where error.code == .conflict && (error.field == "email" || error.field == "username")
+        {
             throw .conflict(field: error.field!)
         } catch {
             logger.error("user creation failed", metadata: ["error": "\(error)"])
@@ -211,7 +233,11 @@ public final class AccountService: Sendable {
 
     /// Checks the password with the same work and the same answer for an unknown user and a
     /// wrong password; refuses inactive users only after a correct password.
-    public func signIn(_ identifier: Identifier, password: String, clientAddress: String) async throws(AccountError) -> UserRecord {
+    public func signIn(
+        _ identifier: Identifier,
+        password: String,
+        clientAddress: String
+    ) async throws(AccountError) -> UserRecord {
         if password.utf8.count > configuration.maximumPasswordBytes { throw .invalidCredentials }
         let now = clock.now()
         if let wait = signinIPLimiter.take(clientAddress, now: now) { throw .signinRateLimited(retryAfter: wait) }
@@ -283,9 +309,14 @@ public final class AccountService: Sendable {
     /// The dialect's access token (and refresh token for v1) for a signed-in user.
     public func issueTokens(for user: UserRecord, dialect: AccountDialect) async throws(AccountError) -> IssuedTokens {
         let request = IssueRequest(
-            subject: user.publicID, scope: user.scope, clientID: dialect.rawValue, policy: dialect.policy,
-            withRefresh: dialect.withRefresh, extraClaims: AccountService.claims(for: user, dialect: dialect),
-            dialect: dialect.rawValue)
+            subject: user.publicID,
+            scope: user.scope,
+            clientID: dialect.rawValue,
+            policy: dialect.policy,
+            withRefresh: dialect.withRefresh,
+            extraClaims: AccountService.claims(for: user, dialect: dialect),
+            dialect: dialect.rawValue
+        )
         do {
             return try await tokens.issue(request)
         } catch {
@@ -301,7 +332,8 @@ public final class AccountService: Sendable {
             return JSONObject([("id", .string(user.publicID)), ("scope", .array(user.scope.map { .string($0) }))])
         case .classic:
             return JSONObject([
-                ("userId", .string(user.publicID)), ("userName", .string(user.username)), ("email", .string(user.email)),
+                ("userId", .string(user.publicID)), ("userName", .string(user.username)),
+                ("email", .string(user.email)),
             ])
         case .v1:
             return JSONObject([
@@ -336,7 +368,9 @@ public final class AccountService: Sendable {
         let updated: UserRecord?
         do {
             updated = try await users.updateUser(
-                publicID: publicID, UserChange(status: active ? .active : .inactive, tokensNotBefore: active ? nil : now))
+                publicID: publicID,
+                UserChange(status: active ? .active : .inactive, tokensNotBefore: active ? nil : now)
+            )
         } catch { throw .unavailable }
         guard let updated else { throw .notFound }
         if !active {
@@ -391,7 +425,9 @@ public final class AccountService: Sendable {
 struct AccountRefresh: RefreshCustomizer {
     let users: any UserStore
 
-    func refreshGrant(for family: RefreshFamily) async -> Result<(policy: LifetimePolicy, claims: JSONObject), OAuthError> {
+    func refreshGrant(
+        for family: RefreshFamily
+    ) async -> Result<(policy: LifetimePolicy, claims: JSONObject), OAuthError> {
         guard let dialect = AccountDialect(rawValue: family.dialect) else {
             return .success((LifetimePolicy.oneHour, JSONObject()))
         }
@@ -400,7 +436,9 @@ struct AccountRefresh: RefreshCustomizer {
             return .failure(OAuthError("temporarily_unavailable", "the user store is unavailable", status: 503))
         }
         guard let user else { return .failure(.invalidGrant("the account no longer exists")) }
-        guard user.status == .active else { return .failure(OAuthError("account_inactive", "Account is inactive. Contact administrator.", status: 403)) }
+        guard user.status == .active else {
+            return .failure(OAuthError("account_inactive", "Account is inactive. Contact administrator.", status: 403))
+        }
         return .success((dialect.policy, AccountService.claims(for: user, dialect: dialect)))
     }
 }

@@ -44,7 +44,9 @@ public final class RateLimiter: Sendable {
                 // Still full of live windows (someone spraying keys): keep memory and the cost
                 // of this pass bounded by dropping half, oldest windows first.
                 if windows.count >= RateLimiter.maxKeysPerShard {
-                    let kept = windows.sorted { $0.value.start > $1.value.start }.prefix(RateLimiter.maxKeysPerShard / 2)
+                    let kept = windows.sorted { $0.value.start > $1.value.start }.prefix(
+                        RateLimiter.maxKeysPerShard / 2
+                    )
                     windows = Dictionary(uniqueKeysWithValues: kept.map { ($0.key, $0.value) })
                 }
             }
@@ -62,7 +64,9 @@ public final class RateLimiter: Sendable {
         guard rule.limit > 0 else { return nil }
         let rule = self.rule
         return shard(key).withLock { windows -> Double? in
-            guard let window = windows[key], now < window.start + rule.window, window.count >= rule.limit else { return nil }
+            guard let window = windows[key], now < window.start + rule.window, window.count >= rule.limit else {
+                return nil
+            }
             return window.start + rule.window - now
         }
     }

@@ -59,7 +59,9 @@ final class SignInTimes: UserStore {
                 await previous?.value
                 guard !pending.isEmpty else { return }
                 do {
-                    try await store.updateUsers(pending.map { ($0.key, UserChange(lastLoginAt: $0.value, changedAt: $0.value)) })
+                    try await store.updateUsers(
+                        pending.map { ($0.key, UserChange(lastLoginAt: $0.value, changedAt: $0.value)) }
+                    )
                 } catch {
                     onError(error)
                 }

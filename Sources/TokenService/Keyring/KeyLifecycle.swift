@@ -28,11 +28,17 @@ public struct KeyLifecycle: Sendable {
         guard currents == 1 else {
             throw ServiceError(.keyring, "keyring.json must have exactly one current key, it has \(currents)")
         }
-        guard nexts == 1 else { throw ServiceError(.keyring, "keyring.json must have exactly one next key, it has \(nexts)") }
+        guard nexts == 1 else {
+            throw ServiceError(.keyring, "keyring.json must have exactly one next key, it has \(nexts)")
+        }
     }
 
     /// An empty keyring gets `current` (signing at once) and `next`.
-    public mutating func bootstrap(current: KeyringDocument.Entry, next: KeyringDocument.Entry, now: NumericDate) -> Change {
+    public mutating func bootstrap(
+        current: KeyringDocument.Entry,
+        next: KeyringDocument.Entry,
+        now: NumericDate
+    ) -> Change {
         var first = current
         first.state = .current
         first.activated = now
@@ -49,7 +55,12 @@ public struct KeyLifecycle: Sendable {
 
     /// Promotes next → current, current → previous, adds `newNext`. Refuses while the next
     /// key is younger than the JWKS max-age, unless `force` (emergency).
-    public mutating func rotate(newNext: KeyringDocument.Entry, now: NumericDate, jwksMaxAge: Double, force: Bool) throws
+    public mutating func rotate(
+        newNext: KeyringDocument.Entry,
+        now: NumericDate,
+        jwksMaxAge: Double,
+        force: Bool
+    ) throws
         -> Change
     {
         guard let nextIndex = entries.firstIndex(where: { $0.state == .next }),

@@ -1,9 +1,9 @@
 public import Atomics
 public import JOSE
 public import Logging
+import Synchronization
 public import TokenCrypto
 public import TokenStore
-import Synchronization
 
 /// Where the keyring lives. `KeyDirectory` is the real one; tests use memory.
 public protocol KeyringStorage: Sendable {
@@ -74,7 +74,12 @@ public actor Keyring {
     public nonisolated var snapshot: KeyringSnapshot { reference.load(ordering: .acquiring) }
 
     /// Loads the keyring, or creates a current and a next key when the directory is empty.
-    public init(storage: any KeyringStorage, configuration: ServiceConfiguration, clock: ServiceClock, logger: Logger) throws {
+    public init(
+        storage: any KeyringStorage,
+        configuration: ServiceConfiguration,
+        clock: ServiceClock,
+        logger: Logger
+    ) throws {
         self.storage = storage
         self.configuration = configuration
         self.clock = clock
@@ -90,7 +95,12 @@ public actor Keyring {
             keys = [current.kid: currentKey, next.kid: nextKey]
             try storage.save(document: document, newKeys: [(current.kid, currentKey), (next.kid, nextKey)], remove: [])
             logger.notice(
-                "generated a new keyring", metadata: ["current_kid": "\(current.kid)", "next_kid": "\(next.kid)", "alg": "\(configuration.signingAlgorithm)"])
+                "generated a new keyring",
+                metadata: [
+                    "current_kid": "\(current.kid)", "next_kid": "\(next.kid)",
+                    "alg": "\(configuration.signingAlgorithm)",
+                ]
+            )
         }
         try lifecycle.validate()
         self.keys = keys
@@ -134,13 +144,22 @@ public actor Keyring {
     public func maintain() throws -> KeyLifecycle.Change {
         let now = Keyring.date(clock.now())
         var updated = lifecycle
-        var change = updated.retireExpired(now: now, maxTokenLifetime: configuration.maxTokenLifetime, leeway: configuration.leeway)
+        var change = updated.retireExpired(
+            now: now,
+            maxTokenLifetime: configuration.maxTokenLifetime,
+            leeway: configuration.leeway
+        )
         var newKeys: [(kid: String, key: SigningKey)] = []
         if let interval = configuration.keyRotation, updated.rotationDue(now: now.seconds, interval: interval),
             let safeAt = updated.safeRotationTime(jwksMaxAge: configuration.jwksMaxAge), now.seconds >= safeAt
         {
             let (entry, key) = try Keyring.makeEntry(configuration.signingAlgorithm, now: now)
-            let rotation = try updated.rotate(newNext: entry, now: now, jwksMaxAge: configuration.jwksMaxAge, force: false)
+            let rotation = try updated.rotate(
+                newNext: entry,
+                now: now,
+                jwksMaxAge: configuration.jwksMaxAge,
+                force: false
+            )
             newKeys.append((entry.kid, key))
             change.promoted = rotation.promoted
             change.demoted = rotation.demoted
@@ -173,7 +192,10 @@ public actor Keyring {
     }
 
     /// A new key and its keyring entry; the kid is the RFC 7638 thumbprint (random for HS256).
-    static func makeEntry(_ algorithm: SignatureAlgorithm, now: NumericDate) throws -> (KeyringDocument.Entry, SigningKey) {
+    static func makeEntry(
+        _ algorithm: SignatureAlgorithm,
+        now: NumericDate
+    ) throws -> (KeyringDocument.Entry, SigningKey) {
         let key = try SigningKey.generate(algorithm)
         let kid = algorithm == .hs256 ? Base64URL.encode(SecureRandom.bytes(16)) : try key.thumbprint()
         let jwk = algorithm == .hs256 ? nil : try JWK.publicJSON(key.verifyingKey, kid: kid)

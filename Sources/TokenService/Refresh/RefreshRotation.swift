@@ -44,7 +44,11 @@ public enum RefreshRotation {
     /// Decides, given the stored state. `candidate` is nil when the caller saw the token
     /// spent and minted nothing; an active token then refuses so the caller retries.
     public static func decide(
-        record: RefreshTokenRecord?, family: RefreshFamily?, now: Double, grace: Double, subjectCutoff: Double?,
+        record: RefreshTokenRecord?,
+        family: RefreshFamily?,
+        now: Double,
+        grace: Double,
+        subjectCutoff: Double?,
         candidate: Candidate?
     ) -> RefreshDecision<Outcome> {
         guard let record else { return RefreshDecision(change: .none, outcome: .refused("unknown refresh token")) }
@@ -64,10 +68,14 @@ public enum RefreshRotation {
             spent.successorSealed = candidate.sealed
             return RefreshDecision(
                 change: .rotate(
-                    spent: spent, successor: candidate.successor, accessJTI: candidate.accessJTI,
-                    accessExpiresAt: candidate.accessExpiresAt),
+                    spent: spent,
+                    successor: candidate.successor,
+                    accessJTI: candidate.accessJTI,
+                    accessExpiresAt: candidate.accessExpiresAt
+                ),
                 outcome: .rotated,
-                event: ("refresh_rotated", family.subject, "family \(family.id)"))
+                event: ("refresh_rotated", family.subject, "family \(family.id)")
+            )
         case .spent:
             if let spentAt = record.spentAt, now - spentAt <= grace, let sealed = record.successorSealed {
                 return RefreshDecision(change: .none, outcome: .replay(sealed: sealed))
@@ -75,7 +83,10 @@ public enum RefreshRotation {
             return RefreshDecision(
                 change: .revokeFamily(id: family.id, reason: "refresh token reuse"),
                 outcome: .reuse(familyID: family.id, subject: family.subject),
-                event: ("refresh_reuse", family.subject, "family \(family.id) revoked: a spent refresh token was used again"))
+                event: (
+                    "refresh_reuse", family.subject, "family \(family.id) revoked: a spent refresh token was used again"
+                )
+            )
         }
     }
 }

@@ -1,5 +1,5 @@
-import TokenTestSupport
 import Foundation
+import TokenTestSupport
 
 extension Daemon {
     /// Runs a seed document's curl command as a new user would: the same arguments, the
@@ -12,7 +12,10 @@ extension Daemon {
         }
         let started = ContinuousClock.now
         let result = try await run(
-            "/usr/bin/curl", ["-sS", "-i", "--max-time", "30", "--unix-socket", apiSocket] + rewritten, in: directory.path)
+            "/usr/bin/curl",
+            ["-sS", "-i", "--max-time", "30", "--unix-socket", apiSocket] + rewritten,
+            in: directory.path
+        )
         guard result.status == .exited(0) else {
             throw HarnessError("curl failed (\(result.status)): \(result.output.redactingSecrets.prefix(400))")
         }
@@ -24,9 +27,16 @@ extension Daemon {
         guard parts.count >= 2, let status = Int(parts[1]) else { throw HarnessError("curl printed no status line") }
         let headers = lines.compactMap { line -> Header? in
             guard let colon = line.firstIndex(of: ":") else { return nil }
-            return Header(name: String(line[..<colon]), value: line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces))
+            return Header(
+                name: String(line[..<colon]),
+                value: line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+            )
         }
         return Reply(
-            status: status, headers: headers, body: Array(result.stdout[split.upperBound...].utf8), elapsed: ContinuousClock.now - started)
+            status: status,
+            headers: headers,
+            body: Array(result.stdout[split.upperBound...].utf8),
+            elapsed: ContinuousClock.now - started
+        )
     }
 }

@@ -1,8 +1,8 @@
-import TokenTestSupport
 import Foundation
 import JOSE
 import Testing
 import TokenCrypto
+import TokenTestSupport
 
 /// The three account dialects of DESIGN §5.3, as a client of each sees them.
 enum Dialect: String, CaseIterable, Sendable, CustomTestStringConvertible {
@@ -48,15 +48,27 @@ enum Dialect: String, CaseIterable, Sendable, CustomTestStringConvertible {
 extension Daemon {
     /// A sign-in request in `dialect`, from client address `ip` (X-Real-IP) when given.
     func signIn(
-        _ dialect: Dialect, email: String? = nil, username: String? = nil, password: String, ip: String? = nil
+        _ dialect: Dialect,
+        email: String? = nil,
+        username: String? = nil,
+        password: String,
+        ip: String? = nil
     ) async throws -> Reply {
         try await api(
-            "POST", dialect.signInPath, json: dialect.signInBody(email: email, username: username, password: password),
-            headers: ip.map { [("X-Real-IP", $0)] } ?? [])
+            "POST",
+            dialect.signInPath,
+            json: dialect.signInBody(email: email, username: username, password: password),
+            headers: ip.map { [("X-Real-IP", $0)] } ?? []
+        )
     }
 
     /// Signs in and returns the whole answer's JSON; throws (without secrets) unless 200.
-    func signedIn(_ dialect: Dialect, email: String? = nil, username: String? = nil, password: String) async throws -> JSONValue {
+    func signedIn(
+        _ dialect: Dialect,
+        email: String? = nil,
+        username: String? = nil,
+        password: String
+    ) async throws -> JSONValue {
         let reply = try await signIn(dialect, email: email, username: username, password: password)
         guard reply.status == 200, let body = reply.json, dialect.accessToken(body) != nil else {
             throw HarnessError("\(dialect) sign-in answered \(reply.summary)")

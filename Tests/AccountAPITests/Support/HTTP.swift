@@ -1,6 +1,6 @@
-import TokenTestSupport
 import Foundation
 import JOSE
+import TokenTestSupport
 
 #if canImport(Glibc)
 import Glibc
@@ -88,7 +88,9 @@ final class UnixConnection {
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
         setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
         let result = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
         }
         if result != 0 {
             let code = errno
@@ -153,9 +155,14 @@ final class UnixConnection {
         }
         let headers: [Header] = lines.compactMap { line in
             guard let colon = line.firstIndex(of: ":") else { return nil }
-            return Header(name: String(line[..<colon]), value: line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces))
+            return Header(
+                name: String(line[..<colon]),
+                value: line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+            )
         }
-        func header(_ name: String) -> String? { headers.first { $0.name.caseInsensitiveCompare(name) == .orderedSame }?.value }
+        func header(_ name: String) -> String? {
+            headers.first { $0.name.caseInsensitiveCompare(name) == .orderedSame }?.value
+        }
         var body: [UInt8] = []
         if isHead || status == 204 || status == 304 || (100..<200).contains(status) {
         } else if let length = header("Content-Length").flatMap({ Int($0) }) {
@@ -177,7 +184,11 @@ final class UnixConnection {
 
 /// One request on a fresh connection to the Unix socket at `socket`, with `Host: localhost`.
 func http(
-    _ socket: String, _ method: String, _ target: String, headers: [(String, String)] = [], body: RequestBody? = nil,
+    _ socket: String,
+    _ method: String,
+    _ target: String,
+    headers: [(String, String)] = [],
+    body: RequestBody? = nil,
     timeout: Double = 30
 ) async throws -> Reply {
     var head = "\(method) \(target) HTTP/1.1\r\nHost: localhost\r\n"

@@ -34,13 +34,21 @@ final class Daemon: Sendable {
     /// both sockets answer and the account routes are served.
     static func start(_ name: String, environment extra: [String: String] = [:]) async throws -> Daemon {
         let directory = try TemporaryDirectory(prefix: "tokend-acct-\(name)")
-        guard mkdir(directory.file("keys"), 0o700) == 0 else { throw HarnessError("mkdir keys: \(String(cString: strerror(errno)))") }
+        guard mkdir(directory.file("keys"), 0o700) == 0 else {
+            throw HarnessError("mkdir keys: \(String(cString: strerror(errno)))")
+        }
         let environment = minimalEnvironment(
             [
                 "TOKEND_SOCKET": directory.file("api.sock"), "TOKEND_ADMIN_SOCKET": directory.file("admin.sock"),
                 "TOKEND_STORE": "sqlite:\(directory.file("tokend.db"))", "TOKEND_KEYS_DIR": directory.file("keys"),
-            ].merging(relaxedLimits) { $1 }.merging(extra) { $1 })
-        let child = try ChildProcess(try Binaries.path("tokend"), [], environment: environment, output: directory.file("tokend.log"))
+            ].merging(relaxedLimits) { $1 }.merging(extra) { $1 }
+        )
+        let child = try ChildProcess(
+            try Binaries.path("tokend"),
+            [],
+            environment: environment,
+            output: directory.file("tokend.log")
+        )
         let daemon = Daemon(directory: directory, child: child)
         do {
             try await daemon.waitUntilServing()
@@ -52,11 +60,15 @@ final class Daemon: Sendable {
     }
 
     func waitUntilServing() async throws {
-        _ = try await eventually("tokend to serve on \(apiSocket)", timeout: Timeouts.start) { () async throws -> Bool? in
+        _ = try await eventually("tokend to serve on \(apiSocket)", timeout: Timeouts.start) {
+            () async throws -> Bool? in
             if let status = self.child.exitStatus {
-                throw HarnessError("tokend exited (\(status)) before serving; its log:\n\(self.log.lastLines(30).redactingSecrets)")
+                throw HarnessError(
+                    "tokend exited (\(status)) before serving; its log:\n\(self.log.lastLines(30).redactingSecrets)"
+                )
             }
-            guard FileManager.default.fileExists(atPath: self.apiSocket), FileManager.default.fileExists(atPath: self.adminSocket)
+            guard FileManager.default.fileExists(atPath: self.apiSocket),
+                FileManager.default.fileExists(atPath: self.adminSocket)
             else { return nil }
             let health = try await http(self.apiSocket, "GET", "/healthz", timeout: 5)
             let admin = try await http(self.adminSocket, "GET", "/admin/status", timeout: 5)
@@ -67,17 +79,32 @@ final class Daemon: Sendable {
     /// SIGTERM by pid and wait (SIGKILL after 20 s, recorded as an issue).
     func stop(sourceLocation: SourceLocation = #_sourceLocation) async {
         let (_, killed) = await child.stop(timeout: Timeouts.stop)
-        if killed { Issue.record("tokend (pid \(child.pid)) ignored SIGTERM for 20 s; killed it", sourceLocation: sourceLocation) }
+        if killed {
+            Issue.record(
+                "tokend (pid \(child.pid)) ignored SIGTERM for 20 s; killed it",
+                sourceLocation: sourceLocation
+            )
+        }
     }
 
     // MARK: Talking to it
 
     /// A request on the API socket; `json` is sent as `application/json`.
-    func api(_ method: String, _ target: String, json: String? = nil, headers: [(String, String)] = []) async throws -> Reply {
+    func api(
+        _ method: String,
+        _ target: String,
+        json: String? = nil,
+        headers: [(String, String)] = []
+    ) async throws -> Reply {
         try await http(apiSocket, method, target, headers: headers, body: json.map { .json($0) })
     }
 
-    func api(_ method: String, _ target: String, body: RequestBody?, headers: [(String, String)] = []) async throws -> Reply {
+    func api(
+        _ method: String,
+        _ target: String,
+        body: RequestBody?,
+        headers: [(String, String)] = []
+    ) async throws -> Reply {
         try await http(apiSocket, method, target, headers: headers, body: body)
     }
 
@@ -88,7 +115,11 @@ final class Daemon: Sendable {
 
     /// `POST /admin/tokens` → the access token.
     func adminToken(sub: String, scope: String) async throws -> String {
-        let reply = try await admin("POST", "/admin/tokens", json: jsonText(["sub": .string(sub), "scope": .string(scope)]))
+        let reply = try await admin(
+            "POST",
+            "/admin/tokens",
+            json: jsonText(["sub": .string(sub), "scope": .string(scope)])
+        )
         guard reply.status == 200, let token = reply.json?["access_token"]?.stringValue else {
             throw HarnessError("POST /admin/tokens answered \(reply.status): \(reply.text.redactingSecrets)")
         }
@@ -97,10 +128,17 @@ final class Daemon: Sendable {
 
     /// `POST /admin/users` → the created user (admin shape).
     @discardableResult
-    func createUser(_ username: String, _ email: String, _ password: String, extra: [String: JSONValue] = [:]) async throws
+    func createUser(
+        _ username: String,
+        _ email: String,
+        _ password: String,
+        extra: [String: JSONValue] = [:]
+    ) async throws
         -> AdminUser
     {
-        var members: [String: JSONValue] = ["username": .string(username), "email": .string(email), "password": .string(password)]
+        var members: [String: JSONValue] = [
+            "username": .string(username), "email": .string(email), "password": .string(password),
+        ]
         members.merge(extra) { $1 }
         let reply = try await admin("POST", "/admin/users", json: jsonText(members))
         guard reply.status == 201, let user = AdminUser(reply.json) else {
@@ -121,17 +159,25 @@ final class Daemon: Sendable {
     /// `jwt-inspect --policy auto --json --keys-dir KEYS TOKEN`: exit code and its JSON report.
     func inspect(_ token: String) async throws -> (exitCode: TokenTestSupport.ExitStatus, report: JSONValue) {
         let result = try await run(
-            try Binaries.path("jwt-inspect"), ["--policy", "auto", "--json", "--keys-dir", keysDirectory, "--", token],
-            in: directory.path)
+            try Binaries.path("jwt-inspect"),
+            ["--policy", "auto", "--json", "--keys-dir", keysDirectory, "--", token],
+            in: directory.path
+        )
         guard let report = try? JSONParser().parse(result.stdout) else {
-            throw HarnessError("jwt-inspect printed no JSON (\(result.status)): \(result.output.redactingSecrets.prefix(400))")
+            throw HarnessError(
+                "jwt-inspect printed no JSON (\(result.status)): \(result.output.redactingSecrets.prefix(400))"
+            )
         }
         return (result.status, report)
     }
 }
 
 /// Starts a daemon, runs `body`, and always stops it (by pid) and removes its directory.
-func withDaemon<T>(_ name: String, environment: [String: String] = [:], _ body: (Daemon) async throws -> T) async throws -> T {
+func withDaemon<T>(
+    _ name: String,
+    environment: [String: String] = [:],
+    _ body: (Daemon) async throws -> T
+) async throws -> T {
     let daemon = try await Daemon.start(name, environment: environment)
     do {
         let result = try await body(daemon)

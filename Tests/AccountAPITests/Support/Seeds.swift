@@ -69,7 +69,8 @@ enum Seed {
         """
 
     /// 002: the two 429 bodies.
-    static let signupLimitEmail = #"{"error":"Too many signup attempts for this email address. Please try again later."}"#
+    static let signupLimitEmail =
+        #"{"error":"Too many signup attempts for this email address. Please try again later."}"#
     static let signupLimitIP = #"{"error":"Too many signup attempts from your IP address. Please try again later."}"#
 
     /// Where appmixer leaves a type open: `vendor` is null in the examples, a string when set.

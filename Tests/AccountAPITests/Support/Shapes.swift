@@ -1,6 +1,6 @@
-import TokenTestSupport
 import JOSE
 import Testing
+import TokenTestSupport
 
 /// The shape of a JSON value: member names, nesting and JSON types, values left out. Objects
 /// list their members sorted by name, so two shapes compare equal exactly when a client reading
@@ -15,7 +15,8 @@ func shape(_ value: JSONValue, allow: [String: Set<String>] = [:], path: String 
     switch value {
     case .object(let object):
         let members = object.members.sorted { $0.key < $1.key }.map { member in
-            "\(member.key):" + shape(member.value, allow: allow, path: path.isEmpty ? member.key : "\(path).\(member.key)")
+            "\(member.key):"
+                + shape(member.value, allow: allow, path: path.isEmpty ? member.key : "\(path).\(member.key)")
         }
         return "{" + members.joined(separator: ",") + "}"
     case .array(let elements):
@@ -41,7 +42,10 @@ func json(_ reply: Reply, sourceLocation: SourceLocation = #_sourceLocation) thr
 
 /// Expects `reply` to have `status` and the same shape as the seed example.
 func expectShape(
-    _ reply: Reply, _ status: Int, like example: JSONValue, allow: [String: Set<String>] = [:],
+    _ reply: Reply,
+    _ status: Int,
+    like example: JSONValue,
+    allow: [String: Set<String>] = [:],
     sourceLocation: SourceLocation = #_sourceLocation
 ) {
     #expect(reply.status == status, "\(reply.summary)", sourceLocation: sourceLocation)
@@ -69,13 +73,18 @@ enum ErrorShape: Sendable, CustomStringConvertible {
 /// the status in v1), and nothing else. Returns the body for closer checks.
 @discardableResult
 func expectError(
-    _ reply: Reply, _ status: Int, _ errorShape: ErrorShape, _ what: String = "",
+    _ reply: Reply,
+    _ status: Int,
+    _ errorShape: ErrorShape,
+    _ what: String = "",
     sourceLocation: SourceLocation = #_sourceLocation
 ) -> JSONValue? {
     #expect(reply.status == status, "\(what): \(reply.summary)", sourceLocation: sourceLocation)
     #expect(
-        reply.header("Content-Type")?.hasPrefix("application/json") == true, "\(what): Content-Type",
-        sourceLocation: sourceLocation)
+        reply.header("Content-Type")?.hasPrefix("application/json") == true,
+        "\(what): Content-Type",
+        sourceLocation: sourceLocation
+    )
     guard let body = reply.json, let object = body.objectValue else {
         Issue.record("\(what): the body is not a JSON object: \(reply.summary)", sourceLocation: sourceLocation)
         return nil
@@ -85,13 +94,17 @@ func expectError(
         let ok = object.keys == ["error"] && !(object["error"]?.stringValue ?? "").isEmpty
         #expect(ok, "\(what): not {\"error\": \"…\"}: \(reply.summary)", sourceLocation: sourceLocation)
     case .statusCode:
-        let keysOK = Set(object.keys).isSubset(of: ["statusCode", "message", "errors"]) && object.keys.starts(with: ["statusCode", "message"])
+        let keysOK =
+            Set(object.keys).isSubset(of: ["statusCode", "message", "errors"])
+            && object.keys.starts(with: ["statusCode", "message"])
         let codeOK = object["statusCode"]?.numberValue?.int64Value == Int64(reply.status)
         let messageOK = !(object["message"]?.stringValue ?? "").isEmpty
         let errorsOK = object["errors"].map { $0.arrayValue?.allSatisfy { $0.stringValue != nil } ?? false } ?? true
         #expect(
-            keysOK && codeOK && messageOK && errorsOK, "\(what): not {statusCode,message[,errors]}: \(reply.summary)",
-            sourceLocation: sourceLocation)
+            keysOK && codeOK && messageOK && errorsOK,
+            "\(what): not {statusCode,message[,errors]}: \(reply.summary)",
+            sourceLocation: sourceLocation
+        )
     }
     return body
 }

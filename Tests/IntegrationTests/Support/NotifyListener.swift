@@ -1,6 +1,6 @@
-import TokenTestSupport
 import Foundation
 import Synchronization
+import TokenTestSupport
 
 #if canImport(Glibc)
 import Glibc

@@ -1,6 +1,6 @@
-import TokenTestSupport
 import Foundation
 import TokenCrypto
+import TokenTestSupport
 
 /// The three segments of a compact JWS and its decoded header and claims (no verification:
 /// the daemon does that; tests only read what a token says).

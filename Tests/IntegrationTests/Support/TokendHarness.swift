@@ -125,8 +125,10 @@ final class Tokend: Sendable {
 
     /// SIGTERM by pid and wait; SIGKILL after the timeout (recorded as an issue).
     @discardableResult
-    func stop(timeout: Duration = Timeouts.stop, sourceLocation: SourceLocation = #_sourceLocation) async -> TokenTestSupport.ExitStatus?
-    {
+    func stop(
+        timeout: Duration = Timeouts.stop,
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) async -> TokenTestSupport.ExitStatus? {
         let (status, killed) = await child.stop(timeout: timeout)
         if killed {
             Issue.record(

@@ -1,5 +1,5 @@
-import TokenTestSupport
 import Foundation
+import TokenTestSupport
 
 #if canImport(Glibc)
 import Glibc

@@ -80,7 +80,10 @@ func at(_ offset: Int64) -> JSONValue { .number(JSONNumber(Int64(testNow) + offs
 
 /// A token signed by `key` the way tokend signs them.
 func token(
-    _ key: SigningKey = TestKeys.es256, kid: String? = testKid, claims: JSONObject = claims(), type: String? = "at+jwt"
+    _ key: SigningKey = TestKeys.es256,
+    kid: String? = testKid,
+    claims: JSONObject = claims(),
+    type: String? = "at+jwt"
 ) throws -> String {
     try JWSSigner(key: key, kid: kid).sign(claims: claims, type: type)
 }
@@ -109,7 +112,9 @@ func claimsText(replacing name: String, with rawMember: String) -> String {
 }
 
 /// The three segments of a compact token.
-func segments(_ token: String) -> [String] { token.split(separator: ".", omittingEmptySubsequences: false).map(String.init) }
+func segments(_ token: String) -> [String] {
+    token.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
+}
 
 /// A verifier for `key` under `testKid` with `options`.
 func verifier(_ key: SigningKey = TestKeys.es256, options: ValidationOptions = ValidationOptions()) -> JWTVerifier {
@@ -119,21 +124,29 @@ func verifier(_ key: SigningKey = TestKeys.es256, options: ValidationOptions = V
 /// Expects `body` to throw a JOSEError with exactly `code`; returns it.
 @discardableResult
 func expectRefusal(
-    _ code: JOSEError.Code, _ comment: Comment? = nil, sourceLocation: SourceLocation = #_sourceLocation,
+    _ code: JOSEError.Code,
+    _ comment: Comment? = nil,
+    sourceLocation: SourceLocation = #_sourceLocation,
     _ body: () throws -> Void
 ) -> JOSEError? {
     let error = #expect(throws: JOSEError.self, comment, sourceLocation: sourceLocation) { try body() }
     #expect(
-        error?.code == code, "expected \(code), got \(error.map { "\($0.code): \($0.reason)" } ?? "no error")",
-        sourceLocation: sourceLocation)
+        error?.code == code,
+        "expected \(code), got \(error.map { "\($0.code): \($0.reason)" } ?? "no error")",
+        sourceLocation: sourceLocation
+    )
     return error
 }
 
 /// Expects `token` to be refused by a verifier for `key` with `code`, and jwt-inspect's
 /// report of it to fail with the same code and exit with the code's category.
 func expectTokenRefused(
-    _ token: String, _ code: JOSEError.Code, key: SigningKey = TestKeys.es256, keys: KeySet? = nil,
-    options: ValidationOptions = ValidationOptions(), _ comment: Comment? = nil,
+    _ token: String,
+    _ code: JOSEError.Code,
+    key: SigningKey = TestKeys.es256,
+    keys: KeySet? = nil,
+    options: ValidationOptions = ValidationOptions(),
+    _ comment: Comment? = nil,
     sourceLocation: SourceLocation = #_sourceLocation
 ) {
     let keys = keys ?? keySet(key)
@@ -146,10 +159,13 @@ func expectTokenRefused(
     #expect(
         report.failures.contains { $0.code == code },
         "report failures: \(report.failures.map(\.code.name)) \(comment.map { "(\($0))" } ?? "")",
-        sourceLocation: sourceLocation)
+        sourceLocation: sourceLocation
+    )
     #expect(
-        report.exitCode == Int32(code.category.rawValue), "\(comment.map { "\($0)" } ?? "")",
-        sourceLocation: sourceLocation)
+        report.exitCode == Int32(code.category.rawValue),
+        "\(comment.map { "\($0)" } ?? "")",
+        sourceLocation: sourceLocation
+    )
 }
 
 /// HMAC-SHA256 (RFC 2104) over the public SHA256 primitive. The attack tests need it

@@ -48,7 +48,10 @@ struct TemporaryDirectory {
     fileprivate init() throws {
         url = FileManager.default.temporaryDirectory.appendingPathComponent("jwt-inspect-tests-\(UUID().uuidString)")
         try FileManager.default.createDirectory(
-            at: url, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            at: url,
+            withIntermediateDirectories: true,
+            attributes: [.posixPermissions: 0o700]
+        )
     }
 
     /// Writes `text` to `name` (mode 0600) and returns the path.
@@ -78,7 +81,9 @@ enum Clock {
 
 /// Claims issued at `iat` that expire `lifetime` seconds later.
 func claims(
-    iat: Int64 = Clock.t0, lifetime: Int64 = 3_600, extra: [(String, JSONValue)] = []
+    iat: Int64 = Clock.t0,
+    lifetime: Int64 = 3_600,
+    extra: [(String, JSONValue)] = []
 ) -> JSONObject {
     var object = JSONObject()
     object["iss"] = "https://tokend.test"

@@ -1,6 +1,6 @@
 import Foundation
-import TokenTestSupport
 import Testing
+import TokenTestSupport
 
 #if canImport(Glibc)
 import Glibc
@@ -22,7 +22,8 @@ struct RunResult: CustomStringConvertible {
     /// are shortened so a message stays readable.
     var description: String {
         let shown = arguments.map { $0.count > 48 ? String($0.prefix(24)) + "…" : $0 }
-        return "jwt-inspect \(shown.joined(separator: " ")) → exit \(exitCode)\n--- stdout\n\(stdout)\n--- stderr\n\(stderr)"
+        return
+            "jwt-inspect \(shown.joined(separator: " ")) → exit \(exitCode)\n--- stdout\n\(stdout)\n--- stderr\n\(stderr)"
     }
 }
 
@@ -49,13 +50,16 @@ let runTimeout: TimeInterval = 60
 /// removed from) the test process's environment; NO_COLOR is removed unless given, so a
 /// developer's setting cannot change what a test sees.
 func jwtInspect(
-    _ arguments: [String], stdin: StandardInput = .null, environment: [String: String?] = [:],
+    _ arguments: [String],
+    stdin: StandardInput = .null,
+    environment: [String: String?] = [:],
     sourceLocation: SourceLocation = #_sourceLocation
 ) async throws -> RunResult {
     guard let binary = JWTInspectBinary.url else {
         Issue.record(
             "jwt-inspect binary not found next to the test bundle nor in .build/debug: run swift build first",
-            sourceLocation: sourceLocation)
+            sourceLocation: sourceLocation
+        )
         throw BinaryMissing()
     }
     var env = ProcessInfo.processInfo.environment
@@ -67,7 +71,8 @@ func jwtInspect(
             continuation.resume(
                 with: Result {
                     try runBlocking(binary, arguments, stdin: stdin, environment: finalEnvironment)
-                })
+                }
+            )
         }
     }
 }
@@ -81,7 +86,10 @@ struct ProcessTimedOut: Error, CustomStringConvertible {
 
 /// Starts the process, feeds stdin, drains stdout and stderr concurrently, and waits.
 private func runBlocking(
-    _ binary: URL, _ arguments: [String], stdin: StandardInput, environment: [String: String]
+    _ binary: URL,
+    _ arguments: [String],
+    stdin: StandardInput,
+    environment: [String: String]
 ) throws -> RunResult {
     ignoreSIGPIPE
     let process = Process()
@@ -139,8 +147,11 @@ private func runBlocking(
     group.wait()
     terminal?.close()
     return RunResult(
-        arguments: arguments, exitCode: exitStatus(process),
-        stdout: String(decoding: outData, as: UTF8.self), stderr: String(decoding: errData, as: UTF8.self))
+        arguments: arguments,
+        exitCode: exitStatus(process),
+        stdout: String(decoding: outData, as: UTF8.self),
+        stderr: String(decoding: errData, as: UTF8.self)
+    )
 }
 
 /// The exit code, or 128 + N when signal N killed the process, as a shell reports it. A
@@ -236,7 +247,10 @@ private struct PTYFunctions: Sendable {
         guard let openpt = symbol("posix_openpt", as: (@convention(c) (Int32) -> Int32).self),
             let grant = symbol("grantpt", as: (@convention(c) (Int32) -> Int32).self),
             let unlock = symbol("unlockpt", as: (@convention(c) (Int32) -> Int32).self),
-            let name = symbol("ptsname_r", as: (@convention(c) (Int32, UnsafeMutablePointer<CChar>?, Int) -> Int32).self)
+            let name = symbol(
+                "ptsname_r",
+                as: (@convention(c) (Int32, UnsafeMutablePointer<CChar>?, Int) -> Int32).self
+            )
         else { return nil }
         return PTYFunctions(openpt: openpt, grant: grant, unlock: unlock, name: name)
     }()
@@ -278,9 +292,13 @@ func jwtInspectOnTerminal(_ arguments: [String], environment: [String: String?] 
                         throw ProcessTimedOut(arguments: arguments)
                     }
                     return RunResult(
-                        arguments: arguments, exitCode: exitStatus(process), stdout: text,
-                        stderr: String(decoding: errors, as: UTF8.self))
-                })
+                        arguments: arguments,
+                        exitCode: exitStatus(process),
+                        stdout: text,
+                        stderr: String(decoding: errors, as: UTF8.self)
+                    )
+                }
+            )
         }
     }
 }

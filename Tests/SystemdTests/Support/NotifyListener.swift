@@ -59,7 +59,9 @@ final class NotifyListener {
     /// The next datagram and the sender's pid (from SCM_CREDENTIALS), or nil after `timeout`.
     func receive(timeout: Duration = .seconds(2)) -> (message: String, pid: Int32?)? {
         var descriptor = pollfd(fd: self.fd, events: Int16(POLLIN), revents: 0)
-        let milliseconds = Int32(timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
+        let milliseconds = Int32(
+            timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000
+        )
         guard poll(&descriptor, 1, milliseconds) > 0 else { return nil }
         var buffer = [UInt8](repeating: 0, count: 4096)
         var control = [UInt8](repeating: 0, count: 256)
@@ -84,7 +86,8 @@ final class NotifyListener {
         if controlLength >= 16 + 12 {
             let level = control.withUnsafeBytes { $0.load(fromByteOffset: 8, as: Int32.self) }
             let type = control.withUnsafeBytes { $0.load(fromByteOffset: 12, as: Int32.self) }
-            if level == SOL_SOCKET && type == 2 /* SCM_CREDENTIALS */ {
+            let scmCredentials: Int32 = 2
+            if level == SOL_SOCKET && type == scmCredentials {
                 pid = control.withUnsafeBytes { $0.load(fromByteOffset: 16, as: Int32.self) }
             }
         }

@@ -1,3 +1,7 @@
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
 // nio-floor: the cheapest HTTP/1.1 answer SwiftNIO can give on a Unix socket, as a ceiling for
 // tokend's introspection throughput (tokend's server is built on SwiftNIO, DESIGN §2).
 //
@@ -11,12 +15,11 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import NIOCore
-import NIOHTTP1
-import NIOPosix
 
 let body = #"{"active":true}"#
-let rawResponse = Array("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)".utf8)
+let rawResponse = Array(
+    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)".utf8
+)
 
 final class RawHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
@@ -47,7 +50,7 @@ final class RawHandler: ChannelInboundHandler {
             var lineStart = 0
             while i + 1 < bytes.count {
                 if bytes[i] == 13, bytes[i + 1] == 10 {
-                    if i == lineStart { // empty line: end of head
+                    if i == lineStart {  // empty line: end of head
                         let total = i + 2 + contentLength
                         return total <= bytes.count ? total : nil
                     }
@@ -56,7 +59,9 @@ final class RawHandler: ChannelInboundHandler {
                         line[14] == UInt8(ascii: ":")
                     {
                         contentLength = 0
-                        for byte in line[15...] where byte >= 48 && byte <= 57 { contentLength = contentLength * 10 + Int(byte - 48) }
+                        for byte in line[15...] where byte >= 48 && byte <= 57 {
+                            contentLength = contentLength * 10 + Int(byte - 48)
+                        }
                     }
                     lineStart = i + 2
                     i += 2
@@ -79,7 +84,10 @@ final class FixedHTTPHandler: ChannelInboundHandler {
         var headers = HTTPHeaders()
         headers.add(name: "Content-Type", value: "application/json")
         headers.add(name: "Content-Length", value: "\(bodyBytes.readableBytes)")
-        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))), promise: nil)
+        context.write(
+            wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))),
+            promise: nil
+        )
         context.write(wrapOutboundOut(.body(.byteBuffer(bodyBytes))), promise: nil)
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
     }

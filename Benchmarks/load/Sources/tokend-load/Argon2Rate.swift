@@ -49,8 +49,16 @@ enum Argon2Rate {
                     salt.withUnsafeBytes { s in
                         out.withUnsafeMutableBytes { o in
                             argon2id_hash_raw(
-                                settings.iterations, settings.memoryKiB, settings.parallelism, p.baseAddress, p.count,
-                                s.baseAddress, s.count, o.baseAddress, o.count)
+                                settings.iterations,
+                                settings.memoryKiB,
+                                settings.parallelism,
+                                p.baseAddress,
+                                p.count,
+                                s.baseAddress,
+                                s.count,
+                                o.baseAddress,
+                                o.count
+                            )
                         }
                     }
                 }

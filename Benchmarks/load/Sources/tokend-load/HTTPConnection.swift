@@ -1,4 +1,5 @@
 import CArgon2Load
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -182,7 +183,9 @@ final class HTTPConnection {
             if let colon = text.firstIndex(of: UInt8(ascii: ":")) {
                 let name = UnsafeRawBufferPointer(rebasing: text[0..<colon])
                 var valueStart = colon + 1
-                while valueStart < text.count, text[valueStart] == UInt8(ascii: " ") || text[valueStart] == 9 { valueStart += 1 }
+                while valueStart < text.count, text[valueStart] == UInt8(ascii: " ") || text[valueStart] == 9 {
+                    valueStart += 1
+                }
                 let value = UnsafeRawBufferPointer(rebasing: text[valueStart..<text.count])
                 if Self.equalsLower(name, "content-length") {
                     var n = 0

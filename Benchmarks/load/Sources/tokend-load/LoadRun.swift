@@ -59,7 +59,10 @@ enum RequestPlan: Sendable {
         request.append(contentsOf: "POST ".utf8)
         request.append(contentsOf: path.utf8)
         request.append(
-            contentsOf: " HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: ".utf8)
+            contentsOf:
+                " HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: "
+                .utf8
+        )
         request.append(contentsOf: String(6 + token.count).utf8)
         request.append(contentsOf: "\r\n\r\ntoken=".utf8)
         request.append(contentsOf: token)
@@ -69,7 +72,8 @@ enum RequestPlan: Sendable {
         let bytes = Array(body.utf8)
         var request = Array(
             "\(method) \(path) HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nAccept: application/json\r\nContent-Length: \(bytes.count)\r\n\r\n"
-                .utf8)
+                .utf8
+        )
         request.append(contentsOf: bytes)
         return request
     }
@@ -184,14 +188,17 @@ struct RunSummary {
     func report() -> String {
         var out = ""
         let s = settings
-        out += "tokend-load: \(s.label) socket=\(s.socket) connections=\(s.connections) seconds=\(s.seconds.fixed(1)) warmup=\(s.warmup.fixed(1))"
+        out +=
+            "tokend-load: \(s.label) socket=\(s.socket) connections=\(s.connections) seconds=\(s.seconds.fixed(1)) warmup=\(s.warmup.fixed(1))"
         if let rate = s.rate { out += " rate=\(rate.fixed(0))/s (paced; latency from the scheduled send time)" }
         out += "\n"
-        out += "  \(requests) responses in \(s.seconds.fixed(2)) s = \(throughput.fixed(1)) req/s; ok \(ok), errors \(errors)"
+        out +=
+            "  \(requests) responses in \(s.seconds.fixed(2)) s = \(throughput.fixed(1)) req/s; ok \(ok), errors \(errors)"
         out += " (status \(statusErrors), body \(bodyErrors), i/o \(ioErrors)); reconnects \(reconnects)\n"
         let statusText = statuses.keys.sorted().map { "\($0): \(statuses[$0]!)" }.joined(separator: ", ")
         out += "  statuses: \(statusText.isEmpty ? "none" : statusText)\n"
-        out += "  latency µs: p50 \(percentile(0.5).fixed(1))  p90 \(percentile(0.9).fixed(1))  p99 \(percentile(0.99).fixed(1))"
+        out +=
+            "  latency µs: p50 \(percentile(0.5).fixed(1))  p90 \(percentile(0.9).fixed(1))  p99 \(percentile(0.99).fixed(1))"
         out += "  p99.9 \(percentile(0.999).fixed(1))  max \(percentile(1).fixed(1))  mean \(mean.fixed(1))\n"
         if warmupErrors > 0 { out += "  warm-up errors: \(warmupErrors)\n" }
         if let firstError { out += "  first error: \(firstError)\n" }
@@ -204,7 +211,8 @@ struct RunSummary {
             ("status_errors", "\(statusErrors)"), ("body_errors", "\(bodyErrors)"), ("io_errors", "\(ioErrors)"),
             ("warmup_errors", "\(warmupErrors)"), ("reconnects", "\(reconnects)"),
             ("all_responses", "\(completed)"), ("load_cpu_s", cpuSeconds.fixed(2)),
-            ("p50_us", percentile(0.5).fixed(1)), ("p90_us", percentile(0.9).fixed(1)), ("p99_us", percentile(0.99).fixed(1)),
+            ("p50_us", percentile(0.5).fixed(1)), ("p90_us", percentile(0.9).fixed(1)),
+            ("p99_us", percentile(0.99).fixed(1)),
             ("p999_us", percentile(0.999).fixed(1)), ("max_us", percentile(1).fixed(1)), ("mean_us", mean.fixed(1)),
         ]
         for code in statuses.keys.sorted() { fields.append(("status_\(code)", "\(statuses[code]!)")) }
@@ -245,11 +253,20 @@ enum LoadRunner {
         try Threads.runAll(n) { c in
             slots[c].value = connectionLoop(c, settings: settings, plan: plan, expect: expect, barrier: barrier)
         }
-        return RunSummary(settings: settings, plan: plan, results: slots.map(\.value), cpuSeconds: processCPUSeconds() - cpuBefore)
+        return RunSummary(
+            settings: settings,
+            plan: plan,
+            results: slots.map(\.value),
+            cpuSeconds: processCPUSeconds() - cpuBefore
+        )
     }
 
     static func connectionLoop(
-        _ c: Int, settings: RunSettings, plan: RequestPlan, expect: Expectation, barrier: Barrier
+        _ c: Int,
+        settings: RunSettings,
+        plan: RequestPlan,
+        expect: Expectation,
+        barrier: Barrier
     ) -> ConnectionResult {
         var result = ConnectionResult()
         let connection: HTTPConnection?

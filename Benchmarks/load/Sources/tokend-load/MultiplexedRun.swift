@@ -1,7 +1,8 @@
+import CArgon2Load
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import CArgon2Load
 
 /// Back-to-back load from one thread over every connection, as wrk does: an epoll loop that
 /// answers each response with that connection's next request.
@@ -19,7 +20,12 @@ enum MultiplexedRunner {
         var result = ConnectionResult()
     }
 
-    static func run(_ settings: RunSettings, plan: RequestPlan, expect: Expectation, busyPoll: Bool) throws -> RunSummary {
+    static func run(
+        _ settings: RunSettings,
+        plan: RequestPlan,
+        expect: Expectation,
+        busyPoll: Bool
+    ) throws -> RunSummary {
         let n = settings.connections
         let epoll = epoll_create1(Int32(EPOLL_CLOEXEC))
         guard epoll >= 0 else { throw LoadError("epoll_create1: \(String(cString: strerror(errno)))") }
@@ -29,7 +35,9 @@ enum MultiplexedRunner {
         connections.reserveCapacity(n)
         for c in 0..<n {
             let http: HTTPConnection
-            do { http = try HTTPConnection(path: settings.socket) } catch { throw LoadError("connection \(c): \(error)") }
+            do { http = try HTTPConnection(path: settings.socket) } catch {
+                throw LoadError("connection \(c): \(error)")
+            }
             var connection = Connection(http: http)
             connection.result.latencies.reserveCapacity(Int(min(400_000.0 * settings.seconds / Double(n), 4_000_000)))
             connections.append(connection)
@@ -131,7 +139,11 @@ enum MultiplexedRunner {
                     }
                 } catch {
                     let done = monotonicNanos()
-                    if done >= windowStart { connections[c].result.ioErrors += 1 } else { connections[c].result.warmupErrors += 1 }
+                    if done >= windowStart {
+                        connections[c].result.ioErrors += 1
+                    } else {
+                        connections[c].result.warmupErrors += 1
+                    }
                     if connections[c].result.firstError == nil { connections[c].result.firstError = "\(error)" }
                     _ = reconnect(c)
                 }
@@ -139,7 +151,11 @@ enum MultiplexedRunner {
         }
 
         return RunSummary(
-            settings: settings, plan: plan, results: connections.map(\.result), cpuSeconds: processCPUSeconds() - cpuBefore)
+            settings: settings,
+            plan: plan,
+            results: connections.map(\.result),
+            cpuSeconds: processCPUSeconds() - cpuBefore
+        )
     }
 
     private static func register(_ epoll: Int32, _ fd: Int32, _ c: Int) throws {

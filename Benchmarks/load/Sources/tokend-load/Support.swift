@@ -59,11 +59,14 @@ enum Threads {
         defer { pthread_attr_destroy(&attributes) }
         pthread_attr_setstacksize(&attributes, 1 << 20)
         let status = pthread_create(
-            &thread, &attributes,
+            &thread,
+            &attributes,
             { context in
                 Unmanaged<Body>.fromOpaque(context!).takeRetainedValue().run()
                 return nil
-            }, context)
+            },
+            context
+        )
         guard status == 0 else {
             Unmanaged<Body>.fromOpaque(context).release()
             throw LoadError("pthread_create failed: \(String(cString: strerror(status)))")

@@ -39,7 +39,9 @@ let usage = """
 struct Arguments {
     var values: [String: String] = [:]
     var flags: Set<String> = []
-    static let flagNames: Set<String> = ["--no-preflight", "--thread-per-connection", "--busy-poll", "--no-busy-poll", "--help", "-h"]
+    static let flagNames: Set<String> = [
+        "--no-preflight", "--thread-per-connection", "--busy-poll", "--no-busy-poll", "--help", "-h",
+    ]
 
     init(_ list: ArraySlice<String>) throws {
         var i = list.startIndex
@@ -69,7 +71,9 @@ struct Arguments {
             if let value { return value }
             throw LoadError("\(name) is required")
         }
-        guard let n = Int(text), range.contains(n) else { throw LoadError("\(name) must be a whole number in \(range)") }
+        guard let n = Int(text), range.contains(n) else {
+            throw LoadError("\(name) must be a whole number in \(range)")
+        }
         return n
     }
 
@@ -98,7 +102,8 @@ func runLoad(_ arguments: Arguments) throws -> Int32 {
         preflightRequest = request
         expect = Expectation(
             status: try arguments.int("--expect-status", default: 200, range: 100...599),
-            bodyContains: Array((arguments.string("--expect-body") ?? "").utf8))
+            bodyContains: Array((arguments.string("--expect-body") ?? "").utf8)
+        )
         label = "request-file"
     } else {
         let mode = try arguments.required("--mode")
@@ -129,19 +134,30 @@ func runLoad(_ arguments: Arguments) throws -> Int32 {
                 let email = "\(prefix)\(c % users)@load.example"
                 switch dialect {
                 case "appmixer":
-                    return RequestPlan.json(path: "/user/auth", body: #"{"email":"\#(email)","password":"\#(password)"}"#)
+                    return RequestPlan.json(
+                        path: "/user/auth",
+                        body: #"{"email":"\#(email)","password":"\#(password)"}"#
+                    )
                 case "classic":
-                    return RequestPlan.json(path: "/api/user/login", body: #"{"email":"\#(email)","password":"\#(password)"}"#)
+                    return RequestPlan.json(
+                        path: "/api/user/login",
+                        body: #"{"email":"\#(email)","password":"\#(password)"}"#
+                    )
                 case "v1":
                     return RequestPlan.json(
-                        path: "/api/v1/auths/sign-in", body: #"{"username":"\#(prefix)\#(c % users)","password":"\#(password)"}"#)
+                        path: "/api/v1/auths/sign-in",
+                        body: #"{"username":"\#(prefix)\#(c % users)","password":"\#(password)"}"#
+                    )
                 default:
                     throw LoadError("--dialect must be appmixer, v1 or classic")
                 }
             }
             plan = .fixed(requests)
             preflightRequest = requests[0]
-            expect = Expectation(status: 200, bodyContains: Array((dialect == "v1" ? #""accessToken""# : #""token""#).utf8))
+            expect = Expectation(
+                status: 200,
+                bodyContains: Array((dialect == "v1" ? #""accessToken""# : #""token""#).utf8)
+            )
             label = "signin-\(dialect)"
         default:
             throw LoadError("--mode must be introspect-unique, introspect-repeated or signin\n\n\(usage)")
@@ -152,11 +168,22 @@ func runLoad(_ arguments: Arguments) throws -> Int32 {
         try LoadRunner.preflight(socket: socket, request: preflightRequest, expect: expect)
     }
     let settings = RunSettings(
-        socket: socket, connections: connections, seconds: seconds, warmup: warmup, rate: rate, label: label)
+        socket: socket,
+        connections: connections,
+        seconds: seconds,
+        warmup: warmup,
+        rate: rate,
+        label: label
+    )
     let threaded = arguments.flags.contains("--thread-per-connection")
     let summary =
         rate == nil && !threaded
-        ? try MultiplexedRunner.run(settings, plan: plan, expect: expect, busyPoll: arguments.flags.contains("--busy-poll") && !arguments.flags.contains("--no-busy-poll"))
+        ? try MultiplexedRunner.run(
+            settings,
+            plan: plan,
+            expect: expect,
+            busyPoll: arguments.flags.contains("--busy-poll") && !arguments.flags.contains("--no-busy-poll")
+        )
         : try LoadRunner.run(settings, plan: plan, expect: expect)
     print(summary.report(), terminator: "")
     fflush(nil)
@@ -167,7 +194,8 @@ func mintTokens(_ arguments: Arguments) throws -> Int32 {
     var settings = TokenMint.Settings(
         keysDirectory: try arguments.required("--keys-dir"),
         count: try arguments.int("--count", range: 1...50_000_000),
-        threads: try arguments.int("--threads", default: 2, range: 1...256))
+        threads: try arguments.int("--threads", default: 2, range: 1...256)
+    )
     if let issuer = arguments.string("--issuer") { settings.issuer = issuer }
     settings.audience = arguments.string("--audience")
     settings.lifetime = Int64(try arguments.int("--lifetime", default: 3600, range: 60...(30 * 86400)))
@@ -183,7 +211,8 @@ func mintTokens(_ arguments: Arguments) throws -> Int32 {
     try writeFile(out, bytes)
     let elapsed = Double(monotonicNanos() - started) / 1e9
     print(
-        "RESULT label=tokens count=\(tokens.count) token_bytes=\(tokens.first?.count ?? 0) seconds=\(elapsed.fixed(2)) out=\(out)")
+        "RESULT label=tokens count=\(tokens.count) token_bytes=\(tokens.first?.count ?? 0) seconds=\(elapsed.fixed(2)) out=\(out)"
+    )
     return 0
 }
 
