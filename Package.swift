@@ -35,6 +35,7 @@ let package = Package(
         // Libraries, lowest layer first
         .target(name: "TokenCrypto", dependencies: ["COpenSSL"], swiftSettings: strict),
         .target(name: "JOSE", dependencies: ["TokenCrypto"], swiftSettings: strict),
+        .target(name: "HTTPSyntax", swiftSettings: strict),
         .target(
             name: "Systemd",
             dependencies: [
@@ -66,7 +67,7 @@ let package = Package(
         .target(
             name: "TokenServer",
             dependencies: [
-                "TokenService", "JOSE", "Systemd",
+                "TokenService", "JOSE", "Systemd", "HTTPSyntax",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -138,7 +139,7 @@ let package = Package(
         .testTarget(
             name: "TokenServerTests",
             dependencies: [
-                "TokenServer", "TokenService", "JOSE",
+                "TokenServer", "TokenService", "JOSE", "HTTPSyntax",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -59,6 +59,10 @@
 #                             is not charged for waking it (an inter-processor interrupt, costly
 #                             under KVM, that grows as the load core idles); "" lets it sleep in
 #                             epoll_wait as wrk does
+#   DAEMON_BASELINE=          a git revision: also build tokend as it was there (git archive) and
+#                             measure it beside the tree's tokend with the repeated-token requests,
+#                             interleaved, as "tokend-base" (same keys, its own sockets and store):
+#                             a change's before and after in one run
 #   DAEMON_NIO_FLOOR=1        also measure nio-floor (Benchmarks/load: the cheapest answer SwiftNIO
 #                             gives, raw and through NIOHTTP1) with the repeated-token requests
 set -euo pipefail
@@ -87,6 +91,7 @@ QUIET_PCT="${DAEMON_QUIET_PCT:-10}"
 TOKEND_EXTRA_ENV="${DAEMON_TOKEND_ENV:-}"
 LOAD_FLAGS="${DAEMON_LOAD_FLAGS---busy-poll}"
 NIO_FLOOR="${DAEMON_NIO_FLOOR:-1}"
+BASELINE="${DAEMON_BASELINE:-}"
 n_conns=$(wc -w <<<"$CONNS")
 TOKENS="${DAEMON_TOKENS:-$(( n_conns * REPEATS * (SECS + WARMUP + 1) * 15000 ))}"
 PASSWORD="load-password-123"
@@ -156,12 +161,26 @@ if [ "$SKIP_BUILD" != 1 ]; then
     fi
     log "building tokend (release)"
     swift build -c release --product tokend --package-path "$SRC" "${TOKEND_SCRATCH[@]}" 2>&1 | tail -3 >&2
+    if [ -n "$BASELINE" ]; then
+        log "building tokend (release) as of $BASELINE in $BUILD/baseline-src"
+        rm -rf "$BUILD/baseline-src"
+        mkdir -p "$BUILD/baseline-src"
+        git -C "$ROOT" archive "$BASELINE" | tar -x -C "$BUILD/baseline-src"
+        swift build -c release --product tokend --package-path "$BUILD/baseline-src" \
+            --scratch-path "$BUILD/baseline-build" 2>&1 | tail -3 >&2
+    fi
     log "building tokend-load (release)"
     swift build -c release --package-path "$SRC/Benchmarks/load" "${LOAD_SCRATCH[@]}" 2>&1 | tail -3 >&2
 fi
 TOKEND="$(swift build -c release --package-path "$SRC" "${TOKEND_SCRATCH[@]}" --show-bin-path)/tokend"
 LOAD="$(swift build -c release --package-path "$SRC/Benchmarks/load" "${LOAD_SCRATCH[@]}" --show-bin-path)/tokend-load"
 FLOOR="$(dirname "$LOAD")/nio-floor"
+BASE_TOKEND=""
+if [ -n "$BASELINE" ]; then
+    BASE_TOKEND="$(swift build -c release --package-path "$BUILD/baseline-src" --scratch-path "$BUILD/baseline-build" \
+        --show-bin-path)/tokend"
+    [ -x "$BASE_TOKEND" ] || { log "missing the baseline binary $BASE_TOKEND"; exit 1; }
+fi
 [ -x "$TOKEND" ] && [ -x "$LOAD" ] || { log "missing binaries: $TOKEND $LOAD"; exit 1; }
 
 # --- run directory, processes, clean-up --------------------------------------------------
@@ -180,6 +199,7 @@ NGINX_SOCK="$WORK/run/nginx.sock"
 log "results in $OUT (work dir $WORK)"
 
 TOKEND_PID=""
+BASE_PID=""
 NGINX_PID=""
 FLOOR_PIDS=()
 BG_PIDS=()
@@ -205,9 +225,11 @@ cleanup() {
     local pid
     for pid in "${BG_PIDS[@]}"; do stop_pid "$pid" TERM; done
     stop_pid "$TOKEND_PID" TERM
+    stop_pid "$BASE_PID" TERM
     stop_pid "$NGINX_PID" QUIT
     for pid in "${FLOOR_PIDS[@]}"; do stop_pid "$pid" TERM; done
     [ -f "$WORK/tokend.log" ] && cp "$WORK/tokend.log" "$OUT/tokend.log"
+    [ -f "$WORK/tokend-base.log" ] && cp "$WORK/tokend-base.log" "$OUT/tokend-base.log"
     cp "$WORK/nginx/"*.log "$WORK/nginx/nginx.conf" "$OUT/nginx/" 2>/dev/null || true
     rm -rf "$WORK"
     exit "$status"
@@ -227,6 +249,7 @@ trap 'exit 130' INT TERM
     echo "swift=$(swift --version 2>&1 | head -1)"
     echo "libargon2=$(dpkg-query -W -f='${Version}' libargon2-1 2>/dev/null || echo unknown)"
     echo "tree=$TREE"
+    echo "baseline=$BASELINE"
     echo "git_head=$(git -C "$ROOT" rev-parse --short HEAD)"
     echo "git_uncommitted_paths=$(git -C "$ROOT" status --porcelain | wc -l)"
     echo "server_core=$SERVER_CORE"
@@ -295,6 +318,7 @@ server_pids() { # the server's processes: tokend, nginx's master and worker, or 
         nginx) echo "$NGINX_PID $(cat "/proc/$NGINX_PID/task/$NGINX_PID/children" 2>/dev/null)" ;;
         nio-raw) echo "${FLOOR_PIDS[0]:-}" ;;
         nio-http1) echo "${FLOOR_PIDS[1]:-}" ;;
+        tokend-base) echo "$BASE_PID" ;;
         *) echo "$TOKEND_PID" ;;
     esac
 }
@@ -403,6 +427,25 @@ echo "tokend_threads=$(ls "/proc/$TOKEND_PID/task" | wc -l) threads: $(cat /proc
 echo "tokend_affinity=$(taskset -pc "$TOKEND_PID" | sed 's/.*: //')" >>"$OUT/machine.txt"
 echo "tokend_extra_env=$TOKEND_EXTRA_ENV" >>"$OUT/machine.txt"
 
+BASE_API="$WORK/run/base.sock"
+if [ -n "$BASE_TOKEND" ]; then
+    # The same keys directory (tokend wrote its keyring above): the same tokens verify on both.
+    log "starting the baseline tokend ($BASELINE) on core $SERVER_CORE"
+    (
+        cd "$WORK"
+        unset NOTIFY_SOCKET JOURNAL_STREAM LISTEN_FDS LISTEN_PID LISTEN_FDNAMES
+        exec env \
+            TOKEND_SOCKET="$BASE_API" TOKEND_ADMIN_SOCKET="$WORK/run/base-admin.sock" \
+            TOKEND_STORE="sqlite:$WORK/var/base.db" TOKEND_KEYS_DIR="$WORK/keys" TOKEND_LOG_LEVEL=notice \
+            TOKEND_HASH_WORKERS="$HASH_WORKERS" TOKEND_HASH_QUEUE="$HASH_QUEUE" \
+            "${extra_env[@]}" \
+            taskset -c "$SERVER_CORE" "$BASE_TOKEND"
+    ) >"$WORK/tokend-base.log" 2>&1 &
+    BASE_PID=$!
+    wait_for_socket "$BASE_API" "$BASE_PID" "baseline tokend"
+    curl -sSf --unix-socket "$BASE_API" http://localhost/healthz >/dev/null
+fi
+
 # the repeated token, through the admin socket (POST /admin/tokens, as tokenctl gets one)
 REPEATED="$(curl -sSf --unix-socket "$ADMIN" -H 'Content-Type: application/json' \
     -d '{"sub":"load-user-repeated","scope":"read write","client_id":"tokend-load"}' \
@@ -468,6 +511,11 @@ EOF
             for server in tokend nginx; do
                 sock="$API"
                 [ "$server" = nginx ] && sock="$NGINX_SOCK"
+                if [ "$server" = nginx ] && [ -n "$BASE_PID" ]; then
+                    run_load "intro-tokend-base-repeated-c$c-r$rep" tokend-base --socket "$BASE_API" --connections "$c" \
+                        --seconds "$SECS" --warmup "$WARMUP" --mode introspect-repeated --token "$REPEATED"
+                    sleep 1
+                fi
                 run_load "intro-$server-unique-c$c-r$rep" "$server" --socket "$sock" --connections "$c" --seconds "$SECS" \
                     --warmup "$WARMUP" --mode introspect-unique --tokens "$WORK/tokens.txt" --token-offset "$OFFSET"
                 if [ "$server" = tokend ]; then
@@ -489,6 +537,8 @@ EOF
     # nginx is not needed any more: stop it so it cannot disturb the sign-in runs
     stop_pid "$NGINX_PID" QUIT
     NGINX_PID=""
+    stop_pid "$BASE_PID" TERM
+    BASE_PID=""
     for pid in "${FLOOR_PIDS[@]}"; do stop_pid "$pid" TERM; done
     FLOOR_PIDS=()
 fi
@@ -661,7 +711,7 @@ if any(k.startswith("intro-") for k in runs):
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|")
     for kind in ("unique", "repeated"):
         for c in conns:
-            for server in ("tokend", "nginx", "nio-raw", "nio-http1"):
+            for server in ("tokend", "tokend-base", "nginx", "nio-raw", "nio-http1"):
                 g = group(f"intro-{server}-{kind}-c{c}")
                 r = median_run(g, "rps")
                 if not r:
@@ -705,6 +755,19 @@ if any(k.startswith("intro-") for k in runs):
             print(f"| repeated ≥ 0.6 × nginx | {c} | {fmt(num(r, 'rps'))}/s | {fmt(num(n, 'rps'))}/s | {ratio:.2f} | {cpu_ratio:.2f} | "
                   f"{others(r):.0f} % / {others(n):.0f} % | {'PASS' if ok else '**FAIL**'} |")
     print()
+    if any(k.startswith("intro-tokend-base-") for k in runs):
+        print(f"### Before and after: this tree's tokend against tokend as of `{machine.get('baseline')}` (repeated token)")
+        print()
+        print("| conns | tokend (median, range) | tokend-base (median, range) | ratio | CPU µs/req: tokend / base | per CPU-second ratio |")
+        print("|---:|---:|---:|---:|---:|---:|")
+        for c in conns:
+            gt, gb = group(f"intro-tokend-repeated-c{c}"), group(f"intro-tokend-base-repeated-c{c}")
+            r, b = median_run(gt, "rps"), median_run(gb, "rps")
+            if r and b and num(b, "rps"):
+                print(f"| {c} | {fmt(num(r, 'rps'))}{span(gt, 'rps')} | {fmt(num(b, 'rps'))}{span(gb, 'rps')} | "
+                      f"{num(r, 'rps') / num(b, 'rps'):.2f} | {fmt(cpu_us(r), 2)} / {fmt(cpu_us(b), 2)} | "
+                      f"{cpu_us(b) / max(cpu_us(r), 1e-9):.2f} |")
+        print()
     print("Per CPU-second ratio: the same comparison on the servers' own CPU time (tokend's requests per CPU second "
           "against openssl speed's verifies per CPU second; nginx's CPU µs per request against tokend's), which other "
           "processes on the server core do not distort. The unique-token target compares with a rate per CPU second "

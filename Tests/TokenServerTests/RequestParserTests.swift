@@ -192,19 +192,6 @@ struct RequestParserTests {
         #expect(Self.refusal(events) == 400)
     }
 
-    @Test("the tchar bit set is RFC 9110's tchar")
-    func tcharSet() {
-        let tchar = Set(
-            Array("!#$%&'*+-.^_`|~".utf8) + Array(UInt8(ascii: "a")...UInt8(ascii: "z"))
-                + Array(UInt8(ascii: "A")...UInt8(ascii: "Z")) + Array(UInt8(ascii: "0")...UInt8(ascii: "9"))
-        )
-        var low: UInt64 = 0
-        var high: UInt64 = 0
-        for byte in tchar { if byte < 64 { low |= 1 << UInt64(byte) } else { high |= 1 << UInt64(byte - 64) } }
-        #expect(HTTPRequestParser.tcharLow == low)
-        #expect(HTTPRequestParser.tcharHigh == high)
-    }
-
     /// What a parse yields, independent of how the bytes were split: the requests in order and
     /// the status of a refusal, if any (interim 100-continue events depend on the split).
     private static func outcome(_ events: [HTTPRequestParser.Event]) -> String {

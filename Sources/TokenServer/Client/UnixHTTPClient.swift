@@ -1,4 +1,5 @@
 import Glibc
+import HTTPSyntax
 
 /// A small blocking HTTP/1.1 client over a Unix socket (or TCP), for `tokenctl` and tests.
 ///
@@ -105,10 +106,10 @@ public final class UnixHTTPClient {
         headers: [(String, String)],
         body: [UInt8]
     ) throws(HTTPClientError) -> [UInt8] {
-        guard !method.isEmpty, method.utf8.allSatisfy({ Self.isTokenByte($0) }) else {
+        guard HTTPSyntax.isToken(method) else {
             throw HTTPClientError(.invalidRequest, "invalid HTTP method \"\(method)\"")
         }
-        guard path.hasPrefix("/"), path.utf8.allSatisfy({ $0 > 0x20 && $0 != 0x7F }) else {
+        guard path.hasPrefix("/"), HTTPSyntax.isTarget(path.utf8) else {
             throw HTTPClientError(
                 .invalidRequest,
                 "the request path must start with / and contain no spaces or control characters"
@@ -117,13 +118,13 @@ public final class UnixHTTPClient {
         var text = "\(method) \(path) HTTP/1.1\r\n"
         var hasHost = false
         for (name, value) in headers {
-            guard !name.isEmpty, name.utf8.allSatisfy({ Self.isTokenByte($0) }) else {
+            guard HTTPSyntax.isToken(name) else {
                 throw HTTPClientError(.invalidRequest, "invalid header name \"\(name)\"")
             }
-            guard !value.utf8.contains(where: { $0 == 0x0D || $0 == 0x0A || $0 == 0 }) else {
-                throw HTTPClientError(.invalidRequest, "the value of header \(name) contains a line break")
+            guard HTTPSyntax.isFieldValue(value) else {
+                throw HTTPClientError(.invalidRequest, "the value of header \(name) contains a control character")
             }
-            switch name.lowercased() {
+            switch HTTPSyntax.lowercased(name) {
             case "content-length", "transfer-encoding": continue
             case "host": hasHost = true
             default: break
@@ -136,16 +137,6 @@ public final class UnixHTTPClient {
         }
         text += "\r\n"
         return Array(text.utf8) + body
-    }
-
-    private static func isTokenByte(_ byte: UInt8) -> Bool {
-        switch byte {
-        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
-            UInt8(ascii: "0")...UInt8(ascii: "9"):
-            true
-        default:
-            "!#$%&'*+-.^_`|~".utf8.contains(byte)
-        }
     }
 
     // MARK: Connection
@@ -462,26 +453,28 @@ public final class UnixHTTPClient {
                 guard headBytes <= 65536 else {
                     throw HTTPClientError(.invalidResponse, "the response headers from \(endpoint) are too large")
                 }
-                guard let colon = line.firstIndex(of: ":"), colon != line.startIndex,
-                    !line.hasPrefix(" "), !line.hasPrefix("\t")
-                else {
+                guard let colon = line.firstIndex(of: ":"), HTTPSyntax.isToken(line[..<colon].utf8) else {
                     throw HTTPClientError(.invalidResponse, "\(endpoint) sent a malformed header line")
                 }
-                headers.append((String(line[..<colon]), line[line.index(after: colon)...].trimmingASCIIWhitespace()))
+                let value = HTTPSyntax.trimmed(line[line.index(after: colon)...])
+                guard HTTPSyntax.isFieldValue(value) else {
+                    throw HTTPClientError(.invalidResponse, "\(endpoint) sent a malformed header line")
+                }
+                headers.append((String(line[..<colon]), value))
             }
         } while (100..<200).contains(status) && status != 101
 
         func first(_ name: String) -> String? {
-            headers.first { $0.0.lowercased() == name }?.1
+            headers.first { HTTPSyntax.equalsIgnoringCase($0.0, name) }?.1
         }
-        let connection = first("connection")?.lowercased() ?? ""
+        let connection = HTTPSyntax.listElements(first("connection") ?? "")
         var keepAlive = http10 ? connection.contains("keep-alive") : !connection.contains("close")
 
         var body: [UInt8] = []
         if isHead || status == 204 || status == 304 {
             // no body
         } else if let encoding = first("transfer-encoding") {
-            guard encoding.lowercased().split(separator: ",").last?.trimmingASCIIWhitespace() == "chunked" else {
+            guard HTTPSyntax.listElements(encoding).last == "chunked" else {
                 throw HTTPClientError(.invalidResponse, "\(endpoint) sent an unsupported Transfer-Encoding \(encoding)")
             }
             body = try readChunked(deadline: deadline)
@@ -509,7 +502,7 @@ public final class UnixHTTPClient {
         var body: [UInt8] = []
         while true {
             let line = try readLine(deadline: deadline)
-            let sizeText = line.split(separator: ";", maxSplits: 1).first?.trimmingASCIIWhitespace() ?? ""
+            let sizeText = HTTPSyntax.trimmed(line.split(separator: ";", maxSplits: 1).first ?? "")
             guard let size = Int(sizeText, radix: 16), size >= 0 else {
                 throw HTTPClientError(.invalidResponse, "\(endpoint) sent a malformed chunk size")
             }

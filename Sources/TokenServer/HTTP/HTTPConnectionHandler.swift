@@ -63,8 +63,6 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     /// The last read or answer; the idle timer closes the connection `idleTimeout` after it.
     private var lastActivity = NIODeadline.now()
     private var idleTimer: Scheduled<Void>?
-    /// The last request line's method and target, parsed and routed.
-    private var lastResolved: (method: String, target: String, parsed: RequestTarget, resolution: Router.Resolution)?
 
     init(listener: ListenerContext, allocator: ByteBufferAllocator = ByteBufferAllocator()) {
         self.listener = listener
@@ -227,24 +225,14 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
             // Its last bytes arrived, or the answer before it went out (no second clock read).
             start: lastActivity
         )
-        let target: RequestTarget
-        let resolution: Router.Resolution
-        if let last = lastResolved, last.method == parsed.method, last.target == parsed.target {
-            // A connection mostly repeats one request: the same target parses and routes alike.
-            target = last.parsed
-            resolution = last.resolution
-        } else {
-            switch RequestTarget.parse(parsed.target) {
-            case .success(let value): target = value
-            case .failure(let refusal):
-                respond(context: context, rendered(refusal, uri: parsed.target), info: info)
-                return
-            }
-            resolution = listener.router.resolve(method: info.method, segments: target.segments)
-            lastResolved = (parsed.method, parsed.target, target, resolution)
+        let target: Router.RoutedTarget
+        switch listener.router.route(method: info.method, target: parsed.target) {
+        case .success(let routed): target = routed
+        case .failure(let refusal):
+            respond(context: context, rendered(refusal, uri: parsed.target), info: info)
+            return
         }
-
-        switch resolution {
+        switch target.resolution {
         case .notFound:
             info.route = Self.unmatchedRoute
             respond(context: context, rendered(HTTPError.notFound(), uri: parsed.target), info: info)
@@ -403,7 +391,7 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         close closeMode: CloseMode = .keepAliveIfAsked
     ) {
         var response = response
-        if response.constantHeaders == nil, !Self.headersAreValid(response.headers) {
+        if response.constantHeaders == nil, !HTTPResponseWriter.headersAreValid(response.headers) {
             listener.logger.error(
                 "handler produced an invalid response header; answered 500",
                 metadata: ["route": "\(info.route)"]
@@ -478,15 +466,6 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         var pid: Int32 = 0
         var uid: UInt32 = 0
         var gid: UInt32 = 0
-    }
-
-    static func headersAreValid(_ headers: [(name: String, value: String)]) -> Bool {
-        for (name, value) in headers {
-            if name.isEmpty { return false }
-            for byte in name.utf8 where byte <= 0x20 || byte >= 0x7F || byte == UInt8(ascii: ":") { return false }
-            for byte in value.utf8 where byte == 0x0D || byte == 0x0A || byte == 0 { return false }
-        }
-        return true
     }
 
     private static func milliseconds(_ nanoseconds: Int64) -> String {

@@ -1,4 +1,5 @@
 import Glibc
+import HTTPSyntax
 import NIOCore
 
 /// A strict HTTP/1.1 request parser (RFC 9112) over the bytes of one connection.
@@ -182,25 +183,9 @@ struct HTTPRequestParser {
     private static func requestTarget(_ bytes: UnsafeRawBufferPointer) -> String? {
         guard let firstSpace = bytes.firstIndex(of: UInt8(ascii: " ")), firstSpace > 0 else { return nil }
         var end = firstSpace + 1
-        while end < bytes.count, bytes[end] > 0x20, bytes[end] < 0x7F { end += 1 }
+        while end < bytes.count, HTTPSyntax.isTargetCharacter(bytes[end]) { end += 1 }
         guard end < bytes.count, bytes[end] == UInt8(ascii: " "), end > firstSpace + 1 else { return nil }
         return String(decoding: UnsafeRawBufferPointer(rebasing: bytes[(firstSpace + 1)..<end]), as: UTF8.self)
-    }
-
-    /// tchar (RFC 9110 §5.6.2) as a 128-bit set: bit b of (low, high) is set for byte b
-    /// (`RequestParserTests` checks them against the definition).
-    static let tcharLow: UInt64 = 0x03FF_6CFA_0000_0000
-    static let tcharHigh: UInt64 = 0x57FF_FFFF_C7FF_FFFE
-
-    private static func isToken(_ bytes: UnsafeRawBufferPointer) -> Bool {
-        let low = tcharLow
-        let high = tcharHigh
-        guard !bytes.isEmpty else { return false }
-        for byte in bytes {
-            let member = byte < 64 ? (low >> UInt64(byte)) & 1 : byte < 128 ? (high >> UInt64(byte - 64)) & 1 : 0
-            if member == 0 { return false }
-        }
-        return true
     }
 
     private static func parseHead(_ head: UnsafeRawBufferPointer) -> HeadResult {
@@ -237,8 +222,8 @@ struct HTTPRequestParser {
         let methodBytes = UnsafeRawBufferPointer(rebasing: line[0..<space1])
         let targetBytes = UnsafeRawBufferPointer(rebasing: line[(space1 + 1)..<space2])
         let versionBytes = UnsafeRawBufferPointer(rebasing: line[(space2 + 1)...])
-        guard isToken(methodBytes) else { return malformed("unknown or malformed method") }
-        guard !targetBytes.isEmpty, targetBytes.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
+        guard HTTPSyntax.isToken(methodBytes) else { return malformed("unknown or malformed method") }
+        guard HTTPSyntax.isTarget(targetBytes) else {
             return malformed("malformed request target")
         }
         let target = String(decoding: targetBytes, as: UTF8.self)
@@ -264,58 +249,45 @@ struct HTTPRequestParser {
             if range.isEmpty { break }
             let field = UnsafeRawBufferPointer(rebasing: head[range])
             guard let first = field.first else { return malformed("malformed header field", target) }
-            if first == UInt8(ascii: " ") || first == UInt8(ascii: "\t") {
+            if HTTPSyntax.isWhitespace(first) {
                 return malformed("folded header field", target)
             }
             guard let colon = field.firstIndex(of: UInt8(ascii: ":")) else {
                 return malformed("malformed header field", target)
             }
             let nameBytes = UnsafeRawBufferPointer(rebasing: field[0..<colon])
-            guard isToken(nameBytes) else { return malformed("malformed header field", target) }
+            guard HTTPSyntax.isToken(nameBytes) else { return malformed("malformed header field", target) }
             var valueStart = colon + 1
             var valueEnd = field.count
-            while valueStart < valueEnd,
-                field[valueStart] == UInt8(ascii: " ") || field[valueStart] == UInt8(ascii: "\t")
-            {
-                valueStart += 1
-            }
-            while valueEnd > valueStart,
-                field[valueEnd - 1] == UInt8(ascii: " ") || field[valueEnd - 1] == UInt8(ascii: "\t")
-            {
-                valueEnd -= 1
-            }
+            while valueStart < valueEnd, HTTPSyntax.isWhitespace(field[valueStart]) { valueStart += 1 }
+            while valueEnd > valueStart, HTTPSyntax.isWhitespace(field[valueEnd - 1]) { valueEnd -= 1 }
             let valueBytes = UnsafeRawBufferPointer(rebasing: field[valueStart..<valueEnd])
-            for byte in valueBytes where (byte < 0x20 && byte != UInt8(ascii: "\t")) || byte == 0x7F {
-                return malformed("malformed header field", target)
-            }
+            guard HTTPSyntax.isFieldValue(valueBytes) else { return malformed("malformed header field", target) }
             let name = String(decoding: nameBytes, as: UTF8.self)
             let value = String(decoding: valueBytes, as: UTF8.self)
             headers.append((name, value))
 
             switch nameBytes.count {
-            case 14 where asciiLowercaseEquals(nameBytes, "content-length"):
+            case 14 where HTTPSyntax.equalsIgnoringCase(nameBytes, "content-length"):
                 guard !valueBytes.isEmpty, valueBytes.count <= 18,
                     valueBytes.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") })
                 else { return malformed("malformed Content-Length", target) }
                 let length = valueBytes.reduce(0) { $0 * 10 + Int($1 - UInt8(ascii: "0")) }
                 if let contentLength, contentLength != length { return malformed("conflicting Content-Length", target) }
                 contentLength = length
-            case 17 where asciiLowercaseEquals(nameBytes, "transfer-encoding"):
-                for coding in value.split(separator: ",") {
-                    let trimmed = coding.trimmingASCIIWhitespace().lowercased()
-                    if !trimmed.isEmpty { transferEncoding.append(trimmed) }
-                }
-            case 10 where asciiLowercaseEquals(nameBytes, "connection"):
-                for option in value.split(separator: ",") {
-                    switch option.trimmingASCIIWhitespace().lowercased() {
+            case 17 where HTTPSyntax.equalsIgnoringCase(nameBytes, "transfer-encoding"):
+                transferEncoding += HTTPSyntax.listElements(value)
+            case 10 where HTTPSyntax.equalsIgnoringCase(nameBytes, "connection"):
+                for option in HTTPSyntax.listElements(value) {
+                    switch option {
                     case "close": connectionClose = true
                     case "keep-alive": connectionKeepAlive = true
                     default: break
                     }
                 }
-            case 6 where asciiLowercaseEquals(nameBytes, "expect"):
+            case 6 where HTTPSyntax.equalsIgnoringCase(nameBytes, "expect"):
                 // Other expectations are ignored, as before this parser.
-                if value.lowercased() == "100-continue" { expectContinue = true }
+                if HTTPSyntax.equalsIgnoringCase(value, "100-continue") { expectContinue = true }
             default:
                 break
             }
@@ -414,10 +386,9 @@ struct HTTPRequestParser {
                 if i < line.end {
                     // Extensions: `;` and then visible characters, spaces and tabs.
                     var j = i
-                    while j < line.end, bytes[j] == UInt8(ascii: " ") || bytes[j] == UInt8(ascii: "\t") { j += 1 }
+                    while j < line.end, HTTPSyntax.isWhitespace(bytes[j]) { j += 1 }
                     guard j < line.end, bytes[j] == UInt8(ascii: ";") else { return false }
-                    for k in j..<line.end where (bytes[k] < 0x20 && bytes[k] != UInt8(ascii: "\t")) || bytes[k] == 0x7F
-                    {
+                    guard HTTPSyntax.isFieldValue(UnsafeRawBufferPointer(rebasing: bytes[j..<line.end])) else {
                         return false
                     }
                 }
@@ -485,17 +456,4 @@ struct HTTPRequestParser {
     }
 
     private static let empty = ByteBufferAllocator().buffer(capacity: 0)
-}
-
-/// Whether `bytes` equal the lowercase ASCII `lower` with ASCII letters compared
-/// case-insensitively.
-private func asciiLowercaseEquals(_ bytes: UnsafeRawBufferPointer, _ lower: StaticString) -> Bool {
-    guard bytes.count == lower.utf8CodeUnitCount else { return false }
-    let l = lower.utf8Start
-    for i in 0..<bytes.count {
-        let b = bytes[i]
-        let folded = b >= UInt8(ascii: "A") && b <= UInt8(ascii: "Z") ? b | 0x20 : b
-        if folded != l[i] { return false }
-    }
-    return true
 }

@@ -1,3 +1,4 @@
+import HTTPSyntax
 public import JOSE
 
 extension HTTPResponse {
@@ -24,6 +25,6 @@ extension HTTPResponse {
 
     /// The first value of a header, case-insensitively.
     public func header(_ name: String) -> String? {
-        headers.first { asciiCaseInsensitiveEquals($0.name, name) }?.value
+        headers.first { HTTPSyntax.equalsIgnoringCase($0.name, name) }?.value
     }
 }

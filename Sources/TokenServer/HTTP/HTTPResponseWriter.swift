@@ -1,3 +1,4 @@
+import HTTPSyntax
 import NIOCore
 import NIOHTTP1
 
@@ -69,18 +70,27 @@ enum HTTPResponseWriter {
         keepAlive: inout Bool,
         hasCacheControl: inout Bool
     ) {
-        if asciiCaseInsensitiveEquals(name, "connection") {
-            if value.lowercased().contains("close") { keepAlive = false }
+        if HTTPSyntax.equalsIgnoringCase(name, "connection") {
+            if HTTPSyntax.listElements(value).contains("close") { keepAlive = false }
             return
         }
-        if asciiCaseInsensitiveEquals(name, "content-length") || asciiCaseInsensitiveEquals(name, "transfer-encoding") {
+        if HTTPSyntax.equalsIgnoringCase(name, "content-length")
+            || HTTPSyntax.equalsIgnoringCase(name, "transfer-encoding")
+        {
             return
         }
-        if asciiCaseInsensitiveEquals(name, "cache-control") { hasCacheControl = true }
+        if HTTPSyntax.equalsIgnoringCase(name, "cache-control") { hasCacheControl = true }
         out.writeString(name)
         out.writeStaticString(": ")
         out.writeString(value)
         out.writeStaticString("\r\n")
+    }
+
+    /// Whether every header field is one the request parser would accept: a token name and a
+    /// field value (``HTTPSyntax/isValidField(name:value:)``). A handler's header that is not
+    /// is never written.
+    static func headersAreValid(_ headers: [(name: String, value: String)]) -> Bool {
+        headers.allSatisfy { HTTPSyntax.isValidField(name: $0.name, value: $0.value) }
     }
 
     /// A non-negative integer in decimal, without making a String.
@@ -110,7 +120,7 @@ struct ConstantHeaders: Sendable {
     let asksToClose: Bool
 
     init(_ fields: [(name: String, value: String)]) {
-        precondition(HTTPConnectionHandler.headersAreValid(fields), "constant headers must be valid")
+        precondition(HTTPResponseWriter.headersAreValid(fields), "constant headers must be valid")
         var out = ByteBufferAllocator().buffer(capacity: 256)
         var keepAlive = true
         var hasCacheControl = false

@@ -1,3 +1,5 @@
+import HTTPSyntax
+
 /// The HTTP/1.1 request as handlers see it: method, path, query, headers and the whole
 /// body (already bounded by the server's limits), plus which listener it came in on.
 public struct HTTPRequest: Sendable {
@@ -38,7 +40,7 @@ public struct HTTPRequest: Sendable {
 
     /// The first value of a header, case-insensitively.
     public func header(_ name: String) -> String? {
-        headers.first { asciiCaseInsensitiveEquals($0.name, name) }?.value
+        headers.first { HTTPSyntax.equalsIgnoringCase($0.name, name) }?.value
     }
 
     /// The first value of a query parameter.
@@ -100,23 +102,4 @@ public struct PeerCredentials: Sendable, Equatable, CustomStringConvertible {
 public enum RouteHandler: Sendable {
     case sync(@Sendable (HTTPRequest) -> HTTPResponse)
     case async(@Sendable (HTTPRequest) async -> HTTPResponse)
-}
-
-/// Header-name equality without allocating: ASCII letters compared case-insensitively.
-func asciiCaseInsensitiveEquals(_ lhs: String, _ rhs: String) -> Bool {
-    guard lhs.utf8.count == rhs.utf8.count else { return false }
-    var lhs = lhs
-    var rhs = rhs
-    return lhs.withUTF8 { a in
-        rhs.withUTF8 { b in
-            for i in 0..<a.count {
-                let x = a[i]
-                let y = b[i]
-                if x == y { continue }
-                let folded = x | 0x20
-                guard folded == y | 0x20, folded >= UInt8(ascii: "a"), folded <= UInt8(ascii: "z") else { return false }
-            }
-            return true
-        }
-    }
 }

@@ -1,4 +1,5 @@
-/// The origin-form request target (`/path?query`), split and percent-decoded.
+/// The origin-form request target (`/path?query`), split and percent-decoded. (A target that
+/// is a literal route's pattern never gets here: ``Router`` finds it by its raw text.)
 struct RequestTarget {
     /// The decoded path segments: `/a/b%20c` is `["a", "b c"]`.
     var segments: [String]
@@ -8,20 +9,6 @@ struct RequestTarget {
 
     /// Parses `uri`; the error says what is wrong without quoting the target.
     static func parse(_ uri: String) -> Result<RequestTarget, HTTPError> {
-        // The common case: a plain path (visible ASCII, no escapes, no query, no fragment) is
-        // its own decoded form.
-        let plain =
-            uri.utf8.first == UInt8(ascii: "/")
-            && uri.utf8.allSatisfy {
-                $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "%") && $0 != UInt8(ascii: "?") && $0 != UInt8(ascii: "#")
-            }
-        if plain {
-            let segments = uri.utf8.dropFirst().split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false)
-                .map {
-                    String(Substring($0))
-                }
-            return .success(RequestTarget(segments: segments, path: uri, query: []))
-        }
         var utf8 = Substring(uri).utf8[...]
         guard utf8.first == UInt8(ascii: "/") else {
             return .failure(.invalidRequest("the request target must be an absolute path starting with /"))

@@ -6,21 +6,13 @@
 /// `/admin/keys/{kid}`), then the pattern added first. `HEAD` is served by the `GET` handler
 /// without a body unless a `HEAD` route exists.
 public struct Router: Sendable {
-    /// One registered handler. A class: a resolution hands out a reference, not copies of
-    /// its strings and closure (the connection handler keeps the last one per connection).
-    public final class Route: Sendable {
+    /// One registered handler.
+    public struct Route: Sendable {
         public let method: String
         public let pattern: String
         /// The low-cardinality label used in metrics and logs.
         public let name: String
         public let handler: RouteHandler
-
-        init(method: String, pattern: String, name: String, handler: RouteHandler) {
-            self.method = method
-            self.pattern = pattern
-            self.name = name
-            self.handler = handler
-        }
     }
 
     /// The outcome of ``resolve(method:segments:)``.
@@ -43,8 +35,10 @@ public struct Router: Sendable {
         var routes: [String: Route]
     }
 
-    /// Patterns without parameters, keyed by their segments.
-    private var literal: [[String]: Entry] = [:]
+    /// Patterns without parameters, keyed by the pattern (`/oauth2/introspect`). A pattern is
+    /// plain text (visible ASCII without `%`, `?` or `#`), so a request target that equals it
+    /// is its own decoded path and is routed by this one lookup.
+    private var literal: [String: Entry] = [:]
     /// Patterns with parameters, most literal segments first, then in insertion order.
     private var parameterised: [Entry] = []
 
@@ -64,15 +58,18 @@ public struct Router: Sendable {
         }
         let parameterNames = segments.compactMap { if case .parameter(let n) = $0 { n } else { nil } }
         precondition(Set(parameterNames).count == parameterNames.count, "route pattern \(pattern) repeats a parameter")
+        precondition(
+            pattern.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7F && !"%?#".utf8.contains($0) },
+            "route pattern \(pattern) must be visible ASCII without %, ? or #"
+        )
         let method = method.uppercased()
         let route = Route(method: method, pattern: pattern, name: name, handler: handler)
 
         if parameterNames.isEmpty {
-            let key = segments.map { if case .literal(let s) = $0 { s } else { "" } }
-            var entry = literal[key] ?? Entry(segments: segments, literalCount: segments.count, routes: [:])
+            var entry = literal[pattern] ?? Entry(segments: segments, literalCount: segments.count, routes: [:])
             precondition(entry.routes[method] == nil, "route \(method) \(pattern) added twice")
             entry.routes[method] = route
-            literal[key] = entry
+            literal[pattern] = entry
             return
         }
         if let index = parameterised.firstIndex(where: { $0.segments == segments }) {
@@ -89,10 +86,42 @@ public struct Router: Sendable {
         parameterised.insert(entry, at: position)
     }
 
+    /// A request target routed: its decoded path and query, and what the path resolves to.
+    struct RoutedTarget {
+        var path: String
+        var query: [(name: String, value: String)]
+        var resolution: Resolution
+    }
+
+    /// Routes an origin-form request target as it arrived (`/path?query`, still encoded): a
+    /// target that is a literal route's pattern is found at once; any other is parsed and
+    /// percent-decoded (``RequestTarget``) and resolved by its segments. Fails when the target
+    /// is not an absolute path or does not decode.
+    func route(method: String, target: String) -> Result<RoutedTarget, HTTPError> {
+        if let entry = literal[target], let route = Self.route(in: entry, for: method) {
+            return .success(RoutedTarget(path: target, query: [], resolution: .matched(route, parameters: [:])))
+        }
+        switch RequestTarget.parse(target) {
+        case .failure(let refusal):
+            return .failure(refusal)
+        case .success(let parsed):
+            return .success(
+                RoutedTarget(
+                    path: parsed.path,
+                    query: parsed.query,
+                    resolution: resolve(method: method, segments: parsed.segments)
+                )
+            )
+        }
+    }
+
     /// Resolves a path given as percent-decoded segments (`/a/b` is `["a", "b"]`).
     public func resolve(method: String, segments: [String]) -> Resolution {
         var allowed: Set<String> = []
-        if let entry = literal[segments] {
+        // A segment holding a decoded `/` can only match a parameter.
+        if !segments.contains(where: { $0.utf8.contains(UInt8(ascii: "/")) }),
+            let entry = literal["/" + segments.joined(separator: "/")]
+        {
             if let route = Self.route(in: entry, for: method) { return .matched(route, parameters: [:]) }
             allowed.formUnion(entry.routes.keys)
         }
