@@ -28,12 +28,13 @@ PYTHON_TEST_PACKAGES := 'pyjwt>=2.10' 'cryptography>=41'
 
 APT_GET := $(if $(filter 0,$(shell id -u)),,sudo) env DEBIAN_FRONTEND=noninteractive apt-get
 
-.PHONY: build release run test deps test-deps install uninstall bench bench-daemon clean help
+.PHONY: build release run test lint deps test-deps install uninstall bench bench-daemon clean help
 
 help:
 	@echo "make run        build and start tokend in the foreground with dev defaults (./run, ./var, ./keys)"
 	@echo "make build      debug build of every target"
-	@echo "make test       install what the tests need, build, run every test"
+	@echo "make test       install what the tests need, lint, strict build, run every test"
+	@echo "make lint       swift-format lint --strict and the Package.swift import check"
 	@echo "make release    optimised, statically linked Swift runtime; jwt-inspect fully static"
 	@echo "make install    install binaries and shell completions (PREFIX=$(PREFIX), DESTDIR=)"
 	@echo "make bench      run Benchmarks/run.sh (see BENCHMARKS.md)"
@@ -109,8 +110,17 @@ release: deps
 # daemons cannot then hold another target's pipes open.
 TEST_TARGETS := $(filter-out TokenTestSupport,$(notdir $(wildcard Tests/*)))
 
-test: test-deps
-	$(SWIFT) build --build-tests
+# The strict build: no warning anywhere in the package's own code, and no import of a module
+# outside a target's dependencies (.ci/check-manifest.py also refuses undeclared and unused ones).
+STRICT_FLAGS := -Xswiftc -warnings-as-errors --explicit-target-dependency-import-check error
+
+## lint: the repository's .swift-format over Sources, Tests and Benchmarks, and the manifest check.
+lint:
+	$(SWIFT) format lint --strict --parallel -r Sources Tests Benchmarks Package.swift
+	python3 .ci/check-manifest.py
+
+test: test-deps lint
+	$(SWIFT) build --build-tests $(STRICT_FLAGS)
 	@passed=0; failed=""; \
 	for t in $(TEST_TARGETS); do \
 		echo "== $$t"; \

@@ -4,11 +4,13 @@ import PackageDescription
 let strict: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
     .enableUpcomingFeature("InternalImportsByDefault"),
+    .enableUpcomingFeature("MemberImportVisibility"),
 ]
 
+// Linux only: tokend is a systemd daemon (sd_notify, socket activation, SO_PEERCRED) and every
+// module calls Glibc (or Musl, for the fully static jwt-inspect). No `platforms` are claimed.
 let package = Package(
     name: "tokend",
-    platforms: [.macOS(.v15)],
     products: [
         .library(name: "TokenCrypto", targets: ["TokenCrypto"]),
         .library(name: "JOSE", targets: ["JOSE"]),
@@ -48,7 +50,7 @@ let package = Package(
         .target(
             name: "TokenStore",
             dependencies: [
-                "JOSE",
+                "JOSE", "TokenCrypto",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -67,7 +69,7 @@ let package = Package(
         .target(
             name: "TokenServer",
             dependencies: [
-                "TokenService", "JOSE", "Systemd", "HTTPSyntax",
+                "TokenService", "TokenStore", "JOSE", "TokenCrypto", "HTTPSyntax",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -90,7 +92,7 @@ let package = Package(
         .executableTarget(
             name: "tokend",
             dependencies: [
-                "TokenServer", "TokenService", "TokenStore", "Systemd", "JOSE",
+                "TokenServer", "TokenService", "TokenStore", "Systemd", "JOSE", "TokenCrypto",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -103,7 +105,7 @@ let package = Package(
         .executableTarget(
             name: "tokenctl",
             dependencies: [
-                "TokenServer", "TokenService", "JOSE",
+                "TokenServer", "JOSE",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict
@@ -112,7 +114,7 @@ let package = Package(
         // Tests
         .target(
             name: "TokenTestSupport",
-            dependencies: ["JOSE", "TokenCrypto", "TokenStore", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["TokenCrypto", "TokenStore", .product(name: "Logging", package: "swift-log")],
             path: "Tests/TokenTestSupport",
             swiftSettings: strict
         ),
@@ -129,17 +131,25 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(name: "InteropTests", dependencies: ["JOSE", "TokenCrypto"], swiftSettings: strict),
-        .testTarget(name: "SystemdTests", dependencies: ["Systemd"], swiftSettings: strict),
+        .testTarget(
+            name: "SystemdTests",
+            dependencies: [
+                "Systemd",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
         .testTarget(name: "TokenStoreTests", dependencies: ["TokenStore", "TokenTestSupport"], swiftSettings: strict),
         .testTarget(
             name: "TokenServiceTests",
-            dependencies: ["TokenService", "TokenStore", "TokenTestSupport"],
+            dependencies: ["TokenService", "TokenStore", "JOSE", "TokenCrypto", "TokenTestSupport"],
             swiftSettings: strict
         ),
         .testTarget(
             name: "TokenServerTests",
             dependencies: [
-                "TokenServer", "TokenService", "JOSE", "HTTPSyntax",
+                "TokenServer", "JOSE", "HTTPSyntax",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -149,7 +159,7 @@ let package = Package(
         ),
         .testTarget(
             name: "PasswordHashingTests",
-            dependencies: ["TokenService", "TokenCrypto"],
+            dependencies: ["TokenService"],
             swiftSettings: strict
         ),
         .testTarget(
@@ -159,7 +169,7 @@ let package = Package(
         ),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["JOSE", "TokenCrypto", "TokenTestSupport"],
+            dependencies: ["TokenCrypto", "TokenTestSupport"],
             swiftSettings: strict
         ),
     ],

@@ -1,4 +1,5 @@
 public import JOSE
+import TokenStore
 
 extension TokenService {
     /// Every check of a token and its result, for `POST /admin/tokens/explain`: header,

@@ -1,3 +1,5 @@
+import Atomics
+import CoreMetrics
 import JOSE
 
 /// Why a token is not active. Introspection answers only `{"active":false}`; the reason is

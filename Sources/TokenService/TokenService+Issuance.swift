@@ -1,3 +1,4 @@
+import CoreMetrics
 public import JOSE
 import TokenCrypto
 import TokenStore

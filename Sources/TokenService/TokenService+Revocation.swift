@@ -1,4 +1,6 @@
+import CoreMetrics
 public import JOSE
+import Logging
 import TokenCrypto
 import TokenStore
 

@@ -5,8 +5,6 @@ import TokenCrypto
 import Glibc
 #elseif canImport(Musl)
 import Musl
-#elseif canImport(Darwin)
-import Darwin
 #endif
 
 /// jwt-inspect: decode a JWT and check it offline (DESIGN §8).

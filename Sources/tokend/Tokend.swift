@@ -1,4 +1,5 @@
 import ArgumentParser
+import JOSE
 import Logging
 import Metrics
 import Prometheus

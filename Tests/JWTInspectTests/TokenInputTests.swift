@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 
 /// DESIGN §8: the token comes from the argument or stdin, in whatever form it was pasted.

@@ -1,5 +1,6 @@
 import Foundation
 import JOSE
+import Logging
 import Testing
 
 @testable import TokenServer

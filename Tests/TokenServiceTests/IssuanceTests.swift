@@ -2,6 +2,7 @@ import JOSE
 import Testing
 import TokenCrypto
 import TokenService
+import TokenStore
 import TokenTestSupport
 
 /// `issue(_:)` for `POST /admin/tokens` (DESIGN §3, §5.2): what it refuses and what the

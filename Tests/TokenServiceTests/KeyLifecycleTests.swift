@@ -1,5 +1,6 @@
 import JOSE
 import Testing
+import TokenCrypto
 import TokenService
 
 /// DESIGN §4's key lifecycle as a pure state machine: no keys, no files, only entries.

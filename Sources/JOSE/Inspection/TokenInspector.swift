@@ -1,3 +1,5 @@
+import TokenCrypto
+
 /// Runs every check on a token and keeps each result, so a person can see all that is
 /// wrong at once (jwt-inspect, `/admin/tokens/explain`). Verdicts match `JWTVerifier`'s.
 public struct TokenInspector: Sendable {

@@ -4,8 +4,6 @@ import Synchronization
 import Glibc
 #elseif canImport(Musl)
 import Musl
-#elseif canImport(Darwin)
-import Darwin
 #endif
 
 /// A token's decoded header and payload as the verifier's scanner checked them: one buffer

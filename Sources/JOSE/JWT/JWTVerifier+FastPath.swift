@@ -4,8 +4,6 @@ import TokenCrypto
 import Glibc
 #elseif canImport(Musl)
 import Musl
-#elseif canImport(Darwin)
-import Darwin
 #endif
 
 /// The verifier's hot path: the same rules as `CompactJWS` + `JWTClaims` + the checks of

@@ -4,8 +4,6 @@ public import TokenCrypto
 import Glibc
 #elseif canImport(Musl)
 import Musl
-#elseif canImport(Darwin)
-import Darwin
 #endif
 
 /// The lifecycle state of a key, as tokend's keyring records it (DESIGN §4).

@@ -1,6 +1,8 @@
 import JOSE
 import Logging
+import TokenCrypto
 import TokenService
+import TokenStore
 
 extension TokenRoutes {
     func addAdmin(to router: inout Router) {
