@@ -54,12 +54,21 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(
+            name: "PasswordHashing",
+            dependencies: [
+                "CArgon2", "TokenCrypto",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
             name: "TokenService",
             dependencies: [
-                "JOSE", "TokenCrypto", "TokenStore", "CArgon2",
+                "JOSE", "TokenCrypto", "TokenStore", "PasswordHashing",
                 .product(name: "Atomics", package: "swift-atomics"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strict
         ),
@@ -89,7 +98,7 @@ let package = Package(
         .executableTarget(
             name: "tokend",
             dependencies: [
-                "TokenServer", "TokenService", "TokenStore", "Systemd", "JOSE",
+                "TokenServer", "TokenService", "TokenStore", "PasswordHashing", "Systemd", "JOSE",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -148,7 +157,7 @@ let package = Package(
         ),
         .testTarget(
             name: "PasswordHashingTests",
-            dependencies: ["TokenService", "TokenCrypto"],
+            dependencies: ["PasswordHashing"],
             swiftSettings: strict
         ),
         .testTarget(

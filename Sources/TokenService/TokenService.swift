@@ -23,24 +23,17 @@ public final class TokenService: Sendable {
     /// False while the store fails its health check: introspection answers 503 rather than
     /// guessing.
     let storeHealthy = ManagedAtomic<Bool>(true)
-    private let customizer = LockedBox<CustomizerSlot>(CustomizerSlot())
-
-    struct CustomizerSlot: Sendable {
-        var value: (any RefreshCustomizer)?
-    }
-
-    /// The account layer's hook for refreshes of dialect families; set once at start.
-    public var refreshCustomizer: (any RefreshCustomizer)? {
-        get { customizer.withLock { $0.value } }
-        set { customizer.withLock { $0.value = newValue } }
-    }
+    /// The account layer's hook for refreshes of dialect families.
+    let refreshCustomizer: (any RefreshCustomizer)?
 
     /// Builds the service over an open store and a loaded keyring, loading the revocation
-    /// state from the store.
+    /// state from the store. `refreshCustomizer` shapes refreshes of families a dialect
+    /// created (`AccountRefresh`); without one they get the native lifetime and claims.
     public static func start(
         configuration: ServiceConfiguration,
         store: any TokenStore,
         keyring: Keyring,
+        refreshCustomizer: (any RefreshCustomizer)? = nil,
         clock: ServiceClock = .system,
         logger: Logger
     ) async throws -> TokenService {
@@ -52,6 +45,7 @@ public final class TokenService: Sendable {
             store: store,
             keyring: keyring,
             revocations: RevocationState(snapshot),
+            refreshCustomizer: refreshCustomizer,
             clock: clock,
             logger: logger
         )
@@ -62,6 +56,7 @@ public final class TokenService: Sendable {
         store: any TokenStore,
         keyring: Keyring,
         revocations: RevocationState,
+        refreshCustomizer: (any RefreshCustomizer)?,
         clock: ServiceClock,
         logger: Logger
     ) {
@@ -69,6 +64,7 @@ public final class TokenService: Sendable {
         self.store = store
         self.keyring = keyring
         self.revocations = revocations
+        self.refreshCustomizer = refreshCustomizer
         self.cache = VerifiedTokenCache(capacity: configuration.cacheCapacity)
         self.clock = clock
         self.logger = logger

@@ -1,6 +1,6 @@
 import Testing
 
-@testable import TokenService
+@testable import PasswordHashing
 
 extension PasswordHashingSuite {
     @Suite("Bounded pool", .timeLimit(.minutes(1)))

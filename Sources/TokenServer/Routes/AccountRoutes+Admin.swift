@@ -149,7 +149,7 @@ extension AccountRoutes {
     }
 
     /// A user for operators: everything but the password hash.
-    static func adminUser(_ user: UserRecord) -> JSONObject {
+    static func adminUser(_ user: UserView) -> JSONObject {
         var object = JSONObject()
         object["id"] = .string(user.publicID)
         object["numericId"] = .number(JSONNumber(user.numericID))

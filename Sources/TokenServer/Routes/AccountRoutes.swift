@@ -358,7 +358,7 @@ public struct AccountRoutes: Sendable {
 
     // MARK: Bodies
 
-    static func appmixerUser(_ user: UserRecord) -> JSONObject {
+    static func appmixerUser(_ user: UserView) -> JSONObject {
         JSONObject([
             ("id", .string(user.publicID)), ("username", .string(user.username)),
             ("isActive", .bool(user.status == .active)),
@@ -367,7 +367,7 @@ public struct AccountRoutes: Sendable {
         ])
     }
 
-    static func signInBody(_ user: UserRecord, _ tokens: IssuedTokens, _ dialect: AccountDialect) -> JSONObject {
+    static func signInBody(_ user: UserView, _ tokens: IssuedTokens, _ dialect: AccountDialect) -> JSONObject {
         switch dialect {
         case .appmixer:
             return JSONObject([("user", .object(appmixerUser(user))), ("token", .string(tokens.accessToken))])

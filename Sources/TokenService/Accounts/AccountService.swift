@@ -1,18 +1,9 @@
 public import JOSE
 public import Logging
+public import PasswordHashing
+public import ServiceLifecycle
 import TokenCrypto
 public import TokenStore
-
-/// Password hashing as the account service needs it; `PasswordHasher` (Argon2id on a
-/// bounded pool) is the real one.
-public protocol PasswordHashing: Sendable {
-    func hashPassword(_ password: String) async throws -> String
-    func verifyPassword(_ password: String, phc: String) async throws -> (matches: Bool, needsRehash: Bool)
-    /// The same work as a wrong password, for a user who does not exist.
-    func verifyDummyPassword(_ password: String) async throws
-    /// True when the error means the pool is full (answer 503 with Retry-After).
-    func isOverloaded(_ error: any Error) -> Bool
-}
 
 /// The three API contracts of the seed documents (DESIGN §5.3).
 public enum AccountDialect: String, Sendable, CaseIterable {
@@ -86,12 +77,13 @@ public enum AccountError: Error, Sendable, Equatable {
 }
 
 /// Sign-up, sign-in, user info and user administration over a `UserStore`, issuing tokens
-/// through `TokenService`.
+/// through `TokenService`. Users leave it as `UserView`s, without their password hash.
 public final class AccountService: Sendable {
-    public let users: any UserStore
+    /// The store, read through `signInTimes` (which adds the times not yet written).
+    let users: any UserStore
     public let tokens: TokenService
     public let configuration: AccountConfiguration
-    let hasher: any PasswordHashing
+    let hasher: PasswordHasher
     let clock: ServiceClock
     let logger: Logger
     let signupEmailLimiter: RateLimiter
@@ -101,10 +93,13 @@ public final class AccountService: Sendable {
     /// Last sign-in times, written behind (one transaction per second, not per sign-in).
     let signInTimes: SignInTimes
 
+    /// Builds the service over `users`; `tokens` should have been started with an
+    /// `AccountRefresh` over the same store, so refreshes of the dialects' families get their
+    /// lifetimes and claims. Run `pendingSignInTimes` in the daemon's `ServiceGroup`.
     public init(
         users: any UserStore,
         tokens: TokenService,
-        hasher: any PasswordHashing,
+        hasher: PasswordHasher,
         configuration: AccountConfiguration = AccountConfiguration(),
         clock: ServiceClock = .system,
         logger: Logger
@@ -123,8 +118,12 @@ public final class AccountService: Sendable {
         signupIPLimiter = RateLimiter(configuration.signupPerIP)
         signinAccountLimiter = RateLimiter(configuration.signinPerAccountAndIP)
         signinIPLimiter = RateLimiter(configuration.signinPerIP)
-        tokens.refreshCustomizer = AccountRefresh(users: signInTimes)
     }
+
+    /// Writes the last sign-in times behind, as a `Service`: on graceful shutdown it writes
+    /// what is still pending. Put it before the server in the `ServiceGroup`, so it stops after
+    /// the server has answered its last sign-in, and close the store only after the group.
+    public var pendingSignInTimes: any Service { signInTimes }
 
     // MARK: Validation
 
@@ -170,7 +169,7 @@ public final class AccountService: Sendable {
         clientAddress: String,
         bypassLimits: Bool,
         profile: (firstName: String, lastName: String, role: String)? = nil
-    ) async throws(AccountError) -> UserRecord {
+    ) async throws(AccountError) -> UserView {
         var problems = AccountService.usernameProblems(username)
         let normalized = AccountService.normalizedEmail(email)
         if normalized == nil { problems.append("email must be a valid email address") }
@@ -186,8 +185,8 @@ public final class AccountService: Sendable {
             }
         }
         let phc: String
-        do { phc = try await hasher.hashPassword(password) } catch {
-            throw hasher.isOverloaded(error) ? .overloaded : .unavailable
+        do throws(PasswordHashingError) { phc = try await hasher.hash(password) } catch {
+            throw error.code == .overloaded ? .overloaded : .unavailable
         }
         let user = NewUser(
             publicID: AccountService.newPublicID(),
@@ -202,7 +201,7 @@ public final class AccountService: Sendable {
         do {
             let created = try await users.createUser(user)
             logger.info("user created", metadata: ["user": "\(created.publicID)", "admin": "\(bypassLimits)"])
-            return created
+            return UserView(created)
         } catch let error as TokenStoreError
             where error.code == .conflict && (error.field == "email" || error.field == "username")
         {
@@ -237,7 +236,7 @@ public final class AccountService: Sendable {
         _ identifier: Identifier,
         password: String,
         clientAddress: String
-    ) async throws(AccountError) -> UserRecord {
+    ) async throws(AccountError) -> UserView {
         if password.utf8.count > configuration.maximumPasswordBytes { throw .invalidCredentials }
         let now = clock.now()
         if let wait = signinIPLimiter.take(clientAddress, now: now) { throw .signinRateLimited(retryAfter: wait) }
@@ -256,14 +255,16 @@ public final class AccountService: Sendable {
         }
         if let wait = signinAccountLimiter.take(accountKey, now: now) { throw .signinRateLimited(retryAfter: wait) }
         guard let user = found else {
-            do { try await hasher.verifyDummyPassword(password) } catch {
-                if hasher.isOverloaded(error) { throw .overloaded }
+            do throws(PasswordHashingError) { try await hasher.verifyDummy(password: password) } catch {
+                if error.code == .overloaded { throw .overloaded }
             }
             throw .invalidCredentials
         }
-        let result: (matches: Bool, needsRehash: Bool)
-        do { result = try await hasher.verifyPassword(password, phc: user.passwordHash) } catch {
-            throw hasher.isOverloaded(error) ? .overloaded : .unavailable
+        let result: PasswordHasher.VerifyResult
+        do throws(PasswordHashingError) {
+            result = try await hasher.verify(password: password, phc: user.passwordHash)
+        } catch {
+            throw error.code == .overloaded ? .overloaded : .unavailable
         }
         guard result.matches else {
             logger.info("sign-in refused: wrong password", metadata: ["user": "\(user.publicID)"])
@@ -271,7 +272,7 @@ public final class AccountService: Sendable {
         }
         signinAccountLimiter.reset(accountKey)
         guard user.status == .active else { throw .inactive }
-        if result.needsRehash, let phc = try? await hasher.hashPassword(password) {
+        if result.needsRehash, let phc = try? await hasher.hash(password) {
             // A stronger hash is written at once; the sign-in time goes the way of every other
             // one (through SignInTimes, which keeps a user's latest time), so an earlier
             // sign-in still waiting there cannot overwrite it later.
@@ -282,12 +283,7 @@ public final class AccountService: Sendable {
         signInTimes.record(publicID: user.publicID, at: now)
         var signedIn = user
         signedIn.lastLoginAt = now
-        return signedIn
-    }
-
-    /// Writes the sign-in times recorded but not yet written; for a clean stop.
-    public func flushPendingWrites() async {
-        await signInTimes.flush()
+        return UserView(signedIn)
     }
 
     func lookUp(_ identifier: Identifier) async throws -> UserRecord? {
@@ -307,7 +303,7 @@ public final class AccountService: Sendable {
     // MARK: Tokens
 
     /// The dialect's access token (and refresh token for v1) for a signed-in user.
-    public func issueTokens(for user: UserRecord, dialect: AccountDialect) async throws(AccountError) -> IssuedTokens {
+    public func issueTokens(for user: UserView, dialect: AccountDialect) async throws(AccountError) -> IssuedTokens {
         let request = IssueRequest(
             subject: user.publicID,
             scope: user.scope,
@@ -326,7 +322,7 @@ public final class AccountService: Sendable {
     }
 
     /// The claims each dialect's consumers read (seed documents).
-    static func claims(for user: UserRecord, dialect: AccountDialect) -> JSONObject {
+    static func claims(for user: UserView, dialect: AccountDialect) -> JSONObject {
         switch dialect {
         case .appmixer:
             return JSONObject([("id", .string(user.publicID)), ("scope", .array(user.scope.map { .string($0) }))])
@@ -344,14 +340,14 @@ public final class AccountService: Sendable {
     }
 
     /// The user behind an active access token, or why not.
-    public func user(bearer token: String) async throws(AccountError) -> (UserRecord, VerifiedToken) {
+    public func user(bearer token: String) async throws(AccountError) -> (UserView, VerifiedToken) {
         switch tokens.introspect(token) {
         case .active(let verified):
             let found: UserRecord?
             do { found = try await users.user(publicID: verified.subject) } catch { throw .unavailable }
             guard let user = found else { throw .unauthorized }
             guard user.status == .active else { throw .unauthorized }
-            return (user, verified)
+            return (UserView(user), verified)
         case .inactive:
             throw .unauthorized
         case .unavailable:
@@ -363,7 +359,7 @@ public final class AccountService: Sendable {
 
     /// Deactivates a user: sign-in and refresh are refused and every token issued so far
     /// stops working at once.
-    public func setActive(_ publicID: String, _ active: Bool) async throws(AccountError) -> UserRecord {
+    public func setActive(_ publicID: String, _ active: Bool) async throws(AccountError) -> UserView {
         let now = clock.now()
         let updated: UserRecord?
         do {
@@ -377,16 +373,16 @@ public final class AccountService: Sendable {
             do { try await tokens.logout(subject: publicID, reason: "user deactivated") } catch { throw .unavailable }
         }
         logger.notice("user \(active ? "activated" : "deactivated")", metadata: ["user": "\(publicID)"])
-        return updated
+        return UserView(updated)
     }
 
     /// Sets a new password (admin); the user's existing tokens stop working.
-    public func setPassword(_ publicID: String, _ password: String) async throws(AccountError) -> UserRecord {
+    public func setPassword(_ publicID: String, _ password: String) async throws(AccountError) -> UserView {
         let problems = passwordProblems(password)
         guard problems.isEmpty else { throw .validation(problems) }
         let phc: String
-        do { phc = try await hasher.hashPassword(password) } catch {
-            throw hasher.isOverloaded(error) ? .overloaded : .unavailable
+        do throws(PasswordHashingError) { phc = try await hasher.hash(password) } catch {
+            throw error.code == .overloaded ? .overloaded : .unavailable
         }
         let updated: UserRecord?
         do { updated = try await users.updateUser(publicID: publicID, UserChange(passwordHash: phc)) } catch {
@@ -394,7 +390,7 @@ public final class AccountService: Sendable {
         }
         guard let updated else { throw .notFound }
         do { try await tokens.logout(subject: publicID, reason: "password changed") } catch { throw .unavailable }
-        return updated
+        return UserView(updated)
     }
 
     /// Signs the user out everywhere.
@@ -403,7 +399,7 @@ public final class AccountService: Sendable {
     }
 
     /// A user by public id or, when all digits, numeric id.
-    public func find(_ id: String) async throws(AccountError) -> UserRecord {
+    public func find(_ id: String) async throws(AccountError) -> UserView {
         let found: UserRecord?
         do {
             if let number = Int64(id) {
@@ -413,19 +409,24 @@ public final class AccountService: Sendable {
             }
         } catch { throw .unavailable }
         guard let found else { throw .notFound }
-        return found
+        return UserView(found)
     }
 
-    public func list(_ query: UserQuery) async throws(AccountError) -> [UserRecord] {
-        do { return try await users.users(matching: query) } catch { throw .unavailable }
+    public func list(_ query: UserQuery) async throws(AccountError) -> [UserView] {
+        do { return try await users.users(matching: query).map(UserView.init) } catch { throw .unavailable }
     }
 }
 
-/// Refreshes of v1 families: 24 h tokens with the v1 claims, refused for inactive users.
-struct AccountRefresh: RefreshCustomizer {
+/// Refreshes of the dialects' families (v1's): their dialect's lifetime and claims, refused
+/// for inactive users. Pass it to `TokenService.start`.
+public struct AccountRefresh: RefreshCustomizer {
     let users: any UserStore
 
-    func refreshGrant(
+    public init(users: any UserStore) {
+        self.users = users
+    }
+
+    public func refreshGrant(
         for family: RefreshFamily
     ) async -> Result<(policy: LifetimePolicy, claims: JSONObject), OAuthError> {
         guard let dialect = AccountDialect(rawValue: family.dialect) else {
@@ -439,7 +440,7 @@ struct AccountRefresh: RefreshCustomizer {
         guard user.status == .active else {
             return .failure(OAuthError("account_inactive", "Account is inactive. Contact administrator.", status: 403))
         }
-        return .success((dialect.policy, AccountService.claims(for: user, dialect: dialect)))
+        return .success((dialect.policy, AccountService.claims(for: UserView(user), dialect: dialect)))
     }
 }
 
