@@ -33,12 +33,13 @@ let package = Package(
         .systemLibrary(name: "CArgon2", pkgConfig: "libargon2", providers: [.apt(["libargon2-dev"])]),
 
         // Libraries, lowest layer first
+        .target(name: "CodedErrors", swiftSettings: strict),
         .target(name: "TokenCrypto", dependencies: ["COpenSSL"], swiftSettings: strict),
         .target(name: "JOSE", dependencies: ["TokenCrypto"], swiftSettings: strict),
         .target(
             name: "Systemd",
             dependencies: [
-                "CSystemd",
+                "CSystemd", "CodedErrors",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -47,7 +48,7 @@ let package = Package(
         .target(
             name: "TokenStore",
             dependencies: [
-                "JOSE",
+                "JOSE", "CodedErrors",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -56,7 +57,7 @@ let package = Package(
         .target(
             name: "PasswordHashing",
             dependencies: [
-                "CArgon2", "TokenCrypto",
+                "CArgon2", "CodedErrors", "TokenCrypto",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strict
@@ -64,7 +65,7 @@ let package = Package(
         .target(
             name: "TokenService",
             dependencies: [
-                "JOSE", "TokenCrypto", "TokenStore", "PasswordHashing",
+                "JOSE", "TokenCrypto", "TokenStore", "PasswordHashing", "CodedErrors",
                 .product(name: "Atomics", package: "swift-atomics"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -75,7 +76,7 @@ let package = Package(
         .target(
             name: "TokenServer",
             dependencies: [
-                "TokenService", "JOSE", "Systemd",
+                "TokenService", "JOSE", "Systemd", "CodedErrors",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -8,7 +8,7 @@ import TokenCrypto
 /// New hashes use `configuration.parameters` (OWASP's m = 19 MiB, t = 2, p = 1 by default), a
 /// 16-byte random salt and a 32-byte hash, as a PHC string:
 /// `$argon2id$v=19$m=19456,t=2,p=1$<salt>$<hash>`. When every worker is busy and the queue is
-/// full, calls throw `overloaded` at once (answer 503 with `Retry-After`).
+/// full, calls throw `overloaded` at once, so the caller can ask its client to retry.
 public final class PasswordHasher: Sendable {
     /// Cost parameters and pool size.
     public struct Configuration: Sendable, Equatable {

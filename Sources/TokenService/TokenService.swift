@@ -81,7 +81,9 @@ public final class TokenService: Sendable {
             storeHealthy.store(true, ordering: .relaxed)
         } catch {
             storeHealthy.store(false, ordering: .relaxed)
-            return (false, "the token store does not answer: \(error)")
+            // The reason goes to /healthz: the store's code and reason, not where it was raised.
+            let failure = (error as? TokenStoreError).map { "\($0.code): \($0.reason)" } ?? "\(error)"
+            return (false, "the token store does not answer: \(failure)")
         }
         guard keyring.snapshot.document.keys.contains(where: { $0.state == .current }) else {
             return (false, "no current signing key")
@@ -94,7 +96,7 @@ public final class TokenService: Sendable {
     func noteStoreFailure(_ error: any Error, during operation: String) -> ServiceError {
         storeHealthy.store(false, ordering: .relaxed)
         logger.error("token store failed", metadata: ["operation": "\(operation)", "error": "\(error)"])
-        return ServiceError(.unavailable, "the token store is unavailable; retry shortly")
+        return ServiceError.unavailable("the token store is unavailable; retry shortly")
     }
 
     /// A one-line summary for systemd's STATUS=.

@@ -168,25 +168,31 @@ extension AccountRoutes {
     }
 
     static func adminFailure(_ error: AccountError) -> HTTPResponse {
-        switch error {
-        case .validation(let problems):
-            return .error(status: 400, error: "invalid_request", description: problems.joined(separator: "; "))
-        case .conflict(let field):
-            return .error(status: 409, error: "conflict", description: "\(field) is already in use")
+        let status = error.code.status
+        switch error.code {
+        case .validation:
+            return .error(status: status, error: "invalid_request", description: error.problems.joined(separator: "; "))
+        case .conflict:
+            return .error(
+                status: status,
+                error: "conflict",
+                description: "\(error.field ?? "a value") is already in use"
+            )
         case .notFound:
-            return .error(status: 404, error: "not_found", description: "no such user")
+            return .error(status: status, error: "not_found", description: "no such user")
         case .overloaded:
             return .error(
-                status: 503,
+                status: status,
                 error: "temporarily_unavailable",
                 description: "the hashing pool is full",
                 headers: [("Retry-After", "1")]
             )
         default:
+            // Only `unavailable` reaches here from the admin routes.
             return .error(
                 status: 503,
                 error: "temporarily_unavailable",
-                description: "\(error)",
+                description: "\(error.code)",
                 headers: [("Retry-After", "1")]
             )
         }

@@ -54,28 +54,6 @@ public struct AccountConfiguration: Sendable {
     }
 }
 
-/// Why an account operation failed; routes turn it into each dialect's error shape.
-public enum AccountError: Error, Sendable, Equatable {
-    /// Input problems, each a sentence ("password must be at least 6 characters").
-    case validation([String])
-    /// Unknown user or wrong password: one answer for both.
-    case invalidCredentials
-    case inactive
-    case signupRateLimited(byEmail: Bool, retryAfter: Double)
-    case signinRateLimited(retryAfter: Double)
-    /// `email` or `username` is taken.
-    case conflict(field: String)
-    /// API_USER_CREATE_SCOPE is set and the caller's token lacks it.
-    case forbidden(String)
-    /// Missing or invalid bearer token.
-    case unauthorized
-    case notFound
-    /// The hashing pool is full.
-    case overloaded
-    /// The store cannot answer.
-    case unavailable
-}
-
 /// Sign-up, sign-in, user info and user administration over a `UserStore`, issuing tokens
 /// through `TokenService`. Users leave it as `UserView`s, without their password hash.
 public final class AccountService: Sendable {
@@ -178,15 +156,15 @@ public final class AccountService: Sendable {
         let now = clock.now()
         if !bypassLimits {
             if let wait = signupEmailLimiter.take(normalized, now: now) {
-                throw .signupRateLimited(byEmail: true, retryAfter: wait)
+                throw .signUpLimited(perEmail: true, retryAfter: wait)
             }
             if let wait = signupIPLimiter.take(clientAddress, now: now) {
-                throw .signupRateLimited(byEmail: false, retryAfter: wait)
+                throw .signUpLimited(perEmail: false, retryAfter: wait)
             }
         }
         let phc: String
         do throws(PasswordHashingError) { phc = try await hasher.hash(password) } catch {
-            throw error.code == .overloaded ? .overloaded : .unavailable
+            throw error.code == .overloaded ? .overloaded() : .unavailable()
         }
         let user = NewUser(
             publicID: AccountService.newPublicID(),
@@ -208,7 +186,7 @@ public final class AccountService: Sendable {
             throw .conflict(field: error.field!)
         } catch {
             logger.error("user creation failed", metadata: ["error": "\(error)"])
-            throw .unavailable
+            throw .unavailable()
         }
     }
 
@@ -237,14 +215,14 @@ public final class AccountService: Sendable {
         password: String,
         clientAddress: String
     ) async throws(AccountError) -> UserView {
-        if password.utf8.count > configuration.maximumPasswordBytes { throw .invalidCredentials }
+        if password.utf8.count > configuration.maximumPasswordBytes { throw .invalidCredentials() }
         let now = clock.now()
-        if let wait = signinIPLimiter.take(clientAddress, now: now) { throw .signinRateLimited(retryAfter: wait) }
+        if let wait = signinIPLimiter.take(clientAddress, now: now) { throw .signInLimited(retryAfter: wait) }
 
         let found: UserRecord?
         do { found = try await lookUp(identifier) } catch {
             logger.error("user lookup failed", metadata: ["error": "\(error)"])
-            throw .unavailable
+            throw .unavailable()
         }
         // Failures count per account (however it was named) and client address, and the
         // attempt is counted before the hash, so concurrent guesses cannot slip past.
@@ -253,25 +231,25 @@ public final class AccountService: Sendable {
         case .email(let e), .username(let e), .emailOrUsername(let e):
             accountKey = (found?.publicID ?? e.trimmingSpaces.lowercased()) + "|" + clientAddress
         }
-        if let wait = signinAccountLimiter.take(accountKey, now: now) { throw .signinRateLimited(retryAfter: wait) }
+        if let wait = signinAccountLimiter.take(accountKey, now: now) { throw .signInLimited(retryAfter: wait) }
         guard let user = found else {
             do throws(PasswordHashingError) { try await hasher.verifyDummy(password: password) } catch {
-                if error.code == .overloaded { throw .overloaded }
+                if error.code == .overloaded { throw .overloaded() }
             }
-            throw .invalidCredentials
+            throw .invalidCredentials()
         }
         let result: PasswordHasher.VerifyResult
         do throws(PasswordHashingError) {
             result = try await hasher.verify(password: password, phc: user.passwordHash)
         } catch {
-            throw error.code == .overloaded ? .overloaded : .unavailable
+            throw error.code == .overloaded ? .overloaded() : .unavailable()
         }
         guard result.matches else {
             logger.info("sign-in refused: wrong password", metadata: ["user": "\(user.publicID)"])
-            throw .invalidCredentials
+            throw .invalidCredentials()
         }
         signinAccountLimiter.reset(accountKey)
-        guard user.status == .active else { throw .inactive }
+        guard user.status == .active else { throw .inactive() }
         if result.needsRehash, let phc = try? await hasher.hash(password) {
             // A stronger hash is written at once; the sign-in time goes the way of every other
             // one (through SignInTimes, which keeps a user's latest time), so an earlier
@@ -317,7 +295,7 @@ public final class AccountService: Sendable {
             return try await tokens.issue(request)
         } catch {
             logger.error("token issue failed", metadata: ["error": "\(error)"])
-            throw .unavailable
+            throw .unavailable()
         }
     }
 
@@ -344,14 +322,14 @@ public final class AccountService: Sendable {
         switch tokens.introspect(token) {
         case .active(let verified):
             let found: UserRecord?
-            do { found = try await users.user(publicID: verified.subject) } catch { throw .unavailable }
-            guard let user = found else { throw .unauthorized }
-            guard user.status == .active else { throw .unauthorized }
+            do { found = try await users.user(publicID: verified.subject) } catch { throw .unavailable() }
+            guard let user = found else { throw .unauthorized() }
+            guard user.status == .active else { throw .unauthorized() }
             return (UserView(user), verified)
         case .inactive:
-            throw .unauthorized
+            throw .unauthorized()
         case .unavailable:
-            throw .unavailable
+            throw .unavailable()
         }
     }
 
@@ -367,10 +345,10 @@ public final class AccountService: Sendable {
                 publicID: publicID,
                 UserChange(status: active ? .active : .inactive, tokensNotBefore: active ? nil : now)
             )
-        } catch { throw .unavailable }
-        guard let updated else { throw .notFound }
+        } catch { throw .unavailable() }
+        guard let updated else { throw .notFound() }
         if !active {
-            do { try await tokens.logout(subject: publicID, reason: "user deactivated") } catch { throw .unavailable }
+            do { try await tokens.logout(subject: publicID, reason: "user deactivated") } catch { throw .unavailable() }
         }
         logger.notice("user \(active ? "activated" : "deactivated")", metadata: ["user": "\(publicID)"])
         return UserView(updated)
@@ -382,20 +360,20 @@ public final class AccountService: Sendable {
         guard problems.isEmpty else { throw .validation(problems) }
         let phc: String
         do throws(PasswordHashingError) { phc = try await hasher.hash(password) } catch {
-            throw error.code == .overloaded ? .overloaded : .unavailable
+            throw error.code == .overloaded ? .overloaded() : .unavailable()
         }
         let updated: UserRecord?
         do { updated = try await users.updateUser(publicID: publicID, UserChange(passwordHash: phc)) } catch {
-            throw .unavailable
+            throw .unavailable()
         }
-        guard let updated else { throw .notFound }
-        do { try await tokens.logout(subject: publicID, reason: "password changed") } catch { throw .unavailable }
+        guard let updated else { throw .notFound() }
+        do { try await tokens.logout(subject: publicID, reason: "password changed") } catch { throw .unavailable() }
         return UserView(updated)
     }
 
     /// Signs the user out everywhere.
     public func logout(_ publicID: String) async throws(AccountError) {
-        do { try await tokens.logout(subject: publicID, reason: "logout") } catch { throw .unavailable }
+        do { try await tokens.logout(subject: publicID, reason: "logout") } catch { throw .unavailable() }
     }
 
     /// A user by public id or, when all digits, numeric id.
@@ -407,13 +385,13 @@ public final class AccountService: Sendable {
             } else {
                 found = try await users.user(publicID: id)
             }
-        } catch { throw .unavailable }
-        guard let found else { throw .notFound }
+        } catch { throw .unavailable() }
+        guard let found else { throw .notFound() }
         return UserView(found)
     }
 
     public func list(_ query: UserQuery) async throws(AccountError) -> [UserView] {
-        do { return try await users.users(matching: query).map(UserView.init) } catch { throw .unavailable }
+        do { return try await users.users(matching: query).map(UserView.init) } catch { throw .unavailable() }
     }
 }
 
@@ -434,11 +412,11 @@ public struct AccountRefresh: RefreshCustomizer {
         }
         let user: UserRecord?
         do { user = try await users.user(publicID: family.subject) } catch {
-            return .failure(OAuthError("temporarily_unavailable", "the user store is unavailable", status: 503))
+            return .failure(.temporarilyUnavailable("the user store is unavailable"))
         }
         guard let user else { return .failure(.invalidGrant("the account no longer exists")) }
         guard user.status == .active else {
-            return .failure(OAuthError("account_inactive", "Account is inactive. Contact administrator.", status: 403))
+            return .failure(.accountInactive("Account is inactive. Contact administrator."))
         }
         return .success((dialect.policy, AccountService.claims(for: UserView(user), dialect: dialect)))
     }
