@@ -35,13 +35,14 @@ let package = Package(
         .systemLibrary(name: "CArgon2", pkgConfig: "libargon2", providers: [.apt(["libargon2-dev"])]),
 
         // Libraries, lowest layer first
+        .target(name: "CodedErrors", swiftSettings: strict),
         .target(name: "TokenCrypto", dependencies: ["COpenSSL"], swiftSettings: strict),
         .target(name: "JOSE", dependencies: ["TokenCrypto"], swiftSettings: strict),
         .target(name: "HTTPSyntax", swiftSettings: strict),
         .target(
             name: "Systemd",
             dependencies: [
-                "CSystemd",
+                "CSystemd", "CodedErrors",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -50,26 +51,35 @@ let package = Package(
         .target(
             name: "TokenStore",
             dependencies: [
-                "JOSE", "TokenCrypto",
+                "JOSE", "TokenCrypto", "CodedErrors",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
         ),
         .target(
+            name: "PasswordHashing",
+            dependencies: [
+                "CArgon2", "CodedErrors", "TokenCrypto",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
             name: "TokenService",
             dependencies: [
-                "JOSE", "TokenCrypto", "TokenStore", "CArgon2",
+                "JOSE", "TokenCrypto", "TokenStore", "PasswordHashing", "CodedErrors",
                 .product(name: "Atomics", package: "swift-atomics"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strict
         ),
         .target(
             name: "TokenServer",
             dependencies: [
-                "TokenService", "TokenStore", "JOSE", "TokenCrypto", "HTTPSyntax",
+                "TokenService", "TokenStore", "JOSE", "TokenCrypto", "HTTPSyntax", "CodedErrors",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -92,7 +102,7 @@ let package = Package(
         .executableTarget(
             name: "tokend",
             dependencies: [
-                "TokenServer", "TokenService", "TokenStore", "Systemd", "JOSE", "TokenCrypto",
+                "TokenServer", "TokenService", "TokenStore", "PasswordHashing", "Systemd", "JOSE", "TokenCrypto",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -149,7 +159,7 @@ let package = Package(
         .testTarget(
             name: "TokenServerTests",
             dependencies: [
-                "TokenServer", "JOSE", "HTTPSyntax",
+                "TokenServer", "TokenService", "JOSE", "HTTPSyntax",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -159,7 +169,7 @@ let package = Package(
         ),
         .testTarget(
             name: "PasswordHashingTests",
-            dependencies: ["TokenService"],
+            dependencies: ["PasswordHashing"],
             swiftSettings: strict
         ),
         .testTarget(

@@ -1,7 +1,9 @@
+public import CodedErrors
+
 /// An error of the systemd integration: what went wrong and what is accepted.
 ///
 /// Equality is on ``code`` only; ``description`` is safe to log.
-public struct SystemdError: Error, Hashable, Sendable, CustomStringConvertible {
+public struct SystemdError: CodedError {
     /// What kind of failure this is.
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum Base: Hashable, Sendable {
@@ -40,45 +42,10 @@ public struct SystemdError: Error, Hashable, Sendable, CustomStringConvertible {
         }
     }
 
-    private final class Backing: Sendable {
-        let code: Code
-        let reason: String
-        let file: String
-        let line: Int
-
-        init(code: Code, reason: String, file: String, line: Int) {
-            self.code = code
-            self.reason = reason
-            self.file = file
-            self.line = line
-        }
-    }
-
-    private let backing: Backing
+    public let storage: CodedErrorStorage<Code, Void>
 
     private init(_ code: Code, _ reason: String, file: String, line: Int) {
-        self.backing = Backing(code: code, reason: reason, file: file, line: line)
-    }
-
-    /// The kind of failure.
-    public var code: Code { self.backing.code }
-    /// A human explanation: what was wrong and what is accepted.
-    public var reason: String { self.backing.reason }
-    /// Where the error was raised.
-    public var file: String { self.backing.file }
-    /// Where the error was raised.
-    public var line: Int { self.backing.line }
-
-    public var description: String {
-        "\(self.reason) (\(self.code); \(self.file):\(self.line))"
-    }
-
-    public static func == (lhs: SystemdError, rhs: SystemdError) -> Bool {
-        lhs.code == rhs.code
-    }
-
-    public func hash(into hasher: inout Hasher) {
-        hasher.combine(self.code)
+        self.storage = CodedErrorStorage(code, reason, file: file, line: line)
     }
 
     static func invalidListenEnvironment(_ reason: String, file: String = #fileID, line: Int = #line) -> Self {

@@ -1,34 +1,71 @@
-/// A failure of a TokenService operation, with a reason safe to show and log.
-public struct ServiceError: Error, CustomStringConvertible, Equatable, Sendable {
+public import CodedErrors
+
+/// A failure of a TokenService operation: what went wrong and what is accepted, with a reason
+/// safe to show and log. TokenServer decides the HTTP answer from ``code``.
+///
+/// Equality is on ``code`` only; ``description`` is safe to log.
+public struct ServiceError: CodedError {
+    /// What kind of failure this is.
     public struct Code: Hashable, Sendable, CustomStringConvertible {
-        public let name: String
-        public var description: String { name }
+        private enum Base: Hashable, Sendable {
+            case invalidRequest
+            case rotationTooEarly
+            case notFound
+            case unavailable
+            case keyring
+        }
+
+        private let base: Base
+
+        private init(_ base: Base) {
+            self.base = base
+        }
 
         /// The request is malformed or names something that cannot be.
-        public static let invalidRequest = Code(name: "invalid_request")
+        public static let invalidRequest = Code(.invalidRequest)
         /// Rotation refused because the next key is not yet safe to use.
-        public static let rotationTooEarly = Code(name: "rotation_too_early")
+        public static let rotationTooEarly = Code(.rotationTooEarly)
         /// No such key, user, token or family.
-        public static let notFound = Code(name: "not_found")
+        public static let notFound = Code(.notFound)
         /// The store or key directory cannot answer; retry later.
-        public static let unavailable = Code(name: "temporarily_unavailable")
+        public static let unavailable = Code(.unavailable)
         /// The key directory or keyring is inconsistent.
-        public static let keyring = Code(name: "keyring_error")
+        public static let keyring = Code(.keyring)
+
+        public var description: String {
+            switch self.base {
+            case .invalidRequest: "invalid request"
+            case .rotationTooEarly: "rotation too early"
+            case .notFound: "not found"
+            case .unavailable: "unavailable"
+            case .keyring: "keyring error"
+            }
+        }
     }
 
-    public let code: Code
-    public let reason: String
-    public let file: String
-    public let line: Int
+    public let storage: CodedErrorStorage<Code, Void>
 
-    public init(_ code: Code, _ reason: String, file: String = #fileID, line: Int = #line) {
-        self.code = code
-        self.reason = reason
-        self.file = file
-        self.line = line
+    private init(_ code: Code, _ reason: String, file: String, line: Int) {
+        self.storage = CodedErrorStorage(code, reason, file: file, line: line)
     }
 
-    public var description: String { reason }
+    static func invalidRequest(_ reason: String, file: String = #fileID, line: Int = #line) -> Self {
+        Self(.invalidRequest, reason, file: file, line: line)
+    }
 
-    public static func == (lhs: ServiceError, rhs: ServiceError) -> Bool { lhs.code == rhs.code }
+    static func rotationTooEarly(_ reason: String, file: String = #fileID, line: Int = #line) -> Self {
+        Self(.rotationTooEarly, reason, file: file, line: line)
+    }
+
+    static func notFound(_ reason: String, file: String = #fileID, line: Int = #line) -> Self {
+        Self(.notFound, reason, file: file, line: line)
+    }
+
+    static func unavailable(_ reason: String, file: String = #fileID, line: Int = #line) -> Self {
+        Self(.unavailable, reason, file: file, line: line)
+    }
+
+    static func keyring(_ reason: String, file: String = #fileID, line: Int = #line) -> Self {
+        Self(.keyring, reason, file: file, line: line)
+    }
 }

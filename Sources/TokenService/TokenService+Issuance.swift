@@ -63,12 +63,11 @@ extension TokenService {
     /// before this returns.
     public func issue(_ request: IssueRequest) async throws -> IssuedTokens {
         guard !request.subject.isEmpty, request.subject.utf8.count <= 256 else {
-            throw ServiceError(.invalidRequest, "sub must be a non-empty string of at most 256 bytes")
+            throw ServiceError.invalidRequest("sub must be a non-empty string of at most 256 bytes")
         }
         let policy = request.policy ?? configuration.accessPolicy
         guard Double(policy.seconds) <= configuration.maxTokenLifetime else {
-            throw ServiceError(
-                .invalidRequest,
+            throw ServiceError.invalidRequest(
                 "policy \(policy.name) is longer than the longest lifetime this tokend issues (\(DurationText.describe(configuration.maxTokenLifetime)))"
             )
         }
@@ -134,7 +133,7 @@ extension TokenService {
         do {
             token = try keyring.snapshot.signer.sign(claims: claims, type: "at+jwt")
         } catch {
-            throw ServiceError(.keyring, "signing failed: \(error)")
+            throw ServiceError.keyring("signing failed: \(error)")
         }
         metrics.issued.increment()
         return IssuedTokens(

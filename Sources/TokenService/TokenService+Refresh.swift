@@ -1,27 +1,9 @@
+import CodedErrors
 import CoreMetrics
 public import JOSE
 import Logging
 import TokenCrypto
 public import TokenStore
-
-/// An OAuth 2.0 error (RFC 6749 §5.2) with its HTTP status.
-public struct OAuthError: Error, Sendable, Equatable {
-    public var error: String
-    public var description: String
-    public var status: Int
-
-    public init(_ error: String, _ description: String, status: Int = 400) {
-        self.error = error
-        self.description = description
-        self.status = status
-    }
-
-    public static func invalidGrant(_ description: String) -> OAuthError { OAuthError("invalid_grant", description) }
-
-    public var body: JSONObject {
-        JSONObject([("error", .string(error)), ("error_description", .string(description))])
-    }
-}
 
 extension TokenService {
     /// The refresh grant (RFC 6749 §6) with rotation, replay inside the grace window and
@@ -49,9 +31,7 @@ extension TokenService {
             }
             let granted = family.scope.split(separator: " ").map(String.init)
             if let scope, !Set(scope).isSubset(of: Set(granted)) {
-                return .failure(
-                    OAuthError("invalid_scope", "the requested scope exceeds the scope granted to this refresh token")
-                )
+                return .failure(.invalidScope("the requested scope exceeds the scope granted to this refresh token"))
             }
             var candidate: RefreshRotation.Candidate?
             var minted: IssuedTokens?
@@ -142,10 +122,10 @@ extension TokenService {
                 return .failure(.invalidGrant(reason))
             }
         } catch let error as ServiceError {
-            return .failure(OAuthError("temporarily_unavailable", error.reason, status: 503))
+            return .failure(.temporarilyUnavailable(error.reason))
         } catch {
             let failure = noteStoreFailure(error, during: "refresh")
-            return .failure(OAuthError("temporarily_unavailable", failure.reason, status: 503))
+            return .failure(.temporarilyUnavailable(failure.reason))
         }
     }
 }

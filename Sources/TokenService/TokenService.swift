@@ -1,4 +1,5 @@
 import Atomics
+import CodedErrors
 import JOSE
 public import Logging
 import Metrics
@@ -23,24 +24,17 @@ public final class TokenService: Sendable {
     /// False while the store fails its health check: introspection answers 503 rather than
     /// guessing.
     let storeHealthy = ManagedAtomic<Bool>(true)
-    private let customizer = LockedBox<CustomizerSlot>(CustomizerSlot())
-
-    struct CustomizerSlot: Sendable {
-        var value: (any RefreshCustomizer)?
-    }
-
-    /// The account layer's hook for refreshes of dialect families; set once at start.
-    public var refreshCustomizer: (any RefreshCustomizer)? {
-        get { customizer.withLock { $0.value } }
-        set { customizer.withLock { $0.value = newValue } }
-    }
+    /// The account layer's hook for refreshes of dialect families.
+    let refreshCustomizer: (any RefreshCustomizer)?
 
     /// Builds the service over an open store and a loaded keyring, loading the revocation
-    /// state from the store.
+    /// state from the store. `refreshCustomizer` shapes refreshes of families a dialect
+    /// created (`AccountRefresh`); without one they get the native lifetime and claims.
     public static func start(
         configuration: ServiceConfiguration,
         store: any TokenStore,
         keyring: Keyring,
+        refreshCustomizer: (any RefreshCustomizer)? = nil,
         clock: ServiceClock = .system,
         logger: Logger
     ) async throws -> TokenService {
@@ -52,6 +46,7 @@ public final class TokenService: Sendable {
             store: store,
             keyring: keyring,
             revocations: RevocationState(snapshot),
+            refreshCustomizer: refreshCustomizer,
             clock: clock,
             logger: logger
         )
@@ -62,6 +57,7 @@ public final class TokenService: Sendable {
         store: any TokenStore,
         keyring: Keyring,
         revocations: RevocationState,
+        refreshCustomizer: (any RefreshCustomizer)?,
         clock: ServiceClock,
         logger: Logger
     ) {
@@ -69,6 +65,7 @@ public final class TokenService: Sendable {
         self.store = store
         self.keyring = keyring
         self.revocations = revocations
+        self.refreshCustomizer = refreshCustomizer
         self.cache = VerifiedTokenCache(capacity: configuration.cacheCapacity)
         self.clock = clock
         self.logger = logger
@@ -85,7 +82,9 @@ public final class TokenService: Sendable {
             storeHealthy.store(true, ordering: .relaxed)
         } catch {
             storeHealthy.store(false, ordering: .relaxed)
-            return (false, "the token store does not answer: \(error)")
+            // The reason goes to /healthz: the store's code and reason, not where it was raised.
+            let failure = (error as? TokenStoreError).map { "\($0.code): \($0.reason)" } ?? "\(error)"
+            return (false, "the token store does not answer: \(failure)")
         }
         guard keyring.snapshot.document.keys.contains(where: { $0.state == .current }) else {
             return (false, "no current signing key")
@@ -98,7 +97,7 @@ public final class TokenService: Sendable {
     func noteStoreFailure(_ error: any Error, during operation: String) -> ServiceError {
         storeHealthy.store(false, ordering: .relaxed)
         logger.error("token store failed", metadata: ["operation": "\(operation)", "error": "\(error)"])
-        return ServiceError(.unavailable, "the token store is unavailable; retry shortly")
+        return ServiceError.unavailable("the token store is unavailable; retry shortly")
     }
 
     /// A one-line summary for systemd's STATUS=.

@@ -18,7 +18,7 @@
 /// object) throws `.conflict` with a nil `field`.
 public protocol UserStore: Sendable {
     /// Creates a user and returns it with the numeric id the store assigned (monotonic, never
-    /// reused). Throws `TokenStoreError(.conflict, …)` with `field` `"email"` or `"username"`
+    /// reused). Throws `TokenStoreError.conflict(…)` with `field` `"email"` or `"username"`
     /// (and a reason naming it) when that value is taken, `"public_id"` when the id is;
     /// checked in that order: public id, email, username.
     func createUser(_ user: NewUser) async throws -> UserRecord

@@ -2,6 +2,7 @@ import ArgumentParser
 import JOSE
 import Logging
 import Metrics
+import PasswordHashing
 import Prometheus
 import ServiceLifecycle
 import Systemd
@@ -148,16 +149,19 @@ struct Daemon {
         } catch {
             throw StartFailure(description: "cannot load the key directory \(config.keysDirectory): \(error)")
         }
+        let users = store as? any UserStore
         let service = try await TokenService.start(
             configuration: config.service,
             store: store,
             keyring: keyring,
+            refreshCustomizer: users.map { AccountRefresh(users: $0) },
             logger: logger
         )
         var accountRoutes: AccountRoutes?
-        var accountService: AccountService?
-        var hasher: PasswordHasher?
-        if let users = store as? any UserStore {
+        // Services that must outlive the server: they stop after it, in reverse order.
+        var accountServices: [any Service] = []
+        if let users {
+            let hasher: PasswordHasher
             do {
                 var hashing = PasswordHasher.Configuration(queueCapacity: config.hashQueue)
                 hashing.workers = config.hashWorkers ?? CPUAffinity.allowedCount
@@ -168,12 +172,13 @@ struct Daemon {
             let accounts = AccountService(
                 users: users,
                 tokens: service,
-                hasher: hasher!,
+                hasher: hasher,
                 configuration: config.accounts,
                 logger: logger
             )
             accountRoutes = AccountRoutes(accounts: accounts, logger: logger)
-            accountService = accounts
+            // Last sign-in times are written once the hashing pool has finished its last job.
+            accountServices = [accounts.pendingSignInTimes, hasher]
         }
         let routes = TokenRoutes(service: service, registry: registry, accounts: accountRoutes, logger: logger)
 
@@ -200,10 +205,14 @@ struct Daemon {
         )
         let maintenance = MaintenanceService(service: service, notifier: notifier, logger: logger)
         let reload = ReloadService(service: service, notifier: notifier, logger: logger)
-        // The watchdog goes first: services stop in reverse order, so it pings while the others
-        // drain. The stopping notice goes last, so it is told first and sends STOPPING=1 at once.
+        // Services stop in reverse order. The watchdog goes first, so it pings while the others
+        // drain; then the account services, which stop only once the server has stopped taking
+        // requests: the hashing pool finishes its queue, then the pending sign-in times are
+        // written (the store closes after the group). The stopping notice goes last, so it is
+        // told first and sends STOPPING=1 at once.
         var services: [any Service] = []
         if notifier.watchdogInterval != nil { services.append(WatchdogService(notifier: notifier)) }
+        services += accountServices
         services += [server, maintenance, reload, StoppingNotifier(notifier: notifier)] as [any Service]
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(
@@ -221,8 +230,6 @@ struct Daemon {
             )
         )
         try await group.run()
-        await hasher?.shutdown()
-        await accountService?.flushPendingWrites()
         try? await store.close()
         logger.notice("tokend stopped")
     }

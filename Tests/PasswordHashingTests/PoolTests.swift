@@ -1,6 +1,7 @@
+import CodedErrors
 import Testing
 
-@testable import TokenService
+@testable import PasswordHashing
 
 extension PasswordHashingSuite {
     @Suite("Bounded pool", .timeLimit(.minutes(1)))

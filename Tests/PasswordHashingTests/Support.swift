@@ -1,7 +1,8 @@
+import CodedErrors
 import Glibc
 import Synchronization
 
-@testable import TokenService
+@testable import PasswordHashing
 
 /// Parameters far below OWASP, for tests that need many quick hashes.
 let fastParameters = PasswordHashingParameters.unsafeTestingParameters(memoryKiB: 256, iterations: 1)

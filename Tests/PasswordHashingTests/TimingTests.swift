@@ -1,5 +1,5 @@
+import PasswordHashing
 import Testing
-import TokenService
 
 extension PasswordHashingSuite {
     @Suite("Equal work")

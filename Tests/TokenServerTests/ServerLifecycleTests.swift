@@ -1,3 +1,4 @@
+import CodedErrors
 import Foundation
 import JOSE
 import Logging
@@ -35,7 +36,7 @@ struct ServerLifecycleTests {
             try await second.run()
         } throws: { error in
             guard let error = error as? HTTPServerError else { return false }
-            return error.code == .addressInUse && error.message == "another tokend is serving \(server.socketPath)"
+            return error.code == .addressInUse && error.reason == "another tokend is serving \(server.socketPath)"
         }
         // The first server is untouched.
         let path = server.socketPath
@@ -54,7 +55,7 @@ struct ServerLifecycleTests {
             listeners: [HTTPListener(address: .unixPath(path, mode: 0o600), kind: .api, router: Router())],
             logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }
         )
-        await #expect(throws: HTTPServerError(.notASocket, "")) { try await server.run() }
+        await #expect(throws: HTTPServerError.notASocket("")) { try await server.run() }
         #expect(try String(contentsOfFile: path, encoding: .utf8) == "keep me")
     }
 
@@ -72,7 +73,7 @@ struct ServerLifecycleTests {
             ],
             logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }
         )
-        await #expect(throws: HTTPServerError(.notASocket, "")) { try await server.run() }
+        await #expect(throws: HTTPServerError.notASocket("")) { try await server.run() }
         #expect(!FileManager.default.fileExists(atPath: good))
     }
 
@@ -118,7 +119,7 @@ struct ServerLifecycleTests {
         await #expect {
             try await server.run()
         } throws: { error in
-            (error as? HTTPServerError)?.message == "file descriptor 32767 is not an open socket"
+            (error as? HTTPServerError)?.reason == "file descriptor 32767 is not an open socket"
         }
     }
 

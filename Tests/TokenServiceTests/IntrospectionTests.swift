@@ -1,3 +1,4 @@
+import CodedErrors
 import JOSE
 import Testing
 import TokenCrypto

@@ -1,3 +1,4 @@
+import CodedErrors
 import JOSE
 import Testing
 import TokenService
@@ -42,7 +43,7 @@ struct RefreshTests {
         let third = try #require(await harness.service.refresh(token: successor).tokens)
         #expect(third.refreshToken != successor)
         // The first one is spent: outside the grace window it is reuse, not a new pair.
-        #expect(await harness.service.refresh(token: refresh).oauthError?.error == "invalid_grant")
+        #expect(await harness.service.refresh(token: refresh).oauthError?.code == .invalidGrant)
     }
 
     @Test("a retry of the just-spent token inside the grace window returns the same pair")
@@ -69,13 +70,12 @@ struct RefreshTests {
 
         harness.clock.advance(by: 11)
         let reuse = try #require(await harness.service.refresh(token: refresh).oauthError)
-        #expect(reuse.error == "invalid_grant")
-        #expect(reuse.status == 400)
-        #expect(reuse.description.contains("reuse"))
+        #expect(reuse.code == .invalidGrant)
+        #expect(reuse.reason.contains("reuse"))
 
         #expect(harness.service.introspect(newest.accessToken).inactiveReason == .revoked)
         #expect(harness.service.introspect(issued.accessToken).inactiveReason == .revoked)
-        #expect(await harness.service.refresh(token: newestRefresh).oauthError?.error == "invalid_grant")
+        #expect(await harness.service.refresh(token: newestRefresh).oauthError?.code == .invalidGrant)
         // Another sign-in of the same user is untouched.
         let other = try await harness.issue(refresh: true)
         #expect(harness.service.introspect(other.accessToken).isActive)
@@ -99,7 +99,7 @@ struct RefreshTests {
         let stale = await harness.service.refresh(token: refresh)
         let stolen = try stale.tokens?.requiredRefreshToken()
         let chained = await harness.service.refresh(token: stolen ?? "")
-        #expect(stale.oauthError?.error == "invalid_grant", "\(stale)")
+        #expect(stale.oauthError?.code == .invalidGrant, "\(stale)")
         #expect(!harness.service.introspect(third.accessToken).isActive)
         // Worse: the replayed (spent) successor replays in turn, handing over the live pair.
         #expect(
@@ -136,7 +136,7 @@ struct RefreshTests {
     func scope() async throws {
         let (harness, _, refresh) = try await Self.signedIn(scope: ["read", "write"])
         let wider = try #require(await harness.service.refresh(token: refresh, scope: ["read", "admin"]).oauthError)
-        #expect(wider.error == "invalid_scope")
+        #expect(wider.code == .invalidScope)
 
         let narrow = try #require(await harness.service.refresh(token: refresh, scope: ["read"]).tokens)
         #expect(narrow.scope == "read")
@@ -152,7 +152,7 @@ struct RefreshTests {
     func wrongClient() async throws {
         let (harness, _, refresh) = try await Self.signedIn()
         let error = try #require(await harness.service.refresh(token: refresh, clientID: "intruder").oauthError)
-        #expect(error.error == "invalid_grant")
+        #expect(error.code == .invalidGrant)
         #expect(await harness.service.refresh(token: refresh, clientID: "client-1").tokens != nil)
     }
 
@@ -166,8 +166,7 @@ struct RefreshTests {
     func unknownToken(text: String) async throws {
         let (harness, _, _) = try await Self.signedIn()
         let error = try #require(await harness.service.refresh(token: text).oauthError)
-        #expect(error.error == "invalid_grant")
-        #expect(error.status == 400)
+        #expect(error.code == .invalidGrant)
     }
 
     @Test("a family ends at its absolute lifetime")
@@ -177,8 +176,8 @@ struct RefreshTests {
         let late = try #require(await harness.service.refresh(token: refresh).tokens)
         harness.clock.advance(by: 1)
         let error = try #require(await harness.service.refresh(token: try late.requiredRefreshToken()).oauthError)
-        #expect(error.error == "invalid_grant")
-        #expect(error.description.contains("expired"))
+        #expect(error.code == .invalidGrant)
+        #expect(error.reason.contains("expired"))
     }
 
     @Test("logout ends refresh too; a sign-in after the logout refreshes")
@@ -187,7 +186,7 @@ struct RefreshTests {
         harness.clock.advance(by: 0.25)
         try await harness.service.logout(subject: "user-1")
         let error = try #require(await harness.service.refresh(token: refresh).oauthError)
-        #expect(error.error == "invalid_grant")
+        #expect(error.code == .invalidGrant)
 
         harness.clock.advance(by: 0.25)
         let again = try await harness.issue(refresh: true)
@@ -205,7 +204,7 @@ struct RefreshTests {
         #expect(harness.service.introspect(issued.accessToken).inactiveReason == .revoked)
         #expect(harness.service.introspect(second.accessToken).inactiveReason == .revoked)
         #expect(
-            await harness.service.refresh(token: try second.requiredRefreshToken()).oauthError?.error == "invalid_grant"
+            await harness.service.refresh(token: try second.requiredRefreshToken()).oauthError?.code == .invalidGrant
         )
         // Revoking twice is fine (RFC 7009), and other families are untouched.
         try await harness.service.revoke(token: try second.requiredRefreshToken(), hint: nil)
@@ -213,15 +212,14 @@ struct RefreshTests {
         #expect(await harness.service.refresh(token: try other.requiredRefreshToken()).tokens != nil)
     }
 
-    @Test("with the store down, refresh answers temporarily_unavailable (503) and introspection stops guessing")
+    @Test("with the store down, refresh answers temporarily_unavailable and introspection stops guessing")
     func storeDown() async throws {
         let store = OutageStore()
         let harness = try await Harness.make(store: store)
         let issued = try await harness.issue(refresh: true)
         store.failing = true
         let error = try #require(await harness.service.refresh(token: try issued.requiredRefreshToken()).oauthError)
-        #expect(error.error == "temporarily_unavailable")
-        #expect(error.status == 503)
+        #expect(error.code == .temporarilyUnavailable)
         #expect(harness.service.introspect(issued.accessToken).isUnavailable)
         let issue = await #expect(throws: ServiceError.self) { try await harness.issue(refresh: true) }
         #expect(issue?.code == .unavailable)

@@ -1,3 +1,4 @@
+import CodedErrors
 import Testing
 import TokenStore
 import TokenTestSupport
@@ -25,7 +26,8 @@ struct LifecycleTests {
         let store = FailingTokenStore(reason: "disk gone")
         try await expectEveryCallUnavailable(store)
         let error = await #expect(throws: TokenStoreError.self) { try await store.checkHealth() }
-        #expect(error?.description == "unavailable: disk gone")
+        #expect(error?.code == .unavailable)
+        #expect(error?.reason == "disk gone")
     }
 
     @Test("an in-memory outage is unavailable until it ends")
@@ -39,7 +41,7 @@ struct LifecycleTests {
     }
 
     private func expectEveryCallUnavailable(_ store: any TokenStore) async throws {
-        let unavailable = TokenStoreError(.unavailable, "")
+        let unavailable = TokenStoreError.unavailable("")
         let family = StoreFixtures.family()
         await #expect(throws: unavailable) { try await store.checkHealth() }
         await #expect(throws: unavailable) { _ = try await store.loadRevocations(now: now) }

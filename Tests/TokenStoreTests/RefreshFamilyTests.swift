@@ -1,3 +1,4 @@
+import CodedErrors
 import Testing
 import TokenStore
 import TokenTestSupport
@@ -58,13 +59,13 @@ struct RefreshFamilyTests {
     func duplicates(kind: StoreKind) async throws {
         try await withStore(kind) { store in
             try await store.createRefreshFamily(StoreFixtures.family(), firstToken: StoreFixtures.activeToken("rt-0"))
-            await #expect(throws: TokenStoreError(.conflict, "")) {
+            await #expect(throws: TokenStoreError.conflict("")) {
                 try await store.createRefreshFamily(
                     StoreFixtures.family(subject: "other"),
                     firstToken: StoreFixtures.activeToken("rt-other")
                 )
             }
-            await #expect(throws: TokenStoreError(.conflict, "")) {
+            await #expect(throws: TokenStoreError.conflict("")) {
                 try await store.createRefreshFamily(
                     StoreFixtures.family(id: "fam-2"),
                     firstToken: StoreFixtures.activeToken("rt-0", familyID: "fam-2")
@@ -79,7 +80,7 @@ struct RefreshFamilyTests {
     @Test("a token of another family, or a hash that is not SHA-256, is refused", arguments: StoreKind.allCases)
     func validation(kind: StoreKind) async throws {
         try await withStore(kind) { store throws in
-            await #expect(throws: TokenStoreError(.conflict, "")) {
+            await #expect(throws: TokenStoreError.conflict("")) {
                 try await store.createRefreshFamily(
                     StoreFixtures.family(),
                     firstToken: StoreFixtures.activeToken("rt-0", familyID: "fam-9")

@@ -186,7 +186,7 @@ struct RefreshRotationTests {
                 StoreFixtures.family(id: "fam-2"),
                 firstToken: StoreFixtures.activeToken("taken", familyID: "fam-2")
             )
-            await #expect(throws: TokenStoreError(.conflict, "")) {
+            await #expect(throws: TokenStoreError.conflict("")) {
                 try await store.updateRefreshToken(hash: first.hash, now: now + 1) { token, _ in
                     RefreshDecision(
                         change: rotation(of: token!, to: "taken", at: now + 1, accessJTI: "jti-x"),
@@ -209,12 +209,12 @@ struct RefreshRotationTests {
             let first = StoreFixtures.activeToken("rt-0")
             try await store.createRefreshFamily(StoreFixtures.family(), firstToken: first)
             let ghost = StoreFixtures.activeToken("ghost")
-            await #expect(throws: TokenStoreError(.conflict, "")) {
+            await #expect(throws: TokenStoreError.conflict("")) {
                 try await store.updateRefreshToken(hash: first.hash, now: now) { _, _ in
                     RefreshDecision(change: rotation(of: ghost, to: "rt-1", at: now, accessJTI: "j"), outcome: 0)
                 }
             }
-            await #expect(throws: TokenStoreError(.conflict, "")) {
+            await #expect(throws: TokenStoreError.conflict("")) {
                 try await store.updateRefreshToken(hash: first.hash, now: now) { token, _ in
                     var change: RefreshDecision<Int>.Change = rotation(of: token!, to: "rt-1", at: now, accessJTI: "j")
                     if case .rotate(let spent, var successor, let jti, let exp) = change {

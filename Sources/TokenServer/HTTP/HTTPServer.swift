@@ -146,7 +146,7 @@ public final class HTTPServer: Service, Sendable {
             do {
                 channel = try await makeBootstrap(context, tcp: false).bind(unixDomainSocketPath: path).get()
             } catch {
-                throw HTTPServerError(.bindFailed, "cannot listen on \(path): \(error)")
+                throw HTTPServerError.bindFailed("cannot listen on \(path): \(error)")
             }
             let identity = UnixSocketFile.identity(of: path)
             do {
@@ -161,14 +161,14 @@ public final class HTTPServer: Service, Sendable {
         case .descriptor(let fd):
             var info = stat()
             guard fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFSOCK else {
-                throw HTTPServerError(.invalidDescriptor, "file descriptor \(fd) is not an open socket")
+                throw HTTPServerError.invalidDescriptor("file descriptor \(fd) is not an open socket")
             }
             let isTCP = Self.socketFamily(fd).map { $0 == AF_INET || $0 == AF_INET6 } ?? false
             do {
                 let channel = try await makeBootstrap(context, tcp: isTCP).withBoundSocket(fd).get()
                 return Bound(channel: channel, description: description, socketFile: nil)
             } catch {
-                throw HTTPServerError(.invalidDescriptor, "cannot listen on file descriptor \(fd): \(error)")
+                throw HTTPServerError.invalidDescriptor("cannot listen on file descriptor \(fd): \(error)")
             }
 
         case .tcp(let host, let port):
@@ -176,7 +176,7 @@ public final class HTTPServer: Service, Sendable {
                 let channel = try await makeBootstrap(context, tcp: true).bind(host: host, port: port).get()
                 return Bound(channel: channel, description: description, socketFile: nil)
             } catch {
-                throw HTTPServerError(.bindFailed, "cannot listen on \(listener.address): \(error)")
+                throw HTTPServerError.bindFailed("cannot listen on \(listener.address): \(error)")
             }
         }
     }

@@ -1,33 +1,78 @@
-/// Why the server could not start listening. The message names the socket and what to do.
-public struct HTTPServerError: Error, Sendable, Equatable, CustomStringConvertible {
-    public enum Code: Sendable, Equatable {
+public import CodedErrors
+
+/// Why the server could not start listening. The reason names the socket and what to do.
+///
+/// Equality is on ``code`` only; ``description`` is safe to log.
+public struct HTTPServerError: CodedError {
+    /// What kind of failure this is.
+    public struct Code: Hashable, Sendable, CustomStringConvertible {
+        private enum Base: Hashable, Sendable {
+            case addressInUse
+            case notASocket
+            case socketPathTooLong
+            case socketDirectory
+            case bindFailed
+            case invalidDescriptor
+        }
+
+        private let base: Base
+
+        private init(_ base: Base) {
+            self.base = base
+        }
+
         /// Another process accepts connections on the Unix socket path.
-        case addressInUse
+        public static let addressInUse = Code(.addressInUse)
         /// Something other than a socket exists at the path.
-        case notASocket
+        public static let notASocket = Code(.notASocket)
         /// The path does not fit in a `sockaddr_un`.
-        case socketPathTooLong
+        public static let socketPathTooLong = Code(.socketPathTooLong)
         /// The socket's directory is missing and cannot be created, or the path cannot be inspected.
-        case socketDirectory
+        public static let socketDirectory = Code(.socketDirectory)
         /// bind/listen failed, or the socket's mode could not be set.
-        case bindFailed
+        public static let bindFailed = Code(.bindFailed)
         /// The passed descriptor is not a usable listening socket.
-        case invalidDescriptor
+        public static let invalidDescriptor = Code(.invalidDescriptor)
+
+        public var description: String {
+            switch self.base {
+            case .addressInUse: "address in use"
+            case .notASocket: "not a socket"
+            case .socketPathTooLong: "socket path too long"
+            case .socketDirectory: "socket directory"
+            case .bindFailed: "bind failed"
+            case .invalidDescriptor: "invalid descriptor"
+            }
+        }
     }
 
-    public let code: Code
-    public let message: String
-    public let file: String
-    public let line: Int
+    public let storage: CodedErrorStorage<Code, Void>
 
-    init(_ code: Code, _ message: String, file: String = #fileID, line: Int = #line) {
-        self.code = code
-        self.message = message
-        self.file = file
-        self.line = line
+    private init(_ code: Code, _ reason: String, file: String, line: Int) {
+        self.storage = CodedErrorStorage(code, reason, file: file, line: line)
     }
 
-    public var description: String { message }
+    static func addressInUse(_ reason: String, file: String = #fileID, line: Int = #line) -> Self {
+        Self(.addressInUse, reason, file: file, line: line)
+    }
 
-    public static func == (lhs: HTTPServerError, rhs: HTTPServerError) -> Bool { lhs.code == rhs.code }
+    static func notASocket(_ reason: String, file: String = #fileID, line: Int = #line) -> Self {
+        Self(.notASocket, reason, file: file, line: line)
+    }
+
+    static func socketPathTooLong(_ reason: String, file: String = #fileID, line: Int = #line) -> Self {
+        Self(.socketPathTooLong, reason, file: file, line: line)
+    }
+
+    static func socketDirectory(_ reason: String, file: String = #fileID, line: Int = #line) -> Self {
+        Self(.socketDirectory, reason, file: file, line: line)
+    }
+
+    static func bindFailed(_ reason: String, file: String = #fileID, line: Int = #line) -> Self {
+        Self(.bindFailed, reason, file: file, line: line)
+    }
+
+    static func invalidDescriptor(_ reason: String, file: String = #fileID, line: Int = #line) -> Self {
+        Self(.invalidDescriptor, reason, file: file, line: line)
+    }
 }

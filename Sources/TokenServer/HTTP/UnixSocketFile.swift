@@ -15,10 +15,9 @@ enum UnixSocketFile {
     /// Makes `path` ready to bind: creates the parent directory if missing, removes a stale
     /// socket file, refuses a live socket or a file that is not a socket.
     static func prepare(_ path: String) throws(HTTPServerError) {
-        guard !path.isEmpty else { throw HTTPServerError(.socketDirectory, "the socket path is empty") }
+        guard !path.isEmpty else { throw HTTPServerError.socketDirectory("the socket path is empty") }
         guard path.utf8.count <= maxPathBytes else {
-            throw HTTPServerError(
-                .socketPathTooLong,
+            throw HTTPServerError.socketPathTooLong(
                 "socket path \(path) is \(path.utf8.count) bytes; Unix socket paths are limited to \(maxPathBytes) bytes"
             )
         }
@@ -28,27 +27,24 @@ enum UnixSocketFile {
         guard lstat(path, &info) == 0 else {
             let code = errno
             if code == ENOENT { return }
-            throw HTTPServerError(.socketDirectory, "cannot inspect \(path): \(errnoDescription(code))")
+            throw HTTPServerError.socketDirectory("cannot inspect \(path): \(errnoDescription(code))")
         }
         guard info.st_mode & S_IFMT == S_IFSOCK else {
-            throw HTTPServerError(
-                .notASocket,
+            throw HTTPServerError.notASocket(
                 "\(path) exists and is not a socket; refusing to replace it (remove it or choose another path)"
             )
         }
         switch probe(path) {
         case .live:
-            throw HTTPServerError(.addressInUse, "another tokend is serving \(path)")
+            throw HTTPServerError.addressInUse("another tokend is serving \(path)")
         case .stale:
             guard unlink(path) == 0 || errno == ENOENT else {
-                throw HTTPServerError(
-                    .socketDirectory,
+                throw HTTPServerError.socketDirectory(
                     "cannot remove the stale socket \(path): \(errnoDescription(errno))"
                 )
             }
         case .failed(let code):
-            throw HTTPServerError(
-                .addressInUse,
+            throw HTTPServerError.addressInUse(
                 "cannot tell whether another process serves \(path): \(errnoDescription(code))"
             )
         }
@@ -85,8 +81,7 @@ enum UnixSocketFile {
     /// Sets the file mode of a freshly bound socket.
     static func setMode(_ path: String, _ mode: UInt32) throws(HTTPServerError) {
         guard chmod(path, mode_t(mode)) == 0 else {
-            throw HTTPServerError(
-                .bindFailed,
+            throw HTTPServerError.bindFailed(
                 "cannot set mode \(String(mode, radix: 8)) on \(path): \(errnoDescription(errno))"
             )
         }
@@ -111,7 +106,7 @@ enum UnixSocketFile {
         var info = stat()
         if stat(parent, &info) == 0 {
             guard info.st_mode & S_IFMT == S_IFDIR else {
-                throw HTTPServerError(.socketDirectory, "\(parent) exists and is not a directory")
+                throw HTTPServerError.socketDirectory("\(parent) exists and is not a directory")
             }
             return
         }
@@ -119,8 +114,7 @@ enum UnixSocketFile {
         for component in parent.split(separator: "/") {
             prefix += component
             if mkdir(prefix, 0o755) != 0, errno != EEXIST {
-                throw HTTPServerError(
-                    .socketDirectory,
+                throw HTTPServerError.socketDirectory(
                     "cannot create the socket directory \(prefix): \(errnoDescription(errno))"
                 )
             }

@@ -1,3 +1,4 @@
+import CodedErrors
 import JOSE
 import TokenService
 import TokenStore
@@ -149,7 +150,7 @@ extension AccountRoutes {
     }
 
     /// A user for operators: everything but the password hash.
-    static func adminUser(_ user: UserRecord) -> JSONObject {
+    static func adminUser(_ user: UserView) -> JSONObject {
         var object = JSONObject()
         object["id"] = .string(user.publicID)
         object["numericId"] = .number(JSONNumber(user.numericID))
@@ -168,25 +169,31 @@ extension AccountRoutes {
     }
 
     static func adminFailure(_ error: AccountError) -> HTTPResponse {
-        switch error {
-        case .validation(let problems):
-            return .error(status: 400, error: "invalid_request", description: problems.joined(separator: "; "))
-        case .conflict(let field):
-            return .error(status: 409, error: "conflict", description: "\(field) is already in use")
+        let status = error.code.status
+        switch error.code {
+        case .validation:
+            return .error(status: status, error: "invalid_request", description: error.problems.joined(separator: "; "))
+        case .conflict:
+            return .error(
+                status: status,
+                error: "conflict",
+                description: "\(error.field ?? "a value") is already in use"
+            )
         case .notFound:
-            return .error(status: 404, error: "not_found", description: "no such user")
+            return .error(status: status, error: "not_found", description: "no such user")
         case .overloaded:
             return .error(
-                status: 503,
+                status: status,
                 error: "temporarily_unavailable",
                 description: "the hashing pool is full",
                 headers: [("Retry-After", "1")]
             )
         default:
+            // Only `unavailable` reaches here from the admin routes.
             return .error(
                 status: 503,
                 error: "temporarily_unavailable",
-                description: "\(error)",
+                description: "\(error.code)",
                 headers: [("Retry-After", "1")]
             )
         }

@@ -1,3 +1,4 @@
+import CodedErrors
 import JOSE
 public import Logging
 public import TokenService
@@ -318,7 +319,7 @@ public struct AccountRoutes: Sendable {
             body["plan"] = .string(user.plan)
             return .json(200, .object(body))
         } catch {
-            if error == .unauthorized {
+            if error.code == .unauthorized {
                 return failure(
                     .message,
                     401,
@@ -348,17 +349,16 @@ public struct AccountRoutes: Sendable {
                 return accountFailure(error, .statusCode)
             }
         case .failure(let error):
-            if error.status == 403 { return failure(.statusCode, 403, "Account is inactive. Contact administrator.") }
-            if error.status == 503 {
-                return failure(.statusCode, 503, error.description, headers: [("Retry-After", "1")])
-            }
+            let status = error.code.answer.status
+            if status == 403 { return failure(.statusCode, 403, "Account is inactive. Contact administrator.") }
+            if status == 503 { return failure(.statusCode, 503, error.reason, headers: [("Retry-After", "1")]) }
             return failure(.statusCode, 401, "Invalid refresh token")
         }
     }
 
     // MARK: Bodies
 
-    static func appmixerUser(_ user: UserRecord) -> JSONObject {
+    static func appmixerUser(_ user: UserView) -> JSONObject {
         JSONObject([
             ("id", .string(user.publicID)), ("username", .string(user.username)),
             ("isActive", .bool(user.status == .active)),
@@ -367,7 +367,7 @@ public struct AccountRoutes: Sendable {
         ])
     }
 
-    static func signInBody(_ user: UserRecord, _ tokens: IssuedTokens, _ dialect: AccountDialect) -> JSONObject {
+    static func signInBody(_ user: UserView, _ tokens: IssuedTokens, _ dialect: AccountDialect) -> JSONObject {
         switch dialect {
         case .appmixer:
             return JSONObject([("user", .object(appmixerUser(user))), ("token", .string(tokens.accessToken))])
@@ -406,47 +406,35 @@ public struct AccountRoutes: Sendable {
     }
 
     static func accountFailure(_ error: AccountError, _ shape: Shape) -> HTTPResponse {
-        switch error {
-        case .validation(let problems):
-            return validationFailure(shape, problems)
+        let status = error.code.status
+        let message: String
+        switch error.code {
+        case .validation:
+            return validationFailure(shape, error.problems)
         case .invalidCredentials:
-            return failure(shape, 401, shape == .statusCode ? "Invalid email or password" : "Invalid credentials")
+            message = shape == .statusCode ? "Invalid email or password" : "Invalid credentials"
         case .inactive:
-            return failure(shape, 403, "Account is inactive. Contact administrator.")
-        case .signupRateLimited(let byEmail, let wait):
-            let message =
-                byEmail
-                ? "Too many signup attempts for this email address. Please try again later."
-                : "Too many signup attempts from your IP address. Please try again later."
-            return failure(shape, 429, message, headers: [("Retry-After", String(Int(wait.rounded(.up))))])
-        case .signinRateLimited(let wait):
-            return failure(
-                shape,
-                429,
-                "Too many sign-in attempts. Please try again later.",
-                headers: [("Retry-After", String(Int(wait.rounded(.up))))]
-            )
-        case .conflict(let field):
-            return failure(
-                shape,
-                409,
-                field == "username" ? "Username is already taken" : "Email is already registered"
-            )
-        case .forbidden(let message):
-            return failure(shape, 403, message)
+            message = "Account is inactive. Contact administrator."
+        case .signUpLimitedPerEmail:
+            message = "Too many signup attempts for this email address. Please try again later."
+        case .signUpLimitedPerAddress:
+            message = "Too many signup attempts from your IP address. Please try again later."
+        case .signInLimited:
+            message = "Too many sign-in attempts. Please try again later."
+        case .conflict:
+            message = error.field == "username" ? "Username is already taken" : "Email is already registered"
         case .unauthorized:
-            return failure(shape, 401, "Unauthorized")
+            message = "Unauthorized"
         case .notFound:
-            return failure(shape, 404, "User not found")
+            message = "User not found"
         case .overloaded:
-            return failure(
-                shape,
-                503,
-                "Too many sign-ins in progress; try again shortly",
-                headers: [("Retry-After", "1")]
-            )
-        case .unavailable:
-            return failure(shape, 503, "Temporarily unavailable; try again shortly", headers: [("Retry-After", "1")])
+            message = "Too many sign-ins in progress; try again shortly"
+        default:
+            message = "Temporarily unavailable; try again shortly"
         }
+        var headers: [(name: String, value: String)] = []
+        if status == 429 { headers = [("Retry-After", String(Int((error.retryAfter ?? 1).rounded(.up))))] }
+        if status == 503 { headers = [("Retry-After", "1")] }
+        return failure(shape, status, message, headers: headers)
     }
 }

@@ -1,3 +1,4 @@
+import CodedErrors
 import JOSE
 import Logging
 import TokenCrypto
@@ -54,8 +55,6 @@ extension TokenRoutes {
                 do {
                     let change = try await service.rotateKeys(force: force)
                     return .json(200, .object(TokenRoutes.changeBody(change, service)))
-                } catch let error as ServiceError where error.code == .rotationTooEarly {
-                    return .error(status: 409, error: error.code.name, description: error.reason)
                 } catch {
                     return TokenRoutes.failure(error)
                 }
@@ -187,19 +186,13 @@ extension TokenRoutes {
         guard let error = error as? ServiceError else {
             return .error(status: 500, error: "server_error", description: "unexpected failure: \(error)")
         }
-        switch error.code {
-        case .invalidRequest: return .error(status: 400, error: error.code.name, description: error.reason)
-        case .notFound: return .error(status: 404, error: error.code.name, description: error.reason)
-        case .rotationTooEarly: return .error(status: 409, error: error.code.name, description: error.reason)
-        case .unavailable:
-            return .error(
-                status: 503,
-                error: error.code.name,
-                description: error.reason,
-                headers: [("Retry-After", "1")]
-            )
-        default: return .error(status: 500, error: error.code.name, description: error.reason)
-        }
+        let answer = error.code.answer
+        return .error(
+            status: answer.status,
+            error: answer.error,
+            description: error.reason,
+            headers: answer.status == 503 ? [("Retry-After", "1")] : []
+        )
     }
 
     static func keysBody(_ service: TokenService) -> JSONObject {

@@ -150,12 +150,7 @@ public struct TokenRoutes: Sendable {
             try await service.revoke(token: token, hint: parameters["token_type_hint"])
             return HTTPResponse(status: 200, headers: [("Cache-Control", "no-store")])
         } catch {
-            return .error(
-                status: 503,
-                error: "temporarily_unavailable",
-                description: "\(error)",
-                headers: [("Retry-After", "1")]
-            )
+            return failure(error)
         }
     }
 
@@ -193,9 +188,10 @@ public struct TokenRoutes: Sendable {
         case .success(let tokens):
             return .json(200, .object(tokens.oauthBody), headers: tokenHeaders)
         case .failure(let error):
+            let (status, body) = error.response
             var headers = tokenHeaders
-            if error.status == 503 { headers.append(("Retry-After", "1")) }
-            return .json(error.status, .object(error.body), headers: headers)
+            if status == 503 { headers.append(("Retry-After", "1")) }
+            return .json(status, .object(body), headers: headers)
         }
     }
 

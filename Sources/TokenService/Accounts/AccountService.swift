@@ -1,18 +1,10 @@
+import CodedErrors
 public import JOSE
 public import Logging
+public import PasswordHashing
+public import ServiceLifecycle
 import TokenCrypto
 public import TokenStore
-
-/// Password hashing as the account service needs it; `PasswordHasher` (Argon2id on a
-/// bounded pool) is the real one.
-public protocol PasswordHashing: Sendable {
-    func hashPassword(_ password: String) async throws -> String
-    func verifyPassword(_ password: String, phc: String) async throws -> (matches: Bool, needsRehash: Bool)
-    /// The same work as a wrong password, for a user who does not exist.
-    func verifyDummyPassword(_ password: String) async throws
-    /// True when the error means the pool is full (answer 503 with Retry-After).
-    func isOverloaded(_ error: any Error) -> Bool
-}
 
 /// The three API contracts of the seed documents (DESIGN §5.3).
 public enum AccountDialect: String, Sendable, CaseIterable {
@@ -63,35 +55,14 @@ public struct AccountConfiguration: Sendable {
     }
 }
 
-/// Why an account operation failed; routes turn it into each dialect's error shape.
-public enum AccountError: Error, Sendable, Equatable {
-    /// Input problems, each a sentence ("password must be at least 6 characters").
-    case validation([String])
-    /// Unknown user or wrong password: one answer for both.
-    case invalidCredentials
-    case inactive
-    case signupRateLimited(byEmail: Bool, retryAfter: Double)
-    case signinRateLimited(retryAfter: Double)
-    /// `email` or `username` is taken.
-    case conflict(field: String)
-    /// API_USER_CREATE_SCOPE is set and the caller's token lacks it.
-    case forbidden(String)
-    /// Missing or invalid bearer token.
-    case unauthorized
-    case notFound
-    /// The hashing pool is full.
-    case overloaded
-    /// The store cannot answer.
-    case unavailable
-}
-
 /// Sign-up, sign-in, user info and user administration over a `UserStore`, issuing tokens
-/// through `TokenService`.
+/// through `TokenService`. Users leave it as `UserView`s, without their password hash.
 public final class AccountService: Sendable {
-    public let users: any UserStore
+    /// The store, read through `signInTimes` (which adds the times not yet written).
+    let users: any UserStore
     public let tokens: TokenService
     public let configuration: AccountConfiguration
-    let hasher: any PasswordHashing
+    let hasher: PasswordHasher
     let clock: ServiceClock
     let logger: Logger
     let signupEmailLimiter: RateLimiter
@@ -101,10 +72,13 @@ public final class AccountService: Sendable {
     /// Last sign-in times, written behind (one transaction per second, not per sign-in).
     let signInTimes: SignInTimes
 
+    /// Builds the service over `users`; `tokens` should have been started with an
+    /// `AccountRefresh` over the same store, so refreshes of the dialects' families get their
+    /// lifetimes and claims. Run `pendingSignInTimes` in the daemon's `ServiceGroup`.
     public init(
         users: any UserStore,
         tokens: TokenService,
-        hasher: any PasswordHashing,
+        hasher: PasswordHasher,
         configuration: AccountConfiguration = AccountConfiguration(),
         clock: ServiceClock = .system,
         logger: Logger
@@ -123,8 +97,12 @@ public final class AccountService: Sendable {
         signupIPLimiter = RateLimiter(configuration.signupPerIP)
         signinAccountLimiter = RateLimiter(configuration.signinPerAccountAndIP)
         signinIPLimiter = RateLimiter(configuration.signinPerIP)
-        tokens.refreshCustomizer = AccountRefresh(users: signInTimes)
     }
+
+    /// Writes the last sign-in times behind, as a `Service`: on graceful shutdown it writes
+    /// what is still pending. Put it before the server in the `ServiceGroup`, so it stops after
+    /// the server has answered its last sign-in, and close the store only after the group.
+    public var pendingSignInTimes: any Service { signInTimes }
 
     // MARK: Validation
 
@@ -170,7 +148,7 @@ public final class AccountService: Sendable {
         clientAddress: String,
         bypassLimits: Bool,
         profile: (firstName: String, lastName: String, role: String)? = nil
-    ) async throws(AccountError) -> UserRecord {
+    ) async throws(AccountError) -> UserView {
         var problems = AccountService.usernameProblems(username)
         let normalized = AccountService.normalizedEmail(email)
         if normalized == nil { problems.append("email must be a valid email address") }
@@ -179,15 +157,15 @@ public final class AccountService: Sendable {
         let now = clock.now()
         if !bypassLimits {
             if let wait = signupEmailLimiter.take(normalized, now: now) {
-                throw .signupRateLimited(byEmail: true, retryAfter: wait)
+                throw .signUpLimited(perEmail: true, retryAfter: wait)
             }
             if let wait = signupIPLimiter.take(clientAddress, now: now) {
-                throw .signupRateLimited(byEmail: false, retryAfter: wait)
+                throw .signUpLimited(perEmail: false, retryAfter: wait)
             }
         }
         let phc: String
-        do { phc = try await hasher.hashPassword(password) } catch {
-            throw hasher.isOverloaded(error) ? .overloaded : .unavailable
+        do throws(PasswordHashingError) { phc = try await hasher.hash(password) } catch {
+            throw error.code == .overloaded ? .overloaded() : .unavailable()
         }
         let user = NewUser(
             publicID: AccountService.newPublicID(),
@@ -202,14 +180,14 @@ public final class AccountService: Sendable {
         do {
             let created = try await users.createUser(user)
             logger.info("user created", metadata: ["user": "\(created.publicID)", "admin": "\(bypassLimits)"])
-            return created
+            return UserView(created)
         } catch let error as TokenStoreError
             where error.code == .conflict && (error.field == "email" || error.field == "username")
         {
             throw .conflict(field: error.field!)
         } catch {
             logger.error("user creation failed", metadata: ["error": "\(error)"])
-            throw .unavailable
+            throw .unavailable()
         }
     }
 
@@ -237,15 +215,15 @@ public final class AccountService: Sendable {
         _ identifier: Identifier,
         password: String,
         clientAddress: String
-    ) async throws(AccountError) -> UserRecord {
-        if password.utf8.count > configuration.maximumPasswordBytes { throw .invalidCredentials }
+    ) async throws(AccountError) -> UserView {
+        if password.utf8.count > configuration.maximumPasswordBytes { throw .invalidCredentials() }
         let now = clock.now()
-        if let wait = signinIPLimiter.take(clientAddress, now: now) { throw .signinRateLimited(retryAfter: wait) }
+        if let wait = signinIPLimiter.take(clientAddress, now: now) { throw .signInLimited(retryAfter: wait) }
 
         let found: UserRecord?
         do { found = try await lookUp(identifier) } catch {
             logger.error("user lookup failed", metadata: ["error": "\(error)"])
-            throw .unavailable
+            throw .unavailable()
         }
         // Failures count per account (however it was named) and client address, and the
         // attempt is counted before the hash, so concurrent guesses cannot slip past.
@@ -254,24 +232,26 @@ public final class AccountService: Sendable {
         case .email(let e), .username(let e), .emailOrUsername(let e):
             accountKey = (found?.publicID ?? e.trimmingSpaces.lowercased()) + "|" + clientAddress
         }
-        if let wait = signinAccountLimiter.take(accountKey, now: now) { throw .signinRateLimited(retryAfter: wait) }
+        if let wait = signinAccountLimiter.take(accountKey, now: now) { throw .signInLimited(retryAfter: wait) }
         guard let user = found else {
-            do { try await hasher.verifyDummyPassword(password) } catch {
-                if hasher.isOverloaded(error) { throw .overloaded }
+            do throws(PasswordHashingError) { try await hasher.verifyDummy(password: password) } catch {
+                if error.code == .overloaded { throw .overloaded() }
             }
-            throw .invalidCredentials
+            throw .invalidCredentials()
         }
-        let result: (matches: Bool, needsRehash: Bool)
-        do { result = try await hasher.verifyPassword(password, phc: user.passwordHash) } catch {
-            throw hasher.isOverloaded(error) ? .overloaded : .unavailable
+        let result: PasswordHasher.VerifyResult
+        do throws(PasswordHashingError) {
+            result = try await hasher.verify(password: password, phc: user.passwordHash)
+        } catch {
+            throw error.code == .overloaded ? .overloaded() : .unavailable()
         }
         guard result.matches else {
             logger.info("sign-in refused: wrong password", metadata: ["user": "\(user.publicID)"])
-            throw .invalidCredentials
+            throw .invalidCredentials()
         }
         signinAccountLimiter.reset(accountKey)
-        guard user.status == .active else { throw .inactive }
-        if result.needsRehash, let phc = try? await hasher.hashPassword(password) {
+        guard user.status == .active else { throw .inactive() }
+        if result.needsRehash, let phc = try? await hasher.hash(password) {
             // A stronger hash is written at once; the sign-in time goes the way of every other
             // one (through SignInTimes, which keeps a user's latest time), so an earlier
             // sign-in still waiting there cannot overwrite it later.
@@ -282,12 +262,7 @@ public final class AccountService: Sendable {
         signInTimes.record(publicID: user.publicID, at: now)
         var signedIn = user
         signedIn.lastLoginAt = now
-        return signedIn
-    }
-
-    /// Writes the sign-in times recorded but not yet written; for a clean stop.
-    public func flushPendingWrites() async {
-        await signInTimes.flush()
+        return UserView(signedIn)
     }
 
     func lookUp(_ identifier: Identifier) async throws -> UserRecord? {
@@ -307,7 +282,7 @@ public final class AccountService: Sendable {
     // MARK: Tokens
 
     /// The dialect's access token (and refresh token for v1) for a signed-in user.
-    public func issueTokens(for user: UserRecord, dialect: AccountDialect) async throws(AccountError) -> IssuedTokens {
+    public func issueTokens(for user: UserView, dialect: AccountDialect) async throws(AccountError) -> IssuedTokens {
         let request = IssueRequest(
             subject: user.publicID,
             scope: user.scope,
@@ -321,12 +296,12 @@ public final class AccountService: Sendable {
             return try await tokens.issue(request)
         } catch {
             logger.error("token issue failed", metadata: ["error": "\(error)"])
-            throw .unavailable
+            throw .unavailable()
         }
     }
 
     /// The claims each dialect's consumers read (seed documents).
-    static func claims(for user: UserRecord, dialect: AccountDialect) -> JSONObject {
+    static func claims(for user: UserView, dialect: AccountDialect) -> JSONObject {
         switch dialect {
         case .appmixer:
             return JSONObject([("id", .string(user.publicID)), ("scope", .array(user.scope.map { .string($0) }))])
@@ -344,18 +319,18 @@ public final class AccountService: Sendable {
     }
 
     /// The user behind an active access token, or why not.
-    public func user(bearer token: String) async throws(AccountError) -> (UserRecord, VerifiedToken) {
+    public func user(bearer token: String) async throws(AccountError) -> (UserView, VerifiedToken) {
         switch tokens.introspect(token) {
         case .active(let verified):
             let found: UserRecord?
-            do { found = try await users.user(publicID: verified.subject) } catch { throw .unavailable }
-            guard let user = found else { throw .unauthorized }
-            guard user.status == .active else { throw .unauthorized }
-            return (user, verified)
+            do { found = try await users.user(publicID: verified.subject) } catch { throw .unavailable() }
+            guard let user = found else { throw .unauthorized() }
+            guard user.status == .active else { throw .unauthorized() }
+            return (UserView(user), verified)
         case .inactive:
-            throw .unauthorized
+            throw .unauthorized()
         case .unavailable:
-            throw .unavailable
+            throw .unavailable()
         }
     }
 
@@ -363,7 +338,7 @@ public final class AccountService: Sendable {
 
     /// Deactivates a user: sign-in and refresh are refused and every token issued so far
     /// stops working at once.
-    public func setActive(_ publicID: String, _ active: Bool) async throws(AccountError) -> UserRecord {
+    public func setActive(_ publicID: String, _ active: Bool) async throws(AccountError) -> UserView {
         let now = clock.now()
         let updated: UserRecord?
         do {
@@ -371,39 +346,39 @@ public final class AccountService: Sendable {
                 publicID: publicID,
                 UserChange(status: active ? .active : .inactive, tokensNotBefore: active ? nil : now)
             )
-        } catch { throw .unavailable }
-        guard let updated else { throw .notFound }
+        } catch { throw .unavailable() }
+        guard let updated else { throw .notFound() }
         if !active {
-            do { try await tokens.logout(subject: publicID, reason: "user deactivated") } catch { throw .unavailable }
+            do { try await tokens.logout(subject: publicID, reason: "user deactivated") } catch { throw .unavailable() }
         }
         logger.notice("user \(active ? "activated" : "deactivated")", metadata: ["user": "\(publicID)"])
-        return updated
+        return UserView(updated)
     }
 
     /// Sets a new password (admin); the user's existing tokens stop working.
-    public func setPassword(_ publicID: String, _ password: String) async throws(AccountError) -> UserRecord {
+    public func setPassword(_ publicID: String, _ password: String) async throws(AccountError) -> UserView {
         let problems = passwordProblems(password)
         guard problems.isEmpty else { throw .validation(problems) }
         let phc: String
-        do { phc = try await hasher.hashPassword(password) } catch {
-            throw hasher.isOverloaded(error) ? .overloaded : .unavailable
+        do throws(PasswordHashingError) { phc = try await hasher.hash(password) } catch {
+            throw error.code == .overloaded ? .overloaded() : .unavailable()
         }
         let updated: UserRecord?
         do { updated = try await users.updateUser(publicID: publicID, UserChange(passwordHash: phc)) } catch {
-            throw .unavailable
+            throw .unavailable()
         }
-        guard let updated else { throw .notFound }
-        do { try await tokens.logout(subject: publicID, reason: "password changed") } catch { throw .unavailable }
-        return updated
+        guard let updated else { throw .notFound() }
+        do { try await tokens.logout(subject: publicID, reason: "password changed") } catch { throw .unavailable() }
+        return UserView(updated)
     }
 
     /// Signs the user out everywhere.
     public func logout(_ publicID: String) async throws(AccountError) {
-        do { try await tokens.logout(subject: publicID, reason: "logout") } catch { throw .unavailable }
+        do { try await tokens.logout(subject: publicID, reason: "logout") } catch { throw .unavailable() }
     }
 
     /// A user by public id or, when all digits, numeric id.
-    public func find(_ id: String) async throws(AccountError) -> UserRecord {
+    public func find(_ id: String) async throws(AccountError) -> UserView {
         let found: UserRecord?
         do {
             if let number = Int64(id) {
@@ -411,21 +386,26 @@ public final class AccountService: Sendable {
             } else {
                 found = try await users.user(publicID: id)
             }
-        } catch { throw .unavailable }
-        guard let found else { throw .notFound }
-        return found
+        } catch { throw .unavailable() }
+        guard let found else { throw .notFound() }
+        return UserView(found)
     }
 
-    public func list(_ query: UserQuery) async throws(AccountError) -> [UserRecord] {
-        do { return try await users.users(matching: query) } catch { throw .unavailable }
+    public func list(_ query: UserQuery) async throws(AccountError) -> [UserView] {
+        do { return try await users.users(matching: query).map(UserView.init) } catch { throw .unavailable() }
     }
 }
 
-/// Refreshes of v1 families: 24 h tokens with the v1 claims, refused for inactive users.
-struct AccountRefresh: RefreshCustomizer {
+/// Refreshes of the dialects' families (v1's): their dialect's lifetime and claims, refused
+/// for inactive users. Pass it to `TokenService.start`.
+public struct AccountRefresh: RefreshCustomizer {
     let users: any UserStore
 
-    func refreshGrant(
+    public init(users: any UserStore) {
+        self.users = users
+    }
+
+    public func refreshGrant(
         for family: RefreshFamily
     ) async -> Result<(policy: LifetimePolicy, claims: JSONObject), OAuthError> {
         guard let dialect = AccountDialect(rawValue: family.dialect) else {
@@ -433,13 +413,13 @@ struct AccountRefresh: RefreshCustomizer {
         }
         let user: UserRecord?
         do { user = try await users.user(publicID: family.subject) } catch {
-            return .failure(OAuthError("temporarily_unavailable", "the user store is unavailable", status: 503))
+            return .failure(.temporarilyUnavailable("the user store is unavailable"))
         }
         guard let user else { return .failure(.invalidGrant("the account no longer exists")) }
         guard user.status == .active else {
-            return .failure(OAuthError("account_inactive", "Account is inactive. Contact administrator.", status: 403))
+            return .failure(.accountInactive("Account is inactive. Contact administrator."))
         }
-        return .success((dialect.policy, AccountService.claims(for: user, dialect: dialect)))
+        return .success((dialect.policy, AccountService.claims(for: UserView(user), dialect: dialect)))
     }
 }
 

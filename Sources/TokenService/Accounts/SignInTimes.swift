@@ -1,3 +1,4 @@
+import ServiceLifecycle
 import Synchronization
 import TokenStore
 
@@ -7,9 +8,10 @@ import TokenStore
 /// while sign-ins ran (BENCHMARKS.md).
 ///
 /// Reads through this store see the recorded times at once. What can be lost is only the time
-/// of sign-ins in the last `interval` before a crash (not a clean stop: `flush()` runs on
-/// shutdown); every other change goes straight to the store, durable before it returns.
-final class SignInTimes: UserStore {
+/// of sign-ins in the last `interval` before a crash (not a clean stop: run as a `Service`, it
+/// flushes on graceful shutdown); every other change goes straight to the store, durable
+/// before it returns.
+final class SignInTimes: UserStore, Service {
     private let store: any UserStore
     private let interval: Duration
     private let onError: @Sendable (any Error) -> Void
@@ -44,6 +46,12 @@ final class SignInTimes: UserStore {
             try? await Task.sleep(for: interval)
             await flush()
         }
+    }
+
+    /// Waits for graceful shutdown (or cancellation), then writes what is pending.
+    func run() async throws {
+        try? await gracefulShutdown()
+        await flush()
     }
 
     /// Writes every recorded time now, in one transaction, after any write already running.

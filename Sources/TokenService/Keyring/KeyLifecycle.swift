@@ -22,14 +22,14 @@ public struct KeyLifecycle: Sendable {
     /// Checks the invariants: exactly one current and one next, unique kids.
     public func validate() throws {
         let kids = entries.map(\.kid)
-        guard Set(kids).count == kids.count else { throw ServiceError(.keyring, "keyring.json lists a kid twice") }
+        guard Set(kids).count == kids.count else { throw ServiceError.keyring("keyring.json lists a kid twice") }
         let currents = entries.filter { $0.state == .current }.count
         let nexts = entries.filter { $0.state == .next }.count
         guard currents == 1 else {
-            throw ServiceError(.keyring, "keyring.json must have exactly one current key, it has \(currents)")
+            throw ServiceError.keyring("keyring.json must have exactly one current key, it has \(currents)")
         }
         guard nexts == 1 else {
-            throw ServiceError(.keyring, "keyring.json must have exactly one next key, it has \(nexts)")
+            throw ServiceError.keyring("keyring.json must have exactly one next key, it has \(nexts)")
         }
     }
 
@@ -65,13 +65,12 @@ public struct KeyLifecycle: Sendable {
     {
         guard let nextIndex = entries.firstIndex(where: { $0.state == .next }),
             let currentIndex = entries.firstIndex(where: { $0.state == .current })
-        else { throw ServiceError(.keyring, "the keyring has no current or no next key") }
+        else { throw ServiceError.keyring("the keyring has no current or no next key") }
         let safeAt = entries[nextIndex].created.seconds + jwksMaxAge
         if !force, now.seconds < safeAt {
             let wait = DurationText.describe(safeAt - now.seconds)
             let when = NumericDate(seconds: safeAt)?.iso8601 ?? "later"
-            throw ServiceError(
-                .rotationTooEarly,
+            throw ServiceError.rotationTooEarly(
                 "next key \(entries[nextIndex].kid) has been published for less than the JWKS max-age (\(DurationText.describe(jwksMaxAge))); rotation is safe at \(when) (in \(wait)), or force it for an emergency"
             )
         }
@@ -93,7 +92,7 @@ public struct KeyLifecycle: Sendable {
     /// next is added whenever next moved or was revoked.
     public mutating func revoke(kid: String, newNext: KeyringDocument.Entry, now: NumericDate) throws -> Change {
         guard let index = entries.firstIndex(where: { $0.kid == kid }) else {
-            throw ServiceError(.notFound, "no key \(kid) in the keyring")
+            throw ServiceError.notFound("no key \(kid) in the keyring")
         }
         let was = entries[index].state
         guard was != .revoked else { return Change() }

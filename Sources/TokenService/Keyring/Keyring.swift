@@ -38,14 +38,14 @@ public final class KeyringSnapshot: AtomicReference, Sendable {
         self.document = document
         revision = KeyringSnapshot.revisions.add(1, ordering: .relaxed).newValue
         guard let current = document.keys.first(where: { $0.state == .current }), let signing = keys[current.kid] else {
-            throw ServiceError(.keyring, "the keyring has no usable current key")
+            throw ServiceError.keyring("the keyring has no usable current key")
         }
         signer = JWSSigner(key: signing, kid: current.kid)
         var set = KeySet()
         var published: [JSONValue] = []
         for entry in document.keys where entry.state.verifies {
             guard let key = keys[entry.kid] else {
-                throw ServiceError(.keyring, "key \(entry.kid) is \(entry.state.rawValue) but its file is missing")
+                throw ServiceError.keyring("key \(entry.kid) is \(entry.state.rawValue) but its file is missing")
             }
             set.add(KeySet.Entry(kid: entry.kid, key: key.verifyingKey, state: entry.state, source: "keyring"))
             if let jwk = entry.publicJWK { published.append(.object(jwk)) }
@@ -180,7 +180,7 @@ public actor Keyring {
         do {
             try storage.save(document: document, newKeys: newKeys, remove: remove)
         } catch {
-            throw ServiceError(.unavailable, "cannot write the key directory: \(error)")
+            throw ServiceError.unavailable("cannot write the key directory: \(error)")
         }
         self.keys = keys
         self.lifecycle = updated

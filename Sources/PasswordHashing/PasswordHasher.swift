@@ -1,4 +1,5 @@
 import Glibc
+import Synchronization
 import TokenCrypto
 
 /// Argon2id password hashing through libargon2 on dedicated worker threads with a bounded
@@ -7,7 +8,7 @@ import TokenCrypto
 /// New hashes use `configuration.parameters` (OWASP's m = 19 MiB, t = 2, p = 1 by default), a
 /// 16-byte random salt and a 32-byte hash, as a PHC string:
 /// `$argon2id$v=19$m=19456,t=2,p=1$<salt>$<hash>`. When every worker is busy and the queue is
-/// full, calls throw `overloaded` at once (answer 503 with `Retry-After`).
+/// full, calls throw `overloaded` at once, so the caller can ask its client to retry.
 public final class PasswordHasher: Sendable {
     /// Cost parameters and pool size.
     public struct Configuration: Sendable, Equatable {
@@ -123,7 +124,7 @@ public final class PasswordHasher: Sendable {
     }
 
     /// Refuses new jobs, lets the workers finish the queued ones, and returns once they exit.
-    public func shutdown() async {
+    func shutdown() async {
         pool.beginShutdown()
         await pool.waitUntilDrained()
     }
@@ -142,7 +143,7 @@ public final class PasswordHasher: Sendable {
         let clock = ContinuousClock()
         let start = clock.now
         let deadline = start.advanced(by: .seconds(max(0, seconds)))
-        let total = LockedBox<Int>(0)
+        let total = HashCount()
         let loop: @Sendable () -> Void = {
             let password = Array("correct horse battery staple".utf8)
             let salt = SecureRandom.bytes(PasswordHashingParameters.saltLength)
@@ -160,14 +161,19 @@ public final class PasswordHasher: Sendable {
                     }
                 }
             }
-            total.withLock { $0 += count }
+            total.value.add(count, ordering: .relaxed)
         }
         let helpers = (1..<max(1, threads)).compactMap { _ in PasswordThread.spawn(detached: false, loop) }
         loop()
         helpers.forEach(PasswordThread.join)
         let elapsed = start.duration(to: clock.now)
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-        return seconds > 0 ? Double(total.withLock { $0 }) / seconds : 0
+        return seconds > 0 ? Double(total.value.load(ordering: .relaxed)) / seconds : 0
+    }
+
+    /// Hashes counted by `rawHashRate`'s threads.
+    private final class HashCount: Sendable {
+        let value = Atomic<Int>(0)
     }
 
     // MARK: - Internals

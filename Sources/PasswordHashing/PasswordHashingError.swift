@@ -1,38 +1,57 @@
-/// A failure of password hashing, with a reason safe to log: it never holds a password or a hash.
-public struct PasswordHashingError: Error, CustomStringConvertible, Equatable, Sendable {
+public import CodedErrors
+
+/// A failure of password hashing: what went wrong and what is accepted.
+///
+/// Equality is on ``code`` only; ``description`` is safe to log: it never holds a password or
+/// a hash.
+public struct PasswordHashingError: CodedError {
+    /// What kind of failure this is.
     public struct Code: Hashable, Sendable, CustomStringConvertible {
-        public let name: String
-        public var description: String { name }
+        private enum Base: Hashable, Sendable {
+            case overloaded
+            case passwordTooLong
+            case invalidConfiguration
+            case shutDown
+            case cancelled
+            case hashingFailed
+        }
 
-        /// Every worker is busy and the queue is full; answer 503 with `Retry-After`.
-        public static let overloaded = Code(name: "overloaded")
+        private let base: Base
+
+        private init(_ base: Base) {
+            self.base = base
+        }
+
+        /// Every worker is busy and the queue is full; the caller may retry shortly.
+        public static let overloaded = Code(.overloaded)
         /// The password is longer than `PasswordHasher.maximumPasswordBytes`.
-        public static let passwordTooLong = Code(name: "password_too_long")
+        public static let passwordTooLong = Code(.passwordTooLong)
         /// Argon2 parameters or pool settings out of the accepted range.
-        public static let invalidConfiguration = Code(name: "invalid_configuration")
+        public static let invalidConfiguration = Code(.invalidConfiguration)
         /// The hasher was shut down.
-        public static let shutDown = Code(name: "shut_down")
+        public static let shutDown = Code(.shutDown)
         /// The calling task was cancelled before a worker took the job.
-        public static let cancelled = Code(name: "cancelled")
+        public static let cancelled = Code(.cancelled)
         /// libargon2 failed (memory allocation, thread creation).
-        public static let hashingFailed = Code(name: "hashing_failed")
+        public static let hashingFailed = Code(.hashingFailed)
+
+        public var description: String {
+            switch self.base {
+            case .overloaded: "overloaded"
+            case .passwordTooLong: "password too long"
+            case .invalidConfiguration: "invalid configuration"
+            case .shutDown: "shut down"
+            case .cancelled: "cancelled"
+            case .hashingFailed: "hashing failed"
+            }
+        }
     }
 
-    public let code: Code
-    public let reason: String
-    public let file: String
-    public let line: Int
+    public let storage: CodedErrorStorage<Code, Void>
 
-    public init(_ code: Code, _ reason: String, file: String = #fileID, line: Int = #line) {
-        self.code = code
-        self.reason = reason
-        self.file = file
-        self.line = line
+    private init(_ code: Code, _ reason: String, file: String, line: Int) {
+        self.storage = CodedErrorStorage(code, reason, file: file, line: line)
     }
-
-    public var description: String { "\(code): \(reason)" }
-
-    public static func == (lhs: PasswordHashingError, rhs: PasswordHashingError) -> Bool { lhs.code == rhs.code }
 
     static func overloaded(capacity: Int, file: String = #fileID, line: Int = #line) -> Self {
         Self(

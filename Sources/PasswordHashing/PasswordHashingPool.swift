@@ -1,5 +1,6 @@
 internal import CArgon2
 import Glibc
+import Synchronization
 
 /// Dedicated worker threads taking jobs from a bounded FIFO queue. A job that finds the queue
 /// full is refused at once (`overloaded`) rather than queued, so memory stays bounded.
@@ -24,7 +25,7 @@ final class PasswordHashingPool: @unchecked Sendable {
     private var liveWorkers = 0
     private var shuttingDown = false
     private var drainWaiters: [CheckedContinuation<Void, Never>] = []
-    private let nextJobID = LockedBox<UInt64>(0)
+    private let nextJobID = Atomic<UInt64>(0)
 
     init(capacity: Int) {
         self.capacity = capacity
@@ -63,10 +64,7 @@ final class PasswordHashingPool: @unchecked Sendable {
     }
 
     func makeJobID() -> UInt64 {
-        nextJobID.withLock { id in
-            id += 1
-            return id
-        }
+        nextJobID.wrappingAdd(1, ordering: .relaxed).newValue
     }
 
     /// Queues `job`, or returns why not (full, shut down); the caller then resumes itself.
@@ -142,61 +140,5 @@ final class PasswordHashingPool: @unchecked Sendable {
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }
         return body()
-    }
-}
-
-/// Plain pthreads (FoundationEssentials has no Thread).
-enum PasswordThread {
-    private final class Body: Sendable {
-        let run: @Sendable () -> Void
-        init(_ run: @escaping @Sendable () -> Void) { self.run = run }
-    }
-
-    /// Starts a thread running `body`; nil if pthread_create fails. A detached thread cannot be
-    /// joined; otherwise join the returned handle.
-    static func spawn(detached: Bool, _ body: @escaping @Sendable () -> Void) -> pthread_t? {
-        let context = Unmanaged.passRetained(Body(body)).toOpaque()
-        var thread = pthread_t()
-        let status = pthread_create(
-            &thread,
-            nil,
-            { context in
-                let body = Unmanaged<Body>.fromOpaque(context!).takeRetainedValue()
-                body.run()
-                return nil
-            },
-            context
-        )
-        guard status == 0 else {
-            Unmanaged<Body>.fromOpaque(context).release()
-            return nil
-        }
-        if detached { pthread_detach(thread) }
-        return thread
-    }
-
-    static func join(_ thread: pthread_t) {
-        pthread_join(thread, nil)
-    }
-
-    /// Names the calling thread (shown by `top -H`, `ps -L`); at most 15 bytes.
-    static func setName(_ name: String) {
-        tokend_argon2_set_thread_name(name)
-    }
-
-    /// Lowers the calling thread's priority to SCHED_IDLE: it runs when no other thread wants
-    /// the CPU, and a thread that wakes (an event loop with a request) preempts it at once. Nice
-    /// 19 is not enough: the kernel's EEVDF scheduler lets a running task finish its slice
-    /// (~3 ms) before a waking one runs, which put 4 ms into introspection's p99 while sign-ins
-    /// hashed (BENCHMARKS.md). Falls back to nice 19; a failure of both leaves it as it is.
-    static func lowerPriority() {
-        if tokend_argon2_set_thread_idle() != 0 { _ = tokend_argon2_set_thread_nice(19) }
-    }
-
-    /// The calling thread's name.
-    static var currentName: String {
-        var buffer = [CChar](repeating: 0, count: 17)
-        buffer.withUnsafeMutableBufferPointer { tokend_argon2_thread_name($0.baseAddress) }
-        return buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
     }
 }
