@@ -144,21 +144,27 @@ let package = Package(
         .testTarget(
             name: "SystemdTests",
             dependencies: [
+                "CodedErrors",
                 "Systemd",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strict
         ),
-        .testTarget(name: "TokenStoreTests", dependencies: ["TokenStore", "TokenTestSupport"], swiftSettings: strict),
+        .testTarget(
+            name: "TokenStoreTests",
+            dependencies: ["CodedErrors", "TokenStore", "TokenTestSupport"],
+            swiftSettings: strict
+        ),
         .testTarget(
             name: "TokenServiceTests",
-            dependencies: ["TokenService", "TokenStore", "JOSE", "TokenCrypto", "TokenTestSupport"],
+            dependencies: ["CodedErrors", "TokenService", "TokenStore", "JOSE", "TokenCrypto", "TokenTestSupport"],
             swiftSettings: strict
         ),
         .testTarget(
             name: "TokenServerTests",
             dependencies: [
+                "CodedErrors",
                 "TokenServer", "TokenService", "JOSE", "HTTPSyntax",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -169,7 +175,7 @@ let package = Package(
         ),
         .testTarget(
             name: "PasswordHashingTests",
-            dependencies: ["PasswordHashing"],
+            dependencies: ["CodedErrors", "PasswordHashing"],
             swiftSettings: strict
         ),
         .testTarget(
