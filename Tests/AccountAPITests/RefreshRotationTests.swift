@@ -1,5 +1,6 @@
 import JOSE
 import Testing
+import TokenTestSupport
 
 /// v1 refresh through `/api/v1/auths/refresh {refreshToken}` (DESIGN §3 rotation rules), with
 /// TOKEND_REFRESH_GRACE=1s.

@@ -1,5 +1,6 @@
 import JOSE
 import Testing
+import TokenTestSupport
 
 /// Tokens of each dialect: the seed's claim names and lifetime as jwt-inspect decodes them,
 /// active at introspection until the user is deactivated through the admin socket, then
