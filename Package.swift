@@ -118,7 +118,7 @@ let package = Package(
         .testTarget(name: "TokenCryptoTests", dependencies: ["TokenCrypto", "COpenSSL"], swiftSettings: strict),
         .testTarget(
             name: "JOSETests",
-            dependencies: ["JOSE", "TokenCrypto"],
+            dependencies: ["JOSE", "TokenCrypto", "TokenTestSupport"],
             resources: [.copy("Fixtures")],
             swiftSettings: strict
         ),
@@ -127,8 +127,12 @@ let package = Package(
             dependencies: ["JOSE", "TokenCrypto", "TokenTestSupport"],
             swiftSettings: strict
         ),
-        .testTarget(name: "InteropTests", dependencies: ["JOSE", "TokenCrypto"], swiftSettings: strict),
-        .testTarget(name: "SystemdTests", dependencies: ["Systemd"], swiftSettings: strict),
+        .testTarget(
+            name: "InteropTests",
+            dependencies: ["JOSE", "TokenCrypto", "TokenTestSupport"],
+            swiftSettings: strict
+        ),
+        .testTarget(name: "SystemdTests", dependencies: ["Systemd", "TokenTestSupport"], swiftSettings: strict),
         .testTarget(name: "TokenStoreTests", dependencies: ["TokenStore", "TokenTestSupport"], swiftSettings: strict),
         .testTarget(
             name: "TokenServiceTests",
