@@ -124,14 +124,14 @@ let package = Package(
         // Tests
         .target(
             name: "TokenTestSupport",
-            dependencies: ["TokenCrypto", "TokenStore", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["JOSE", "TokenCrypto", "TokenStore", .product(name: "Logging", package: "swift-log")],
             path: "Tests/TokenTestSupport",
             swiftSettings: strict
         ),
         .testTarget(name: "TokenCryptoTests", dependencies: ["TokenCrypto", "COpenSSL"], swiftSettings: strict),
         .testTarget(
             name: "JOSETests",
-            dependencies: ["JOSE", "TokenCrypto"],
+            dependencies: ["JOSE", "TokenCrypto", "TokenTestSupport"],
             resources: [.copy("Fixtures")],
             swiftSettings: strict
         ),
@@ -140,12 +140,17 @@ let package = Package(
             dependencies: ["JOSE", "TokenCrypto", "TokenTestSupport"],
             swiftSettings: strict
         ),
-        .testTarget(name: "InteropTests", dependencies: ["JOSE", "TokenCrypto"], swiftSettings: strict),
+        .testTarget(
+            name: "InteropTests",
+            dependencies: ["JOSE", "TokenCrypto", "TokenTestSupport"],
+            swiftSettings: strict
+        ),
         .testTarget(
             name: "SystemdTests",
             dependencies: [
                 "CodedErrors",
                 "Systemd",
+                "TokenTestSupport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -165,7 +170,7 @@ let package = Package(
             name: "TokenServerTests",
             dependencies: [
                 "CodedErrors",
-                "TokenServer", "TokenService", "JOSE", "HTTPSyntax",
+                "TokenServer", "TokenService", "JOSE", "HTTPSyntax", "TokenTestSupport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "NIOCore", package: "swift-nio"),

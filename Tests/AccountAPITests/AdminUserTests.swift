@@ -1,5 +1,6 @@
 import JOSE
 import Testing
+import TokenTestSupport
 
 /// `/admin/users` on the admin socket: create, list and search, show, activate/deactivate,
 /// set-password and logout, seen through the dialects' routes.

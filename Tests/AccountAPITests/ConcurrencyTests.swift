@@ -1,5 +1,6 @@
 import JOSE
 import Testing
+import TokenTestSupport
 
 /// Sign-ups racing for one email or one username: one wins, the others get 409 in the
 /// dialect's shape (never a 5xx, never two users).

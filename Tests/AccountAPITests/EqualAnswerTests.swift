@@ -1,6 +1,7 @@
 import Foundation
 import JOSE
 import Testing
+import TokenTestSupport
 
 /// An unknown user and a wrong password get the same answer, byte for byte, and take the same
 /// time (issue 4's acceptance list: medians over 200 tries differ by less than 10 %).

@@ -1,6 +1,7 @@
 import Foundation
 import JOSE
 import Testing
+import TokenTestSupport
 
 /// Issue 4, item 3: hashing runs on a bounded pool off the event loop; when its queue is full
 /// the answer is 503 with Retry-After (in the dialect's shape), and other routes stay fast.

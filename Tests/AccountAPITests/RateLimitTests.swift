@@ -1,12 +1,13 @@
 import JOSE
 import Testing
+import TokenTestSupport
 
 /// Seed 002's sign-up limits (per email, per IP, 429 with Retry-After and the documented
 /// bodies), their bypass by admins, API_USER_CREATE_SCOPE, and the sign-in brute-force limits.
 @Suite("Rate limits", .timeLimit(.minutes(2)))
 struct RateLimitTests {
     static func signUp(
-        _ daemon: Daemon,
+        _ daemon: Tokend,
         _ username: String,
         _ email: String,
         headers: [(String, String)],
@@ -93,7 +94,7 @@ struct RateLimitTests {
             try await daemon.createUser("u7", "e7@example.com", "signup-password")
             for n in 0..<4 { try await daemon.createUser("bulk\(n)", "bulk\(n)@example.com", "signup-password") }
             // So does an admin-scoped bearer token on POST /user (seed 002: "an authenticated admin").
-            let admin = try await daemon.adminToken(sub: "ops", scope: "admin")
+            let admin = try await daemon.issue(sub: "ops", scope: "admin").accessToken
             let byAdmin = try await Self.signUp(
                 daemon,
                 "u8",
@@ -156,7 +157,7 @@ struct RateLimitTests {
             expectError(withUserToken, withUserToken.status, .message, "a token without the admin scope")
 
             // An admin token: created, three times from one IP with a limit of 1.
-            let admin = try await daemon.adminToken(sub: "ops", scope: "admin")
+            let admin = try await daemon.issue(sub: "ops", scope: "admin").accessToken
             for n in 0..<3 {
                 let reply = try await Self.signUp(
                     daemon,

@@ -1,5 +1,6 @@
 import JOSE
 import Testing
+import TokenTestSupport
 
 /// Every request example of the seed documents, replayed over the socket (with `curl
 /// --unix-socket` and the host `localhost`, as the acceptance list says), the answers

@@ -1,5 +1,6 @@
 import JOSE
 import Testing
+import TokenTestSupport
 
 /// Bad input in each dialect: every answer is the dialect's error shape with a 4xx status,
 /// never a crash, a hang, or another dialect's body.

@@ -1,4 +1,5 @@
 import Foundation
+import JOSE
 import Testing
 import TokenTestSupport
 
@@ -24,9 +25,9 @@ struct DurabilityTests {
 
         let before = try await daemon.introspect(tokens.accessToken)
         #expect(before.status == 200)
-        #expect(before.json?["active"] as? Bool == true)
-        #expect(before.json?["sub"] as? String == "mallory-victim")
-        #expect(before.json?["scope"] as? String == "read")
+        #expect(before.json?["active"]?.boolValue == true)
+        #expect(before.json?["sub"]?.stringValue == "mallory-victim")
+        #expect(before.json?["scope"]?.stringValue == "read")
 
         let revoked = try await daemon.revoke(tokens.accessToken)
         #expect(revoked.status == 200)
@@ -59,7 +60,7 @@ struct DurabilityTests {
         let sandbox = try Sandbox("kill-refresh")
         defer { sandbox.remove() }
         // No grace window: any second use of a spent refresh token is reuse.
-        let environment = sandbox.environment(["TOKEND_REFRESH_GRACE": "0s"])
+        let environment = ["TOKEND_REFRESH_GRACE": "0s"]
         let daemon = try await Tokend.start(sandbox, environment: environment)
         defer { daemon.send(SIGKILL) }
         let original = try await daemon.issue(sub: "erin", refresh: true)
@@ -67,7 +68,7 @@ struct DurabilityTests {
 
         let rotation = try await daemon.refresh(spent)
         #expect(rotation.status == 200)
-        let successor = try #require(IssuedTokens(rotation))
+        let successor = try #require(TokenResponse(rotation))
         let successorRefresh = try #require(successor.refreshToken)
         let rotated = successorRefresh != spent
         #expect(rotated, "the successor refresh token must differ from the spent one")
@@ -78,7 +79,7 @@ struct DurabilityTests {
         #expect(try await restarted.isActive(successor.accessToken), "the acknowledged successor access token was lost")
         let next = try await restarted.refresh(successorRefresh)
         #expect(next.status == 200, "the acknowledged successor refresh token was lost: \(next.text.redactingSecrets)")
-        #expect(IssuedTokens(next)?.refreshToken != nil)
+        #expect(TokenResponse(next)?.refreshToken != nil)
 
         let reuse = try await restarted.refresh(spent)
         #expect(reuse.status == 400)

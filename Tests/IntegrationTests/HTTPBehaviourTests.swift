@@ -1,4 +1,5 @@
 import Foundation
+import JOSE
 import Testing
 import TokenTestSupport
 
@@ -106,9 +107,9 @@ struct HTTPBehaviourTests {
                 "\(jwks.header("Cache-Control") ?? "no Cache-Control")"
             )
             let etag = try #require(jwks.header("ETag"))
-            let keys = try #require(jwks.json?["keys"] as? [[String: Any]])
+            let keys = try #require(jwks.json?["keys"]?.arrayValue)
             #expect(keys.count >= 2, "current and next are published")
-            #expect(keys.contains { $0["kid"] as? String == tokens.accessToken.kid })
+            #expect(keys.contains { $0["kid"]?.stringValue == tokens.accessToken.kid })
             #expect(!keys.contains { $0["d"] != nil }, "the JWKS must hold public keys only")
 
             let cached = try await http(api, "GET", "/.well-known/jwks.json", headers: [("If-None-Match", etag)])

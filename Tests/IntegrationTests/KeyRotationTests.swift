@@ -149,7 +149,7 @@ struct KeyRotationTests {
             #expect(await daemon.stop() == .exited(0))
             let restarted = try await Tokend.start(
                 daemon.sandbox,
-                environment: daemon.sandbox.environment(["TOKEND_JWKS_MAX_AGE": "\(maxAge)s"])
+                environment: ["TOKEND_JWKS_MAX_AGE": "\(maxAge)s"]
             )
             do {
                 let afterRestart = try await restarted.introspect(tokenA)

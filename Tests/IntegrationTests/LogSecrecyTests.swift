@@ -49,9 +49,9 @@ struct LogSecrecyTests {
     func noSecretsInLogs() async throws {
         let sandbox = try Sandbox("logs")
         defer { sandbox.remove() }
-        let environment = sandbox.environment([
+        let environment = [
             "TOKEND_LOG_LEVEL": "trace", "TOKEND_REFRESH_GRACE": "1s", "TOKEND_JWKS_MAX_AGE": "1s",
-        ])
+        ]
         let secrets = Secrets()
         var logs: [String] = []
         var keyFilesSeen: Set<String> = []
@@ -109,7 +109,7 @@ struct LogSecrecyTests {
         // Refresh, retry inside the grace window, then reuse after it (family revoked).
         let r0 = try #require(family.refreshToken)
         let first = try await daemon.refresh(r0)
-        let successor = try #require(IssuedTokens(first))
+        let successor = try #require(TokenResponse(first))
         secrets.access(successor.accessToken, "family access token 1")
         secrets.refresh(successor.refreshToken, "family 1")
         _ = try await daemon.refresh(r0)

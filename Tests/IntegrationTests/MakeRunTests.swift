@@ -14,7 +14,7 @@ import Glibc
 struct MakeRunTests {
     /// The recipe's logical command lines (backslash continuations joined).
     static func recipe() async throws -> [String] {
-        guard let make = SystemPackages.which("make") else {
+        guard let make = Binaries.which("make") else {
             throw HarnessError("make is missing (apt-get install make)")
         }
         let scratch = try Sandbox("make-n")
@@ -61,7 +61,7 @@ struct MakeRunTests {
 
         let sandbox = try Sandbox("makerun")
         defer { sandbox.remove() }
-        let bash = try #require(SystemPackages.which("bash"))
+        let bash = try #require(Binaries.which("bash"))
         _ = try await SystemPackages.ensure("curl", providing: "curl")  // the printed commands use it
         // What make run prints, exactly.
         let printed = try await run(bash, ["-c", printf], in: sandbox.path)

@@ -11,31 +11,30 @@ import Glibc
 /// drained, clean exit on SIGTERM.
 @Suite("sd_notify protocol of the real daemon")
 struct NotifyTests {
-    /// Starts tokend with NOTIFY_SOCKET pointing at a listener in the sandbox.
-    private func startNotified(
-        _ sandbox: Sandbox,
-        extra: [String: String] = [:]
-    ) async throws -> (Tokend, NotifyListener) {
-        let listener = try NotifyListener(path: sandbox.file("notify.sock"))
+    /// Starts tokend in a fresh sandbox with NOTIFY_SOCKET pointing at a listener of its own,
+    /// without waiting, runs `body`, then stops tokend (by pid) and expects a clean exit. On a
+    /// failure its log is recorded.
+    private func withNotifiedTokend(
+        _ name: String,
+        environment: [String: String] = [:],
+        _ body: (Tokend, NotifyListener) async throws -> Void
+    ) async throws {
+        let sandbox = try Sandbox(name)
+        defer { sandbox.remove() }
+        let daemon = try await Tokend.start(sandbox, environment: environment, notify: true, waitUntilServing: false)
         do {
-            let daemon = try await Tokend.start(
-                sandbox,
-                environment: sandbox.environment(["NOTIFY_SOCKET": listener.path].merging(extra) { $1 }),
-                waitUntilServing: false
-            )
-            return (daemon, listener)
+            try await body(daemon, try #require(daemon.notify))
         } catch {
-            await listener.close()
+            Issue.record("tokend log:\n\(daemon.log.lastLines(30).redactingSecrets)")
+            await daemon.stop()
             throw error
         }
+        #expect(await daemon.stop() == .exited(0))
     }
 
     @Test("READY=1 comes from tokend's own pid once both sockets accept, with a STATUS= line")
     func readyAfterSocketsAccept() async throws {
-        let sandbox = try Sandbox("notify")
-        defer { sandbox.remove() }
-        let (daemon, listener) = try await startNotified(sandbox)
-        do {
+        try await withNotifiedTokend("notify") { daemon, listener in
             let (_, ready) = try await listener.waitFor("READY=1") { $0["READY"] == "1" }
             // No retry: at the moment READY=1 arrives, both sockets must already accept and answer.
             let health = try await http(daemon.apiSocket, "GET", "/healthz", timeout: 5)
@@ -47,21 +46,15 @@ struct NotifyTests {
             #expect(statusLine?.isEmpty == false, "tokend sends a STATUS= summary")
             #expect(!listener.messages.contains { $0["WATCHDOG"] != nil }, "no WATCHDOG=1 without WATCHDOG_USEC")
             #expect(!listener.messages.contains { $0["STOPPING"] != nil })
-        } catch {
-            Issue.record("tokend log:\n\(daemon.log.lastLines(30).redactingSecrets)")
-            await daemon.stop()
-            await listener.close()
-            throw error
         }
-        #expect(await daemon.stop() == .exited(0))
-        await listener.close()
     }
 
     @Test("SIGTERM: STOPPING=1, the request in flight still gets its answer, exit code 0, socket files removed")
     func sigtermDrainsAndExitsCleanly() async throws {
         let sandbox = try Sandbox("drain")
         defer { sandbox.remove() }
-        let (daemon, listener) = try await startNotified(sandbox)
+        let daemon = try await Tokend.start(sandbox, notify: true, waitUntilServing: false)
+        let listener = try #require(daemon.notify)
         defer { daemon.send(SIGKILL) }
         _ = try await listener.waitFor("READY=1") { $0["READY"] == "1" }
 
@@ -79,8 +72,7 @@ struct NotifyTests {
                 requestBytes(
                     "POST",
                     "/oauth2/introspect",
-                    headers: [("Content-Type", "application/x-www-form-urlencoded")],
-                    body: body,
+                    body: .raw(contentType: "application/x-www-form-urlencoded", body),
                     keepAlive: true
                 ).dropLast(body.count - half).map { $0 }
             )
@@ -113,7 +105,7 @@ struct NotifyTests {
         )
 
         // The request in flight is finished, not dropped.
-        let answer: Result<HTTPResponse, any Error> = await Result(catching: {
+        let answer: Result<Reply, any Error> = await Result(catching: {
             try await onThread {
                 try connection.value.send(Array(body[half...]))
                 return try connection.value.readResponse()
@@ -132,15 +124,12 @@ struct NotifyTests {
         #expect(exit == .exited(0), "tokend's log:\n\(daemon.log.lastLines(15).redactingSecrets)")
         #expect(!FileManager.default.fileExists(atPath: daemon.apiSocket), "the API socket file is left behind")
         #expect(!FileManager.default.fileExists(atPath: daemon.adminSocket), "the admin socket file is left behind")
-        await listener.close()
+        await daemon.stop()
     }
 
     @Test("SIGHUP: RELOADING=1 with MONOTONIC_USEC=, then READY=1 again, and tokend keeps serving")
     func sighupReloads() async throws {
-        let sandbox = try Sandbox("reload")
-        defer { sandbox.remove() }
-        let (daemon, listener) = try await startNotified(sandbox)
-        do {
+        try await withNotifiedTokend("reload") { daemon, listener in
             let (readyIndex, _) = try await listener.waitFor("READY=1") { $0["READY"] == "1" }
             try await daemon.waitUntilServing()
             daemon.send(SIGHUP)
@@ -155,21 +144,12 @@ struct NotifyTests {
             let health = try await http(daemon.apiSocket, "GET", "/healthz")
             #expect(health.status == 200)
             #expect(daemon.child.isRunning)
-        } catch {
-            await daemon.stop()
-            await listener.close()
-            throw error
         }
-        #expect(await daemon.stop() == .exited(0))
-        await listener.close()
     }
 
     @Test("WATCHDOG_USEC=2000000: WATCHDOG=1 arrives about every second")
     func watchdogPings() async throws {
-        let sandbox = try Sandbox("watchdog")
-        defer { sandbox.remove() }
-        let (daemon, listener) = try await startNotified(sandbox, extra: ["WATCHDOG_USEC": "2000000"])
-        do {
+        try await withNotifiedTokend("watchdog", environment: ["WATCHDOG_USEC": "2000000"]) { daemon, listener in
             let (readyIndex, _) = try await listener.waitFor("READY=1") { $0["READY"] == "1" }
             let clock = ContinuousClock()
             let started = clock.now
@@ -182,13 +162,7 @@ struct NotifyTests {
             }
             // Two pings inside the 2 s watchdog period would be needed for systemd not to kill it.
             #expect(clock.now - started < .seconds(4))
-        } catch {
-            await daemon.stop()
-            await listener.close()
-            throw error
         }
-        #expect(await daemon.stop() == .exited(0))
-        await listener.close()
     }
 
     @Test("A NOTIFY_SOCKET nobody listens on never stops tokend")
@@ -197,7 +171,7 @@ struct NotifyTests {
         defer { sandbox.remove() }
         let daemon = try await Tokend.start(
             sandbox,
-            environment: sandbox.environment(["NOTIFY_SOCKET": sandbox.file("nobody.sock"), "WATCHDOG_USEC": "200000"])
+            environment: ["NOTIFY_SOCKET": sandbox.file("nobody.sock"), "WATCHDOG_USEC": "200000"]
         )
         let health = try await http(daemon.apiSocket, "GET", "/healthz")
         #expect(health.status == 200)

@@ -38,7 +38,7 @@ struct NspawnBootTests {
         }
         // curl runs inside the container, which is an overlay of this machine's /.
         _ = try await SystemPackages.ensure("curl", providing: "curl")
-        _ = try #require(SystemPackages.which("unshare"), "unshare (util-linux) is missing")
+        _ = try #require(Binaries.which("unshare"), "unshare (util-linux) is missing")
 
         let sandbox = try Sandbox("nspawn")
         defer { sandbox.remove() }

@@ -16,9 +16,9 @@ struct RefreshRotationTests {
         _ count: Int,
         socket: String,
         request: [UInt8]
-    ) async throws -> [Result<HTTPResponse, HarnessError>] {
+    ) async throws -> [Result<Reply, HarnessError>] {
         let gate = Gate(parties: count)
-        return try await withThrowingTaskGroup(of: Result<HTTPResponse, HarnessError>.self) { group in
+        return try await withThrowingTaskGroup(of: Result<Reply, HarnessError>.self) { group in
             for _ in 0..<count {
                 group.addTask {
                     try await onThread {
@@ -35,7 +35,7 @@ struct RefreshRotationTests {
                     }
                 }
             }
-            var results: [Result<HTTPResponse, HarnessError>] = []
+            var results: [Result<Reply, HarnessError>] = []
             for try await result in group { results.append(result) }
             return results
         }
@@ -50,8 +50,7 @@ struct RefreshRotationTests {
             let request = requestBytes(
                 "POST",
                 "/oauth2/token",
-                headers: [("Content-Type", "application/x-www-form-urlencoded")],
-                body: RequestBody.form([("grant_type", "refresh_token"), ("refresh_token", r0)]).bytes
+                body: .form([("grant_type", "refresh_token"), ("refresh_token", r0)])
             )
             let results = try await concurrently(32, socket: daemon.apiSocket, request: request)
             let responses = results.compactMap { try? $0.get() }
@@ -59,7 +58,7 @@ struct RefreshRotationTests {
             #expect(failures.isEmpty, "transport failures: \(failures.prefix(3))")
             let statuses = Dictionary(grouping: responses, by: \.status).mapValues(\.count)
             #expect(statuses == [200: 32], "every use inside the grace window gets the successor pair; got \(statuses)")
-            let pairs = Set(responses.filter { $0.status == 200 }.compactMap(IssuedTokens.init))
+            let pairs = Set(responses.filter { $0.status == 200 }.compactMap(TokenResponse.init))
             #expect(pairs.count == 1, "\(pairs.count) different successor pairs: the family forked")
             let successor = try #require(pairs.first)
             let r1 = try #require(successor.refreshToken)
@@ -71,7 +70,7 @@ struct RefreshRotationTests {
             // The legitimate client goes on: R1 → (A2, R2), the newest of the family.
             let second = try await daemon.refresh(r1)
             #expect(second.status == 200)
-            let newest = try #require(IssuedTokens(second))
+            let newest = try #require(TokenResponse(second))
             let r2 = try #require(newest.refreshToken)
             #expect(try await daemon.isActive(newest.accessToken))
 
@@ -101,8 +100,8 @@ struct RefreshRotationTests {
             let retry = try await daemon.refresh(r0)
             #expect(first.status == 200)
             #expect(retry.status == 200)
-            let pair = try #require(IssuedTokens(first))
-            let samePair = IssuedTokens(retry) == pair
+            let pair = try #require(TokenResponse(first))
+            let samePair = TokenResponse(retry) == pair
             #expect(samePair, "a retry inside the grace window must not fork the family")
             #expect(first.header("Cache-Control")?.contains("no-store") == true)
             #expect(try await daemon.isActive(pair.accessToken))

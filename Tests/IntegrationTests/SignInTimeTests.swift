@@ -1,4 +1,5 @@
 import Foundation
+import JOSE
 import Testing
 import TokenTestSupport
 

@@ -1,4 +1,5 @@
 import Foundation
+import JOSE
 import Testing
 import TokenTestSupport
 
@@ -12,7 +13,7 @@ import Glibc
 @Suite("Socket activation with systemd-socket-activate")
 struct SocketActivationTests {
     private func activator() throws -> String {
-        guard let path = SystemPackages.which("systemd-socket-activate") else {
+        guard let path = Binaries.which("systemd-socket-activate") else {
             throw HarnessError("systemd-socket-activate is missing (Debian package systemd)")
         }
         return path
@@ -43,8 +44,8 @@ struct SocketActivationTests {
     /// The first request on the activated socket: queued before tokend runs, answered once it
     /// does. The socket file appears at bind(), a moment before listen(): a connection refused
     /// in between is tried again.
-    private func firstRequest(_ socket: String, _ child: ChildProcess) async throws -> HTTPResponse {
-        try await eventually("systemd-socket-activate to listen on \(socket)") { () async throws -> HTTPResponse? in
+    private func firstRequest(_ socket: String, _ child: ChildProcess) async throws -> Reply {
+        try await eventually("systemd-socket-activate to listen on \(socket)") { () async throws -> Reply? in
             if let status = child.exitStatus {
                 throw HarnessError("systemd-socket-activate ended (\(status)):\n\(child.stderr.redactingSecrets)")
             }
@@ -76,8 +77,8 @@ struct SocketActivationTests {
         #expect(issued.status == 200)
         let token = try #require(issued.string("access_token"))
         let introspection = try await http(activated, "POST", "/oauth2/introspect", body: .form([("token", token)]))
-        #expect(introspection.json?["active"] as? Bool == true)
-        #expect(introspection.json?["sub"] as? String == "activated")
+        #expect(introspection.json?["active"]?.boolValue == true)
+        #expect(introspection.json?["sub"]?.stringValue == "activated")
         let admin = try await http(activated, "GET", "/admin/keys")
         #expect(admin.status == 404, "the activated api socket must not serve admin routes")
         #expect(
@@ -113,7 +114,7 @@ struct SocketActivationTests {
         #expect(health.status == 200, "\(child.stderr.lastLines(20).redactingSecrets)")
         let keys = try await http(admin, "GET", "/admin/keys")
         #expect(keys.status == 200)
-        #expect((keys.json?["keys"] as? [Any])?.isEmpty == false)
+        #expect(keys.json?["keys"]?.arrayValue?.isEmpty == false)
         let notAdmin = try await http(api, "GET", "/admin/keys")
         #expect(notAdmin.status == 404)
         let issued = try await http(admin, "POST", "/admin/tokens", body: .json(#"{"sub":"both"}"#))

@@ -35,7 +35,7 @@ struct UnitFileTests {
         )
     )
     func verify() async throws {
-        let analyze = try #require(SystemPackages.which("systemd-analyze"), "systemd-analyze is missing")
+        let analyze = try #require(Binaries.which("systemd-analyze"), "systemd-analyze is missing")
         let sandbox = try Sandbox("verify")
         defer { sandbox.remove() }
         let units = try copyUnits(to: sandbox)

@@ -2,6 +2,7 @@ import Foundation
 import JOSE
 import Testing
 import TokenCrypto
+import TokenTestSupport
 
 /// What the interop tests need from Python, and how to get it. `make test` runs this
 /// command before the tests, so a missing PyJWT is a failure, never a skip.
@@ -181,8 +182,8 @@ struct PythonRun: Sendable {
 
 /// A private scratch directory (0700) for one test: the Python script, key files (0600),
 /// tokens and captured output. Removed when the test lets go of it.
-final class Scratch {
-    let url: URL
+final class Scratch: Sendable {
+    let directory: TemporaryDirectory
     let scriptPath: String
     /// The interpreter: `/usr/bin/env python3` until the version check has resolved
     /// `sys.executable` (which skips wrappers such as pyenv's shim on every later run).
@@ -190,58 +191,32 @@ final class Scratch {
 
     init(interpreter: [String] = ["/usr/bin/env", "python3"]) throws {
         self.interpreter = interpreter
-        url = FileManager.default.temporaryDirectory.appendingPathComponent("tokend-interop-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(
-            at: url,
-            withIntermediateDirectories: false,
-            attributes: [.posixPermissions: 0o700]
-        )
-        scriptPath = url.appendingPathComponent("pyjwt_interop.py").path
-        try write(Array(pyjwtScript.utf8), to: "pyjwt_interop.py")
+        directory = try TemporaryDirectory(prefix: "tokend-interop")
+        scriptPath = try directory.write("pyjwt_interop.py", pyjwtScript)
     }
-
-    deinit { try? FileManager.default.removeItem(at: url) }
 
     /// Writes `bytes` to a new file readable only by the owner; returns its path.
     @discardableResult
-    func write(_ bytes: [UInt8], to name: String) throws -> String {
-        let path = url.appendingPathComponent(name).path
-        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw PyJWTFailure(description: "cannot create \(name): errno \(errno)") }
-        let handle = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
-        try handle.write(contentsOf: bytes)
-        try handle.close()
-        return path
-    }
+    func write(_ bytes: [UInt8], to name: String) throws -> String { try directory.write(name, bytes) }
 
-    func write(_ text: String, to name: String) throws -> String { try write(Array(text.utf8), to: name) }
+    func write(_ text: String, to name: String) throws -> String { try directory.write(name, text) }
 
-    /// Runs the script with `arguments`; stdout and stderr go to files, so neither pipe can fill.
-    func python(_ arguments: [String]) throws -> PythonRun {
-        let id = UUID().uuidString
-        let outURL = URL(fileURLWithPath: try write([], to: "out-\(id)"))
-        let errURL = URL(fileURLWithPath: try write([], to: "err-\(id)"))
-        let out = try FileHandle(forWritingTo: outURL)
-        let err = try FileHandle(forWritingTo: errURL)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: interpreter[0])
-        process.arguments = interpreter.dropFirst() + ["-B", scriptPath] + arguments
-        process.standardInput = FileHandle.nullDevice
-        process.standardOutput = out
-        process.standardError = err
+    /// Runs the script with `arguments` in this test's environment; stdout and stderr go to
+    /// files, so neither pipe can fill.
+    func python(_ arguments: [String]) async throws -> PythonRun {
+        let result: CommandResult
         do {
-            try process.run()
+            result = try await run(
+                interpreter[0],
+                Array(interpreter.dropFirst()) + ["-B", scriptPath] + arguments,
+                environment: ProcessInfo.processInfo.environment,
+                in: directory.path,
+                timeout: .seconds(120)
+            )
         } catch {
-            try? out.close()
-            try? err.close()
-            throw PyJWTUnavailable(problem: "cannot start \(interpreter.joined(separator: " ")): \(error)")
+            throw PyJWTUnavailable(problem: "cannot run \(interpreter.joined(separator: " ")): \(error)")
         }
-        process.waitUntilExit()
-        try? out.close()
-        try? err.close()
-        let stdout = String(decoding: (try? Data(contentsOf: outURL)) ?? Data(), as: UTF8.self)
-        let stderr = String(decoding: (try? Data(contentsOf: errURL)) ?? Data(), as: UTF8.self)
-        let run = PythonRun(status: process.terminationStatus, stdout: stdout, stderr: stderr)
+        let run = PythonRun(status: result.status.shellCode, stdout: result.stdout, stderr: result.stderr)
         switch run.status {
         case 127: throw PyJWTUnavailable(problem: "python3 is not on PATH")
         case 3: throw PyJWTUnavailable(problem: run.stderr.trimmingCharacters(in: .whitespacesAndNewlines))
@@ -250,8 +225,8 @@ final class Scratch {
     }
 
     /// Runs a command that must succeed; its stdout.
-    func pythonSucceeding(_ arguments: [String], _ what: String) throws -> PythonRun {
-        let run = try python(arguments)
+    func pythonSucceeding(_ arguments: [String], _ what: String) async throws -> PythonRun {
+        let run = try await python(arguments)
         guard run.status == 0 else {
             let stderr = run.stderr.trimmingCharacters(in: .whitespacesAndNewlines)
             throw PyJWTFailure(description: "PyJWT \(what) failed (exit \(run.status)): \(stderr)")
@@ -262,10 +237,10 @@ final class Scratch {
 
 /// Checked once per test process: python3 runs, PyJWT and cryptography import, and PyJWT
 /// offers every algorithm tokend signs with.
-let pyjwtAvailability: Result<(version: String, executable: String), PyJWTUnavailable> = {
+let pyjwtAvailability = Task { () -> Result<(version: String, executable: String), PyJWTUnavailable> in
     do {
         let scratch = try Scratch()
-        let run = try scratch.python(["version"])
+        let run = try await scratch.python(["version"])
         guard run.status == 0, let info = try? run.jsonObject() else {
             return .failure(
                 PyJWTUnavailable(
@@ -294,9 +269,9 @@ let pyjwtAvailability: Result<(version: String, executable: String), PyJWTUnavai
     } catch {
         return .failure(PyJWTUnavailable(problem: "\(error)"))
     }
-}()
+}
 
 /// A scratch directory with the script in it, after checking PyJWT is there.
-func pyjwtScratch() throws -> Scratch {
-    try Scratch(interpreter: [pyjwtAvailability.get().executable])
+func pyjwtScratch() async throws -> Scratch {
+    try Scratch(interpreter: [await pyjwtAvailability.value.get().executable])
 }

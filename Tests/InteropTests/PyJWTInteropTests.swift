@@ -58,10 +58,10 @@ private func mintWithPyJWT(
     kid: String,
     claims: JSONObject,
     in scratch: Scratch
-) throws -> PyJWTToken {
+) async throws -> PyJWTToken {
     let files = try KeyFiles(key, name: "pyjwt-\(kid)", in: scratch)
     let claimsPath = try scratch.write(JSONValue.object(claims).compactText, to: "claims-\(kid).json")
-    let output = try scratch.pythonSucceeding(
+    let output = try await scratch.pythonSucceeding(
         ["sign", key.algorithm.rawValue, files.signing, kid, claimsPath],
         "sign (\(key.algorithm), kid \(kid))"
     )
@@ -118,13 +118,13 @@ struct PyJWTInteropTests {
         "a token PyJWT signs verifies in tokend, by PEM key and by PyJWT's JWKS, with PyJWT's claims",
         arguments: SignatureAlgorithm.allCases
     )
-    func pyjwtTokenVerifiesInTokend(algorithm: SignatureAlgorithm) throws {
-        let scratch = try pyjwtScratch()
+    func pyjwtTokenVerifiesInTokend(algorithm: SignatureAlgorithm) async throws {
+        let scratch = try await pyjwtScratch()
         let key = try SigningKey.generate(algorithm)
         let kid = "py-\(algorithm.rawValue.lowercased())-1"
         let now = unixNow()
         let claims = accessClaims(now: now)
-        let minted = try mintWithPyJWT(key, kid: kid, claims: claims, in: scratch)
+        let minted = try await mintWithPyJWT(key, kid: kid, claims: claims, in: scratch)
 
         let verified = try verifier(key.verifyingKey, kid: kid).verify(minted.token, now: Double(now))
         #expect(verified.header.algorithm == algorithm)
@@ -146,13 +146,13 @@ struct PyJWTInteropTests {
         "tokend refuses a PyJWT token under another key, with a flipped signature bit, or with a changed claim",
         arguments: SignatureAlgorithm.allCases
     )
-    func tamperedPyJWTTokenIsRefused(algorithm: SignatureAlgorithm) throws {
-        let scratch = try pyjwtScratch()
+    func tamperedPyJWTTokenIsRefused(algorithm: SignatureAlgorithm) async throws {
+        let scratch = try await pyjwtScratch()
         let key = try SigningKey.generate(algorithm)
         let kid = "py-\(algorithm.rawValue.lowercased())-2"
         let now = unixNow()
         let claims = accessClaims(now: now)
-        let minted = try mintWithPyJWT(key, kid: kid, claims: claims, in: scratch)
+        let minted = try await mintWithPyJWT(key, kid: kid, claims: claims, in: scratch)
         let rightKey = verifier(key.verifyingKey, kid: kid)
         _ = try rightKey.verify(minted.token, now: Double(now))
 
@@ -176,8 +176,8 @@ struct PyJWTInteropTests {
         "a token tokend signs verifies in PyJWT, by PEM key and by tokend's JWKS, with tokend's claims",
         arguments: SignatureAlgorithm.allCases
     )
-    func tokendTokenVerifiesInPyJWT(algorithm: SignatureAlgorithm) throws {
-        let scratch = try pyjwtScratch()
+    func tokendTokenVerifiesInPyJWT(algorithm: SignatureAlgorithm) async throws {
+        let scratch = try await pyjwtScratch()
         let key = try SigningKey.generate(algorithm)
         let kid = "td-\(algorithm.rawValue.lowercased())-1"
         let claims = accessClaims(now: unixNow(), audience: [.string(audience), "https://other.example"])
@@ -188,7 +188,7 @@ struct PyJWTInteropTests {
             ("alg", .string(algorithm.rawValue)), ("kid", .string(kid)), ("typ", "at+jwt"),
         ])
 
-        let decoded = try scratch.pythonSucceeding(
+        let decoded = try await scratch.pythonSucceeding(
             ["verify", algorithm.rawValue, files.kind, files.verifying, tokenPath, audience, issuer],
             "decode (\(algorithm), kid \(kid))"
         ).jsonObject()
@@ -198,7 +198,7 @@ struct PyJWTInteropTests {
         guard !algorithm.isSymmetric else { return }
         let jwks = JSONValue.object(JSONObject([("keys", [.object(try JWK.publicJSON(key.verifyingKey, kid: kid))])]))
         let jwksPath = try scratch.write(jwks.compactText, to: "jwks.json")
-        let viaJWKS = try scratch.pythonSucceeding(
+        let viaJWKS = try await scratch.pythonSucceeding(
             ["verify", algorithm.rawValue, "jwks", jwksPath, tokenPath, audience, issuer],
             "decode via JWKS (\(algorithm), kid \(kid))"
         ).jsonObject()
@@ -209,8 +209,8 @@ struct PyJWTInteropTests {
         "PyJWT rejects a tokend token with a flipped signature bit or a changed claim",
         arguments: SignatureAlgorithm.allCases
     )
-    func tamperedTokendTokenIsRejectedByPyJWT(algorithm: SignatureAlgorithm) throws {
-        let scratch = try pyjwtScratch()
+    func tamperedTokendTokenIsRejectedByPyJWT(algorithm: SignatureAlgorithm) async throws {
+        let scratch = try await pyjwtScratch()
         let key = try SigningKey.generate(algorithm)
         let kid = "td-\(algorithm.rawValue.lowercased())-2"
         let claims = accessClaims(now: unixNow())
@@ -226,7 +226,7 @@ struct PyJWTInteropTests {
         ]
         for (index, (name, candidate)) in cases.enumerated() {
             let path = try scratch.write(candidate, to: "token-\(index).jws")
-            let run = try scratch.python([
+            let run = try await scratch.python([
                 "verify", algorithm.rawValue, files.kind, files.verifying, path, audience, issuer,
             ])
             let stderr = run.stderr.trimmingCharacters(in: .whitespacesAndNewlines)
@@ -249,17 +249,17 @@ struct PyJWTInteropTests {
         "PyJWT's JWK of a tokend public key matches JWK.publicJSON member by member, and so do the thumbprints",
         arguments: asymmetric
     )
-    func jwkMembersAndThumbprintMatchPyJWT(algorithm: SignatureAlgorithm) throws {
-        let scratch = try pyjwtScratch()
-        try compareJWK(try SigningKey.generate(algorithm), in: scratch)
+    func jwkMembersAndThumbprintMatchPyJWT(algorithm: SignatureAlgorithm) async throws {
+        let scratch = try await pyjwtScratch()
+        try await compareJWK(try SigningKey.generate(algorithm), in: scratch)
     }
 
     @Test(
         "EC coordinates that start with a zero byte keep their full length in both JWKs and verify both ways",
         arguments: [SignatureAlgorithm.es256, .es384]
     )
-    func ecCoordinateWithLeadingZero(algorithm: SignatureAlgorithm) throws {
-        let scratch = try pyjwtScratch()
+    func ecCoordinateWithLeadingZero(algorithm: SignatureAlgorithm) async throws {
+        let scratch = try await pyjwtScratch()
         var found: SigningKey?
         for _ in 0..<20_000 {
             let candidate = try SigningKey.generate(algorithm)
@@ -272,12 +272,12 @@ struct PyJWTInteropTests {
             }
         }
         let key = try #require(found, "no \(algorithm) key with a leading zero coordinate byte in 20000 tries")
-        try compareJWK(key, in: scratch)
+        try await compareJWK(key, in: scratch)
 
         let kid = "lz-\(algorithm.rawValue.lowercased())"
         let now = unixNow()
         let claims = accessClaims(now: now)
-        let minted = try mintWithPyJWT(key, kid: kid, claims: claims, in: scratch)
+        let minted = try await mintWithPyJWT(key, kid: kid, claims: claims, in: scratch)
         let viaJWKS = try JWTVerifier(
             keys: KeySet.parse(jwks: minted.jwks, source: "PyJWT JWKS"),
             options: tokendOptions
@@ -287,7 +287,7 @@ struct PyJWTInteropTests {
 
         let token = try JWSSigner(key: key, kid: kid).sign(claims: claims)
         let jwks = JSONValue.object(JSONObject([("keys", [.object(try JWK.publicJSON(key.verifyingKey, kid: kid))])]))
-        let decoded = try scratch.pythonSucceeding(
+        let decoded = try await scratch.pythonSucceeding(
             [
                 "verify", algorithm.rawValue, "jwks", scratch.write(jwks.compactText, to: "tokend-jwks.json"),
                 scratch.write(token, to: "tokend.jws"), audience, issuer,
@@ -302,11 +302,11 @@ struct PyJWTInteropTests {
         _ key: SigningKey,
         in scratch: Scratch,
         sourceLocation: SourceLocation = #_sourceLocation
-    ) throws {
+    ) async throws {
         let algorithm = key.algorithm
         let ours = try JWK.publicJSON(key.verifyingKey, kid: nil)
         let pemPath = try scratch.write(key.verifyingKey.publicPEM(), to: "jwk-\(UUID().uuidString).pub.pem")
-        let output = try scratch.pythonSucceeding(["jwk", algorithm.rawValue, pemPath], "to_jwk (\(algorithm))")
+        let output = try await scratch.pythonSucceeding(["jwk", algorithm.rawValue, pemPath], "to_jwk (\(algorithm))")
             .jsonObject()
         let theirs = try #require(output["jwk"]?.objectValue, "PyJWT printed no jwk", sourceLocation: sourceLocation)
 

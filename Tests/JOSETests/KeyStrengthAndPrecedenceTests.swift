@@ -2,6 +2,7 @@ import Foundation
 import JOSE
 import Testing
 import TokenCrypto
+import TokenTestSupport
 
 @Suite("Key strength at load time")
 struct KeyStrengthTests {
@@ -24,18 +25,16 @@ struct KeyStrengthTests {
         "a 1024-bit RSA key generated at test time by the openssl tool is refused",
         .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/openssl"))
     )
-    func weakRSAFromOpenSSL() throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
-        process.arguments = ["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:1024"]
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        try #require(process.terminationStatus == 0)
-        let pem = String(decoding: data, as: UTF8.self)
+    func weakRSAFromOpenSSL() async throws {
+        let generated = try await withTemporaryDirectory { directory in
+            try await run(
+                "/usr/bin/openssl",
+                ["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:1024"],
+                in: directory.path
+            )
+        }
+        try #require(generated.succeeded, "\(generated)")
+        let pem = generated.stdout
         #expect(pem.hasPrefix("-----BEGIN PRIVATE KEY-----"))
         let error = #expect(throws: CryptoError.self) { try SigningKey(pem: pem) }
         #expect(error?.code == .weakKey)

@@ -1,6 +1,7 @@
 import JOSE
 import Testing
 import TokenCrypto
+import TokenTestSupport
 
 /// DESIGN §8 exit codes: 0 all checks pass; 1 expired or not yet valid; 2 policy violated;
 /// 3 signature invalid or key unknown; 4 not a decodable token or bad usage.

@@ -2,6 +2,7 @@ import Foundation
 import JOSE
 import Testing
 import TokenCrypto
+import TokenTestSupport
 
 /// --json, --quiet, colour, and shell completions.
 @Suite("jwt-inspect output modes")

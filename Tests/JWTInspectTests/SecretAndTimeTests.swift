@@ -1,6 +1,7 @@
 import JOSE
 import Testing
 import TokenCrypto
+import TokenTestSupport
 
 /// A secret file's content must never reach the screen or a log.
 @Suite("jwt-inspect never echoes a shared secret")

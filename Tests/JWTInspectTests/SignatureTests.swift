@@ -1,6 +1,7 @@
 import JOSE
 import Testing
 import TokenCrypto
+import TokenTestSupport
 
 /// DESIGN §8: the signature is checked offline with --key, --jwks, --keys-dir or
 /// --secret-file; without a key it is "not verified", never "valid".
@@ -239,7 +240,7 @@ struct SignatureTests {
             ])
             try dir.write("keys/keyring.json", document.serialized())
             try dir.write("keys/hs-1.pem", hmac.pemEncoded())
-            let keys = dir.path("keys")
+            let keys = dir.file("keys")
 
             for (key, kid, state) in [
                 (current, "cur-1", "current"), (previous, "prev-1", "previous"), (hmac, "hs-1", "current"),
@@ -279,7 +280,7 @@ struct SignatureTests {
             let key = try SigningKey.generate(.es256)
             try dir.write("keys/k-7.pem", key.pkcs8PEM())
             let run = try await jwtInspect(
-                Self.now + ["--keys-dir", dir.path("keys"), try sign(claims(), with: key, kid: "k-7")]
+                Self.now + ["--keys-dir", dir.file("keys"), try sign(claims(), with: key, kid: "k-7")]
             )
             Self.expectValid(run)
         }
@@ -301,7 +302,7 @@ struct SignatureTests {
     @Test("a key file that cannot be read is a usage error naming the file")
     func missingKeyFile() async throws {
         try await withTemporaryDirectory { dir in
-            let missing = dir.path("absent.pem")
+            let missing = dir.file("absent.pem")
             let run = try await jwtInspect(Self.now + ["--key", missing, Seed.appmixer])
             #expect(run.exitCode == 4, "\(run)")
             #expect(run.stderr.contains(missing), "\(run)")

@@ -2,6 +2,7 @@ import Foundation
 import Glibc
 import Logging
 import Testing
+import TokenTestSupport
 
 @testable import Systemd
 
@@ -151,7 +152,7 @@ struct JournalTests {
             guard mount("tmpfs", "/run/systemd", "tmpfs", 0, nil) == 0 else { exit(12) }
             guard mkdir("/run/systemd/journal", 0o755) == 0 else { exit(13) }
             let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
-            guard NotifyListener.bind(fd, "/run/systemd/journal/socket") == 0 else { exit(14) }
+            guard bindUnixSocket(fd, to: "/run/systemd/journal/socket") == 0 else { exit(14) }
 
             var logger = Logger(label: "tokend.wire") { JournalLogHandler(label: $0) }
             logger[metadataKey: "request.id"] = "r-1"

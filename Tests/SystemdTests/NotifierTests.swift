@@ -2,6 +2,7 @@ import Foundation
 import Glibc
 import Logging
 import Testing
+import TokenTestSupport
 
 @testable import Systemd
 
@@ -9,27 +10,27 @@ import Testing
 struct NotifierTests {
     @Test(
         "each call arrives as exactly the datagram systemd expects",
-        arguments: [NotifyListener.Kind.path, .abstract]
+        arguments: [NotifyListener.Namespace.filesystem, .abstract]
     )
-    func exactMessages(kind: NotifyListener.Kind) throws {
-        let listener = try NotifyListener(kind)
+    func exactMessages(namespace: NotifyListener.Namespace) throws {
+        let listener = try NotifyListener(namespace, reading: .onRequest)
         let capture = LogCapture()
         let notifier = SystemdNotifier(socketAddress: listener.address, logger: capture.logger())
 
         #expect(notifier.ready(status: "serving on /run/tokend/tokend.sock"))
         let ready = try #require(listener.receive())
-        #expect(ready.message == "READY=1\nSTATUS=serving on /run/tokend/tokend.sock")
-        #expect(ready.pid == getpid())
+        #expect(ready.raw == "READY=1\nSTATUS=serving on /run/tokend/tokend.sock")
+        #expect(ready.senderPID == getpid())
 
         #expect(notifier.ready())
-        #expect(listener.receive()?.message == "READY=1")
+        #expect(listener.receive()?.raw == "READY=1")
 
         #expect(notifier.status("3 keys, 120 families"))
-        #expect(listener.receive()?.message == "STATUS=3 keys, 120 families")
+        #expect(listener.receive()?.raw == "STATUS=3 keys, 120 families")
 
         let before = monotonicMicroseconds()
         #expect(notifier.reloading())
-        let reloading = try #require(listener.receive()?.message)
+        let reloading = try #require(listener.receive()?.raw)
         let after = monotonicMicroseconds()
         let lines = reloading.split(separator: "\n").map(String.init)
         #expect(lines.count == 2)
@@ -40,16 +41,16 @@ struct NotifierTests {
         #expect(stamp >= before && stamp <= after, "MONOTONIC_USEC is CLOCK_MONOTONIC in µs")
 
         #expect(notifier.stopping(status: "draining 2 requests"))
-        #expect(listener.receive()?.message == "STOPPING=1\nSTATUS=draining 2 requests")
+        #expect(listener.receive()?.raw == "STOPPING=1\nSTATUS=draining 2 requests")
 
         #expect(notifier.stopping())
-        #expect(listener.receive()?.message == "STOPPING=1")
+        #expect(listener.receive()?.raw == "STOPPING=1")
 
         #expect(notifier.watchdog())
-        #expect(listener.receive()?.message == "WATCHDOG=1")
+        #expect(listener.receive()?.raw == "WATCHDOG=1")
 
         #expect(notifier.extendTimeout(by: .milliseconds(1500)))
-        #expect(listener.receive()?.message == "EXTEND_TIMEOUT_USEC=1500000")
+        #expect(listener.receive()?.raw == "EXTEND_TIMEOUT_USEC=1500000")
 
         #expect(listener.drain().isEmpty, "nothing else was sent")
         #expect(capture.warnings.isEmpty)
@@ -57,21 +58,21 @@ struct NotifierTests {
 
     @Test("a status with line breaks cannot inject another assignment")
     func statusInjection() throws {
-        let listener = try NotifyListener(.path)
+        let listener = try NotifyListener(.filesystem, reading: .onRequest)
         let notifier = SystemdNotifier(socketAddress: listener.address, logger: LogCapture().logger())
         #expect(notifier.status("loading\nREADY=1\r\nMAINPID=1\u{2028}x"))
-        #expect(listener.receive()?.message == "STATUS=loading READY=1  MAINPID=1 x")
+        #expect(listener.receive()?.raw == "STATUS=loading READY=1  MAINPID=1 x")
     }
 
     @Test("fromEnvironment reads NOTIFY_SOCKET and sends to it")
     func fromEnvironment() throws {
-        let listener = try NotifyListener(.abstract)
+        let listener = try NotifyListener(.abstract, reading: .onRequest)
         let notifier = SystemdNotifier.fromEnvironment(["NOTIFY_SOCKET": listener.address])
         #expect(notifier.isEnabled)
         #expect(notifier.socketAddress == listener.address)
         #expect(notifier.watchdogInterval == nil)
         #expect(notifier.ready(status: "ok"))
-        #expect(listener.receive()?.message == "READY=1\nSTATUS=ok")
+        #expect(listener.receive()?.raw == "READY=1\nSTATUS=ok")
     }
 
     @Test("without NOTIFY_SOCKET the notifier is inert: false, no warning")
@@ -95,8 +96,8 @@ struct NotifierTests {
         arguments: ["missing path", "closed listener", "stream socket", "relative path", "bad abstract", "too long"]
     )
     func refusingSocket(case name: String) throws {
-        let directory = try TemporaryDirectory.make(prefix: "sdn-bad")
-        defer { _ = try? FileManager.default.removeItem(atPath: directory) }
+        let temporary = try TemporaryDirectory(prefix: "sdn-bad")
+        let directory = temporary.path
         let address: String
         var openSocket: Int32 = -1
         defer { if openSocket >= 0 { close(openSocket) } }
@@ -107,12 +108,12 @@ struct NotifierTests {
             // Bound and then closed: the file stays, connecting is refused.
             address = directory + "/closed.sock"
             let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
-            #expect(NotifyListener.bind(fd, address) == 0)
+            #expect(bindUnixSocket(fd, to: address) == 0)
             close(fd)
         case "stream socket":
             address = directory + "/stream.sock"
             let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-            #expect(NotifyListener.bind(fd, address) == 0)
+            #expect(bindUnixSocket(fd, to: address) == 0)
             listen(fd, 1)
             openSocket = fd
         case "relative path":
@@ -136,7 +137,7 @@ struct NotifierTests {
 
     @Test("a receiver that never reads fills up without blocking the sender")
     func fullQueueNeverBlocks() throws {
-        let listener = try NotifyListener(.path)
+        let listener = try NotifyListener(.filesystem, reading: .onRequest)
         let capture = LogCapture()
         let notifier = SystemdNotifier(socketAddress: listener.address, logger: capture.logger())
         var delivered = 0

@@ -1,62 +1,60 @@
 import Foundation
 import Glibc
 import Testing
+import TokenTestSupport
 
 @Suite("systemd/ unit files")
 struct UnitFileTests {
-    static let analyze = Command.find("systemd-analyze")
+    static let analyze = Binaries.which("systemd-analyze")
 
     @Test("systemd-analyze verify --man=no passes on every unit with empty stderr", arguments: UnitFiles.units)
-    func verify(unit: String) throws {
+    func verify(unit: String) async throws {
         guard let analyze = Self.analyze else {
             print("skipped: systemd-analyze is not installed")
             return
         }
         // verify checks that ExecStart exists: check copies whose ExecStart is /bin/true.
-        let directory = try TemporaryDirectory.make(prefix: "unit-verify")
-        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let directory = try TemporaryDirectory(prefix: "unit-verify")
         for name in UnitFiles.units {
             var text = try UnitFiles.text(name)
             text = text.replacingOccurrences(of: "ExecStart=/usr/local/bin/tokend", with: "ExecStart=/bin/true")
-            try text.write(toFile: directory + "/" + name, atomically: true, encoding: .utf8)
+            try directory.write(name, text)
         }
-        let result = try Command.run(analyze, ["verify", "--man=no", unit], in: directory)
-        #expect(result.status == 0)
-        #expect(result.standardError.isEmpty, "\(result.standardError)")
+        let result = try await UnitFiles.run(analyze, ["verify", "--man=no", unit], in: directory)
+        #expect(result.status == .exited(0))
+        #expect(result.stderr.isEmpty, "\(result.stderr)")
     }
 
     @Test("systemd-analyze verify would report a unit problem on stderr (the check above can fail)")
-    func verifyCanFail() throws {
+    func verifyCanFail() async throws {
         guard let analyze = Self.analyze else {
             print("skipped: systemd-analyze is not installed")
             return
         }
-        let directory = try TemporaryDirectory.make(prefix: "unit-verify-bad")
-        defer { try? FileManager.default.removeItem(atPath: directory) }
-        let text = try UnitFiles.text("tokend.socket") + "\n[Socket]\nListenStreamm=/run/x.sock\n"
-        try text.write(toFile: directory + "/tokend.socket", atomically: true, encoding: .utf8)
-        try "[Service]\nExecStart=/bin/true\n".write(
-            toFile: directory + "/tokend.service",
-            atomically: true,
-            encoding: .utf8
+        let directory = try TemporaryDirectory(prefix: "unit-verify-bad")
+        try directory.write(
+            "tokend.socket",
+            try UnitFiles.text("tokend.socket") + "\n[Socket]\nListenStreamm=/run/x.sock\n"
         )
-        let result = try Command.run(analyze, ["verify", "--man=no", "tokend.socket"], in: directory)
-        #expect(result.standardError.contains("ListenStreamm"))
+        try directory.write("tokend.service", "[Service]\nExecStart=/bin/true\n")
+        let result = try await UnitFiles.run(analyze, ["verify", "--man=no", "tokend.socket"], in: directory)
+        #expect(result.stderr.contains("ListenStreamm"))
     }
 
     @Test("systemd-analyze security --offline=true rates tokend.service at most 1.0")
-    func security() throws {
+    func security() async throws {
         guard let analyze = Self.analyze else {
             print("skipped: systemd-analyze is not installed")
             return
         }
-        let result = try Command.run(
+        let result = try await UnitFiles.run(
             analyze,
-            ["security", "--offline=true", UnitFiles.directory + "/tokend.service"]
+            ["security", "--offline=true", Binaries.systemdDirectory + "/tokend.service"],
+            in: try TemporaryDirectory(prefix: "unit-security")
         )
-        #expect(result.status == 0, "\(result.standardError)")
-        let match = result.standardOutput.firstMatch(of: /Overall exposure level for tokend\.service: ([0-9.]+) (\w+)/)
-        let score = try #require(match.flatMap { Double($0.1) }, "no score in: \(result.standardOutput.suffix(300))")
+        #expect(result.status == .exited(0), "\(result.stderr)")
+        let match = result.stdout.firstMatch(of: /Overall exposure level for tokend\.service: ([0-9.]+) (\w+)/)
+        let score = try #require(match.flatMap { Double($0.1) }, "no score in: \(result.stdout.suffix(300))")
         print("tokend.service exposure: \(score) \(match!.2)")
         #expect(score <= 1.0)
     }
@@ -109,16 +107,20 @@ struct UnitFileTests {
         "sysusers creates the system user tokend with home /var/lib/tokend",
         .enabled(if: getuid() == 0, "systemd-sysusers --root needs root")
     )
-    func sysusers() throws {
-        guard let sysusers = Command.find("systemd-sysusers") else {
+    func sysusers() async throws {
+        guard let sysusers = Binaries.which("systemd-sysusers") else {
             print("skipped: systemd-sysusers is not installed")
             return
         }
-        let root = try TemporaryDirectory.make(prefix: "sysusers")
-        defer { try? FileManager.default.removeItem(atPath: root) }
+        let directory = try TemporaryDirectory(prefix: "sysusers")
+        let root = directory.path
         try FileManager.default.createDirectory(atPath: root + "/etc", withIntermediateDirectories: true)
-        let result = try Command.run(sysusers, ["--root=" + root, UnitFiles.directory + "/tokend.sysusers"])
-        #expect(result.status == 0, "\(result.standardError)")
+        let result = try await UnitFiles.run(
+            sysusers,
+            ["--root=" + root, Binaries.systemdDirectory + "/tokend.sysusers"],
+            in: directory
+        )
+        #expect(result.status == .exited(0), "\(result.stderr)")
         let passwd = try String(contentsOfFile: root + "/etc/passwd", encoding: .utf8)
         let entry = try #require(passwd.split(separator: "\n").first { $0.hasPrefix("tokend:") })
         let fields = entry.split(separator: ":", omittingEmptySubsequences: false)
@@ -132,21 +134,27 @@ struct UnitFileTests {
         "tmpfiles creates /var/lib/tokend and its keys directory 0700, owned by tokend",
         .enabled(if: getuid() == 0, "chown needs root")
     )
-    func tmpfiles() throws {
-        guard let sysusers = Command.find("systemd-sysusers"), let tmpfiles = Command.find("systemd-tmpfiles") else {
+    func tmpfiles() async throws {
+        guard let sysusers = Binaries.which("systemd-sysusers"), let tmpfiles = Binaries.which("systemd-tmpfiles")
+        else {
             print("skipped: systemd-sysusers or systemd-tmpfiles is not installed")
             return
         }
-        let root = try TemporaryDirectory.make(prefix: "tmpfiles")
-        defer { try? FileManager.default.removeItem(atPath: root) }
+        let directory = try TemporaryDirectory(prefix: "tmpfiles")
+        let root = directory.path
         try FileManager.default.createDirectory(atPath: root + "/etc", withIntermediateDirectories: true)
-        _ = try Command.run(sysusers, ["--root=" + root, UnitFiles.directory + "/tokend.sysusers"])
-        let result = try Command.run(
-            tmpfiles,
-            ["--create", "--root=" + root, UnitFiles.directory + "/tokend.tmpfiles"]
+        _ = try await UnitFiles.run(
+            sysusers,
+            ["--root=" + root, Binaries.systemdDirectory + "/tokend.sysusers"],
+            in: directory
         )
-        #expect(result.status == 0, "\(result.standardError)")
-        #expect(result.standardError.isEmpty, "\(result.standardError)")
+        let result = try await UnitFiles.run(
+            tmpfiles,
+            ["--create", "--root=" + root, Binaries.systemdDirectory + "/tokend.tmpfiles"],
+            in: directory
+        )
+        #expect(result.status == .exited(0), "\(result.stderr)")
+        #expect(result.stderr.isEmpty, "\(result.stderr)")
         let passwd = try String(contentsOfFile: root + "/etc/passwd", encoding: .utf8)
         let uid = try #require(
             passwd.split(separator: "\n").first { $0.hasPrefix("tokend:") }.flatMap {

@@ -2,6 +2,7 @@ import Logging
 import ServiceLifecycle
 import Synchronization
 import Testing
+import TokenTestSupport
 
 @testable import Systemd
 
@@ -9,7 +10,7 @@ import Testing
 struct WatchdogServiceTests {
     @Test("sends WATCHDOG=1 every interval, and nothing after graceful shutdown")
     func pingsUntilShutdown() async throws {
-        let listener = try NotifyListener(.abstract)
+        let listener = try NotifyListener(.abstract, reading: .onRequest)
         let notifier = SystemdNotifier(socketAddress: listener.address, logger: LogCapture().logger())
         let watchdog = WatchdogService(notifier: notifier, interval: .milliseconds(20))
         let group = ServiceGroup(services: [watchdog], logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() })
@@ -19,7 +20,7 @@ struct WatchdogServiceTests {
             var pings = 0
             let start = ContinuousClock.now
             while pings < 4, let received = listener.receive(timeout: .seconds(2)) {
-                #expect(received.message == "WATCHDOG=1")
+                #expect(received.raw == "WATCHDOG=1")
                 pings += 1
             }
             let elapsed = ContinuousClock.now - start
@@ -45,7 +46,7 @@ struct WatchdogServiceTests {
 
     @Test("without a watchdog it sends nothing and stays until graceful shutdown")
     func idleWithoutWatchdog() async throws {
-        let listener = try NotifyListener(.path)
+        let listener = try NotifyListener(.filesystem, reading: .onRequest)
         let notifier = SystemdNotifier(socketAddress: listener.address, logger: LogCapture().logger())
         #expect(notifier.watchdogInterval == nil)
         let group = ServiceGroup(

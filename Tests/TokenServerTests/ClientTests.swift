@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TokenTestSupport
 
 @testable import TokenServer
 
@@ -7,8 +8,8 @@ import Testing
 struct ClientTests {
     @Test("a missing socket says so and asks whether tokend is running")
     func missingSocket() throws {
-        let directory = makeTemporaryDirectory()
-        defer { removeTree(directory) }
+        let temporary = try TemporaryDirectory(prefix: "tsrv")
+        let directory = temporary.path
         let path = directory + "/tokend-admin.sock"
         #expect {
             try UnixHTTPClient(path: path).send(method: "GET", path: "/healthz")
@@ -20,10 +21,10 @@ struct ClientTests {
 
     @Test("a stale socket is 'Connection refused'")
     func staleSocket() throws {
-        let directory = makeTemporaryDirectory()
-        defer { removeTree(directory) }
+        let temporary = try TemporaryDirectory(prefix: "tsrv")
+        let directory = temporary.path
         let path = directory + "/api.sock"
-        Foundation.close(try RawServer.listeningSocket(at: path))
+        Foundation.close(try listeningUnixSocket(at: path))
         #expect {
             try UnixHTTPClient(path: path).send(method: "GET", path: "/healthz")
         } throws: { error in
@@ -33,8 +34,8 @@ struct ClientTests {
 
     @Test("chunked responses with extensions and trailers decode, and the connection is reused")
     func chunked() async throws {
-        let directory = makeTemporaryDirectory()
-        defer { removeTree(directory) }
+        let temporary = try TemporaryDirectory(prefix: "tsrv")
+        let directory = temporary.path
         let server = try RawServer(path: directory + "/raw.sock") { accept in
             guard let connection = accept() else { return }
             _ = connection.readRequest()
@@ -46,7 +47,7 @@ struct ClientTests {
             _ = connection.readRequest()
         }
         let path = server.path
-        let (first, second, opened) = try await blocking {
+        let (first, second, opened) = try await onThread {
             let client = UnixHTTPClient(path: path, timeout: .seconds(5))
             return (
                 try client.send(method: "GET", path: "/a"), try client.send(method: "POST", path: "/b"),
@@ -62,15 +63,15 @@ struct ClientTests {
 
     @Test("a response framed by the end of the connection is read to the end")
     func unframed() async throws {
-        let directory = makeTemporaryDirectory()
-        defer { removeTree(directory) }
+        let temporary = try TemporaryDirectory(prefix: "tsrv")
+        let directory = temporary.path
         let server = try RawServer(path: directory + "/raw.sock") { accept in
             guard let connection = accept() else { return }
             _ = connection.readRequest()
             connection.write("HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nall of it")
         }
         let path = server.path
-        let (body, connected) = try await blocking {
+        let (body, connected) = try await onThread {
             let client = UnixHTTPClient(path: path, timeout: .seconds(5))
             let response = try client.send(method: "GET", path: "/")
             return (response.body.text, client.isConnected)
@@ -81,8 +82,8 @@ struct ClientTests {
 
     @Test("a server that never answers runs into the timeout")
     func timeout() async throws {
-        let directory = makeTemporaryDirectory()
-        defer { removeTree(directory) }
+        let temporary = try TemporaryDirectory(prefix: "tsrv")
+        let directory = temporary.path
         let server = try RawServer(path: directory + "/raw.sock") { accept in
             guard let connection = accept() else { return }
             _ = connection.readRequest()
@@ -91,7 +92,7 @@ struct ClientTests {
         let path = server.path
         let start = ContinuousClock.now
         await #expect(throws: HTTPClientError(.timedOut, "")) {
-            try await blocking {
+            try await onThread {
                 try UnixHTTPClient(path: path, timeout: .milliseconds(300)).send(method: "GET", path: "/")
             }
         }
@@ -104,7 +105,7 @@ struct ClientTests {
         configuration.idleTimeout = .milliseconds(150)
         let server = try await TestServer.start(configuration: configuration)
         let path = server.socketPath
-        let (statuses, opened) = try await blocking {
+        let (statuses, opened) = try await onThread {
             let client = UnixHTTPClient(path: path)
             let first = try client.send(method: "GET", path: "/hello").status
             Thread.sleep(forTimeInterval: 0.6)

@@ -2,6 +2,7 @@ import Foundation
 import JOSE
 import Logging
 import Testing
+import TokenTestSupport
 
 @testable import TokenServer
 
@@ -11,7 +12,7 @@ struct PeerAndLoggingTests {
     func peerCredentials() async throws {
         let server = try await TestServer.start()
         let path = server.socketPath
-        let response = try await blocking { try UnixHTTPClient(path: path).send(method: "GET", path: "/peer") }
+        let response = try await onThread { try UnixHTTPClient(path: path).send(method: "GET", path: "/peer") }
         let body = try json(response.body)
         #expect(body["pid"] == .number(JSONNumber(Int(getpid()))))
         #expect(body["uid"] == .number(JSONNumber(Int(getuid()))))
@@ -23,7 +24,7 @@ struct PeerAndLoggingTests {
     func logs() async throws {
         let server = try await TestServer.start()
         let path = server.socketPath
-        let statuses = try await blocking {
+        let statuses = try await onThread {
             let client = UnixHTTPClient(path: path)
             return [
                 try client.send(method: "GET", path: "/auth", headers: [("Authorization", "Bearer SECRET-AUTH-VALUE")])
@@ -71,7 +72,7 @@ struct MetricsTests {
         configuration.metricsFactory = metrics
         let server = try await TestServer.start(configuration: configuration)
         let path = server.socketPath
-        _ = try await blocking {
+        _ = try await onThread {
             let client = UnixHTTPClient(path: path)
             return [
                 try client.send(method: "GET", path: "/items/1").status,

@@ -4,6 +4,7 @@ import JOSE
 import Logging
 import NIOCore
 import Testing
+import TokenTestSupport
 
 @testable import TokenServer
 
@@ -11,16 +12,16 @@ import Testing
 struct ServerLifecycleTests {
     @Test("a stale socket file is replaced")
     func staleSocketReplaced() async throws {
-        let directory = makeTemporaryDirectory()
-        defer { removeTree(directory) }
+        let temporary = try TemporaryDirectory(prefix: "tsrv")
+        let directory = temporary.path
         let path = directory + "/api.sock"
-        Foundation.close(try RawServer.listeningSocket(at: path))  // bound, then abandoned: stale
+        Foundation.close(try listeningUnixSocket(at: path))  // bound, then abandoned: stale
         #expect(UnixSocketFile.probe(path) == .stale)
 
         let server = try await TestServer.start(listeners: { router, _ in
             [HTTPListener(address: .unixPath(path, mode: 0o600), kind: .api, router: router)]
         })
-        let status = try await blocking { try UnixHTTPClient(path: path).send(method: "GET", path: "/hello").status }
+        let status = try await onThread { try UnixHTTPClient(path: path).send(method: "GET", path: "/hello").status }
         #expect(status == 200)
         try await server.stop()
     }
@@ -40,15 +41,15 @@ struct ServerLifecycleTests {
         }
         // The first server is untouched.
         let path = server.socketPath
-        let status = try await blocking { try UnixHTTPClient(path: path).send(method: "GET", path: "/hello").status }
+        let status = try await onThread { try UnixHTTPClient(path: path).send(method: "GET", path: "/hello").status }
         #expect(status == 200)
         try await server.stop()
     }
 
     @Test("a file that is not a socket is never replaced")
     func notASocketRefused() async throws {
-        let directory = makeTemporaryDirectory()
-        defer { removeTree(directory) }
+        let temporary = try TemporaryDirectory(prefix: "tsrv")
+        let directory = temporary.path
         let path = directory + "/api.sock"
         try Data("keep me".utf8).write(to: URL(fileURLWithPath: path))
         let server = HTTPServer(
@@ -61,8 +62,8 @@ struct ServerLifecycleTests {
 
     @Test("a failing second listener releases the first one's socket file")
     func failedStartCleansUp() async throws {
-        let directory = makeTemporaryDirectory()
-        defer { removeTree(directory) }
+        let temporary = try TemporaryDirectory(prefix: "tsrv")
+        let directory = temporary.path
         let good = directory + "/api.sock"
         let bad = directory + "/file"
         try Data().write(to: URL(fileURLWithPath: bad))
@@ -94,17 +95,17 @@ struct ServerLifecycleTests {
 
     @Test("an already-bound listening descriptor is adopted (socket activation), and its file is left alone")
     func adoptsDescriptor() async throws {
-        let directory = makeTemporaryDirectory()
-        defer { removeTree(directory) }
+        let temporary = try TemporaryDirectory(prefix: "tsrv")
+        let directory = temporary.path
         let path = directory + "/activated.sock"
-        let fd = try RawServer.listeningSocket(at: path)
+        let fd = try listeningUnixSocket(at: path)
         let server = try await TestServer.start(listeners: { router, _ in
             [HTTPListener(address: .descriptor(fd), kind: .admin, router: router)]
         })
-        let response = try await blocking { try UnixHTTPClient(path: path).send(method: "GET", path: "/whoami") }
+        let response = try await onThread { try UnixHTTPClient(path: path).send(method: "GET", path: "/whoami") }
         #expect(response.status == 200)
         #expect(try json(response.body)["listener"] == "admin")
-        let peer = try await blocking { try UnixHTTPClient(path: path).send(method: "GET", path: "/peer") }
+        let peer = try await onThread { try UnixHTTPClient(path: path).send(method: "GET", path: "/peer") }
         #expect(try json(peer.body)["uid"] == .number(JSONNumber(Int(getuid()))))
         try await server.stop()
         #expect(FileManager.default.fileExists(atPath: path))  // systemd owns it
@@ -132,7 +133,7 @@ struct ServerLifecycleTests {
         #expect(addresses.count == 2)
         let port = try #require(addresses.last?.port)
         #expect(port > 0)
-        let (whoami, peer) = try await blocking {
+        let (whoami, peer) = try await onThread {
             let client = UnixHTTPClient(endpoint: .tcp(host: "127.0.0.1", port: port))
             return (try client.send(method: "GET", path: "/whoami"), try client.send(method: "GET", path: "/peer"))
         }
@@ -147,20 +148,20 @@ struct ServerLifecycleTests {
         let path = server.socketPath
         let http = server.server
         let idle = Task {
-            try await blocking { () throws -> Bool in
+            try await onThread { () throws -> Bool in
                 // An idle keep-alive connection, open when the shutdown starts.
-                let connection = try RawConnection(unixPath: path)
+                let connection = try UnixConnection(path: path, timeout: 10)
                 connection.write("GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
                 _ = try connection.readResponses(1)
                 return connection.isClosedByPeer(within: .seconds(10))
             }
         }
-        #expect(await eventually { http.connectionCount == 1 })
+        _ = try await eventually("the idle connection to be open") { http.connectionCount == 1 ? true : nil }
         let slow = Task {
-            try await blocking { try UnixHTTPClient(path: path).send(method: "GET", path: "/slow?ms=800") }
+            try await onThread { try UnixHTTPClient(path: path).send(method: "GET", path: "/slow?ms=800") }
         }
         let probe = server.probe
-        #expect(await eventually { probe.slowStarted == 1 })
+        _ = try await eventually("the slow request to start") { probe.slowStarted == 1 ? true : nil }
 
         let start = ContinuousClock.now
         try await server.stop()
@@ -174,7 +175,7 @@ struct ServerLifecycleTests {
         #expect(!FileManager.default.fileExists(atPath: path))
         #expect(try await idle.value)  // closed by the shutdown, long before its 60 s idle timeout
         await #expect(throws: HTTPClientError(.cannotConnect, "")) {
-            try await blocking { try UnixHTTPClient(path: path).send(method: "GET", path: "/hello") }
+            try await onThread { try UnixHTTPClient(path: path).send(method: "GET", path: "/hello") }
         }
     }
 
@@ -185,10 +186,10 @@ struct ServerLifecycleTests {
         let server = try await TestServer.start(configuration: configuration)
         let path = server.socketPath
         let slow = Task {
-            try await blocking { try UnixHTTPClient(path: path).send(method: "GET", path: "/slow?ms=5000") }
+            try await onThread { try UnixHTTPClient(path: path).send(method: "GET", path: "/slow?ms=5000") }
         }
         let probe = server.probe
-        #expect(await eventually { probe.slowStarted == 1 })
+        _ = try await eventually("the slow request to start") { probe.slowStarted == 1 ? true : nil }
         let start = ContinuousClock.now
         try await server.stop()
         #expect(ContinuousClock.now - start < .seconds(3))
@@ -202,13 +203,13 @@ struct ServerLifecycleTests {
         server.task.cancel()
         _ = try? await server.task.value
         #expect(!FileManager.default.fileExists(atPath: server.socketPath))
-        removeTree(server.directory)
+        server.scratch.remove()
     }
 
     @Test("triggerGracefulShutdown stops a server run outside a service group")
     func standalone() async throws {
-        let directory = makeTemporaryDirectory()
-        defer { removeTree(directory) }
+        let temporary = try TemporaryDirectory(prefix: "tsrv")
+        let directory = temporary.path
         let path = directory + "/api.sock"
         let ready = ReadySignal()
         let server = HTTPServer(

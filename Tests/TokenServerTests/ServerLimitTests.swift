@@ -2,6 +2,7 @@ import Foundation
 import JOSE
 import Logging
 import Testing
+import TokenTestSupport
 
 @testable import TokenServer
 
@@ -11,14 +12,14 @@ struct ServerLimitTests {
     func contentLengthTooLarge() async throws {
         let server = try await TestServer.start()
         let path = server.socketPath
-        let (bytes, closed) = try await blocking {
-            let connection = try RawConnection(unixPath: path)
+        let (bytes, closed) = try await onThread {
+            let connection = try UnixConnection(path: path, timeout: 10)
             connection.write(
                 "POST /form HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000000\r\n\r\n"
             )
             return connection.readToEnd()
         }
-        let response = try #require(RawResponse.parseAll(bytes).first)
+        let response = try #require(Reply.parseAll(bytes).first)
         #expect(response.status == 413)
         #expect(response.header("Connection") == "close")
         #expect(try json(response.body)["error"] == "request_too_large")
@@ -31,7 +32,7 @@ struct ServerLimitTests {
     func oversizedBodyWithClient() async throws {
         let server = try await TestServer.start()
         let path = server.socketPath
-        let (large, atLimit) = try await blocking {
+        let (large, atLimit) = try await onThread {
             (
                 try UnixHTTPClient(path: path).send(
                     method: "POST",
@@ -58,7 +59,7 @@ struct ServerLimitTests {
         configuration.lingerTimeout = .milliseconds(50)
         let server = try await TestServer.start(configuration: configuration)
         let path = server.socketPath
-        let response = try await blocking {
+        let response = try await onThread {
             try UnixHTTPClient(path: path).send(
                 method: "POST",
                 path: "/form",
@@ -74,8 +75,8 @@ struct ServerLimitTests {
     func chunkedTooLarge() async throws {
         let server = try await TestServer.start()
         let path = server.socketPath
-        let (bytes, _) = try await blocking {
-            let connection = try RawConnection(unixPath: path)
+        let (bytes, _) = try await onThread {
+            let connection = try UnixConnection(path: path, timeout: 10)
             connection.write(
                 "POST /form HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nTransfer-Encoding: chunked\r\n\r\n"
             )
@@ -84,7 +85,7 @@ struct ServerLimitTests {
             connection.write("0\r\n\r\n")
             return connection.readToEnd()
         }
-        let response = try #require(RawResponse.parseAll(bytes).first)
+        let response = try #require(Reply.parseAll(bytes).first)
         #expect(response.status == 413)
         #expect(response.header("Connection") == "close")
         try await server.stop()
@@ -94,8 +95,8 @@ struct ServerLimitTests {
     func chunkedWithinLimit() async throws {
         let server = try await TestServer.start()
         let path = server.socketPath
-        let responses = try await blocking {
-            let connection = try RawConnection(unixPath: path)
+        let responses = try await onThread {
+            let connection = try UnixConnection(path: path, timeout: 10)
             connection.write(
                 "POST /form HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nTransfer-Encoding: chunked\r\n\r\n"
                     + "3\r\na=1\r\n4\r\n&b=2\r\n0\r\n\r\n"
@@ -118,17 +119,17 @@ struct ServerLimitTests {
     func headersTooLarge() async throws {
         let server = try await TestServer.start()
         let path = server.socketPath
-        let (over, exact, normal) = try await blocking {
-            let connection = try RawConnection(unixPath: path)
+        let (over, exact, normal) = try await onThread {
+            let connection = try UnixConnection(path: path, timeout: 10)
             connection.write(Self.request(headSize: 16385))
             let over = connection.readToEnd()
-            let exactConnection = try RawConnection(unixPath: path)
+            let exactConnection = try UnixConnection(path: path, timeout: 10)
             exactConnection.write(Self.request(headSize: 16384))
             let exact = try exactConnection.readResponses(1)
             let normal = try UnixHTTPClient(path: path).send(method: "GET", path: "/hello")
             return (over, exact, normal)
         }
-        let response = try #require(RawResponse.parseAll(over.bytes).first)
+        let response = try #require(Reply.parseAll(over.bytes).first)
         #expect(response.status == 431)
         #expect(response.header("Connection") == "close")
         #expect(try json(response.body)["error"] == "request_header_fields_too_large")
@@ -142,14 +143,14 @@ struct ServerLimitTests {
     func manyHeaders() async throws {
         let server = try await TestServer.start()
         let path = server.socketPath
-        let (bytes, _) = try await blocking {
-            let connection = try RawConnection(unixPath: path)
+        let (bytes, _) = try await onThread {
+            let connection = try UnixConnection(path: path, timeout: 10)
             var request = "GET /hello HTTP/1.1\r\nHost: x\r\n"
             for i in 0..<2000 { request += "X-H\(i): v\r\n" }
             connection.write(request + "\r\n")
             return connection.readToEnd()
         }
-        #expect(RawResponse.parseAll(bytes).first?.status == 431)
+        #expect(Reply.parseAll(bytes).first?.status == 431)
         try await server.stop()
     }
 
@@ -157,12 +158,12 @@ struct ServerLimitTests {
     func endlessRequestLine() async throws {
         let server = try await TestServer.start()
         let path = server.socketPath
-        let (bytes, closed) = try await blocking {
-            let connection = try RawConnection(unixPath: path)
+        let (bytes, closed) = try await onThread {
+            let connection = try UnixConnection(path: path, timeout: 10)
             connection.write("GET /" + String(repeating: "a", count: 40000))
             return connection.readToEnd()
         }
-        #expect(RawResponse.parseAll(bytes).first?.status == 431)
+        #expect(Reply.parseAll(bytes).first?.status == 431)
         #expect(closed)
         try await server.stop()
     }
@@ -177,12 +178,12 @@ struct ServerLimitTests {
     func malformed(_ request: String) async throws {
         let server = try await TestServer.start()
         let path = server.socketPath
-        let (bytes, closed) = try await blocking {
-            let connection = try RawConnection(unixPath: path)
+        let (bytes, closed) = try await onThread {
+            let connection = try UnixConnection(path: path, timeout: 10)
             connection.write(request)
             return connection.readToEnd()
         }
-        let response = try #require(RawResponse.parseAll(bytes).first)
+        let response = try #require(Reply.parseAll(bytes).first)
         #expect(response.status == 400)
         #expect(response.header("Connection") == "close")
         #expect(try json(response.body)["error"] == "invalid_request")
@@ -197,8 +198,8 @@ struct ServerLimitTests {
         let server = try await TestServer.start(configuration: configuration)
         let path = server.socketPath
         let http = server.server
-        let (status, closed, elapsed) = try await blocking {
-            let connection = try RawConnection(unixPath: path)
+        let (status, closed, elapsed) = try await onThread {
+            let connection = try UnixConnection(path: path, timeout: 10)
             connection.write("GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
             let status = try connection.readResponses(1).first?.status
             let start = ContinuousClock.now
@@ -208,7 +209,7 @@ struct ServerLimitTests {
         #expect(status == 200)
         #expect(closed)
         #expect(elapsed >= .milliseconds(250))
-        #expect(await eventually { http.connectionCount == 0 })
+        _ = try await eventually("every connection to close") { http.connectionCount == 0 ? true : nil }
         try await server.stop()
     }
 
@@ -218,7 +219,7 @@ struct ServerLimitTests {
         configuration.idleTimeout = .milliseconds(200)
         let server = try await TestServer.start(configuration: configuration)
         let path = server.socketPath
-        let response = try await blocking { try UnixHTTPClient(path: path).send(method: "GET", path: "/slow?ms=700") }
+        let response = try await onThread { try UnixHTTPClient(path: path).send(method: "GET", path: "/slow?ms=700") }
         #expect(response.status == 200)
         try await server.stop()
     }
@@ -230,18 +231,18 @@ struct ServerLimitTests {
         let server = try await TestServer.start(configuration: configuration)
         let path = server.socketPath
         let http = server.server
-        let (refused, closed) = try await blocking {
-            let first = try RawConnection(unixPath: path)
-            let second = try RawConnection(unixPath: path)
+        let (refused, closed) = try await onThread {
+            let first = try UnixConnection(path: path, timeout: 10)
+            let second = try UnixConnection(path: path, timeout: 10)
             for connection in [first, second] {
                 connection.write("GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
                 _ = try connection.readResponses(1)
             }
-            let third = try RawConnection(unixPath: path)
+            let third = try UnixConnection(path: path, timeout: 10)
             third.write("GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
             let (bytes, closed) = third.readToEnd()
             withExtendedLifetime((first, second)) {}  // both stay open until the third was refused
-            return (RawResponse.parseAll(bytes).first, closed)
+            return (Reply.parseAll(bytes).first, closed)
         }
         let response = try #require(refused)
         #expect(response.status == 503)
@@ -250,8 +251,8 @@ struct ServerLimitTests {
         #expect(try json(response.body)["error"] == "temporarily_unavailable")
         #expect(closed)
         // The first two are closed now: a new connection is served again.
-        #expect(await eventually { http.connectionCount == 0 })
-        let status = try await blocking { try UnixHTTPClient(path: path).send(method: "GET", path: "/hello").status }
+        _ = try await eventually("every connection to close") { http.connectionCount == 0 ? true : nil }
+        let status = try await onThread { try UnixHTTPClient(path: path).send(method: "GET", path: "/hello").status }
         #expect(status == 200)
         try await server.stop()
     }
@@ -262,7 +263,7 @@ struct ServerLimitTests {
         configuration.requestTimeout = .milliseconds(200)
         let server = try await TestServer.start(configuration: configuration)
         let path = server.socketPath
-        let (slow, next) = try await blocking {
+        let (slow, next) = try await onThread {
             let client = UnixHTTPClient(path: path)
             return (
                 try client.send(method: "GET", path: "/slow?ms=1500"), try client.send(method: "GET", path: "/hello")

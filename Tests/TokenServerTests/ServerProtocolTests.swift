@@ -1,6 +1,7 @@
 import Foundation
 import JOSE
 import Testing
+import TokenTestSupport
 
 @testable import TokenServer
 
@@ -11,7 +12,7 @@ struct ServerProtocolTests {
         let server = try await TestServer.start()
         let path = server.socketPath
         let http = server.server
-        let (first, second, opened, open) = try await blocking {
+        let (first, second, opened, open) = try await onThread {
             let client = UnixHTTPClient(path: path, timeout: .seconds(10))
             let first = try client.send(method: "GET", path: "/hello")
             let second = try client.send(method: "GET", path: "/items/42")
@@ -31,8 +32,8 @@ struct ServerProtocolTests {
     func pipelining() async throws {
         let server = try await TestServer.start()
         let path = server.socketPath
-        let responses = try await blocking {
-            let connection = try RawConnection(unixPath: path)
+        let responses = try await onThread {
+            let connection = try UnixConnection(path: path, timeout: 10)
             let requests = [
                 "GET /slow?ms=200 HTTP/1.1\r\nHost: x\r\n\r\n",
                 "GET /items/2 HTTP/1.1\r\nHost: x\r\n\r\n",
@@ -55,7 +56,7 @@ struct ServerProtocolTests {
     func notFound() async throws {
         let server = try await TestServer.start()
         let client = server.socketPath
-        let response = try await blocking { try UnixHTTPClient(path: client).send(method: "GET", path: "/nope") }
+        let response = try await onThread { try UnixHTTPClient(path: client).send(method: "GET", path: "/nope") }
         #expect(response.status == 404)
         #expect(header(response.headers, "Content-Type") == "application/json")
         #expect(try json(response.body)["error"] == "not_found")
@@ -66,7 +67,7 @@ struct ServerProtocolTests {
     func methodNotAllowed() async throws {
         let server = try await TestServer.start()
         let path = server.socketPath
-        let (hello, item) = try await blocking {
+        let (hello, item) = try await onThread {
             let client = UnixHTTPClient(path: path)
             return (
                 try client.send(method: "POST", path: "/hello", body: Array("{}".utf8)),
@@ -85,7 +86,7 @@ struct ServerProtocolTests {
     func head() async throws {
         let server = try await TestServer.start()
         let path = server.socketPath
-        let (get, head, after) = try await blocking {
+        let (get, head, after) = try await onThread {
             let client = UnixHTTPClient(path: path)
             return (
                 try client.send(method: "GET", path: "/hello"), try client.send(method: "HEAD", path: "/hello"),
@@ -103,7 +104,7 @@ struct ServerProtocolTests {
     func defaultHeaders() async throws {
         let server = try await TestServer.start()
         let path = server.socketPath
-        let (plain, cached, missing) = try await blocking {
+        let (plain, cached, missing) = try await onThread {
             let client = UnixHTTPClient(path: path)
             return (
                 try client.send(method: "GET", path: "/hello"), try client.send(method: "GET", path: "/cached"),
@@ -124,13 +125,13 @@ struct ServerProtocolTests {
     func handlerCloses() async throws {
         let server = try await TestServer.start()
         let path = server.socketPath
-        let (bytes, closed) = try await blocking {
-            let connection = try RawConnection(unixPath: path)
+        let (bytes, closed) = try await onThread {
+            let connection = try UnixConnection(path: path, timeout: 10)
             connection.write("GET /bye HTTP/1.1\r\nHost: x\r\n\r\n")
             return connection.readToEnd()
         }
         #expect(closed)
-        let response = try #require(RawResponse.parseAll(bytes).first)
+        let response = try #require(Reply.parseAll(bytes).first)
         #expect(response.header("Connection") == "close")
         #expect(response.header("Content-Length") == "3")
         #expect(response.text == "bye")
@@ -141,7 +142,7 @@ struct ServerProtocolTests {
     func queryAndPath() async throws {
         let server = try await TestServer.start()
         let path = server.socketPath
-        let (query, item, bad) = try await blocking {
+        let (query, item, bad) = try await onThread {
             let client = UnixHTTPClient(path: path)
             return (
                 try client.send(method: "GET", path: "/query?a=1&b=two+words&a=%C3%A9"),
@@ -160,13 +161,13 @@ struct ServerProtocolTests {
     func http10() async throws {
         let server = try await TestServer.start()
         let path = server.socketPath
-        let (bytes, closed) = try await blocking {
-            let connection = try RawConnection(unixPath: path)
+        let (bytes, closed) = try await onThread {
+            let connection = try UnixConnection(path: path, timeout: 10)
             connection.write("GET /hello HTTP/1.0\r\n\r\n")
             return connection.readToEnd()
         }
         #expect(closed)
-        let response = try #require(RawResponse.parseAll(bytes).first)
+        let response = try #require(Reply.parseAll(bytes).first)
         #expect(response.status == 200)
         #expect(response.header("Connection") == "close")
         try await server.stop()
@@ -176,8 +177,8 @@ struct ServerProtocolTests {
     func expectContinue() async throws {
         let server = try await TestServer.start()
         let path = server.socketPath
-        let responses = try await blocking {
-            let connection = try RawConnection(unixPath: path)
+        let responses = try await onThread {
+            let connection = try UnixConnection(path: path, timeout: 10)
             connection.write(
                 "POST /form HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n"
             )
@@ -194,7 +195,7 @@ struct ServerProtocolTests {
     func bodies() async throws {
         let server = try await TestServer.start()
         let path = server.socketPath
-        let results = try await blocking { () throws -> [(Int, JSONValue)] in
+        let results = try await onThread { () throws -> [(Int, JSONValue)] in
             let client = UnixHTTPClient(path: path)
             let cases: [(String?, String)] = [
                 ("application/x-www-form-urlencoded", "token=abc&hint=x+y"),

@@ -16,6 +16,26 @@ public enum ExitStatus: Equatable, Sendable, CustomStringConvertible {
         case .signalled(let signal): "killed by signal \(signal)"
         }
     }
+
+    /// The code a shell reports: the exit code, or 128 + N when signal N ended the process (a
+    /// Swift trap is SIGILL, 4: read raw, a crash would pass for exit code 4).
+    public var shellCode: Int32 {
+        switch self {
+        case .exited(let code): code
+        case .signalled(let signal): 128 + signal
+        }
+    }
+}
+
+/// Where a child's standard stream is connected.
+public enum StandardStream: Sendable {
+    /// `/dev/null`.
+    case null
+    /// A file: read from as stdin; created or truncated as stdout or stderr.
+    case file(String)
+    /// An open descriptor of the test process (a pipe end, a terminal), duplicated into the
+    /// child; the caller closes its own copy.
+    case descriptor(Int32)
 }
 
 /// A process this test started: its pid, its output in files, and nothing else. Every stop
@@ -30,34 +50,55 @@ public enum ExitStatus: Equatable, Sendable, CustomStringConvertible {
 public final class ChildProcess: Sendable {
     public let name: String
     public let pid: Int32
-    public let stdoutPath: String
-    public let stderrPath: String
+    /// The file stdout goes to, when it goes to a file.
+    public let stdoutPath: String?
+    /// The file stderr goes to, when it goes to a file.
+    public let stderrPath: String?
     private let reaped = Mutex<ExitStatus?>(nil)
 
-    /// Starts `executable` with exactly `environment` (nothing inherited), stdin from
-    /// /dev/null, stdout and stderr to the given files (created or truncated).
+    /// Starts `executable` with exactly `environment` (nothing inherited) and its standard
+    /// streams connected as given.
     public init(
         _ executable: String,
         _ arguments: [String],
         environment: [String: String],
-        stdout stdoutPath: String,
-        stderr stderrPath: String,
+        stdin: StandardStream = .null,
+        stdout: StandardStream,
+        stderr: StandardStream,
         name: String? = nil,
         currentDirectory: String? = nil
     ) throws {
         self.name = name ?? URL(fileURLWithPath: executable).lastPathComponent
-        self.stdoutPath = stdoutPath
-        self.stderrPath = stderrPath
+        if case .file(let path) = stdout { stdoutPath = path } else { stdoutPath = nil }
+        if case .file(let path) = stderr { stderrPath = path } else { stderrPath = nil }
 
-        let outFD = try ChildProcess.truncatedFile(stdoutPath)
-        defer { close(outFD) }
-        let errFD = stderrPath == stdoutPath ? outFD : try ChildProcess.truncatedFile(stderrPath)
-        defer { if errFD != outFD { close(errFD) } }
+        var opened: [Int32] = []
+        defer { for fd in opened { close(fd) } }
+        var openedFiles: [String: Int32] = [:]
+        func descriptor(_ stream: StandardStream, writing: Bool) throws -> Int32 {
+            switch stream {
+            case .descriptor(let fd):
+                return fd
+            case .null, .file:
+                let path: String
+                if case .file(let file) = stream { path = file } else { path = "/dev/null" }
+                if let fd = openedFiles[path] { return fd }
+                let flags = writing ? (path == "/dev/null" ? O_WRONLY : O_WRONLY | O_CREAT | O_TRUNC) : O_RDONLY
+                let fd = open(path, flags | O_CLOEXEC, 0o600)
+                guard fd >= 0 else { throw HarnessError("cannot open \(path): \(String(cString: strerror(errno)))") }
+                opened.append(fd)
+                if writing { openedFiles[path] = fd }
+                return fd
+            }
+        }
+        let inFD = try descriptor(stdin, writing: false)
+        let outFD = try descriptor(stdout, writing: true)
+        let errFD = try descriptor(stderr, writing: true)
 
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_adddup2(&actions, inFD, 0)
         posix_spawn_file_actions_adddup2(&actions, outFD, 1)
         posix_spawn_file_actions_adddup2(&actions, errFD, 2)
         if let closeFrom = SpawnExtensions.addCloseFrom {
@@ -97,10 +138,26 @@ public final class ChildProcess: Sendable {
         self.pid = pid
     }
 
-    private static func truncatedFile(_ path: String) throws -> Int32 {
-        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw HarnessError("cannot create \(path): \(String(cString: strerror(errno)))") }
-        return fd
+    /// Starts `executable` with exactly `environment` (nothing inherited), stdin from
+    /// /dev/null, stdout and stderr to the given files (created or truncated).
+    public convenience init(
+        _ executable: String,
+        _ arguments: [String],
+        environment: [String: String],
+        stdout stdoutPath: String,
+        stderr stderrPath: String,
+        name: String? = nil,
+        currentDirectory: String? = nil
+    ) throws {
+        try self.init(
+            executable,
+            arguments,
+            environment: environment,
+            stdout: .file(stdoutPath),
+            stderr: .file(stderrPath),
+            name: name,
+            currentDirectory: currentDirectory
+        )
     }
 
     /// The exit status once the process has ended (reaping it), else nil.
@@ -145,23 +202,13 @@ public final class ChildProcess: Sendable {
         return (await waitForExit(timeout: .seconds(10)), true)
     }
 
-    /// Starts `executable` with stdout and stderr into one file, `output`.
-    public convenience init(
-        _ executable: String,
-        _ arguments: [String],
-        environment: [String: String],
-        output: String
-    ) throws {
-        try self.init(executable, arguments, environment: environment, stdout: output, stderr: output)
-    }
-
     /// Everything the process wrote so far: stdout, then stderr when it went to another file.
     public var output: String { stdoutPath == stderrPath ? stdout : stdout + stderr }
 
-    /// What the process wrote to stdout so far.
-    public var stdout: String { (try? String(contentsOfFile: stdoutPath, encoding: .utf8)) ?? "" }
-    /// What the process wrote to stderr so far.
-    public var stderr: String { (try? String(contentsOfFile: stderrPath, encoding: .utf8)) ?? "" }
+    /// What the process wrote to stdout so far (when it goes to a file).
+    public var stdout: String { stdoutPath.flatMap { try? String(contentsOfFile: $0, encoding: .utf8) } ?? "" }
+    /// What the process wrote to stderr so far (when it goes to a file).
+    public var stderr: String { stderrPath.flatMap { try? String(contentsOfFile: $0, encoding: .utf8) } ?? "" }
 }
 
 /// glibc's posix_spawn extensions that Swift's Glibc module does not import (they need
@@ -354,6 +401,17 @@ public enum Binaries {
     }
 
     public static func tokend() throws -> String { try path("tokend") }
+
+    /// A system command's path: the first executable `command` on PATH or in the usual
+    /// directories, or nil.
+    public static func which(_ command: String) -> String? {
+        let path = ProcessInfo.processInfo.environment["PATH"]?.split(separator: ":").map(String.init) ?? []
+        for directory in path + ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"] {
+            let candidate = "\(directory)/\(command)"
+            if access(candidate, X_OK) == 0 { return candidate }
+        }
+        return nil
+    }
     public static func tokenctl() throws -> String { try path("tokenctl") }
 }
 

@@ -28,6 +28,33 @@ public final class TemporaryDirectory: Sendable {
     /// `name` inside the directory.
     public func file(_ name: String) -> String { "\(path)/\(name)" }
 
+    /// Writes `bytes` to `name` (mode 0600, created or truncated; missing parent directories
+    /// are created 0700) and returns its path.
+    @discardableResult
+    public func write(_ name: String, _ bytes: [UInt8]) throws -> String {
+        let target = file(name)
+        var parent = ""
+        for component in name.split(separator: "/").dropLast() {
+            parent += "/\(component)"
+            mkdir(path + parent, 0o700)
+        }
+        let fd = open(target, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard fd >= 0 else {
+            throw TemporaryDirectoryError(description: "cannot create \(target): \(String(cString: strerror(errno)))")
+        }
+        defer { close(fd) }
+        guard writeAll(fd, bytes) else {
+            throw TemporaryDirectoryError(description: "cannot write \(target): \(String(cString: strerror(errno)))")
+        }
+        return target
+    }
+
+    /// Writes `text` as UTF-8 to `name` (mode 0600) and returns its path.
+    @discardableResult
+    public func write(_ name: String, _ text: String) throws -> String {
+        try write(name, Array(text.utf8))
+    }
+
     /// Removes the directory and everything in it (also done on release).
     public func remove() {
         Self.removeTree(path)
@@ -55,6 +82,18 @@ public final class TemporaryDirectory: Sendable {
             unlink(path)
         }
     }
+}
+
+/// Writes all of `bytes` to `fd`, retrying short writes and EINTR; false on an error (errno).
+public func writeAll(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
+    var offset = 0
+    while offset < bytes.count {
+        let written = bytes[offset...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        if written < 0 && errno == EINTR { continue }
+        guard written > 0 else { return false }
+        offset += written
+    }
+    return true
 }
 
 /// `TemporaryDirectory` could not be created.

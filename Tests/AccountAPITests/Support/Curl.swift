@@ -1,7 +1,7 @@
 import Foundation
 import TokenTestSupport
 
-extension Daemon {
+extension Tokend {
     /// Runs a seed document's curl command as a new user would: the same arguments, the
     /// document's host name swapped for `localhost` (plain HTTP) and `--unix-socket` added. The
     /// response is read from `-i` output. (Tokens on curl's command line stay out of messages.)
@@ -14,28 +14,18 @@ extension Daemon {
         let result = try await run(
             "/usr/bin/curl",
             ["-sS", "-i", "--max-time", "30", "--unix-socket", apiSocket] + rewritten,
-            in: directory.path
+            in: sandbox.path
         )
         guard result.status == .exited(0) else {
             throw HarnessError("curl failed (\(result.status)): \(result.output.redactingSecrets.prefix(400))")
         }
-        guard let split = result.stdout.range(of: "\r\n\r\n") else {
-            throw HarnessError("curl printed no HTTP response head")
-        }
-        var lines = result.stdout[..<split.lowerBound].components(separatedBy: "\r\n")
-        let parts = lines.removeFirst().split(separator: " ", maxSplits: 2)
-        guard parts.count >= 2, let status = Int(parts[1]) else { throw HarnessError("curl printed no status line") }
-        let headers = lines.compactMap { line -> Header? in
-            guard let colon = line.firstIndex(of: ":") else { return nil }
-            return Header(
-                name: String(line[..<colon]),
-                value: line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
-            )
+        guard let reply = Reply.parseAll(Array(result.stdout.utf8)).first else {
+            throw HarnessError("curl printed no HTTP response")
         }
         return Reply(
-            status: status,
-            headers: headers,
-            body: Array(result.stdout[split.upperBound...].utf8),
+            status: reply.status,
+            headers: reply.headers,
+            body: reply.body,
             elapsed: ContinuousClock.now - started
         )
     }

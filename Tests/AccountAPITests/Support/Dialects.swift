@@ -45,7 +45,7 @@ enum Dialect: String, CaseIterable, Sendable, CustomTestStringConvertible {
     }
 }
 
-extension Daemon {
+extension Tokend {
     /// A sign-in request in `dialect`, from client address `ip` (X-Real-IP) when given.
     func signIn(
         _ dialect: Dialect,

@@ -11,7 +11,7 @@ import Glibc
 enum SystemPackages {
     private actor Installer {
         func ensure(_ package: String, providing command: String) async throws -> String {
-            if let path = SystemPackages.which(command) { return path }
+            if let path = Binaries.which(command) { return path }
             guard geteuid() == 0 else {
                 throw HarnessError("\(command) is missing and only root can install it: apt-get install \(package)")
             }
@@ -56,7 +56,7 @@ enum SystemPackages {
                     timeout: .seconds(600)
                 )
             }
-            guard result.succeeded, let path = SystemPackages.which(command) else {
+            guard result.succeeded, let path = Binaries.which(command) else {
                 throw HarnessError("could not install \(package) for \(command):\n\(result)")
             }
             return path
@@ -68,14 +68,5 @@ enum SystemPackages {
     /// The path of `command`, installing `package` first when it is missing.
     static func ensure(_ package: String, providing command: String) async throws -> String {
         try await installer.ensure(package, providing: command)
-    }
-
-    /// `command`'s path in the usual directories, or nil.
-    static func which(_ command: String) -> String? {
-        for directory in ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"] {
-            let path = "\(directory)/\(command)"
-            if access(path, X_OK) == 0 { return path }
-        }
-        return nil
     }
 }

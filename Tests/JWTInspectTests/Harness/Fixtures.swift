@@ -34,44 +34,6 @@ enum Seed {
         """
 }
 
-/// Runs `body` with a private temporary directory (mode 0700), removed afterwards.
-func withTemporaryDirectory<T>(_ body: (TemporaryDirectory) async throws -> T) async throws -> T {
-    let dir = try TemporaryDirectory()
-    defer { try? FileManager.default.removeItem(at: dir.url) }
-    return try await body(dir)
-}
-
-/// A private temporary directory for one test.
-struct TemporaryDirectory {
-    let url: URL
-
-    fileprivate init() throws {
-        url = FileManager.default.temporaryDirectory.appendingPathComponent("jwt-inspect-tests-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(
-            at: url,
-            withIntermediateDirectories: true,
-            attributes: [.posixPermissions: 0o700]
-        )
-    }
-
-    /// Writes `text` to `name` (mode 0600) and returns the path.
-    @discardableResult
-    func write(_ name: String, _ text: String) throws -> String {
-        try write(name, Array(text.utf8))
-    }
-
-    @discardableResult
-    func write(_ name: String, _ bytes: [UInt8]) throws -> String {
-        let file = url.appendingPathComponent(name)
-        try FileManager.default.createDirectory(at: file.deletingLastPathComponent(), withIntermediateDirectories: true)
-        try Data(bytes).write(to: file)
-        try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: file.path)
-        return file.path
-    }
-
-    func path(_ name: String) -> String { url.appendingPathComponent(name).path }
-}
-
 /// A fixed clock for generated tokens, so no test depends on the machine's time.
 enum Clock {
     /// 2023-11-14T22:13:20Z.

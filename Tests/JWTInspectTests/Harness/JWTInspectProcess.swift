@@ -37,14 +37,8 @@ enum StandardInput {
     case terminal
 }
 
-enum JWTInspectBinary {
-    /// The built jwt-inspect, found as every test target finds the products
-    /// (`TokenTestSupport.Binaries`: next to the test bundle, else `<package>/.build/debug`).
-    static let url: URL? = (try? Binaries.path("jwt-inspect")).map { URL(fileURLWithPath: $0) }
-}
-
 /// A run that takes longer than this is a hang (a real run takes milliseconds).
-let runTimeout: TimeInterval = 60
+let runTimeout: Duration = .seconds(60)
 
 /// Runs the real `jwt-inspect` binary. `environment` entries are added to (or, with nil,
 /// removed from) the test process's environment; NO_COLOR is removed unless given, so a
@@ -52,112 +46,101 @@ let runTimeout: TimeInterval = 60
 func jwtInspect(
     _ arguments: [String],
     stdin: StandardInput = .null,
-    environment: [String: String?] = [:],
-    sourceLocation: SourceLocation = #_sourceLocation
+    environment: [String: String?] = [:]
 ) async throws -> RunResult {
-    guard let binary = JWTInspectBinary.url else {
-        Issue.record(
-            "jwt-inspect binary not found next to the test bundle nor in .build/debug: run swift build first",
-            sourceLocation: sourceLocation
-        )
-        throw BinaryMissing()
-    }
-    var env = ProcessInfo.processInfo.environment
-    env["NO_COLOR"] = nil
-    for (name, value) in environment { env[name] = value }
-    let finalEnvironment = env
-    return try await withCheckedThrowingContinuation { continuation in
-        DispatchQueue.global().async {
-            continuation.resume(
-                with: Result {
-                    try runBlocking(binary, arguments, stdin: stdin, environment: finalEnvironment)
-                }
-            )
-        }
-    }
+    try await runJWTInspect(arguments, stdin: stdin, stdoutOnTerminal: false, environment: environment)
 }
 
-struct BinaryMissing: Error {}
+/// Runs the binary with its standard output on a pseudo-terminal, as in an interactive
+/// shell; stderr goes to a file. Returns the terminal text (with the terminal's CRLFs).
+func jwtInspectOnTerminal(_ arguments: [String], environment: [String: String?] = [:]) async throws -> RunResult {
+    try await runJWTInspect(arguments, stdin: .null, stdoutOnTerminal: true, environment: environment)
+}
 
 struct ProcessTimedOut: Error, CustomStringConvertible {
     let arguments: [String]
-    var description: String { "jwt-inspect did not exit within \(Int(runTimeout)) s: \(arguments.first ?? "")…" }
+    var description: String { "jwt-inspect did not exit within \(runTimeout): \(arguments.first ?? "")…" }
 }
 
-/// Starts the process, feeds stdin, drains stdout and stderr concurrently, and waits.
-private func runBlocking(
-    _ binary: URL,
+/// Starts the binary as a `ChildProcess` (stdout and stderr to files unless stdout is a
+/// terminal), feeds stdin, and waits.
+private func runJWTInspect(
     _ arguments: [String],
     stdin: StandardInput,
-    environment: [String: String]
-) throws -> RunResult {
+    stdoutOnTerminal: Bool,
+    environment changes: [String: String?]
+) async throws -> RunResult {
     ignoreSIGPIPE
-    let process = Process()
-    process.executableURL = binary
-    process.arguments = arguments
-    process.environment = environment
+    let binary = try Binaries.path("jwt-inspect")
+    var environment = ProcessInfo.processInfo.environment
+    environment["NO_COLOR"] = nil
+    for (name, value) in changes { environment[name] = value }
 
-    let outPipe = Pipe()
-    let errPipe = Pipe()
-    process.standardOutput = outPipe
-    process.standardError = errPipe
-
-    var inPipe: Pipe?
+    let directory = try TemporaryDirectory(prefix: "jwt-inspect-run")
+    var input = StandardStream.null
+    var pipeWriter: Int32?
     var terminal: PseudoTerminal?
+    defer { terminal?.close() }
     switch stdin {
     case .null:
-        process.standardInput = FileHandle.nullDevice
+        break
     case .pipe:
-        let pipe = Pipe()
-        inPipe = pipe
-        process.standardInput = pipe
+        var ends: [Int32] = [0, 0]
+        guard pipe(&ends) == 0 else { throw HarnessError("pipe: \(String(cString: strerror(errno)))") }
+        for end in ends { _ = fcntl(end, F_SETFD, FD_CLOEXEC) }
+        input = .descriptor(ends[0])
+        pipeWriter = ends[1]
     case .terminal:
-        let pty = try PseudoTerminal()
-        terminal = pty
-        process.standardInput = FileHandle(fileDescriptor: pty.secondary, closeOnDealloc: false)
+        terminal = try PseudoTerminal()
+        input = .descriptor(terminal!.secondary)
     }
-
-    let exited = DispatchSemaphore(value: 0)
-    process.terminationHandler = { _ in exited.signal() }
-    do { try process.run() } catch {
-        terminal?.close()
+    var output = StandardStream.file(directory.file("stdout"))
+    if stdoutOnTerminal {
+        terminal = try PseudoTerminal()
+        output = .descriptor(terminal!.secondary)
+    }
+    let child: ChildProcess
+    do {
+        child = try ChildProcess(
+            binary,
+            arguments,
+            environment: environment,
+            stdin: input,
+            stdout: output,
+            stderr: .file(directory.file("stderr")),
+            name: "jwt-inspect"
+        )
+    } catch {
+        if case .descriptor(let reader) = input, pipeWriter != nil { close(reader) }
+        if let pipeWriter { close(pipeWriter) }
         throw error
     }
+    // The child has its copies; the parent keeps only the pipe's writing end and the
+    // terminal's primary side.
+    if case .descriptor(let reader) = input, pipeWriter != nil { close(reader) }
     terminal?.closeSecondary()
 
-    let group = DispatchGroup()
-    nonisolated(unsafe) var outData = Data()
-    nonisolated(unsafe) var errData = Data()
-    DispatchQueue.global().async(group: group) { outData = outPipe.fileHandleForReading.readDataToEndOfFile() }
-    DispatchQueue.global().async(group: group) { errData = errPipe.fileHandleForReading.readDataToEndOfFile() }
-
-    if case .pipe(let text) = stdin, let inPipe {
+    if case .pipe(let text) = stdin, let pipeWriter {
         // The binary may exit without reading (a usage error); EPIPE is then expected.
-        try? inPipe.fileHandleForWriting.write(contentsOf: Data(text.utf8))
-        try? inPipe.fileHandleForWriting.close()
+        try await onThread {
+            _ = writeAll(pipeWriter, Array(text.utf8))
+            close(pipeWriter)
+        }
     }
-
-    if exited.wait(timeout: .now() + runTimeout) == .timedOut {
-        process.terminate()
-        _ = exited.wait(timeout: .now() + 5)
-        group.wait()
-        terminal?.close()
+    var terminalText: String?
+    if stdoutOnTerminal, let primary = terminal?.primary {
+        terminalText = try await onThread { PseudoTerminal.readAll(primary, timeout: runTimeout) }
+    }
+    guard let status = await child.waitForExit(timeout: runTimeout) else {
+        await child.stop(timeout: .seconds(5))
         throw ProcessTimedOut(arguments: arguments)
     }
-    group.wait()
-    terminal?.close()
     return RunResult(
         arguments: arguments,
-        exitCode: exitStatus(process),
-        stdout: String(decoding: outData, as: UTF8.self),
-        stderr: String(decoding: errData, as: UTF8.self)
+        exitCode: status.shellCode,
+        stdout: terminalText ?? child.stdout,
+        stderr: child.stderr
     )
-}
-
-/// The exit code, or 128 + N when signal N killed the process, as a shell reports it. A
-/// Swift trap is SIGILL (4) on Linux: read raw, a crash would pass for exit code 4.
-private func exitStatus(_ process: Process) -> Int32 {
-    process.terminationReason == .exit ? process.terminationStatus : 128 + process.terminationStatus
 }
 
 /// Writing to a pipe whose reader has exited must be an error, not a signal that kills the
@@ -204,14 +187,15 @@ final class PseudoTerminal {
     }
 
     /// Everything written to the terminal side until every writer has closed it (Linux
-    /// reports that as EIO on the primary side), or until `timeout` passes.
-    func readAll(timeout: TimeInterval) -> String {
+    /// reports that as EIO on the primary side `primary`), or until `timeout` passes.
+    static func readAll(_ primary: Int32, timeout: Duration) -> String {
         var out: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 4096)
-        let deadline = Date().addingTimeInterval(timeout)
+        let deadline = ContinuousClock.now + timeout
         while true {
             var request = pollfd(fd: primary, events: Int16(POLLIN), revents: 0)
-            let remaining = Int32(max(0, deadline.timeIntervalSinceNow) * 1000)
+            let left = (deadline - ContinuousClock.now).components
+            let remaining = Int32(max(0, left.seconds * 1000 + left.attoseconds / 1_000_000_000_000_000))
             let ready = poll(&request, 1, remaining)
             if ready < 0 && errno == EINTR { continue }
             if ready <= 0 { break }
@@ -254,51 +238,4 @@ private struct PTYFunctions: Sendable {
         else { return nil }
         return PTYFunctions(openpt: openpt, grant: grant, unlock: unlock, name: name)
     }()
-}
-
-/// Runs the binary with its standard output on a pseudo-terminal, as in an interactive
-/// shell; stderr goes to a pipe. Returns the terminal text (with the terminal's CRLFs).
-func jwtInspectOnTerminal(_ arguments: [String], environment: [String: String?] = [:]) async throws -> RunResult {
-    guard let binary = JWTInspectBinary.url else {
-        Issue.record("jwt-inspect binary not found next to the test bundle nor in .build/debug: run swift build first")
-        throw BinaryMissing()
-    }
-    var env = ProcessInfo.processInfo.environment
-    env["NO_COLOR"] = nil
-    for (name, value) in environment { env[name] = value }
-    let finalEnvironment = env
-    return try await withCheckedThrowingContinuation { continuation in
-        DispatchQueue.global().async {
-            continuation.resume(
-                with: Result {
-                    let pty = try PseudoTerminal()
-                    defer { pty.close() }
-                    let process = Process()
-                    process.executableURL = binary
-                    process.arguments = arguments
-                    process.environment = finalEnvironment
-                    process.standardInput = FileHandle.nullDevice
-                    process.standardOutput = FileHandle(fileDescriptor: pty.secondary, closeOnDealloc: false)
-                    let errPipe = Pipe()
-                    process.standardError = errPipe
-                    let exited = DispatchSemaphore(value: 0)
-                    process.terminationHandler = { _ in exited.signal() }
-                    try process.run()
-                    pty.closeSecondary()
-                    let text = pty.readAll(timeout: runTimeout)
-                    let errors = errPipe.fileHandleForReading.readDataToEndOfFile()
-                    if exited.wait(timeout: .now() + runTimeout) == .timedOut {
-                        process.terminate()
-                        throw ProcessTimedOut(arguments: arguments)
-                    }
-                    return RunResult(
-                        arguments: arguments,
-                        exitCode: exitStatus(process),
-                        stdout: text,
-                        stderr: String(decoding: errors, as: UTF8.self)
-                    )
-                }
-            )
-        }
-    }
 }

@@ -1,6 +1,5 @@
 import Foundation
-
-@testable import TokenServer
+import TokenTestSupport
 
 /// A listening Unix socket served by a script on its own thread, to feed the client
 /// responses the real server never sends (chunked, unframed, silent).
@@ -8,14 +7,14 @@ final class RawServer: Sendable {
     let path: String
     private let listenFD: Int32
 
-    init(path: String, script: @escaping @Sendable (_ accept: () -> RawConnection?) -> Void) throws {
+    init(path: String, script: @escaping @Sendable (_ accept: () -> UnixConnection?) -> Void) throws {
         self.path = path
-        listenFD = try Self.listeningSocket(at: path)
+        listenFD = try listeningUnixSocket(at: path)
         let fd = listenFD
         Thread {
             script {
                 let connection = Foundation.accept(fd, nil, nil)
-                return connection >= 0 ? RawConnection(adopting: connection) : nil
+                return connection >= 0 ? UnixConnection(adopting: connection, timeout: 10) : nil
             }
         }.start()
     }
@@ -24,28 +23,15 @@ final class RawServer: Sendable {
         shutdown(listenFD, Int32(SHUT_RDWR))
         Foundation.close(listenFD)
     }
-
-    /// A bound and listening Unix socket at `path`.
-    static func listeningSocket(at path: String) throws -> Int32 {
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw RawError("socket: \(errnoDescription(errno))") }
-        let bound = withUnixAddress(path) { address, length in bind(fd, address, length) }
-        guard case .success(0) = bound, listen(fd, 16) == 0 else {
-            let message = errnoDescription(errno)
-            Foundation.close(fd)
-            throw RawError("bind/listen \(path): \(message)")
-        }
-        return fd
-    }
 }
 
-extension RawConnection {
+extension UnixConnection {
     /// Reads one request head (up to the blank line) and any Content-Length body.
     func readRequest() -> String? {
         var bytes: [UInt8] = []
         var byte: UInt8 = 0
         while !bytes.suffix(4).elementsEqual([13, 10, 13, 10]) {
-            guard recv(fd, &byte, 1, 0) == 1 else { return nil }
+            guard recv(descriptor, &byte, 1, 0) == 1 else { return nil }
             bytes.append(byte)
         }
         let head = String(decoding: bytes, as: UTF8.self)
@@ -53,7 +39,7 @@ extension RawConnection {
             head.components(separatedBy: "\r\n")
             .first { $0.lowercased().hasPrefix("content-length:") }
             .flatMap { Int($0.dropFirst("content-length:".count).trimmingCharacters(in: .whitespaces)) } ?? 0
-        for _ in 0..<length { guard recv(fd, &byte, 1, 0) == 1 else { return nil } }
+        for _ in 0..<length { guard recv(descriptor, &byte, 1, 0) == 1 else { return nil } }
         return head
     }
 }

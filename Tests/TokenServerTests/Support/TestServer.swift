@@ -4,6 +4,7 @@ import Logging
 import NIOCore
 import ServiceLifecycle
 import Synchronization
+import TokenTestSupport
 
 @testable import TokenServer
 
@@ -135,7 +136,8 @@ final class TestServer: Sendable {
     let server: HTTPServer
     let group: ServiceGroup
     let task: Task<Void, any Error>
-    let directory: String
+    /// The server's directory, removed by `stop()`.
+    let scratch: TemporaryDirectory
     let socketPath: String
     let logs: LogCapture
     let probe: RouteProbe
@@ -144,7 +146,7 @@ final class TestServer: Sendable {
         server: HTTPServer,
         group: ServiceGroup,
         task: Task<Void, any Error>,
-        directory: String,
+        scratch: TemporaryDirectory,
         socketPath: String,
         logs: LogCapture,
         probe: RouteProbe
@@ -152,7 +154,7 @@ final class TestServer: Sendable {
         self.server = server
         self.group = group
         self.task = task
-        self.directory = directory
+        self.scratch = scratch
         self.socketPath = socketPath
         self.logs = logs
         self.probe = probe
@@ -165,7 +167,8 @@ final class TestServer: Sendable {
         extraListeners: (Router) -> [HTTPListener] = { _ in [] },
         listeners makeListeners: ((_ router: Router, _ directory: String) -> [HTTPListener])? = nil
     ) async throws -> TestServer {
-        let directory = makeTemporaryDirectory()
+        let scratch = try TemporaryDirectory(prefix: "tsrv")
+        let directory = scratch.path
         let socketPath = directory + "/api.sock"
         let logs = LogCapture()
         let probe = RouteProbe()
@@ -191,14 +194,14 @@ final class TestServer: Sendable {
             }
         }
         if let error = await ready.wait() {
-            removeTree(directory)
+            scratch.remove()
             throw error
         }
         return TestServer(
             server: server,
             group: group,
             task: task,
-            directory: directory,
+            scratch: scratch,
             socketPath: socketPath,
             logs: logs,
             probe: probe
@@ -209,8 +212,10 @@ final class TestServer: Sendable {
     func stop() async throws {
         await group.triggerGracefulShutdown()
         try await task.value
-        removeTree(directory)
+        scratch.remove()
     }
+
+    var directory: String { scratch.path }
 
     /// A blocking client for this server's socket.
     func client(timeout: Duration = .seconds(10)) -> UnixHTTPClient {
