@@ -63,10 +63,13 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // The client side of the socket: a blocking HTTP/1.1 client and the admin API requests,
+        // for tokenctl (which must not link NIO, GRDB or libargon2) and the tests.
+        .target(name: "TokenClient", dependencies: ["JOSE"], swiftSettings: strict),
         .target(
             name: "TokenServer",
             dependencies: [
-                "TokenService", "JOSE", "Systemd",
+                "TokenService", "TokenClient", "JOSE", "Systemd",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -102,7 +105,7 @@ let package = Package(
         .executableTarget(
             name: "tokenctl",
             dependencies: [
-                "TokenServer", "TokenService", "JOSE",
+                "TokenClient", "JOSE",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict
@@ -138,7 +141,7 @@ let package = Package(
         .testTarget(
             name: "TokenServerTests",
             dependencies: [
-                "TokenServer", "TokenService", "JOSE",
+                "TokenServer", "TokenClient", "TokenService", "JOSE",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 
+@testable import TokenClient
 @testable import TokenServer
 
 @Suite("UnixHTTPClient")

@@ -4,6 +4,7 @@ import Logging
 import NIOCore
 import Testing
 
+@testable import TokenClient
 @testable import TokenServer
 
 @Suite("HTTPServer: sockets and lifecycle")

@@ -1,4 +1,5 @@
 import Foundation
+import TokenClient
 
 @testable import TokenServer
 

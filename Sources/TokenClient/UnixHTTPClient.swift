@@ -177,7 +177,7 @@ public final class UnixHTTPClient {
                 Glibc.close(socketFD)
                 throw HTTPClientError(
                     .cannotConnect,
-                    "cannot connect to \(path): the path is longer than \(UnixSocketFile.maxPathBytes) bytes"
+                    "cannot connect to \(path): the path is longer than \(UnixSocketAddress.maxPathBytes) bytes"
                 )
             }
             if status == 0 { return socketFD }
@@ -467,7 +467,7 @@ public final class UnixHTTPClient {
                 else {
                     throw HTTPClientError(.invalidResponse, "\(endpoint) sent a malformed header line")
                 }
-                headers.append((String(line[..<colon]), line[line.index(after: colon)...].trimmingASCIIWhitespace()))
+                headers.append((String(line[..<colon]), line[line.index(after: colon)...].trimmingSpacesAndTabs()))
             }
         } while (100..<200).contains(status) && status != 101
 
@@ -481,7 +481,7 @@ public final class UnixHTTPClient {
         if isHead || status == 204 || status == 304 {
             // no body
         } else if let encoding = first("transfer-encoding") {
-            guard encoding.lowercased().split(separator: ",").last?.trimmingASCIIWhitespace() == "chunked" else {
+            guard encoding.lowercased().split(separator: ",").last?.trimmingSpacesAndTabs() == "chunked" else {
                 throw HTTPClientError(.invalidResponse, "\(endpoint) sent an unsupported Transfer-Encoding \(encoding)")
             }
             body = try readChunked(deadline: deadline)
@@ -509,7 +509,7 @@ public final class UnixHTTPClient {
         var body: [UInt8] = []
         while true {
             let line = try readLine(deadline: deadline)
-            let sizeText = line.split(separator: ";", maxSplits: 1).first?.trimmingASCIIWhitespace() ?? ""
+            let sizeText = line.split(separator: ";", maxSplits: 1).first?.trimmingSpacesAndTabs() ?? ""
             guard let size = Int(sizeText, radix: 16), size >= 0 else {
                 throw HTTPClientError(.invalidResponse, "\(endpoint) sent a malformed chunk size")
             }
@@ -533,3 +533,13 @@ public final class UnixHTTPClient {
 
 @available(*, unavailable)
 extension UnixHTTPClient: Sendable {}
+
+extension StringProtocol {
+    /// The text without leading and trailing spaces and tabs (optional whitespace, RFC 9110 §5.6.3).
+    fileprivate func trimmingSpacesAndTabs() -> String {
+        var scalars = Substring(self).unicodeScalars[...]
+        while let first = scalars.first, first == " " || first == "\t" { scalars.removeFirst() }
+        while let last = scalars.last, last == " " || last == "\t" { scalars.removeLast() }
+        return String(String.UnicodeScalarView(scalars))
+    }
+}
