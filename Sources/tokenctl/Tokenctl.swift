@@ -44,7 +44,7 @@ struct GlobalOptions: ParsableArguments {
         do {
             answer = try client.send(request)
         } catch {
-            throw CommandFailure(message: "\(error)")
+            throw CommandFailure(message: error.reason)
         }
         guard answer.succeeded else {
             throw CommandFailure(
