@@ -141,10 +141,11 @@ let package = Package(
         .testTarget(
             name: "TokenServerTests",
             dependencies: [
-                "TokenServer", "TokenClient", "TokenService", "JOSE",
+                "TokenServer", "TokenClient", "TokenService", "JOSE", "Systemd",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strict
