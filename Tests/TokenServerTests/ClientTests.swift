@@ -1,4 +1,5 @@
 import Foundation
+import JOSE
 import Testing
 import TokenClient
 
@@ -160,5 +161,18 @@ struct ClientTests {
         #expect {
             try UnixHTTPClient(path: "/nonexistent.sock").send(method: "GET", path: "/a b")
         } throws: { ($0 as? HTTPClientError)?.code == .invalidRequest }
+    }
+
+    @Test("admin requests percent-encode ids in paths and queries, so any id reaches its own route")
+    func adminRequestPaths() {
+        #expect(AdminRequest.logout("ü/x y%").path == "/admin/users/%C3%BC%2Fx%20y%25/logout")
+        #expect(AdminRequest.user("a-b_c.d~9").path == "/admin/users/a-b_c.d~9")
+        #expect(
+            AdminRequest.users(email: "a+b@x", username: "u 1", status: nil, limit: 5).path
+                == "/admin/users?limit=5&email=a%2Bb%40x&username=u%201"
+        )
+        let issue = AdminRequest.issueToken(subject: "bob", scope: nil, policy: "1h", clientID: nil, refresh: true)
+        #expect(issue.method == "POST")
+        #expect(issue.body.map { JSONValue.object($0).compactText } == #"{"sub":"bob","refresh":true,"policy":"1h"}"#)
     }
 }
