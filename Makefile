@@ -20,9 +20,9 @@ RELEASE_FLAGS := -c release --static-swift-stdlib
 # Debian packages the build needs, and those only the tests need.
 BUILD_PACKAGES := pkg-config libssl-dev openssl libsystemd-dev libsqlite3-dev libargon2-dev
 TEST_PACKAGES := python3 python3-pip systemd curl
-# The integration tests run nginx and systemd-nspawn; policy-rc.d keeps Debian's nginx from
-# starting a daemon on port 80 while it installs.
-INTEGRATION_PACKAGES := nginx systemd-container
+# The integration tests run nginx, systemd-nspawn and promtool (prometheus); policy-rc.d keeps
+# Debian's nginx and prometheus from starting a daemon while they install.
+INTEGRATION_PACKAGES := nginx systemd-container prometheus
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 PYTHON_TEST_PACKAGES := 'pyjwt>=2.10' 'cryptography>=41'
 

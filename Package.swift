@@ -76,10 +76,14 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // The client side of the socket: a blocking HTTP/1.1 client and the admin API requests,
+        // for tokenctl (which must not link NIO, GRDB or libargon2) and the tests.
+        .target(name: "TokenClient", dependencies: ["JOSE", "HTTPSyntax", "CodedErrors"], swiftSettings: strict),
         .target(
             name: "TokenServer",
             dependencies: [
-                "TokenService", "TokenStore", "JOSE", "TokenCrypto", "HTTPSyntax", "CodedErrors",
+                "TokenService", "TokenStore", "TokenClient", "JOSE", "TokenCrypto", "Systemd", "HTTPSyntax",
+                "CodedErrors",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -115,7 +119,7 @@ let package = Package(
         .executableTarget(
             name: "tokenctl",
             dependencies: [
-                "TokenServer", "JOSE",
+                "TokenClient", "JOSE", "CodedErrors",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict
@@ -170,10 +174,11 @@ let package = Package(
             name: "TokenServerTests",
             dependencies: [
                 "CodedErrors",
-                "TokenServer", "TokenService", "JOSE", "HTTPSyntax", "TokenTestSupport",
+                "TokenServer", "TokenClient", "TokenService", "JOSE", "Systemd", "HTTPSyntax", "TokenTestSupport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strict
@@ -190,7 +195,7 @@ let package = Package(
         ),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["TokenCrypto", "TokenTestSupport"],
+            dependencies: ["JOSE", "TokenCrypto", "TokenTestSupport"],
             swiftSettings: strict
         ),
     ],

@@ -13,7 +13,7 @@ public enum CPUAffinity {
     }
 
     static func fromStatus() -> Int? {
-        guard let status = readSmallFile("/proc/self/status"),
+        guard let status = SystemCall.readSmallFile("/proc/self/status"),
             let line = status.split(separator: "\n").first(where: { $0.hasPrefix("Cpus_allowed_list:") })
         else { return nil }
         return count(list: line.dropFirst("Cpus_allowed_list:".count))
@@ -36,21 +36,5 @@ public enum CPUAffinity {
             }
         }
         return count > 0 ? count : nil
-    }
-
-    /// The text of a small file such as one under /proc (at most 64 KiB), or nil.
-    private static func readSmallFile(_ path: String) -> String? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 4096)
-        while bytes.count < 65536 {
-            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if n < 0, errno == EINTR { continue }
-            guard n > 0 else { break }
-            bytes.append(contentsOf: chunk[0..<n])
-        }
-        return String(decoding: bytes, as: UTF8.self)
     }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
+import CodedErrors
 import JOSE
-import TokenServer
+import TokenClient
 
 #if canImport(Glibc)
 import Glibc
@@ -37,27 +38,22 @@ struct GlobalOptions: ParsableArguments {
 
     /// Sends a request and returns the JSON object answered; a non-2xx answer becomes an
     /// error carrying the daemon's description.
-    func call(_ method: String, _ path: String, body: JSONObject? = nil) throws -> JSONObject {
+    func call(_ request: AdminRequest) throws -> JSONObject {
         let client = UnixHTTPClient(path: socketPath)
         defer { client.close() }
-        let bytes = body.map { JSONValue.object($0).compactBytes } ?? []
-        let headers = body == nil ? [] : [("Content-Type", "application/json")]
-        let response: (status: Int, headers: [(String, String)], body: [UInt8])
+        let answer: AdminAnswer
         do {
-            response = try client.send(method: method, path: path, headers: headers, body: bytes)
+            answer = try client.send(request)
         } catch {
-            throw CommandFailure(message: "\(error)")
+            throw CommandFailure(message: error.reason)
         }
-        let object = (try? JSONParser().parse(response.body))?.objectValue ?? JSONObject()
-        guard (200..<300).contains(response.status) else {
-            let description =
-                object["error_description"]?.stringValue ?? object["error"]?.stringValue ?? "HTTP \(response.status)"
+        guard answer.succeeded else {
             throw CommandFailure(
-                message: "tokend refused: \(description)",
-                json: json ? JSONValue.object(object).prettyText() : nil
+                message: "tokend refused: \(answer.refusal)",
+                json: json ? JSONValue.object(answer.object).prettyText() : nil
             )
         }
-        return object
+        return answer.object
     }
 
     func emit(_ object: JSONObject, text: () -> String) {
@@ -167,7 +163,7 @@ struct Status: ParsableCommand {
     @OptionGroup var options: GlobalOptions
 
     func run() throws {
-        let status = try options.call("GET", "/admin/status")
+        let status = try options.call(.status)
         options.emit(status) {
             var lines = [
                 "status     \(status["status"]?.stringValue == "serving" ? "serving" : "unavailable: \(status["reason"]?.stringValue ?? "?")")",
@@ -193,7 +189,7 @@ struct Keys: ParsableCommand {
         @OptionGroup var options: GlobalOptions
 
         func run() throws {
-            let keys = try options.call("GET", "/admin/keys")
+            let keys = try options.call(.keys)
             options.emit(keys) { List.render(keys) }
         }
 
@@ -221,7 +217,7 @@ struct Keys: ParsableCommand {
         var force = false
 
         func run() throws {
-            let body = try options.call("POST", "/admin/keys/rotate", body: JSONObject([("force", .bool(force))]))
+            let body = try options.call(.rotateKeys(force: force))
             options.emit(body) {
                 let change = body["change"]?.objectValue
                 return
@@ -243,7 +239,7 @@ struct Keys: ParsableCommand {
         }
 
         func run() throws {
-            let body = try options.call("POST", "/admin/keys/\(kid)/revoke")
+            let body = try options.call(.revokeKey(kid))
             options.emit(body) {
                 let change = body["change"]?.objectValue
                 var text = "revoked \(kid)"
@@ -272,11 +268,9 @@ struct Token: ParsableCommand {
         @Flag(help: "Also issue a refresh token.") var refresh = false
 
         func run() throws {
-            var request = JSONObject([("sub", .string(sub)), ("refresh", .bool(refresh))])
-            if let scope { request["scope"] = .string(scope) }
-            if let policy { request["policy"] = .string(policy) }
-            if let clientID { request["client_id"] = .string(clientID) }
-            let body = try options.call("POST", "/admin/tokens", body: request)
+            let body = try options.call(
+                .issueToken(subject: sub, scope: scope, policy: policy, clientID: clientID, refresh: refresh)
+            )
             options.emit(body) {
                 var lines = [body["access_token"]?.stringValue ?? ""]
                 if let refresh = body["refresh_token"]?.stringValue { lines.append("refresh_token: \(refresh)") }
@@ -291,11 +285,7 @@ struct Token: ParsableCommand {
         @Argument(help: "The token, or - for standard input.") var token: String?
 
         func run() throws {
-            let body = try options.call(
-                "POST",
-                "/oauth2/introspect",
-                body: JSONObject([("token", .string(try readToken(token)))])
-            )
+            let body = try options.call(.introspect(try readToken(token)))
             options.emit(body) {
                 guard body["active"]?.boolValue == true else { return "inactive" }
                 let rows = body.members.filter { $0.key != "active" }.map {
@@ -313,7 +303,7 @@ struct Token: ParsableCommand {
         @Argument(help: "The token, or - for standard input.") var token: String?
 
         func run() throws {
-            _ = try options.call("POST", "/oauth2/revoke", body: JSONObject([("token", .string(try readToken(token)))]))
+            _ = try options.call(.revokeToken(try readToken(token)))
             options.emit(JSONObject([("revoked", .bool(true))])) {
                 "revoked (or unknown, which RFC 7009 treats the same)"
             }
@@ -328,11 +318,7 @@ struct Token: ParsableCommand {
         @Argument(help: "The token, or - for standard input.") var token: String?
 
         func run() throws {
-            let body = try options.call(
-                "POST",
-                "/admin/tokens/explain",
-                body: JSONObject([("token", .string(try readToken(token)))])
-            )
+            let body = try options.call(.explain(try readToken(token)))
             options.emit(body) {
                 let rows = (body["checks"]?.arrayValue ?? []).compactMap(\.objectValue).map {
                     [$0["status"]?.stringValue ?? "?", $0["name"]?.stringValue ?? "?", $0["detail"]?.stringValue ?? ""]
@@ -357,28 +343,10 @@ struct Subject: ParsableCommand {
         @Argument(help: "The subject (user id).") var subject: String
 
         func run() throws {
-            let escaped = subject.utf8.map { byte -> String in
-                let c = Character(Unicode.Scalar(byte))
-                return c.isLetter && c.isASCII || c.isNumber && c.isASCII || "-_.~".contains(c)
-                    ? String(c) : "%" + String(byte, radix: 16, uppercase: true).leftPadded
-            }.joined()
-            let body = try options.call("POST", "/admin/users/\(escaped)/logout")
+            let body = try options.call(.logout(subject))
             options.emit(body) { "\(subject) signed out everywhere" }
         }
     }
-}
-
-extension String {
-    var leftPadded: String { count == 1 ? "0" + self : self }
-}
-
-/// Percent-encodes a path segment.
-func pathSegment(_ text: String) -> String {
-    text.utf8.map { byte -> String in
-        let c = Character(Unicode.Scalar(byte))
-        return c.isASCII && (c.isLetter || c.isNumber || "-_.~".contains(c))
-            ? String(c) : "%" + String(byte, radix: 16, uppercase: true).leftPadded
-    }.joined()
 }
 
 /// Reads a password from standard input (never from the command line, where `ps` shows it).
@@ -422,13 +390,16 @@ struct User: ParsableCommand {
         @Option(help: "Role (v1 rol).") var role: String?
 
         func run() throws {
-            var body = JSONObject([
-                ("username", .string(username)), ("email", .string(email)), ("password", .string(try readPassword())),
-            ])
-            if let firstName { body["firstName"] = .string(firstName) }
-            if let lastName { body["lastName"] = .string(lastName) }
-            if let role { body["role"] = .string(role) }
-            let user = try options.call("POST", "/admin/users", body: body)
+            let user = try options.call(
+                .createUser(
+                    username: username,
+                    email: email,
+                    password: try readPassword(),
+                    firstName: firstName,
+                    lastName: lastName,
+                    role: role
+                )
+            )
             options.emit(user) { "created\n" + User.render(user) }
         }
     }
@@ -444,11 +415,7 @@ struct User: ParsableCommand {
         @Option(help: "At most this many (1-1000).") var limit: Int = 100
 
         func run() throws {
-            var query = ["limit=\(limit)"]
-            if let email { query.append("email=\(pathSegment(email))") }
-            if let username { query.append("username=\(pathSegment(username))") }
-            if let status { query.append("status=\(pathSegment(status))") }
-            let body = try options.call("GET", "/admin/users?" + query.joined(separator: "&"))
+            let body = try options.call(.users(email: email, username: username, status: status, limit: limit))
             options.emit(body) {
                 let rows = (body["users"]?.arrayValue ?? []).compactMap(\.objectValue).map {
                     [
@@ -469,7 +436,7 @@ struct User: ParsableCommand {
         @Argument var id: String
 
         func run() throws {
-            let user = try options.call("GET", "/admin/users/\(pathSegment(id))")
+            let user = try options.call(.user(id))
             options.emit(user) { User.render(user) }
         }
     }
@@ -480,7 +447,7 @@ struct User: ParsableCommand {
         @Argument var id: String
 
         func run() throws {
-            let user = try options.call("POST", "/admin/users/\(pathSegment(id))/activate")
+            let user = try options.call(.activateUser(id))
             options.emit(user) { "activated \(user["username"]?.stringValue ?? id)" }
         }
     }
@@ -493,7 +460,7 @@ struct User: ParsableCommand {
         @Argument var id: String
 
         func run() throws {
-            let user = try options.call("POST", "/admin/users/\(pathSegment(id))/deactivate")
+            let user = try options.call(.deactivateUser(id))
             options.emit(user) { "deactivated \(user["username"]?.stringValue ?? id); their tokens are revoked" }
         }
     }
@@ -504,7 +471,7 @@ struct User: ParsableCommand {
         @Argument var id: String
 
         func run() throws {
-            let body = try options.call("POST", "/admin/users/\(pathSegment(id))/logout")
+            let body = try options.call(.logout(id))
             options.emit(body) { "\(id) signed out everywhere" }
         }
     }
@@ -518,11 +485,7 @@ struct User: ParsableCommand {
         @Argument var id: String
 
         func run() throws {
-            let body = try options.call(
-                "POST",
-                "/admin/users/\(pathSegment(id))/password",
-                body: JSONObject([("password", .string(try readPassword()))])
-            )
+            let body = try options.call(.setPassword(id, password: try readPassword()))
             options.emit(body) { "password changed for \(body["username"]?.stringValue ?? id)" }
         }
     }

@@ -95,7 +95,7 @@ struct Tokend: AsyncParsableCommand {
         }
         SystemdLogging.bootstrap(label: "tokend", level: config.logLevel)
         let registry = PrometheusCollectorRegistry()
-        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        MetricsSystem.bootstrap(DescribedMetricsFactory(registry: registry, help: MetricsExposition.help))
         let logger = Logger(label: "tokend")
         let notifier = SystemdNotifier.fromEnvironment(logger: logger)
         do {

@@ -1,5 +1,8 @@
+import CodedErrors
 import Foundation
+import JOSE
 import Testing
+import TokenClient
 import TokenTestSupport
 
 @testable import TokenServer
@@ -14,7 +17,7 @@ struct ClientTests {
         #expect {
             try UnixHTTPClient(path: path).send(method: "GET", path: "/healthz")
         } throws: { error in
-            (error as? HTTPClientError)?.message
+            (error as? HTTPClientError)?.reason
                 == "cannot connect to \(path): No such file or directory — is tokend running?"
         }
     }
@@ -28,8 +31,39 @@ struct ClientTests {
         #expect {
             try UnixHTTPClient(path: path).send(method: "GET", path: "/healthz")
         } throws: { error in
-            (error as? HTTPClientError)?.message == "cannot connect to \(path): Connection refused — is tokend running?"
+            (error as? HTTPClientError)?.reason == "cannot connect to \(path): Connection refused — is tokend running?"
         }
+    }
+
+    @Test("a failure's description adds its kind and where it was raised to the reason; failures of a kind are equal")
+    func errorShape() throws {
+        let temporary = try TemporaryDirectory(prefix: "tsrv")
+        let directory = temporary.path
+        func failure(_ body: () throws -> Void) -> HTTPClientError? {
+            do {
+                try body()
+                return nil
+            } catch {
+                return error as? HTTPClientError
+            }
+        }
+        let missing = try #require(
+            failure { _ = try UnixHTTPClient(path: directory + "/a.sock").send(method: "GET", path: "/") }
+        )
+        let otherMissing = try #require(
+            failure { _ = try UnixHTTPClient(path: directory + "/b.sock").send(method: "GET", path: "/") }
+        )
+        let badPath = try #require(failure { _ = try UnixHTTPClient(path: directory).send(method: "GET", path: "a") })
+        #expect(missing.code == .cannotConnect)
+        #expect(missing.file == "TokenClient/UnixHTTPClient.swift")
+        #expect(
+            missing.description
+                == "\(missing.reason) (cannot connect; TokenClient/UnixHTTPClient.swift:\(missing.line))"
+        )
+        #expect(missing == otherMissing)
+        #expect(missing.reason != otherMissing.reason)
+        #expect(badPath.code == .invalidRequest)
+        #expect(badPath != missing)
     }
 
     @Test("chunked responses with extensions and trailers decode, and the connection is reused")
@@ -91,11 +125,11 @@ struct ClientTests {
         }
         let path = server.path
         let start = ContinuousClock.now
-        await #expect(throws: HTTPClientError(.timedOut, "")) {
+        await #expect {
             try await onThread {
                 try UnixHTTPClient(path: path, timeout: .milliseconds(300)).send(method: "GET", path: "/")
             }
-        }
+        } throws: { ($0 as? HTTPClientError)?.code == .timedOut }
         #expect(ContinuousClock.now - start < .seconds(3))
     }
 
@@ -119,15 +153,28 @@ struct ClientTests {
 
     @Test("header values with line breaks are refused before anything is sent")
     func headerInjection() throws {
-        #expect(throws: HTTPClientError(.invalidRequest, "")) {
+        #expect {
             try UnixHTTPClient(path: "/nonexistent.sock").send(
                 method: "GET",
                 path: "/",
                 headers: [("X-A", "v\r\nInjected: yes")]
             )
-        }
-        #expect(throws: HTTPClientError(.invalidRequest, "")) {
+        } throws: { ($0 as? HTTPClientError)?.code == .invalidRequest }
+        #expect {
             try UnixHTTPClient(path: "/nonexistent.sock").send(method: "GET", path: "/a b")
-        }
+        } throws: { ($0 as? HTTPClientError)?.code == .invalidRequest }
+    }
+
+    @Test("admin requests percent-encode ids in paths and queries, so any id reaches its own route")
+    func adminRequestPaths() {
+        #expect(AdminRequest.logout("ü/x y%").path == "/admin/users/%C3%BC%2Fx%20y%25/logout")
+        #expect(AdminRequest.user("a-b_c.d~9").path == "/admin/users/a-b_c.d~9")
+        #expect(
+            AdminRequest.users(email: "a+b@x", username: "u 1", status: nil, limit: 5).path
+                == "/admin/users?limit=5&email=a%2Bb%40x&username=u%201"
+        )
+        let issue = AdminRequest.issueToken(subject: "bob", scope: nil, policy: "1h", clientID: nil, refresh: true)
+        #expect(issue.method == "POST")
+        #expect(issue.body.map { JSONValue.object($0).compactText } == #"{"sub":"bob","refresh":true,"policy":"1h"}"#)
     }
 }

@@ -1,6 +1,8 @@
+import CodedErrors
 import HTTPSyntax
 import NIOCore
 import Testing
+import TokenClient
 
 @testable import TokenServer
 

@@ -2,6 +2,7 @@ import Foundation
 import JOSE
 import Logging
 import Testing
+import TokenClient
 import TokenTestSupport
 
 @testable import TokenServer

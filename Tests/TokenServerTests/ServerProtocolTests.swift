@@ -1,6 +1,7 @@
 import Foundation
 import JOSE
 import Testing
+import TokenClient
 import TokenTestSupport
 
 @testable import TokenServer

@@ -8,6 +8,14 @@ struct HTTPMetrics {
     static let durationLabel = "tokend_http_request_duration_seconds"
     static let connectionsLabel = "tokend_http_connections"
 
+    /// The `# HELP` text of these families: what each one measures.
+    static let help = [
+        requestsLabel: "HTTP requests answered, by route name and status code.",
+        durationLabel:
+            "Time to answer a request in seconds, from its last byte read to its answer written, by route name.",
+        connectionsLabel: "Client connections open now, across every listener.",
+    ]
+
     private struct CounterKey: Hashable {
         var route: String
         var status: Int

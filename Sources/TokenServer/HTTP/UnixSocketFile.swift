@@ -1,4 +1,5 @@
 import Glibc
+import TokenClient
 
 /// The device and inode of a file, to remove a socket file only if it is still ours.
 struct FileIdentity: Sendable, Equatable {
@@ -9,16 +10,14 @@ struct FileIdentity: Sendable, Equatable {
 /// The file-system side of a Unix listening socket: the stale-socket check before binding,
 /// the mode after binding, and the removal at shutdown.
 enum UnixSocketFile {
-    /// `sizeof(sockaddr_un.sun_path)` minus the terminating NUL.
-    static let maxPathBytes = 107
-
     /// Makes `path` ready to bind: creates the parent directory if missing, removes a stale
     /// socket file, refuses a live socket or a file that is not a socket.
     static func prepare(_ path: String) throws(HTTPServerError) {
         guard !path.isEmpty else { throw HTTPServerError.socketDirectory("the socket path is empty") }
-        guard path.utf8.count <= maxPathBytes else {
+        let limit = UnixSocketAddress.maxPathBytes
+        guard path.utf8.count <= limit else {
             throw HTTPServerError.socketPathTooLong(
-                "socket path \(path) is \(path.utf8.count) bytes; Unix socket paths are limited to \(maxPathBytes) bytes"
+                "socket path \(path) is \(path.utf8.count) bytes; Unix socket paths are limited to \(limit) bytes"
             )
         }
         try createParentDirectory(of: path)
@@ -122,30 +121,6 @@ enum UnixSocketFile {
         }
     }
 }
-
-/// Calls `body` with a `sockaddr_un` for `path`; fails when the path is too long.
-func withUnixAddress<R>(
-    _ path: String,
-    _ body: (UnsafePointer<sockaddr>, socklen_t) -> R
-) -> Result<R, UnixPathTooLong> {
-    var address = sockaddr_un()
-    address.sun_family = sa_family_t(AF_UNIX)
-    let bytes = Array(path.utf8)
-    let capacity = MemoryLayout.size(ofValue: address.sun_path)
-    guard bytes.count < capacity else { return .failure(UnixPathTooLong()) }
-    withUnsafeMutableBytes(of: &address.sun_path) { raw in
-        raw.copyBytes(from: bytes)
-        raw[bytes.count] = 0
-    }
-    let length = socklen_t(MemoryLayout<sockaddr_un>.offset(of: \.sun_path)! + bytes.count + 1)
-    return .success(
-        withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, length) }
-        }
-    )
-}
-
-struct UnixPathTooLong: Error {}
 
 /// `strerror` text for an errno value.
 func errnoDescription(_ code: Int32) -> String {

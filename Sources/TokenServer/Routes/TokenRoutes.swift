@@ -107,7 +107,7 @@ public struct TokenRoutes: Sendable {
                     headers: [
                         ("Content-Type", "text/plain; version=0.0.4; charset=utf-8"), ("Cache-Control", "no-store"),
                     ],
-                    body: registry.emitToBuffer()
+                    body: MetricsExposition.render(registry)
                 )
             }
         )

@@ -1,3 +1,5 @@
+import Foundation
+import TokenClient
 import TokenTestSupport
 
 /// The raw side of `UnixConnection`: bytes no well-behaved client would send, and exactly what

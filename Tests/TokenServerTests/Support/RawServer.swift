@@ -1,5 +1,8 @@
 import Foundation
+import TokenClient
 import TokenTestSupport
+
+@testable import TokenServer
 
 /// A listening Unix socket served by a script on its own thread, to feed the client
 /// responses the real server never sends (chunked, unframed, silent).

@@ -4,6 +4,7 @@ import Logging
 import NIOCore
 import ServiceLifecycle
 import Synchronization
+import TokenClient
 import TokenTestSupport
 
 @testable import TokenServer

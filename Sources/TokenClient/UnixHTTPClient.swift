@@ -1,3 +1,4 @@
+import CodedErrors
 import Glibc
 import HTTPSyntax
 
@@ -107,11 +108,10 @@ public final class UnixHTTPClient {
         body: [UInt8]
     ) throws(HTTPClientError) -> [UInt8] {
         guard HTTPSyntax.isToken(method) else {
-            throw HTTPClientError(.invalidRequest, "invalid HTTP method \"\(method)\"")
+            throw .invalidRequest("invalid HTTP method \"\(method)\"")
         }
         guard path.hasPrefix("/"), HTTPSyntax.isTarget(path.utf8) else {
-            throw HTTPClientError(
-                .invalidRequest,
+            throw .invalidRequest(
                 "the request path must start with / and contain no spaces or control characters"
             )
         }
@@ -119,10 +119,10 @@ public final class UnixHTTPClient {
         var hasHost = false
         for (name, value) in headers {
             guard HTTPSyntax.isToken(name) else {
-                throw HTTPClientError(.invalidRequest, "invalid header name \"\(name)\"")
+                throw .invalidRequest("invalid header name \"\(name)\"")
             }
             guard HTTPSyntax.isFieldValue(value) else {
-                throw HTTPClientError(.invalidRequest, "the value of header \(name) contains a control character")
+                throw .invalidRequest("the value of header \(name) contains a control character")
             }
             switch HTTPSyntax.lowercased(name) {
             case "content-length", "transfer-encoding": continue
@@ -160,15 +160,14 @@ public final class UnixHTTPClient {
             0
         )
         guard socketFD >= 0 else {
-            throw HTTPClientError(.cannotConnect, "cannot create a socket: \(String(cString: strerror(errno)))")
+            throw .cannotConnect("cannot create a socket: \(String(cString: strerror(errno)))")
         }
         while true {
             let result = withUnixAddress(path) { address, length in Glibc.connect(socketFD, address, length) }
             guard case .success(let status) = result else {
                 Glibc.close(socketFD)
-                throw HTTPClientError(
-                    .cannotConnect,
-                    "cannot connect to \(path): the path is longer than \(UnixSocketFile.maxPathBytes) bytes"
+                throw .cannotConnect(
+                    "cannot connect to \(path): the path is longer than \(UnixSocketAddress.maxPathBytes) bytes"
                 )
             }
             if status == 0 { return socketFD }
@@ -180,15 +179,14 @@ public final class UnixHTTPClient {
                 // The server's accept backlog is full: wait a little and try again.
                 guard ContinuousClock.now < deadline else {
                     Glibc.close(socketFD)
-                    throw HTTPClientError(
-                        .timedOut,
+                    throw .timedOut(
                         "cannot connect to \(path): the server's backlog stayed full until the timeout"
                     )
                 }
                 usleep(10_000)
             default:
                 Glibc.close(socketFD)
-                throw HTTPClientError(.cannotConnect, Self.connectMessage(path, code))
+                throw .cannotConnect(Self.connectMessage(path, code))
             }
         }
     }
@@ -218,7 +216,7 @@ public final class UnixHTTPClient {
         var list: UnsafeMutablePointer<addrinfo>?
         let status = getaddrinfo(host, String(port), &hints, &list)
         guard status == 0, let first = list else {
-            throw HTTPClientError(.cannotConnect, "cannot resolve \(host): \(String(cString: gai_strerror(status)))")
+            throw .cannotConnect("cannot resolve \(host): \(String(cString: gai_strerror(status)))")
         }
         defer { freeaddrinfo(list) }
 
@@ -255,7 +253,7 @@ public final class UnixHTTPClient {
             }
             Glibc.close(socketFD)
         }
-        throw HTTPClientError(.cannotConnect, Self.connectMessage(target, lastError))
+        throw .cannotConnect(Self.connectMessage(target, lastError))
     }
 
     /// A kept-alive connection is reusable when the server has neither closed it nor sent
@@ -278,7 +276,7 @@ public final class UnixHTTPClient {
         while true {
             let remaining = ContinuousClock.now.duration(to: deadline)
             guard remaining > .zero else {
-                throw HTTPClientError(.timedOut, "timed out after \(timeout) \(what) \(endpoint)")
+                throw .timedOut("timed out after \(timeout) \(what) \(endpoint)")
             }
             let (seconds, attoseconds) = remaining.components
             let milliseconds = Int32(clamping: seconds * 1000 + attoseconds / 1_000_000_000_000_000 + 1)
@@ -286,8 +284,7 @@ public final class UnixHTTPClient {
             let ready = poll(&descriptor, 1, milliseconds)
             if ready > 0 { return }
             if ready < 0, errno != EINTR {
-                throw HTTPClientError(
-                    .connectionClosed,
+                throw .connectionClosed(
                     "waiting for \(endpoint) failed: \(String(cString: strerror(errno)))"
                 )
             }
@@ -325,10 +322,9 @@ public final class UnixHTTPClient {
             case EAGAIN:
                 try wait(fd, for: Int16(POLLOUT), deadline: deadline, doing: "sending to")
             case EPIPE, ECONNRESET:
-                throw HTTPClientError(.connectionClosed, "\(endpoint) closed the connection while the request was sent")
+                throw .connectionClosed("\(endpoint) closed the connection while the request was sent")
             default:
-                throw HTTPClientError(
-                    .connectionClosed,
+                throw .connectionClosed(
                     "sending to \(endpoint) failed: \(String(cString: strerror(code)))"
                 )
             }
@@ -347,8 +343,7 @@ public final class UnixHTTPClient {
             if count > 0 {
                 buffer.append(contentsOf: chunk[0..<count])
                 guard buffer.count - bufferStart <= maxResponseBytes + 65536 else {
-                    throw HTTPClientError(
-                        .invalidResponse,
+                    throw .invalidResponse(
                         "the response from \(endpoint) is larger than \(maxResponseBytes) bytes"
                     )
                 }
@@ -362,13 +357,11 @@ public final class UnixHTTPClient {
             case EAGAIN:
                 try wait(fd, for: Int16(POLLIN), deadline: deadline, doing: "waiting for a response from")
             case ECONNRESET:
-                throw HTTPClientError(
-                    .connectionClosed,
+                throw .connectionClosed(
                     "\(endpoint) reset the connection before the response was complete"
                 )
             default:
-                throw HTTPClientError(
-                    .connectionClosed,
+                throw .connectionClosed(
                     "reading from \(endpoint) failed: \(String(cString: strerror(code)))"
                 )
             }
@@ -389,15 +382,13 @@ public final class UnixHTTPClient {
             }
             searchFrom = max(bufferStart, buffer.count - 1)
             guard buffer.count - bufferStart <= limit else {
-                throw HTTPClientError(
-                    .invalidResponse,
+                throw .invalidResponse(
                     "a line of the response from \(endpoint) is longer than \(limit) bytes"
                 )
             }
             let start = bufferStart
             guard try fill(deadline: deadline) else {
-                throw HTTPClientError(
-                    .connectionClosed,
+                throw .connectionClosed(
                     "\(endpoint) closed the connection before the response was complete"
                 )
             }
@@ -410,8 +401,7 @@ public final class UnixHTTPClient {
     {
         while buffer.count - bufferStart < count {
             guard try fill(deadline: deadline) else {
-                throw HTTPClientError(
-                    .connectionClosed,
+                throw .connectionClosed(
                     "\(endpoint) closed the connection before the response was complete"
                 )
             }
@@ -440,7 +430,7 @@ public final class UnixHTTPClient {
             guard parts.count >= 2, parts[0] == "HTTP/1.1" || parts[0] == "HTTP/1.0", parts[1].count == 3,
                 let code = Int(parts[1]), code >= 100
             else {
-                throw HTTPClientError(.invalidResponse, "\(endpoint) did not answer with HTTP/1.1")
+                throw .invalidResponse("\(endpoint) did not answer with HTTP/1.1")
             }
             status = code
             http10 = parts[0] == "HTTP/1.0"
@@ -451,14 +441,14 @@ public final class UnixHTTPClient {
                 if line.isEmpty { break }
                 headBytes += line.utf8.count
                 guard headBytes <= 65536 else {
-                    throw HTTPClientError(.invalidResponse, "the response headers from \(endpoint) are too large")
+                    throw .invalidResponse("the response headers from \(endpoint) are too large")
                 }
                 guard let colon = line.firstIndex(of: ":"), HTTPSyntax.isToken(line[..<colon].utf8) else {
-                    throw HTTPClientError(.invalidResponse, "\(endpoint) sent a malformed header line")
+                    throw .invalidResponse("\(endpoint) sent a malformed header line")
                 }
                 let value = HTTPSyntax.trimmed(line[line.index(after: colon)...])
                 guard HTTPSyntax.isFieldValue(value) else {
-                    throw HTTPClientError(.invalidResponse, "\(endpoint) sent a malformed header line")
+                    throw .invalidResponse("\(endpoint) sent a malformed header line")
                 }
                 headers.append((String(line[..<colon]), value))
             }
@@ -475,16 +465,15 @@ public final class UnixHTTPClient {
             // no body
         } else if let encoding = first("transfer-encoding") {
             guard HTTPSyntax.listElements(encoding).last == "chunked" else {
-                throw HTTPClientError(.invalidResponse, "\(endpoint) sent an unsupported Transfer-Encoding \(encoding)")
+                throw .invalidResponse("\(endpoint) sent an unsupported Transfer-Encoding \(encoding)")
             }
             body = try readChunked(deadline: deadline)
         } else if let lengthText = first("content-length") {
             guard let length = Int(lengthText), length >= 0 else {
-                throw HTTPClientError(.invalidResponse, "\(endpoint) sent an invalid Content-Length")
+                throw .invalidResponse("\(endpoint) sent an invalid Content-Length")
             }
             guard length <= maxResponseBytes else {
-                throw HTTPClientError(
-                    .invalidResponse,
+                throw .invalidResponse(
                     "the response from \(endpoint) is larger than \(maxResponseBytes) bytes"
                 )
             }
@@ -504,21 +493,20 @@ public final class UnixHTTPClient {
             let line = try readLine(deadline: deadline)
             let sizeText = HTTPSyntax.trimmed(line.split(separator: ";", maxSplits: 1).first ?? "")
             guard let size = Int(sizeText, radix: 16), size >= 0 else {
-                throw HTTPClientError(.invalidResponse, "\(endpoint) sent a malformed chunk size")
+                throw .invalidResponse("\(endpoint) sent a malformed chunk size")
             }
             if size == 0 {
                 while try !readLine(deadline: deadline).isEmpty {}  // trailers
                 return body
             }
             guard body.count + size <= maxResponseBytes else {
-                throw HTTPClientError(
-                    .invalidResponse,
+                throw .invalidResponse(
                     "the response from \(endpoint) is larger than \(maxResponseBytes) bytes"
                 )
             }
             body.append(contentsOf: try readBytes(size, deadline: deadline))
             guard try readLine(deadline: deadline).isEmpty else {
-                throw HTTPClientError(.invalidResponse, "\(endpoint) sent a chunk longer than its size")
+                throw .invalidResponse("\(endpoint) sent a chunk longer than its size")
             }
         }
     }
