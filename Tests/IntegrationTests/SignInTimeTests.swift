@@ -19,7 +19,7 @@ struct SignInTimeTests {
             body: .json(#"{"username":"dana","email":"dana@example.com","password":"dana-password"}"#)
         )
         let id = try #require(created.string("id"), "POST /admin/users answered \(created.status): \(created.text)")
-        #expect(created.json?["lastLogin"] is NSNull, "a new user has not signed in")
+        #expect(created.json?["lastLogin"] == .null, "a new user has not signed in")
 
         let signIn = try await http(
             daemon.apiSocket,

@@ -5,8 +5,6 @@ import TokenTestSupport
 
 #if canImport(Glibc)
 import Glibc
-#elseif canImport(Darwin)
-import Darwin
 #endif
 
 @Suite("SQLiteTokenStore on disk: durability, permissions, migrations, health")

@@ -1,7 +1,5 @@
 #if canImport(Glibc)
 import Glibc
-#elseif canImport(Darwin)
-import Darwin
 #endif
 
 /// A fresh private directory (0700) under `$TMPDIR` (or `/tmp`), removed with its contents

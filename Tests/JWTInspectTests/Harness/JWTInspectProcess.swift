@@ -4,8 +4,6 @@ import TokenTestSupport
 
 #if canImport(Glibc)
 import Glibc
-#elseif canImport(Darwin)
-import Darwin
 #endif
 
 /// What one run of the real `jwt-inspect` binary showed: its exit code and both streams.
