@@ -128,7 +128,9 @@ let package = Package(
         // Tests
         .target(
             name: "TokenTestSupport",
-            dependencies: ["JOSE", "TokenCrypto", "TokenStore", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "JOSE", "TokenClient", "TokenCrypto", "TokenStore", .product(name: "Logging", package: "swift-log"),
+            ],
             path: "Tests/TokenTestSupport",
             swiftSettings: strict
         ),

@@ -1,24 +1,17 @@
-#if canImport(Glibc)
 import Glibc
-#endif
+import TokenClient
 
 /// Calls `body` with the `sockaddr_un` of `name` and its length: a filesystem path, or an
 /// abstract name written `@name` (as NOTIFY_SOCKET writes it). Returns -1 with errno
 /// ENAMETOOLONG when the name does not fit.
 func withUnixSocketAddress(_ name: String, _ body: (UnsafePointer<sockaddr>, socklen_t) -> Int32) -> Int32 {
-    var address = sockaddr_un()
-    address.sun_family = sa_family_t(AF_UNIX)
     let isAbstract = name.hasPrefix("@")
-    let bytes = isAbstract ? [0] + Array(name.utf8.dropFirst()) : Array(name.utf8)
-    guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
+    switch withUnixAddress(isAbstract ? String(name.dropFirst()) : name, abstract: isAbstract, body) {
+    case .success(let result):
+        return result
+    case .failure:
         errno = ENAMETOOLONG
         return -1
-    }
-    withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: bytes) }
-    // A path's length counts its terminating NUL; an abstract name's is exactly its bytes.
-    let length = MemoryLayout<sockaddr_un>.offset(of: \.sun_path)! + bytes.count + (isAbstract ? 0 : 1)
-    return withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, socklen_t(length)) }
     }
 }
 
