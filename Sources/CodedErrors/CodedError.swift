@@ -1,9 +1,9 @@
 /// The one shape of tokend's errors: a ``Code`` to decide on, a ``reason`` for people, and the
 /// place that raised the error, captured by the error type's factory methods.
 ///
-/// An error type declares its `Code` (a struct over a private enum, with a static member per
-/// kind) and its factories, and keeps its fields in ``storage``; this extension gives it the
-/// rest. Equality and hashing are on ``code`` alone, never on the wording. ``description`` —
+/// An error type declares its `Code` (a struct over the text people read, with a static member
+/// per kind; the texts of one type differ, they are what tells codes apart) and its factories,
+/// and keeps its fields in ``storage``; this extension gives it the rest. Equality and hashing are on ``code`` alone, never on the wording. ``description`` —
 /// the reason, the code and the place — is safe to log: reasons never hold a token, a password,
 /// a hash or key material.
 public protocol CodedError: Error, Hashable, Sendable, CustomStringConvertible {

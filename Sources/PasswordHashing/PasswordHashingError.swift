@@ -7,44 +7,25 @@ public import CodedErrors
 public struct PasswordHashingError: CodedError {
     /// What kind of failure this is.
     public struct Code: Hashable, Sendable, CustomStringConvertible {
-        private enum Base: Hashable, Sendable {
-            case overloaded
-            case passwordTooLong
-            case invalidConfiguration
-            case shutDown
-            case cancelled
-            case hashingFailed
-        }
+        /// The code as people read it, in logs and messages.
+        public let description: String
 
-        private let base: Base
-
-        private init(_ base: Base) {
-            self.base = base
+        private init(_ description: String) {
+            self.description = description
         }
 
         /// Every worker is busy and the queue is full; the caller may retry shortly.
-        public static let overloaded = Code(.overloaded)
+        public static let overloaded = Code("overloaded")
         /// The password is longer than `PasswordHasher.maximumPasswordBytes`.
-        public static let passwordTooLong = Code(.passwordTooLong)
+        public static let passwordTooLong = Code("password too long")
         /// Argon2 parameters or pool settings out of the accepted range.
-        public static let invalidConfiguration = Code(.invalidConfiguration)
+        public static let invalidConfiguration = Code("invalid configuration")
         /// The hasher was shut down.
-        public static let shutDown = Code(.shutDown)
+        public static let shutDown = Code("shut down")
         /// The calling task was cancelled before a worker took the job.
-        public static let cancelled = Code(.cancelled)
+        public static let cancelled = Code("cancelled")
         /// libargon2 failed (memory allocation, thread creation).
-        public static let hashingFailed = Code(.hashingFailed)
-
-        public var description: String {
-            switch self.base {
-            case .overloaded: "overloaded"
-            case .passwordTooLong: "password too long"
-            case .invalidConfiguration: "invalid configuration"
-            case .shutDown: "shut down"
-            case .cancelled: "cancelled"
-            case .hashingFailed: "hashing failed"
-            }
-        }
+        public static let hashingFailed = Code("hashing failed")
     }
 
     public let storage: CodedErrorStorage<Code, Void>

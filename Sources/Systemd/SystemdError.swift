@@ -6,40 +6,23 @@ public import CodedErrors
 public struct SystemdError: CodedError {
     /// What kind of failure this is.
     public struct Code: Hashable, Sendable, CustomStringConvertible {
-        private enum Base: Hashable, Sendable {
-            case invalidListenEnvironment
-            case listenPIDMismatch
-            case listenFDNamesMissing
-            case listenFDNamesMismatch
-            case systemCallFailed
-        }
+        /// The code as people read it, in logs and messages.
+        public let description: String
 
-        private let base: Base
-
-        private init(_ base: Base) {
-            self.base = base
+        private init(_ description: String) {
+            self.description = description
         }
 
         /// `LISTEN_FDS` or `LISTEN_PID` is not a number in the accepted range.
-        public static let invalidListenEnvironment = Code(.invalidListenEnvironment)
+        public static let invalidListenEnvironment = Code("invalid socket activation environment")
         /// `LISTEN_FDS` is set but `LISTEN_PID` is missing or names another process.
-        public static let listenPIDMismatch = Code(.listenPIDMismatch)
+        public static let listenPIDMismatch = Code("socket activation meant for another process")
         /// `LISTEN_FDS` is set but `LISTEN_FDNAMES` is not, so the sockets cannot be told apart.
-        public static let listenFDNamesMissing = Code(.listenFDNamesMissing)
+        public static let listenFDNamesMissing = Code("socket activation without names")
         /// `LISTEN_FDNAMES` holds a different number of names than `LISTEN_FDS` says.
-        public static let listenFDNamesMismatch = Code(.listenFDNamesMismatch)
+        public static let listenFDNamesMismatch = Code("socket activation names do not match the descriptors")
         /// A system call or libsystemd call failed.
-        public static let systemCallFailed = Code(.systemCallFailed)
-
-        public var description: String {
-            switch self.base {
-            case .invalidListenEnvironment: "invalid socket activation environment"
-            case .listenPIDMismatch: "socket activation meant for another process"
-            case .listenFDNamesMissing: "socket activation without names"
-            case .listenFDNamesMismatch: "socket activation names do not match the descriptors"
-            case .systemCallFailed: "system call failed"
-            }
-        }
+        public static let systemCallFailed = Code("system call failed")
     }
 
     public let storage: CodedErrorStorage<Code, Void>

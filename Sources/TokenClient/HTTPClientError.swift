@@ -8,40 +8,23 @@ public import CodedErrors
 public struct HTTPClientError: CodedError {
     /// What kind of failure this is.
     public struct Code: Hashable, Sendable, CustomStringConvertible {
-        private enum Base: Hashable, Sendable {
-            case cannotConnect
-            case timedOut
-            case connectionClosed
-            case invalidResponse
-            case invalidRequest
-        }
+        /// The code as people read it, in logs and messages.
+        public let description: String
 
-        private let base: Base
-
-        private init(_ base: Base) {
-            self.base = base
+        private init(_ description: String) {
+            self.description = description
         }
 
         /// The socket could not be reached (missing, refused, permission denied, bad address).
-        public static let cannotConnect = Code(.cannotConnect)
+        public static let cannotConnect = Code("cannot connect")
         /// No complete answer within the timeout.
-        public static let timedOut = Code(.timedOut)
+        public static let timedOut = Code("timed out")
         /// The connection failed or closed before the response was complete.
-        public static let connectionClosed = Code(.connectionClosed)
+        public static let connectionClosed = Code("connection closed")
         /// The server's answer is not valid HTTP/1.1, or is larger than the client accepts.
-        public static let invalidResponse = Code(.invalidResponse)
+        public static let invalidResponse = Code("invalid response")
         /// The request itself cannot be sent (a header with CR/LF, a path with spaces, …).
-        public static let invalidRequest = Code(.invalidRequest)
-
-        public var description: String {
-            switch self.base {
-            case .cannotConnect: "cannot connect"
-            case .timedOut: "timed out"
-            case .connectionClosed: "connection closed"
-            case .invalidResponse: "invalid response"
-            case .invalidRequest: "invalid request"
-            }
-        }
+        public static let invalidRequest = Code("invalid request")
     }
 
     public let storage: CodedErrorStorage<Code, Void>

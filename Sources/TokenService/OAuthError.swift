@@ -8,36 +8,21 @@ public import CodedErrors
 public struct OAuthError: CodedError {
     /// What kind of failure this is.
     public struct Code: Hashable, Sendable, CustomStringConvertible {
-        private enum Base: Hashable, Sendable {
-            case invalidGrant
-            case invalidScope
-            case accountInactive
-            case temporarilyUnavailable
-        }
+        /// The code as people read it, in logs and messages.
+        public let description: String
 
-        private let base: Base
-
-        private init(_ base: Base) {
-            self.base = base
+        private init(_ description: String) {
+            self.description = description
         }
 
         /// The refresh token is unknown, spent, expired, revoked or another client's.
-        public static let invalidGrant = Code(.invalidGrant)
+        public static let invalidGrant = Code("invalid grant")
         /// The requested scope exceeds the scope granted to the refresh token.
-        public static let invalidScope = Code(.invalidScope)
+        public static let invalidScope = Code("invalid scope")
         /// The account behind the refresh token may no longer sign in.
-        public static let accountInactive = Code(.accountInactive)
+        public static let accountInactive = Code("account inactive")
         /// The store cannot answer; retry shortly.
-        public static let temporarilyUnavailable = Code(.temporarilyUnavailable)
-
-        public var description: String {
-            switch self.base {
-            case .invalidGrant: "invalid grant"
-            case .invalidScope: "invalid scope"
-            case .accountInactive: "account inactive"
-            case .temporarilyUnavailable: "temporarily unavailable"
-            }
-        }
+        public static let temporarilyUnavailable = Code("temporarily unavailable")
     }
 
     public let storage: CodedErrorStorage<Code, Void>

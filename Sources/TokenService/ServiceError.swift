@@ -7,40 +7,23 @@ public import CodedErrors
 public struct ServiceError: CodedError {
     /// What kind of failure this is.
     public struct Code: Hashable, Sendable, CustomStringConvertible {
-        private enum Base: Hashable, Sendable {
-            case invalidRequest
-            case rotationTooEarly
-            case notFound
-            case unavailable
-            case keyring
-        }
+        /// The code as people read it, in logs and messages.
+        public let description: String
 
-        private let base: Base
-
-        private init(_ base: Base) {
-            self.base = base
+        private init(_ description: String) {
+            self.description = description
         }
 
         /// The request is malformed or names something that cannot be.
-        public static let invalidRequest = Code(.invalidRequest)
+        public static let invalidRequest = Code("invalid request")
         /// Rotation refused because the next key is not yet safe to use.
-        public static let rotationTooEarly = Code(.rotationTooEarly)
+        public static let rotationTooEarly = Code("rotation too early")
         /// No such key, user, token or family.
-        public static let notFound = Code(.notFound)
+        public static let notFound = Code("not found")
         /// The store or key directory cannot answer; retry later.
-        public static let unavailable = Code(.unavailable)
+        public static let unavailable = Code("unavailable")
         /// The key directory or keyring is inconsistent.
-        public static let keyring = Code(.keyring)
-
-        public var description: String {
-            switch self.base {
-            case .invalidRequest: "invalid request"
-            case .rotationTooEarly: "rotation too early"
-            case .notFound: "not found"
-            case .unavailable: "unavailable"
-            case .keyring: "keyring error"
-            }
-        }
+        public static let keyring = Code("keyring error")
     }
 
     public let storage: CodedErrorStorage<Code, Void>

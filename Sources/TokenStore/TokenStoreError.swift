@@ -7,36 +7,22 @@ public import CodedErrors
 public struct TokenStoreError: CodedError {
     /// What kind of failure this is.
     public struct Code: Hashable, Sendable, CustomStringConvertible {
-        private enum Base: Hashable, Sendable {
-            case unavailable
-            case permissions
-            case schema
-            case conflict
-        }
+        /// The code as people read it, in logs and messages.
+        public let description: String
 
-        private let base: Base
-
-        private init(_ base: Base) {
-            self.base = base
+        private init(_ description: String) {
+            self.description = description
         }
 
         /// The store cannot be reached or opened; retry later.
-        public static let unavailable = Code(.unavailable)
+        public static let unavailable = Code("unavailable")
         /// Files have unsafe permissions or cannot be created.
-        public static let permissions = Code(.permissions)
+        public static let permissions = Code("permissions")
         /// The schema is newer than this binary or damaged.
-        public static let schema = Code(.schema)
+        public static let schema = Code("schema")
         /// A constraint failed (duplicate id, …) or the input is invalid.
-        public static let conflict = Code(.conflict)
+        public static let conflict = Code("conflict")
 
-        public var description: String {
-            switch self.base {
-            case .unavailable: "unavailable"
-            case .permissions: "permissions"
-            case .schema: "schema"
-            case .conflict: "conflict"
-            }
-        }
     }
 
     /// For a `.conflict` over a value that must be unique, the value's name: `"email"`,

@@ -6,44 +6,25 @@ public import CodedErrors
 public struct HTTPServerError: CodedError {
     /// What kind of failure this is.
     public struct Code: Hashable, Sendable, CustomStringConvertible {
-        private enum Base: Hashable, Sendable {
-            case addressInUse
-            case notASocket
-            case socketPathTooLong
-            case socketDirectory
-            case bindFailed
-            case invalidDescriptor
-        }
+        /// The code as people read it, in logs and messages.
+        public let description: String
 
-        private let base: Base
-
-        private init(_ base: Base) {
-            self.base = base
+        private init(_ description: String) {
+            self.description = description
         }
 
         /// Another process accepts connections on the Unix socket path.
-        public static let addressInUse = Code(.addressInUse)
+        public static let addressInUse = Code("address in use")
         /// Something other than a socket exists at the path.
-        public static let notASocket = Code(.notASocket)
+        public static let notASocket = Code("not a socket")
         /// The path does not fit in a `sockaddr_un`.
-        public static let socketPathTooLong = Code(.socketPathTooLong)
+        public static let socketPathTooLong = Code("socket path too long")
         /// The socket's directory is missing and cannot be created, or the path cannot be inspected.
-        public static let socketDirectory = Code(.socketDirectory)
+        public static let socketDirectory = Code("socket directory")
         /// bind/listen failed, or the socket's mode could not be set.
-        public static let bindFailed = Code(.bindFailed)
+        public static let bindFailed = Code("bind failed")
         /// The passed descriptor is not a usable listening socket.
-        public static let invalidDescriptor = Code(.invalidDescriptor)
-
-        public var description: String {
-            switch self.base {
-            case .addressInUse: "address in use"
-            case .notASocket: "not a socket"
-            case .socketPathTooLong: "socket path too long"
-            case .socketDirectory: "socket directory"
-            case .bindFailed: "bind failed"
-            case .invalidDescriptor: "invalid descriptor"
-            }
-        }
+        public static let invalidDescriptor = Code("invalid descriptor")
     }
 
     public let storage: CodedErrorStorage<Code, Void>

@@ -8,64 +8,36 @@ public import CodedErrors
 public struct AccountError: CodedError {
     /// What kind of failure this is.
     public struct Code: Hashable, Sendable, CustomStringConvertible {
-        private enum Base: Hashable, Sendable {
-            case validation
-            case invalidCredentials
-            case inactive
-            case signUpLimitedPerEmail
-            case signUpLimitedPerAddress
-            case signInLimited
-            case conflict
-            case unauthorized
-            case notFound
-            case overloaded
-            case unavailable
-        }
+        /// The code as people read it, in logs and messages.
+        public let description: String
 
-        private let base: Base
-
-        private init(_ base: Base) {
-            self.base = base
+        private init(_ description: String) {
+            self.description = description
         }
 
         /// The input has problems, each a sentence in ``AccountError/problems``.
-        public static let validation = Code(.validation)
+        public static let validation = Code("validation")
         /// Unknown user or wrong password: one answer for both.
-        public static let invalidCredentials = Code(.invalidCredentials)
+        public static let invalidCredentials = Code("invalid credentials")
         /// The password is right but the account is inactive.
-        public static let inactive = Code(.inactive)
+        public static let inactive = Code("inactive")
         /// Too many sign-ups for this email address; see ``AccountError/retryAfter``.
-        public static let signUpLimitedPerEmail = Code(.signUpLimitedPerEmail)
+        public static let signUpLimitedPerEmail = Code("sign-ups limited per email")
         /// Too many sign-ups from this client address; see ``AccountError/retryAfter``.
-        public static let signUpLimitedPerAddress = Code(.signUpLimitedPerAddress)
+        public static let signUpLimitedPerAddress = Code("sign-ups limited per address")
         /// Too many sign-in attempts; see ``AccountError/retryAfter``.
-        public static let signInLimited = Code(.signInLimited)
+        public static let signInLimited = Code("sign-ins limited")
         /// The email or username is taken; ``AccountError/field`` says which.
-        public static let conflict = Code(.conflict)
+        public static let conflict = Code("conflict")
         /// Missing or invalid bearer token.
-        public static let unauthorized = Code(.unauthorized)
+        public static let unauthorized = Code("unauthorized")
         /// No such user.
-        public static let notFound = Code(.notFound)
+        public static let notFound = Code("not found")
         /// Every password hashing worker is busy and the queue is full.
-        public static let overloaded = Code(.overloaded)
+        public static let overloaded = Code("overloaded")
         /// The store or the token service cannot answer.
-        public static let unavailable = Code(.unavailable)
+        public static let unavailable = Code("unavailable")
 
-        public var description: String {
-            switch self.base {
-            case .validation: "validation"
-            case .invalidCredentials: "invalid credentials"
-            case .inactive: "inactive"
-            case .signUpLimitedPerEmail: "sign-ups limited per email"
-            case .signUpLimitedPerAddress: "sign-ups limited per address"
-            case .signInLimited: "sign-ins limited"
-            case .conflict: "conflict"
-            case .unauthorized: "unauthorized"
-            case .notFound: "not found"
-            case .overloaded: "overloaded"
-            case .unavailable: "unavailable"
-            }
-        }
     }
 
     /// What a caller needs beyond the code.
