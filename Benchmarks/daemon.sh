@@ -59,6 +59,8 @@
 #                             is not charged for waking it (an inter-processor interrupt, costly
 #                             under KVM, that grows as the load core idles); "" lets it sleep in
 #                             epoll_wait as wrk does
+#   DAEMON_KINDS="unique repeated"  which introspection workloads to run (unique alone needs the
+#                             signed token file; "repeated" alone skips signing it)
 #   DAEMON_BASELINE=          a git revision: also build tokend as it was there (git archive) and
 #                             measure it beside the tree's tokend with the repeated-token requests,
 #                             interleaved, as "tokend-base" (same keys, its own sockets and store):
@@ -92,6 +94,8 @@ TOKEND_EXTRA_ENV="${DAEMON_TOKEND_ENV:-}"
 LOAD_FLAGS="${DAEMON_LOAD_FLAGS---busy-poll}"
 NIO_FLOOR="${DAEMON_NIO_FLOOR:-1}"
 BASELINE="${DAEMON_BASELINE:-}"
+KINDS="${DAEMON_KINDS:-unique repeated}"
+has_kind() { [[ " $KINDS " == *" $1 "* ]]; }
 n_conns=$(wc -w <<<"$CONNS")
 TOKENS="${DAEMON_TOKENS:-$(( n_conns * REPEATS * (SECS + WARMUP + 1) * 15000 ))}"
 PASSWORD="load-password-123"
@@ -163,9 +167,14 @@ if [ "$SKIP_BUILD" != 1 ]; then
     swift build -c release --product tokend --package-path "$SRC" "${TOKEND_SCRATCH[@]}" 2>&1 | tail -3 >&2
     if [ -n "$BASELINE" ]; then
         log "building tokend (release) as of $BASELINE in $BUILD/baseline-src"
-        rm -rf "$BUILD/baseline-src"
-        mkdir -p "$BUILD/baseline-src"
-        git -C "$ROOT" archive "$BASELINE" | tar -x -C "$BUILD/baseline-src"
+        # The same revision again keeps its sources (and their times): the build stays incremental.
+        base_rev="$(git -C "$ROOT" rev-parse "$BASELINE^{commit}")"
+        if [ "$(cat "$BUILD/baseline-src/.revision" 2>/dev/null)" != "$base_rev" ]; then
+            rm -rf "$BUILD/baseline-src"
+            mkdir -p "$BUILD/baseline-src"
+            git -C "$ROOT" archive "$base_rev" | tar -x -C "$BUILD/baseline-src"
+            echo "$base_rev" >"$BUILD/baseline-src/.revision"
+        fi
         swift build -c release --product tokend --package-path "$BUILD/baseline-src" \
             --scratch-path "$BUILD/baseline-build" 2>&1 | tail -3 >&2
     fi
@@ -499,11 +508,13 @@ EOF
         done
     fi
 
-    log "signing $TOKENS unique access tokens with tokend's current key (keyring.json, <kid>.pem)"
-    "$LOAD" tokens --keys-dir "$WORK/keys" --count "$TOKENS" --threads "$(nproc)" \
-        --out "$WORK/tokens.txt" >"$OUT/tokens.txt"
-    cat "$OUT/tokens.txt" >&2
-    echo "token_bytes_unique=$(head -1 "$WORK/tokens.txt" | tr -d '\n' | wc -c)" >>"$OUT/machine.txt"
+    if has_kind unique; then
+        log "signing $TOKENS unique access tokens with tokend's current key (keyring.json, <kid>.pem)"
+        "$LOAD" tokens --keys-dir "$WORK/keys" --count "$TOKENS" --threads "$(nproc)" \
+            --out "$WORK/tokens.txt" >"$OUT/tokens.txt"
+        cat "$OUT/tokens.txt" >&2
+        echo "token_bytes_unique=$(head -1 "$WORK/tokens.txt" | tr -d '\n' | wc -c)" >>"$OUT/machine.txt"
+    fi
 
     OFFSET=0
     for rep in $(seq "$REPEATS"); do
@@ -511,18 +522,22 @@ EOF
             for server in tokend nginx; do
                 sock="$API"
                 [ "$server" = nginx ] && sock="$NGINX_SOCK"
-                if [ "$server" = nginx ] && [ -n "$BASE_PID" ]; then
+                if [ "$server" = nginx ] && [ -n "$BASE_PID" ] && has_kind repeated; then
                     run_load "intro-tokend-base-repeated-c$c-r$rep" tokend-base --socket "$BASE_API" --connections "$c" \
                         --seconds "$SECS" --warmup "$WARMUP" --mode introspect-repeated --token "$REPEATED"
                     sleep 1
                 fi
-                run_load "intro-$server-unique-c$c-r$rep" "$server" --socket "$sock" --connections "$c" --seconds "$SECS" \
-                    --warmup "$WARMUP" --mode introspect-unique --tokens "$WORK/tokens.txt" --token-offset "$OFFSET"
-                if [ "$server" = tokend ]; then
-                    next="$(tail -1 "$RUNS" | sed -n 's/.* token_next_offset=\([0-9]*\).*/\1/p')"
-                    OFFSET="${next:-$OFFSET}"
+                if has_kind unique; then
+                    run_load "intro-$server-unique-c$c-r$rep" "$server" --socket "$sock" --connections "$c" \
+                        --seconds "$SECS" --warmup "$WARMUP" --mode introspect-unique --tokens "$WORK/tokens.txt" \
+                        --token-offset "$OFFSET"
+                    if [ "$server" = tokend ]; then
+                        next="$(tail -1 "$RUNS" | sed -n 's/.* token_next_offset=\([0-9]*\).*/\1/p')"
+                        OFFSET="${next:-$OFFSET}"
+                    fi
+                    sleep 1
                 fi
-                sleep 1
+                has_kind repeated || continue
                 run_load "intro-$server-repeated-c$c-r$rep" "$server" --socket "$sock" --connections "$c" --seconds "$SECS" \
                     --warmup "$WARMUP" --mode introspect-repeated --token "$REPEATED"
                 sleep 1

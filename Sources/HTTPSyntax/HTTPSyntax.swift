@@ -8,13 +8,17 @@
 /// - A request target is visible ASCII (0x21-0x7E).
 /// - Field names, media types and option words compare with ASCII letters folded to lowercase.
 public enum HTTPSyntax {
+    // The per-byte rules are @inlinable and their constants literals: the parser calls them for
+    // every byte of a request head, where a call into this module or a global's accessor per
+    // byte would be measurable.
+
     /// tchar (RFC 9110 §5.6.2) as a 128-bit set: bit b of (low, high) is set for byte b
     /// (tested against the definition).
-    public static let tcharLow: UInt64 = 0x03FF_6CFA_0000_0000
-    public static let tcharHigh: UInt64 = 0x57FF_FFFF_C7FF_FFFE
+    @inlinable public static var tcharLow: UInt64 { 0x03FF_6CFA_0000_0000 }
+    @inlinable public static var tcharHigh: UInt64 { 0x57FF_FFFF_C7FF_FFFE }
 
     /// Whether `byte` is a `tchar`: `!#$%&'*+-.^_`|~`, digits or letters.
-    @inline(__always)
+    @inlinable @inline(__always)
     public static func isTokenCharacter(_ byte: UInt8) -> Bool {
         let bit = byte < 64 ? (tcharLow >> UInt64(byte)) & 1 : byte < 128 ? (tcharHigh >> UInt64(byte - 64)) & 1 : 0
         return bit == 1
@@ -31,11 +35,19 @@ public enum HTTPSyntax {
         return !empty
     }
 
+    /// Whether raw bytes are a `token` (the parser's form, over its read buffer).
+    @inlinable
+    public static func isToken(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        guard !bytes.isEmpty else { return false }
+        for byte in bytes where !isTokenCharacter(byte) { return false }
+        return true
+    }
+
     /// Whether the text is a `token`.
     public static func isToken(_ text: String) -> Bool { isToken(text.utf8) }
 
     /// Whether `byte` may stand in a field value: `SP`, `HTAB`, visible ASCII or obs-text.
-    @inline(__always)
+    @inlinable @inline(__always)
     public static func isFieldValueCharacter(_ byte: UInt8) -> Bool {
         (byte >= 0x20 && byte != 0x7F) || byte == UInt8(ascii: "\t")
     }
@@ -43,7 +55,8 @@ public enum HTTPSyntax {
     /// Whether every byte may stand in a field value (an empty value is allowed).
     @inlinable
     public static func isFieldValue<Bytes: Sequence<UInt8>>(_ bytes: Bytes) -> Bool {
-        bytes.allSatisfy(isFieldValueCharacter)
+        for byte in bytes where !isFieldValueCharacter(byte) { return false }
+        return true
     }
 
     /// Whether the text may be a field value.
@@ -56,7 +69,7 @@ public enum HTTPSyntax {
     }
 
     /// Whether `byte` may stand in a request target: visible ASCII.
-    @inline(__always)
+    @inlinable @inline(__always)
     public static func isTargetCharacter(_ byte: UInt8) -> Bool { byte > 0x20 && byte < 0x7F }
 
     /// Whether the bytes are a request target's characters (not empty, visible ASCII).
@@ -71,11 +84,11 @@ public enum HTTPSyntax {
     }
 
     /// Whether `byte` is optional whitespace (`SP` or `HTAB`).
-    @inline(__always)
+    @inlinable @inline(__always)
     public static func isWhitespace(_ byte: UInt8) -> Bool { byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") }
 
     /// The byte with an ASCII capital letter folded to lowercase.
-    @inline(__always)
+    @inlinable @inline(__always)
     public static func lowercased(_ byte: UInt8) -> UInt8 {
         byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte | 0x20 : byte
     }
@@ -96,6 +109,7 @@ public enum HTTPSyntax {
 
     /// Whether the bytes equal the lowercase ASCII `lower`, ASCII letters compared
     /// case-insensitively.
+    @inlinable
     public static func equalsIgnoringCase(_ bytes: UnsafeRawBufferPointer, _ lower: StaticString) -> Bool {
         guard bytes.count == lower.utf8CodeUnitCount else { return false }
         let l = lower.utf8Start

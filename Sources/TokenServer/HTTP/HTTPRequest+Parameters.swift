@@ -63,8 +63,8 @@ extension HTTPRequest {
         }
     }
 
-    private static let formMediaType = "application/x-www-form-urlencoded"
-    private static let jsonMediaType = "application/json"
+    private static var formMediaType: String { "application/x-www-form-urlencoded" }
+    private static var jsonMediaType: String { "application/json" }
 
     /// The form body by RFC 6749 §3.1's rules (``PercentDecoding/readForm(_:keep:kept:)``).
     private func readForm(keep: (String) -> Bool, kept: (String, String) -> Void) throws(HTTPError) {
@@ -103,9 +103,8 @@ extension HTTPRequest {
     func mediaType() throws(HTTPError) -> String? {
         guard let contentType = header("Content-Type") else { return nil }
         // The two media types clients send, without parameters.
-        for known in [Self.formMediaType, Self.jsonMediaType] where HTTPSyntax.equalsIgnoringCase(contentType, known) {
-            return known
-        }
+        if HTTPSyntax.equalsIgnoringCase(contentType, Self.formMediaType) { return Self.formMediaType }
+        if HTTPSyntax.equalsIgnoringCase(contentType, Self.jsonMediaType) { return Self.jsonMediaType }
         var parts = contentType.utf8.split(separator: UInt8(ascii: ";"), omittingEmptySubsequences: false)
             .makeIterator()
         let mediaType = HTTPSyntax.lowercased(HTTPSyntax.trimmed(parts.next() ?? contentType.utf8[...]))

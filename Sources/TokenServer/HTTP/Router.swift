@@ -32,13 +32,15 @@ public struct Router: Sendable {
     private struct Entry: Sendable {
         var segments: [Segment]
         var literalCount: Int
-        var routes: [String: Route]
+        /// A path's routes, one per method.
+        var routes: [Route]
     }
 
     /// Patterns without parameters, keyed by the pattern (`/oauth2/introspect`). A pattern is
     /// plain text (visible ASCII without `%`, `?` or `#`), so a request target that equals it
     /// is its own decoded path and is routed by this one lookup.
-    private var literal: [String: Entry] = [:]
+    /// A path's routes, one per method, are a few and found by a scan (no hashing per request).
+    private var literal: [String: [Route]] = [:]
     /// Patterns with parameters, most literal segments first, then in insertion order.
     private var parameterised: [Entry] = []
 
@@ -66,21 +68,25 @@ public struct Router: Sendable {
         let route = Route(method: method, pattern: pattern, name: name, handler: handler)
 
         if parameterNames.isEmpty {
-            var entry = literal[pattern] ?? Entry(segments: segments, literalCount: segments.count, routes: [:])
-            precondition(entry.routes[method] == nil, "route \(method) \(pattern) added twice")
-            entry.routes[method] = route
-            literal[pattern] = entry
+            precondition(
+                Self.route(in: literal[pattern] ?? [], exactly: method) == nil,
+                "route \(method) \(pattern) added twice"
+            )
+            literal[pattern, default: []].append(route)
             return
         }
         if let index = parameterised.firstIndex(where: { $0.segments == segments }) {
-            precondition(parameterised[index].routes[method] == nil, "route \(method) \(pattern) added twice")
-            parameterised[index].routes[method] = route
+            precondition(
+                Self.route(in: parameterised[index].routes, exactly: method) == nil,
+                "route \(method) \(pattern) added twice"
+            )
+            parameterised[index].routes.append(route)
             return
         }
         let entry = Entry(
             segments: segments,
             literalCount: segments.count - parameterNames.count,
-            routes: [method: route]
+            routes: [route]
         )
         let position = parameterised.firstIndex { $0.literalCount < entry.literalCount } ?? parameterised.endIndex
         parameterised.insert(entry, at: position)
@@ -98,7 +104,7 @@ public struct Router: Sendable {
     /// percent-decoded (``RequestTarget``) and resolved by its segments. Fails when the target
     /// is not an absolute path or does not decode.
     func route(method: String, target: String) -> Result<RoutedTarget, HTTPError> {
-        if let entry = literal[target], let route = Self.route(in: entry, for: method) {
+        if let routes = literal[target], let route = Self.route(in: routes, for: method) {
             return .success(RoutedTarget(path: target, query: [], resolution: .matched(route, parameters: [:])))
         }
         switch RequestTarget.parse(target) {
@@ -120,15 +126,15 @@ public struct Router: Sendable {
         var allowed: Set<String> = []
         // A segment holding a decoded `/` can only match a parameter.
         if !segments.contains(where: { $0.utf8.contains(UInt8(ascii: "/")) }),
-            let entry = literal["/" + segments.joined(separator: "/")]
+            let routes = literal["/" + segments.joined(separator: "/")]
         {
-            if let route = Self.route(in: entry, for: method) { return .matched(route, parameters: [:]) }
-            allowed.formUnion(entry.routes.keys)
+            if let route = Self.route(in: routes, for: method) { return .matched(route, parameters: [:]) }
+            allowed.formUnion(routes.map(\.method))
         }
         for entry in parameterised where entry.segments.count == segments.count {
             guard let parameters = Self.match(entry.segments, segments) else { continue }
-            if let route = Self.route(in: entry, for: method) { return .matched(route, parameters: parameters) }
-            allowed.formUnion(entry.routes.keys)
+            if let route = Self.route(in: entry.routes, for: method) { return .matched(route, parameters: parameters) }
+            allowed.formUnion(entry.routes.map(\.method))
         }
         if allowed.isEmpty { return .notFound }
         if allowed.contains("GET") { allowed.insert("HEAD") }
@@ -143,9 +149,15 @@ public struct Router: Sendable {
         )
     }
 
-    private static func route(in entry: Entry, for method: String) -> Route? {
-        if let route = entry.routes[method] { return route }
-        if method == "HEAD" { return entry.routes["GET"] }
+    /// The route for `method`, HEAD served by GET's.
+    private static func route(in routes: [Route], for method: String) -> Route? {
+        if let route = route(in: routes, exactly: method) { return route }
+        if method == "HEAD" { return route(in: routes, exactly: "GET") }
+        return nil
+    }
+
+    private static func route(in routes: [Route], exactly method: String) -> Route? {
+        for route in routes where route.method == method { return route }
         return nil
     }
 
