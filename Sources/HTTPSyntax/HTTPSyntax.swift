@@ -27,20 +27,7 @@ public enum HTTPSyntax {
     /// Whether the bytes are a `token`: not empty, every byte a `tchar`.
     @inlinable
     public static func isToken<Bytes: Sequence<UInt8>>(_ bytes: Bytes) -> Bool {
-        var empty = true
-        for byte in bytes {
-            guard isTokenCharacter(byte) else { return false }
-            empty = false
-        }
-        return !empty
-    }
-
-    /// Whether raw bytes are a `token` (the parser's form, over its read buffer).
-    @inlinable
-    public static func isToken(_ bytes: UnsafeRawBufferPointer) -> Bool {
-        guard !bytes.isEmpty else { return false }
-        for byte in bytes where !isTokenCharacter(byte) { return false }
-        return true
+        isNotEmpty(bytes, andAll: isTokenCharacter)
     }
 
     /// Whether the text is a `token`.
@@ -75,9 +62,14 @@ public enum HTTPSyntax {
     /// Whether the bytes are a request target's characters (not empty, visible ASCII).
     @inlinable
     public static func isTarget<Bytes: Sequence<UInt8>>(_ bytes: Bytes) -> Bool {
+        isNotEmpty(bytes, andAll: isTargetCharacter)
+    }
+
+    @inlinable
+    static func isNotEmpty<Bytes: Sequence<UInt8>>(_ bytes: Bytes, andAll rule: (UInt8) -> Bool) -> Bool {
         var empty = true
         for byte in bytes {
-            guard isTargetCharacter(byte) else { return false }
+            guard rule(byte) else { return false }
             empty = false
         }
         return !empty

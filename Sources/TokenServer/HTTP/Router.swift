@@ -6,13 +6,21 @@
 /// `/admin/keys/{kid}`), then the pattern added first. `HEAD` is served by the `GET` handler
 /// without a body unless a `HEAD` route exists.
 public struct Router: Sendable {
-    /// One registered handler.
-    public struct Route: Sendable {
+    /// One registered handler. A class: routing a request hands out one reference, not
+    /// copies of three strings and a closure.
+    public final class Route: Sendable {
         public let method: String
         public let pattern: String
         /// The low-cardinality label used in metrics and logs.
         public let name: String
         public let handler: RouteHandler
+
+        init(method: String, pattern: String, name: String, handler: RouteHandler) {
+            self.method = method
+            self.pattern = pattern
+            self.name = name
+            self.handler = handler
+        }
     }
 
     /// The outcome of ``resolve(method:segments:)``.
