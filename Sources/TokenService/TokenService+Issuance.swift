@@ -65,6 +65,10 @@ extension TokenService {
         guard !request.subject.isEmpty, request.subject.utf8.count <= 256 else {
             throw ServiceError.invalidRequest("sub must be a non-empty string of at most 256 bytes")
         }
+        // A subject travels in headers (/v1/verify's X-Token-Subject) and log lines.
+        guard !request.subject.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
+            throw ServiceError.invalidRequest("sub must not contain control characters (CR, LF, tab, NUL, …)")
+        }
         let policy = request.policy ?? configuration.accessPolicy
         guard Double(policy.seconds) <= configuration.maxTokenLifetime else {
             throw ServiceError.invalidRequest(

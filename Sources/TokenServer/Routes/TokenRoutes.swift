@@ -1,3 +1,4 @@
+import HTTPSyntax
 import JOSE
 public import Logging
 public import Prometheus
@@ -195,6 +196,20 @@ public struct TokenRoutes: Sendable {
         }
     }
 
+    /// RFC 6750 §3's answer to a token that cannot be used: 401 `invalid_token`.
+    private static func invalidToken(_ description: String) -> HTTPResponse {
+        HTTPResponse(
+            status: 401,
+            headers: [
+                (
+                    "WWW-Authenticate",
+                    "Bearer realm=\"tokend\", error=\"invalid_token\", error_description=\"\(description)\""
+                ),
+                ("Cache-Control", "no-store"),
+            ]
+        )
+    }
+
     /// For nginx `auth_request`: 200 with the subject's headers, or 401 per RFC 6750 §3.
     static func verify(_ request: HTTPRequest, _ service: TokenService) -> HTTPResponse {
         guard let authorization = request.header("Authorization") else {
@@ -217,6 +232,11 @@ public struct TokenRoutes: Sendable {
             )
         }
         switch service.introspect(String(parts[1]).trimmingCharacters(in: " ")) {
+        case .active(let token)
+        where !HTTPSyntax.isFieldValue(token.subject) || !HTTPSyntax.isFieldValue(token.scope):
+            // Signed by a key of ours but not sendable in a header (a sub with CR/LF, from before
+            // issuance refused such subjects): refused like any token that cannot be used here.
+            return invalidToken("the token's sub or scope holds control characters")
         case .active(let token):
             return HTTPResponse(
                 status: 200,
@@ -226,16 +246,7 @@ public struct TokenRoutes: Sendable {
                 ]
             )
         case .inactive(let reason):
-            return HTTPResponse(
-                status: 401,
-                headers: [
-                    (
-                        "WWW-Authenticate",
-                        "Bearer realm=\"tokend\", error=\"invalid_token\", error_description=\"\(reason)\""
-                    ),
-                    ("Cache-Control", "no-store"),
-                ]
-            )
+            return invalidToken("\(reason)")
         case .unavailable(let reason):
             return .error(
                 status: 503,
