@@ -169,7 +169,10 @@ let package = Package(
         ),
         .testTarget(
             name: "TokenServiceTests",
-            dependencies: ["CodedErrors", "TokenService", "TokenStore", "JOSE", "TokenCrypto", "TokenTestSupport"],
+            dependencies: [
+                "CodedErrors", "TokenService", "TokenStore", "JOSE", "TokenCrypto", "TokenTestSupport",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strict
         ),
         .testTarget(

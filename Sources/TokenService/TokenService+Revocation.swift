@@ -1,3 +1,4 @@
+import CodedErrors
 import CoreMetrics
 public import JOSE
 import Logging
@@ -99,7 +100,13 @@ extension TokenService {
     /// Rotates next → current; refused while the next key is younger than the JWKS max-age
     /// unless forced.
     public func rotateKeys(force: Bool) async throws -> KeyLifecycle.Change {
-        let change = try await keyring.rotate(force: force)
+        let change: KeyLifecycle.Change
+        do {
+            change = try await keyring.rotate(force: force)
+        } catch {
+            logKeyChangeFailure(error, "key rotation", metadata: ["forced": "\(force)"])
+            throw error
+        }
         metrics.updateKeyStates(keyring.snapshot.document)
         try? await store.appendEvent(
             kind: "key_rotated",
@@ -120,7 +127,13 @@ extension TokenService {
 
     /// Emergency revocation of a key: every token it signed is refused at once.
     public func revokeKey(kid: String) async throws -> KeyLifecycle.Change {
-        let change = try await keyring.revoke(kid: kid)
+        let change: KeyLifecycle.Change
+        do {
+            change = try await keyring.revoke(kid: kid)
+        } catch {
+            logKeyChangeFailure(error, "key revocation", metadata: ["kid": "\(kid)"])
+            throw error
+        }
         do {
             try await store.revokeKey(kid: kid, at: clock.now(), reason: "revoked by operator")
         } catch {
@@ -134,6 +147,18 @@ extension TokenService {
             metadata: ["kid": "\(kid)", "new_current_kid": "\(change.promoted ?? "unchanged")"]
         )
         return change
+    }
+
+    /// A refused key change (too early, an unknown kid) is the operator's to fix and logged
+    /// as a warning; any other failure (the key directory cannot be written) is an error.
+    private func logKeyChangeFailure(_ error: any Error, _ what: String, metadata: Logger.Metadata) {
+        var metadata = metadata
+        metadata["reason"] = "\(error)"
+        if let refusal = error as? ServiceError, refusal.code == .rotationTooEarly || refusal.code == .notFound {
+            logger.warning("\(what) refused", metadata: metadata)
+        } else {
+            logger.error("\(what) failed", metadata: metadata)
+        }
     }
 
     /// Re-reads the key directory (SIGHUP).

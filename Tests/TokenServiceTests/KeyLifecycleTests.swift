@@ -1,8 +1,10 @@
 import CodedErrors
 import JOSE
+import Logging
 import Testing
 import TokenCrypto
 import TokenService
+import TokenTestSupport
 
 /// DESIGN §4's key lifecycle as a pure state machine: no keys, no files, only entries.
 @Suite("KeyLifecycle")
@@ -222,5 +224,21 @@ struct KeyLifecycleTests {
         #expect(lifecycle.rotationDue(now: Double(Self.t0) + day, interval: day))
         // A keyring without an activated current key is never due.
         #expect(!KeyLifecycle(entries: [Self.entry("A", .next)]).rotationDue(now: 9e9, interval: day))
+    }
+
+    @Test("a key change the disk refuses is logged as an error; one refused by the rules as a warning")
+    func failedKeyChangesAreLogged() async throws {
+        let capture = LogCapture()
+        let harness = try await Harness.make(logger: capture.logger())
+        // Too early: the next key has not been in the JWKS for its max-age.
+        await #expect(throws: ServiceError.self) { try await harness.service.rotateKeys(force: false) }
+        await #expect(throws: ServiceError.self) { try await harness.service.revokeKey(kid: "no-such-kid") }
+        harness.storage.failSaves = true
+        await #expect(throws: ServiceError.self) { try await harness.service.rotateKeys(force: true) }
+
+        let records = capture.all.filter { $0.message.hasPrefix("key ") }
+        #expect(records.map(\.message) == ["key rotation refused", "key revocation refused", "key rotation failed"])
+        #expect(records.map(\.level) == [.warning, .warning, .error])
+        #expect(records.last?.metadata["reason"].map { "\($0)" }?.contains("key directory") == true)
     }
 }

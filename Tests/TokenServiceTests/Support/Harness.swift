@@ -1,4 +1,5 @@
 import JOSE
+import Logging
 import Testing
 import TokenCrypto
 import TokenService
@@ -50,7 +51,8 @@ struct Harness: Sendable {
         _ configuration: ServiceConfiguration = .test(),
         store: (any TokenStore)? = nil,
         clock: TestClock = TestClock(),
-        storage: MemoryKeyringStorage = MemoryKeyringStorage()
+        storage: MemoryKeyringStorage = MemoryKeyringStorage(),
+        logger: Logger = StoreFixtures.quietLogger
     ) async throws -> Harness {
         let store = store ?? InMemoryTokenStore()
         let keyring = try Keyring(
@@ -64,7 +66,7 @@ struct Harness: Sendable {
             store: store,
             keyring: keyring,
             clock: clock.serviceClock,
-            logger: StoreFixtures.quietLogger
+            logger: logger
         )
         return Harness(clock: clock, storage: storage, store: store, keyring: keyring, service: service)
     }
