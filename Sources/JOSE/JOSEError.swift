@@ -40,6 +40,7 @@ public struct JOSEError: Error, CustomStringConvertible, Equatable, Sendable {
         public static let json = Code(name: "bad_json", category: .malformed)
         public static let duplicateMember = Code(name: "duplicate_member", category: .malformed)
         public static let tooDeep = Code(name: "nesting_too_deep", category: .malformed)
+        public static let tooManyMembers = Code(name: "too_many_members", category: .malformed)
         public static let header = Code(name: "bad_header", category: .malformed)
         public static let claimType = Code(name: "bad_claim", category: .malformed)
         // signature

@@ -214,8 +214,9 @@ struct Arguments {
           --keys-dir <dir>        tokend key directory (keyring.json and <kid>.pem).
           --secret-file <file>    HS256 shared secret file (one trailing newline
                                   ignored).
-          --alg <alg>             Algorithm of the --key keys, for an RSA key used with
-                                  PS256 (default: from the key; RSA means RS256).
+          --alg <alg>             Algorithm of the --key keys, binding: a token of
+                                  another alg is refused (default: from the key; an
+                                  RSA key takes the token's RS256 or PS256).
           --now <time>            Check as of this time: ISO 8601
                                   (2024-05-01T12:00:00Z) or epoch seconds.
           --leeway <duration>     Clock skew allowed on exp, nbf and iat: seconds or a

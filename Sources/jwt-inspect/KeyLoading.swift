@@ -17,7 +17,9 @@ enum KeyLoading {
         }
         do {
             let key = try VerifyingKey(pem: text, algorithm: algorithm)
-            set.add(KeySet.Entry(kid: nil, key: key, source: "--key \(path)"))
+            set.add(
+                KeySet.Entry(kid: nil, key: key, source: "--key \(path)", algorithmIsDeclared: algorithm != nil)
+            )
         } catch let error as CryptoError {
             throw Failure(description: "--key \(path): \(error.reason)")
         }
@@ -84,7 +86,8 @@ enum KeyLoading {
                 KeySet.Entry(
                     kid: kid,
                     key: try privateKeyFile(dir: dir, kid: kid, algorithm: nil),
-                    source: "--keys-dir \(dir)"
+                    source: "--keys-dir \(dir)",
+                    algorithmIsDeclared: false
                 )
             )
         }

@@ -134,6 +134,77 @@ struct JSONParserTests {
         }
     }
 
+    /// `{"k0":0,"k1":1,…}` with `count` members, then `extra` members as written.
+    static func object(members count: Int, then extra: [String] = []) -> [UInt8] {
+        let members = (0..<count).map { "\"k\($0)\":\($0)" } + extra
+        return Array(("{" + members.joined(separator: ",") + "}").utf8)
+    }
+
+    @Test("an object of maxMembers members parses; one more is refused with a message naming the limit")
+    func memberLimit() throws {
+        #expect(JSONParser.defaultMaxMembers == 1000)
+        let atLimit = try JSONParserTests.parse(JSONParserTests.object(members: 1000))
+        #expect(atLimit.objectValue?.count == 1000)
+        #expect(atLimit.objectValue?.keys.last == "k999")
+        #expect(atLimit["k500"] == 500)
+
+        for text in [
+            JSONParserTests.object(members: 1001),
+            JSONParserTests.object(members: 7000),
+            Array(#"{"a":"#.utf8) + JSONParserTests.object(members: 1001) + Array("}".utf8),
+            Array("[".utf8) + JSONParserTests.object(members: 1001) + Array("]".utf8),
+        ] {
+            let error = #expect(throws: JSONParser.Error.self) { try JSONParserTests.parse(text) }
+            #expect(error?.kind == .tooManyMembers)
+            #expect(error?.description.contains("more than 1000 members") == true, "\(String(describing: error))")
+        }
+
+        // The limit is per object: many objects of 1000 members each are fine.
+        let many =
+            "["
+            + Array(repeating: String(decoding: JSONParserTests.object(members: 1000), as: UTF8.self), count: 3)
+            .joined(separator: ",") + "]"
+        #expect(try JSONParserTests.parse(Array(many.utf8)).arrayValue?.count == 3)
+
+        // A caller's own limit.
+        #expect(throws: Never.self) { try JSONParser(maxMembers: 3).parse(JSONParserTests.object(members: 3)) }
+        let small = #expect(throws: JSONParser.Error.self) {
+            try JSONParser(maxMembers: 3).parse(JSONParserTests.object(members: 4))
+        }
+        #expect(small?.kind == .tooManyMembers)
+        #expect(small?.description.contains("more than 3 members") == true)
+    }
+
+    @Test(
+        "duplicates are refused at any position of a large object, whatever spelling the name has",
+        arguments: [
+            (999, #""k0":0"#),  // the last member repeats the first
+            (999, #""k998":0"#),  // the last member repeats the one before it
+            (9, #""k0":0"#),  // just past the small-object scan
+            (8, #""k7":0"#),
+            (7, #""k6":0"#),  // still within the small-object scan
+            (500, #""k\u0032\u0035\u0030":0"#),  // "k250" spelled with escapes
+            (500, #""\u006b499":0"#),
+            (600, #""é":1,"e\u0301":2"#),  // canonically equivalent names
+            (600, "\"e\u{301}\":1,\"\u{E9}\":2"),
+        ] as [(Int, String)]
+    )
+    func duplicatesInLargeObjects(count: Int, extra: String) {
+        JSONParserTests.expectKind(.duplicateMember, JSONParserTests.object(members: count, then: [extra]))
+        // Also inside a nested object.
+        let nested = Array(#"{"outer":"#.utf8) + JSONParserTests.object(members: count, then: [extra]) + Array("}".utf8)
+        JSONParserTests.expectKind(.duplicateMember, nested)
+    }
+
+    @Test("the error for a duplicate in a large object names the member and where it is")
+    func duplicateMessageInLargeObject() {
+        let text = JSONParserTests.object(members: 900, then: [#""k3":0"#])
+        let error = #expect(throws: JSONParser.Error.self) { try JSONParserTests.parse(text) }
+        #expect(error?.kind == .duplicateMember)
+        #expect(error?.message == #"duplicate member name "k3""#)
+        #expect(error?.offset == text.count - #""k3":0}"#.utf8.count)
+    }
+
     @Test("member order is kept as written")
     func memberOrder() throws {
         let value = try JSONParserTests.parse(Array(#"{"z":1,"a":2,"m":3}"#.utf8))

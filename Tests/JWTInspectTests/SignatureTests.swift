@@ -182,7 +182,7 @@ struct SignatureTests {
         }
     }
 
-    @Test("--alg PS256 makes an RSA PEM verify PS256 tokens; without it the RSA key means RS256")
+    @Test("--alg PS256 makes an RSA PEM verify PS256 tokens; --alg RS256 binds it to RS256")
     func ps256() async throws {
         try await withTemporaryDirectory { dir in
             let key = try SigningKey.generate(.ps256)
@@ -196,7 +196,10 @@ struct SignatureTests {
                 try await jwtInspect(Self.now + ["--key", pub, "--alg", "PS256", try flippingSignatureBit(token)]),
                 rule: "signature_invalid"
             )
-            Self.expectRejected(try await jwtInspect(Self.now + ["--key", pub, token]), rule: "alg_key_mismatch")
+            Self.expectRejected(
+                try await jwtInspect(Self.now + ["--key", pub, "--alg", "RS256", token]),
+                rule: "alg_key_mismatch"
+            )
         }
     }
 

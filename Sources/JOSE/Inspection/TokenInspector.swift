@@ -84,7 +84,18 @@ public struct TokenInspector: Sendable {
             let error = error as? JOSEError ?? JOSEError(.json, "\(error)")
             let firstByte = parts.payload.first { ![0x20, 0x09, 0x0A, 0x0D].contains($0) }
             let looksLikeJSON = firstByte == UInt8(ascii: "{") || firstByte == UInt8(ascii: "[")
-            if error.code == .json, !looksLikeJSON, String(validating: parts.payload, as: UTF8.self) != nil {
+            if error.code == .json, !looksLikeJSON, let typ = TokenInspector.jwtType(parts.header) {
+                // The header says JWT: a payload that is not a claim set is not a decodable token.
+                report.add(
+                    "claims",
+                    .fail(
+                        JOSEError(
+                            .json,
+                            "the header's typ \(JOSEHeader.printable(typ)) declares a JWT, but the payload is not a JSON claim set"
+                        )
+                    )
+                )
+            } else if error.code == .json, !looksLikeJSON, String(validating: parts.payload, as: UTF8.self) != nil {
                 // A JWS whose payload is not JSON (RFC 8037 A.4): not a JWT, still a JWS.
                 report.nonJSONPayload = true
                 report.add("claims", .skipped("payload is not JSON, so this JWS is not a JWT; no claims to check"))
@@ -93,6 +104,16 @@ public struct TokenInspector: Sendable {
             }
             return nil
         }
+    }
+
+    /// The header's `typ` when it declares a JWT: `JWT` or a `+jwt` type such as `at+jwt`
+    /// (RFC 7519 §5.1, RFC 9068), compared without case and with the optional
+    /// `application/` prefix (RFC 7515 §4.1.9).
+    static func jwtType(_ header: JSONObject) -> String? {
+        guard let typ = header["typ"]?.stringValue else { return nil }
+        var name = typ.lowercased()
+        if name.hasPrefix("application/") { name.removeFirst("application/".count) }
+        return name == "jwt" || name.hasSuffix("+jwt") ? typ : nil
     }
 
     private func checkSignature(_ parts: JWSParts, _ header: JOSEHeader?, into report: inout TokenReport) {
@@ -121,6 +142,7 @@ public struct TokenInspector: Sendable {
             var detail = "verified with \(entry.key.keyDescription) from \(entry.source)"
             if let kid = entry.kid { detail += ", kid \(kid)" }
             if let state = entry.state { detail += " (\(state.rawValue))" }
+            if let assumed = entry.assumedAlgorithm { detail += "; key without alg: using the token's \(assumed)" }
             report.add("signature", .pass(detail))
         } catch {
             report.add("signature", .fail(error as? JOSEError ?? JOSEError(.signature, "\(error)")))

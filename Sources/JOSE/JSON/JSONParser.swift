@@ -2,8 +2,11 @@
 ///
 /// Beyond the grammar it refuses what a token verifier must not guess about: duplicate
 /// member names (RFC 7515 §5.2, RFC 8725 §3.1 — two parsers must never see two different
-/// claims), nesting deeper than `maxDepth`, invalid UTF-8, lone surrogates, and anything
-/// after the top-level value.
+/// claims), nesting deeper than `maxDepth`, objects with more than `maxMembers` members,
+/// invalid UTF-8, lone surrogates, and anything after the top-level value.
+///
+/// Parsing costs time linear in the input (expected, for the duplicate check): it runs on
+/// event loops over bytes any client sends (DESIGN §11).
 public struct JSONParser: Sendable {
     /// Why text is not acceptable JSON. The description never quotes the input.
     public struct Error: Swift.Error, Equatable, Sendable, CustomStringConvertible {
@@ -11,6 +14,7 @@ public struct JSONParser: Sendable {
             case syntax
             case duplicateMember
             case tooDeep
+            case tooManyMembers
             case invalidUTF8
         }
         public let kind: Kind
@@ -19,9 +23,20 @@ public struct JSONParser: Sendable {
         public var description: String { "\(message) at byte \(offset)" }
     }
 
-    public var maxDepth: Int
+    /// The default for `maxMembers`: far above any header, claim set, key set or request
+    /// body tokend reads (a 64 KiB body holds about 10,000 one-letter members), low enough
+    /// that no object is a flood of names.
+    public static let defaultMaxMembers = 1000
 
-    public init(maxDepth: Int = 16) { self.maxDepth = maxDepth }
+    /// How deep objects and arrays may nest; the top-level container is depth 1.
+    public var maxDepth: Int
+    /// How many members one object may have; more is `Error.Kind.tooManyMembers`.
+    public var maxMembers: Int
+
+    public init(maxDepth: Int = 16, maxMembers: Int = JSONParser.defaultMaxMembers) {
+        self.maxDepth = maxDepth
+        self.maxMembers = maxMembers
+    }
 
     public func parse(_ text: String) throws -> JSONValue {
         var copy = text
@@ -33,7 +48,7 @@ public struct JSONParser: Sendable {
     }
 
     public func parse(_ bytes: UnsafeRawBufferPointer) throws -> JSONValue {
-        var cursor = Cursor(bytes: bytes, maxDepth: maxDepth)
+        var cursor = Cursor(bytes: bytes, maxDepth: maxDepth, maxMembers: maxMembers)
         cursor.skipWhitespace()
         let value = try cursor.value(depth: 0)
         cursor.skipWhitespace()
@@ -45,11 +60,19 @@ public struct JSONParser: Sendable {
 private struct Cursor {
     let bytes: UnsafeRawBufferPointer
     let maxDepth: Int
+    let maxMembers: Int
     var index = 0
 
-    init(bytes: UnsafeRawBufferPointer, maxDepth: Int) {
+    /// Up to this many members, an object's names are checked for duplicates by comparing
+    /// with each earlier one; from then on by a set of its names, so an object of n members
+    /// costs O(n) expected rather than O(n²). (String's hash is seeded per process, so a
+    /// client cannot choose colliding names.)
+    static let linearScanMembers = 8
+
+    init(bytes: UnsafeRawBufferPointer, maxDepth: Int, maxMembers: Int) {
         self.bytes = bytes
         self.maxDepth = maxDepth
+        self.maxMembers = maxMembers
     }
 
     func error(_ kind: JSONParser.Error.Kind, _ message: String) -> JSONParser.Error {
@@ -96,6 +119,8 @@ private struct Cursor {
         guard depth <= maxDepth else { throw error(.tooDeep, "JSON nests deeper than \(maxDepth) levels") }
         index += 1
         var object = JSONObject()
+        // The names so far, once the object outgrows `linearScanMembers`.
+        var names: Set<String> = []
         skipWhitespace()
         if !atEnd, current == UInt8(ascii: "}") {
             index += 1
@@ -105,10 +130,24 @@ private struct Cursor {
             skipWhitespace()
             guard !atEnd, current == UInt8(ascii: "\"") else { throw error(.syntax, "expected a member name") }
             let start = index
+            guard object.count < maxMembers else {
+                throw error(.tooManyMembers, "JSON object has more than \(maxMembers) members (the limit)")
+            }
             let key = try string()
             // String ==, i.e. canonical equivalence: "é" and "e\u0301" are one name here, as they
-            // are for JSONObject's subscript, so no lookup can pick between two members.
-            if object.members.contains(where: { $0.key == key }) {
+            // are for JSONObject's subscript, so no lookup can pick between two members. String's
+            // hash agrees with its ==, so the set finds the same duplicates as the scan.
+            let duplicate: Bool
+            if object.count < Cursor.linearScanMembers {
+                duplicate = object.members.contains(where: { $0.key == key })
+            } else {
+                if names.isEmpty {
+                    names.reserveCapacity(2 * Cursor.linearScanMembers)
+                    for member in object.members { names.insert(member.key) }
+                }
+                duplicate = !names.insert(key).inserted
+            }
+            if duplicate {
                 index = start
                 throw error(.duplicateMember, "duplicate member name \"\(printable(key))\"")
             }

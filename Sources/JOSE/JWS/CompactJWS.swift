@@ -81,6 +81,7 @@ public struct JWSParts: Sendable {
         switch error.kind {
         case .duplicateMember: JOSEError(.duplicateMember, "\(part): \(error)")
         case .tooDeep: JOSEError(.tooDeep, "\(part): \(error)")
+        case .tooManyMembers: JOSEError(.tooManyMembers, "\(part): \(error)")
         case .syntax, .invalidUTF8: JOSEError(.json, "\(part) is not valid JSON: \(error)")
         }
     }

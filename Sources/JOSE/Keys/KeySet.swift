@@ -20,17 +20,65 @@ public struct KeySet: Sendable {
     public struct Entry: Sendable {
         /// The key id; nil for a key given without one (a lone PEM or secret file).
         public let kid: String?
-        public let key: VerifyingKey
+        public private(set) var key: VerifyingKey
         /// The keyring state, when the key came from tokend's key directory.
         public let state: KeyState?
         /// Where the key came from, for messages ("--key pub.pem", "jwks.json").
         public let source: String
+        /// Whether the key's algorithm was declared (a JWK `alg`, a keyring entry, `--alg`)
+        /// rather than inferred from the key. A declared algorithm must match a token's
+        /// exactly; an inferred one gives way to the token's within the key's family (an
+        /// RSA key verifies RS256 or PS256), see `resolve(_:)`.
+        public let algorithmIsDeclared: Bool
+        /// Set by `resolve(_:)` when the key had no declared algorithm and verifies with the
+        /// token's: the algorithm it took, for reports to say so.
+        public private(set) var assumedAlgorithm: SignatureAlgorithm?
 
-        public init(kid: String?, key: VerifyingKey, state: KeyState? = nil, source: String) {
+        public init(
+            kid: String?,
+            key: VerifyingKey,
+            state: KeyState? = nil,
+            source: String,
+            algorithmIsDeclared: Bool = true
+        ) {
             self.kid = kid
             self.key = key
             self.state = state
             self.source = source
+            self.algorithmIsDeclared = algorithmIsDeclared
+        }
+
+        /// Whether this entry may verify tokens of `algorithm`: exactly its key's algorithm,
+        /// or, without a declared algorithm, another of its family. Only RSA keys have a
+        /// family (RS256, PS256): an EC key's algorithm is its curve's, an Ed25519 key's is
+        /// EdDSA, a secret's is HS256. So never `none` (not a `SignatureAlgorithm`) and never
+        /// HS256 with a public key (RFC 8725 §3.1).
+        func fits(_ algorithm: SignatureAlgorithm) -> Bool {
+            if key.algorithm == algorithm { return true }
+            return !algorithmIsDeclared && Entry.hasFamily(key.algorithm) && Entry.hasFamily(algorithm)
+                && algorithm.keyType == key.algorithm.keyType
+        }
+
+        /// An algorithm whose keys can serve more than one algorithm: RSA's.
+        static func hasFamily(_ algorithm: SignatureAlgorithm) -> Bool { algorithm.keyType == "RSA" }
+
+        /// This entry with its key bound to the token's `algorithm` (which `fits`); when the
+        /// key had no declared algorithm and has a family, `assumedAlgorithm` records it.
+        func bound(to algorithm: SignatureAlgorithm) throws -> Entry {
+            guard !algorithmIsDeclared, Entry.hasFamily(algorithm) else { return self }
+            var entry = self
+            if key.algorithm != algorithm {
+                do {
+                    entry.key = try VerifyingKey(spki: key.spkiDER(), algorithm: algorithm)
+                } catch let error as CryptoError {
+                    throw JOSEError(
+                        .algKeyMismatch,
+                        "token alg \(algorithm) does not fit key \(kid.map { "\"\($0)\" " } ?? "")from \(source): \(error.reason)"
+                    )
+                }
+            }
+            entry.assumedAlgorithm = algorithm
+            return entry
         }
     }
 
@@ -108,14 +156,17 @@ public struct KeySet: Sendable {
             }
             if jwk["use"]?.stringValue == "enc" { continue }
             let (kid, key) = try JWK.verifyingKey(from: jwk)
-            set.add(Entry(kid: kid, key: key, source: source))
+            let declared = try JWK.declaredAlgorithm(jwk) != nil
+            set.add(Entry(kid: kid, key: key, source: source, algorithmIsDeclared: declared))
         }
         return set
     }
 
     /// The key for a token's header: an exact `kid` match, or, when the set holds keys
     /// without ids, the one of those whose algorithm fits. Refuses revoked and retired keys
-    /// and a key whose algorithm differs from the header's.
+    /// and a key whose algorithm differs from the header's. A key without a declared
+    /// algorithm takes the header's when it is of the key's family (an RSA key: RS256 or
+    /// PS256); the returned entry's `assumedAlgorithm` says so.
     public func resolve(_ header: JOSEHeader) throws -> Entry {
         let entry: Entry
         if let index = index(ofKidIn: header) {
@@ -126,7 +177,7 @@ public struct KeySet: Sendable {
             if !anonymous.isEmpty {
                 candidates = anonymous
             } else if header.kid == nil {
-                candidates = entries.filter { $0.key.algorithm == header.algorithm }
+                candidates = entries.filter { $0.fits(header.algorithm) }
             } else {
                 throw JOSEError(
                     .unknownKid,
@@ -149,12 +200,12 @@ public struct KeySet: Sendable {
                 "key \(entry.kid ?? "?") is \(state.rawValue); its tokens are no longer accepted"
             )
         }
-        guard entry.key.algorithm == header.algorithm else {
+        guard entry.fits(header.algorithm) else {
             throw JOSEError(
                 .algKeyMismatch,
-                "token alg \(header.algorithm) does not match key \(entry.kid.map { "\"\($0)\" " } ?? "")alg \(entry.key.algorithm) (from \(entry.source))"
+                "token alg \(header.algorithm) does not match key \(entry.kid.map { "\"\($0)\" " } ?? "")alg \(entry.key.algorithm) (from \(entry.source)\(entry.algorithmIsDeclared ? "" : "; a key without a declared alg takes the token's only within its family"))"
             )
         }
-        return entry
+        return try entry.bound(to: header.algorithm)
     }
 }
