@@ -30,4 +30,48 @@ struct HostileClientTests {
         }
         try await server.stop()
     }
+
+    @Test("connections refused at the cap give one log line, not one each")
+    func refusalsAreLoggedOncePerInterval() async throws {
+        var configuration = HTTPServerConfiguration()
+        configuration.maxConnections = 1
+        let server = try await TestServer.start(configuration: configuration)
+        let path = server.socketPath
+        let refused = try await onThread { () -> Int in
+            let held = try UnixConnection(path: path, timeout: 10)
+            held.write("GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+            _ = try held.readResponses(1)
+            var refused = 0
+            for _ in 0..<20 {
+                let connection = try UnixConnection(path: path, timeout: 10)
+                if Reply.parseAll(connection.readToEnd().bytes).first?.status == 503 { refused += 1 }
+            }
+            held.close()
+            return refused
+        }
+        #expect(refused == 20)
+        let lines = server.logs.warnings.filter { $0.message.contains("refused") }
+        #expect(lines.count == 1, "\(lines.map(\.text))")
+        #expect(lines.first?.metadata["refused"] == "1")
+        try await server.stop()
+    }
+
+    @Test("the refusal count: the first at once, then one line per interval with the count since the last")
+    func refusalCount() {
+        let registry = ConnectionRegistry(
+            limit: 1,
+            metricsFactory: RecordingMetrics(),
+            refusalLogInterval: .seconds(10)
+        )
+        let start = NIODeadline.uptimeNanoseconds(1_000_000_000)
+        #expect(registry.recordRefusal(now: start) == .log(refused: 1))
+        #expect(registry.recordRefusal(now: start + .seconds(1)) == .logAt(start + .seconds(10)))
+        for second in 2..<9 {
+            #expect(registry.recordRefusal(now: start + .seconds(Int64(second))) == .counted)
+        }
+        #expect(registry.takeRefusals(now: start + .seconds(10)) == 8)
+        #expect(registry.takeRefusals(now: start + .seconds(10)) == 0)
+        // A quiet interval later, the next refusal is logged at once.
+        #expect(registry.recordRefusal(now: start + .seconds(25)) == .log(refused: 1))
+    }
 }

@@ -215,10 +215,18 @@ public final class HTTPServer: Service, Sendable {
         case .accepted:
             break
         case .overCapacity:
-            context.logger.warning(
-                "connection refused: the connection limit is reached",
-                metadata: ["limit": "\(configuration.maxConnections)", "listener": "\(context.addressDescription)"]
-            )
+            let registry = context.registry
+            switch registry.recordRefusal() {
+            case .log(let refused):
+                logRefusals(refused, context)
+            case .logAt(let deadline):
+                channel.eventLoop.scheduleTask(deadline: deadline) {
+                    let refused = registry.takeRefusals()
+                    if refused > 0 { logRefusals(refused, context) }
+                }
+            case .counted:
+                break
+            }
             HTTPMetrics.recordRefused(route: "over_capacity", status: 503, factory: context.metricsFactory)
             let refusal = HTTPError.unavailable(
                 "the server has reached its limit of \(configuration.maxConnections) connections; retry shortly"
@@ -237,6 +245,19 @@ public final class HTTPServer: Service, Sendable {
         channel.closeFuture.whenComplete { _ in registry.remove(channel) }
 
         try pipeline.addHandler(HTTPConnectionHandler(listener: context, allocator: channel.allocator))
+    }
+
+    /// One line for the connections refused at the cap since the last such line.
+    private static func logRefusals(_ refused: Int, _ context: ListenerContext) {
+        context.logger.warning(
+            "connections refused: the connection limit is reached",
+            metadata: [
+                "refused": "\(refused)",
+                "interval": "\(context.registry.refusalLogInterval.nanoseconds / 1_000_000_000) s",
+                "limit": "\(context.configuration.maxConnections)",
+                "listener": "\(context.addressDescription)",
+            ]
+        )
     }
 
     // MARK: Shutdown
