@@ -15,6 +15,48 @@ import Glibc
 /// (issue 10, findings 2 and 11).
 @Suite("HTTPServer under hostile clients")
 struct HostileClientTests {
+    @Test("a client that pipelines and never reads is not read from: it blocks after a bounded amount")
+    func pipeliningWithoutReadingBlocks() async throws {
+        let server = try await TestServer.start()
+        let path = server.socketPath
+        let request = Array("GET /hello HTTP/1.1\r\nHost: x\r\n\r\n".utf8)
+        let limit = 8 << 20
+        let (sent, other, answered) = try await onThread { () -> (Int, Int, Int) in
+            let connection = try UnixConnection(path: path, timeout: 30)
+            defer { connection.close() }
+            let fd = connection.descriptor
+            let batch = Array((0..<1000).map { _ in request }.joined())
+            var sent = 0
+            var stalledSince: ContinuousClock.Instant?
+            while sent < limit {
+                let offset = sent % batch.count
+                let n = batch[offset...].withUnsafeBytes {
+                    send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT))
+                }
+                if n > 0 {
+                    sent += n
+                    stalledSince = nil
+                    continue
+                }
+                guard n < 0, errno == EAGAIN || errno == EINTR else { throw HarnessError("send: \(errno)") }
+                let now = ContinuousClock.now
+                if let since = stalledSince, now - since > .seconds(1) { break }
+                if stalledSince == nil { stalledSince = now }
+                usleep(20_000)
+            }
+            // Others are served meanwhile.
+            let other = try UnixHTTPClient(path: path).send(method: "GET", path: "/hello").status
+            // Once the client reads, every whole request it sent is answered.
+            var answered = 0
+            for _ in 0..<(sent / request.count) where try connection.readResponse().status == 200 { answered += 1 }
+            return (sent, other, answered)
+        }
+        #expect(sent < limit, "the server kept reading \(sent >> 20) MB of requests nobody read the answers to")
+        #expect(other == 200)
+        #expect(answered == sent / request.count)
+        try await server.stop()
+    }
+
     @Test("an empty Transfer-Encoding, with or without Content-Length, is 400 on the wire")
     func emptyTransferEncoding() async throws {
         let server = try await TestServer.start()

@@ -1,0 +1,83 @@
+import Foundation
+import Testing
+import TokenTestSupport
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Clients that do not play by the rules of one request, one read (issue 10, findings 2 and 11):
+/// pipelining without reading, half-closing, and keep-alive across a SIGTERM.
+@Suite("Hostile connections to the daemon's socket")
+struct HostileConnectionTests {
+    @Test("a client that pipelines GET /metrics and never reads moves RSS by < 64 MB, then reads only whole 200s")
+    func pipeliningFloodIsBounded() async throws {
+        try await withTokend("backpressure") { daemon in
+            let api = daemon.apiSocket
+            let pid = daemon.pid
+            let before = try residentBytes(pid)
+            let request = requestBytes("GET", "/metrics", keepAlive: true)
+            // Sends until the socket takes nothing more for a while (or 50,000 requests), then
+            // asks on another connection, then reads.
+            let (sent, peak, health, statuses) = try await onThread { () -> (Int, Int, Int, [Int: Int]) in
+                let flooder = try UnixConnection(path: api, timeout: 30)
+                defer { flooder.close() }
+                let fd = flooder.descriptor
+                let total = 50_000
+                let batch = Array((0..<1000).map { _ in request }.joined())
+                var sentBytes = 0
+                var peak = 0
+                var stalledSince: ContinuousClock.Instant?
+                while sentBytes < total * request.count {
+                    let offset = sentBytes % batch.count
+                    let left = min(batch.count - offset, total * request.count - sentBytes)
+                    let n = batch[offset..<(offset + left)].withUnsafeBytes {
+                        Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT))
+                    }
+                    if n > 0 {
+                        sentBytes += n
+                        stalledSince = nil
+                        continue
+                    }
+                    guard n < 0, errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR else {
+                        throw HarnessError("send: \(String(cString: strerror(errno)))")
+                    }
+                    peak = max(peak, (try? residentBytes(pid)) ?? 0)
+                    let now = ContinuousClock.now
+                    if let since = stalledSince, now - since > .seconds(3) { break }
+                    if stalledSince == nil { stalledSince = now }
+                    usleep(50_000)
+                }
+                peak = max(peak, try residentBytes(pid))
+                let sent = sentBytes / request.count
+
+                let other = try UnixConnection(path: api, timeout: 10)
+                try other.send(requestBytes("GET", "/healthz"))
+                let health = try other.readResponse().status
+
+                // Now it reads: every answer is a whole 200, as many as it sent whole requests.
+                var counts: [Int: Int] = [:]
+                for _ in 0..<sent {
+                    let reply = try flooder.readResponse()
+                    counts[reply.status, default: 0] += 1
+                    guard reply.text.contains("tokend_") else { throw HarnessError("an incomplete /metrics body") }
+                }
+                return (sent, peak, health, counts)
+            }
+            let growth = peak - before
+            #expect(growth < 64 << 20, "RSS grew by \(growth >> 20) MB after \(sent) pipelined requests")
+            #expect(sent > 1000, "the socket took only \(sent) requests")
+            #expect(health == 200, "another client is served meanwhile")
+            #expect(statuses == [200: sent])
+        }
+    }
+}
+
+/// VmRSS of a process, in bytes.
+private func residentBytes(_ pid: Int32) throws -> Int {
+    let status = try String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)
+    guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
+        let kilobytes = Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "")
+    else { throw HarnessError("no VmRSS in /proc/\(pid)/status") }
+    return kilobytes * 1024
+}
