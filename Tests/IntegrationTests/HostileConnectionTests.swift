@@ -71,6 +71,27 @@ struct HostileConnectionTests {
             #expect(statuses == [200: sent])
         }
     }
+
+    @Test("a client that half-closes after a request to an async route reads the whole answer")
+    func halfClosedClientIsAnswered() async throws {
+        try await withTokend("half-close") { daemon in
+            for (socket, method, path, body) in [
+                (daemon.apiSocket, "POST", "/oauth2/revoke", RequestBody.form([("token", "not.a.token")])),
+                (daemon.adminSocket, "GET", "/admin/status", nil),
+            ] {
+                let reply = try await onThread {
+                    let connection = try UnixConnection(path: socket, timeout: 10)
+                    defer { connection.close() }
+                    try connection.send(requestBytes(method, path, body: body, keepAlive: true))
+                    shutdown(connection.descriptor, Int32(SHUT_WR))
+                    let reply = try connection.readResponse()
+                    return (reply, connection.isClosedByPeer(within: .seconds(5)))
+                }
+                #expect(reply.0.status == 200, "\(method) \(path): \(reply.0.summary)")
+                #expect(reply.1, "the connection closes after the answer")
+            }
+        }
+    }
 }
 
 /// VmRSS of a process, in bytes.

@@ -57,6 +57,23 @@ struct HostileClientTests {
         try await server.stop()
     }
 
+    @Test("a half-closed client reads the answer of an async route, then the connection closes")
+    func halfClosedClientIsAnswered() async throws {
+        let server = try await TestServer.start()
+        let path = server.socketPath
+        let (status, closed) = try await onThread {
+            let connection = try UnixConnection(path: path, timeout: 10)
+            defer { connection.close() }
+            connection.write("GET /slow?ms=200 HTTP/1.1\r\nHost: x\r\n\r\nGET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+            shutdown(connection.descriptor, Int32(SHUT_WR))
+            let statuses = try connection.readResponses(2).map(\.status)
+            return (statuses, connection.isClosedByPeer(within: .seconds(5)))
+        }
+        #expect(status == [200, 200])
+        #expect(closed)
+        try await server.stop()
+    }
+
     @Test("an empty Transfer-Encoding, with or without Content-Length, is 400 on the wire")
     func emptyTransferEncoding() async throws {
         let server = try await TestServer.start()

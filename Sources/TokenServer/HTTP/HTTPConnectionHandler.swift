@@ -69,6 +69,8 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     private var writable = true
     /// Inside `processRequests`: writability changes raised by its own writes do not re-enter it.
     private var processing = false
+    /// The client shut its side down (half-close): answer what it sent, then close.
+    private var inputClosed = false
     /// Graceful shutdown asked this connection to end after its current request.
     private var quiescing = false
     /// The last read or answer; the idle timer closes the connection `idleTimeout` after it.
@@ -159,6 +161,20 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
             }
             return
         }
+        if let channelEvent = event as? ChannelEvent, channelEvent == .inputClosed {
+            inputClosed = true
+            switch phase {
+            case .idle:
+                // Every whole request already read was answered, unless the client stopped
+                // reading answers: those are answered once it does.
+                if writable { endAfterInput(context: context) }
+            case .responding:
+                break  // closed once its answer is written
+            case .discarding, .closed:
+                break  // already closing once the answer is written
+            }
+            return
+        }
         context.fireUserInboundEventTriggered(event)
     }
 
@@ -245,10 +261,18 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
             }
         }
         flushIfNeeded(context: context)
+        if inputClosed, writable, case .idle = phase { endAfterInput(context: context) }
     }
 
     /// Answers are written once this many bytes of them are waiting, even within one read.
     static let flushThreshold = 64 * 1024
+
+    /// The client half-closed and every whole request it sent was answered: what it left
+    /// unfinished will never end, so the connection closes once the answers are written.
+    private func endAfterInput(context: ChannelHandlerContext) {
+        phase = .closed
+        writeOutgoing(context: context).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+    }
 
     private func handle(context: ChannelHandlerContext, _ parsed: HTTPRequestParser.Request) {
         var info = RequestInfo(

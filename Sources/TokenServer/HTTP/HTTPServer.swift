@@ -201,6 +201,9 @@ public final class HTTPServer: Service, Sendable {
                 .writeBufferWaterMark,
                 value: ChannelOptions.Types.WriteBufferWaterMark(low: 64 * 1024, high: 256 * 1024)
             )
+            // A client that shuts down its side (`nc -N`, `shutdown(SHUT_WR)`) still reads the
+            // answers to what it sent.
+            .childChannelOption(.allowRemoteHalfClosure, value: true)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try HTTPServer.configureConnection(channel, context)
