@@ -92,6 +92,73 @@ struct HostileConnectionTests {
             }
         }
     }
+
+    @Test("after SIGTERM a keep-alive answer carries Connection: close and the connection ends")
+    func answersAfterSIGTERMCloseTheConnection() async throws {
+        try await withTokend("quiesce") { daemon in
+            let api = daemon.apiSocket
+            let user = RequestBody.json(
+                #"{"username":"quiesce-user","email":"q@example.com","password":"correct horse battery"}"#
+            )
+            let created = try await http(daemon.adminSocket, "POST", "/admin/users", body: user)
+            #expect(created.status < 300, "\(created.summary)")
+            let (first, second, closed) = try await onThread {
+                let connection = try UnixConnection(path: api, timeout: 10)
+                defer { connection.close() }
+                try connection.send(requestBytes("GET", "/healthz", keepAlive: true))
+                let first = try connection.readResponse()
+                // A sign-in hashes for a while: SIGTERM lands while it runs.
+                let signIn = RequestBody.json(#"{"username":"quiesce-user","password":"correct horse battery"}"#)
+                try connection.send(requestBytes("POST", "/user/auth", body: signIn, keepAlive: true))
+                usleep(5_000)
+                daemon.send(SIGTERM)
+                let second = try connection.readResponse()
+                return (first, second, connection.isClosedByPeer(within: .seconds(5)))
+            }
+            #expect(first.header("Connection") != "close")
+            #expect(second.header("Connection") == "close", "\(second.status) \(second.headers)")
+            #expect(closed)
+        }
+    }
+
+    @Test("keep-alive clients busy across a SIGTERM see answers and ends of stream, never a reset")
+    func noResetsAcrossSIGTERM() async throws {
+        try await withTokend("quiesce-busy") { daemon in
+            let api = daemon.apiSocket
+            let outcomes = try await withThrowingTaskGroup(of: String.self) { group in
+                for _ in 0..<12 {
+                    group.addTask {
+                        try await onThread { () -> String in
+                            let connection = try UnixConnection(path: api, timeout: 10)
+                            defer { connection.close() }
+                            for _ in 0..<1_000_000 {
+                                let request = requestBytes("GET", "/healthz", keepAlive: true)
+                                guard try connection.send(request) else { return "reset on send" }
+                                // The harness reads a reset as an end of stream: look first.
+                                var byte: UInt8 = 0
+                                let peeked = recv(connection.descriptor, &byte, 1, Int32(MSG_PEEK))
+                                if peeked < 0 { return errno == ECONNRESET ? "reset on read" : "recv errno \(errno)" }
+                                if peeked == 0 { return "end of stream" }
+                                let reply = try connection.readResponse()
+                                if reply.header("Connection") == "close" {
+                                    return connection.isClosedByPeer(within: .seconds(5))
+                                        ? "closed after Connection: close" : "open after Connection: close"
+                                }
+                            }
+                            return "never stopped"
+                        }
+                    }
+                }
+                try await Task.sleep(for: .milliseconds(300))
+                daemon.send(SIGTERM)
+                var outcomes: [String] = []
+                for try await outcome in group { outcomes.append(outcome) }
+                return outcomes
+            }
+            let clean: Set = ["end of stream", "closed after Connection: close"]
+            #expect(outcomes.allSatisfy(clean.contains), "\(outcomes)")
+        }
+    }
 }
 
 /// VmRSS of a process, in bytes.

@@ -156,8 +156,10 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         if event is ChannelShouldQuiesceEvent {
             quiescing = true
             if case .idle = phase, !parser.hasPartialRequest {
-                phase = .closed
-                context.close(promise: nil)
+                // Output first, then what the client still sends is discarded until it closes
+                // (or the linger timeout): a request crossing the close reads an end of stream
+                // rather than a reset.
+                closeLingering(context: context)
             }
             return
         }
@@ -404,6 +406,13 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     /// closes or the linger timeout ends the connection.
     private func refuse(context: ChannelHandlerContext, _ refusal: HTTPError, info: RequestInfo, uri: String? = nil) {
         respond(context: context, rendered(refusal, uri: uri), info: info, close: .linger)
+        closeLingering(context: context)
+    }
+
+    /// Writes what is pending, shuts the output, and discards input until the client closes or
+    /// the linger timeout ends the connection.
+    private func closeLingering(context: ChannelHandlerContext) {
+        phase = .discarding
         writeOutgoing(context: context).assumeIsolated().whenComplete { _ in
             context.close(mode: .output, promise: nil)
         }

@@ -276,11 +276,13 @@ public final class HTTPServer: Service, Sendable {
             "stopping: no longer accepting connections",
             metadata: ["open_connections": "\(registry.count)", "drain_timeout": "\(drainTimeout)"]
         )
+        // Connections learn first (every answer from now on carries `Connection: close`), then
+        // the listeners close; a connection accepted in between is refused by the registry.
+        registry.quiesce()
         for listener in bound {
             try? await listener.channel.close()
             if let file = listener.socketFile { UnixSocketFile.remove(file.path, ifStill: file.identity) }
         }
-        registry.quiesce()
 
         let registry = self.registry
         let logger = self.logger
