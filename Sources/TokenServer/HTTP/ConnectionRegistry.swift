@@ -17,13 +17,61 @@ final class ConnectionRegistry: Sendable {
         var quiescing = false
     }
 
+    /// What to do about the log line of a connection refused at the cap.
+    enum RefusalReport: Equatable {
+        /// Write the line now: this many connections were refused since the last one.
+        case log(refused: Int)
+        /// Counted; a line is due at this deadline (schedule `takeRefusals` for it).
+        case logAt(NIODeadline)
+        /// Counted; a line is already scheduled.
+        case counted
+    }
+
+    /// Refusals at the cap not logged yet, and when the last line was written.
+    private struct RefusalLog {
+        var unlogged = 0
+        var lastLine: NIODeadline?
+        var lineScheduled = false
+    }
+
     private let state = Mutex(State())
+    private let refusals = Mutex(RefusalLog())
     private let limit: Int
     private let gauge: Gauge
+    /// At most one log line of refused connections per interval, however many are refused.
+    let refusalLogInterval: TimeAmount
 
-    init(limit: Int, metricsFactory: any MetricsFactory) {
+    init(limit: Int, metricsFactory: any MetricsFactory, refusalLogInterval: TimeAmount = .seconds(10)) {
         self.limit = limit
         self.gauge = Gauge(label: HTTPMetrics.connectionsLabel, factory: metricsFactory)
+        self.refusalLogInterval = refusalLogInterval
+    }
+
+    /// Counts a connection refused at the cap: the first after a quiet interval is logged at
+    /// once, the ones after it together once the interval has passed (a flood of refused
+    /// connections must not become a flood of log lines).
+    func recordRefusal(now: NIODeadline = .now()) -> RefusalReport {
+        refusals.withLock { log in
+            log.unlogged += 1
+            if let last = log.lastLine, now < last + refusalLogInterval {
+                if log.lineScheduled { return .counted }
+                log.lineScheduled = true
+                return .logAt(last + refusalLogInterval)
+            }
+            defer { log.unlogged = 0 }
+            log.lastLine = now
+            return .log(refused: log.unlogged)
+        }
+    }
+
+    /// The refusals counted since the last line, for the line scheduled by `recordRefusal`.
+    func takeRefusals(now: NIODeadline = .now()) -> Int {
+        refusals.withLock { log in
+            defer { log.unlogged = 0 }
+            log.lineScheduled = false
+            if log.unlogged > 0 { log.lastLine = now }
+            return log.unlogged
+        }
     }
 
     var count: Int { state.withLock { $0.channels.count } }

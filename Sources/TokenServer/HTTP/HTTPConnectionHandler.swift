@@ -11,6 +11,12 @@ import NIOCore
 /// responses to one read are flushed together, and each request gets one log line and its
 /// metrics. All state lives on the connection's event loop.
 ///
+/// Backpressure: while the channel is not writable (the client does not read its answers and
+/// the outbound buffer is over its high water mark), pipelined requests wait in the parser and
+/// no `read` is issued, so what the client sends next waits in the kernel and then in the
+/// client. What one connection holds is bounded by the water mark, one batch of answers
+/// (``flushThreshold``) and one read cycle of input.
+///
 /// NIOHTTP1's decoder, encoder and pipelining handler are not used: on the introspection hot
 /// path they cost more than everything else together (BENCHMARKS.md, "nio-floor").
 final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
@@ -56,8 +62,15 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     /// Responses not written yet: those of one read go out in one write, and the buffer is
     /// reused once the socket took it (no allocation per response).
     private var outgoing: ByteBuffer
-    /// A `read` held back while an asynchronous handler runs.
+    /// A `read` held back while an asynchronous handler runs or the channel is not writable.
     private var readPending = false
+    /// Whether the channel takes more writes (below its high water mark); while not, requests
+    /// are not processed and nothing is read.
+    private var writable = true
+    /// Inside `processRequests`: writability changes raised by its own writes do not re-enter it.
+    private var processing = false
+    /// The client shut its side down (half-close): answer what it sent, then close.
+    private var inputClosed = false
     /// Graceful shutdown asked this connection to end after its current request.
     private var quiescing = false
     /// The last read or answer; the idle timer closes the connection `idleTimeout` after it.
@@ -143,8 +156,24 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         if event is ChannelShouldQuiesceEvent {
             quiescing = true
             if case .idle = phase, !parser.hasPartialRequest {
-                phase = .closed
-                context.close(promise: nil)
+                // Output first, then what the client still sends is discarded until it closes
+                // (or the linger timeout): a request crossing the close reads an end of stream
+                // rather than a reset.
+                closeLingering(context: context)
+            }
+            return
+        }
+        if let channelEvent = event as? ChannelEvent, channelEvent == .inputClosed {
+            inputClosed = true
+            switch phase {
+            case .idle:
+                // Every whole request already read was answered, unless the client stopped
+                // reading answers: those are answered once it does.
+                if writable { endAfterInput(context: context) }
+            case .responding:
+                break  // closed once its answer is written
+            case .discarding, .closed:
+                break  // already closing once the answer is written
             }
             return
         }
@@ -182,19 +211,35 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         context.fireChannelReadComplete()
     }
 
-    /// Holds reads back while an asynchronous handler runs, so pipelined requests wait in the
-    /// kernel's buffer rather than in memory.
+    /// Holds reads back while an asynchronous handler runs or the client does not take its
+    /// answers, so pipelined requests wait in the kernel's buffer rather than in memory.
     func read(context: ChannelHandlerContext) {
         if case .responding = phase {
+            readPending = true
+            return
+        }
+        guard writable else {
             readPending = true
             return
         }
         context.read()
     }
 
-    /// Answers every whole request buffered, in order, until one needs an asynchronous handler.
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        writable = context.channel.isWritable
+        if writable, !processing, case .idle = phase {
+            resume(context: context)
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
+    /// Answers every whole request buffered, in order, until one needs an asynchronous handler
+    /// or the channel stops being writable.
     private func processRequests(context: ChannelHandlerContext) {
-        while case .idle = phase, let event = parser.next() {
+        guard !processing else { return }
+        processing = true
+        defer { processing = false }
+        while case .idle = phase, writable, let event = parser.next() {
             switch event {
             case .continueExpected:
                 outgoing.writeStaticString("HTTP/1.1 100 Continue\r\n\r\n")
@@ -211,8 +256,24 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
             case .request(let request):
                 handle(context: context, request)
             }
+            // A batch of answers goes out before it grows further, so that the channel can
+            // say it is not writable before the next request is taken.
+            if outgoing.readableBytes >= Self.flushThreshold, case .idle = phase {
+                writeOutgoing(context: context, promise: nil)
+            }
         }
         flushIfNeeded(context: context)
+        if inputClosed, writable, case .idle = phase { endAfterInput(context: context) }
+    }
+
+    /// Answers are written once this many bytes of them are waiting, even within one read.
+    static let flushThreshold = 64 * 1024
+
+    /// The client half-closed and every whole request it sent was answered: what it left
+    /// unfinished will never end, so the connection closes once the answers are written.
+    private func endAfterInput(context: ChannelHandlerContext) {
+        phase = .closed
+        writeOutgoing(context: context).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
     }
 
     private func handle(context: ChannelHandlerContext, _ parsed: HTTPRequestParser.Request) {
@@ -316,14 +377,15 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         resume(context: context)
     }
 
-    /// After an asynchronous answer: serve what was pipelined behind it, then read again.
+    /// After an asynchronous answer, or once the channel is writable again: serve what was
+    /// pipelined, then read again.
     private func resume(context: ChannelHandlerContext) {
         guard case .idle = phase else {
             flushIfNeeded(context: context)
             return
         }
         processRequests(context: context)
-        if case .idle = phase, readPending {
+        if case .idle = phase, writable, readPending {
             readPending = false
             context.read()
         }
@@ -344,6 +406,13 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     /// closes or the linger timeout ends the connection.
     private func refuse(context: ChannelHandlerContext, _ refusal: HTTPError, info: RequestInfo, uri: String? = nil) {
         respond(context: context, rendered(refusal, uri: uri), info: info, close: .linger)
+        closeLingering(context: context)
+    }
+
+    /// Writes what is pending, shuts the output, and discards input until the client closes or
+    /// the linger timeout ends the connection.
+    private func closeLingering(context: ChannelHandlerContext) {
+        phase = .discarding
         writeOutgoing(context: context).assumeIsolated().whenComplete { _ in
             context.close(mode: .output, promise: nil)
         }

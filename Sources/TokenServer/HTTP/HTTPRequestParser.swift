@@ -11,7 +11,7 @@ import NIOCore
 /// HTTP/1.0 or HTTP/1.1; a field name is a token followed directly by `:`; a field value holds
 /// no control characters; no obs-fold; `Content-Length` is digits (repeated only with the same
 /// value), never together with `Transfer-Encoding`; `Transfer-Encoding` is exactly `chunked`
-/// (HTTP/1.1 only); chunk sizes are hex, extensions are skipped, trailers are read and dropped.
+/// (HTTP/1.1 only; an empty one is refused too); chunk sizes are hex, extensions are skipped, trailers are read and dropped.
 ///
 /// Limits: a head (request line, fields, blank line) over `maxHeadBytes` is refused with 431 as
 /// soon as that many bytes arrived without its end; a body over `maxBodyBytes` with 413, from
@@ -239,6 +239,8 @@ struct HTTPRequestParser {
         headers.reserveCapacity(8)
         var contentLength: Int?
         var transferEncoding: [String] = []
+        // Present at all, even empty: an empty or all-comma value is no framing a peer agrees on.
+        var hasTransferEncoding = false
         var connectionClose = false
         var connectionKeepAlive = false
         var expectContinue = false
@@ -276,6 +278,7 @@ struct HTTPRequestParser {
                 if let contentLength, contentLength != length { return malformed("conflicting Content-Length", target) }
                 contentLength = length
             case 17 where HTTPSyntax.equalsIgnoringCase(nameBytes, "transfer-encoding"):
+                hasTransferEncoding = true
                 transferEncoding += HTTPSyntax.listElements(value)
             case 10 where HTTPSyntax.equalsIgnoringCase(nameBytes, "connection"):
                 for option in HTTPSyntax.listElements(value) {
@@ -294,7 +297,7 @@ struct HTTPRequestParser {
         }
 
         let framing: Framing
-        if !transferEncoding.isEmpty {
+        if hasTransferEncoding {
             guard contentLength == nil else {
                 return malformed("Content-Length together with Transfer-Encoding", target)
             }

@@ -195,6 +195,15 @@ public final class HTTPServer: Service, Sendable {
             .serverChannelOption(.backlog, value: Int32(clamping: configuration.backlog))
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.maxMessagesPerRead, value: 16)
+            // Backpressure: a connection whose client does not read stops being served and
+            // read from once this much of its answers is queued (HTTPConnectionHandler).
+            .childChannelOption(
+                .writeBufferWaterMark,
+                value: ChannelOptions.Types.WriteBufferWaterMark(low: 64 * 1024, high: 256 * 1024)
+            )
+            // A client that shuts down its side (`nc -N`, `shutdown(SHUT_WR)`) still reads the
+            // answers to what it sent.
+            .childChannelOption(.allowRemoteHalfClosure, value: true)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try HTTPServer.configureConnection(channel, context)
@@ -215,10 +224,18 @@ public final class HTTPServer: Service, Sendable {
         case .accepted:
             break
         case .overCapacity:
-            context.logger.warning(
-                "connection refused: the connection limit is reached",
-                metadata: ["limit": "\(configuration.maxConnections)", "listener": "\(context.addressDescription)"]
-            )
+            let registry = context.registry
+            switch registry.recordRefusal() {
+            case .log(let refused):
+                logRefusals(refused, context)
+            case .logAt(let deadline):
+                channel.eventLoop.scheduleTask(deadline: deadline) {
+                    let refused = registry.takeRefusals()
+                    if refused > 0 { logRefusals(refused, context) }
+                }
+            case .counted:
+                break
+            }
             HTTPMetrics.recordRefused(route: "over_capacity", status: 503, factory: context.metricsFactory)
             let refusal = HTTPError.unavailable(
                 "the server has reached its limit of \(configuration.maxConnections) connections; retry shortly"
@@ -239,6 +256,19 @@ public final class HTTPServer: Service, Sendable {
         try pipeline.addHandler(HTTPConnectionHandler(listener: context, allocator: channel.allocator))
     }
 
+    /// One line for the connections refused at the cap since the last such line.
+    private static func logRefusals(_ refused: Int, _ context: ListenerContext) {
+        context.logger.warning(
+            "connections refused: the connection limit is reached",
+            metadata: [
+                "refused": "\(refused)",
+                "interval": "\(context.registry.refusalLogInterval.nanoseconds / 1_000_000_000) s",
+                "limit": "\(context.configuration.maxConnections)",
+                "listener": "\(context.addressDescription)",
+            ]
+        )
+    }
+
     // MARK: Shutdown
 
     private func shutdown(_ bound: [Bound], drainTimeout: Duration) async {
@@ -246,11 +276,13 @@ public final class HTTPServer: Service, Sendable {
             "stopping: no longer accepting connections",
             metadata: ["open_connections": "\(registry.count)", "drain_timeout": "\(drainTimeout)"]
         )
+        // Connections learn first (every answer from now on carries `Connection: close`), then
+        // the listeners close; a connection accepted in between is refused by the registry.
+        registry.quiesce()
         for listener in bound {
             try? await listener.channel.close()
             if let file = listener.socketFile { UnixSocketFile.remove(file.path, ifStill: file.identity) }
         }
-        registry.quiesce()
 
         let registry = self.registry
         let logger = self.logger
