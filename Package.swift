@@ -169,7 +169,10 @@ let package = Package(
         ),
         .testTarget(
             name: "TokenServiceTests",
-            dependencies: ["CodedErrors", "TokenService", "TokenStore", "JOSE", "TokenCrypto", "TokenTestSupport"],
+            dependencies: [
+                "CodedErrors", "TokenService", "TokenStore", "JOSE", "TokenCrypto", "PasswordHashing",
+                "TokenTestSupport",
+            ],
             swiftSettings: strict
         ),
         .testTarget(
