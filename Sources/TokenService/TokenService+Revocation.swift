@@ -136,7 +136,11 @@ extension TokenService {
 
     /// Re-reads the key directory (SIGHUP).
     public func reloadKeys() async throws {
-        try await keyring.reload()
+        do { try await keyring.reload() } catch {
+            keyReloadFailure.withLock { $0 = "\(error)" }
+            throw error
+        }
+        keyReloadFailure.withLock { $0 = nil }
         cache.removeAll()
         metrics.updateKeyStates(keyring.snapshot.document)
         try? await store.appendEvent(
