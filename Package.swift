@@ -170,8 +170,8 @@ let package = Package(
         .testTarget(
             name: "TokenServiceTests",
             dependencies: [
-                "CodedErrors", "TokenService", "TokenStore", "JOSE", "TokenCrypto", "TokenTestSupport",
-                .product(name: "Logging", package: "swift-log"),
+                "CodedErrors", "TokenService", "TokenStore", "JOSE", "TokenCrypto", "PasswordHashing",
+                "TokenTestSupport", .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
         ),

@@ -20,6 +20,9 @@ public struct ServiceError: CodedError {
         public static let rotationTooEarly = Code("rotation too early")
         /// No such key, user, token or family.
         public static let notFound = Code("not found")
+        /// The subject was signed out (logout, deactivation, password change) while the
+        /// token was being issued: no token was issued.
+        public static let signedOut = Code("signed out")
         /// The store or key directory cannot answer; retry later.
         public static let unavailable = Code("unavailable")
         /// The key directory or keyring is inconsistent.
@@ -42,6 +45,10 @@ public struct ServiceError: CodedError {
 
     static func notFound(_ reason: String, file: String = #fileID, line: Int = #line) -> Self {
         Self(.notFound, reason, file: file, line: line)
+    }
+
+    static func signedOut(_ reason: String, file: String = #fileID, line: Int = #line) -> Self {
+        Self(.signedOut, reason, file: file, line: line)
     }
 
     static func unavailable(_ reason: String, file: String = #fileID, line: Int = #line) -> Self {

@@ -13,6 +13,8 @@ public struct IssuedTokens: Sendable, Equatable {
     public var jti: String
     public var expiresAt: Double
     public var familyID: String?
+    /// The access token's `iat`.
+    public var issuedAt: Double = 0
 
     /// The RFC 6749 §5.1 JSON body.
     public var oauthBody: JSONObject {
@@ -61,7 +63,11 @@ public struct IssueRequest: Sendable {
 extension TokenService {
     /// Mints an access token (and a refresh family when asked). The family is durable
     /// before this returns.
-    public func issue(_ request: IssueRequest) async throws -> IssuedTokens {
+    ///
+    /// With a `ticket` (taken before the caller checked the subject, e.g. before hashing a
+    /// password), throws `signedOut` instead when a cutoff for the subject was set or begun
+    /// since: a token issued here is either refused or covered by every such cutoff.
+    public func issue(_ request: IssueRequest, ticket: IssuanceTicket? = nil) async throws -> IssuedTokens {
         guard !request.subject.isEmpty, request.subject.utf8.count <= 256 else {
             throw ServiceError.invalidRequest("sub must be a non-empty string of at most 256 bytes")
         }
@@ -77,18 +83,19 @@ extension TokenService {
         }
         let now = clock.now()
         guard request.withRefresh else {
-            return try mintAccess(request, policy: policy, familyID: nil, now: now)
+            return try mintAccess(request, policy: policy, familyID: nil, now: now, ticket: ticket)
         }
         let familyID = Base64URL.encode(SecureRandom.bytes(16))
         let refresh = RefreshSecret.generate()
-        var tokens = try mintAccess(request, policy: policy, familyID: familyID, now: now)
+        var tokens = try mintAccess(request, policy: policy, familyID: familyID, now: now, ticket: ticket)
         let family = RefreshFamily(
             id: familyID,
             subject: request.subject,
             clientID: request.clientID,
             scope: tokens.scope,
             dialect: request.dialect,
-            createdAt: now,
+            // The access token's iat: a cutoff that covers the token covers the family too.
+            createdAt: tokens.issuedAt,
             expiresAt: now + Double(configuration.refreshPolicy.seconds),
             lastAccessJTI: tokens.jti,
             lastAccessExpiresAt: tokens.expiresAt
@@ -103,18 +110,17 @@ extension TokenService {
         return tokens
     }
 
-    /// Signs an access token for `request` with the current key.
+    /// Signs an access token for `request` with the current key; throws `signedOut` when
+    /// `ticket` is given and the subject's cutoff moved since (see `reserveIssuance`).
     func mintAccess(
         _ request: IssueRequest,
         policy: LifetimePolicy,
         familyID: String?,
-        now: Double
+        now: Double,
+        ticket: IssuanceTicket? = nil
     ) throws -> IssuedTokens {
-        // A token must never fall under a cutoff set in the same second it is issued in
-        // (iat is whole seconds): start such tokens one second later.
-        var issuedAt = Int64(now.rounded(.down))
-        if let cutoff = revocations.cutoff(subject: request.subject), Double(issuedAt) <= cutoff {
-            issuedAt = Int64(cutoff.rounded(.down)) + 1
+        guard let issuedAt = revocations.reserveIssuance(subject: request.subject, ticket: ticket, now: now) else {
+            throw ServiceError.signedOut("\(request.subject) was signed out while the token was being issued")
         }
         let exp = issuedAt + policy.seconds
         let jti = Base64URL.encode(SecureRandom.bytes(16))
@@ -148,7 +154,8 @@ extension TokenService {
             refreshToken: nil,
             jti: jti,
             expiresAt: Double(exp),
-            familyID: familyID
+            familyID: familyID,
+            issuedAt: Double(issuedAt)
         )
     }
 }

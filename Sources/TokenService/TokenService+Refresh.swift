@@ -21,8 +21,10 @@ extension TokenService {
             let (record, family) = try await store.updateRefreshToken(hash: hash, now: now) { record, family in
                 RefreshDecision(change: .none, outcome: ReadBack(record: record, family: family))
             }.pair
-            let cutoff = family.flatMap { revocations.cutoff(subject: $0.subject) }
             guard let record, let family else { return .failure(.invalidGrant("unknown refresh token")) }
+            // The cutoff this refresh is decided against; minting refuses if it moves before.
+            let ticket = revocations.ticket(subject: family.subject)
+            let cutoff = ticket.cutoff
             if let refusal = RefreshRotation.familyRefusal(family, now: now, subjectCutoff: cutoff) {
                 return .failure(.invalidGrant(refusal))
             }
@@ -56,7 +58,12 @@ extension TokenService {
                     extraClaims: extraClaims,
                     dialect: family.dialect
                 )
-                var tokens = try mintAccess(request, policy: policy, familyID: family.id, now: now)
+                var tokens: IssuedTokens
+                do {
+                    tokens = try mintAccess(request, policy: policy, familyID: family.id, now: now, ticket: ticket)
+                } catch let error as ServiceError where error.code == .signedOut {
+                    return .failure(.invalidGrant("the user has been signed out"))
+                }
                 let next = RefreshSecret.generate()
                 tokens.refreshToken = next.text
                 let sealed = try AES256GCM.seal(
@@ -155,6 +162,7 @@ enum SealedSuccessor {
         object["j"] = .string(tokens.jti)
         object["x"] = .number(JSONNumber(Int64(tokens.expiresAt)))
         object["f"] = tokens.familyID.map { .string($0) } ?? .null
+        object["i"] = .number(JSONNumber(Int64(tokens.issuedAt)))
         return object
     }
 
@@ -171,7 +179,8 @@ enum SealedSuccessor {
             refreshToken: object["r"]?.stringValue,
             jti: jti,
             expiresAt: exp,
-            familyID: object["f"]?.stringValue
+            familyID: object["f"]?.stringValue,
+            issuedAt: object["i"]?.numberValue?.doubleValue ?? 0
         )
     }
 }

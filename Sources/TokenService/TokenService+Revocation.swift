@@ -74,18 +74,16 @@ extension TokenService {
     /// Logout everywhere: every token of `subject` issued until now stops working, access
     /// and refresh alike. Durable before returning.
     public func logout(subject: String, reason: String = "logout") async throws {
-        var now = clock.now()
-        // A token issued after an earlier sign-out in this second carries iat = that second + 1
-        // (see mintAccess): the new cutoff must cover it too.
-        if let earlier = revocations.cutoff(subject: subject), earlier.rounded(.down) + 1 > now {
-            now = earlier.rounded(.down) + 1
-        }
+        // Begun before its time is read: every token whose iat was fixed before is covered,
+        // every issuance that started before and is not issued yet is refused.
+        let now = revocations.beginCutoff(subject: subject, now: clock.now())
         do {
             try await store.setSubjectCutoff(subject: subject, notBefore: now, reason: reason)
         } catch {
+            revocations.finishCutoff(subject: subject, notBefore: nil)
             throw noteStoreFailure(error, during: "subject cutoff")
         }
-        revocations.setCutoff(subject: subject, notBefore: now)
+        revocations.finishCutoff(subject: subject, notBefore: now)
         metrics.revokedSubject.increment()
         logger.info("subject signed out everywhere", metadata: ["sub": "\(subject)", "reason": "\(reason)"])
     }
@@ -163,7 +161,11 @@ extension TokenService {
 
     /// Re-reads the key directory (SIGHUP).
     public func reloadKeys() async throws {
-        try await keyring.reload()
+        do { try await keyring.reload() } catch {
+            keyReloadFailure.withLock { $0 = "\(error)" }
+            throw error
+        }
+        keyReloadFailure.withLock { $0 = nil }
         cache.removeAll()
         metrics.updateKeyStates(keyring.snapshot.document)
         try? await store.appendEvent(

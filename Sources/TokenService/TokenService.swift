@@ -24,6 +24,8 @@ public final class TokenService: Sendable {
     /// False while the store fails its health check: introspection answers 503 rather than
     /// guessing.
     let storeHealthy = ManagedAtomic<Bool>(true)
+    /// Why the last SIGHUP reload of the key directory failed, until one succeeds.
+    let keyReloadFailure = LockedBox<String?>(nil)
     /// The account layer's hook for refreshes of dialect families.
     let refreshCustomizer: (any RefreshCustomizer)?
 
@@ -105,8 +107,10 @@ public final class TokenService: Sendable {
         let snapshot = keyring.snapshot
         let current = snapshot.document.keys.first { $0.state == .current }
         let counts = revocations.counts
-        return
+        let line =
             "serving; current key \(current?.kid.prefix(8) ?? "none") (\(current?.algorithm.rawValue ?? "-")); \(counts.jtis) revoked tokens, \(counts.families) ended sessions"
+        guard let failure = keyReloadFailure.withLock({ $0 }) else { return line }
+        return line + "; key reload failed, serving with the previous keys: " + failure
     }
 
     /// Drops expired revocations from memory and the store.

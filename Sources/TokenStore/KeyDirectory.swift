@@ -50,13 +50,33 @@ public struct KeyDirectory: Sendable {
             let file = keyPath(entry.kid)
             try checkPrivate(file)
             let text = String(decoding: try KeyDirectory.read(file), as: UTF8.self)
+            let key: SigningKey
             do {
-                keys[entry.kid] = try SigningKey(pem: text, algorithm: entry.algorithm)
+                key = try SigningKey(pem: text, algorithm: entry.algorithm)
             } catch let error as CryptoError {
                 throw Failure(description: "\(file): \(error.reason)")
             }
+            try KeyDirectory.checkThumbprint(key, entry: entry, file: file)
+            keys[entry.kid] = key
         }
         return (document, keys)
+    }
+
+    /// Refuses a key file whose public key is not the one its kid names (RFC 7638
+    /// thumbprint): tokend would sign with a key its JWKS does not publish. HS256 kids are
+    /// random (a shared secret has no public thumbprint) and are not checked.
+    static func checkThumbprint(_ key: SigningKey, entry: KeyringDocument.Entry, file: String) throws {
+        guard entry.algorithm != .hs256 else { return }
+        let thumbprint: String
+        do { thumbprint = try key.thumbprint() } catch let error as CryptoError {
+            throw Failure(description: "\(file): cannot compute the key's thumbprint: \(error.reason)")
+        }
+        guard thumbprint == entry.kid else {
+            throw Failure(
+                description:
+                    "\(file) does not hold the key of kid \(entry.kid): its RFC 7638 thumbprint is \(thumbprint); restore the key file for \(entry.kid) (a key file must match its kid)"
+            )
+        }
     }
 
     /// Writes new key files first, then the index, each atomically; then removes the files of

@@ -217,8 +217,12 @@ public struct AccountRoutes: Sendable {
             case .v1: email.map { .email($0) } ?? .username(username!)
             }
         do throws(AccountError) {
-            let user = try await accounts.signIn(identifier, password: password, clientAddress: clientAddress(request))
-            let tokens = try await accounts.issueTokens(for: user, dialect: dialect)
+            let (user, tokens) = try await accounts.signIn(
+                identifier,
+                password: password,
+                clientAddress: clientAddress(request),
+                dialect: dialect
+            )
             logger.info(
                 "signed in",
                 metadata: ["user": "\(user.publicID)", "dialect": "\(dialect.rawValue)", "jti": "\(tokens.jti)"]

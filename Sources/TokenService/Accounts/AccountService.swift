@@ -210,12 +210,20 @@ public final class AccountService: Sendable {
     }
 
     /// Checks the password with the same work and the same answer for an unknown user and a
-    /// wrong password; refuses inactive users only after a correct password.
+    /// wrong password; refuses inactive users only after a correct password; then issues the
+    /// dialect's tokens.
+    ///
+    /// A deactivation, password change or sign-out that lands while the password is being
+    /// checked wins: the user is read again after hashing (still active, same password hash)
+    /// and the tokens are issued under a ticket taken before hashing, which
+    /// `RevocationState.reserveIssuance` refuses once a cutoff for the user has begun. A
+    /// token issued before such a cutoff begins is covered by it.
     public func signIn(
         _ identifier: Identifier,
         password: String,
-        clientAddress: String
-    ) async throws(AccountError) -> UserView {
+        clientAddress: String,
+        dialect: AccountDialect
+    ) async throws(AccountError) -> (user: UserView, tokens: IssuedTokens) {
         if password.utf8.count > configuration.maximumPasswordBytes { throw .invalidCredentials() }
         let now = clock.now()
         if let wait = signinIPLimiter.take(clientAddress, now: now) { throw .signInLimited(retryAfter: wait) }
@@ -233,24 +241,48 @@ public final class AccountService: Sendable {
             accountKey = (found?.publicID ?? e.trimmingSpaces.lowercased()) + "|" + clientAddress
         }
         if let wait = signinAccountLimiter.take(accountKey, now: now) { throw .signInLimited(retryAfter: wait) }
-        guard let user = found else {
+        guard var user = found else {
             do throws(PasswordHashingError) { try await hasher.verifyDummy(password: password) } catch {
                 if error.code == .overloaded { throw .overloaded() }
             }
             throw .invalidCredentials()
         }
-        let result: PasswordHasher.VerifyResult
-        do throws(PasswordHashingError) {
-            result = try await hasher.verify(password: password, phc: user.passwordHash)
-        } catch {
-            throw error.code == .overloaded ? .overloaded() : .unavailable()
-        }
+        // Taken before hashing: a sign-out that begins from here on refuses the issuance.
+        let ticket = tokens.revocations.ticket(subject: user.publicID)
+        var result = try await verify(password, user)
         guard result.matches else {
             logger.info("sign-in refused: wrong password", metadata: ["user": "\(user.publicID)"])
             throw .invalidCredentials()
         }
         signinAccountLimiter.reset(accountKey)
+        // The user as it is now, after the ~40 ms of hashing: a password set meanwhile must
+        // match too (a concurrent sign-in's rehash changes the hash, not the password).
+        let current = try await reread(user.publicID)
+        if current.passwordHash != user.passwordHash {
+            result = try await verify(password, current)
+            guard result.matches else {
+                logger.info("sign-in refused: password changed meanwhile", metadata: ["user": "\(user.publicID)"])
+                throw .invalidCredentials()
+            }
+        }
+        user = current
         guard user.status == .active else { throw .inactive() }
+        let issued: IssuedTokens
+        do {
+            issued = try await tokens.issue(
+                AccountService.issueRequest(for: UserView(user), dialect: dialect),
+                ticket: ticket
+            )
+        } catch let error as ServiceError where error.code == .signedOut {
+            logger.info("sign-in refused: signed out meanwhile", metadata: ["user": "\(user.publicID)"])
+            if let after = try? await users.user(publicID: user.publicID), after.status != .active {
+                throw .inactive()
+            }
+            throw .invalidCredentials()
+        } catch {
+            logger.error("token issue failed", metadata: ["error": "\(error)"])
+            throw .unavailable()
+        }
         if result.needsRehash, let phc = try? await hasher.hash(password) {
             // A stronger hash is written at once; the sign-in time goes the way of every other
             // one (through SignInTimes, which keeps a user's latest time), so an earlier
@@ -260,9 +292,27 @@ public final class AccountService: Sendable {
             _ = try? await users.updateUser(publicID: user.publicID, change)
         }
         signInTimes.record(publicID: user.publicID, at: now)
-        var signedIn = user
-        signedIn.lastLoginAt = now
-        return UserView(signedIn)
+        user.lastLoginAt = now
+        return (UserView(user), issued)
+    }
+
+    func verify(_ password: String, _ user: UserRecord) async throws(AccountError) -> PasswordHasher.VerifyResult {
+        do throws(PasswordHashingError) {
+            return try await hasher.verify(password: password, phc: user.passwordHash)
+        } catch {
+            throw error.code == .overloaded ? .overloaded() : .unavailable()
+        }
+    }
+
+    /// The user read again by public id; gone counts as wrong credentials.
+    func reread(_ publicID: String) async throws(AccountError) -> UserRecord {
+        let found: UserRecord?
+        do { found = try await users.user(publicID: publicID) } catch {
+            logger.error("user lookup failed", metadata: ["error": "\(error)"])
+            throw .unavailable()
+        }
+        guard let found else { throw .invalidCredentials() }
+        return found
     }
 
     func lookUp(_ identifier: Identifier) async throws -> UserRecord? {
@@ -281,9 +331,18 @@ public final class AccountService: Sendable {
 
     // MARK: Tokens
 
-    /// The dialect's access token (and refresh token for v1) for a signed-in user.
+    /// The dialect's access token (and refresh token for v1) for a new user.
     public func issueTokens(for user: UserView, dialect: AccountDialect) async throws(AccountError) -> IssuedTokens {
-        let request = IssueRequest(
+        do {
+            return try await tokens.issue(AccountService.issueRequest(for: user, dialect: dialect))
+        } catch {
+            logger.error("token issue failed", metadata: ["error": "\(error)"])
+            throw .unavailable()
+        }
+    }
+
+    static func issueRequest(for user: UserView, dialect: AccountDialect) -> IssueRequest {
+        IssueRequest(
             subject: user.publicID,
             scope: user.scope,
             clientID: dialect.rawValue,
@@ -292,12 +351,6 @@ public final class AccountService: Sendable {
             extraClaims: AccountService.claims(for: user, dialect: dialect),
             dialect: dialect.rawValue
         )
-        do {
-            return try await tokens.issue(request)
-        } catch {
-            logger.error("token issue failed", metadata: ["error": "\(error)"])
-            throw .unavailable()
-        }
     }
 
     /// The claims each dialect's consumers read (seed documents).

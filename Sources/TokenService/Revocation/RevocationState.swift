@@ -12,6 +12,9 @@ public final class RevocationState: Sendable {
         var jtis: [String: Double] = [:]
         var cutoffs: [String: Double] = [:]
         var families: [String: Double] = [:]
+        /// Subjects whose cutoff is being made durable: issuance under a ticket waits for none
+        /// of them, it is refused (see `reserveIssuance`).
+        var pendingCutoffs: [String: Int] = [:]
     }
 
     private let shards: [LockedBox<Shard>]
@@ -19,6 +22,9 @@ public final class RevocationState: Sendable {
     /// what cannot verify any more): a check that passed at the current generation still
     /// holds.
     private let changes = Atomic<UInt64>(0)
+    /// The latest clock reading (whole seconds) any issuance fixed its `iat` from: a cutoff
+    /// begun later is never below it, even if the wall clock stepped back.
+    private let latestIssuanceClock = Atomic<Int64>(0)
 
     /// The number of revocations made so far. Read it before checking a token: a revocation
     /// that is not counted yet was not acknowledged yet either.
@@ -46,6 +52,62 @@ public final class RevocationState: Sendable {
     public func setCutoff(subject: String, notBefore: Double) {
         shards[shard(subject)].withLock { $0.cutoffs[subject] = max($0.cutoffs[subject] ?? 0, notBefore) }
         changes.add(1, ordering: .releasing)
+    }
+
+    /// The subject's cutoff as an issuance saw it before it started its slow work (hashing a
+    /// password, reading a refresh family): `reserveIssuance` refuses if it moved since.
+    public func ticket(subject: String) -> IssuanceTicket {
+        IssuanceTicket(subject: subject, cutoff: cutoff(subject: subject))
+    }
+
+    /// Fixes the `iat` of a token for `subject`, atomically with the subject's cutoffs: nil
+    /// when `ticket` is given and a cutoff was set since it was taken, or is being set now.
+    ///
+    /// Together with `beginCutoff` this orders every issuance against every cutoff of its
+    /// subject. An `iat` fixed before a cutoff begins is at or before that cutoff (the
+    /// cutoff's time is read after it began, and is never below `latestIssuanceClock` nor
+    /// below the previous cutoff + 1), so the token is revoked with the others; an issuance
+    /// whose ticket predates a cutoff and that comes after it began is refused. Only a ticket
+    /// taken after a cutoff completed may issue a token that outlives it.
+    public func reserveIssuance(subject: String, ticket: IssuanceTicket?, now: Double) -> Int64? {
+        shards[shard(subject)].withLock { state -> Int64? in
+            let cutoff = state.cutoffs[subject]
+            if let ticket {
+                if ticket.subject != subject || state.pendingCutoffs[subject] != nil || ticket.cutoff != cutoff {
+                    return nil
+                }
+            }
+            let clock = Int64(now.rounded(.down))
+            latestIssuanceClock.max(clock)
+            // A token must never fall under a cutoff set in the same second it is issued in
+            // (iat is whole seconds): start such tokens one second later.
+            if let cutoff, Double(clock) <= cutoff { return Int64(cutoff.rounded(.down)) + 1 }
+            return clock
+        }
+    }
+
+    /// Starts a cutoff for `subject`: from now until `finishCutoff`, every issuance under a
+    /// ticket for it is refused. Returns the earliest time the cutoff may be set to so that
+    /// it covers every token whose `iat` was fixed before: the later of `now`, the latest
+    /// issuance clock and the previous cutoff + 1 (tokens issued after it carry that `iat`).
+    public func beginCutoff(subject: String, now: Double) -> Double {
+        shards[shard(subject)].withLock { state -> Double in
+            state.pendingCutoffs[subject, default: 0] += 1
+            var notBefore = max(now, Double(latestIssuanceClock.load(ordering: .relaxed)))
+            if let earlier = state.cutoffs[subject] { notBefore = max(notBefore, earlier.rounded(.down) + 1) }
+            return notBefore
+        }
+    }
+
+    /// Ends what `beginCutoff` started: sets the cutoff when it was made durable (`notBefore`
+    /// non-nil), and lets ticketed issuance for the subject proceed again.
+    public func finishCutoff(subject: String, notBefore: Double?) {
+        shards[shard(subject)].withLock { state in
+            if let notBefore { state.cutoffs[subject] = max(state.cutoffs[subject] ?? 0, notBefore) }
+            let left = (state.pendingCutoffs[subject] ?? 1) - 1
+            state.pendingCutoffs[subject] = left > 0 ? left : nil
+        }
+        if notBefore != nil { changes.add(1, ordering: .releasing) }
     }
 
     public func revokeFamily(id: String, at: Double) {
@@ -89,5 +151,28 @@ public final class RevocationState: Sendable {
             }
         }
         return result
+    }
+}
+
+/// A subject's cutoff as seen when a sign-in or refresh began; see
+/// `RevocationState.reserveIssuance`.
+public struct IssuanceTicket: Sendable, Equatable {
+    public let subject: String
+    let cutoff: Double?
+}
+
+extension Atomic where Value == Int64 {
+    /// Raises the value to `candidate` if it is lower.
+    fileprivate func max(_ candidate: Int64) {
+        var current = load(ordering: .relaxed)
+        while current < candidate {
+            let (exchanged, original) = compareExchange(
+                expected: current,
+                desired: candidate,
+                ordering: .relaxed
+            )
+            if exchanged { return }
+            current = original
+        }
     }
 }
