@@ -416,17 +416,22 @@ log "openssl ecdsap256: verify $OPENSSL_VERIFY/s, sign $OPENSSL_SIGN/s (per CPU 
 
 log "starting tokend on core $SERVER_CORE (TOKEND_HASH_WORKERS=$HASH_WORKERS${TOKEND_EXTRA_ENV:+; $TOKEND_EXTRA_ENV})"
 read -r -a extra_env <<<"$TOKEND_EXTRA_ENV"
-(
-    cd "$WORK"
-    unset NOTIFY_SOCKET JOURNAL_STREAM LISTEN_FDS LISTEN_PID LISTEN_FDNAMES
-    exec env \
-        TOKEND_SOCKET="$API" TOKEND_ADMIN_SOCKET="$ADMIN" TOKEND_STORE="sqlite:$WORK/var/tokend.db" \
-        TOKEND_KEYS_DIR="$WORK/keys" TOKEND_LOG_LEVEL=notice \
-        TOKEND_SIGNIN_RATE_LIMIT_IP=0 TOKEND_SIGNIN_RATE_LIMIT_ACCOUNT=0 \
-        TOKEND_HASH_WORKERS="$HASH_WORKERS" TOKEND_HASH_QUEUE="$HASH_QUEUE" \
-        "${extra_env[@]}" \
-        taskset -c "$SERVER_CORE" "$TOKEND"
-) >"$WORK/tokend.log" 2>&1 &
+# start_tokend BINARY API-SOCKET ADMIN-SOCKET DATABASE LOG: one tokend pinned to the server
+# core, in the background ($! is its PID), over the shared keys directory, rate limits off
+start_tokend() {
+    (
+        cd "$WORK"
+        unset NOTIFY_SOCKET JOURNAL_STREAM LISTEN_FDS LISTEN_PID LISTEN_FDNAMES
+        exec env \
+            TOKEND_SOCKET="$2" TOKEND_ADMIN_SOCKET="$3" TOKEND_STORE="sqlite:$4" \
+            TOKEND_KEYS_DIR="$WORK/keys" TOKEND_LOG_LEVEL=notice \
+            TOKEND_SIGNIN_RATE_LIMIT_IP=0 TOKEND_SIGNIN_RATE_LIMIT_ACCOUNT=0 \
+            TOKEND_HASH_WORKERS="$HASH_WORKERS" TOKEND_HASH_QUEUE="$HASH_QUEUE" \
+            "${extra_env[@]}" \
+            taskset -c "$SERVER_CORE" "$1"
+    ) >"$5" 2>&1 &
+}
+start_tokend "$TOKEND" "$API" "$ADMIN" "$WORK/var/tokend.db" "$WORK/tokend.log"
 TOKEND_PID=$!
 wait_for_socket "$API" "$TOKEND_PID" tokend
 wait_for_socket "$ADMIN" "$TOKEND_PID" tokend
@@ -440,16 +445,7 @@ BASE_API="$WORK/run/base.sock"
 if [ -n "$BASE_TOKEND" ]; then
     # The same keys directory (tokend wrote its keyring above): the same tokens verify on both.
     log "starting the baseline tokend ($BASELINE) on core $SERVER_CORE"
-    (
-        cd "$WORK"
-        unset NOTIFY_SOCKET JOURNAL_STREAM LISTEN_FDS LISTEN_PID LISTEN_FDNAMES
-        exec env \
-            TOKEND_SOCKET="$BASE_API" TOKEND_ADMIN_SOCKET="$WORK/run/base-admin.sock" \
-            TOKEND_STORE="sqlite:$WORK/var/base.db" TOKEND_KEYS_DIR="$WORK/keys" TOKEND_LOG_LEVEL=notice \
-            TOKEND_HASH_WORKERS="$HASH_WORKERS" TOKEND_HASH_QUEUE="$HASH_QUEUE" \
-            "${extra_env[@]}" \
-            taskset -c "$SERVER_CORE" "$BASE_TOKEND"
-    ) >"$WORK/tokend-base.log" 2>&1 &
+    start_tokend "$BASE_TOKEND" "$BASE_API" "$WORK/run/base-admin.sock" "$WORK/var/base.db" "$WORK/tokend-base.log"
     BASE_PID=$!
     wait_for_socket "$BASE_API" "$BASE_PID" "baseline tokend"
     curl -sSf --unix-socket "$BASE_API" http://localhost/healthz >/dev/null
