@@ -337,12 +337,11 @@ struct ReloadService: Service {
                     "key directory reloaded",
                     metadata: ["current_kid": "\(service.keyring.snapshot.signer.kid ?? "-")"]
                 )
-                _ = notifier.ready(status: service.statusLine)
             } catch {
                 logger.error("reload failed; keeping the previous keys", metadata: ["error": "\(error)"])
-                // STATUS= says so (statusLine) until a reload succeeds.
-                _ = notifier.ready(status: service.statusLine)
             }
+            // STATUS= says whether the last reload failed (statusLine), until one succeeds.
+            _ = notifier.ready(status: service.statusLine)
         }
     }
 }

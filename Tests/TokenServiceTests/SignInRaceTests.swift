@@ -45,7 +45,13 @@ struct SignInRaceTests {
             Issue.record("sign-in after \(action) succeeded")
             #expect(fixture.harness.service.introspect(tokens.accessToken).activeToken == nil)
         case .failure(let error):
-            let expected: AccountError.Code = action == .deactivate ? .inactive : .invalidCredentials
+            // The password was right: after a plain sign-out the client is told to try again.
+            let expected: AccountError.Code =
+                switch action {
+                case .deactivate: .inactive
+                case .changePassword: .invalidCredentials
+                case .logout: .unavailable
+                }
             #expect(error.code == expected)
         }
     }

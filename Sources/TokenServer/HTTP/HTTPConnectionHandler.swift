@@ -15,7 +15,8 @@ import NIOCore
 /// the outbound buffer is over its high water mark), pipelined requests wait in the parser and
 /// no `read` is issued, so what the client sends next waits in the kernel and then in the
 /// client. What one connection holds is bounded by the water mark, one batch of answers
-/// (``flushThreshold``) and one read cycle of input.
+/// (``flushThreshold``) and one read cycle of input (at end of input, NIO reads what the
+/// socket's receive buffer holds: that much at most).
 ///
 /// NIOHTTP1's decoder, encoder and pipelining handler are not used: on the introspection hot
 /// path they cost more than everything else together (BENCHMARKS.md, "nio-floor").
@@ -135,9 +136,11 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         idleTimer = nil
         let timeout = TimeAmount(listener.configuration.idleTimeout)
         switch phase {
-        case .closed:
+        case .closed where !context.channel.isActive:
             return
-        case .idle, .discarding:
+        case .idle, .discarding, .closed:
+            // .closed with the channel still open: an answer that ends the connection could not
+            // be written (the client stopped reading); the idle timeout ends it.
             let due = lastActivity + timeout
             if NIODeadline.now() < due {
                 armIdleTimer(context: context, at: due)
@@ -218,7 +221,9 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
             readPending = true
             return
         }
-        guard writable else {
+        // Backpressure holds reads only while requests are being read; a connection that is
+        // discarding input until it closes keeps reading.
+        if !writable, case .idle = phase {
             readPending = true
             return
         }
@@ -266,8 +271,9 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         if inputClosed, writable, case .idle = phase { endAfterInput(context: context) }
     }
 
-    /// Answers are written once this many bytes of them are waiting, even within one read.
-    static let flushThreshold = 64 * 1024
+    /// Answers are written once this many bytes of them are waiting, even within one read:
+    /// the size of the buffer a connection keeps, so a mid-batch flush reuses it.
+    static let flushThreshold = keptOutgoingCapacity
 
     /// The client half-closed and every whole request it sent was answered: what it left
     /// unfinished will never end, so the connection closes once the answers are written.
@@ -445,7 +451,7 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         }
     }
 
-    private static let keptOutgoingCapacity = 16 * 1024
+    static let keptOutgoingCapacity = 16 * 1024
 
     private func writeOutgoing(context: ChannelHandlerContext) -> EventLoopFuture<Void> {
         let promise = context.eventLoop.makePromise(of: Void.self)

@@ -267,26 +267,26 @@ public final class AccountService: Sendable {
         }
         user = current
         guard user.status == .active else { throw .inactive() }
-        let issued: IssuedTokens
-        do {
-            issued = try await tokens.issue(
-                AccountService.issueRequest(for: UserView(user), dialect: dialect),
-                ticket: ticket
-            )
-        } catch let error as ServiceError where error.code == .signedOut {
+        guard let issued = try await issue(user, dialect: dialect, ticket: ticket) else {
+            // A sign-out began while the password was hashed: this sign-in issues nothing (its
+            // token would outlive the sign-out). A deactivation or a new password decides the
+            // answer; after a plain sign-out the password was right, so the client is told to
+            // try again (a sign-in that starts now is a new session), not that it was wrong.
             logger.info("sign-in refused: signed out meanwhile", metadata: ["user": "\(user.publicID)"])
-            if let after = try? await users.user(publicID: user.publicID), after.status != .active {
-                throw .inactive()
+            let after = try await reread(user.publicID)
+            guard after.status == .active else { throw .inactive() }
+            if after.passwordHash != user.passwordHash, try await !verify(password, after).matches {
+                throw .invalidCredentials()
             }
-            throw .invalidCredentials()
-        } catch {
-            logger.error("token issue failed", metadata: ["error": "\(error)"])
             throw .unavailable()
         }
-        if result.needsRehash, let phc = try? await hasher.hash(password) {
-            // A stronger hash is written at once; the sign-in time goes the way of every other
-            // one (through SignInTimes, which keeps a user's latest time), so an earlier
-            // sign-in still waiting there cannot overwrite it later.
+        if result.needsRehash, let phc = try? await hasher.hash(password),
+            (try? await users.user(publicID: user.publicID))?.passwordHash == user.passwordHash
+        {
+            // A stronger hash is written at once, unless the password changed while it was
+            // computed (the new password's hash must not be overwritten by the old one's). The
+            // sign-in time goes the way of every other one (through SignInTimes, which keeps a
+            // user's latest time), so an earlier sign-in still waiting there cannot overwrite it.
             var change = UserChange(passwordHash: phc)
             change.changedAt = now
             _ = try? await users.updateUser(publicID: user.publicID, change)
@@ -333,8 +333,29 @@ public final class AccountService: Sendable {
 
     /// The dialect's access token (and refresh token for v1) for a new user.
     public func issueTokens(for user: UserView, dialect: AccountDialect) async throws(AccountError) -> IssuedTokens {
+        guard let issued = try await issue(user, dialect: dialect, ticket: nil) else { throw .unavailable() }
+        return issued
+    }
+
+    /// The dialect's tokens for `user`, issued under `ticket`: nil when a sign-out of the
+    /// user began after the ticket was taken (``TokenService/issue(_:ticket:)`` refused).
+    private func issue(
+        _ user: UserRecord,
+        dialect: AccountDialect,
+        ticket: IssuanceTicket?
+    ) async throws(AccountError) -> IssuedTokens? {
+        try await issue(UserView(user), dialect: dialect, ticket: ticket)
+    }
+
+    private func issue(
+        _ user: UserView,
+        dialect: AccountDialect,
+        ticket: IssuanceTicket?
+    ) async throws(AccountError) -> IssuedTokens? {
         do {
-            return try await tokens.issue(AccountService.issueRequest(for: user, dialect: dialect))
+            return try await tokens.issue(AccountService.issueRequest(for: user, dialect: dialect), ticket: ticket)
+        } catch let error as ServiceError where error.code == .signedOut {
+            return nil
         } catch {
             logger.error("token issue failed", metadata: ["error": "\(error)"])
             throw .unavailable()
