@@ -121,10 +121,15 @@ lint:
 
 test: test-deps lint
 	$(SWIFT) build --build-tests $(STRICT_FLAGS)
-	@passed=0; failed=""; \
+	@mkdir -p .build/test-logs; passed=0; failed=""; \
 	for t in $(TEST_TARGETS); do \
 		echo "== $$t"; \
-		if $(SWIFT) test --skip-build --filter "^$$t\." </dev/null; then passed=$$((passed + 1)); else failed="$$failed $$t"; fi; \
+		if $(SWIFT) test --skip-build --filter "^$$t\." </dev/null 2>&1 | tee .build/test-logs/$$t.log; \
+			[ "$${PIPESTATUS[0]}" = 0 ]; then passed=$$((passed + 1)); else failed="$$failed $$t"; fi; \
+	done; \
+	for t in $$failed; do \
+		echo "== what failed in $$t (all of it: .build/test-logs/$$t.log)"; \
+		grep -E '✘|error:|fatal|Fatal|crash' .build/test-logs/$$t.log | grep -v ' failed after ' | cut -c1-400 | head -40; \
 	done; \
 	[ -z "$$failed" ] || echo "failing test targets:$$failed"; \
 	echo "targets: $$passed passed, $$(echo $$failed | wc -w) failed"; \

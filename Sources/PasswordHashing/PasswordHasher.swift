@@ -18,15 +18,21 @@ public final class PasswordHasher: Sendable {
         public var workers: Int
         /// Jobs that may wait for a worker before calls are refused as `overloaded` (1…65536).
         public var queueCapacity: Int
+        /// How long a hash may run before it counts as starved of CPU by other processes and
+        /// the pool's rescuer thread runs it too (`PasswordHashingPool`); nil: never. A hash
+        /// at the default parameters takes 20-40 ms on an idle core.
+        public var rescueAfter: Duration?
 
         public init(
             parameters: PasswordHashingParameters = .owasp,
             workers: Int = PasswordHasher.defaultWorkerCount,
-            queueCapacity: Int = 64
+            queueCapacity: Int = 64,
+            rescueAfter: Duration? = .milliseconds(250)
         ) {
             self.parameters = parameters
             self.workers = workers
             self.queueCapacity = queueCapacity
+            self.rescueAfter = rescueAfter
         }
     }
 
@@ -77,7 +83,7 @@ public final class PasswordHasher: Sendable {
         dummyPHC = try dummyPassword.withBytes { (password) throws(PasswordHashingError) in
             try PasswordArgon2.hashEncoded(password: password, salt: salt, parameters: configuration.parameters)
         }
-        pool = PasswordHashingPool(capacity: configuration.queueCapacity)
+        pool = PasswordHashingPool(capacity: configuration.queueCapacity, rescueAfter: configuration.rescueAfter)
         try pool.start(workers: configuration.workers)
     }
 
@@ -132,6 +138,9 @@ public final class PasswordHasher: Sendable {
     /// Jobs waiting for a worker now.
     public var queuedJobCount: Int { pool.queuedCount }
 
+    /// Hashes run by the rescuer since start, because the workers were starved of CPU.
+    public var rescuedJobCount: Int { pool.rescuedCount }
+
     /// libargon2's raw Argon2id rate at `parameters`, in hashes per second: `argon2id_hash_raw`
     /// in a loop for about `seconds` on the calling thread (plus `threads - 1` more threads, for
     /// an aggregate rate to set beside a pool of that many workers). Blocks the caller.
@@ -171,6 +180,16 @@ public final class PasswordHasher: Sendable {
         return seconds > 0 ? Double(total.value.load(ordering: .relaxed)) / seconds : 0
     }
 
+    /// Whether a job's caller has been answered: set once, by the first run to finish.
+    private final class Answered: Sendable {
+        private let flag = Atomic<Bool>(false)
+        var isSet: Bool { flag.load(ordering: .acquiring) }
+        /// True for the one caller that sets it.
+        func set() -> Bool {
+            flag.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged
+        }
+    }
+
     /// Hashes counted by `rawHashRate`'s threads.
     private final class HashCount: Sendable {
         let value = Atomic<Int>(0)
@@ -192,10 +211,16 @@ public final class PasswordHasher: Sendable {
                     continuation.resume(returning: .failure(.cancelled()))
                     return
                 }
+                // The rescuer may run a starved job a second time: the first result answers.
+                let answered = Answered()
                 let job = PasswordHashingPool.Job(
                     id: id,
-                    run: { continuation.resume(returning: Result { () throws(PasswordHashingError) in try work() }) },
-                    refuse: { continuation.resume(returning: .failure($0)) }
+                    run: {
+                        guard !answered.isSet else { return }
+                        let result = Result { () throws(PasswordHashingError) in try work() }
+                        if answered.set() { continuation.resume(returning: result) }
+                    },
+                    refuse: { if answered.set() { continuation.resume(returning: .failure($0)) } }
                 )
                 if let refusal = pool.submit(job) {
                     continuation.resume(returning: .failure(refusal))

@@ -8,7 +8,9 @@ extension PasswordHashingSuite {
     struct Pool {
         @Test("with the worker busy and the queue full, calls are refused at once; queued ones then finish")
         func overloadedWhileFull() async throws {
-            let hasher = try PasswordHasher(.init(parameters: fastParameters, workers: 1, queueCapacity: 2))
+            let hasher = try PasswordHasher(
+                .init(parameters: fastParameters, workers: 1, queueCapacity: 2, rescueAfter: nil)
+            )
             let gate = Gate()
             let busy = try await hasher.occupyWorker(with: gate)
             let first = Task { try await hasher.hash("first") }
@@ -64,7 +66,9 @@ extension PasswordHashingSuite {
 
         @Test("shutdown finishes the queued jobs, then refuses new ones")
         func shutdownDrains() async throws {
-            let hasher = try PasswordHasher(.init(parameters: fastParameters, workers: 1, queueCapacity: 8))
+            let hasher = try PasswordHasher(
+                .init(parameters: fastParameters, workers: 1, queueCapacity: 8, rescueAfter: nil)
+            )
             let gate = Gate()
             let busy = try await hasher.occupyWorker(with: gate)
             let queued = (0..<4).map { index in Task { try await hasher.hash("pw\(index)") } }
@@ -87,7 +91,9 @@ extension PasswordHashingSuite {
 
         @Test("a job still queued when its task is cancelled is dropped and throws cancelled")
         func cancellation() async throws {
-            let hasher = try PasswordHasher(.init(parameters: fastParameters, workers: 1, queueCapacity: 4))
+            let hasher = try PasswordHasher(
+                .init(parameters: fastParameters, workers: 1, queueCapacity: 4, rescueAfter: nil)
+            )
             let gate = Gate()
             let busy = try await hasher.occupyWorker(with: gate)
             let doomed = Task { try await hasher.hash("never hashed") }
@@ -103,6 +109,25 @@ extension PasswordHashingSuite {
             gate.open()
             try await busy.value
             #expect(try await hasher.hash("after").hasPrefix("$argon2id$"))
+        }
+
+        @Test("a hash starved of CPU by busy threads elsewhere is run by the rescuer and answers")
+        func starvedHashIsRescued() async throws {
+            // Idle-class workers get next to no CPU while ordinary threads keep every CPU busy;
+            // one more busy thread than CPUs leaves them none. Without the rescuer the hash
+            // below would wait for the busy threads (seconds at the default parameters).
+            let hasher = try PasswordHasher(.init(workers: 1, queueCapacity: 4, rescueAfter: .milliseconds(100)))
+            let busy = BusyThreads(count: PasswordHasher.defaultWorkerCount + 1)
+            defer { busy.stop() }
+            let phcs = try await withThrowingTaskGroup(of: String.self) { group in
+                for index in 0..<3 { group.addTask { try await hasher.hash("starved-\(index)") } }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+            busy.stop()
+            #expect(hasher.rescuedJobCount >= 1, "the rescuer ran the starved hashes")
+            for phc in phcs { #expect(phc.hasPrefix("$argon2id$v=19$m=19456,t=2,p=1$")) }
+            let matched = try await phcs.asyncMap { try await hasher.verify(password: "starved-0", phc: $0).matches }
+            #expect(matched.filter { $0 }.count == 1, "each answer is the hash of its own password")
         }
     }
 }

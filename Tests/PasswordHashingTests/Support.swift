@@ -51,3 +51,42 @@ func median(_ values: [Double]) -> Double {
     let middle = sorted.count / 2
     return sorted.count % 2 == 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2
 }
+
+/// Ordinary-priority threads spinning until stopped: a host whose CPUs something else keeps busy.
+final class BusyThreads: Sendable {
+    private let stopped = Atomic<Bool>(false)
+    private let threads: Mutex<[pthread_t]>
+
+    init(count: Int) {
+        threads = Mutex([])
+        for _ in 0..<count {
+            if let thread = PasswordThread.spawn(detached: false, { [self] in self.spin() }) {
+                threads.withLock { $0.append(thread) }
+            }
+        }
+    }
+
+    private func spin() {
+        var counter = 0
+        while !stopped.load(ordering: .relaxed) { counter &+= 1 }
+        _ = counter
+    }
+
+    /// Stops and joins the threads; later calls do nothing.
+    func stop() {
+        stopped.store(true, ordering: .relaxed)
+        let joined = threads.withLock { threads -> [pthread_t] in
+            defer { threads = [] }
+            return threads
+        }
+        joined.forEach(PasswordThread.join)
+    }
+}
+
+extension Array {
+    func asyncMap<T>(_ transform: (Element) async throws -> T) async rethrows -> [T] {
+        var results: [T] = []
+        for element in self { results.append(try await transform(element)) }
+        return results
+    }
+}

@@ -35,24 +35,37 @@ extension PasswordHashingSuite {
             }
 
             // Warm up, then interleave in alternating order so drift and noise fall on all series.
+            // Whatever else runs on the machine can still load one series more than another, so
+            // a round whose medians are 10 % apart is measured again, up to three rounds; a real
+            // difference (a dummy that skips the hash: ~0 ms against ~25 ms) fails every round.
             try await timeDummy()
             try await timeWrong()
-            dummy.removeAll()
-            wrong.removeAll()
-            for round in 0..<40 {
-                if round.isMultiple(of: 2) {
-                    try await timeDummy()
-                    try await timeWrong()
-                    try await timeRefused()
-                } else {
-                    try await timeRefused()
-                    try await timeWrong()
-                    try await timeDummy()
+            var rounds: [String] = []
+            for _ in 1...3 {
+                dummy.removeAll()
+                wrong.removeAll()
+                refused.removeAll()
+                for round in 0..<40 {
+                    if round.isMultiple(of: 2) {
+                        try await timeDummy()
+                        try await timeWrong()
+                        try await timeRefused()
+                    } else {
+                        try await timeRefused()
+                        try await timeWrong()
+                        try await timeDummy()
+                    }
                 }
+                let (d, w, r) = (median(dummy), median(wrong), median(refused))
+                rounds.append("median dummy \(d) ms, refused hash \(r) ms, wrong password \(w) ms")
+                if abs(d - w) / w < 0.10 && abs(r - w) / w < 0.10 { break }
             }
             let (d, w, r) = (median(dummy), median(wrong), median(refused))
-            #expect(abs(d - w) / w < 0.10, "median dummy \(d) ms vs wrong password \(w) ms")
-            #expect(abs(r - w) / w < 0.10, "median refused hash \(r) ms vs wrong password \(w) ms")
+            #expect(abs(d - w) / w < 0.10, "dummy vs wrong password in every round:\n\(rounds.joined(separator: "\n"))")
+            #expect(
+                abs(r - w) / w < 0.10,
+                "refused hash vs wrong password in every round:\n\(rounds.joined(separator: "\n"))"
+            )
         }
     }
 
