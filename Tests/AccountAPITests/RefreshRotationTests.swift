@@ -26,15 +26,8 @@ struct RefreshRotationTests {
             #expect(second["user"]?["id"]?.numberValue?.int64Value == user.numericID)
             #expect(try await daemon.isActive(secondAccess))
 
-            // The refreshed token is a v1 token: its claims and 24 h.
-            let (exit, report) = try await daemon.inspect(secondAccess)
-            #expect(exit == .exited(0), "jwt-inspect: \(report["verdict"]?.stringValue ?? "?")")
-            #expect(report["fits_policy"]?.stringValue == "24h")
-            #expect(report["lifetime_seconds"]?.numberValue?.int64Value == 86400)
-            #expect(report["claims"]?["id"]?.numberValue?.int64Value == user.numericID)
-            #expect(report["claims"]?["rol"]?.stringValue != nil)
-
-            // A retry of the spent token inside the grace window: the same pair again.
+            // A retry of the spent token inside the grace window (right away: the window is 1 s):
+            // the same pair again.
             let retried = try await daemon.v1Refresh(firstRefresh)
             #expect(retried.status == 200, "\(retried.summary)")
             let retriedBody = try json(retried)
@@ -43,6 +36,14 @@ struct RefreshRotationTests {
                 && retriedBody["refreshToken"]?.stringValue == secondRefresh
             #expect(samePair, "a retry within the grace window returns the same successor pair")
             expectShape(retried, 200, like: try seedJSON(Seed.v1SignIn), allow: Seed.v1Allow)
+
+            // The refreshed token is a v1 token: its claims and 24 h.
+            let (exit, report) = try await daemon.inspect(secondAccess)
+            #expect(exit == .exited(0), "jwt-inspect: \(report["verdict"]?.stringValue ?? "?")")
+            #expect(report["fits_policy"]?.stringValue == "24h")
+            #expect(report["lifetime_seconds"]?.numberValue?.int64Value == 86400)
+            #expect(report["claims"]?["id"]?.numberValue?.int64Value == user.numericID)
+            #expect(report["claims"]?["rol"]?.stringValue != nil)
 
             // After the grace window: reuse. Refused in the v1 shape, and the family ends.
             try await Task.sleep(for: .milliseconds(1600))
