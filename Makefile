@@ -28,7 +28,7 @@ PYTHON_TEST_PACKAGES := 'pyjwt>=2.10' 'cryptography>=41'
 
 APT_GET := $(if $(filter 0,$(shell id -u)),,sudo) env DEBIAN_FRONTEND=noninteractive apt-get
 
-.PHONY: build release run test lint deps test-deps install uninstall bench bench-daemon clean help
+.PHONY: build release run test lint deps test-deps install uninstall bench bench-daemon fuzz clean help
 
 help:
 	@echo "make run        build and start tokend in the foreground with dev defaults (./run, ./var, ./keys)"
@@ -39,6 +39,7 @@ help:
 	@echo "make install    install binaries and shell completions (PREFIX=$(PREFIX), DESTDIR=)"
 	@echo "make bench      run Benchmarks/run.sh (see BENCHMARKS.md)"
 	@echo "make bench-daemon  run Benchmarks/daemon.sh: tokend beside nginx, SwiftNIO and libargon2"
+	@echo "make fuzz       libFuzzer over the parsers, FUZZ_SECONDS (60) each (FUZZING.md)"
 
 ## deps: install the Debian packages the build needs, only if some are missing.
 deps:
@@ -106,9 +107,36 @@ release: deps
 	$(SWIFT) build $(RELEASE_FLAGS)
 	$(SWIFT) build $(JWT_INSPECT_FLAGS) --product jwt-inspect
 
+## fuzz: libFuzzer over the HTTP request parser, the JSON parser, the compact JWS parser and the
+## form scanner (Tests/Fuzz, FUZZING.md), FUZZ_SECONDS each (60). Inputs it finds go to
+## .build/fuzz-corpus, crashes to .build/fuzz-artifacts; the seed corpus is Tests/Fuzz/Corpus.
+FUZZ_TARGETS := http json jws form
+FUZZ_SECONDS ?= 60
+# swiftc's -sanitize=fuzzer links libFuzzer's own main, which SwiftPM's renamed entry point of
+# an executable clashes with: instrument with sanitizer coverage, and link the runtime without
+# its main (each target starts LLVMFuzzerRunDriver itself).
+FUZZ_RUNTIME = $(firstword $(wildcard $(dir $(realpath $(shell command -v $(SWIFT))))../lib/clang/*/lib/linux/libclang_rt.fuzzer_no_main-x86_64.a))
+FUZZ_FLAGS = -c release -Xswiftc -sanitize=address \
+	-Xswiftc -sanitize-coverage=edge,indirect-calls,trace-cmp,inline-8bit-counters,pc-table \
+	-Xswiftc -enable-testing -Xlinker $(FUZZ_RUNTIME) -Xlinker -lstdc++
+
+fuzz: deps
+	@[ -n "$(FUZZ_RUNTIME)" ] || { echo "libclang_rt.fuzzer_no_main not found beside $(SWIFT)"; exit 1; }
+	$(SWIFT) build --package-path Tests/Fuzz --scratch-path $(CURDIR)/.build/fuzz $(FUZZ_FLAGS)
+	@failed=""; for t in $(FUZZ_TARGETS); do \
+		mkdir -p .build/fuzz-corpus/$$t .build/fuzz-artifacts/$$t; \
+		echo "== fuzz-$$t for $(FUZZ_SECONDS) s"; \
+		.build/fuzz/release/fuzz-$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+			-artifact_prefix=.build/fuzz-artifacts/$$t/ .build/fuzz-corpus/$$t Tests/Fuzz/Corpus/$$t \
+			> .build/fuzz-artifacts/$$t/last-run.log 2>&1 || failed="$$failed $$t"; \
+		grep -E '^(#[0-9]+ +DONE|stat::number_of_executed_units|stat::peak_rss_mb)|invariant broken|ERROR' \
+			.build/fuzz-artifacts/$$t/last-run.log; \
+	done; \
+	[ -z "$$failed" ] || { echo "fuzzing found crashes in:$$failed (see .build/fuzz-artifacts)"; exit 1; }
+
 # Every test target, each run in its own `swift test` process: tests that spawn long-lived
 # daemons cannot then hold another target's pipes open.
-TEST_TARGETS := $(filter-out TokenTestSupport,$(notdir $(wildcard Tests/*)))
+TEST_TARGETS := $(filter-out TokenTestSupport Fuzz,$(notdir $(wildcard Tests/*)))
 
 # The strict build: no warning anywhere in the package's own code, and no import of a module
 # outside a target's dependencies (.ci/check-manifest.py also refuses undeclared and unused ones).

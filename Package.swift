@@ -14,6 +14,8 @@ let package = Package(
     products: [
         .library(name: "TokenCrypto", targets: ["TokenCrypto"]),
         .library(name: "JOSE", targets: ["JOSE"]),
+        // For the fuzz targets in Tests/Fuzz (a package of their own).
+        .library(name: "TokenServer", targets: ["TokenServer"]),
         .executable(name: "jwt-inspect", targets: ["jwt-inspect"]),
         .executable(name: "tokend", targets: ["tokend"]),
         .executable(name: "tokenctl", targets: ["tokenctl"]),

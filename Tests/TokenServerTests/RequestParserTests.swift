@@ -198,7 +198,8 @@ struct RequestParserTests {
     }
 
     /// What a parse yields, independent of how the bytes were split: the requests in order and
-    /// the status of a refusal, if any (interim 100-continue events depend on the split).
+    /// the status and target of a refusal, if any (the target picks the dialect of the answer;
+    /// interim 100-continue events depend on the split).
     private static func outcome(_ events: [HTTPRequestParser.Event]) -> String {
         var lines: [String] = []
         for event in events {
@@ -206,8 +207,8 @@ struct RequestParserTests {
             case .request(let r):
                 let headers = r.headers.map { "\($0.name)=\($0.value)" }.joined(separator: "|")
                 lines.append("\(r.method) \(r.target) 1.\(r.minorVersion) keep=\(r.keepAlive) [\(headers)] \(r.body)")
-            case .refused(let error, _):
-                lines.append("refused \(error.status)")
+            case .refused(let error, let target):
+                lines.append("refused \(error.status) \(target ?? "-")")
             case .continueExpected:
                 break
             }
@@ -247,6 +248,23 @@ struct RequestParserTests {
         }
         #expect(differing.isEmpty, "\(differing.prefix(3))")
         #expect(refused > 500)
+    }
+
+    @Test(
+        "a refusal names the target of the first line only, whatever the reads",
+        arguments: [
+            // Found by fuzz-http: a bare LF ends the first line, and "GGG" is on the second.
+            [0x47, 0x0A, 0x47, 0x02, 0x03, 0xFF, 0x20, 0x47, 0x47, 0x47, 0x20] as [UInt8],
+            Array("GET\n /x HTTP/1.1\r\n\r\n".utf8),
+            Array("GET /aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa HTTP/1.1\r\n".utf8),
+        ]
+    )
+    func refusalTargetIsSplitInvariant(bytes: [UInt8]) {
+        let whole = Self.outcome(Self.parse(bytes, maxHead: 48))
+        #expect(whole.hasPrefix("refused 4"), "\(whole)")
+        for chunk in 1..<bytes.count {
+            #expect(Self.outcome(Self.parse(bytes, chunkSize: chunk, maxHead: 48)) == whole, "reads of \(chunk) bytes")
+        }
     }
 }
 

@@ -135,7 +135,10 @@ struct HTTPRequestParser {
         let result: (HeadResult, consumed: Int) = buffer.withUnsafeReadableBytes { bytes in
             guard let headEnd = Self.findHeadEnd(bytes, limit: limit) else {
                 if bytes.count > limit {
-                    return (.refused(.headersTooLarge(limit: limit), target: Self.requestTarget(bytes)), 0)
+                    // Only the first `limit` bytes: a client that sent more in one read gets
+                    // the answer it gets when they arrive one at a time.
+                    let seen = UnsafeRawBufferPointer(rebasing: bytes[0..<limit])
+                    return (.refused(.headersTooLarge(limit: limit), target: Self.requestTarget(seen)), 0)
                 }
                 // A bare LF where a line should end is refused at once rather than waited on.
                 if Self.hasBareLF(bytes) {
@@ -179,8 +182,12 @@ struct HTTPRequestParser {
         return false
     }
 
-    /// The target of a request line at the start of `bytes`, when one is there whole.
-    private static func requestTarget(_ bytes: UnsafeRawBufferPointer) -> String? {
+    /// The target of a request line at the start of `bytes`, when one is there whole. Only the
+    /// first line is read (a bare LF ends it too): found by fuzzing, a target taken from a later
+    /// line made the answer depend on where the client's reads happened to end.
+    private static func requestTarget(_ all: UnsafeRawBufferPointer) -> String? {
+        let lineEnd = all.firstIndex { $0 == lf || $0 == cr } ?? all.count
+        let bytes = UnsafeRawBufferPointer(rebasing: all[0..<lineEnd])
         guard let firstSpace = bytes.firstIndex(of: UInt8(ascii: " ")), firstSpace > 0 else { return nil }
         var end = firstSpace + 1
         while end < bytes.count, HTTPSyntax.isTargetCharacter(bytes[end]) { end += 1 }
@@ -199,10 +206,12 @@ struct HTTPRequestParser {
         while i < head.count {
             let byte = head[i]
             if byte == lf {
-                guard i > start, head[i - 1] == cr else { return malformed("malformed line ending") }
+                guard i > start, head[i - 1] == cr else {
+                    return malformed("malformed line ending", requestTarget(head))
+                }
                 start = i + 1
             } else if byte == cr, i + 1 < head.count, head[i + 1] != lf {
-                return malformed("malformed line ending")
+                return malformed("malformed line ending", requestTarget(head))
             }
             i += 1
         }
