@@ -306,8 +306,8 @@ struct MaintenanceService: Service {
             } catch { return }
             if Task.isShuttingDownGracefully { return }
             tick += 1
-            let (healthy, reason) = await service.health()
-            _ = notifier.status(healthy ? service.statusLine : "degraded: \(reason)")
+            _ = await service.health()
+            _ = notifier.status(service.statusLine)
             guard tick % 12 == 0 else { continue }
             do {
                 if let summary = try await service.maintainKeys() {

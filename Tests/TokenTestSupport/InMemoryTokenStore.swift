@@ -193,8 +193,9 @@ public actor InMemoryTokenStore: TokenStore {
         return counts.total
     }
 
-    public func checkHealth() throws {
-        try checkAvailable()
+    public func health() -> StoreHealth {
+        let failure = closed ? "the in-memory token store is closed" : outage
+        return StoreHealth(reads: failure, writes: failure)
     }
 
     public func close() {

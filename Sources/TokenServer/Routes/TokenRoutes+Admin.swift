@@ -109,10 +109,11 @@ extension TokenRoutes {
             "/admin/status",
             name: "admin_status",
             .async { _ in
-                let (healthy, reason) = await service.health()
+                let health = await service.health()
                 var body = TokenRoutes.keysBody(service)
-                body["status"] = .string(healthy ? "serving" : "unavailable")
-                body["reason"] = .string(reason)
+                body["status"] = .string(health.status.rawValue)
+                body["reason"] = .string(health.reason)
+                for part in health.parts { body[part.name] = .string(part.state) }
                 let counts = service.revocations.counts
                 body["revoked_access_tokens"] = .number(JSONNumber(counts.jtis))
                 body["signed_out_subjects"] = .number(JSONNumber(counts.cutoffs))

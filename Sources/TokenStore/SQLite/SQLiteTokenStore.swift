@@ -1,7 +1,9 @@
+import CodedErrors
 import Dispatch
 import Foundation
 import GRDB
 public import Logging
+import Synchronization
 
 /// The embedded token store: one SQLite database in WAL mode, through GRDB (DESIGN §2, §3).
 ///
@@ -13,8 +15,14 @@ public import Logging
 /// - No SQLite call runs on the caller's thread: GRDB's async accessors run them on its own
 ///   dispatch queues, so an event loop or the cooperative pool never blocks on disk.
 /// - Files are 0600 and an existing database that group or others can read is refused.
+/// - A write is acknowledged only if it is in the files tokend opens at its next start: every
+///   write checks, before it begins and after it commits, that the database file and its WAL
+///   are still the ones opened and writable (`DatabaseFiles.checkWritable`), and fails with
+///   `.unavailable` otherwise. Whether writes work is tracked here, for `health()`, and each
+///   change of it is logged once.
 ///
-/// Immutable after `open`, hence `Sendable`: `DatabasePool` is thread-safe.
+/// `Sendable`: immutable after `open` but for `writeFailure`, behind its mutex; `DatabasePool`
+/// is thread-safe.
 public final class SQLiteTokenStore: TokenStore {
     /// The database file.
     public let path: String
@@ -23,22 +31,24 @@ public final class SQLiteTokenStore: TokenStore {
 
     let pool: DatabasePool
     private let files: DatabaseFiles
-    private let openedIdentity: DatabaseFiles.Identity
+    private let opened: DatabaseFiles.Opened
     private let logger: Logger
+    /// Why writes fail, from the first failure until a write succeeds; nil while they work.
+    private let writeFailure = Mutex<String?>(nil)
 
     private init(
         path: String,
         eventRetention: Double?,
         pool: DatabasePool,
         files: DatabaseFiles,
-        openedIdentity: DatabaseFiles.Identity,
+        opened: DatabaseFiles.Opened,
         logger: Logger
     ) {
         self.path = path
         self.eventRetention = eventRetention
         self.pool = pool
         self.files = files
-        self.openedIdentity = openedIdentity
+        self.opened = opened
         self.logger = logger
     }
 
@@ -91,10 +101,10 @@ public final class SQLiteTokenStore: TokenStore {
                 throw TokenStoreError.mapping(error, operation: "opening the token database", path: path)
             }
         }
-        let identity: DatabaseFiles.Identity
+        let opened: DatabaseFiles.Opened
         do {
             try await migrate(pool, path: path, upTo: target)
-            identity = try files.identity()
+            opened = try files.opened()
         } catch {
             try? await offload { try pool.close() }
             throw error
@@ -110,7 +120,7 @@ public final class SQLiteTokenStore: TokenStore {
             eventRetention: eventRetention,
             pool: pool,
             files: files,
-            openedIdentity: identity,
+            opened: opened,
             logger: logger
         )
     }
@@ -423,17 +433,36 @@ public final class SQLiteTokenStore: TokenStore {
         return counts.total
     }
 
-    public func checkHealth() async throws {
-        let files = files
-        let opened = openedIdentity
-        try await read("checking health") { db in
-            try files.checkInPlace(opened: opened)
-            _ = try Int.fetchOne(db, sql: "SELECT count(*) FROM sqlite_master")
+    public func health() async -> StoreHealth {
+        var health = StoreHealth()
+        do {
+            _ = try await read("reading") { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM sqlite_master") }
+        } catch {
+            health.reads = (error as? TokenStoreError)?.reason ?? "\(error)"
         }
+        let files = files
+        let opened = opened
+        do {
+            try await Self.offload { try files.checkWritable(opened: opened) }
+            if let failure = writeFailure.withLock({ $0 }) {
+                // Failed for a reason of the store's own (disk full, …): try whether writes work
+                // again rather than wait for a client's write to find out. `write` records the
+                // outcome.
+                let now = Date().timeIntervalSince1970
+                try? await write("checking that writes work again") { db in
+                    try Self.append(StoreEvents.writesResumed(after: failure), at: now, db)
+                }
+            }
+        } catch {
+            noteWriteFailure(error)
+        }
+        health.writes = writeFailure.withLock { $0 }
+        return health
     }
 
     public func close() async throws {
         let pool = pool
+        writeFailure.withLock { $0 = "writing on \(path) failed: the store is closed" }
         do {
             try await Self.offload { try pool.close() }
         } catch {
@@ -449,21 +478,65 @@ public final class SQLiteTokenStore: TokenStore {
     static let familyEnd = "max(expires_at, coalesce(last_access_expires_at, expires_at))"
 
     /// Runs `body` in one `BEGIN IMMEDIATE` transaction on the writer connection; returns
-    /// after the commit is synced.
+    /// after the commit is synced, and only if it is in the files tokend opens at its next
+    /// start.
     func write<T: Sendable>(_ operation: String, _ body: @Sendable (Database) throws -> T) async throws -> T {
+        let files = files
+        let opened = opened
+        let result: T
         do {
-            return try await pool.writeWithoutTransaction { db in
+            result = try await pool.writeWithoutTransaction { db in
+                // Nothing is written to a deleted, replaced or read-only file…
+                try files.checkWritable(opened: opened)
                 var result: T?
                 try db.inTransaction(.immediate) {
                     result = try body(db)
                     return .commit
                 }
+                // …and a commit is not acknowledged if the file went while it ran.
+                try files.checkWritable(opened: opened)
                 guard let result else { preconditionFailure("a committed transaction has a result") }
                 return result
             }
         } catch {
+            noteWriteFailure(error)
             throw TokenStoreError.mapping(error, operation: operation, path: path)
         }
+        noteWriteSucceeded()
+        return result
+    }
+
+    /// Records why writes fail when `error` says the store cannot write (not a conflict, not
+    /// a caller's error, not a cancellation); logs when that changes.
+    private func noteWriteFailure(_ error: any Error) {
+        let reason: String
+        switch error {
+        case let error as TokenStoreError where error.code != .conflict:
+            reason = error.reason
+        case let error as DatabaseError
+        where error.resultCode != .SQLITE_CONSTRAINT
+            && error.resultCode != .SQLITE_INTERRUPT:
+            let mapped = TokenStoreError.mapping(error, operation: "writing", path: path)
+            reason = (mapped as? TokenStoreError)?.reason ?? "writing on \(path) failed"
+        default:
+            return
+        }
+        let previous = writeFailure.withLock { failure -> String? in
+            defer { failure = reason }
+            return failure
+        }
+        guard previous != reason else { return }
+        logger.error("token store writes fail; writes are refused with 503", metadata: ["reason": "\(reason)"])
+    }
+
+    /// Clears the write failure after a write committed; logs when writes work again.
+    private func noteWriteSucceeded() {
+        let previous = writeFailure.withLock { failure -> String? in
+            defer { failure = nil }
+            return failure
+        }
+        guard let previous else { return }
+        logger.notice("token store writes work again", metadata: ["failed_with": "\(previous)"])
     }
 
     /// Runs `body` in a read transaction on a reader connection (a consistent snapshot).
