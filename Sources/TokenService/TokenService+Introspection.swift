@@ -96,7 +96,7 @@ extension TokenService {
         if !snapshot.verifyingKids.contains(token.kid) { return .invalid("signing key retired") }
         if revocations.isAccessTokenRevoked(jti: token.jti) { return .revoked }
         if let cutoff = revocations.cutoff(subject: token.subject), token.iat <= cutoff { return .revoked }
-        if let family = token.familyID, revocations.familyRevokedAt(family) != nil { return .revoked }
+        if let family = token.familyID, revocations.isFamilyRevoked(family) { return .revoked }
         token.recordPassedChecks(keyring: snapshot.revision, revocations: generation)
         return nil
     }

@@ -127,10 +127,11 @@ public final class TokenService: Sendable {
         return line + "; key reload failed, serving with the previous keys: " + failure
     }
 
-    /// Drops expired revocations from memory and the store.
+    /// Drops revocations and ended families whose tokens have all expired, from memory and
+    /// the store (leeway included, as at start-up).
     public func compact() async throws -> Int {
         let now = clock.now()
-        let memory = revocations.compact(now: now)
+        let memory = revocations.compact(now: now - configuration.leeway)
         do {
             return try await store.compact(now: now - configuration.leeway) + memory
         } catch {

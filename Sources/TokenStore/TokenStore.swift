@@ -102,7 +102,9 @@ public struct RevocationSnapshot: Sendable, Equatable {
     public var subjectCutoffs: [String: Double]
     /// Revoked key ids.
     public var revokedKeys: Set<String>
-    /// Ended refresh families: id → when. Access tokens carrying `sid` = id are inactive.
+    /// Ended refresh families: id → the end of what the family covers
+    /// (`RefreshFamily.coverageEnd`). Access tokens carrying `sid` = id are inactive, and none
+    /// of them verifies after that time, so memory may forget the family then.
     public var revokedFamilies: [String: Double]
     /// The event-log position this snapshot reflects.
     public var cursor: Int64

@@ -52,7 +52,7 @@ struct CompactionTests {
             #expect(snapshot.revokedAccessTokens == ["kept": now + 1])
             #expect(snapshot.subjectCutoffs == ["user-1": now - 99_999_999])
             #expect(snapshot.revokedKeys == ["k"])
-            #expect(snapshot.revokedFamilies == ["lingering": now - 600])
+            #expect(snapshot.revokedFamilies == ["lingering": now + 100], "until its newest access token expires")
             #expect(try await store.refreshFamily(id: "over") == nil)
             #expect(try await store.peek(overFirst.hash) == Seen(token: nil, family: nil))
             #expect(try await store.peek(StoreFixtures.hash("over-1")) == Seen(token: nil, family: nil))

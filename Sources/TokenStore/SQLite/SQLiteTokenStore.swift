@@ -208,7 +208,7 @@ public final class SQLiteTokenStore: TokenStore {
             let families = try Row.fetchCursor(
                 db,
                 sql: """
-                    SELECT id, revoked_at FROM refresh_families
+                    SELECT id, \(Self.familyEnd) FROM refresh_families
                     WHERE revoked_at IS NOT NULL AND \(Self.familyEnd) > ?
                     """,
                 arguments: [now]
