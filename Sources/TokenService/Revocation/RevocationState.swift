@@ -166,6 +166,11 @@ public final class RevocationState: Sendable {
         return removed
     }
 
+    /// Bytes the revoked-jti tables take, for tests of the per-jti cost.
+    package var revokedJTITableBytes: Int {
+        shards.reduce(0) { total, shard in total + shard.withLock { $0.jtis.tableBytes } }
+    }
+
     public var counts: (jtis: Int, cutoffs: Int, families: Int) {
         var result = (0, 0, 0)
         for shard in shards {

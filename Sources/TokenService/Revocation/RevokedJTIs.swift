@@ -28,6 +28,12 @@ struct RevokedJTIs: Sendable {
 
     var count: Int { packedCount + others.count }
 
+    /// Bytes the table's slots take (the dictionary of other shapes not counted): what a
+    /// revoked jti of tokend's shape costs, for tests.
+    var tableBytes: Int {
+        keys.capacity * MemoryLayout<UInt128>.stride + expiries.capacity * MemoryLayout<UInt32>.stride
+    }
+
     /// Revokes `key` until `expiresAt`, keeping the later time if it is revoked already.
     mutating func insert(_ key: Key, expiresAt: Double) {
         switch key {
