@@ -398,39 +398,108 @@ public final class SQLiteTokenStore: TokenStore {
         }
     }
 
+    /// Deletes in transactions of at most `compactionBatch` rows, yielding between them so
+    /// that writes queued meanwhile run in between (one transaction of 1M rows stalled writes
+    /// for 5 s and grew the WAL to 153 MB), then truncates the WAL.
     public func compact(now: Double) async throws -> Int {
-        let retention = eventRetention
-        let counts = try await write("compacting") { db in
-            var counts = CompactionCounts()
-            try db.execute(sql: "DELETE FROM revoked_access_tokens WHERE expires_at <= ?", arguments: [now])
-            counts.accessTokens = db.changesCount
+        let batch = Self.compactionBatch
+        var counts = CompactionCounts()
+        counts.accessTokens = try await deleteInBatches("compacting access revocations") { db in
             try db.execute(
                 sql: """
-                    DELETE FROM refresh_tokens WHERE family_id IN
-                        (SELECT id FROM refresh_families WHERE \(Self.familyEnd) <= ?)
+                    DELETE FROM revoked_access_tokens WHERE jti IN
+                        (SELECT jti FROM revoked_access_tokens WHERE expires_at <= ? LIMIT ?)
                     """,
-                arguments: [now]
+                arguments: [now, batch]
             )
-            counts.refreshTokens = db.changesCount
-            try db.execute(sql: "DELETE FROM refresh_families WHERE \(Self.familyEnd) <= ?", arguments: [now])
-            counts.families = db.changesCount
-            if let retention {
-                try db.execute(sql: "DELETE FROM events WHERE at < ?", arguments: [now - retention])
-                counts.events = db.changesCount
+            return (db.changesCount, 0)
+        }.first
+        // Families go with their refresh tokens, up to a batch of rows together (a family
+        // holding more tokens than that goes alone).
+        (counts.families, counts.refreshTokens) = try await deleteInBatches("compacting refresh families") { db in
+            let ended = try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT id, (SELECT count(*) FROM refresh_tokens WHERE family_id = refresh_families.id) FROM refresh_families
+                    WHERE \(Self.familyEnd) <= ? LIMIT ?
+                    """,
+                arguments: [now, batch]
+            )
+            var rows = 0
+            var tokens = 0
+            var deleted = 0
+            for row in ended {
+                let id: String = try row.decode(atIndex: 0)
+                let held: Int = try row.decode(atIndex: 1)
+                if deleted > 0, rows + 1 + held > batch { break }
+                try db.execute(sql: "DELETE FROM refresh_tokens WHERE family_id = ?", arguments: [id])
+                tokens += db.changesCount
+                try db.execute(sql: "DELETE FROM refresh_families WHERE id = ?", arguments: [id])
+                deleted += db.changesCount
+                rows += 1 + held
             }
-            if counts.total > 0 { try Self.append(StoreEvents.compacted(counts), at: now, db) }
-            return counts
+            return (deleted, tokens)
         }
-        if counts.total > 0 {
-            logger.info(
-                "token store compacted",
-                metadata: [
-                    "access_revocations": "\(counts.accessTokens)", "families": "\(counts.families)",
-                    "refresh_tokens": "\(counts.refreshTokens)", "events": "\(counts.events)",
-                ]
-            )
+        if let retention = eventRetention {
+            counts.events = try await deleteInBatches("trimming events") { db in
+                try db.execute(
+                    sql: "DELETE FROM events WHERE sequence IN (SELECT sequence FROM events WHERE at < ? LIMIT ?)",
+                    arguments: [now - retention, batch]
+                )
+                return (db.changesCount, 0)
+            }.first
         }
+        guard counts.total > 0 else { return 0 }
+        let summary = counts
+        try await write("compacting") { db in try Self.append(StoreEvents.compacted(summary), at: now, db) }
+        let truncated = await truncateWAL()
+        logger.info(
+            "token store compacted",
+            metadata: [
+                "access_revocations": "\(counts.accessTokens)", "families": "\(counts.families)",
+                "refresh_tokens": "\(counts.refreshTokens)", "events": "\(counts.events)",
+                "wal_truncated": "\(truncated)",
+            ]
+        )
         return counts.total
+    }
+
+    /// Rows one compaction transaction deletes at most.
+    static let compactionBatch = 10_000
+
+    /// Runs `batch` (which returns the rows it deleted, counted two ways) in one write
+    /// transaction after another until one deletes nothing; returns the sums.
+    private func deleteInBatches(
+        _ operation: String,
+        _ batch: @escaping @Sendable (Database) throws -> (Int, Int)
+    ) async throws -> (first: Int, second: Int) {
+        var total = (first: 0, second: 0)
+        while true {
+            let (first, second) = try await write(operation, batch)
+            total.first += first
+            total.second += second
+            if first + second == 0 { return total }
+            // Let the writes queued meanwhile go first.
+            await Task.yield()
+        }
+    }
+
+    /// `PRAGMA wal_checkpoint(TRUNCATE)`: copies the WAL into the database and truncates it
+    /// to zero bytes, so a burst (a big compaction) does not leave a large WAL behind.
+    /// Returns false when readers kept it from completing (it is tried again next time).
+    private func truncateWAL() async -> Bool {
+        do {
+            return try await pool.writeWithoutTransaction { db in
+                // (busy, log frames, checkpointed frames); busy = 1 when it could not finish.
+                try Row.fetchOne(db, sql: "PRAGMA wal_checkpoint(TRUNCATE)")?[0] == 0
+            }
+        } catch {
+            logger.notice(
+                "could not truncate the WAL after compaction",
+                metadata: ["error": "\(TokenStoreError.mapping(error, operation: "checkpointing", path: path))"]
+            )
+            return false
+        }
     }
 
     public func health() async -> StoreHealth {
