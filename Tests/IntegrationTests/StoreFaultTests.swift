@@ -66,11 +66,14 @@ struct StoreFaultTests {
         #expect(await restarted.stop() == .exited(0))
     }
 
-    @Test("a read-only database file: writes 503, /healthz degraded naming it, token checks 200, one log line")
+    @Test(
+        "a read-only database file: writes 503, /healthz and STATUS= degraded naming it, token checks 200, one log line"
+    )
     func readOnlyDatabaseFile() async throws {
         let sandbox = try Sandbox("store-readonly")
         defer { sandbox.remove() }
-        let daemon = try await Tokend.start(sandbox)
+        let daemon = try await Tokend.start(sandbox, notify: true)
+        let notify = try #require(daemon.notify)
         defer { daemon.send(SIGKILL) }
         let revoked = try await daemon.issue(sub: "revoked")
         #expect(try await daemon.revoke(revoked.accessToken).status == 200)
@@ -101,6 +104,10 @@ struct StoreFaultTests {
         )
         #expect(verify.status == 200, "\(verify.summary)")
         #expect(daemon.log.components(separatedBy: "token store writes fail").count - 1 == 1, "\(daemon.log)")
+        // systemd's STATUS= says the same within a health interval (5 s).
+        let degraded = try await notify.waitFor("STATUS=degraded") {
+            $0["STATUS"]?.hasPrefix("degraded: writes failing") == true
+        }
 
         readOnly.undo()
         let recovered = try await eventually("/healthz to say serving again") { () async throws -> Reply? in
@@ -109,6 +116,9 @@ struct StoreFaultTests {
         }
         #expect(recovered.string("writes") == "ok")
         #expect(daemon.log.contains("token store writes work again"))
+        _ = try await notify.waitFor("STATUS=serving", after: degraded.index + 1) {
+            $0["STATUS"]?.hasPrefix("serving;") == true
+        }
         #expect(try await daemon.revoke(live.accessToken).status == 200)
         #expect(try await daemon.isActive(live.accessToken) == false)
         #expect(await daemon.stop() == .exited(0))
