@@ -21,7 +21,7 @@ import Synchronization
 ///   `.unavailable` otherwise. Whether writes work is tracked here, for `health()`, and each
 ///   change of it is logged once.
 ///
-/// `Sendable`: immutable after `open` but for `writeFailure`, behind its mutex; `DatabasePool`
+/// `Sendable`: immutable after `open` but for `writeFailure` and `lastProbe`, behind mutexes; `DatabasePool`
 /// is thread-safe.
 public final class SQLiteTokenStore: TokenStore {
     /// The database file.
@@ -35,6 +35,9 @@ public final class SQLiteTokenStore: TokenStore {
     private let logger: Logger
     /// Why writes fail, from the first failure until a write succeeds; nil while they work.
     private let writeFailure = Mutex<String?>(nil)
+    /// When `health()` last tried a write of its own: at most one a second, however often
+    /// `/healthz` is asked.
+    private let lastProbe = Mutex<ContinuousClock.Instant?>(nil)
 
     private init(
         path: String,
@@ -513,7 +516,7 @@ public final class SQLiteTokenStore: TokenStore {
         let opened = opened
         do {
             try await Self.offload { try files.checkWritable(opened: opened) }
-            if let failure = writeFailure.withLock({ $0 }) {
+            if let failure = writeFailure.withLock({ $0 }), probeIsDue() {
                 // Failed for a reason of the store's own (disk full, …): try whether writes work
                 // again rather than wait for a client's write to find out. `write` records the
                 // outcome.
@@ -596,6 +599,16 @@ public final class SQLiteTokenStore: TokenStore {
         }
         guard previous != reason else { return }
         logger.error("token store writes fail; writes are refused with 503", metadata: ["reason": "\(reason)"])
+    }
+
+    /// Whether a second has passed since `health()` last tried a write (and records this one).
+    private func probeIsDue() -> Bool {
+        let now = ContinuousClock.now
+        return lastProbe.withLock { last -> Bool in
+            if let last, now - last < .seconds(1) { return false }
+            last = now
+            return true
+        }
     }
 
     /// Clears the write failure after a write committed; logs when writes work again.
