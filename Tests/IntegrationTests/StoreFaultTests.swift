@@ -42,6 +42,9 @@ struct StoreFaultTests {
         #expect(health.string("writes")?.hasPrefix("failing (") == true, "\(health.summary)")
         #expect(health.string("writes")?.contains("deleted") == true, "\(health.summary)")
         #expect(health.string("keys") == "ok")
+        let status = try await daemon.admin("GET", "/admin/status")
+        #expect(status.string("status") == "degraded", "\(status.summary)")
+        #expect(status.json?["health"]?["writes"]?.stringValue == health.string("writes"), "\(status.summary)")
         // Token checks answer from memory, which holds every acknowledged revocation.
         #expect(try await daemon.isActive(live.accessToken))
         #expect(try await daemon.isActive(revokedBefore.accessToken) == false)

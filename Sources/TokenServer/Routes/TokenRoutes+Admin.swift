@@ -113,7 +113,8 @@ extension TokenRoutes {
                 var body = TokenRoutes.keysBody(service)
                 body["status"] = .string(health.status.rawValue)
                 body["reason"] = .string(health.reason)
-                for part in health.parts { body[part.name] = .string(part.state) }
+                // Nested: `keys` is the key list here.
+                body["health"] = .object(JSONObject(health.parts.map { ($0.name, .string($0.state)) }))
                 let counts = service.revocations.counts
                 body["revoked_access_tokens"] = .number(JSONNumber(counts.jtis))
                 body["signed_out_subjects"] = .number(JSONNumber(counts.cutoffs))
