@@ -50,7 +50,7 @@ public final class RevocationState: Sendable {
     @inline(__always)
     private func shard(_ key: RevokedJTIs.Key) -> Int {
         switch key {
-        // Random bits already: the table inside uses others.
+        // Random bits: the high word picks the shard; the table inside mixes the whole key.
         case .packed(let bits): Int(UInt64(truncatingIfNeeded: bits >> 64) % UInt64(RevocationState.shardCount))
         case .other(let jti): shard(jti)
         }

@@ -21,8 +21,8 @@ import Synchronization
 ///   `.unavailable` otherwise. Whether writes work is tracked here, for `health()`, and each
 ///   change of it is logged once.
 ///
-/// `Sendable`: immutable after `open` but for `writeFailure` and `lastProbe`, behind mutexes; `DatabasePool`
-/// is thread-safe.
+/// `Sendable`: immutable after `open` but for `writeFailure` and `lastProbe`, each behind its
+/// mutex; `DatabasePool` is thread-safe.
 public final class SQLiteTokenStore: TokenStore {
     /// The database file.
     public let path: String
