@@ -56,7 +56,7 @@ extension TokenService {
             }
             if let sid = claims.json["sid"]?.stringValue {
                 if let family = try? await store.refreshFamily(id: sid) {
-                    let ended = family.revokedAt != nil || revocations.familyRevokedAt(sid) != nil
+                    let ended = family.revokedAt != nil || revocations.isFamilyRevoked(sid)
                     add(
                         "refresh family",
                         !ended,
@@ -70,7 +70,7 @@ extension TokenService {
                     if let reason = family.revokedReason { object["revoked_reason"] = .string(reason) }
                     result["family"] = .object(object)
                 } else {
-                    let ended = revocations.familyRevokedAt(sid) != nil
+                    let ended = revocations.isFamilyRevoked(sid)
                     add("refresh family", !ended, ended ? "session \(sid) ended" : "session \(sid) is not in the store")
                 }
             }

@@ -29,7 +29,10 @@ public enum InactiveReason: Error, Sendable, Equatable, CustomStringConvertible 
 public enum IntrospectionResult: Sendable {
     case active(VerifiedToken)
     case inactive(InactiveReason)
-    /// The store cannot vouch for revocations right now: answer 503, never `active:false`.
+    /// Memory cannot vouch for revocations right now: answer 503, never `active:false`. One
+    /// host never answers this (its memory holds every acknowledged revocation, whatever the
+    /// store does); it is for a node whose memory follows a shared store and falls behind
+    /// (DESIGN §10, `TOKEND_MAX_STALENESS`).
     case unavailable(String)
 }
 
@@ -49,11 +52,9 @@ extension TokenService {
 
     /// Introspects an access token: memory only, safe to call on an event loop.
     /// A cached verification is re-checked for expiry and revocation on every hit.
+    /// Memory holds every acknowledged revocation, so the answer stands while the store
+    /// fails (issue 10, finding 9).
     public func introspect(_ token: String) -> IntrospectionResult {
-        guard storeHealthy.load(ordering: .relaxed) else {
-            metrics.introspectUnavailable.increment()
-            return .unavailable("the token store is unavailable")
-        }
         let now = clock.now()
         let verified: VerifiedToken
         if let hit = cache.lookup(token) {
@@ -95,7 +96,7 @@ extension TokenService {
         if !snapshot.verifyingKids.contains(token.kid) { return .invalid("signing key retired") }
         if revocations.isAccessTokenRevoked(jti: token.jti) { return .revoked }
         if let cutoff = revocations.cutoff(subject: token.subject), token.iat <= cutoff { return .revoked }
-        if let family = token.familyID, revocations.familyRevokedAt(family) != nil { return .revoked }
+        if let family = token.familyID, revocations.isFamilyRevoked(family) { return .revoked }
         token.recordPassedChecks(keyring: snapshot.revision, revocations: generation)
         return nil
     }

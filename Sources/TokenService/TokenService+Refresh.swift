@@ -114,8 +114,8 @@ extension TokenService {
                     return .failure(.invalidGrant("refresh token reuse detected; the session has been revoked"))
                 }
                 return .success(tokens)
-            case .reuse(let familyID, let subject):
-                revocations.revokeFamily(id: familyID, at: now)
+            case .reuse(let familyID, let subject, let until):
+                revocations.revokeFamily(id: familyID, until: until)
                 metrics.reuseDetected.increment()
                 metrics.revokedFamily.increment()
                 logger.warning(

@@ -66,7 +66,11 @@ extension TokenService {
         } catch {
             throw noteStoreFailure(error, during: "revoke refresh family")
         }
-        revocations.revokeFamily(id: id, at: now)
+        // Read once the family has ended: no rotation can move its newest access token any
+        // more. Memory keeps it until then; if the read fails, until the next start (which
+        // loads the exact end).
+        let end = (try? await store.refreshFamily(id: id))?.coverageEnd ?? .infinity
+        revocations.revokeFamily(id: id, until: end)
         metrics.revokedFamily.increment()
         logger.info("refresh family ended", metadata: ["family": "\(id)", "sub": "\(subject)", "reason": "\(reason)"])
     }

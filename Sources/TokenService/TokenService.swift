@@ -21,9 +21,9 @@ public final class TokenService: Sendable {
     let clock: ServiceClock
     let logger: Logger
     let metrics: ServiceMetrics
-    /// False while the store fails its health check: introspection answers 503 rather than
-    /// guessing.
-    let storeHealthy = ManagedAtomic<Bool>(true)
+    /// The last health report, for STATUS= and for logging each change of reads and keys
+    /// once (the store logs its own write failures as they happen).
+    let lastHealth = LockedBox(HealthReport())
     /// Why the last SIGHUP reload of the key directory failed, until one succeeds.
     let keyReloadFailure = LockedBox<String?>(nil)
     /// The account layer's hook for refreshes of dialect families.
@@ -77,46 +77,61 @@ public final class TokenService: Sendable {
 
     public var now: Double { clock.now() }
 
-    /// Whether the service can answer: the store responds and a current key exists.
-    public func health() async -> (healthy: Bool, reason: String) {
-        do {
-            try await store.checkHealth()
-            storeHealthy.store(true, ordering: .relaxed)
-        } catch {
-            storeHealthy.store(false, ordering: .relaxed)
-            // The reason goes to /healthz: the store's code and reason, not where it was raised.
-            let failure = (error as? TokenStoreError).map { "\($0.code): \($0.reason)" } ?? "\(error)"
-            return (false, "the token store does not answer: \(failure)")
+    /// What works now: store reads and writes, and a current signing key. Logs a change of
+    /// reads or keys once; the store logs changes of writes when it sees them.
+    public func health() async -> HealthReport {
+        let store = await store.health()
+        let keys =
+            keyring.snapshot.document.keys.contains(where: { $0.state == .current })
+            ? nil : "no current signing key; rotate or restore the key directory"
+        let report = HealthReport(store: store, keys: keys)
+        let previous = lastHealth.withLock { last -> HealthReport in
+            defer { last = report }
+            return last
         }
-        guard keyring.snapshot.document.keys.contains(where: { $0.state == .current }) else {
-            return (false, "no current signing key")
+        if report.reads != previous.reads {
+            if let reads = report.reads {
+                logger.error("token store reads fail", metadata: ["reason": "\(reads)"])
+            } else {
+                logger.notice("token store reads work again")
+            }
         }
-        return (true, "serving")
+        if report.keys != previous.keys {
+            if let keys = report.keys {
+                logger.error("cannot sign tokens", metadata: ["reason": "\(keys)"])
+            } else {
+                logger.notice("a current signing key is back")
+            }
+        }
+        return report
     }
 
-    /// Records a store failure seen by a caller so introspection stops answering until the
-    /// next successful health check.
+    /// Turns a store failure seen by a caller into the 503 it answers. Not logged here: the
+    /// store logs once when its writes start failing, not once per refused request.
+    /// Introspection is not affected: it reads only memory.
     func noteStoreFailure(_ error: any Error, during operation: String) -> ServiceError {
-        storeHealthy.store(false, ordering: .relaxed)
-        logger.error("token store failed", metadata: ["operation": "\(operation)", "error": "\(error)"])
+        logger.debug("token store failed", metadata: ["operation": "\(operation)", "error": "\(error)"])
         return ServiceError.unavailable("the token store is unavailable; retry shortly")
     }
 
-    /// A one-line summary for systemd's STATUS=.
+    /// A one-line summary for systemd's STATUS=: the state of the last health check, then the
+    /// keys and revocations.
     public var statusLine: String {
         let snapshot = keyring.snapshot
         let current = snapshot.document.keys.first { $0.state == .current }
         let counts = revocations.counts
+        let health = lastHealth.withLock { $0 }
         let line =
-            "serving; current key \(current?.kid.prefix(8) ?? "none") (\(current?.algorithm.rawValue ?? "-")); \(counts.jtis) revoked tokens, \(counts.families) ended sessions"
+            "\(health.reason); current key \(current?.kid.prefix(8) ?? "none") (\(current?.algorithm.rawValue ?? "-")); \(counts.jtis) revoked tokens, \(counts.families) ended sessions"
         guard let failure = keyReloadFailure.withLock({ $0 }) else { return line }
         return line + "; key reload failed, serving with the previous keys: " + failure
     }
 
-    /// Drops expired revocations from memory and the store.
+    /// Drops revocations and ended families whose tokens have all expired, from memory and
+    /// the store (leeway included, as at start-up).
     public func compact() async throws -> Int {
         let now = clock.now()
-        let memory = revocations.compact(now: now)
+        let memory = revocations.compact(now: now - configuration.leeway)
         do {
             return try await store.compact(now: now - configuration.leeway) + memory
         } catch {

@@ -66,6 +66,10 @@ package enum StoreEvents {
         )
     }
 
+    package static func writesResumed(after failure: String) -> Draft {
+        Draft(kind: TokenEvent.Kind.writesResumed, subject: nil, detail: "after=\(failure)")
+    }
+
     /// The decision's own event, else the default one for its change (nil when the change
     /// wrote nothing).
     package static func forDecision(

@@ -79,9 +79,16 @@ public protocol TokenStore: Sendable {
     /// `loadRevocations`. Appends a `compacted` event when anything went.
     func compact(now: Double) async throws -> Int
 
-    /// Throws `.unavailable` when the store cannot answer (for /healthz and the 503 of
-    /// introspection): closed, its file deleted or replaced, its file system read-only.
-    func checkHealth() async throws
+    /// What the store can do now, for `/healthz`, systemd's STATUS= and the log; never throws
+    /// (a failure is a reason).
+    ///
+    /// Writes are reported failing while a commit would not be in the store tokend opens at
+    /// its next start (its file deleted or replaced, not writable, on a read-only file system),
+    /// and from the moment a write failed for a reason of the store's own (disk full, I/O
+    /// error, locked) until one succeeds again. While they fail for such a reason this call
+    /// tries a write itself (appending `writes_resumed` when it works), so recovery shows
+    /// without waiting for a client's write.
+    func health() async -> StoreHealth
 
     /// Releases files and connections. Every later call throws `.unavailable`.
     func close() async throws
@@ -95,7 +102,9 @@ public struct RevocationSnapshot: Sendable, Equatable {
     public var subjectCutoffs: [String: Double]
     /// Revoked key ids.
     public var revokedKeys: Set<String>
-    /// Ended refresh families: id → when. Access tokens carrying `sid` = id are inactive.
+    /// Ended refresh families: id → the end of what the family covers
+    /// (`RefreshFamily.coverageEnd`). Access tokens carrying `sid` = id are inactive, and none
+    /// of them verifies after that time, so memory may forget the family then.
     public var revokedFamilies: [String: Double]
     /// The event-log position this snapshot reflects.
     public var cursor: Int64
@@ -158,6 +167,13 @@ public struct RefreshFamily: Sendable, Equatable {
         self.lastAccessJTI = lastAccessJTI
         self.lastAccessExpiresAt = lastAccessExpiresAt
     }
+}
+
+extension RefreshFamily {
+    /// The end of everything the family covers: its refresh tokens (`expiresAt`) and the
+    /// access tokens it issued (`lastAccessExpiresAt`, the newest). Once it has passed, an
+    /// ended family matters to no token any more (`compact` deletes it).
+    public var coverageEnd: Double { max(expiresAt, lastAccessExpiresAt ?? expiresAt) }
 }
 
 /// A refresh token as stored: never its plaintext, only SHA-256 of it.
@@ -272,5 +288,7 @@ extension TokenEvent {
         public static let keyRotated = "key_rotated"
         /// `compact` removed rows: detail `access=… families=… tokens=… events=…`.
         public static let compacted = "compacted"
+        /// Writes work again after they failed (`health()`'s own write): detail `after=…`.
+        public static let writesResumed = "writes_resumed"
     }
 }

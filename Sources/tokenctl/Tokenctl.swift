@@ -166,7 +166,8 @@ struct Status: ParsableCommand {
         let status = try options.call(.status)
         options.emit(status) {
             var lines = [
-                "status     \(status["status"]?.stringValue == "serving" ? "serving" : "unavailable: \(status["reason"]?.stringValue ?? "?")")",
+                // "serving", or the state and what fails ("degraded: writes failing (…)").
+                "status     \(status["reason"]?.stringValue ?? status["status"]?.stringValue ?? "?")",
                 "issuer     \(status["issuer"]?.stringValue ?? "?")",
                 "revoked    \(status["revoked_access_tokens"]?.numberValue?.text ?? "0") access tokens, \(status["ended_sessions"]?.numberValue?.text ?? "0") sessions, \(status["signed_out_subjects"]?.numberValue?.text ?? "0") signed-out users",
                 "",

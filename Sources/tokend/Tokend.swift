@@ -60,6 +60,11 @@ struct Tokend: AsyncParsableCommand {
     var jwksMaxAge: String?
     @Option(help: "Clock skew tolerated [TOKEND_LEEWAY] (default 30s)")
     var leeway: String?
+    @Option(
+        name: .customLong("event-retention"),
+        help: "How long events are kept [TOKEND_EVENT_RETENTION] (default 3d)"
+    )
+    var eventRetention: String?
     @Option(name: .customLong("log-level"), help: "Log level [TOKEND_LOG_LEVEL] (default info)")
     var logLevel: String?
 
@@ -80,7 +85,7 @@ struct Tokend: AsyncParsableCommand {
             ("TOKEND_ISSUER", issuer), ("TOKEND_AUDIENCE", audience), ("TOKEND_ACCESS_POLICY", accessPolicy),
             ("TOKEND_REFRESH_POLICY", refreshPolicy), ("TOKEND_REFRESH_GRACE", refreshGrace),
             ("TOKEND_KEY_ROTATION", keyRotation), ("TOKEND_JWKS_MAX_AGE", jwksMaxAge), ("TOKEND_LEEWAY", leeway),
-            ("TOKEND_LOG_LEVEL", logLevel),
+            ("TOKEND_LOG_LEVEL", logLevel), ("TOKEND_EVENT_RETENTION", eventRetention),
         ]
         for (name, value) in flags { if let value { merged[name] = value } }
         return merged
@@ -133,7 +138,11 @@ struct Daemon {
         switch config.store {
         case .sqlite(let path):
             do {
-                store = try await SQLiteTokenStore.open(path: path, logger: logger)
+                store = try await SQLiteTokenStore.open(
+                    path: path,
+                    logger: logger,
+                    eventRetention: config.eventRetention
+                )
             } catch {
                 throw StartFailure(description: "cannot open the store sqlite:\(path): \(error)")
             }
@@ -306,8 +315,8 @@ struct MaintenanceService: Service {
             } catch { return }
             if Task.isShuttingDownGracefully { return }
             tick += 1
-            let (healthy, reason) = await service.health()
-            _ = notifier.status(healthy ? service.statusLine : "degraded: \(reason)")
+            _ = await service.health()
+            _ = notifier.status(service.statusLine)
             guard tick % 12 == 0 else { continue }
             do {
                 if let summary = try await service.maintainKeys() {

@@ -16,6 +16,8 @@ struct ConfigurationErrorTests {
         ("TOKEND_ACCESS_POLICY", "-5m", "1h, 24h, 30d"),
         ("TOKEND_LEEWAY", "a little", "30s"),
         ("TOKEND_LEEWAY", "2h", "5m"),
+        ("TOKEND_EVENT_RETENTION", "forever", "at least 1h"),
+        ("TOKEND_EVENT_RETENTION", "10m", "at least 1h"),
         ("TOKEND_STORE", "mysql://db/tokend", "sqlite:PATH"),
         ("TOKEND_STORE", "sqlite:", "sqlite:PATH"),
     ]

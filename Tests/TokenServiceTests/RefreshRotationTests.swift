@@ -147,7 +147,10 @@ struct RefreshRotationTests {
     @Test("a spent token after the grace window is reuse: the family is revoked with an event")
     func spentAfterGrace() {
         let decision = Self.decide(Self.spent(at: Self.now - Self.grace - 0.5))
-        #expect(decision.outcome == .reuse(familyID: Self.family.id, subject: Self.family.subject))
+        #expect(
+            decision.outcome
+                == .reuse(familyID: Self.family.id, subject: Self.family.subject, until: Self.family.coverageEnd)
+        )
         guard case .revokeFamily(let id, let reason) = decision.change else {
             Issue.record("expected the family to be revoked, got \(decision.change)")
             return
@@ -161,6 +164,9 @@ struct RefreshRotationTests {
     @Test("a spent token with no sealed successor is reuse even inside the grace window")
     func spentWithoutSealed() {
         let decision = Self.decide(Self.spent(at: Self.now - 1, sealed: nil))
-        #expect(decision.outcome == .reuse(familyID: Self.family.id, subject: Self.family.subject))
+        #expect(
+            decision.outcome
+                == .reuse(familyID: Self.family.id, subject: Self.family.subject, until: Self.family.coverageEnd)
+        )
     }
 }

@@ -9,7 +9,7 @@ struct LifecycleTests {
 
     @Test("a fresh store is healthy", arguments: StoreKind.allCases)
     func healthy(kind: StoreKind) async throws {
-        try await withStore(kind) { store in try await store.checkHealth() }
+        try await withStore(kind) { store in #expect(await store.health() == StoreHealth()) }
     }
 
     @Test("after close every call throws unavailable", arguments: StoreKind.allCases)
@@ -25,9 +25,7 @@ struct LifecycleTests {
     func failingStore() async throws {
         let store = FailingTokenStore(reason: "disk gone")
         try await expectEveryCallUnavailable(store)
-        let error = await #expect(throws: TokenStoreError.self) { try await store.checkHealth() }
-        #expect(error?.code == .unavailable)
-        #expect(error?.reason == "disk gone")
+        #expect(await store.health() == StoreHealth(reads: "disk gone", writes: "disk gone"))
     }
 
     @Test("an in-memory outage is unavailable until it ends")
@@ -36,14 +34,15 @@ struct LifecycleTests {
         await store.setUnavailable("simulated outage")
         try await expectEveryCallUnavailable(store)
         await store.setUnavailable(nil)
-        try await store.checkHealth()
+        #expect(await store.health() == StoreHealth())
         try await store.revokeKey(kid: "k", at: now, reason: "r")
     }
 
     private func expectEveryCallUnavailable(_ store: any TokenStore) async throws {
         let unavailable = TokenStoreError.unavailable("")
         let family = StoreFixtures.family()
-        await #expect(throws: unavailable) { try await store.checkHealth() }
+        let health = await store.health()
+        #expect(health.reads != nil && health.writes != nil, "\(health)")
         await #expect(throws: unavailable) { _ = try await store.loadRevocations(now: now) }
         await #expect(throws: unavailable) {
             try await store.revokeAccessToken(jti: "j", subject: nil, expiresAt: now, at: now, reason: "r")

@@ -115,7 +115,7 @@ struct RefreshFamilyTests {
             #expect(events.map(\.kind) == ["family_created", "family_revoked"])
             #expect(events.last?.detail == "family=fam-1 reason=logout")
             #expect(events.last?.subject == "user-1")
-            #expect(try await store.loadRevocations(now: now).revokedFamilies == ["fam-1": now + 10])
+            #expect(try await store.loadRevocations(now: now).revokedFamilies == ["fam-1": now + 2_592_000])
         }
     }
 }

@@ -1,4 +1,5 @@
 import CodedErrors
+import Foundation
 import Testing
 import TokenStore
 import TokenTestSupport
@@ -214,30 +215,99 @@ struct SQLiteFileTests {
 
     // MARK: Health
 
-    @Test("a deleted database file makes the store unavailable")
-    func deletedFileUnhealthy() async throws {
+    @Test(
+        "deleted database files: writes are refused, health says why, and only acknowledged writes are there after reopening",
+        arguments: [[""], ["-wal"], ["", "-wal", "-shm"]]
+    )
+    func deletedFilesRefuseWrites(suffixes: [String]) async throws {
         try await withTemporaryDirectory { directory in
             let path = directory.file("tokend.db")
             let store = try await SQLiteTokenStore.open(path: path, logger: logger)
-            try await store.checkHealth()
-            #expect(unlink(path) == 0)
-            let error = await #expect(throws: TokenStoreError.self) { try await store.checkHealth() }
+            #expect(await store.health() == StoreHealth())
+            try await store.revokeKey(kid: "before", at: 1, reason: "r")
+            _ = try await store.integerForTesting("PRAGMA wal_checkpoint(TRUNCATE)")
+            // A backup of the database, as an operator would restore it.
+            for suffix in ["", "-wal"] where access(path + suffix, F_OK) == 0 {
+                try copyFile(path + suffix, to: directory.file("backup.db" + suffix))
+            }
+            for suffix in suffixes { #expect(unlink(path + suffix) == 0) }
+
+            let error = await #expect(throws: TokenStoreError.self) {
+                try await store.revokeKey(kid: "after", at: 2, reason: "r")
+            }
             #expect(error?.code == .unavailable)
-            #expect(error?.description.contains("deleted") == true)
+            #expect(error?.description.contains("deleted") == true, "\(String(describing: error))")
+            let health = await store.health()
+            #expect(health.writes?.contains("deleted") == true, "\(health)")
             try await store.close()
+
+            // The next start opens what is at the path: the refused write is nowhere, so it
+            // was right not to acknowledge it.
+            for suffix in ["", "-wal"] where access(directory.file("backup.db" + suffix), F_OK) == 0 {
+                _ = unlink(path + suffix)
+                try copyFile(directory.file("backup.db" + suffix), to: path + suffix)
+            }
+            let reopened = try await SQLiteTokenStore.open(path: path, logger: logger)
+            #expect(try await reopened.loadRevocations(now: 0).revokedKeys == ["before"])
+            try await reopened.close()
         }
     }
 
-    @Test("a database file replaced under the store makes it unavailable")
-    func replacedFileUnhealthy() async throws {
+    @Test("a database file replaced under the store: writes are refused and health says to restart")
+    func replacedFileRefusesWrites() async throws {
         try await withTemporaryDirectory { directory in
             let path = directory.file("tokend.db")
             let store = try await SQLiteTokenStore.open(path: path, logger: logger)
             #expect(rename(path, path + ".moved") == 0)
             close(open(path, O_CREAT | O_WRONLY, 0o600))
-            let error = await #expect(throws: TokenStoreError.self) { try await store.checkHealth() }
+            let error = await #expect(throws: TokenStoreError.self) {
+                try await store.appendEvent(kind: "k", subject: nil, detail: "d", at: 1)
+            }
             #expect(error?.code == .unavailable)
             #expect(error?.description.contains("replaced") == true)
+            let health = await store.health()
+            #expect(health.writes?.contains("restart tokend") == true, "\(health)")
+            #expect(health.reads == nil, "reads still answer from the open file: \(health)")
+            try await store.close()
+        }
+    }
+
+    @Test("a failed write is reported until a write works again, which health tries itself")
+    func writeFailureUntilRecovery() async throws {
+        try await withTemporaryDirectory { directory in
+            let path = directory.file("tokend.db")
+            let store = try await SQLiteTokenStore.open(path: path, logger: logger)
+            // SQLITE_FULL without filling a disk: cap the database at its current size.
+            let pages = try #require(try await store.integerForTesting("PRAGMA page_count"))
+            _ = try await store.integerForTesting("PRAGMA max_page_count = \(pages)")
+            // Fill what is left in the pages, down to the smallest event.
+            var failure: TokenStoreError?
+            for size in [4096, 1024, 256, 64, 16, 1] {
+                do {
+                    while true {
+                        try await store.appendEvent(
+                            kind: "k",
+                            subject: nil,
+                            detail: String(repeating: "x", count: size),
+                            at: 1
+                        )
+                    }
+                } catch let error as TokenStoreError {
+                    failure = error
+                }
+            }
+            #expect(failure?.code == .unavailable)
+            #expect(await store.health().writes?.contains("the disk is full") == true)
+            #expect(await store.health().reads == nil)
+
+            _ = try await store.integerForTesting("PRAGMA max_page_count = 1000000")
+            // Health's own write (at most one a second) finds writes working again.
+            _ = try await eventually("health to find writes working again", timeout: .seconds(5)) {
+                await store.health() == StoreHealth() ? true : nil
+            }
+            let events = try await store.events(after: 0, limit: 100)
+            #expect(events.last?.kind == TokenEvent.Kind.writesResumed)
+            #expect(events.last?.detail.contains("the disk is full") == true)
             try await store.close()
         }
     }
@@ -264,5 +334,11 @@ struct SQLiteFileTests {
         var info = stat()
         try #require(stat(path, &info) == 0, "stat \(path)")
         return info.st_mode & 0o7777
+    }
+
+    private func copyFile(_ source: String, to destination: String) throws {
+        let bytes = try #require(FileManager.default.contents(atPath: source), "read \(source)")
+        #expect(FileManager.default.createFile(atPath: destination, contents: bytes))
+        #expect(chmod(destination, 0o600) == 0)
     }
 }

@@ -47,7 +47,7 @@ public struct FailingTokenStore: TokenStore {
 
     public func compact(now: Double) async throws -> Int { throw fail() }
 
-    public func checkHealth() async throws { throw fail() }
+    public func health() async -> StoreHealth { StoreHealth(reads: reason, writes: reason) }
 
     public func close() async throws {}
 }

@@ -44,7 +44,7 @@ public actor InMemoryTokenStore: TokenStore {
             subjectCutoffs: cutoffs,
             revokedKeys: Set(revokedKeys.keys),
             revokedFamilies: families.values.reduce(into: [:]) { result, family in
-                if let revokedAt = family.revokedAt, Self.end(of: family) > now { result[family.id] = revokedAt }
+                if family.revokedAt != nil, family.coverageEnd > now { result[family.id] = family.coverageEnd }
             },
             cursor: lastSequence
         )
@@ -193,8 +193,9 @@ public actor InMemoryTokenStore: TokenStore {
         return counts.total
     }
 
-    public func checkHealth() throws {
-        try checkAvailable()
+    public func health() -> StoreHealth {
+        let failure = closed ? "the in-memory token store is closed" : outage
+        return StoreHealth(reads: failure, writes: failure)
     }
 
     public func close() {

@@ -109,10 +109,12 @@ extension TokenRoutes {
             "/admin/status",
             name: "admin_status",
             .async { _ in
-                let (healthy, reason) = await service.health()
+                let health = await service.health()
                 var body = TokenRoutes.keysBody(service)
-                body["status"] = .string(healthy ? "serving" : "unavailable")
-                body["reason"] = .string(reason)
+                body["status"] = .string(health.status.rawValue)
+                body["reason"] = .string(health.reason)
+                // Nested: `keys` is the key list here.
+                body["health"] = .object(JSONObject(health.parts.map { ($0.name, .string($0.state)) }))
                 let counts = service.revocations.counts
                 body["revoked_access_tokens"] = .number(JSONNumber(counts.jtis))
                 body["signed_out_subjects"] = .number(JSONNumber(counts.cutoffs))

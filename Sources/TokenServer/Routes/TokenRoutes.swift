@@ -91,11 +91,7 @@ public struct TokenRoutes: Sendable {
             "/healthz",
             name: "healthz",
             .async { _ in
-                let (healthy, reason) = await service.health()
-                let body: JSONValue = .object(
-                    JSONObject([("status", .string(healthy ? "serving" : "unavailable")), ("reason", .string(reason))])
-                )
-                return HTTPResponse.json(healthy ? 200 : 503, body, headers: healthy ? [] : [("Retry-After", "5")])
+                TokenRoutes.health(await service.health())
             }
         )
         router.add(
@@ -115,6 +111,23 @@ public struct TokenRoutes: Sendable {
     }
 
     // MARK: Native handlers
+
+    /// `/healthz`: 200 while tokens can be checked and issued — `serving`, or `degraded` when
+    /// only writes fail (token checks answer from memory; writes answer 503, and restarting
+    /// would not help) — and 503 with `Retry-After` when tokend cannot serve (the store cannot
+    /// be read, or no key can sign). The body names each part: `"writes": "failing (reason)"`.
+    static func health(_ report: HealthReport) -> HTTPResponse {
+        var members: [(String, JSONValue)] = [
+            ("status", .string(report.status.rawValue)), ("reason", .string(report.reason)),
+        ]
+        members += report.parts.map { ($0.name, .string($0.state)) }
+        let unavailable = report.status == .unavailable
+        return HTTPResponse.json(
+            unavailable ? 503 : 200,
+            .object(JSONObject(members)),
+            headers: unavailable ? [("Retry-After", "5")] : []
+        )
+    }
 
     static let jsonHeaders = [(name: "Content-Type", value: "application/json")]
     static let constantJSONHeaders = ConstantHeaders(jsonHeaders)

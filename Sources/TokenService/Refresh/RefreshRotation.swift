@@ -11,8 +11,9 @@ public enum RefreshRotation {
         /// A retry of the just-spent token inside the grace window: the same successor again,
         /// sealed under the presented token.
         case replay(sealed: [UInt8])
-        /// A spent token used again: the family is revoked.
-        case reuse(familyID: String, subject: String)
+        /// A spent token used again: the family is revoked; `until` is the end of what it
+        /// covers, read in the transaction that ended it.
+        case reuse(familyID: String, subject: String, until: Double)
         /// Unknown, ended, expired or signed-out: `invalid_grant` with this description.
         case refused(String)
     }
@@ -82,7 +83,7 @@ public enum RefreshRotation {
             }
             return RefreshDecision(
                 change: .revokeFamily(id: family.id, reason: "refresh token reuse"),
-                outcome: .reuse(familyID: family.id, subject: family.subject),
+                outcome: .reuse(familyID: family.id, subject: family.subject, until: family.coverageEnd),
                 event: (
                     "refresh_reuse", family.subject, "family \(family.id) revoked: a spent refresh token was used again"
                 )

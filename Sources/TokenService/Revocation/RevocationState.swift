@@ -4,13 +4,16 @@ public import TokenStore
 /// Revocations held in memory for O(1) checks on every introspection (DESIGN §3, §9):
 /// revoked jtis, subject cutoffs and ended refresh families. Sharded by key so concurrent
 /// readers on different event loops rarely meet on one lock; entries are added only after
-/// the store has made them durable.
+/// the store has made them durable, and dropped by `compact` once no token they cover can
+/// verify any more (revoked jtis at their token's exp, ended families at their coverage end),
+/// so memory follows what is live rather than everything since start.
 public final class RevocationState: Sendable {
     private static let shardCount = 16
 
     private struct Shard: Sendable {
-        var jtis: [String: Double] = [:]
+        var jtis = RevokedJTIs()
         var cutoffs: [String: Double] = [:]
+        /// Ended family id → the end of what it covers (`RefreshFamily.coverageEnd`).
         var families: [String: Double] = [:]
         /// Subjects whose cutoff is being made durable: issuance under a ticket waits for none
         /// of them, it is refused (see `reserveIssuance`).
@@ -34,7 +37,7 @@ public final class RevocationState: Sendable {
         shards = (0..<RevocationState.shardCount).map { _ in LockedBox(Shard()) }
         for (jti, exp) in snapshot.revokedAccessTokens { revokeAccessToken(jti: jti, expiresAt: exp) }
         for (subject, cutoff) in snapshot.subjectCutoffs { setCutoff(subject: subject, notBefore: cutoff) }
-        for (family, at) in snapshot.revokedFamilies { revokeFamily(id: family, at: at) }
+        for (family, end) in snapshot.revokedFamilies { revokeFamily(id: family, until: end) }
     }
 
     @inline(__always)
@@ -44,8 +47,19 @@ public final class RevocationState: Sendable {
         return Int(UInt(bitPattern: hasher.finalize()) % UInt(RevocationState.shardCount))
     }
 
+    @inline(__always)
+    private func shard(_ key: RevokedJTIs.Key) -> Int {
+        switch key {
+        // Random bits: the high word picks the shard; the table inside mixes the whole key.
+        case .packed(let bits): Int(UInt64(truncatingIfNeeded: bits >> 64) % UInt64(RevocationState.shardCount))
+        case .other(let jti): shard(jti)
+        }
+    }
+
+    /// Denies `jti` until `expiresAt` (the later of two revocations stands).
     public func revokeAccessToken(jti: String, expiresAt: Double) {
-        shards[shard(jti)].withLock { $0.jtis[jti] = expiresAt }
+        let key = RevokedJTIs.Key(jti)
+        shards[shard(key)].withLock { $0.jtis.insert(key, expiresAt: expiresAt) }
         changes.add(1, ordering: .releasing)
     }
 
@@ -110,13 +124,17 @@ public final class RevocationState: Sendable {
         if notBefore != nil { changes.add(1, ordering: .releasing) }
     }
 
-    public func revokeFamily(id: String, at: Double) {
-        shards[shard(id)].withLock { $0.families[id] = at }
+    /// Ends family `id` in memory until `end`, the end of what it covers
+    /// (`RefreshFamily.coverageEnd`): after it no token of the family verifies, and `compact`
+    /// drops it.
+    public func revokeFamily(id: String, until end: Double) {
+        shards[shard(id)].withLock { $0.families[id] = max($0.families[id] ?? end, end) }
         changes.add(1, ordering: .releasing)
     }
 
     public func isAccessTokenRevoked(jti: String) -> Bool {
-        shards[shard(jti)].withLock { $0.jtis[jti] != nil }
+        let key = RevokedJTIs.Key(jti)
+        return shards[shard(key)].withLock { $0.jtis.contains(key) }
     }
 
     /// The subject's cutoff: tokens issued at or before it are invalid.
@@ -124,21 +142,33 @@ public final class RevocationState: Sendable {
         shards[shard(subject)].withLock { $0.cutoffs[subject] }
     }
 
-    public func familyRevokedAt(_ id: String) -> Double? {
-        shards[shard(id)].withLock { $0.families[id] }
+    /// Whether family `id` has ended (its access tokens are inactive).
+    public func isFamilyRevoked(_ id: String) -> Bool {
+        shards[shard(id)].withLock { $0.families[id] != nil }
     }
 
-    /// Drops jtis whose tokens have expired (they cannot verify any more anyway).
+    /// Drops the jtis and ended families whose tokens have all expired by `now` (they cannot
+    /// verify any more anyway); returns how many went. Pass `now` minus the clock leeway, as
+    /// for the store's `compact`. Subject cutoffs stay (one per subject).
     public func compact(now: Double) -> Int {
         var removed = 0
         for shard in shards {
-            shard.withLock { state in
-                let before = state.jtis.count
-                state.jtis = state.jtis.filter { $0.value > now }
-                removed += before - state.jtis.count
+            removed += shard.withLock { state -> Int in
+                var removed = state.jtis.removeExpired(now: now)
+                if state.families.contains(where: { $0.value <= now }) {
+                    let before = state.families.count
+                    state.families = state.families.filter { $0.value > now }
+                    removed += before - state.families.count
+                }
+                return removed
             }
         }
         return removed
+    }
+
+    /// Bytes the revoked-jti tables take, for tests of the per-jti cost.
+    package var revokedJTITableBytes: Int {
+        shards.reduce(0) { total, shard in total + shard.withLock { $0.jtis.tableBytes } }
     }
 
     public var counts: (jtis: Int, cutoffs: Int, families: Int) {

@@ -13,6 +13,11 @@ struct DatabaseFiles: Sendable {
     struct Identity: Equatable, Sendable {
         var device: UInt64
         var inode: UInt64
+
+        init(_ info: stat) {
+            device = UInt64(info.st_dev)
+            inode = UInt64(info.st_ino)
+        }
     }
 
     let path: String
@@ -84,37 +89,62 @@ struct DatabaseFiles: Sendable {
         }
     }
 
-    /// The device and inode of the database file now.
-    func identity() throws -> Identity {
+    /// The database file and its write-ahead log as tokend opened them.
+    struct Opened: Equatable, Sendable {
+        var database: Identity
+        /// Nil when SQLite had not created the WAL yet (it does when the pool opens).
+        var wal: Identity?
+    }
+
+    /// The device and inode of the database file and its WAL now.
+    func opened() throws -> Opened {
         guard let info = try Self.status(path) else {
             throw TokenStoreError.unavailable("the database file \(path) does not exist")
         }
-        return Identity(device: UInt64(info.st_dev), inode: UInt64(info.st_ino))
+        return Opened(database: Identity(info), wal: try Self.status(walPath).map(Identity.init))
     }
 
-    /// Throws `.unavailable` when the file opened as `opened` was deleted or replaced, or its
-    /// file system cannot be written.
-    func checkInPlace(opened: Identity) throws {
-        guard let info = try? Self.status(path) else {
-            throw TokenStoreError.unavailable(
-                "the database file \(path) was deleted while tokend had it open; restore it and restart tokend"
-            )
-        }
-        guard Identity(device: UInt64(info.st_dev), inode: UInt64(info.st_ino)) == opened else {
-            throw TokenStoreError.unavailable(
-                "the database file \(path) was replaced while tokend had it open; restart tokend to open the new one"
-            )
-        }
-        if access(path, R_OK | W_OK) != 0 {
-            let error = errno
-            if error == EROFS {
-                throw TokenStoreError.unavailable("the file system holding \(path) is read-only")
-            }
-            throw TokenStoreError.unavailable("cannot read and write \(path): \(Self.describe(error))")
-        }
+    /// Throws `.unavailable` when a commit made now might not be in the store tokend opens at
+    /// its next start, or might fail: the database file or its WAL was deleted or replaced
+    /// since `opened` (SQLite would keep writing to the open, unlinked inode), tokend may no
+    /// longer write them, or their file system is read-only. Each reason says what to do.
+    ///
+    /// A few `stat`/`access` calls: cheap next to the fsync of a commit.
+    func checkWritable(opened: Opened) throws {
+        try checkInPlace(path, "database file", opened: opened.database)
+        if let wal = opened.wal { try checkInPlace(walPath, "write-ahead log", opened: wal) }
         var fs = statvfs()
         if statvfs(directory, &fs) == 0, fs.f_flag & UInt(ST_RDONLY) != 0 {
-            throw TokenStoreError.unavailable("the file system holding \(path) is read-only")
+            throw TokenStoreError.unavailable(
+                "the file system holding \(path) is read-only: writes are refused; remount it read-write"
+            )
+        }
+        for file in opened.wal == nil ? [path] : [path, walPath] where access(file, R_OK | W_OK) != 0 {
+            let error = errno
+            if error == EROFS {
+                throw TokenStoreError.unavailable(
+                    "\(file) is on a read-only file system or mount: writes are refused; make it writable again"
+                )
+            }
+            throw TokenStoreError.unavailable(
+                "tokend may no longer read and write \(file) (\(Self.describe(error))): writes are refused; "
+                    + "give it back to tokend's user with mode 0600"
+            )
+        }
+    }
+
+    private func checkInPlace(_ file: String, _ what: String, opened: Identity) throws {
+        guard let info = try? Self.status(file) else {
+            throw TokenStoreError.unavailable(
+                "the \(what) \(file) was deleted while tokend had it open: writes are refused, since they "
+                    + "would be lost at the next start; restore the database from a backup and restart tokend"
+            )
+        }
+        guard Identity(info) == opened, info.st_nlink > 0 else {
+            throw TokenStoreError.unavailable(
+                "the \(what) \(file) was replaced while tokend had it open: writes are refused, since they "
+                    + "would go to the old file; restart tokend to open the new one"
+            )
         }
     }
 

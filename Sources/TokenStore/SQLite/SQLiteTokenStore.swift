@@ -1,7 +1,9 @@
+import CodedErrors
 import Dispatch
 import Foundation
 import GRDB
 public import Logging
+import Synchronization
 
 /// The embedded token store: one SQLite database in WAL mode, through GRDB (DESIGN §2, §3).
 ///
@@ -13,8 +15,14 @@ public import Logging
 /// - No SQLite call runs on the caller's thread: GRDB's async accessors run them on its own
 ///   dispatch queues, so an event loop or the cooperative pool never blocks on disk.
 /// - Files are 0600 and an existing database that group or others can read is refused.
+/// - A write is acknowledged only if it is in the files tokend opens at its next start: every
+///   write checks, before it begins and after it commits, that the database file and its WAL
+///   are still the ones opened and writable (`DatabaseFiles.checkWritable`), and fails with
+///   `.unavailable` otherwise. Whether writes work is tracked here, for `health()`, and each
+///   change of it is logged once.
 ///
-/// Immutable after `open`, hence `Sendable`: `DatabasePool` is thread-safe.
+/// `Sendable`: immutable after `open` but for `writeFailure` and `lastProbe`, each behind its
+/// mutex; `DatabasePool` is thread-safe.
 public final class SQLiteTokenStore: TokenStore {
     /// The database file.
     public let path: String
@@ -23,22 +31,27 @@ public final class SQLiteTokenStore: TokenStore {
 
     let pool: DatabasePool
     private let files: DatabaseFiles
-    private let openedIdentity: DatabaseFiles.Identity
+    private let opened: DatabaseFiles.Opened
     private let logger: Logger
+    /// Why writes fail, from the first failure until a write succeeds; nil while they work.
+    private let writeFailure = Mutex<String?>(nil)
+    /// When `health()` last tried a write of its own: at most one a second, however often
+    /// `/healthz` is asked.
+    private let lastProbe = Mutex<ContinuousClock.Instant?>(nil)
 
     private init(
         path: String,
         eventRetention: Double?,
         pool: DatabasePool,
         files: DatabaseFiles,
-        openedIdentity: DatabaseFiles.Identity,
+        opened: DatabaseFiles.Opened,
         logger: Logger
     ) {
         self.path = path
         self.eventRetention = eventRetention
         self.pool = pool
         self.files = files
-        self.openedIdentity = openedIdentity
+        self.opened = opened
         self.logger = logger
     }
 
@@ -91,10 +104,10 @@ public final class SQLiteTokenStore: TokenStore {
                 throw TokenStoreError.mapping(error, operation: "opening the token database", path: path)
             }
         }
-        let identity: DatabaseFiles.Identity
+        let opened: DatabaseFiles.Opened
         do {
             try await migrate(pool, path: path, upTo: target)
-            identity = try files.identity()
+            opened = try files.opened()
         } catch {
             try? await offload { try pool.close() }
             throw error
@@ -110,7 +123,7 @@ public final class SQLiteTokenStore: TokenStore {
             eventRetention: eventRetention,
             pool: pool,
             files: files,
-            openedIdentity: identity,
+            opened: opened,
             logger: logger
         )
     }
@@ -198,7 +211,7 @@ public final class SQLiteTokenStore: TokenStore {
             let families = try Row.fetchCursor(
                 db,
                 sql: """
-                    SELECT id, revoked_at FROM refresh_families
+                    SELECT id, \(Self.familyEnd) FROM refresh_families
                     WHERE revoked_at IS NOT NULL AND \(Self.familyEnd) > ?
                     """,
                 arguments: [now]
@@ -388,52 +401,140 @@ public final class SQLiteTokenStore: TokenStore {
         }
     }
 
+    /// Deletes in transactions of at most `compactionBatch` rows, yielding between them so
+    /// that writes queued meanwhile run in between (one transaction of 1M rows stalled writes
+    /// for 5 s and grew the WAL to 153 MB), then truncates the WAL.
     public func compact(now: Double) async throws -> Int {
-        let retention = eventRetention
-        let counts = try await write("compacting") { db in
-            var counts = CompactionCounts()
-            try db.execute(sql: "DELETE FROM revoked_access_tokens WHERE expires_at <= ?", arguments: [now])
-            counts.accessTokens = db.changesCount
+        let batch = Self.compactionBatch
+        var counts = CompactionCounts()
+        counts.accessTokens = try await deleteInBatches("compacting access revocations") { db in
             try db.execute(
                 sql: """
-                    DELETE FROM refresh_tokens WHERE family_id IN
-                        (SELECT id FROM refresh_families WHERE \(Self.familyEnd) <= ?)
+                    DELETE FROM revoked_access_tokens WHERE jti IN
+                        (SELECT jti FROM revoked_access_tokens WHERE expires_at <= ? LIMIT ?)
                     """,
-                arguments: [now]
+                arguments: [now, batch]
             )
-            counts.refreshTokens = db.changesCount
-            try db.execute(sql: "DELETE FROM refresh_families WHERE \(Self.familyEnd) <= ?", arguments: [now])
-            counts.families = db.changesCount
-            if let retention {
-                try db.execute(sql: "DELETE FROM events WHERE at < ?", arguments: [now - retention])
-                counts.events = db.changesCount
+            return (db.changesCount, 0)
+        }.first
+        // Families go with their refresh tokens, up to a batch of rows together (a family
+        // holding more tokens than that goes alone).
+        (counts.families, counts.refreshTokens) = try await deleteInBatches("compacting refresh families") { db in
+            let ended = try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT id, (SELECT count(*) FROM refresh_tokens WHERE family_id = refresh_families.id) FROM refresh_families
+                    WHERE \(Self.familyEnd) <= ? LIMIT ?
+                    """,
+                arguments: [now, batch]
+            )
+            var rows = 0
+            var tokens = 0
+            var deleted = 0
+            for row in ended {
+                let id: String = try row.decode(atIndex: 0)
+                let held: Int = try row.decode(atIndex: 1)
+                if deleted > 0, rows + 1 + held > batch { break }
+                try db.execute(sql: "DELETE FROM refresh_tokens WHERE family_id = ?", arguments: [id])
+                tokens += db.changesCount
+                try db.execute(sql: "DELETE FROM refresh_families WHERE id = ?", arguments: [id])
+                deleted += db.changesCount
+                rows += 1 + held
             }
-            if counts.total > 0 { try Self.append(StoreEvents.compacted(counts), at: now, db) }
-            return counts
+            return (deleted, tokens)
         }
-        if counts.total > 0 {
-            logger.info(
-                "token store compacted",
-                metadata: [
-                    "access_revocations": "\(counts.accessTokens)", "families": "\(counts.families)",
-                    "refresh_tokens": "\(counts.refreshTokens)", "events": "\(counts.events)",
-                ]
-            )
+        if let retention = eventRetention {
+            counts.events = try await deleteInBatches("trimming events") { db in
+                try db.execute(
+                    sql: "DELETE FROM events WHERE sequence IN (SELECT sequence FROM events WHERE at < ? LIMIT ?)",
+                    arguments: [now - retention, batch]
+                )
+                return (db.changesCount, 0)
+            }.first
         }
+        guard counts.total > 0 else { return 0 }
+        let summary = counts
+        try await write("compacting") { db in try Self.append(StoreEvents.compacted(summary), at: now, db) }
+        let truncated = await truncateWAL()
+        logger.info(
+            "token store compacted",
+            metadata: [
+                "access_revocations": "\(counts.accessTokens)", "families": "\(counts.families)",
+                "refresh_tokens": "\(counts.refreshTokens)", "events": "\(counts.events)",
+                "wal_truncated": "\(truncated)",
+            ]
+        )
         return counts.total
     }
 
-    public func checkHealth() async throws {
-        let files = files
-        let opened = openedIdentity
-        try await read("checking health") { db in
-            try files.checkInPlace(opened: opened)
-            _ = try Int.fetchOne(db, sql: "SELECT count(*) FROM sqlite_master")
+    /// Rows one compaction transaction deletes at most.
+    static let compactionBatch = 10_000
+
+    /// Runs `batch` (which returns the rows it deleted, counted two ways) in one write
+    /// transaction after another until one deletes nothing; returns the sums.
+    private func deleteInBatches(
+        _ operation: String,
+        _ batch: @escaping @Sendable (Database) throws -> (Int, Int)
+    ) async throws -> (first: Int, second: Int) {
+        var total = (first: 0, second: 0)
+        while true {
+            let (first, second) = try await write(operation, batch)
+            total.first += first
+            total.second += second
+            if first + second == 0 { return total }
+            // Let the writes queued meanwhile go first.
+            await Task.yield()
         }
+    }
+
+    /// `PRAGMA wal_checkpoint(TRUNCATE)`: copies the WAL into the database and truncates it
+    /// to zero bytes, so a burst (a big compaction) does not leave a large WAL behind.
+    /// Returns false when readers kept it from completing (it is tried again next time).
+    private func truncateWAL() async -> Bool {
+        do {
+            return try await pool.writeWithoutTransaction { db in
+                // (busy, log frames, checkpointed frames); busy = 1 when it could not finish.
+                try Row.fetchOne(db, sql: "PRAGMA wal_checkpoint(TRUNCATE)")?[0] == 0
+            }
+        } catch {
+            logger.notice(
+                "could not truncate the WAL after compaction",
+                metadata: ["error": "\(TokenStoreError.mapping(error, operation: "checkpointing", path: path))"]
+            )
+            return false
+        }
+    }
+
+    public func health() async -> StoreHealth {
+        var health = StoreHealth()
+        do {
+            _ = try await read("reading") { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM sqlite_master") }
+        } catch {
+            health.reads = (error as? TokenStoreError)?.reason ?? "\(error)"
+        }
+        let files = files
+        let opened = opened
+        do {
+            try await Self.offload { try files.checkWritable(opened: opened) }
+            if let failure = writeFailure.withLock({ $0 }), probeIsDue() {
+                // Failed for a reason of the store's own (disk full, …): try whether writes work
+                // again rather than wait for a client's write to find out. `write` records the
+                // outcome.
+                let now = Date().timeIntervalSince1970
+                try? await write("checking that writes work again") { db in
+                    try Self.append(StoreEvents.writesResumed(after: failure), at: now, db)
+                }
+            }
+        } catch {
+            noteWriteFailure(error)
+        }
+        health.writes = writeFailure.withLock { $0 }
+        return health
     }
 
     public func close() async throws {
         let pool = pool
+        writeFailure.withLock { $0 = "writing on \(path) failed: the store is closed" }
         do {
             try await Self.offload { try pool.close() }
         } catch {
@@ -449,21 +550,75 @@ public final class SQLiteTokenStore: TokenStore {
     static let familyEnd = "max(expires_at, coalesce(last_access_expires_at, expires_at))"
 
     /// Runs `body` in one `BEGIN IMMEDIATE` transaction on the writer connection; returns
-    /// after the commit is synced.
+    /// after the commit is synced, and only if it is in the files tokend opens at its next
+    /// start.
     func write<T: Sendable>(_ operation: String, _ body: @Sendable (Database) throws -> T) async throws -> T {
+        let files = files
+        let opened = opened
+        let result: T
         do {
-            return try await pool.writeWithoutTransaction { db in
+            result = try await pool.writeWithoutTransaction { db in
+                // Nothing is written to a deleted, replaced or read-only file…
+                try files.checkWritable(opened: opened)
                 var result: T?
                 try db.inTransaction(.immediate) {
                     result = try body(db)
                     return .commit
                 }
+                // …and a commit is not acknowledged if the file went while it ran.
+                try files.checkWritable(opened: opened)
                 guard let result else { preconditionFailure("a committed transaction has a result") }
                 return result
             }
         } catch {
+            noteWriteFailure(error)
             throw TokenStoreError.mapping(error, operation: operation, path: path)
         }
+        noteWriteSucceeded()
+        return result
+    }
+
+    /// Records why writes fail when `error` says the store cannot write (not a conflict, not
+    /// a caller's error, not a cancellation); logs when that changes.
+    private func noteWriteFailure(_ error: any Error) {
+        let reason: String
+        switch error {
+        case let error as TokenStoreError where error.code != .conflict:
+            reason = error.reason
+        case let error as DatabaseError
+        where error.resultCode != .SQLITE_CONSTRAINT
+            && error.resultCode != .SQLITE_INTERRUPT:
+            let mapped = TokenStoreError.mapping(error, operation: "writing", path: path)
+            reason = (mapped as? TokenStoreError)?.reason ?? "writing on \(path) failed"
+        default:
+            return
+        }
+        let previous = writeFailure.withLock { failure -> String? in
+            defer { failure = reason }
+            return failure
+        }
+        guard previous != reason else { return }
+        logger.error("token store writes fail; writes are refused with 503", metadata: ["reason": "\(reason)"])
+    }
+
+    /// Whether a second has passed since `health()` last tried a write (and records this one).
+    private func probeIsDue() -> Bool {
+        let now = ContinuousClock.now
+        return lastProbe.withLock { last -> Bool in
+            if let last, now - last < .seconds(1) { return false }
+            last = now
+            return true
+        }
+    }
+
+    /// Clears the write failure after a write committed; logs when writes work again.
+    private func noteWriteSucceeded() {
+        let previous = writeFailure.withLock { failure -> String? in
+            defer { failure = nil }
+            return failure
+        }
+        guard let previous else { return }
+        logger.notice("token store writes work again", metadata: ["failed_with": "\(previous)"])
     }
 
     /// Runs `body` in a read transaction on a reader connection (a consistent snapshot).

@@ -67,8 +67,8 @@ final class OutageStore: TokenStore {
         try await current.compact(now: now)
     }
 
-    func checkHealth() async throws {
-        try await current.checkHealth()
+    func health() async -> StoreHealth {
+        await current.health()
     }
 
     func close() async throws {
