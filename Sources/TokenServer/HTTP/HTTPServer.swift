@@ -16,8 +16,10 @@ import Synchronization
 ///
 /// Limits (see ``HTTPServerConfiguration``): 413 over `maxBodyBytes` (from `Content-Length`
 /// and from the bytes received), 431 over `maxHeaderBytes`, 400 for malformed HTTP, 404 and
-/// 405 with `Allow` from the router, idle connections closed after `idleTimeout`, and beyond
-/// `maxConnections` a new connection is answered 503 with `Retry-After: 1` and closed.
+/// 405 with `Allow` from the router, idle connections closed after `idleTimeout`, a head slower
+/// than `headerTimeout` or a body slower than `bodyTimeout` answered 408 and closed, and beyond
+/// a listener's connection cap a new connection is answered 503 with `Retry-After: 1` and
+/// closed. Each listener has its own cap, so clients of one cannot take another's room.
 public final class HTTPServer: Service, Sendable {
     private let listeners: [HTTPListener]
     private let configuration: HTTPServerConfiguration
@@ -55,7 +57,10 @@ public final class HTTPServer: Service, Sendable {
         self.logger = logger
         self.onReady = onReady
         self.metricsFactory = configuration.metricsFactory ?? MetricsSystem.factory
-        self.registry = ConnectionRegistry(limit: configuration.maxConnections, metricsFactory: metricsFactory)
+        self.registry = ConnectionRegistry(
+            limits: listeners.map { $0.maxConnections ?? configuration.maxConnections },
+            metricsFactory: metricsFactory
+        )
         if let threads = configuration.eventLoopThreads {
             self.group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, threads))
             self.ownsGroup = true
@@ -115,8 +120,8 @@ public final class HTTPServer: Service, Sendable {
     private func bindAll() async throws -> [Bound] {
         var bound: [Bound] = []
         do {
-            for listener in listeners {
-                bound.append(try await bind(listener))
+            for (index, listener) in listeners.enumerated() {
+                bound.append(try await bind(listener, index: index))
             }
         } catch {
             for listener in bound {
@@ -128,7 +133,7 @@ public final class HTTPServer: Service, Sendable {
         return bound
     }
 
-    private func bind(_ listener: HTTPListener) async throws -> Bound {
+    private func bind(_ listener: HTTPListener, index: Int) async throws -> Bound {
         let context = ListenerContext(
             router: listener.router,
             kind: listener.kind,
@@ -136,7 +141,11 @@ public final class HTTPServer: Service, Sendable {
             logger: logger,
             registry: registry,
             metricsFactory: metricsFactory,
-            addressDescription: listener.address.description
+            addressDescription: listener.address.description,
+            index: index,
+            maxConnections: listener.maxConnections ?? configuration.maxConnections,
+            refusals: IntervalLog(),
+            timeouts: IntervalLog()
         )
         let description = "\(listener.address) (\(listener.kind.rawValue))"
         switch listener.address {
@@ -220,25 +229,14 @@ public final class HTTPServer: Service, Sendable {
     private static func configureConnection(_ channel: any Channel, _ context: ListenerContext) throws {
         let pipeline = channel.pipeline.syncOperations
         let configuration = context.configuration
-        switch context.registry.admit(channel) {
+        switch context.registry.admit(channel, listener: context.index) {
         case .accepted:
             break
         case .overCapacity:
-            let registry = context.registry
-            switch registry.recordRefusal() {
-            case .log(let refused):
-                logRefusals(refused, context)
-            case .logAt(let deadline):
-                channel.eventLoop.scheduleTask(deadline: deadline) {
-                    let refused = registry.takeRefusals()
-                    if refused > 0 { logRefusals(refused, context) }
-                }
-            case .counted:
-                break
-            }
+            context.refusals.record(on: channel.eventLoop) { refused in logRefusals(refused, context) }
             HTTPMetrics.recordRefused(route: "over_capacity", status: 503, factory: context.metricsFactory)
             let refusal = HTTPError.unavailable(
-                "the server has reached its limit of \(configuration.maxConnections) connections; retry shortly"
+                "the server has reached its limit of \(context.maxConnections) connections; retry shortly"
             )
             try pipeline.addHandler(
                 ConnectionRejector(
@@ -262,8 +260,8 @@ public final class HTTPServer: Service, Sendable {
             "connections refused: the connection limit is reached",
             metadata: [
                 "refused": "\(refused)",
-                "interval": "\(context.registry.refusalLogInterval.nanoseconds / 1_000_000_000) s",
-                "limit": "\(context.configuration.maxConnections)",
+                "interval": "\(context.refusals.intervalSeconds) s",
+                "limit": "\(context.maxConnections)",
                 "listener": "\(context.addressDescription)",
             ]
         )
