@@ -129,6 +129,17 @@ struct Daemon {
     let logger: Logger
 
     func run() async throws {
+        let activated: [ActivatedSocket]
+        do {
+            activated = try SocketActivation.listenedSockets()
+        } catch {
+            throw StartFailure(description: "socket activation: \(error)")
+        }
+        // Before anything is opened or generated: the directories of the sockets bound here
+        // (systemd's own sockets are its business).
+        for path in socketPathsToBind(activated) {
+            if let problem = HTTPServer.socketDirectoryProblem(of: path) { throw StartFailure(description: problem) }
+        }
         let store: any TokenStore
         switch config.store {
         case .sqlite(let path):
@@ -182,7 +193,7 @@ struct Daemon {
         }
         let routes = TokenRoutes(service: service, registry: registry, accounts: accountRoutes, logger: logger)
 
-        let listeners = try makeListeners(routes)
+        let listeners = try makeListeners(routes, activated: activated)
         let notifier = self.notifier
         let logger = self.logger
         var serverConfiguration = HTTPServerConfiguration()
@@ -265,16 +276,17 @@ struct Daemon {
         }
     }
 
+    /// The Unix socket paths tokend binds itself: both without socket activation, the admin
+    /// socket when systemd passes only the API one.
+    func socketPathsToBind(_ activated: [ActivatedSocket]) -> [String] {
+        if activated.isEmpty { return [config.socketPath, config.adminSocketPath] }
+        return activated.contains(where: { $0.name == "admin" }) ? [] : [config.adminSocketPath]
+    }
+
     /// Socket-activated fds named `api` and `admin` when systemd passes them, else the
     /// configured paths; plus the optional TCP listener.
-    func makeListeners(_ routes: TokenRoutes) throws -> [HTTPListener] {
+    func makeListeners(_ routes: TokenRoutes, activated: [ActivatedSocket]) throws -> [HTTPListener] {
         var listeners: [HTTPListener] = []
-        let activated: [ActivatedSocket]
-        do {
-            activated = try SocketActivation.listenedSockets()
-        } catch {
-            throw StartFailure(description: "socket activation: \(error)")
-        }
         if activated.isEmpty {
             listeners.append(
                 HTTPListener(address: .unixPath(config.socketPath, mode: 0o660), kind: .api, router: routes.apiRouter())

@@ -1,3 +1,4 @@
+import CodedErrors
 import Glibc
 public import Logging
 import Metrics
@@ -43,6 +44,9 @@ public final class HTTPServer: Service, Sendable {
     private struct Bound {
         var channel: any Channel
         var description: String
+        /// The address clients use: the channel's own, except for a Unix socket bound under a
+        /// staging name.
+        var address: SocketAddress?
         var socketFile: (path: String, identity: FileIdentity?)?
     }
 
@@ -67,6 +71,20 @@ public final class HTTPServer: Service, Sendable {
         } else {
             self.group = MultiThreadedEventLoopGroup.singleton
             self.ownsGroup = false
+        }
+    }
+
+    /// Why `run()` would refuse the directory of a Unix socket path (group or others may write
+    /// it), or nil: for a daemon that wants to say so before it opens anything else. A missing
+    /// directory passes (`run()` creates it 0755).
+    public static func socketDirectoryProblem(of path: String) -> String? {
+        let directory = UnixSocketFile.parentDirectory(of: path)
+        guard access(directory, F_OK) == 0 else { return nil }
+        do {
+            try UnixSocketFile.checkDirectory(directory)
+            return nil
+        } catch {
+            return error.reason
         }
     }
 
@@ -96,7 +114,7 @@ public final class HTTPServer: Service, Sendable {
         precondition(!alreadyStarted, "HTTPServer.run() may be called only once")
 
         let bound = try await bindAll()
-        state.withLock { $0.addresses = bound.compactMap(\.channel.localAddress) }
+        state.withLock { $0.addresses = bound.compactMap(\.address) }
         for listener in bound {
             logger.info("listening", metadata: ["address": "\(listener.description)"])
         }
@@ -151,21 +169,30 @@ public final class HTTPServer: Service, Sendable {
         switch listener.address {
         case .unixPath(let path, let mode):
             try UnixSocketFile.prepare(path)
+            // Bound in a private directory, given its mode, then linked to its final name: never
+            // reachable with a wider mode than its final one (UnixSocketFile).
+            let staging = try UnixSocketFile.Staging(beside: path)
+            defer { staging.remove() }
             let channel: any Channel
             do {
-                channel = try await makeBootstrap(context, tcp: false).bind(unixDomainSocketPath: path).get()
+                channel = try await makeBootstrap(context, tcp: false).bind(unixDomainSocketPath: staging.socketPath)
+                    .get()
             } catch {
                 throw HTTPServerError.bindFailed("cannot listen on \(path): \(error)")
             }
-            let identity = UnixSocketFile.identity(of: path)
             do {
-                try UnixSocketFile.setMode(path, mode)
+                try staging.publish(as: path, mode: mode)
             } catch {
                 try? await channel.close()
-                UnixSocketFile.remove(path, ifStill: identity)
                 throw error
             }
-            return Bound(channel: channel, description: description, socketFile: (path, identity))
+            let identity = UnixSocketFile.identity(of: path)
+            return Bound(
+                channel: channel,
+                description: description,
+                address: try? SocketAddress(unixDomainSocketPath: path),
+                socketFile: (path, identity)
+            )
 
         case .descriptor(let fd):
             var info = stat()
@@ -175,7 +202,7 @@ public final class HTTPServer: Service, Sendable {
             let isTCP = Self.socketFamily(fd).map { $0 == AF_INET || $0 == AF_INET6 } ?? false
             do {
                 let channel = try await makeBootstrap(context, tcp: isTCP).withBoundSocket(fd).get()
-                return Bound(channel: channel, description: description, socketFile: nil)
+                return Bound(channel: channel, description: description, address: channel.localAddress, socketFile: nil)
             } catch {
                 throw HTTPServerError.invalidDescriptor("cannot listen on file descriptor \(fd): \(error)")
             }
@@ -183,7 +210,7 @@ public final class HTTPServer: Service, Sendable {
         case .tcp(let host, let port):
             do {
                 let channel = try await makeBootstrap(context, tcp: true).bind(host: host, port: port).get()
-                return Bound(channel: channel, description: description, socketFile: nil)
+                return Bound(channel: channel, description: description, address: channel.localAddress, socketFile: nil)
             } catch {
                 throw HTTPServerError.bindFailed("cannot listen on \(listener.address): \(error)")
             }
