@@ -77,7 +77,7 @@ run: deps
 	$(SWIFT) build --product tokend
 	$(SWIFT) build --product tokenctl
 	$(SWIFT) build --product jwt-inspect
-	@mkdir -p run var keys && chmod 700 var keys
+	@mkdir -p run var keys && chmod 700 var keys && chmod go-w run
 	@printf '%s\n' \
 	  "" \
 	  "tokend starts below: API socket ./run/tokend.sock, admin socket ./run/tokend-admin.sock," \

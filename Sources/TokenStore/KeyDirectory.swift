@@ -37,8 +37,10 @@ public struct KeyDirectory: Sendable {
     }
 
     /// The keyring and its private keys. An empty directory gives an empty keyring.
-    /// Refuses group- or world-readable key files, naming them.
+    /// Refuses group- or world-readable key files, and a directory that group or others may
+    /// write or others may read, naming them.
     public func load() throws -> (document: KeyringDocument, keys: [String: SigningKey]) {
+        try checkDirectory()
         guard KeyDirectory.exists(indexPath) else { return (KeyringDocument(keys: []), [:]) }
         try checkPrivate(indexPath)
         let document: KeyringDocument
@@ -98,6 +100,27 @@ public struct KeyDirectory: Sendable {
             }
         }
         try syncDirectory()
+    }
+
+    /// Refuses a key directory that group or others may write (they could swap a key file or
+    /// the keyring for their own) or others may read (they learn the kids, and a key file
+    /// created with a wider mode by mistake is theirs). A missing directory is not checked: it
+    /// is created 0700.
+    func checkDirectory() throws {
+        var info = stat()
+        guard stat(path, &info) == 0 else {
+            if errno == ENOENT { return }
+            throw Failure(description: "cannot inspect the key directory \(path): \(KeyDirectory.errorText())")
+        }
+        let mode = info.st_mode & 0o7777
+        let problems = [(0o004, "readable by others"), (0o020, "writable by group"), (0o002, "writable by others")]
+            .filter { mode & $0.0 != 0 }.map(\.1)
+        if !problems.isEmpty {
+            throw Failure(
+                description:
+                    "the key directory \(path) is \(problems.joined(separator: " and ")) (mode \(String(mode, radix: 8))); run: chmod 700 \(path)"
+            )
+        }
     }
 
     /// Refuses a file that group or others may read or write.

@@ -134,6 +134,17 @@ struct Daemon {
     let logger: Logger
 
     func run() async throws {
+        let activated: [ActivatedSocket]
+        do {
+            activated = try SocketActivation.listenedSockets()
+        } catch {
+            throw StartFailure(description: "socket activation: \(error)")
+        }
+        // Before anything is opened or generated: the directories of the sockets bound here
+        // (systemd's own sockets are its business).
+        for path in socketPathsToBind(activated) {
+            if let problem = HTTPServer.socketDirectoryProblem(of: path) { throw StartFailure(description: problem) }
+        }
         let store: any TokenStore
         switch config.store {
         case .sqlite(let path):
@@ -191,13 +202,17 @@ struct Daemon {
         }
         let routes = TokenRoutes(service: service, registry: registry, accounts: accountRoutes, logger: logger)
 
-        let listeners = try makeListeners(routes)
+        let listeners = try makeListeners(routes, activated: activated)
         let notifier = self.notifier
         let logger = self.logger
         var serverConfiguration = HTTPServerConfiguration()
         serverConfiguration.errorRenderer = { error, path in AccountRoutes.renderError(error, path: path) }
         // One event loop per CPU the daemon may run on (systemd's CPUAffinity=, taskset).
         serverConfiguration.eventLoopThreads = CPUAffinity.allowedCount
+        serverConfiguration.headerTimeout = config.headerTimeout
+        serverConfiguration.bodyTimeout = config.bodyTimeout
+        serverConfiguration.maxConnections = config.maxConnections
+        raiseDescriptorLimit(for: listeners)
         let server = HTTPServer(
             listeners: listeners,
             configuration: serverConfiguration,
@@ -243,16 +258,44 @@ struct Daemon {
         logger.notice("tokend stopped")
     }
 
+    /// Connection caps are only worth their name while descriptors remain: at the soft
+    /// `RLIMIT_NOFILE` (often 1024) `accept` fails on every listener, the admin socket's
+    /// included. The soft limit is raised to the hard one (systemd's advice for daemons), and a
+    /// limit still below the caps is logged.
+    func raiseDescriptorLimit(for listeners: [HTTPListener]) {
+        var limit = rlimit()
+        let resource = __rlimit_resource_t(RLIMIT_NOFILE.rawValue)
+        guard getrlimit(resource, &limit) == 0 else { return }
+        if limit.rlim_cur < limit.rlim_max {
+            var raised = limit
+            raised.rlim_cur = limit.rlim_max
+            if setrlimit(resource, &raised) == 0 { limit = raised }
+        }
+        let caps = listeners.reduce(0) { $0 + ($1.maxConnections ?? config.maxConnections) }
+        // Room for the store, the key directory, the journal and the listeners themselves.
+        let needed = caps + 64
+        if limit.rlim_cur != rlim_t.max, limit.rlim_cur < rlim_t(needed) {
+            logger.warning(
+                "the open file limit is below the connection caps; the admin socket may not accept when it is reached",
+                metadata: [
+                    "limit": "\(limit.rlim_cur)", "connection_caps": "\(caps)",
+                    "fix": "raise LimitNOFILE= (ulimit -n) to at least \(needed), or lower TOKEND_MAX_CONNECTIONS",
+                ]
+            )
+        }
+    }
+
+    /// The Unix socket paths tokend binds itself: both without socket activation, the admin
+    /// socket when systemd passes only the API one.
+    func socketPathsToBind(_ activated: [ActivatedSocket]) -> [String] {
+        if activated.isEmpty { return [config.socketPath, config.adminSocketPath] }
+        return activated.contains(where: { $0.name == "admin" }) ? [] : [config.adminSocketPath]
+    }
+
     /// Socket-activated fds named `api` and `admin` when systemd passes them, else the
     /// configured paths; plus the optional TCP listener.
-    func makeListeners(_ routes: TokenRoutes) throws -> [HTTPListener] {
+    func makeListeners(_ routes: TokenRoutes, activated: [ActivatedSocket]) throws -> [HTTPListener] {
         var listeners: [HTTPListener] = []
-        let activated: [ActivatedSocket]
-        do {
-            activated = try SocketActivation.listenedSockets()
-        } catch {
-            throw StartFailure(description: "socket activation: \(error)")
-        }
         if activated.isEmpty {
             listeners.append(
                 HTTPListener(address: .unixPath(config.socketPath, mode: 0o660), kind: .api, router: routes.apiRouter())
@@ -261,7 +304,8 @@ struct Daemon {
                 HTTPListener(
                     address: .unixPath(config.adminSocketPath, mode: 0o600),
                     kind: .admin,
-                    router: routes.adminRouter()
+                    router: routes.adminRouter(),
+                    maxConnections: config.adminMaxConnections
                 )
             )
         } else {
@@ -273,7 +317,12 @@ struct Daemon {
                     )
                 case "admin":
                     listeners.append(
-                        HTTPListener(address: .descriptor(socket.fd), kind: .admin, router: routes.adminRouter())
+                        HTTPListener(
+                            address: .descriptor(socket.fd),
+                            kind: .admin,
+                            router: routes.adminRouter(),
+                            maxConnections: config.adminMaxConnections
+                        )
                     )
                 default:
                     throw StartFailure(
@@ -287,7 +336,8 @@ struct Daemon {
                     HTTPListener(
                         address: .unixPath(config.adminSocketPath, mode: 0o600),
                         kind: .admin,
-                        router: routes.adminRouter()
+                        router: routes.adminRouter(),
+                        maxConnections: config.adminMaxConnections
                     )
                 )
             }

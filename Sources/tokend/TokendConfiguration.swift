@@ -29,6 +29,14 @@ struct TokendConfiguration: Sendable {
     var accounts = AccountConfiguration()
     var hashWorkers: Int?
     var hashQueue = 64
+    /// A request head must be whole this long after its first byte (after the accept for a
+    /// connection's first request), its body this long after the head.
+    var headerTimeout = Duration.seconds(10)
+    var bodyTimeout = Duration.seconds(10)
+    /// Connections each API listener (the API socket, the TCP listener) may have open.
+    var maxConnections = 1024
+    /// Connections the admin socket may have open: its own room, which API clients never take.
+    var adminMaxConnections = 64
 
     /// Reads `source` (variable → value): the environment with flags laid over it.
     init(_ source: [String: String]) throws {
@@ -154,6 +162,16 @@ struct TokendConfiguration: Sendable {
         ) {
             hashQueue = n
         }
+        let deadline = "a duration from 1s to 1h, like 10s or 1m"
+        func deadlineSeconds(_ text: String) -> Int64? {
+            DurationText.parse(text).flatMap { (1...3600).contains($0) ? $0 : nil }
+        }
+        if let s = check("TOKEND_HEADER_TIMEOUT", deadline, deadlineSeconds) { headerTimeout = .seconds(s) }
+        if let s = check("TOKEND_BODY_TIMEOUT", deadline, deadlineSeconds) { bodyTimeout = .seconds(s) }
+        let connections = "a whole number from 1 to 1048576"
+        func connectionCount(_ text: String) -> Int? { Int(text).flatMap { (1...1_048_576).contains($0) ? $0 : nil } }
+        if let n = check("TOKEND_MAX_CONNECTIONS", connections, connectionCount) { maxConnections = n }
+        if let n = check("TOKEND_ADMIN_MAX_CONNECTIONS", connections, connectionCount) { adminMaxConnections = n }
         if socketPath == adminSocketPath {
             problems.append(
                 "TOKEND_SOCKET and TOKEND_ADMIN_SOCKET must differ: the admin routes live only on the admin socket"

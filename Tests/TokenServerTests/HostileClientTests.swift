@@ -117,20 +117,16 @@ struct HostileClientTests {
 
     @Test("the refusal count: the first at once, then one line per interval with the count since the last")
     func refusalCount() {
-        let registry = ConnectionRegistry(
-            limit: 1,
-            metricsFactory: RecordingMetrics(),
-            refusalLogInterval: .seconds(10)
-        )
+        let log = IntervalLog(interval: .seconds(10))
         let start = NIODeadline.uptimeNanoseconds(1_000_000_000)
-        #expect(registry.recordRefusal(now: start) == .log(refused: 1))
-        #expect(registry.recordRefusal(now: start + .seconds(1)) == .logAt(start + .seconds(10)))
+        #expect(log.record(now: start) == .log(count: 1))
+        #expect(log.record(now: start + .seconds(1)) == .logAt(start + .seconds(10)))
         for second in 2..<9 {
-            #expect(registry.recordRefusal(now: start + .seconds(Int64(second))) == .counted)
+            #expect(log.record(now: start + .seconds(Int64(second))) == .counted)
         }
-        #expect(registry.takeRefusals(now: start + .seconds(10)) == 8)
-        #expect(registry.takeRefusals(now: start + .seconds(10)) == 0)
+        #expect(log.take(now: start + .seconds(10)) == 8)
+        #expect(log.take(now: start + .seconds(10)) == 0)
         // A quiet interval later, the next refusal is logged at once.
-        #expect(registry.recordRefusal(now: start + .seconds(25)) == .log(refused: 1))
+        #expect(log.record(now: start + .seconds(25)) == .log(count: 1))
     }
 }

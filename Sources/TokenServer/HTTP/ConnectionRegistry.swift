@@ -2,8 +2,8 @@ import Metrics
 import NIOCore
 import Synchronization
 
-/// The open connections of one server, across its event loops: enforces the connection cap,
-/// feeds the `tokend_http_connections` gauge, and drives the drain at shutdown.
+/// The open connections of one server, across its event loops: enforces each listener's
+/// connection cap, feeds the `tokend_http_connections` gauge, and drives the drain at shutdown.
 final class ConnectionRegistry: Sendable {
     enum Admission {
         case accepted
@@ -12,76 +12,42 @@ final class ConnectionRegistry: Sendable {
     }
 
     private struct State {
-        var channels: [ObjectIdentifier: any Channel] = [:]
+        /// Every open connection and the index of the listener that accepted it.
+        var channels: [ObjectIdentifier: (channel: any Channel, listener: Int)] = [:]
+        /// Open connections per listener.
+        var open: [Int]
         var waiters: [CheckedContinuation<Void, Never>] = []
         var quiescing = false
     }
 
-    /// What to do about the log line of a connection refused at the cap.
-    enum RefusalReport: Equatable {
-        /// Write the line now: this many connections were refused since the last one.
-        case log(refused: Int)
-        /// Counted; a line is due at this deadline (schedule `takeRefusals` for it).
-        case logAt(NIODeadline)
-        /// Counted; a line is already scheduled.
-        case counted
-    }
-
-    /// Refusals at the cap not logged yet, and when the last line was written.
-    private struct RefusalLog {
-        var unlogged = 0
-        var lastLine: NIODeadline?
-        var lineScheduled = false
-    }
-
-    private let state = Mutex(State())
-    private let refusals = Mutex(RefusalLog())
-    private let limit: Int
+    private let state: Mutex<State>
+    /// The cap of each listener, by listener index.
+    private let limits: [Int]
     private let gauge: Gauge
-    /// At most one log line of refused connections per interval, however many are refused.
-    let refusalLogInterval: TimeAmount
 
-    init(limit: Int, metricsFactory: any MetricsFactory, refusalLogInterval: TimeAmount = .seconds(10)) {
-        self.limit = limit
+    /// `limits`: the connection cap of each listener, in listener order. Each listener has its
+    /// own: connections of one never take the room of another (the admin socket stays usable
+    /// while API clients hold every API slot).
+    init(limits: [Int], metricsFactory: any MetricsFactory) {
+        self.limits = limits
+        self.state = Mutex(State(open: Array(repeating: 0, count: limits.count)))
         self.gauge = Gauge(label: HTTPMetrics.connectionsLabel, factory: metricsFactory)
-        self.refusalLogInterval = refusalLogInterval
     }
 
-    /// Counts a connection refused at the cap: the first after a quiet interval is logged at
-    /// once, the ones after it together once the interval has passed (a flood of refused
-    /// connections must not become a flood of log lines).
-    func recordRefusal(now: NIODeadline = .now()) -> RefusalReport {
-        refusals.withLock { log in
-            log.unlogged += 1
-            if let last = log.lastLine, now < last + refusalLogInterval {
-                if log.lineScheduled { return .counted }
-                log.lineScheduled = true
-                return .logAt(last + refusalLogInterval)
-            }
-            defer { log.unlogged = 0 }
-            log.lastLine = now
-            return .log(refused: log.unlogged)
-        }
-    }
-
-    /// The refusals counted since the last line, for the line scheduled by `recordRefusal`.
-    func takeRefusals(now: NIODeadline = .now()) -> Int {
-        refusals.withLock { log in
-            defer { log.unlogged = 0 }
-            log.lineScheduled = false
-            if log.unlogged > 0 { log.lastLine = now }
-            return log.unlogged
-        }
-    }
-
+    /// Open connections across all listeners.
     var count: Int { state.withLock { $0.channels.count } }
 
-    /// Admits a new connection unless the cap is reached or the server is shutting down.
-    func admit(_ channel: any Channel) -> Admission {
+    /// Open connections of one listener.
+    func count(listener: Int) -> Int { state.withLock { $0.open[listener] } }
+
+    /// Admits a new connection of listener `listener` unless its cap is reached or the server
+    /// is shutting down.
+    func admit(_ channel: any Channel, listener: Int) -> Admission {
         let (admission, count) = state.withLock { state -> (Admission, Int) in
             if state.quiescing { return (.shuttingDown, state.channels.count) }
-            if state.channels.count >= limit { return (.overCapacity, state.channels.count) }
-            state.channels[ObjectIdentifier(channel)] = channel
+            if state.open[listener] >= limits[listener] { return (.overCapacity, state.channels.count) }
+            state.channels[ObjectIdentifier(channel)] = (channel, listener)
+            state.open[listener] += 1
             return (.accepted, state.channels.count)
         }
         if admission == .accepted { gauge.record(count) }
@@ -90,7 +56,9 @@ final class ConnectionRegistry: Sendable {
 
     func remove(_ channel: any Channel) {
         let (waiters, count) = state.withLock { state -> ([CheckedContinuation<Void, Never>], Int) in
-            state.channels[ObjectIdentifier(channel)] = nil
+            if let removed = state.channels.removeValue(forKey: ObjectIdentifier(channel)) {
+                state.open[removed.listener] -= 1
+            }
             guard state.channels.isEmpty else { return ([], state.channels.count) }
             defer { state.waiters = [] }
             return (state.waiters, 0)
@@ -104,7 +72,7 @@ final class ConnectionRegistry: Sendable {
     func quiesce() {
         let channels = state.withLock { state in
             state.quiescing = true
-            return Array(state.channels.values)
+            return state.channels.values.map(\.channel)
         }
         for channel in channels {
             channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
@@ -113,7 +81,7 @@ final class ConnectionRegistry: Sendable {
 
     /// Closes every open connection now.
     func closeAll() {
-        let channels = state.withLock { Array($0.channels.values) }
+        let channels = state.withLock { $0.channels.values.map(\.channel) }
         for channel in channels { channel.close(promise: nil) }
     }
 

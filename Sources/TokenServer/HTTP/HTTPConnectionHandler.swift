@@ -11,6 +11,13 @@ import NIOCore
 /// responses to one read are flushed together, and each request gets one log line and its
 /// metrics. All state lives on the connection's event loop.
 ///
+/// Deadlines: a request head must be complete `headerTimeout` after its first byte (a new
+/// connection's first head, after the accept), and its body `bodyTimeout` after the head,
+/// however the bytes trickle in; a slower request is answered 408 and the connection closed.
+/// Between requests the idle timeout counts from the last answer, and bytes of an unfinished
+/// request do not extend it. So a slow client holds a slot for a bounded time, whatever it
+/// sends.
+///
 /// Backpressure: while the channel is not writable (the client does not read its answers and
 /// the outbound buffer is over its high water mark), pipelined requests wait in the parser and
 /// no `read` is issued, so what the client sends next waits in the kernel and then in the
@@ -46,8 +53,19 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         var start: NIODeadline
     }
 
+    /// What the connection waits for from the client, and so which deadline applies.
+    private enum Awaiting {
+        /// Nothing: between requests (the idle timeout applies), or a handler is running.
+        case nothing
+        /// The rest of a request head.
+        case head
+        /// The rest of a request body.
+        case body
+    }
+
     private static let unmatchedRoute = "unmatched"
     private static let invalidRoute = "invalid"
+    private static let timeoutRoute = "timeout"
 
     private let listener: ListenerContext
     private var parser: HTTPRequestParser
@@ -77,6 +95,16 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     /// The last read or answer; the idle timer closes the connection `idleTimeout` after it.
     private var lastActivity = NIODeadline.now()
     private var idleTimer: Scheduled<Void>?
+    /// The part of a request being waited for, and when it must have arrived.
+    private var awaiting = Awaiting.nothing
+    private var requestDeadline: NIODeadline?
+    private var deadlineTimer: Scheduled<Void>?
+    private var deadlineTimerAt: NIODeadline?
+    /// Bytes arrived since the last whole request was taken (empty lines before a request
+    /// line leave nothing in the parser, but still start the head's clock).
+    private var bytesSinceRequest = false
+    /// No request was taken yet: the first head's clock runs from the accept.
+    private var firstRequest = true
 
     init(listener: ListenerContext, allocator: ByteBufferAllocator = ByteBufferAllocator()) {
         self.listener = listener
@@ -95,12 +123,14 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         if context.channel.isActive {
             readPeerCredentials(context: context)
             scheduleIdleCheck(context: context)
+            startFirstHeadClock(context: context)
         }
     }
 
     func channelActive(context: ChannelHandlerContext) {
         readPeerCredentials(context: context)
         scheduleIdleCheck(context: context)
+        startFirstHeadClock(context: context)
         context.fireChannelActive()
     }
 
@@ -112,6 +142,8 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         lingerTimer = nil
         idleTimer?.cancel()
         idleTimer = nil
+        deadlineTimer?.cancel()
+        deadlineTimer = nil
         // An async handler still running is left to finish its work (it may be writing to the
         // store); its answer is dropped.
         asyncTask = nil
@@ -138,6 +170,9 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         switch phase {
         case .closed where !context.channel.isActive:
             return
+        case .idle where awaiting != .nothing:
+            // A request is on its way: its head or body deadline governs, not the idle timeout.
+            armIdleTimer(context: context, at: NIODeadline.now() + timeout)
         case .idle, .discarding, .closed:
             // .closed with the channel still open: an answer that ends the connection could not
             // be written (the client stopped reading); the idle timeout ends it.
@@ -204,6 +239,7 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
             break
         }
         lastActivity = .now()
+        bytesSinceRequest = true
         var bytes = unwrapInboundIn(data)
         parser.append(&bytes)
         if case .idle = phase { processRequests(context: context) }
@@ -259,6 +295,11 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
                 )
                 refuse(context: context, refusal, info: info, uri: target)
             case .request(let request):
+                // The request is whole: its deadline is met, the next one's clock starts later.
+                firstRequest = false
+                bytesSinceRequest = false
+                awaiting = .nothing
+                requestDeadline = nil
                 handle(context: context, request)
             }
             // A batch of answers goes out before it grows further, so that the channel can
@@ -269,6 +310,114 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         }
         flushIfNeeded(context: context)
         if inputClosed, writable, case .idle = phase { endAfterInput(context: context) }
+        updateRequestDeadline(context: context)
+    }
+
+    // MARK: Request deadlines
+
+    /// A new connection's first request head is due `headerTimeout` after the accept.
+    private func startFirstHeadClock(context: ChannelHandlerContext) {
+        guard firstRequest, case .nothing = awaiting else { return }
+        awaiting = .head
+        requestDeadline = NIODeadline.now() + TimeAmount(listener.configuration.headerTimeout)
+        armDeadlineTimer(context: context)
+    }
+
+    /// After the requests of a read were taken: starts the head's clock when bytes of a new
+    /// request arrived (or were left over from a pipelined read, at the end of the answer
+    /// before it), the body's when its head is complete, and stops it between requests.
+    /// Nothing changes (and no clock is read) on the common path of whole requests.
+    private func updateRequestDeadline(context: ChannelHandlerContext) {
+        guard case .idle = phase, writable else { return }
+        let next: Awaiting
+        if parser.isReadingBody {
+            next = .body
+        } else if bytesSinceRequest || parser.hasPartialRequest || firstRequest {
+            next = .head
+        } else {
+            next = .nothing
+        }
+        guard next != awaiting else { return }
+        awaiting = next
+        let configuration = listener.configuration
+        switch next {
+        case .nothing:
+            requestDeadline = nil
+        case .head:
+            requestDeadline = NIODeadline.now() + TimeAmount(configuration.headerTimeout)
+            armDeadlineTimer(context: context)
+        case .body:
+            requestDeadline = NIODeadline.now() + TimeAmount(configuration.bodyTimeout)
+            armDeadlineTimer(context: context)
+        }
+    }
+
+    /// Makes sure a timer fires at the request deadline (or before it, then it looks again).
+    private func armDeadlineTimer(context: ChannelHandlerContext) {
+        guard let due = requestDeadline else { return }
+        if deadlineTimer != nil, let armed = deadlineTimerAt, armed <= due { return }
+        deadlineTimer?.cancel()
+        deadlineTimerAt = due
+        deadlineTimer = context.eventLoop.assumeIsolated().scheduleTask(deadline: due) {
+            self.deadlineCheck(context: context)
+        }
+    }
+
+    private func deadlineCheck(context: ChannelHandlerContext) {
+        deadlineTimer = nil
+        deadlineTimerAt = nil
+        guard let due = requestDeadline, case .idle = phase else { return }
+        guard writable else {
+            // The client does not take its answers, so its next request is not read either:
+            // the idle timeout governs, and the clock starts again once answers flow.
+            awaiting = .nothing
+            requestDeadline = nil
+            return
+        }
+        if NIODeadline.now() < due {
+            armDeadlineTimer(context: context)
+            return
+        }
+        requestTimedOut(context: context)
+    }
+
+    /// The head or body did not arrive in time: 408, then the connection ends.
+    private func requestTimedOut(context: ChannelHandlerContext) {
+        let configuration = listener.configuration
+        let (part, limit) =
+            awaiting == .body
+            ? ("body", configuration.bodyTimeout.components.seconds)
+            : ("head", configuration.headerTimeout.components.seconds)
+        awaiting = .nothing
+        requestDeadline = nil
+        let listener = self.listener
+        listener.timeouts.record(on: context.eventLoop) { closed in
+            listener.logger.warning(
+                "closed slow connections: a request head or body did not arrive within its deadline",
+                metadata: [
+                    "closed": "\(closed)",
+                    "interval": "\(listener.timeouts.intervalSeconds) s",
+                    "header_timeout": "\(configuration.headerTimeout.components.seconds) s",
+                    "body_timeout": "\(configuration.bodyTimeout.components.seconds) s",
+                    "listener": "\(listener.addressDescription)",
+                ]
+            )
+        }
+        let info = RequestInfo(
+            method: "-",
+            minorVersion: 1,
+            keepAlive: false,
+            isHead: false,
+            route: Self.timeoutRoute,
+            start: lastActivity
+        )
+        // Every answer before it was written in full (the channel is writable and nothing is
+        // pending), so the 408 cannot be mistaken for the answer to an earlier request.
+        refuse(
+            context: context,
+            .requestTimeout("the request \(part) did not arrive within \(limit) s"),
+            info: info
+        )
     }
 
     /// Answers are written once this many bytes of them are waiting, even within one read:

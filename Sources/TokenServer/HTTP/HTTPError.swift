@@ -84,6 +84,11 @@ extension HTTPError {
         )
     }
 
+    /// 408 `request_timeout`: a request head or body did not arrive within its deadline.
+    public static func requestTimeout(_ description: String) -> HTTPError {
+        HTTPError(status: 408, error: "request_timeout", description: description)
+    }
+
     /// 503 `temporarily_unavailable` with `Retry-After`.
     public static func unavailable(_ description: String, retryAfterSeconds: Int = 1) -> HTTPError {
         HTTPError(

@@ -69,6 +69,9 @@ struct HTTPRequestParser {
     /// Whether bytes of an unfinished request are buffered.
     var hasPartialRequest: Bool { pending != nil || buffer.readableBytes > 0 }
 
+    /// Whether a whole head was read and its body has not all arrived.
+    var isReadingBody: Bool { pending != nil }
+
     mutating func append(_ bytes: inout ByteBuffer) {
         guard !failed else { return }
         if buffer.readableBytes == 0 {

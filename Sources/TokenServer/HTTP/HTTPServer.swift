@@ -1,3 +1,4 @@
+import CodedErrors
 import Glibc
 public import Logging
 import Metrics
@@ -16,8 +17,10 @@ import Synchronization
 ///
 /// Limits (see ``HTTPServerConfiguration``): 413 over `maxBodyBytes` (from `Content-Length`
 /// and from the bytes received), 431 over `maxHeaderBytes`, 400 for malformed HTTP, 404 and
-/// 405 with `Allow` from the router, idle connections closed after `idleTimeout`, and beyond
-/// `maxConnections` a new connection is answered 503 with `Retry-After: 1` and closed.
+/// 405 with `Allow` from the router, idle connections closed after `idleTimeout`, a head slower
+/// than `headerTimeout` or a body slower than `bodyTimeout` answered 408 and closed, and beyond
+/// a listener's connection cap a new connection is answered 503 with `Retry-After: 1` and
+/// closed. Each listener has its own cap, so clients of one cannot take another's room.
 public final class HTTPServer: Service, Sendable {
     private let listeners: [HTTPListener]
     private let configuration: HTTPServerConfiguration
@@ -41,6 +44,9 @@ public final class HTTPServer: Service, Sendable {
     private struct Bound {
         var channel: any Channel
         var description: String
+        /// The address clients use: the channel's own, except for a Unix socket bound under a
+        /// staging name.
+        var address: SocketAddress?
         var socketFile: (path: String, identity: FileIdentity?)?
     }
 
@@ -55,13 +61,30 @@ public final class HTTPServer: Service, Sendable {
         self.logger = logger
         self.onReady = onReady
         self.metricsFactory = configuration.metricsFactory ?? MetricsSystem.factory
-        self.registry = ConnectionRegistry(limit: configuration.maxConnections, metricsFactory: metricsFactory)
+        self.registry = ConnectionRegistry(
+            limits: listeners.map { $0.maxConnections ?? configuration.maxConnections },
+            metricsFactory: metricsFactory
+        )
         if let threads = configuration.eventLoopThreads {
             self.group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, threads))
             self.ownsGroup = true
         } else {
             self.group = MultiThreadedEventLoopGroup.singleton
             self.ownsGroup = false
+        }
+    }
+
+    /// Why `run()` would refuse the directory of a Unix socket path (group or others may write
+    /// it), or nil: for a daemon that wants to say so before it opens anything else. A missing
+    /// directory passes (`run()` creates it 0755).
+    public static func socketDirectoryProblem(of path: String) -> String? {
+        let directory = UnixSocketFile.parentDirectory(of: path)
+        guard access(directory, F_OK) == 0 else { return nil }
+        do {
+            try UnixSocketFile.checkDirectory(directory)
+            return nil
+        } catch {
+            return error.reason
         }
     }
 
@@ -91,7 +114,7 @@ public final class HTTPServer: Service, Sendable {
         precondition(!alreadyStarted, "HTTPServer.run() may be called only once")
 
         let bound = try await bindAll()
-        state.withLock { $0.addresses = bound.compactMap(\.channel.localAddress) }
+        state.withLock { $0.addresses = bound.compactMap(\.address) }
         for listener in bound {
             logger.info("listening", metadata: ["address": "\(listener.description)"])
         }
@@ -115,8 +138,8 @@ public final class HTTPServer: Service, Sendable {
     private func bindAll() async throws -> [Bound] {
         var bound: [Bound] = []
         do {
-            for listener in listeners {
-                bound.append(try await bind(listener))
+            for (index, listener) in listeners.enumerated() {
+                bound.append(try await bind(listener, index: index))
             }
         } catch {
             for listener in bound {
@@ -128,7 +151,7 @@ public final class HTTPServer: Service, Sendable {
         return bound
     }
 
-    private func bind(_ listener: HTTPListener) async throws -> Bound {
+    private func bind(_ listener: HTTPListener, index: Int) async throws -> Bound {
         let context = ListenerContext(
             router: listener.router,
             kind: listener.kind,
@@ -136,27 +159,40 @@ public final class HTTPServer: Service, Sendable {
             logger: logger,
             registry: registry,
             metricsFactory: metricsFactory,
-            addressDescription: listener.address.description
+            addressDescription: listener.address.description,
+            index: index,
+            maxConnections: listener.maxConnections ?? configuration.maxConnections,
+            refusals: IntervalLog(),
+            timeouts: IntervalLog()
         )
         let description = "\(listener.address) (\(listener.kind.rawValue))"
         switch listener.address {
         case .unixPath(let path, let mode):
             try UnixSocketFile.prepare(path)
+            // Bound in a private directory, given its mode, then linked to its final name: never
+            // reachable with a wider mode than its final one (UnixSocketFile).
+            let staging = try UnixSocketFile.Staging(beside: path)
+            defer { staging.remove() }
             let channel: any Channel
             do {
-                channel = try await makeBootstrap(context, tcp: false).bind(unixDomainSocketPath: path).get()
+                channel = try await makeBootstrap(context, tcp: false).bind(unixDomainSocketPath: staging.socketPath)
+                    .get()
             } catch {
                 throw HTTPServerError.bindFailed("cannot listen on \(path): \(error)")
             }
-            let identity = UnixSocketFile.identity(of: path)
             do {
-                try UnixSocketFile.setMode(path, mode)
+                try staging.publish(as: path, mode: mode)
             } catch {
                 try? await channel.close()
-                UnixSocketFile.remove(path, ifStill: identity)
                 throw error
             }
-            return Bound(channel: channel, description: description, socketFile: (path, identity))
+            let identity = UnixSocketFile.identity(of: path)
+            return Bound(
+                channel: channel,
+                description: description,
+                address: try? SocketAddress(unixDomainSocketPath: path),
+                socketFile: (path, identity)
+            )
 
         case .descriptor(let fd):
             var info = stat()
@@ -166,7 +202,7 @@ public final class HTTPServer: Service, Sendable {
             let isTCP = Self.socketFamily(fd).map { $0 == AF_INET || $0 == AF_INET6 } ?? false
             do {
                 let channel = try await makeBootstrap(context, tcp: isTCP).withBoundSocket(fd).get()
-                return Bound(channel: channel, description: description, socketFile: nil)
+                return Bound(channel: channel, description: description, address: channel.localAddress, socketFile: nil)
             } catch {
                 throw HTTPServerError.invalidDescriptor("cannot listen on file descriptor \(fd): \(error)")
             }
@@ -174,7 +210,7 @@ public final class HTTPServer: Service, Sendable {
         case .tcp(let host, let port):
             do {
                 let channel = try await makeBootstrap(context, tcp: true).bind(host: host, port: port).get()
-                return Bound(channel: channel, description: description, socketFile: nil)
+                return Bound(channel: channel, description: description, address: channel.localAddress, socketFile: nil)
             } catch {
                 throw HTTPServerError.bindFailed("cannot listen on \(listener.address): \(error)")
             }
@@ -220,25 +256,14 @@ public final class HTTPServer: Service, Sendable {
     private static func configureConnection(_ channel: any Channel, _ context: ListenerContext) throws {
         let pipeline = channel.pipeline.syncOperations
         let configuration = context.configuration
-        switch context.registry.admit(channel) {
+        switch context.registry.admit(channel, listener: context.index) {
         case .accepted:
             break
         case .overCapacity:
-            let registry = context.registry
-            switch registry.recordRefusal() {
-            case .log(let refused):
-                logRefusals(refused, context)
-            case .logAt(let deadline):
-                channel.eventLoop.scheduleTask(deadline: deadline) {
-                    let refused = registry.takeRefusals()
-                    if refused > 0 { logRefusals(refused, context) }
-                }
-            case .counted:
-                break
-            }
+            context.refusals.record(on: channel.eventLoop) { refused in logRefusals(refused, context) }
             HTTPMetrics.recordRefused(route: "over_capacity", status: 503, factory: context.metricsFactory)
             let refusal = HTTPError.unavailable(
-                "the server has reached its limit of \(configuration.maxConnections) connections; retry shortly"
+                "the server has reached its limit of \(context.maxConnections) connections; retry shortly"
             )
             try pipeline.addHandler(
                 ConnectionRejector(
@@ -262,8 +287,8 @@ public final class HTTPServer: Service, Sendable {
             "connections refused: the connection limit is reached",
             metadata: [
                 "refused": "\(refused)",
-                "interval": "\(context.registry.refusalLogInterval.nanoseconds / 1_000_000_000) s",
-                "limit": "\(context.configuration.maxConnections)",
+                "interval": "\(context.refusals.intervalSeconds) s",
+                "limit": "\(context.maxConnections)",
                 "listener": "\(context.addressDescription)",
             ]
         )

@@ -9,15 +9,26 @@ public struct HTTPServerConfiguration: Sendable {
     /// Largest request head (request line and header lines) accepted; beyond it the answer is
     /// 431 and the connection closes.
     public var maxHeaderBytes: Int
-    /// A connection with no traffic for this long and no request in progress is closed.
+    /// A connection with no request in progress is closed this long after its last answer (or
+    /// its accept). Bytes of an unfinished request do not extend it: the head and body
+    /// deadlines govern those.
     public var idleTimeout: Duration
+    /// A request head (request line and header fields) must be complete this long after its
+    /// first byte arrived; a new connection's first head, this long after the accept. However
+    /// the bytes trickle in, a slower head is answered 408 and the connection closed.
+    public var headerTimeout: Duration
+    /// A request body must be complete this long after its head: a slower body (one that stops
+    /// arriving, or trickles) is answered 408 and the connection closed.
+    public var bodyTimeout: Duration
     /// An asynchronous handler that has not answered after this long gets a 503.
     public var requestTimeout: Duration
     /// On graceful shutdown, how long in-flight requests may take before their connections
     /// are closed.
     public var drainTimeout: Duration
-    /// Open connections allowed across all listeners. Beyond it, a new connection gets a 503
-    /// with `Retry-After: 1` and `Connection: close`, and is closed.
+    /// Open connections allowed on each listener that does not set its own cap
+    /// (``HTTPListener/maxConnections``); every listener counts only its own connections.
+    /// Beyond it, a new connection gets a 503 with `Retry-After: 1` and `Connection: close`,
+    /// and is closed.
     public var maxConnections: Int
     /// After an error that ends a connection (413, 431, 400, over capacity) the server stops
     /// writing and discards what the client still sends for at most this long, so the client
@@ -40,6 +51,8 @@ public struct HTTPServerConfiguration: Sendable {
         maxBodyBytes: Int = 65536,
         maxHeaderBytes: Int = 16384,
         idleTimeout: Duration = .seconds(60),
+        headerTimeout: Duration = .seconds(10),
+        bodyTimeout: Duration = .seconds(10),
         requestTimeout: Duration = .seconds(30),
         drainTimeout: Duration = .seconds(10),
         maxConnections: Int = 1024,
@@ -50,6 +63,8 @@ public struct HTTPServerConfiguration: Sendable {
         self.maxBodyBytes = maxBodyBytes
         self.maxHeaderBytes = maxHeaderBytes
         self.idleTimeout = idleTimeout
+        self.headerTimeout = headerTimeout
+        self.bodyTimeout = bodyTimeout
         self.requestTimeout = requestTimeout
         self.drainTimeout = drainTimeout
         self.maxConnections = maxConnections
@@ -84,10 +99,13 @@ public struct HTTPListener: Sendable {
     public var address: Address
     public var kind: ListenerKind
     public var router: Router
+    /// This listener's connection cap; nil: ``HTTPServerConfiguration/maxConnections``.
+    public var maxConnections: Int?
 
-    public init(address: Address, kind: ListenerKind, router: Router) {
+    public init(address: Address, kind: ListenerKind, router: Router, maxConnections: Int? = nil) {
         self.address = address
         self.kind = kind
         self.router = router
+        self.maxConnections = maxConnections
     }
 }

@@ -7,11 +7,25 @@ struct FileIdentity: Sendable, Equatable {
     var inode: UInt64
 }
 
-/// The file-system side of a Unix listening socket: the stale-socket check before binding,
-/// the mode after binding, and the removal at shutdown.
+/// The file-system side of a Unix listening socket: the directory and stale-socket checks
+/// before binding, the bind in a private staging directory, and the removal at shutdown.
+///
+/// A socket is never reachable with a wider mode than its final one. `bind` creates the file
+/// with the process umask, and `chmod` can only follow it: in between another user could
+/// connect (to the admin socket, and be served as admin). Setting the umask around `bind` is
+/// no cure: it is process-wide, and NIO binds on an event loop thread while other threads
+/// create files (the store, the key directory). So the socket is bound inside a fresh 0700
+/// directory next to its final path (`mkdtemp`; nobody else may even look up a name in it),
+/// given its final mode there, and only then linked to its final name (`link`, which never
+/// replaces a file, so a daemon that bound the same path meanwhile is not displaced).
 enum UnixSocketFile {
-    /// Makes `path` ready to bind: creates the parent directory if missing, removes a stale
-    /// socket file, refuses a live socket or a file that is not a socket.
+    /// The staging directory (`.tdXXXXXX`) and the socket in it (`/s`) next to a final path:
+    /// the bytes a staging path may be longer than the directory's own path.
+    static let stagingOverhead = "/.tdXXXXXX/s".utf8.count
+
+    /// Makes `path` ready to bind: creates the parent directory if missing, refuses one that
+    /// group or others may write, removes a stale socket file, refuses a live socket or a file
+    /// that is not a socket.
     static func prepare(_ path: String) throws(HTTPServerError) {
         guard !path.isEmpty else { throw HTTPServerError.socketDirectory("the socket path is empty") }
         let limit = UnixSocketAddress.maxPathBytes
@@ -20,7 +34,15 @@ enum UnixSocketFile {
                 "socket path \(path) is \(path.utf8.count) bytes; Unix socket paths are limited to \(limit) bytes"
             )
         }
+        let parent = parentDirectory(of: path)
+        guard parent.utf8.count + stagingOverhead <= limit else {
+            throw HTTPServerError.socketPathTooLong(
+                "the directory of socket path \(path) is \(parent.utf8.count) bytes; it is bound in a private "
+                    + "directory there first, which allows at most \(limit - stagingOverhead) bytes: choose a shorter path"
+            )
+        }
         try createParentDirectory(of: path)
+        try checkDirectory(parent)
 
         var info = stat()
         guard lstat(path, &info) == 0 else {
@@ -77,12 +99,64 @@ enum UnixSocketFile {
         }
     }
 
-    /// Sets the file mode of a freshly bound socket.
-    static func setMode(_ path: String, _ mode: UInt32) throws(HTTPServerError) {
-        guard chmod(path, mode_t(mode)) == 0 else {
-            throw HTTPServerError.bindFailed(
-                "cannot set mode \(String(mode, radix: 8)) on \(path): \(errnoDescription(errno))"
+    /// Refuses a socket directory that group or others may write: whoever may write it may
+    /// replace the socket with their own (and read what clients send) or remove it.
+    static func checkDirectory(_ directory: String) throws(HTTPServerError) {
+        var info = stat()
+        guard stat(directory, &info) == 0 else {
+            throw HTTPServerError.socketDirectory("cannot inspect \(directory): \(errnoDescription(errno))")
+        }
+        let mode = info.st_mode & 0o7777
+        let writers = [(0o020, "group"), (0o002, "others")].filter { mode & $0.0 != 0 }.map(\.1)
+        guard writers.isEmpty else {
+            throw HTTPServerError.socketDirectory(
+                "the socket directory \(directory) is writable by \(writers.joined(separator: " and ")) "
+                    + "(mode \(String(mode, radix: 8))), so another user could replace the socket; "
+                    + "run: chmod go-w \(directory) (or choose a socket path in a directory only tokend's user may write)"
             )
+        }
+    }
+
+    /// A fresh directory, mode 0700, beside a socket's final path, where the socket is bound
+    /// and given its mode before it gets its final name.
+    struct Staging {
+        let directory: String
+        var socketPath: String { directory + "/s" }
+
+        init(beside path: String) throws(HTTPServerError) {
+            var template = Array((UnixSocketFile.parentDirectory(of: path) + "/.tdXXXXXX").utf8CString)
+            // mkdtemp fills in the Xs and creates the directory with mode 0700.
+            let created = template.withUnsafeMutableBufferPointer {
+                mkdtemp($0.baseAddress!).map { String(cString: $0) }
+            }
+            guard let created else {
+                throw HTTPServerError.socketDirectory(
+                    "cannot create a private directory beside \(path) to bind in: \(errnoDescription(errno))"
+                )
+            }
+            directory = created
+        }
+
+        /// Gives the bound socket its final mode, then its final name (never replacing a file).
+        func publish(as path: String, mode: UInt32) throws(HTTPServerError) {
+            guard chmod(socketPath, mode_t(mode)) == 0 else {
+                throw HTTPServerError.bindFailed(
+                    "cannot set mode \(String(mode, radix: 8)) on the socket for \(path): \(errnoDescription(errno))"
+                )
+            }
+            guard link(socketPath, path) == 0 else {
+                let code = errno
+                if code == EEXIST {
+                    throw HTTPServerError.addressInUse("\(path) appeared while tokend was binding it: another tokend?")
+                }
+                throw HTTPServerError.bindFailed("cannot create the socket \(path): \(errnoDescription(code))")
+            }
+        }
+
+        /// Removes the staging name and directory (the socket keeps its final name).
+        func remove() {
+            unlink(socketPath)
+            rmdir(directory)
         }
     }
 
@@ -96,6 +170,13 @@ enum UnixSocketFile {
     static func remove(_ path: String, ifStill identity: FileIdentity?) {
         guard let identity, self.identity(of: path) == identity else { return }
         unlink(path)
+    }
+
+    /// The directory a path's file is in: `.` for a bare name, `/` for a file in the root.
+    static func parentDirectory(of path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return "." }
+        let parent = String(path[..<slash])
+        return parent.isEmpty ? "/" : parent
     }
 
     private static func createParentDirectory(of path: String) throws(HTTPServerError) {
