@@ -112,7 +112,8 @@ public final class AccountService: Sendable {
         let parts = email.split(separator: "@", omittingEmptySubsequences: false)
         guard email.utf8.count <= 254, parts.count == 2, !parts[0].isEmpty, parts[1].contains("."),
             !parts[1].hasPrefix("."), !parts[1].hasSuffix("."),
-            !email.unicodeScalars.contains(where: { $0.properties.isWhitespace || $0.value < 0x20 })
+            !email.unicodeScalars.contains(where: { $0.properties.isWhitespace || $0.value < 0x20 }),
+            UserRules.invisibleCharacter(in: email) == nil
         else { return nil }
         return email
     }
@@ -127,12 +128,26 @@ public final class AccountService: Sendable {
         return []
     }
 
-    static func usernameProblems(_ username: String) -> [String] {
+    /// What is wrong with `username` for an account whose email is `email`.
+    ///
+    /// Usernames and emails share one namespace (the store refuses a username that is any
+    /// user's email, after NFKC and case folding). On top of that, a username that looks like
+    /// an address (has an `@`) must be the account's own email, as in the seed documents'
+    /// `{"username": "abc@example.com", "email": "abc@example.com"}`: otherwise anyone could
+    /// take an address as a username before its owner signs up, and the tokens' `username`
+    /// claim would show an address that is not the user's. Invisible characters (bidi
+    /// controls, zero-width spaces, other format characters) are refused: they make two
+    /// usernames look alike or one look like another.
+    static func usernameProblems(_ username: String, email: String) -> [String] {
         let trimmed = username.trimmingSpaces
         if trimmed.isEmpty { return ["username must not be empty"] }
         if trimmed.count > 128 { return ["username must be at most 128 characters"] }
-        if trimmed.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) {
-            return ["username must not contain control characters"]
+        if let scalar = UserRules.invisibleCharacter(in: trimmed) {
+            let kind = scalar.properties.generalCategory == .control ? "control" : "invisible or formatting"
+            return ["username must not contain \(kind) characters (found U+\(UserRules.hex(scalar)))"]
+        }
+        if trimmed.contains("@"), UserRules.identifierKey(trimmed) != UserRules.identifierKey(email) {
+            return ["username must not contain @ unless it is the account's own email"]
         }
         return []
     }
@@ -149,7 +164,7 @@ public final class AccountService: Sendable {
         bypassLimits: Bool,
         profile: (firstName: String, lastName: String, role: String)? = nil
     ) async throws(AccountError) -> UserView {
-        var problems = AccountService.usernameProblems(username)
+        var problems = AccountService.usernameProblems(username, email: email)
         let normalized = AccountService.normalizedEmail(email)
         if normalized == nil { problems.append("email must be a valid email address") }
         problems += passwordProblems(password)
