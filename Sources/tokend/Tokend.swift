@@ -176,7 +176,7 @@ struct Daemon {
                 configuration: config.accounts,
                 logger: logger
             )
-            accountRoutes = AccountRoutes(accounts: accounts, logger: logger)
+            accountRoutes = AccountRoutes(accounts: accounts, trustedProxies: config.trustedProxies, logger: logger)
             // Last sign-in times are written once the hashing pool has finished its last job.
             accountServices = [accounts.pendingSignInTimes, hasher]
         }

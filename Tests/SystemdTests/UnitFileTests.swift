@@ -181,7 +181,7 @@ struct UnitFileTests {
         ("USER_SIGNUP_RATE_LIMIT_IP_WINDOW_MS", "3600000"), ("API_USER_CREATE_SCOPE", "unset"),
         ("TOKEND_SIGNIN_RATE_LIMIT_ACCOUNT", "10"), ("TOKEND_SIGNIN_RATE_LIMIT_IP", "100"),
         ("TOKEND_SIGNIN_RATE_LIMIT_WINDOW", "15m"), ("TOKEND_HASH_WORKERS", "the number of CPUs tokend may run on"),
-        ("TOKEND_HASH_QUEUE", "64"),
+        ("TOKEND_HASH_QUEUE", "64"), ("TOKEND_TRUSTED_PROXIES", "none"),
     ]
 
     @Test(
