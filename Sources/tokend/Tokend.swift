@@ -62,6 +62,11 @@ struct Tokend: AsyncParsableCommand {
     var leeway: String?
     @Option(name: .customLong("log-level"), help: "Log level [TOKEND_LOG_LEVEL] (default info)")
     var logLevel: String?
+    @Option(
+        name: .customLong("trusted-proxies"),
+        help: "Whose X-Real-IP/X-Forwarded-For to believe: uid:N, IPs, CIDRs [TOKEND_TRUSTED_PROXIES] (default none)"
+    )
+    var trustedProxies: String?
 
     /// Flags laid over the environment.
     func settings() -> [String: String] {
@@ -80,7 +85,7 @@ struct Tokend: AsyncParsableCommand {
             ("TOKEND_ISSUER", issuer), ("TOKEND_AUDIENCE", audience), ("TOKEND_ACCESS_POLICY", accessPolicy),
             ("TOKEND_REFRESH_POLICY", refreshPolicy), ("TOKEND_REFRESH_GRACE", refreshGrace),
             ("TOKEND_KEY_ROTATION", keyRotation), ("TOKEND_JWKS_MAX_AGE", jwksMaxAge), ("TOKEND_LEEWAY", leeway),
-            ("TOKEND_LOG_LEVEL", logLevel),
+            ("TOKEND_LOG_LEVEL", logLevel), ("TOKEND_TRUSTED_PROXIES", trustedProxies),
         ]
         for (name, value) in flags { if let value { merged[name] = value } }
         return merged

@@ -130,15 +130,22 @@ struct TrustedProxyTests {
     func invalidValueStopsTheStart(value: String) async throws {
         let sandbox = try Sandbox("proxies-invalid")
         defer { sandbox.remove() }
-        let result = try await run(
-            try Binaries.tokend(),
-            [],
-            environment: sandbox.environment(["TOKEND_TRUSTED_PROXIES": value]),
-            in: sandbox.path,
-            timeout: .seconds(30)
-        )
-        #expect(result.status == .exited(78), "\(result.status)")
-        #expect(result.output.contains("TOKEND_TRUSTED_PROXIES"), "\(result.output.prefix(400))")
-        #expect(result.output.contains("expected uid:N"), "\(result.output.prefix(400))")
+        // As the variable, and as the flag laid over a valid variable.
+        let starts: [([String], [String: String])] = [
+            ([], ["TOKEND_TRUSTED_PROXIES": value]),
+            (["--trusted-proxies", value], ["TOKEND_TRUSTED_PROXIES": "uid:0"]),
+        ]
+        for (arguments, environment) in starts {
+            let result = try await run(
+                try Binaries.tokend(),
+                arguments,
+                environment: sandbox.environment(environment),
+                in: sandbox.path,
+                timeout: .seconds(30)
+            )
+            #expect(result.status == .exited(78), "\(arguments): \(result.status)")
+            #expect(result.output.contains("TOKEND_TRUSTED_PROXIES"), "\(result.output.prefix(400))")
+            #expect(result.output.contains("expected uid:N"), "\(result.output.prefix(400))")
+        }
     }
 }
