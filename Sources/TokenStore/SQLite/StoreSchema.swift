@@ -172,33 +172,33 @@ enum StoreSchema {
     /// address a mailbox owner signed up with stays theirs. The loser keeps its row and signs
     /// in by its other identifier; an event records each identifier that was not given.
     private static func claimExistingIdentifiers(_ db: Database) throws {
-        let rows = try Row.fetchAll(
-            db,
-            sql: "SELECT public_id, username, email FROM users ORDER BY created_at, numeric_id"
-        )
-        let users: [(publicID: String, username: String, email: String)] = rows.map {
-            ($0["public_id"], $0["username"], $0["email"])
-        }
         let now = Date().timeIntervalSince1970
         for field in ["email", "username"] {
-            for user in users {
-                let key = UserRules.identifierKey(field == "email" ? user.email : user.username)
+            // A cursor over `users` while writing `user_identifiers` and `events`: one row in
+            // memory at a time, however many users there are.
+            let users = try Row.fetchCursor(
+                db,
+                sql: "SELECT public_id, \(field) AS value FROM users ORDER BY created_at, numeric_id"
+            )
+            while let user = try users.next() {
+                let publicID: String = user["public_id"]
+                let key = UserRules.identifierKey(user["value"])
                 guard !key.isEmpty else { continue }
                 try db.execute(
                     sql: "INSERT OR IGNORE INTO user_identifiers (identifier, public_id) VALUES (?, ?)",
-                    arguments: [key, user.publicID]
+                    arguments: [key, publicID]
                 )
                 if db.changesCount == 0,
                     try String.fetchOne(
                         db,
                         sql: "SELECT public_id FROM user_identifiers WHERE identifier = ?",
                         arguments: [key]
-                    ) != user.publicID
+                    ) != publicID
                 {
                     try SQLiteTokenStore.append(
                         StoreEvents.Draft(
                             kind: TokenEvent.Kind.userIdentifierShadowed,
-                            subject: user.publicID,
+                            subject: publicID,
                             detail: "field=\(field)"
                         ),
                         at: now,
