@@ -190,6 +190,7 @@ struct Daemon {
         let listeners = try makeListeners(routes)
         let notifier = self.notifier
         let logger = self.logger
+        let trustedProxies = config.trustedProxies
         var serverConfiguration = HTTPServerConfiguration()
         serverConfiguration.errorRenderer = { error, path in AccountRoutes.renderError(error, path: path) }
         // One event loop per CPU the daemon may run on (systemd's CPUAffinity=, taskset).
@@ -203,7 +204,8 @@ struct Daemon {
                 logger.notice(
                     "tokend is ready",
                     metadata: [
-                        "listeners": "\(listeners.map { "\($0.kind.rawValue)=\($0.address)" }.joined(separator: " "))"
+                        "listeners": "\(listeners.map { "\($0.kind.rawValue)=\($0.address)" }.joined(separator: " "))",
+                        "trusted_proxies": "\(trustedProxies)",
                     ]
                 )
             }

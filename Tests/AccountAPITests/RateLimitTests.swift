@@ -53,6 +53,12 @@ struct RateLimitTests {
                 429,
                 Seed.signupLimitEmail
             )
+            // So does it for a look-alike of the address (full-width letters: one address).
+            expectBody(
+                try await Self.signUp(daemon, "u1e", "ｅ1@example.com", headers: [("X-Real-IP", "192.0.2.51")]),
+                429,
+                Seed.signupLimitEmail
+            )
 
             // The IP has made 2 counted attempts: one more is allowed, then the IP limit.
             #expect(try await Self.signUp(daemon, "u2", "e2@example.com", headers: ip).status == 200)

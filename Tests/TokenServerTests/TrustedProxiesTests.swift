@@ -31,7 +31,9 @@ struct TrustedProxiesTests {
         #expect(!proxies.trusts(try #require(IPAddress("11.0.0.1"))))
         #expect(proxies.trusts(try #require(IPAddress("fdab::1"))))
         #expect(!proxies.trusts(try #require(IPAddress("192.0.2.2"))))
+        #expect(proxies.description == "uid:33,10.0.0.0/8,192.0.2.1/32,fd00::/8")
         #expect(try TrustedProxies(parsing: "none") == .none)
+        #expect(TrustedProxies.none.description == "none")
         #expect(try TrustedProxies(parsing: " , ") == .none)
     }
 

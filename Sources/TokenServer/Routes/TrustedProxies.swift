@@ -5,7 +5,7 @@ import HTTPSyntax
 /// DESIGN §11): peers on the Unix sockets by uid (SO_PEERCRED), peers on the TCP listener by
 /// network. Everyone else is identified by the socket alone, whatever headers they send, so a
 /// client can neither spread its attempts over made-up addresses nor spend a victim's budget.
-public struct TrustedProxies: Sendable, Equatable {
+public struct TrustedProxies: Sendable, Equatable, CustomStringConvertible {
     /// A value of `TOKEND_TRUSTED_PROXIES` that is not a list of proxies.
     public struct Invalid: Error, CustomStringConvertible {
         public let description: String
@@ -65,6 +65,12 @@ public struct TrustedProxies: Sendable, Equatable {
             )
         }
         self.init(uids: uids, networks: networks)
+    }
+
+    /// The list in the form `TOKEND_TRUSTED_PROXIES` takes (`none` when empty), for logs.
+    public var description: String {
+        let entries = uids.sorted().map { "uid:\($0)" } + networks.map(\.description)
+        return entries.isEmpty ? "none" : entries.joined(separator: ",")
     }
 
     /// Whether `address` is one of the trusted networks.

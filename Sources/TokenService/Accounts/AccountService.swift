@@ -174,7 +174,8 @@ public final class AccountService: Sendable {
         guard problems.isEmpty, let normalized else { throw .validation(problems) }
         let now = clock.now()
         if !bypassLimits {
-            if let wait = signupEmailLimiter.take(normalized, now: now) {
+            // Look-alike addresses (NFKC, case) are one address here too, as in the store.
+            if let wait = signupEmailLimiter.take(UserRules.identifierKey(normalized), now: now) {
                 throw .signUpLimited(perEmail: true, retryAfter: wait)
             }
             if let wait = signupIPLimiter.take(clientAddress, now: now) {
