@@ -64,7 +64,8 @@ struct Tokend: AsyncParsableCommand {
     var logLevel: String?
     @Option(
         name: .customLong("trusted-proxies"),
-        help: "Whose X-Real-IP/X-Forwarded-For to believe: uid:N, IPs, CIDRs [TOKEND_TRUSTED_PROXIES] (default none)"
+        help:
+            "Whose X-Real-IP/X-Forwarded-For to believe: uid:N, unix, IPs, CIDRs [TOKEND_TRUSTED_PROXIES] (default none)"
     )
     var trustedProxies: String?
 

@@ -82,10 +82,13 @@ struct TrustedProxyTests {
         }
     }
 
-    @Test("from a trusted proxy, the client is the right-most X-Forwarded-For hop that is not a trusted proxy")
-    func forwardedFor() async throws {
+    @Test(
+        "from a trusted proxy, the client is the right-most X-Forwarded-For hop that is not a trusted proxy",
+        arguments: ["uid:\(getuid())", "unix"]
+    )
+    func forwardedFor(gateway: String) async throws {
         let environment = [
-            "TOKEND_TRUSTED_PROXIES": "uid:\(getuid()), 10.0.0.0/8", "TOKEND_SIGNIN_RATE_LIMIT_IP": "3",
+            "TOKEND_TRUSTED_PROXIES": "\(gateway), 10.0.0.0/8", "TOKEND_SIGNIN_RATE_LIMIT_IP": "3",
             "TOKEND_SIGNIN_RATE_LIMIT_ACCOUNT": "100000",
         ]
         try await withDaemon("forwarded", environment: environment) { daemon in

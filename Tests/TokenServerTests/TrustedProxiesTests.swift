@@ -63,6 +63,17 @@ struct TrustedProxiesTests {
         #expect(TrustedProxies.none.clientAddress(of: Self.request(peer: nil, spoofed)) == "unknown")
     }
 
+    @Test("unix trusts every Unix-socket peer, and no TCP peer")
+    func allUnixPeers() throws {
+        let proxies = try TrustedProxies(parsing: "unix")
+        #expect(proxies.description == "unix")
+        let forwarded = [("X-Real-IP", "198.51.100.7")]
+        #expect(proxies.clientAddress(of: Self.request(forwarded)) == "198.51.100.7")
+        #expect(proxies.clientAddress(of: Self.request(peer: nil, forwarded)) == "198.51.100.7")
+        #expect(proxies.clientAddress(of: Self.request(peer: nil)) == "unix")
+        #expect(proxies.clientAddress(of: Self.request(remote: "127.0.0.1", forwarded)) == "127.0.0.1")
+    }
+
     @Test("from a trusted proxy: X-Real-IP, else the right-most X-Forwarded-For hop that is no proxy")
     func trusted() throws {
         let proxies = try TrustedProxies(parsing: "uid:1000, 10.0.0.0/8")

@@ -13,6 +13,10 @@ public struct TrustedProxies: Sendable, Equatable, CustomStringConvertible {
 
     /// Unix-socket peers (by SO_PEERCRED uid) whose forwarding headers are believed.
     public var uids: Set<UInt32>
+    /// Every peer of the Unix API socket is a trusted proxy (`unix`): for a socket whose file
+    /// mode lets only the gateway connect, and under `PrivateUsers=yes`, where every outside
+    /// uid reads as nobody and no uid can tell the gateway apart.
+    public var allUnixPeers: Bool
     /// TCP peers (by address) whose forwarding headers are believed; also the hops skipped
     /// in `X-Forwarded-For`.
     public var networks: [IPNetwork]
@@ -20,17 +24,20 @@ public struct TrustedProxies: Sendable, Equatable, CustomStringConvertible {
     /// Trusts nobody: the default.
     public static let none = TrustedProxies(uids: [], networks: [])
 
-    public init(uids: Set<UInt32>, networks: [IPNetwork]) {
+    public init(uids: Set<UInt32>, networks: [IPNetwork], allUnixPeers: Bool = false) {
         self.uids = uids
         self.networks = networks
+        self.allUnixPeers = allUnixPeers
     }
 
-    /// Reads a list separated by commas or spaces of `uid:N` (a Unix-socket peer), an IP
-    /// address or a CIDR (`10.0.0.0/8`, `fd00::/8`) for TCP peers; `none` or nothing trusts
-    /// nobody. Throws a sentence naming every entry that is not one of those.
+    /// Reads a list separated by commas or spaces of `uid:N` (a Unix-socket peer), `unix` (every
+    /// Unix-socket peer), an IP address or a CIDR (`10.0.0.0/8`, `fd00::/8`) for TCP peers;
+    /// `none` or nothing trusts nobody. Throws a sentence naming every entry that is not one of
+    /// those.
     public init(parsing text: String) throws(Invalid) {
         var uids: Set<UInt32> = []
         var networks: [IPNetwork] = []
+        var allUnixPeers = false
         var problems: [String] = []
         let entries = text.split { $0 == "," || $0 == " " || $0 == "\t" }.map(String.init)
         if entries.count == 1, entries[0].lowercased() == "none" {
@@ -38,7 +45,9 @@ public struct TrustedProxies: Sendable, Equatable, CustomStringConvertible {
             return
         }
         for entry in entries {
-            if entry.lowercased().hasPrefix("uid:") {
+            if entry.lowercased() == "unix" {
+                allUnixPeers = true
+            } else if entry.lowercased().hasPrefix("uid:") {
                 let number = entry.dropFirst(4)
                 guard let uid = UInt32(number), uid != UInt32.max else {
                     problems.append("'\(entry.prefix(60))' is not uid:N with N a user id")
@@ -46,7 +55,7 @@ public struct TrustedProxies: Sendable, Equatable, CustomStringConvertible {
                 }
                 guard uid != 65534 else {
                     problems.append(
-                        "'\(entry)' is nobody: under PrivateUsers=yes every outside peer shows as nobody, so it cannot be trusted"
+                        "'\(entry)' is nobody: under PrivateUsers=yes every outside peer shows as nobody (to trust every peer the socket's mode lets in, say unix)"
                     )
                     continue
                 }
@@ -61,15 +70,15 @@ public struct TrustedProxies: Sendable, Equatable, CustomStringConvertible {
         guard problems.isEmpty else {
             throw Invalid(
                 description: problems.joined(separator: "; ")
-                    + " (expected uid:N, an IP address or a CIDR such as 10.0.0.0/8, separated by commas; or none)"
+                    + " (expected uid:N, unix, an IP address or a CIDR such as 10.0.0.0/8, separated by commas; or none)"
             )
         }
-        self.init(uids: uids, networks: networks)
+        self.init(uids: uids, networks: networks, allUnixPeers: allUnixPeers)
     }
 
     /// The list in the form `TOKEND_TRUSTED_PROXIES` takes (`none` when empty), for logs.
     public var description: String {
-        let entries = uids.sorted().map { "uid:\($0)" } + networks.map(\.description)
+        let entries = (allUnixPeers ? ["unix"] : []) + uids.sorted().map { "uid:\($0)" } + networks.map(\.description)
         return entries.isEmpty ? "none" : entries.joined(separator: ",")
     }
 
@@ -93,7 +102,10 @@ public struct TrustedProxies: Sendable, Equatable, CustomStringConvertible {
             peerTrusted = trusts(address)
         } else if let peer = request.peer {
             peerKey = "uid:\(peer.uid)"
-            peerTrusted = uids.contains(peer.uid)
+            peerTrusted = allUnixPeers || uids.contains(peer.uid)
+        } else if allUnixPeers, request.listener != .tcp {
+            peerKey = "unix"
+            peerTrusted = true
         } else {
             return "unknown"
         }
