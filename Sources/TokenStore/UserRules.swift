@@ -21,6 +21,33 @@ package enum UserRules {
         asciiLowercased(normalizedUsername(username))
     }
 
+    /// What usernames and emails are told apart by, in one namespace (a username may not be
+    /// anyone's email, nor an email anyone's username): trimmed, Unicode NFKC, case-folded
+    /// (and NFKC again, as folding can undo it). `ＡＬＩＣＥ`, `alice` and `Alice` are one
+    /// identifier; so are `straße` and `STRASSE`.
+    package static func identifierKey(_ text: String) -> String {
+        trimmed(text).precomposedStringWithCompatibilityMapping
+            .folding(options: [.caseInsensitive], locale: nil)
+            .lowercased()
+            .precomposedStringWithCompatibilityMapping
+    }
+
+    /// The first character that has no place in an identifier because it is invisible or
+    /// changes how the text around it looks: format characters (Unicode category Cf: bidi
+    /// embeddings, overrides and isolates, zero-width spaces and joiners, the BOM…), other
+    /// default-ignorable code points (variation selectors, fillers), controls, line and
+    /// paragraph separators, surrogates, private-use and unassigned code points.
+    package static func invisibleCharacter(in text: String) -> Unicode.Scalar? {
+        text.unicodeScalars.first { scalar in
+            switch scalar.properties.generalCategory {
+            case .format, .control, .lineSeparator, .paragraphSeparator, .surrogate, .privateUse, .unassigned:
+                return true
+            default:
+                return scalar.properties.isDefaultIgnorableCodePoint
+            }
+        }
+    }
+
     /// `A`–`Z` lowered, every other character kept.
     package static func asciiLowercased(_ text: String) -> String {
         String(decoding: text.utf8.map { (0x41...0x5A).contains($0) ? $0 + 0x20 : $0 }, as: UTF8.self)
@@ -40,9 +67,22 @@ package enum UserRules {
         try checkPublicID(user.publicID)
         guard !user.username.isEmpty else { throw TokenStoreError.conflict("the username must not be empty") }
         guard !user.email.isEmpty else { throw TokenStoreError.conflict("the email must not be empty") }
+        for (name, value) in [("username", user.username), ("email", user.email)] {
+            if let scalar = invisibleCharacter(in: value) {
+                throw TokenStoreError.conflict(
+                    "the \(name) must not contain invisible or control characters (U+\(hex(scalar)))"
+                )
+            }
+        }
         try checkPasswordHash(user.passwordHash)
         guard user.createdAt.isFinite else { throw TokenStoreError.conflict("the creation time must be finite") }
         return user
+    }
+
+    /// `scalar`'s code point as 4 or more upper-case hex digits (`200B`).
+    package static func hex(_ scalar: Unicode.Scalar) -> String {
+        let digits = String(scalar.value, radix: 16, uppercase: true)
+        return String(repeating: "0", count: max(0, 4 - digits.count)) + digits
     }
 
     /// Whether `id` is 24 lowercase hex characters.
@@ -78,15 +118,23 @@ package enum UserRules {
 
     /// The reason names `email` and not `username`.
     package static func emailTaken() -> TokenStoreError {
-        TokenStoreError.conflict("email is taken: another user has this address", field: "email")
+        TokenStoreError.conflict("email is taken: another user has this address already", field: "email")
     }
 
     /// The reason names `username` and not `email`.
     package static func usernameTaken() -> TokenStoreError {
         TokenStoreError.conflict(
-            "username is taken: another user has it (usernames compare ASCII case-insensitively)",
+            "username is taken: it names another user already (names compare after NFKC and case folding)",
             field: "username"
         )
+    }
+
+    /// The identifiers `user` claims: its username's key and its email's key, once when they
+    /// are the same (a username that is the user's own email).
+    package static func identifierKeys(of user: NewUser) -> (email: String, username: String?) {
+        let email = identifierKey(user.email)
+        let username = identifierKey(user.username)
+        return (email, username == email ? nil : username)
     }
 
     // MARK: Records
@@ -179,6 +227,10 @@ extension TokenEvent.Kind {
     /// `updateUser`: subject the public id, detail `fields=a,b` and ` status=…` when the status
     /// changed. Names the changed fields, never their values otherwise (no password hash).
     public static let userUpdated = "user_updated"
+    /// Migrating to one namespace for identifiers: a user's username or email (`detail`
+    /// `field=username|email`) was the identifier of an older user, who keeps it; this user
+    /// signs in by its other identifier.
+    public static let userIdentifierShadowed = "user_identifier_shadowed"
 }
 
 extension StoreEvents {

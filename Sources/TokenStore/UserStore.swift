@@ -5,11 +5,13 @@
 ///
 /// How values are compared (the same in every implementation):
 /// - **email**: stored normalised — surrounding whitespace trimmed, lowercased (Unicode, as
-///   `String.lowercased()`), Unicode NFC — and compared exactly. The store normalises what it
-///   is given on every call, so a caller's already-normalised address is left unchanged.
-/// - **username**: stored as given (trimmed, NFC) and compared **ASCII case-insensitively**:
-///   `A`–`Z` equal `a`–`z`, every other character compares exactly (`Ärger` and `ärger` are two
-///   usernames). That is SQLite's built-in `lower()`, which the unique index uses.
+///   `String.lowercased()`), Unicode NFC. The store normalises what it is given on every call,
+///   so a caller's already-normalised address is left unchanged.
+/// - **username**: stored as given (trimmed, NFC).
+/// - **one namespace**: usernames and emails are compared, with each other too, by
+///   `UserRules.identifierKey` — NFKC and Unicode case folding (`ＡＬＩＣＥ`, `Alice` and `alice`
+///   are one name; so are `Ärger` and `ärger`). A user's username may equal its own email; it
+///   may not equal (by that key) any other user's username or email. Lookups use the same key.
 /// - Substring searches (`users(matching:)`) follow the same rules and take the query
 ///   literally: `%`, `_` and `\` are plain characters.
 ///
@@ -29,10 +31,10 @@ public protocol UserStore: Sendable {
     /// The user with this numeric id (the v1 dialect's `id`).
     func user(numericID: Int64) async throws -> UserRecord?
 
-    /// The user whose email equals `email` once both are normalised (trimmed, lowercased, NFC).
+    /// The user whose email equals `email` by `UserRules.identifierKey` (NFKC, case-folded).
     func user(email: String) async throws -> UserRecord?
 
-    /// The user whose username equals `username`, ASCII case-insensitively.
+    /// The user whose username equals `username` by `UserRules.identifierKey`.
     func user(username: String) async throws -> UserRecord?
 
     /// Users matching every filter of `query`, oldest first (by `createdAt`, then numeric id).

@@ -67,6 +67,12 @@ struct Tokend: AsyncParsableCommand {
     var eventRetention: String?
     @Option(name: .customLong("log-level"), help: "Log level [TOKEND_LOG_LEVEL] (default info)")
     var logLevel: String?
+    @Option(
+        name: .customLong("trusted-proxies"),
+        help:
+            "Whose X-Real-IP/X-Forwarded-For to believe: uid:N, unix, IPs, CIDRs [TOKEND_TRUSTED_PROXIES] (default none)"
+    )
+    var trustedProxies: String?
 
     /// Flags laid over the environment.
     func settings() -> [String: String] {
@@ -86,6 +92,7 @@ struct Tokend: AsyncParsableCommand {
             ("TOKEND_REFRESH_POLICY", refreshPolicy), ("TOKEND_REFRESH_GRACE", refreshGrace),
             ("TOKEND_KEY_ROTATION", keyRotation), ("TOKEND_JWKS_MAX_AGE", jwksMaxAge), ("TOKEND_LEEWAY", leeway),
             ("TOKEND_LOG_LEVEL", logLevel), ("TOKEND_EVENT_RETENTION", eventRetention),
+            ("TOKEND_TRUSTED_PROXIES", trustedProxies),
         ]
         for (name, value) in flags { if let value { merged[name] = value } }
         return merged
@@ -196,7 +203,7 @@ struct Daemon {
                 configuration: config.accounts,
                 logger: logger
             )
-            accountRoutes = AccountRoutes(accounts: accounts, logger: logger)
+            accountRoutes = AccountRoutes(accounts: accounts, trustedProxies: config.trustedProxies, logger: logger)
             // Last sign-in times are written once the hashing pool has finished its last job.
             accountServices = [accounts.pendingSignInTimes, hasher]
         }
@@ -205,6 +212,7 @@ struct Daemon {
         let listeners = try makeListeners(routes, activated: activated)
         let notifier = self.notifier
         let logger = self.logger
+        let trustedProxies = config.trustedProxies
         var serverConfiguration = HTTPServerConfiguration()
         serverConfiguration.errorRenderer = { error, path in AccountRoutes.renderError(error, path: path) }
         // One event loop per CPU the daemon may run on (systemd's CPUAffinity=, taskset).
@@ -222,7 +230,8 @@ struct Daemon {
                 logger.notice(
                     "tokend is ready",
                     metadata: [
-                        "listeners": "\(listeners.map { "\($0.kind.rawValue)=\($0.address)" }.joined(separator: " "))"
+                        "listeners": "\(listeners.map { "\($0.kind.rawValue)=\($0.address)" }.joined(separator: " "))",
+                        "trusted_proxies": "\(trustedProxies)",
                     ]
                 )
             }

@@ -1,6 +1,7 @@
 import JOSE
 import Logging
 import TokenCrypto
+import TokenServer
 import TokenService
 
 /// Everything tokend is told at start (DESIGN §7): environment variables, overridden by
@@ -27,6 +28,7 @@ struct TokendConfiguration: Sendable {
     var logLevel = Logger.Level.info
     var service = ServiceConfiguration()
     var accounts = AccountConfiguration()
+    var trustedProxies = TrustedProxies.none
     var hashWorkers: Int?
     var hashQueue = 64
     /// A request head must be whole this long after its first byte (after the accept for a
@@ -138,7 +140,7 @@ struct TokendConfiguration: Sendable {
             accounts.signupPerIP.window = w
         }
         if let n = check("TOKEND_SIGNIN_RATE_LIMIT_ACCOUNT", count, natural) {
-            accounts.signinPerAccountAndIP.limit = n
+            accounts.signinPerAccount.limit = n
         }
         if let n = check("TOKEND_SIGNIN_RATE_LIMIT_IP", count, natural) { accounts.signinPerIP.limit = n }
         if let s = check(
@@ -146,8 +148,15 @@ struct TokendConfiguration: Sendable {
             "a duration of at least 1s, like 15m",
             { DurationText.parse($0).flatMap { $0 >= 1 ? $0 : nil } }
         ) {
-            accounts.signinPerAccountAndIP.window = Double(s)
+            accounts.signinPerAccount.window = Double(s)
             accounts.signinPerIP.window = Double(s)
+        }
+        if let text = value("TOKEND_TRUSTED_PROXIES") {
+            do throws(TrustedProxies.Invalid) {
+                trustedProxies = try TrustedProxies(parsing: text)
+            } catch {
+                problems.append("TOKEND_TRUSTED_PROXIES=\(text.prefix(120)) is invalid: \(error)")
+            }
         }
         accounts.createScope = value("API_USER_CREATE_SCOPE")
         hashWorkers = check(

@@ -135,15 +135,15 @@ struct SQLiteFileTests {
             let tables = """
                 SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN
                 ('refresh_families', 'refresh_tokens', 'revoked_access_tokens', 'subject_cutoffs',
-                 'revoked_keys', 'events', 'users', 'user_numbers')
+                 'revoked_keys', 'events', 'users', 'user_numbers', 'user_identifiers')
                 """
-            #expect(try await store.integerForTesting(tables) == 8)
+            #expect(try await store.integerForTesting(tables) == 9)
             try await store.revokeKey(kid: "k", at: now, reason: "r")
             try await store.close()
 
             for _ in 0..<2 {
                 let again = try await SQLiteTokenStore.open(path: path, logger: logger)
-                #expect(try await again.integerForTesting("SELECT count(*) FROM grdb_migrations") == 2)
+                #expect(try await again.integerForTesting("SELECT count(*) FROM grdb_migrations") == 3)
                 #expect(try await again.loadRevocations(now: now).revokedKeys == ["k"])
                 try await again.close()
             }

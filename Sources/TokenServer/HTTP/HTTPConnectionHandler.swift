@@ -72,6 +72,8 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     private var phase = Phase.idle
     private var info: RequestInfo?
     private var peer: PeerCredentials?
+    /// The peer's address on a TCP connection.
+    private var remoteAddress: IPAddress?
     private var peerChecked = false
     private var sequence: UInt64 = 0
     private var timeout: Scheduled<Void>?
@@ -469,6 +471,7 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
                 body: parsed.body,
                 listener: listener.kind,
                 peer: peer,
+                remoteAddress: remoteAddress,
                 pathParameters: parameters
             )
             switch route.handler {
@@ -666,10 +669,14 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
 
     // MARK: Helpers
 
-    /// SO_PEERCRED of a Unix-socket peer, read once per connection.
+    /// SO_PEERCRED of a Unix-socket peer, or a TCP peer's address, read once per connection.
     private func readPeerCredentials(context: ChannelHandlerContext) {
         guard !peerChecked else { return }
         peerChecked = true
+        if let address = context.channel.remoteAddress?.ipAddress {
+            remoteAddress = IPAddress(address)
+            return
+        }
         guard case .unixDomainSocket = context.channel.localAddress,
             let provider = context.channel as? any SocketOptionProvider
         else { return }

@@ -15,6 +15,8 @@ public struct HTTPRequest: Sendable {
     public var listener: ListenerKind
     /// The peer's credentials on a Unix socket (SO_PEERCRED), for audit logs.
     public var peer: PeerCredentials?
+    /// The peer's address on the TCP listener (nil on Unix sockets).
+    public var remoteAddress: IPAddress?
     /// Path parameters captured by the router (`/admin/keys/{kid}/revoke` → ["kid": …]).
     public var pathParameters: [String: String]
 
@@ -26,6 +28,7 @@ public struct HTTPRequest: Sendable {
         body: [UInt8] = [],
         listener: ListenerKind = .api,
         peer: PeerCredentials? = nil,
+        remoteAddress: IPAddress? = nil,
         pathParameters: [String: String] = [:]
     ) {
         self.method = method
@@ -35,6 +38,7 @@ public struct HTTPRequest: Sendable {
         self.body = body
         self.listener = listener
         self.peer = peer
+        self.remoteAddress = remoteAddress
         self.pathParameters = pathParameters
     }
 
@@ -81,7 +85,8 @@ public enum ListenerKind: String, Sendable {
 }
 
 /// SO_PEERCRED of a Unix-socket peer. Under `PrivateUsers=yes` outside uids show as
-/// nobody: logged for audit, never used for authorization.
+/// nobody: logged for audit and used to tell clients apart for rate limits (with
+/// `TrustedProxies`), never used for authorization.
 public struct PeerCredentials: Sendable, Equatable, CustomStringConvertible {
     public var pid: Int32
     public var uid: UInt32

@@ -10,10 +10,13 @@ import TokenStore
 /// keeps its dialect's shape.
 public struct AccountRoutes: Sendable {
     public let accounts: AccountService
+    /// Whose `X-Real-IP` / `X-Forwarded-For` the rate limits believe.
+    public let trustedProxies: TrustedProxies
     let logger: Logger
 
-    public init(accounts: AccountService, logger: Logger) {
+    public init(accounts: AccountService, trustedProxies: TrustedProxies = .none, logger: Logger) {
         self.accounts = accounts
+        self.trustedProxies = trustedProxies
         self.logger = logger
     }
 
@@ -71,12 +74,13 @@ public struct AccountRoutes: Sendable {
     public func register(on router: inout Router) {
         let accounts = self.accounts
         let logger = self.logger
+        let proxies = self.trustedProxies
         router.add(
             "POST",
             "/user/auth",
             name: "appmixer_signin",
             .async { request in
-                await AccountRoutes.signIn(request, accounts, .appmixer, logger)
+                await AccountRoutes.signIn(request, accounts, .appmixer, proxies, logger)
             }
         )
         router.add(
@@ -84,7 +88,7 @@ public struct AccountRoutes: Sendable {
             "/user",
             name: "appmixer_signup",
             .async { request in
-                await AccountRoutes.signUp(request, accounts, .appmixer, logger)
+                await AccountRoutes.signUp(request, accounts, .appmixer, proxies, logger)
             }
         )
         router.add(
@@ -100,7 +104,7 @@ public struct AccountRoutes: Sendable {
             "/api/user/login",
             name: "classic_login",
             .async { request in
-                await AccountRoutes.signIn(request, accounts, .classic, logger)
+                await AccountRoutes.signIn(request, accounts, .classic, proxies, logger)
             }
         )
         router.add(
@@ -108,7 +112,7 @@ public struct AccountRoutes: Sendable {
             "/api/user/signup",
             name: "classic_signup",
             .async { request in
-                await AccountRoutes.signUp(request, accounts, .classic, logger)
+                await AccountRoutes.signUp(request, accounts, .classic, proxies, logger)
             }
         )
         router.add(
@@ -116,7 +120,7 @@ public struct AccountRoutes: Sendable {
             "/api/v1/auths/sign-in",
             name: "v1_signin",
             .async { request in
-                await AccountRoutes.signIn(request, accounts, .v1, logger)
+                await AccountRoutes.signIn(request, accounts, .v1, proxies, logger)
             }
         )
         router.add(
@@ -161,25 +165,13 @@ public struct AccountRoutes: Sendable {
         }
     }
 
-    /// The client address for rate limits: X-Real-IP, else the last X-Forwarded-For hop
-    /// (set by the fronting proxy), else the socket peer's uid.
-    static func clientAddress(_ request: HTTPRequest) -> String {
-        if let real = request.header("X-Real-IP")?.trimmingCharacters(in: " "), !real.isEmpty { return real }
-        if let forwarded = request.header("X-Forwarded-For"),
-            let last = forwarded.split(separator: ",").last?.trimmingCharacters(in: " "), !last.isEmpty
-        {
-            return last
-        }
-        if let peer = request.peer { return "uid:\(peer.uid)" }
-        return "unknown"
-    }
-
     // MARK: Handlers
 
     static func signIn(
         _ request: HTTPRequest,
         _ accounts: AccountService,
         _ dialect: AccountDialect,
+        _ proxies: TrustedProxies,
         _ logger: Logger
     ) async -> HTTPResponse {
         let shape: Shape = dialect == .v1 ? .statusCode : .message
@@ -220,7 +212,7 @@ public struct AccountRoutes: Sendable {
             let (user, tokens) = try await accounts.signIn(
                 identifier,
                 password: password,
-                clientAddress: clientAddress(request),
+                clientAddress: proxies.clientAddress(of: request),
                 dialect: dialect
             )
             logger.info(
@@ -237,6 +229,7 @@ public struct AccountRoutes: Sendable {
         _ request: HTTPRequest,
         _ accounts: AccountService,
         _ dialect: AccountDialect,
+        _ proxies: TrustedProxies,
         _ logger: Logger
     ) async -> HTTPResponse {
         let shape: Shape = .message
@@ -286,7 +279,7 @@ public struct AccountRoutes: Sendable {
                 username: username,
                 email: email,
                 password: password,
-                clientAddress: clientAddress(request),
+                clientAddress: proxies.clientAddress(of: request),
                 bypassLimits: isAdmin
             )
             let tokens = try await accounts.issueTokens(for: user, dialect: dialect)

@@ -29,7 +29,10 @@ public enum AccountDialect: String, Sendable, CaseIterable {
 public struct AccountConfiguration: Sendable {
     public var signupPerEmail: RateLimiter.Rule
     public var signupPerIP: RateLimiter.Rule
-    public var signinPerAccountAndIP: RateLimiter.Rule
+    /// Failed sign-ins per account identifier (username or email, normalised), from any
+    /// client address.
+    public var signinPerAccount: RateLimiter.Rule
+    /// Failed sign-ins per client address (successful ones are not counted).
     public var signinPerIP: RateLimiter.Rule
     /// When set, unauthenticated sign-up is closed: a bearer token with this scope is needed.
     public var createScope: String?
@@ -39,7 +42,7 @@ public struct AccountConfiguration: Sendable {
     public init(
         signupPerEmail: RateLimiter.Rule = .init(limit: 10, window: 3600),
         signupPerIP: RateLimiter.Rule = .init(limit: 50, window: 3600),
-        signinPerAccountAndIP: RateLimiter.Rule = .init(limit: 10, window: 900),
+        signinPerAccount: RateLimiter.Rule = .init(limit: 10, window: 900),
         signinPerIP: RateLimiter.Rule = .init(limit: 100, window: 900),
         createScope: String? = nil,
         minimumPasswordLength: Int = 6,
@@ -47,7 +50,7 @@ public struct AccountConfiguration: Sendable {
     ) {
         self.signupPerEmail = signupPerEmail
         self.signupPerIP = signupPerIP
-        self.signinPerAccountAndIP = signinPerAccountAndIP
+        self.signinPerAccount = signinPerAccount
         self.signinPerIP = signinPerIP
         self.createScope = createScope
         self.minimumPasswordLength = minimumPasswordLength
@@ -95,7 +98,7 @@ public final class AccountService: Sendable {
         self.logger = logger
         signupEmailLimiter = RateLimiter(configuration.signupPerEmail)
         signupIPLimiter = RateLimiter(configuration.signupPerIP)
-        signinAccountLimiter = RateLimiter(configuration.signinPerAccountAndIP)
+        signinAccountLimiter = RateLimiter(configuration.signinPerAccount)
         signinIPLimiter = RateLimiter(configuration.signinPerIP)
     }
 
@@ -112,7 +115,8 @@ public final class AccountService: Sendable {
         let parts = email.split(separator: "@", omittingEmptySubsequences: false)
         guard email.utf8.count <= 254, parts.count == 2, !parts[0].isEmpty, parts[1].contains("."),
             !parts[1].hasPrefix("."), !parts[1].hasSuffix("."),
-            !email.unicodeScalars.contains(where: { $0.properties.isWhitespace || $0.value < 0x20 })
+            !email.unicodeScalars.contains(where: { $0.properties.isWhitespace || $0.value < 0x20 }),
+            UserRules.invisibleCharacter(in: email) == nil
         else { return nil }
         return email
     }
@@ -127,12 +131,26 @@ public final class AccountService: Sendable {
         return []
     }
 
-    static func usernameProblems(_ username: String) -> [String] {
+    /// What is wrong with `username` for an account whose email is `email`.
+    ///
+    /// Usernames and emails share one namespace (the store refuses a username that is any
+    /// user's email, after NFKC and case folding). On top of that, a username that looks like
+    /// an address (has an `@`) must be the account's own email, as in the seed documents'
+    /// `{"username": "abc@example.com", "email": "abc@example.com"}`: otherwise anyone could
+    /// take an address as a username before its owner signs up, and the tokens' `username`
+    /// claim would show an address that is not the user's. Invisible characters (bidi
+    /// controls, zero-width spaces, other format characters) are refused: they make two
+    /// usernames look alike or one look like another.
+    static func usernameProblems(_ username: String, email: String) -> [String] {
         let trimmed = username.trimmingSpaces
         if trimmed.isEmpty { return ["username must not be empty"] }
         if trimmed.count > 128 { return ["username must be at most 128 characters"] }
-        if trimmed.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) {
-            return ["username must not contain control characters"]
+        if let scalar = UserRules.invisibleCharacter(in: trimmed) {
+            let kind = scalar.properties.generalCategory == .control ? "control" : "invisible or formatting"
+            return ["username must not contain \(kind) characters (found U+\(UserRules.hex(scalar)))"]
+        }
+        if trimmed.contains("@"), UserRules.identifierKey(trimmed) != UserRules.identifierKey(email) {
+            return ["username must not contain @ unless it is the account's own email"]
         }
         return []
     }
@@ -149,14 +167,15 @@ public final class AccountService: Sendable {
         bypassLimits: Bool,
         profile: (firstName: String, lastName: String, role: String)? = nil
     ) async throws(AccountError) -> UserView {
-        var problems = AccountService.usernameProblems(username)
+        var problems = AccountService.usernameProblems(username, email: email)
         let normalized = AccountService.normalizedEmail(email)
         if normalized == nil { problems.append("email must be a valid email address") }
         problems += passwordProblems(password)
         guard problems.isEmpty, let normalized else { throw .validation(problems) }
         let now = clock.now()
         if !bypassLimits {
-            if let wait = signupEmailLimiter.take(normalized, now: now) {
+            // Look-alike addresses (NFKC, case) are one address here too, as in the store.
+            if let wait = signupEmailLimiter.take(UserRules.identifierKey(normalized), now: now) {
                 throw .signUpLimited(perEmail: true, retryAfter: wait)
             }
             if let wait = signupIPLimiter.take(clientAddress, now: now) {
@@ -226,35 +245,54 @@ public final class AccountService: Sendable {
     ) async throws(AccountError) -> (user: UserView, tokens: IssuedTokens) {
         if password.utf8.count > configuration.maximumPasswordBytes { throw .invalidCredentials() }
         let now = clock.now()
+        // Every attempt is counted before the hash, so that concurrent guesses cannot slip past
+        // a limit, and a success is refunded from the address: only failures are limited.
+        //
+        // Per address: a gateway in front of many users is not locked out by their successes.
         if let wait = signinIPLimiter.take(clientAddress, now: now) { throw .signInLimited(retryAfter: wait) }
+        // Per account, whatever the address: keyed by the identifier as typed, normalised (one
+        // namespace for usernames and emails, so a key names at most one account), and counted
+        // the same whether or not an account has it. Keying by the account instead would answer
+        // 429 after failures spread over a username and an email only when both are the same
+        // account, telling a prober which username goes with which email.
+        let accountKey = AccountService.limitKey(identifier)
+        if let wait = signinAccountLimiter.take(accountKey, now: now) {
+            signinIPLimiter.refund(clientAddress, takenAt: now)
+            throw .signInLimited(retryAfter: wait)
+        }
 
         let found: UserRecord?
         do { found = try await lookUp(identifier) } catch {
+            signinIPLimiter.refund(clientAddress, takenAt: now)
+            signinAccountLimiter.refund(accountKey, takenAt: now)
             logger.error("user lookup failed", metadata: ["error": "\(error)"])
             throw .unavailable()
         }
-        // Failures count per account (however it was named) and client address, and the
-        // attempt is counted before the hash, so concurrent guesses cannot slip past.
-        let accountKey: String
-        switch identifier {
-        case .email(let e), .username(let e), .emailOrUsername(let e):
-            accountKey = (found?.publicID ?? e.trimmingSpaces.lowercased()) + "|" + clientAddress
-        }
-        if let wait = signinAccountLimiter.take(accountKey, now: now) { throw .signInLimited(retryAfter: wait) }
         guard var user = found else {
             do throws(PasswordHashingError) { try await hasher.verifyDummy(password: password) } catch {
-                if error.code == .overloaded { throw .overloaded() }
+                if error.code == .overloaded {
+                    signinIPLimiter.refund(clientAddress, takenAt: now)
+                    signinAccountLimiter.refund(accountKey, takenAt: now)
+                    throw .overloaded()
+                }
             }
             throw .invalidCredentials()
         }
         // Taken before hashing: a sign-out that begins from here on refuses the issuance.
         let ticket = tokens.revocations.ticket(subject: user.publicID)
-        var result = try await verify(password, user)
+        var result: PasswordHasher.VerifyResult
+        do throws(AccountError) { result = try await verify(password, user) } catch {
+            // No password was checked (the pool is full or failed): not a failure.
+            signinIPLimiter.refund(clientAddress, takenAt: now)
+            signinAccountLimiter.refund(accountKey, takenAt: now)
+            throw error
+        }
         guard result.matches else {
             logger.info("sign-in refused: wrong password", metadata: ["user": "\(user.publicID)"])
             throw .invalidCredentials()
         }
         signinAccountLimiter.reset(accountKey)
+        signinIPLimiter.refund(clientAddress, takenAt: now)
         // The user as it is now, after the ~40 ms of hashing: a password set meanwhile must
         // match too (a concurrent sign-in's rehash changes the hash, not the password).
         let current = try await reread(user.publicID)
@@ -294,6 +332,19 @@ public final class AccountService: Sendable {
         signInTimes.record(publicID: user.publicID, at: now)
         user.lastLoginAt = now
         return (UserView(user), issued)
+    }
+
+    /// The key of the per-account failure count: the identifier normalised as the store
+    /// compares identifiers, whichever field named it. One longer than any username or email
+    /// can be (which names no account) is kept as its digest, so that a spray of long
+    /// identifiers costs the limiter a bounded size per key.
+    static func limitKey(_ identifier: Identifier) -> String {
+        switch identifier {
+        case .email(let text), .username(let text), .emailOrUsername(let text):
+            let key = UserRules.identifierKey(text)
+            guard key.utf8.count > 320 else { return key }
+            return "#" + Base64URL.encode(SHA256.hash(Array(key.utf8)))
+        }
     }
 
     func verify(_ password: String, _ user: UserRecord) async throws(AccountError) -> PasswordHasher.VerifyResult {

@@ -1,4 +1,4 @@
-/// Fixed-window counters per key (an email, an IP, an account+IP pair), as the seed's
+/// Fixed-window counters per key (an email, an IP, an identifier), as the seed's
 /// sign-up limits describe: at most `limit` events per `window` seconds. Sharded; old
 /// windows are dropped as they are met.
 public final class RateLimiter: Sendable {
@@ -68,6 +68,20 @@ public final class RateLimiter: Sendable {
                 return nil
             }
             return window.start + rule.window - now
+        }
+    }
+
+    /// Takes back one event counted by `take(key, now: takenAt)` (an attempt that turned out
+    /// not to be a failure), unless its window has ended since.
+    public func refund(_ key: String, takenAt: Double) {
+        guard rule.limit > 0 else { return }
+        let rule = self.rule
+        shard(key).withLock { windows in
+            guard var window = windows[key], window.start <= takenAt, takenAt < window.start + rule.window,
+                window.count > 0
+            else { return }
+            window.count -= 1
+            windows[key] = window
         }
     }
 

@@ -1,7 +1,8 @@
 import Foundation
 import GRDB
 
-/// User accounts in the `users` table (schema v2). Every write shares one `BEGIN IMMEDIATE`
+/// User accounts in the `users` table (schema v2), named through `user_identifiers` (v3:
+/// usernames and emails in one namespace). Every write shares one `BEGIN IMMEDIATE`
 /// transaction with its event, so conflict checks and the numeric id counter see every
 /// committed user, in this process and in any other.
 extension SQLiteTokenStore: UserStore {
@@ -13,8 +14,13 @@ extension SQLiteTokenStore: UserStore {
             if try Self.fetchUser("public_id = ?", [user.publicID], db) != nil {
                 throw UserRules.publicIDTaken(user.publicID)
             }
-            if try Self.fetchUser("email = ?", [user.email], db) != nil { throw UserRules.emailTaken() }
-            if try Self.fetchUser("lower(username) = ?", [UserRules.asciiLowercased(user.username)], db) != nil {
+            let keys = UserRules.identifierKeys(of: user)
+            if try Self.identifierTaken(keys.email, db) || Self.fetchUser("email = ?", [user.email], db) != nil {
+                throw UserRules.emailTaken()
+            }
+            if try keys.username.map({ try Self.identifierTaken($0, db) }) == true
+                || Self.fetchUser("lower(username) = ?", [UserRules.asciiLowercased(user.username)], db) != nil
+            {
                 throw UserRules.usernameTaken()
             }
             let record = UserRules.record(user, numericID: try Self.nextNumericID(db))
@@ -32,9 +38,39 @@ extension SQLiteTokenStore: UserStore {
                     record.tokensNotBefore,
                 ]
             )
+            for (key, taken) in [(keys.email, UserRules.emailTaken()), (keys.username, UserRules.usernameTaken())] {
+                guard let key else { continue }
+                // The primary key is the last word: two creations cannot both claim `key`.
+                do {
+                    try db.execute(
+                        sql: "INSERT INTO user_identifiers (identifier, public_id) VALUES (?, ?)",
+                        arguments: [key, record.publicID]
+                    )
+                } catch let error as DatabaseError where error.extendedResultCode == .SQLITE_CONSTRAINT_PRIMARYKEY {
+                    throw taken
+                }
+            }
             try Self.append(StoreEvents.userCreated(record), at: record.createdAt, db)
             return record
         }
+    }
+
+    /// Whether a user holds the identifier `key` (as username or email).
+    private static func identifierTaken(_ key: String, _ db: Database) throws -> Bool {
+        try Bool.fetchOne(db, sql: "SELECT 1 FROM user_identifiers WHERE identifier = ?", arguments: [key]) ?? false
+    }
+
+    /// The user holding the identifier `key`, when it holds it as `field`'s value.
+    private func user(identifier key: String, as field: KeyPath<UserRecord, String>) async throws -> UserRecord? {
+        let found = try await read("reading a user") { db in
+            try Row.fetchOne(
+                db,
+                sql: "SELECT users.* FROM user_identifiers JOIN users USING (public_id) WHERE identifier = ?",
+                arguments: [key]
+            ).map(UserRecord.init(row:))
+        }
+        guard let found, UserRules.identifierKey(found[keyPath: field]) == key else { return nil }
+        return found
     }
 
     public func user(publicID: String) async throws -> UserRecord? {
@@ -46,14 +82,11 @@ extension SQLiteTokenStore: UserStore {
     }
 
     public func user(email: String) async throws -> UserRecord? {
-        let email = UserRules.normalizedEmail(email)
-        return try await read("reading a user") { db in try Self.fetchUser("email = ?", [email], db) }
+        try await user(identifier: UserRules.identifierKey(email), as: \.email)
     }
 
     public func user(username: String) async throws -> UserRecord? {
-        let key = UserRules.usernameKey(username)
-        // The expression of the unique index `users_by_username`, so that the index answers.
-        return try await read("reading a user") { db in try Self.fetchUser("lower(username) = ?", [key], db) }
+        try await user(identifier: UserRules.identifierKey(username), as: \.username)
     }
 
     public func users(matching query: UserQuery) async throws -> [UserRecord] {

@@ -1,3 +1,4 @@
+import Foundation
 import GRDB
 
 /// The SQLite schema of the token store, as versioned migrations.
@@ -20,6 +21,10 @@ enum StoreSchema {
         }
         migrator.registerMigration("v2", foreignKeyChecks: .immediate) { db in
             try db.execute(sql: version2)
+        }
+        migrator.registerMigration("v3-user-identifiers", foreignKeyChecks: .immediate) { db in
+            try db.execute(sql: version3)
+            try claimExistingIdentifiers(db)
         }
         return migrator
     }()
@@ -148,4 +153,59 @@ enum StoreSchema {
         ) STRICT;
         INSERT INTO user_numbers (singleton, last_numeric_id) VALUES (1, 0);
         """
+
+    /// One namespace for usernames and emails (issue 10, finding 6): each row is an
+    /// identifier (`UserRules.identifierKey`: NFKC, case-folded) and the one user it names, so a
+    /// username can never be another user's email, nor two look-alikes two users. The primary
+    /// key makes that hold whatever writes race; lookups go through it.
+    private static let version3 = """
+        CREATE TABLE user_identifiers (
+            identifier TEXT NOT NULL PRIMARY KEY CONSTRAINT identifier_is_not_empty CHECK (length(identifier) > 0),
+            public_id TEXT NOT NULL REFERENCES users (public_id) ON DELETE CASCADE
+        ) STRICT, WITHOUT ROWID;
+        CREATE INDEX user_identifiers_by_user ON user_identifiers (public_id);
+        """
+
+    /// Gives the users of a database written before `user_identifiers` their identifiers.
+    /// Where two users claim one identifier (a username that is someone's email, or two
+    /// look-alike usernames), emails win over usernames and older users over newer ones: the
+    /// address a mailbox owner signed up with stays theirs. The loser keeps its row and signs
+    /// in by its other identifier; an event records each identifier that was not given.
+    private static func claimExistingIdentifiers(_ db: Database) throws {
+        let now = Date().timeIntervalSince1970
+        for field in ["email", "username"] {
+            // A cursor over `users` while writing `user_identifiers` and `events`: one row in
+            // memory at a time, however many users there are.
+            let users = try Row.fetchCursor(
+                db,
+                sql: "SELECT public_id, \(field) AS value FROM users ORDER BY created_at, numeric_id"
+            )
+            while let user = try users.next() {
+                let publicID: String = user["public_id"]
+                let key = UserRules.identifierKey(user["value"])
+                guard !key.isEmpty else { continue }
+                try db.execute(
+                    sql: "INSERT OR IGNORE INTO user_identifiers (identifier, public_id) VALUES (?, ?)",
+                    arguments: [key, publicID]
+                )
+                if db.changesCount == 0,
+                    try String.fetchOne(
+                        db,
+                        sql: "SELECT public_id FROM user_identifiers WHERE identifier = ?",
+                        arguments: [key]
+                    ) != publicID
+                {
+                    try SQLiteTokenStore.append(
+                        StoreEvents.Draft(
+                            kind: TokenEvent.Kind.userIdentifierShadowed,
+                            subject: publicID,
+                            detail: "field=\(field)"
+                        ),
+                        at: now,
+                        db
+                    )
+                }
+            }
+        }
+    }
 }

@@ -56,6 +56,10 @@ func withDaemon<T>(
     try await withTokend("acct-\(name)", environment: Tokend.relaxedLimits.merging(environment) { $1 }, body)
 }
 
+/// `TOKEND_TRUSTED_PROXIES` naming this test process's uid: the tests' requests on the API
+/// socket come from a trusted proxy, so their `X-Real-IP` / `X-Forwarded-For` are believed.
+let trustingTheTests = ["TOKEND_TRUSTED_PROXIES": "uid:\(getuid())"]
+
 /// A user as `/admin/users` shows it.
 struct AdminUser: Sendable {
     let id: String
