@@ -183,7 +183,7 @@ struct UnitFileTests {
         ("TOKEND_SIGNIN_RATE_LIMIT_WINDOW", "15m"), ("TOKEND_HASH_WORKERS", "the number of CPUs tokend may run on"),
         ("TOKEND_HASH_QUEUE", "64"), ("TOKEND_HEADER_TIMEOUT", "10s"), ("TOKEND_BODY_TIMEOUT", "10s"),
         ("TOKEND_MAX_CONNECTIONS", "1024"), ("TOKEND_ADMIN_MAX_CONNECTIONS", "64"),
-        ("TOKEND_TRUSTED_PROXIES", "none"),
+        ("TOKEND_TRUSTED_PROXIES", "none"), ("TOKEND_EVENT_RETENTION", "3d"),
     ]
 
     @Test(
