@@ -16,7 +16,11 @@
 # 3. introspection latency (repeated token, 8 connections) idle and while a sign-in load keeps
 #    the hashing pool saturated, back to back (closed loop) and paced (open loop, fixed rate);
 #    then the same with the hashing threads moved to SCHED_IDLE from outside (chrt), to
-#    measure the fix this benchmark suggests without changing Sources.
+#    measure the fix this benchmark suggests without changing Sources;
+# 4. introspection latency (repeated token, 8 connections, paced) idle and while
+#    $DAEMON_FLOODERS connections send, back to back, the JSON body of issue 10's finding 3
+#    (62 KB, 7,000 members in one object) to /oauth2/introspect (issue 10's acceptance: p99
+#    under 10 ms).
 #
 # Pinning: tokend (every thread: NIO event loops, GRDB, the argon2 pool) and nginx on
 # $DAEMON_SERVER_CORE (0); tokend-load on $DAEMON_LOAD_CORE (1); openssl speed and the raw
@@ -46,7 +50,8 @@
 #   DAEMON_SCHED_IDLE=0       1 repeats the latency runs after `chrt --idle` on the hashing threads
 #                             (tokend moves them to SCHED_IDLE itself since 2026-11-23; kept to
 #                             check that it did)
-#   DAEMON_PARTS="intro signin latency"  which of 1, 2 and 3 to run
+#   DAEMON_PARTS="intro signin latency hostile"  which of 1, 2, 3 and 4 to run
+#   DAEMON_FLOODERS=4         connections of part 4's many-key JSON flood
 #   DAEMON_TOKEND_ENV=        extra VAR=value words for tokend, for experiments (e.g.
 #                             NIO_SINGLETON_GROUP_LOOP_COUNT=1)
 #   DAEMON_QUIET_WAIT=180     before each measurement, wait up to this many seconds for both
@@ -87,7 +92,8 @@ USERS="${DAEMON_USERS:-16}"
 PACED_RATE="${DAEMON_PACED_RATE:-2000}"
 SCHED_IDLE="${DAEMON_SCHED_IDLE:-0}"
 SKIP_BUILD="${DAEMON_SKIP_BUILD:-0}"
-PARTS="${DAEMON_PARTS:-intro signin latency}"
+PARTS="${DAEMON_PARTS:-intro signin latency hostile}"
+FLOODERS="${DAEMON_FLOODERS:-4}"
 QUIET_WAIT="${DAEMON_QUIET_WAIT:-180}"
 QUIET_PCT="${DAEMON_QUIET_PCT:-10}"
 TOKEND_EXTRA_ENV="${DAEMON_TOKEND_ENV:-}"
@@ -638,6 +644,47 @@ if has_part latency; then
     fi
 fi
 
+# --- 4. introspection latency while clients flood many-key JSON bodies --------------------
+
+# flooded NAME FLOOD-NAME intro-arguments…: the flood starts first and ends last, the
+# introspection run inside it
+flooded() {
+    local name="$1" flood_name="$2"
+    shift 2
+    local total=$((SECS + 6))
+    [ "$QUIET_WAIT" -gt 0 ] && wait_quiet
+    (NO_QUIET_WAIT=1 run_load "$flood_name" tokend --no-busy-poll --socket "$API" --connections "$FLOODERS" \
+        --seconds "$total" --warmup 2 --no-preflight --request-file "$WORK/many-keys.req" --expect-status 400) &
+    local bg=$!
+    BG_PIDS+=("$bg")
+    sleep 3
+    NO_QUIET_WAIT=1 run_load "$name" tokend "$@"
+    wait "$bg" || true
+    BG_PIDS=()
+}
+
+if has_part hostile; then
+    python3 - "$WORK/many-keys.req" <<'PY'
+import sys
+body = "{" + ",".join(f'"{i}":0' for i in range(7000)) + "}"
+head = (
+    "POST /oauth2/introspect HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+    f"Content-Length: {len(body)}\r\n\r\n"
+)
+open(sys.argv[1], "w").write(head + body)
+PY
+    echo "many_keys_request_bytes=$(wc -c <"$WORK/many-keys.req")" >>"$OUT/machine.txt"
+    echo "flooders=$FLOODERS" >>"$OUT/machine.txt"
+    intro8p=(--socket "$API" --connections 8 --seconds "$SECS" --warmup 1 --mode introspect-repeated --token "$REPEATED"
+        --rate "$PACED_RATE")
+    for rep in $(seq "$REPEATS"); do
+        run_load "p99-idle-paced-h-r$rep" tokend "${intro8p[@]}"
+        sleep 1
+        flooded "p99-flood-paced-r$rep" "flood-during-paced-r$rep" "${intro8p[@]}"
+        sleep 2
+    done
+fi
+
 echo "loadavg_after=$(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/machine.txt"
 stop_pid "$TOKEND_PID" TERM
 echo "tokend_exit_after_sigterm=$STOP_STATUS" >>"$OUT/machine.txt"
@@ -839,6 +886,27 @@ if group("p99-idle-closed"):
     print()
     print("(While sign-ins run, tokend's share of the server core includes the hashing, so 'others' is shown only for "
           "idle runs. Sign-ins/s meanwhile: the median over the sign-in loads that ran around each introspection run.)")
+    print()
+if group("p99-idle-paced-h"):
+    print(f"### Introspection latency while {machine.get('flooders', '?')} connections flood many-key JSON bodies "
+          f"(repeated token, 8 connections, paced {machine.get('paced_rate')}/s)")
+    print()
+    print("| load | introspection req/s | p50 µs | p90 µs | p99 µs (range) | max µs | flood requests/s (all 400) | p99 target | result |")
+    print("|---|---:|---:|---:|---:|---:|---:|---|---|")
+    gi, gf = group("p99-idle-paced-h"), group("p99-flood-paced")
+    for label, g, flood in (("idle", gi, None), ("many-key JSON flood", gf, group("flood-during-paced"))):
+        r = median_run(g, "p99_us")
+        if not r:
+            continue
+        rates = sorted(num(x, "rps") for x in (flood or []))
+        rate = f"{rates[(len(rates) - 1) // 2]:,.0f}" if rates else "–"
+        ok = num(r, "p99_us") < 10_000 and verdict(g) == "ok" and (flood is None or verdict(flood) == "ok")
+        print(f"| {label} | {fmt(num(r, 'rps'))} | {fmt(num(r, 'p50_us'), 1)} | {fmt(num(r, 'p90_us'), 1)} | "
+              f"{fmt(num(r, 'p99_us'), 1)}{span(g, 'p99_us', 1)} | {fmt(num(r, 'max_us'))} | {rate} | < 10 ms | "
+              f"{'PASS' if ok else '**FAIL**'} |")
+    print()
+    print(f"(Each flood request is the body of issue 10's finding 3: {machine.get('many_keys_request_bytes', '?')} bytes, "
+          "7,000 members in one object, refused 400 at the 1,001st member.)")
 PY
 cat "$OUT/summary.md"
 log "raw output in $OUT"
