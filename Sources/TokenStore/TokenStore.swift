@@ -171,7 +171,8 @@ public struct RefreshFamily: Sendable, Equatable {
 
 extension RefreshFamily {
     /// The end of everything the family covers: its refresh tokens (`expiresAt`) and the
-    /// access tokens it issued (`lastAccessExpiresAt`, the newest). Once it has passed, an
+    /// access tokens it issued (`lastAccessExpiresAt`, the latest expiry of any of them: a
+    /// rotation never lowers it, even when a later token lives shorter). Once it has passed, an
     /// ended family matters to no token any more (`compact` deletes it).
     public var coverageEnd: Double { max(expiresAt, lastAccessExpiresAt ?? expiresAt) }
 }

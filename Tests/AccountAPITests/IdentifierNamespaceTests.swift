@@ -77,6 +77,27 @@ struct IdentifierNamespaceTests {
         }
     }
 
+    @Test("an address in look-alike @ signs (＠, ﹫) cannot be taken as a username before its owner signs up")
+    func lookAlikeAtSign() async throws {
+        try await withDaemon("lookalike-at") { daemon in
+            for username in ["bob\u{FF20}example.com", "bob\u{FE6B}example.com", "BOB\u{FF20}EXAMPLE.COM"] {
+                let taken = try await Self.signUp(daemon, username: username, email: "evil@example.com")
+                #expect(
+                    taken.status == 400,
+                    "\(username.unicodeScalars.map { String($0.value, radix: 16) }): \(taken.summary)"
+                )
+            }
+            // The address is still Bob's to sign up with, and the name is his by it.
+            #expect(try await Self.signUp(daemon, username: "bob", email: "bob@example.com").status == 200)
+            let signedIn = try await daemon.signedIn(
+                .appmixer,
+                username: "bob@example.com",
+                password: "namespace-password"
+            )
+            #expect(signedIn["user"]?["username"]?.stringValue == "bob")
+        }
+    }
+
     @Test("look-alike usernames and emails are one identifier, for sign-up and for sign-in")
     func lookAlikes() async throws {
         try await withDaemon("look-alikes") { daemon in

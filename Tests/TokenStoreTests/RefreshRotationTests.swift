@@ -57,6 +57,37 @@ struct RefreshRotationTests {
         }
     }
 
+    @Test(
+        "a rotation to a shorter-lived access token never lowers the family's coverage",
+        arguments: StoreKind.allCases
+    )
+    func coverageNeverShrinks(kind: StoreKind) async throws {
+        try await withStore(kind) { store in
+            let first = StoreFixtures.activeToken("rt-0")
+            try await store.createRefreshFamily(StoreFixtures.family(), firstToken: first)
+            _ = try await store.updateRefreshToken(hash: first.hash, now: now + 5) { token, family in
+                Self.rotateIfActive(token, family, next: "rt-1", at: now + 5, jti: "jti-1")
+            }
+            // The access policy shrank (or the clock stepped back): the next access token ends
+            // before the one issued first, which stays valid until now + 3605.
+            _ = try await store.updateRefreshToken(hash: StoreFixtures.hash("rt-1"), now: now + 10) { token, _ in
+                var change: RefreshDecision<Int>.Change = rotation(
+                    of: token!,
+                    to: "rt-2",
+                    at: now + 10,
+                    accessJTI: "jti-2"
+                )
+                if case .rotate(let spent, let successor, let jti, _) = change {
+                    change = .rotate(spent: spent, successor: successor, accessJTI: jti, accessExpiresAt: now + 310)
+                }
+                return RefreshDecision(change: change, outcome: 0)
+            }
+            let family = try await store.peek(StoreFixtures.hash("rt-2")).family
+            #expect(family?.lastAccessJTI == "jti-2")
+            #expect(family?.lastAccessExpiresAt == now + 3605, "the first access token's end still counts")
+        }
+    }
+
     @Test("of 32 concurrent uses of one token exactly one rotates, 31 see it spent", arguments: StoreKind.allCases)
     func concurrentUsesRotateOnce(kind: StoreKind) async throws {
         try await withStore(kind) { store in

@@ -131,7 +131,7 @@ public actor InMemoryTokenStore: TokenStore {
             tokens[spent.hash] = updated
             tokens[successor.hash] = successor
             owner.lastAccessJTI = accessJTI
-            owner.lastAccessExpiresAt = accessExpiresAt
+            owner.lastAccessExpiresAt = max(owner.lastAccessExpiresAt ?? accessExpiresAt, accessExpiresAt)
             families[owner.id] = owner
             defaultEvent = StoreEvents.refreshRotated(
                 familyID: owner.id,

@@ -2,19 +2,23 @@ import NIOCore
 
 /// The whole pipeline of a connection over the cap: answers 503 with `Retry-After: 1` and
 /// `Connection: close` at once, stops writing, discards what the client sends, and closes when
-/// the client does or after the linger timeout.
+/// the client does or after the linger timeout. When `lingering` has no room left (a client
+/// reconnecting past the cap as fast as it is refused), it closes right after the answer.
 final class ConnectionRejector: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
     private let response: [UInt8]
     private let linger: TimeAmount
+    private let lingering: LingeringRefusals
+    private var holdsLingeringSlot = false
     private var answered = false
     private var lingerTimer: Scheduled<Void>?
 
-    init(response: [UInt8], linger: TimeAmount) {
+    init(response: [UInt8], linger: TimeAmount, lingering: LingeringRefusals) {
         self.response = response
         self.linger = linger
+        self.lingering = lingering
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -31,6 +35,10 @@ final class ConnectionRejector: ChannelInboundHandler {
     func channelInactive(context: ChannelHandlerContext) {
         lingerTimer?.cancel()
         lingerTimer = nil
+        if holdsLingeringSlot {
+            holdsLingeringSlot = false
+            lingering.release()
+        }
         context.fireChannelInactive()
     }
 
@@ -42,6 +50,13 @@ final class ConnectionRejector: ChannelInboundHandler {
         guard !answered else { return }
         answered = true
         let buffer = context.channel.allocator.buffer(bytes: response)
+        holdsLingeringSlot = lingering.take()
+        guard holdsLingeringSlot else {
+            context.writeAndFlush(wrapOutboundOut(buffer)).assumeIsolated().whenComplete { _ in
+                context.close(promise: nil)
+            }
+            return
+        }
         context.writeAndFlush(wrapOutboundOut(buffer)).assumeIsolated().whenComplete { _ in
             context.close(mode: .output, promise: nil)
         }

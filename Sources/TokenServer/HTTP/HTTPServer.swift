@@ -268,7 +268,8 @@ public final class HTTPServer: Service, Sendable {
             try pipeline.addHandler(
                 ConnectionRejector(
                     response: refusal.rawResponseBytes,
-                    linger: TimeAmount(configuration.lingerTimeout)
+                    linger: TimeAmount(configuration.lingerTimeout),
+                    lingering: context.lingeringRefusals
                 )
             )
             return

@@ -90,9 +90,10 @@ public struct TrustedProxies: Sendable, Equatable, CustomStringConvertible {
     /// The client address rate limits count against.
     ///
     /// The socket's peer (`uid:N` on a Unix socket, the address on TCP) unless that peer is a
-    /// trusted proxy; from a trusted proxy, its `X-Real-IP` when it sent exactly one valid
-    /// address, else the right-most `X-Forwarded-For` hop that is not itself a trusted proxy
-    /// (hops to its left were written by the client and prove nothing), else the peer.
+    /// trusted proxy; from a trusted proxy, the right-most `X-Forwarded-For` hop that is not
+    /// itself a trusted proxy (hops to its left were written by the client and prove nothing);
+    /// with no `X-Forwarded-For`, its `X-Real-IP` when it sent exactly one valid address; else
+    /// the peer.
     /// IPv6 clients count per /64, the block one subscriber gets.
     public func clientAddress(of request: HTTPRequest) -> String {
         let peerKey: String
@@ -110,8 +111,9 @@ public struct TrustedProxies: Sendable, Equatable, CustomStringConvertible {
             return "unknown"
         }
         guard peerTrusted else { return peerKey }
-        let real = request.headerValues("X-Real-IP")
-        if real.count == 1, let address = IPAddress(real[0].trimmingSpaces) { return address.rateLimitKey }
+        // X-Forwarded-For first: a proxy that appends to it but passes other headers through
+        // (nginx without `proxy_set_header X-Real-IP`) would otherwise hand tokend whatever
+        // X-Real-IP its client wrote.
         var leftmostTrusted: IPAddress?
         let hops = request.headerValues("X-Forwarded-For").flatMap { $0.split(separator: ",") }
         for hop in hops.reversed() {
@@ -120,7 +122,11 @@ public struct TrustedProxies: Sendable, Equatable, CustomStringConvertible {
             if !trusts(address) { return address.rateLimitKey }
             leftmostTrusted = address
         }
-        return leftmostTrusted?.rateLimitKey ?? peerKey
+        if let leftmostTrusted { return leftmostTrusted.rateLimitKey }
+        guard hops.isEmpty else { return peerKey }
+        let real = request.headerValues("X-Real-IP")
+        if real.count == 1, let address = IPAddress(real[0].trimmingSpaces) { return address.rateLimitKey }
+        return peerKey
     }
 }
 
@@ -138,15 +144,15 @@ public struct IPAddress: Sendable, Hashable, CustomStringConvertible {
     /// Parses dotted IPv4 or textual IPv6 (no zone, no brackets, no port).
     public init?(_ text: String) {
         guard !text.isEmpty, text.utf8.count <= 45 else { return nil }
-        var v4 = in_addr()
-        if inet_pton(AF_INET, text, &v4) == 1 {
-            let value = UInt32(bigEndian: v4.s_addr)
+        // Plain byte buffers rather than in_addr/in6_addr: the address bytes are all we read.
+        var v4 = [UInt8](repeating: 0, count: 4)
+        if v4.withUnsafeMutableBytes({ inet_pton(AF_INET, text, $0.baseAddress) }) == 1 {
+            let value = v4.reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
             self.init(high: 0, low: 0xFFFF_0000_0000 | UInt64(value))
             return
         }
-        var v6 = in6_addr()
-        guard inet_pton(AF_INET6, text, &v6) == 1 else { return nil }
-        let bytes = withUnsafeBytes(of: &v6) { Array($0) }
+        var bytes = [UInt8](repeating: 0, count: 16)
+        guard bytes.withUnsafeMutableBytes({ inet_pton(AF_INET6, text, $0.baseAddress) }) == 1 else { return nil }
         self.init(
             high: bytes[0..<8].reduce(0) { $0 << 8 | UInt64($1) },
             low: bytes[8..<16].reduce(0) { $0 << 8 | UInt64($1) }
@@ -161,15 +167,14 @@ public struct IPAddress: Sendable, Hashable, CustomStringConvertible {
             let v = UInt32(truncatingIfNeeded: low)
             return "\(v >> 24).\(v >> 16 & 0xFF).\(v >> 8 & 0xFF).\(v & 0xFF)"
         }
-        var v6 = in6_addr()
-        withUnsafeMutableBytes(of: &v6) { raw in
-            for i in 0..<8 {
-                raw[i] = UInt8(truncatingIfNeeded: high >> (56 - 8 * UInt64(i)))
-                raw[8 + i] = UInt8(truncatingIfNeeded: low >> (56 - 8 * UInt64(i)))
-            }
+        var v6 = [UInt8](repeating: 0, count: 16)
+        for i in 0..<8 {
+            v6[i] = UInt8(truncatingIfNeeded: high >> (56 - 8 * UInt64(i)))
+            v6[8 + i] = UInt8(truncatingIfNeeded: low >> (56 - 8 * UInt64(i)))
         }
         var buffer = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
-        guard inet_ntop(AF_INET6, &v6, &buffer, socklen_t(buffer.count)) != nil else { return "?" }
+        let written = v6.withUnsafeBytes { inet_ntop(AF_INET6, $0.baseAddress, &buffer, socklen_t(buffer.count)) }
+        guard written != nil else { return "?" }
         return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 

@@ -149,7 +149,9 @@ public final class AccountService: Sendable {
             let kind = scalar.properties.generalCategory == .control ? "control" : "invisible or formatting"
             return ["username must not contain \(kind) characters (found U+\(UserRules.hex(scalar)))"]
         }
-        if trimmed.contains("@"), UserRules.identifierKey(trimmed) != UserRules.identifierKey(email) {
+        // On the normalised key: a full-width ＠ (U+FF20) or a small ﹫ (U+FE6B) is an @ there.
+        let key = UserRules.identifierKey(trimmed)
+        if key.contains("@"), key != UserRules.identifierKey(email) {
             return ["username must not contain @ unless it is the account's own email"]
         }
         return []

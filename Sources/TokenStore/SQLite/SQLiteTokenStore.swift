@@ -339,7 +339,10 @@ public final class SQLiteTokenStore: TokenStore {
                 }
                 try Self.insert(successor, db)
                 try db.execute(
-                    sql: "UPDATE refresh_families SET last_access_jti = ?, last_access_expires_at = ? WHERE id = ?",
+                    sql: """
+                        UPDATE refresh_families SET last_access_jti = ?,
+                            last_access_expires_at = max(coalesce(last_access_expires_at, 0), ?) WHERE id = ?
+                        """,
                     arguments: [accessJTI, accessExpiresAt, spent.familyID]
                 )
                 let subject =
