@@ -23,4 +23,20 @@ struct RateLimiterTests {
         #expect(limiter.take("other", now: 100) == nil)
         #expect(limiter.take("other", now: 100) == 10)
     }
+
+    @Test("a spray of fresh keys cannot push out a counter at its limit; refunded keys take no room")
+    func sprayKeepsBlockedCounters() {
+        let limiter = RateLimiter(.init(limit: 10, window: 900), maxKeysPerShard: 64)
+        for n in 0..<10 { #expect(limiter.take("alice", now: 100 + Double(n)) == nil) }
+        #expect(limiter.blocked("alice", now: 120) != nil)
+        // 16 shards of 64 keys, sprayed four times over with keys counted once each.
+        for n in 0..<4096 { _ = limiter.take("spray-\(n)", now: 130) }
+        #expect(limiter.blocked("alice", now: 140) != nil, "the attacked account is still limited")
+        // Keys whose attempts were all refunded (an overloaded hashing pool) leave nothing.
+        for n in 0..<4096 {
+            _ = limiter.take("refunded-\(n)", now: 150)
+            limiter.refund("refunded-\(n)", takenAt: 150)
+        }
+        #expect(limiter.blocked("alice", now: 160) != nil)
+    }
 }

@@ -18,12 +18,14 @@ public final class RateLimiter: Sendable {
     }
 
     private static let shardCount = 16
-    private static let maxKeysPerShard = 65_536
+    private let maxKeysPerShard: Int
     private let rule: Rule
     private let shards: [LockedBox<[String: Window]>]
 
-    public init(_ rule: Rule) {
+    /// `maxKeysPerShard` (of 16 shards) bounds the memory of a spray of distinct keys.
+    public init(_ rule: Rule, maxKeysPerShard: Int = 65_536) {
         self.rule = rule
+        self.maxKeysPerShard = max(2, maxKeysPerShard)
         shards = (0..<RateLimiter.shardCount).map { _ in LockedBox([:]) }
     }
 
@@ -38,15 +40,20 @@ public final class RateLimiter: Sendable {
     public func take(_ key: String, now: Double) -> Double? {
         guard rule.limit > 0 else { return nil }
         let rule = self.rule
+        let maxKeys = maxKeysPerShard
         return shard(key).withLock { windows -> Double? in
-            if windows.count >= RateLimiter.maxKeysPerShard {
+            if windows.count >= maxKeys {
                 windows = windows.filter { now < $0.value.start + rule.window }
                 // Still full of live windows (someone spraying keys): keep memory and the cost
-                // of this pass bounded by dropping half, oldest windows first.
-                if windows.count >= RateLimiter.maxKeysPerShard {
-                    let kept = windows.sorted { $0.value.start > $1.value.start }.prefix(
-                        RateLimiter.maxKeysPerShard / 2
-                    )
+                // of this pass bounded by dropping half, the lowest counts first (the oldest of
+                // equal counts). A window at or near its limit is the last to go: spraying fresh
+                // keys cannot push out the counter of an account under attack.
+                if windows.count >= maxKeys {
+                    let kept = windows.sorted {
+                        $0.value.count != $1.value.count
+                            ? $0.value.count > $1.value.count : $0.value.start > $1.value.start
+                    }
+                    .prefix(maxKeys / 2)
                     windows = Dictionary(uniqueKeysWithValues: kept.map { ($0.key, $0.value) })
                 }
             }
@@ -81,7 +88,9 @@ public final class RateLimiter: Sendable {
                 window.count > 0
             else { return }
             window.count -= 1
-            windows[key] = window
+            // A window refunded to nothing takes no room (keys whose every attempt was refunded,
+            // an overloaded hashing pool's, would otherwise pile up and crowd out real ones).
+            windows[key] = window.count == 0 ? nil : window
         }
     }
 
