@@ -15,8 +15,9 @@ import Synchronization
 /// also takes queued jobs in order. With the CPUs to spare, no job ever runs that long, and the
 /// rescuer only sleeps.
 final class PasswordHashingPool: @unchecked Sendable {
-    // Safety: `queue`, `running`, `liveWorkers`, `shuttingDown`, `drainWaiters` and `rescues` are
-    // read and written only with `mutex` held (every access goes through `locked`). `mutex`,
+    // Safety: `queue`, `running`, `liveWorkers`, `rescuerAlive`, `shuttingDown`, `drainWaiters`
+    // and `rescues` are read and written only with `mutex` held (every access goes through
+    // `locked`). `mutex`,
     // `condition` and `rescueCondition` are allocated in init, never moved, and destroyed in
     // deinit, which runs only after every thread has returned: each worker thread, and the
     // rescuer, holds a strong reference to the pool for its lifetime. `capacity`, `rescueAfter`
@@ -50,6 +51,7 @@ final class PasswordHashingPool: @unchecked Sendable {
     private var queue: [Job] = []
     private var running: [Running] = []
     private var liveWorkers = 0
+    private var rescuerAlive = false
     private var shuttingDown = false
     private var drainWaiters: [CheckedContinuation<Void, Never>] = []
     private var rescues = 0
@@ -99,14 +101,20 @@ final class PasswordHashingPool: @unchecked Sendable {
             }
         }
         guard rescueAfter != nil else { return }
-        locked { liveWorkers += 1 }
+        locked {
+            liveWorkers += 1
+            rescuerAlive = true
+        }
         let started = PasswordThread.spawn(detached: true) { [self] in
             // At the process's own priority: a starved hash is then ordinary work.
             PasswordThread.setName("tokend-argon2-r")
             self.runRescuer()
         }
         if started == nil {
-            locked { liveWorkers -= 1 }
+            locked {
+                liveWorkers -= 1
+                rescuerAlive = false
+            }
             beginShutdown()
             throw .hashingFailed("could not start the password hashing rescuer")
         }
@@ -139,6 +147,9 @@ final class PasswordHashingPool: @unchecked Sendable {
     /// Jobs waiting for a worker.
     var queuedCount: Int { locked { queue.count } }
 
+    /// Worker and rescuer threads still running.
+    var liveThreadCount: Int { locked { liveWorkers } }
+
     /// Jobs the rescuer has run because a worker was starved of CPU.
     var rescuedCount: Int { locked { rescues } }
 
@@ -158,7 +169,7 @@ final class PasswordHashingPool: @unchecked Sendable {
     func waitUntilDrained() async {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             let done = locked { () -> Bool in
-                if liveWorkers == 0 { return true }
+                if isDrained { return true }
                 drainWaiters.append(continuation)
                 return false
             }
@@ -174,14 +185,24 @@ final class PasswordHashingPool: @unchecked Sendable {
         exitThread()
     }
 
-    private func exitThread() {
+    private func exitThread(rescuer: Bool = false) {
         let waiters = locked { () -> [CheckedContinuation<Void, Never>] in
             liveWorkers -= 1
-            guard liveWorkers == 0 else { return [] }
+            if rescuer { rescuerAlive = false }
+            guard isDrained else { return [] }
             defer { drainWaiters = [] }
             return drainWaiters
         }
         for waiter in waiters { waiter.resume() }
+    }
+
+    /// Every thread has exited; or, shutting down, nothing is queued and what workers still run
+    /// are jobs the rescuer has answered (a worker starved of CPU by other processes may take
+    /// as long as their load lasts to finish a result nobody waits for). Call with `mutex` held.
+    private var isDrained: Bool {
+        if liveWorkers == 0 { return true }
+        return shuttingDown && queue.isEmpty && !rescuerAlive
+            && running.allSatisfy { $0.rescued && !$0.byRescuer }
     }
 
     /// Blocks until a job is queued; nil once shutting down with nothing left.
@@ -217,7 +238,7 @@ final class PasswordHashingPool: @unchecked Sendable {
             job.run()
             finished(job, byRescuer: true)
         }
-        exitThread()
+        exitThread(rescuer: true)
     }
 
     /// Blocks until a running job has gone `rescueAfter` without finishing (it is returned, to
@@ -227,7 +248,9 @@ final class PasswordHashingPool: @unchecked Sendable {
         let limit = Self.nanoseconds(rescueAfter ?? .zero)
         return locked { () -> Job? in
             while true {
-                if shuttingDown && queue.isEmpty && running.isEmpty { return nil }
+                // Shutting down with nothing queued, and nothing running it has not rescued:
+                // nothing left to do.
+                if shuttingDown && queue.isEmpty && running.allSatisfy({ $0.rescued }) { return nil }
                 let now = Self.monotonicNow()
                 var starved = false
                 var nextDeadline: UInt64?

@@ -129,5 +129,24 @@ extension PasswordHashingSuite {
             let matched = try await phcs.asyncMap { try await hasher.verify(password: "starved-0", phc: $0).matches }
             #expect(matched.filter { $0 }.count == 1, "each answer is the hash of its own password")
         }
+
+        @Test("shutdown does not wait for a starved worker whose job the rescuer answered")
+        func shutdownWithStarvedWorker() async throws {
+            // A costly hash (64 MiB, 4 passes: ~0.1 s of CPU), which a starved worker takes many
+            // seconds to finish.
+            let costly = try PasswordHashingParameters(memoryKiB: 65536, iterations: 4)
+            let hasher = try PasswordHasher(
+                .init(parameters: costly, workers: 1, queueCapacity: 4, rescueAfter: .milliseconds(100))
+            )
+            let busy = BusyThreads(count: PasswordHasher.defaultWorkerCount + 1)
+            defer { busy.stop() }
+            #expect(try await hasher.hash("starved").hasPrefix("$argon2id$v=19$m=65536,t=4,p=1$"))
+            #expect(hasher.rescuedJobCount >= 1)
+            // The worker is still computing the same hash at SCHED_IDLE while the busy threads
+            // spin; nobody waits for its result, so neither does shutdown.
+            await hasher.shutdown()
+            #expect(hasher.pool.liveThreadCount > 0, "shutdown returned while the starved worker still ran")
+            busy.stop()
+        }
     }
 }
