@@ -121,6 +121,13 @@ public struct KeyDirectory: Sendable {
                     "the key directory \(path) is \(problems.joined(separator: " and ")) (mode \(String(mode, radix: 8))); run: chmod 700 \(path)"
             )
         }
+        let user = geteuid()
+        if info.st_uid != user && info.st_uid != 0 {
+            throw Failure(
+                description:
+                    "the key directory \(path) belongs to uid \(info.st_uid), neither tokend's user (uid \(user)) nor root, so that user could replace the keys; run: chown \(user) \(path)"
+            )
+        }
     }
 
     /// Refuses a file that group or others may read or write.

@@ -132,6 +132,40 @@ struct SocketPermissionTests {
         #expect(await fixed.stop() == .exited(0))
     }
 
+    @Test(
+        "a socket or key directory that belongs to another user is refused, naming the owner and the fix",
+        .enabled(if: geteuid() == 0, "needs root to give a directory to another user")
+    )
+    func foreignOwnedDirectories() async throws {
+        let sandbox = try Sandbox("owner")
+        defer { sandbox.remove() }
+        let first = try await Tokend.start(sandbox)
+        #expect(await first.stop() == .exited(0))
+        let runDirectory = sandbox.file("run")
+        #expect(mkdir(runDirectory, 0o700) == 0)
+        let sockets = [
+            "TOKEND_SOCKET": runDirectory + "/api.sock", "TOKEND_ADMIN_SOCKET": runDirectory + "/admin.sock",
+        ]
+        for (directory, extra, what) in [
+            (runDirectory, sockets, "the socket directory"), (sandbox.keysDirectory, [:], "the key directory"),
+        ] as [(String, [String: String], String)] {
+            #expect(chown(directory, 65534, 65534) == 0)
+            let refused = try await run(
+                try Binaries.tokend(),
+                [],
+                environment: sandbox.environment(extra),
+                in: sandbox.path,
+                timeout: .seconds(30)
+            )
+            #expect(refused.status != .exited(0), "tokend started with \(what) owned by uid 65534")
+            #expect(refused.stderr.contains("\(what) \(directory) belongs to uid 65534"), "\(refused)")
+            #expect(refused.stderr.contains("chown 0 \(directory)"), "\(refused)")
+            #expect(chown(directory, 0, 0) == 0)
+        }
+        let fixed = try await Tokend.start(sandbox, environment: sockets)
+        #expect(await fixed.stop() == .exited(0))
+    }
+
     private func mode(of path: String) throws -> mode_t {
         var info = stat()
         guard lstat(path, &info) == 0 else { throw HarnessError("stat \(path): \(errno)") }

@@ -115,6 +115,14 @@ enum UnixSocketFile {
                     + "run: chmod go-w \(directory) (or choose a socket path in a directory only tokend's user may write)"
             )
         }
+        let user = geteuid()
+        guard info.st_uid == user || info.st_uid == 0 else {
+            throw HTTPServerError.socketDirectory(
+                "the socket directory \(directory) belongs to uid \(info.st_uid), neither tokend's user (uid \(user)) "
+                    + "nor root, so that user could replace the socket; run: chown \(user) \(directory) "
+                    + "(or choose a socket path in a directory of tokend's user or root)"
+            )
+        }
     }
 
     /// A fresh directory, mode 0700, beside a socket's final path, where the socket is bound
