@@ -8,7 +8,7 @@
 # ones. Both processes are stopped by PID. Exit status: 0 when both runs pass.
 #
 # Environment: TOKEND_BIN (default .build/debug/tokend), SCHEMATHESIS (default
-# .build/schemathesis-venv/bin/schemathesis), SCHEMATHESIS_MAX_EXAMPLES (default 30),
+# .build/schemathesis-venv/bin/schemathesis), SCHEMATHESIS_MAX_EXAMPLES (default 50),
 # SCHEMATHESIS_SEED (default 1; "random" for a new one), SCHEMATHESIS_REPORT_DIR
 # (default .build/schemathesis).
 set -uo pipefail
@@ -17,7 +17,7 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 TOKEND_BIN=${TOKEND_BIN:-$ROOT/.build/debug/tokend}
 SCHEMATHESIS=${SCHEMATHESIS:-$ROOT/.build/schemathesis-venv/bin/schemathesis}
-MAX_EXAMPLES=${SCHEMATHESIS_MAX_EXAMPLES:-30}
+MAX_EXAMPLES=${SCHEMATHESIS_MAX_EXAMPLES:-50}
 SEED=${SCHEMATHESIS_SEED:-1}
 REPORT_DIR=${SCHEMATHESIS_REPORT_DIR:-$ROOT/.build/schemathesis}
 
