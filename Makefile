@@ -169,7 +169,7 @@ test: test-deps lint
 	for t in $$failed; do \
 		echo "== what failed in $$t (all of it: .build/test-logs/$$t.log)"; \
 		if [ "$$t" = schemathesis ]; then \
-			grep -E '^(_{4,} |[0-9]+\. Test Case|- ST|    Invalid component|\[[0-9]{3}\]|    `|== |schemathesis.sh:)' \
+			grep -E '^(_{4,} |[0-9]+\. Test Case|- ST|    Invalid component|\[[0-9]{3}\]|    `|    curl |== |schemathesis.sh:)' \
 				.build/test-logs/$$t.log | cut -c1-400 | head -60; \
 		else \
 			grep -E '✘|error:|fatal|Fatal|crash' .build/test-logs/$$t.log | grep -v ' failed after ' | cut -c1-400 | head -40; \
