@@ -19,12 +19,16 @@ RELEASE_FLAGS := -c release --static-swift-stdlib
 
 # Debian packages the build needs, and those only the tests need.
 BUILD_PACKAGES := pkg-config libssl-dev openssl libsystemd-dev libsqlite3-dev libargon2-dev
-TEST_PACKAGES := python3 python3-pip systemd curl
+TEST_PACKAGES := python3 python3-pip python3-venv systemd curl
 # The integration tests run nginx, systemd-nspawn and promtool (prometheus); policy-rc.d keeps
 # Debian's nginx and prometheus from starting a daemon while they install.
 INTEGRATION_PACKAGES := nginx systemd-container prometheus
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 PYTHON_TEST_PACKAGES := 'pyjwt>=2.10' 'cryptography>=41'
+# schemathesis (PyPI) checks openapi.yaml against a running tokend (.ci/schemathesis.sh). It
+# lives in a virtualenv of its own, pinned, so the system's Python packages stay as they are.
+SCHEMATHESIS_VERSION := 4.32.5
+SCHEMATHESIS_VENV := .build/schemathesis-venv
 
 APT_GET := $(if $(filter 0,$(shell id -u)),,sudo) env DEBIAN_FRONTEND=noninteractive apt-get
 
@@ -49,7 +53,7 @@ deps:
 		$(APT_GET) update -qq && $(APT_GET) install -y -qq --no-install-recommends $$missing; \
 	fi
 
-## test-deps: deps plus what the tests drive (PyJWT for interop).
+## test-deps: deps plus what the tests drive (PyJWT for interop, schemathesis for openapi.yaml).
 test-deps: deps
 	@missing=""; for p in $(TEST_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
@@ -68,6 +72,10 @@ test-deps: deps
 		echo "installing PyJWT and cryptography with pip"; \
 		python3 -m pip install --quiet --disable-pip-version-check --upgrade $(PYTHON_TEST_PACKAGES) \
 		|| python3 -m pip install --quiet --disable-pip-version-check --upgrade --break-system-packages $(PYTHON_TEST_PACKAGES); }
+	@[ "$$($(SCHEMATHESIS_VENV)/bin/schemathesis --version 2>/dev/null)" = "schemathesis, version $(SCHEMATHESIS_VERSION)" ] || { \
+		echo "installing schemathesis $(SCHEMATHESIS_VERSION) with pip into $(SCHEMATHESIS_VENV)"; \
+		rm -rf $(SCHEMATHESIS_VENV) && python3 -m venv $(SCHEMATHESIS_VENV) \
+		&& $(SCHEMATHESIS_VENV)/bin/pip install --quiet --disable-pip-version-check 'schemathesis==$(SCHEMATHESIS_VERSION)'; }
 
 build: deps
 	$(SWIFT) build
@@ -155,9 +163,17 @@ test: test-deps lint
 		if $(SWIFT) test --skip-build --filter "^$$t\." </dev/null 2>&1 | tee .build/test-logs/$$t.log; \
 			[ "$${PIPESTATUS[0]}" = 0 ]; then passed=$$((passed + 1)); else failed="$$failed $$t"; fi; \
 	done; \
+	echo "== schemathesis: openapi.yaml against a running tokend (.ci/schemathesis.sh)"; \
+	if bash .ci/schemathesis.sh </dev/null 2>&1 | tee .build/test-logs/schemathesis.log; \
+		[ "$${PIPESTATUS[0]}" = 0 ]; then passed=$$((passed + 1)); else failed="$$failed schemathesis"; fi; \
 	for t in $$failed; do \
 		echo "== what failed in $$t (all of it: .build/test-logs/$$t.log)"; \
-		grep -E '✘|error:|fatal|Fatal|crash' .build/test-logs/$$t.log | grep -v ' failed after ' | cut -c1-400 | head -40; \
+		if [ "$$t" = schemathesis ]; then \
+			grep -E '^(_{4,} |[0-9]+\. Test Case|- ST|    Invalid component|\[[0-9]{3}\]|    `|    curl |== |schemathesis.sh:)' \
+				.build/test-logs/$$t.log | cut -c1-400 | head -60; \
+		else \
+			grep -E '✘|error:|fatal|Fatal|crash' .build/test-logs/$$t.log | grep -v ' failed after ' | cut -c1-400 | head -40; \
+		fi; \
 	done; \
 	[ -z "$$failed" ] || echo "failing test targets:$$failed"; \
 	echo "targets: $$passed passed, $$(echo $$failed | wc -w) failed"; \

@@ -47,7 +47,14 @@ extension TokenRoutes {
                 do throws(HTTPError) {
                     object = request.body.isEmpty ? JSONObject() : try request.jsonOrFormObject()
                 } catch { return error.response }
-                let force = object["force"]?.boolValue ?? (object["force"]?.stringValue == "true")
+                let force: Bool
+                switch object["force"] {
+                case nil, .null?: force = false
+                case .bool(let value)?: force = value
+                case .string(let text)? where text == "true" || text == "false": force = text == "true"
+                default:
+                    return .error(status: 400, error: "invalid_request", description: "force must be a boolean")
+                }
                 logger.notice(
                     "key rotation requested",
                     metadata: ["peer": "\(request.peer?.description ?? "-")", "force": "\(force)"]
@@ -169,7 +176,12 @@ extension TokenRoutes {
         case .string(let s)? where s == "true" || s == "false": refresh = s == "true"
         default: return .error(status: 400, error: "invalid_request", description: "refresh must be a boolean")
         }
-        let clientID = object["client_id"]?.stringValue ?? "tokend-admin"
+        let clientID: String
+        switch object["client_id"] {
+        case nil, .null?: clientID = "tokend-admin"
+        case .string(let text)?: clientID = text
+        default: return .error(status: 400, error: "invalid_request", description: "client_id must be a string")
+        }
         do {
             let tokens = try await service.issue(
                 IssueRequest(subject: sub, scope: scope, clientID: clientID, policy: policy, withRefresh: refresh)
