@@ -593,21 +593,33 @@ fi
 
 # --- 3. introspection latency, idle and while sign-ins saturate the pool -----------------
 
-# concurrent NAME SIGNIN-NAME intro-arguments…: a sign-in load that starts first and ends
-# last, and the introspection run inside it
-concurrent() {
-    local name="$1" signin_name="$2"
+# alongside NAME BG-NAME BG-ARGUMENTS… -- INTRO-ARGUMENTS…: a background tokend-load run (BG-NAME)
+# that starts first and ends last, and the introspection run NAME inside it
+alongside() {
+    local name="$1" bg_name="$2"
     shift 2
+    local bg_args=()
+    while [ "$1" != "--" ]; do
+        bg_args+=("$1")
+        shift
+    done
+    shift
     local total=$((SECS + 6))
     [ "$QUIET_WAIT" -gt 0 ] && wait_quiet
-    (NO_QUIET_WAIT=1 run_load "$signin_name" tokend "${signin_args[@]}" --connections "$SIGNIN_CONNS" --seconds "$total" \
-        --warmup 2 --no-preflight) &
+    (NO_QUIET_WAIT=1 run_load "$bg_name" tokend "${bg_args[@]}" --seconds "$total" --warmup 2 --no-preflight) &
     local bg=$!
     BG_PIDS+=("$bg")
     sleep 3
     NO_QUIET_WAIT=1 run_load "$name" tokend "$@"
     wait "$bg" || true
     BG_PIDS=()
+}
+
+# concurrent NAME SIGNIN-NAME intro-arguments…: the introspection run inside a sign-in load
+concurrent() {
+    local name="$1" signin_name="$2"
+    shift 2
+    alongside "$name" "$signin_name" "${signin_args[@]}" --connections "$SIGNIN_CONNS" -- "$@"
 }
 
 if has_part latency; then
@@ -646,21 +658,12 @@ fi
 
 # --- 4. introspection latency while clients flood many-key JSON bodies --------------------
 
-# flooded NAME FLOOD-NAME intro-arguments…: the flood starts first and ends last, the
-# introspection run inside it
+# flooded NAME FLOOD-NAME intro-arguments…: the introspection run inside the many-key flood
 flooded() {
     local name="$1" flood_name="$2"
     shift 2
-    local total=$((SECS + 6))
-    [ "$QUIET_WAIT" -gt 0 ] && wait_quiet
-    (NO_QUIET_WAIT=1 run_load "$flood_name" tokend --no-busy-poll --socket "$API" --connections "$FLOODERS" \
-        --seconds "$total" --warmup 2 --no-preflight --request-file "$WORK/many-keys.req" --expect-status 400) &
-    local bg=$!
-    BG_PIDS+=("$bg")
-    sleep 3
-    NO_QUIET_WAIT=1 run_load "$name" tokend "$@"
-    wait "$bg" || true
-    BG_PIDS=()
+    alongside "$name" "$flood_name" --no-busy-poll --socket "$API" --connections "$FLOODERS" \
+        --request-file "$WORK/many-keys.req" --expect-status 400 -- "$@"
 }
 
 if has_part hostile; then

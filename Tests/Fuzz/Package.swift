@@ -16,24 +16,25 @@ let package = Package(
         .package(name: "tokend", path: "../..")
     ],
     targets: [
+        .target(name: "FuzzSupport", swiftSettings: fuzzSettings),
         .executableTarget(
             name: "fuzz-http",
-            dependencies: [.product(name: "TokenServer", package: "tokend")],
+            dependencies: ["FuzzSupport", .product(name: "TokenServer", package: "tokend")],
             swiftSettings: fuzzSettings
         ),
         .executableTarget(
             name: "fuzz-json",
-            dependencies: [.product(name: "JOSE", package: "tokend")],
+            dependencies: ["FuzzSupport", .product(name: "JOSE", package: "tokend")],
             swiftSettings: fuzzSettings
         ),
         .executableTarget(
             name: "fuzz-jws",
-            dependencies: [.product(name: "JOSE", package: "tokend")],
+            dependencies: ["FuzzSupport", .product(name: "JOSE", package: "tokend")],
             swiftSettings: fuzzSettings
         ),
         .executableTarget(
             name: "fuzz-form",
-            dependencies: [.product(name: "TokenServer", package: "tokend")],
+            dependencies: ["FuzzSupport", .product(name: "TokenServer", package: "tokend")],
             swiftSettings: fuzzSettings
         ),
     ],

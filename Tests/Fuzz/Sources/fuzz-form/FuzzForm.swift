@@ -1,3 +1,5 @@
+import FuzzSupport
+
 @testable import TokenServer
 
 /// The form scanner over arbitrary bytes: never a crash, and the strict reader (`readForm`,

@@ -1,3 +1,4 @@
+import FuzzSupport
 import JOSE
 
 /// The JSON parser over arbitrary bytes: never a crash, and whatever it accepts, its own

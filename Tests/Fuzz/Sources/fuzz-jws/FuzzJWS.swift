@@ -1,3 +1,4 @@
+import FuzzSupport
 import JOSE
 
 /// The compact JWS parser over arbitrary text: never a crash; what it accepts has three
