@@ -20,9 +20,10 @@ RELEASE_FLAGS := -c release --static-swift-stdlib
 # Debian packages the build needs, and those only the tests need.
 BUILD_PACKAGES := pkg-config libssl-dev openssl libsystemd-dev libsqlite3-dev libargon2-dev
 TEST_PACKAGES := python3 python3-pip python3-venv systemd curl
-# The integration tests run nginx, systemd-nspawn and promtool (prometheus); policy-rc.d keeps
-# Debian's nginx and prometheus from starting a daemon while they install.
-INTEGRATION_PACKAGES := nginx systemd-container prometheus
+# The integration tests run nginx, systemd-nspawn, promtool (prometheus) and throwaway PostgreSQL
+# clusters (TokenTestSupport's PostgresCluster); policy-rc.d keeps Debian's nginx, prometheus and
+# postgresql from starting a daemon while they install.
+INTEGRATION_PACKAGES := nginx systemd-container prometheus postgresql
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 PYTHON_TEST_PACKAGES := 'pyjwt>=2.10' 'cryptography>=41'
 # schemathesis (PyPI) checks openapi.yaml against a running tokend (.ci/schemathesis.sh). It

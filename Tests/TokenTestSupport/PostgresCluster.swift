@@ -1,0 +1,138 @@
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A throwaway PostgreSQL cluster (issue 11's tests): `initdb` in a fresh temporary directory,
+/// the server listening on a Unix socket in that directory only (no TCP port), stopped by its
+/// postmaster's PID, never by name. PostgreSQL refuses to run as root: when the tests run as
+/// root, the directory is given to the `postgres` user Debian's package creates and the server
+/// commands run through `runuser -u postgres --`. `make test-deps` installs `postgresql`.
+public final class PostgresCluster: Sendable {
+    /// The database superuser the cluster is created with (trust authentication on the socket).
+    public static let user = "tokend"
+
+    public let directory: TemporaryDirectory
+    /// Where the server's socket is (`.s.PGSQL.5432`): the `host` of a connection.
+    public var socketDirectory: String { directory.path }
+    public var dataDirectory: String { directory.file("data") }
+    /// The postmaster's PID.
+    public let pid: Int32
+    let binaries: String
+
+    /// `postgres://tokend@/postgres?host=<socket directory>`: the form `TOKEND_STORE` takes.
+    public var url: String { "postgres://\(Self.user)@/postgres?host=\(socketDirectory)" }
+
+    private init(directory: TemporaryDirectory, pid: Int32, binaries: String) {
+        self.directory = directory
+        self.pid = pid
+        self.binaries = binaries
+    }
+
+    /// The newest `/usr/lib/postgresql/<version>/bin` with `initdb` and `pg_ctl` in it.
+    public static func binaryDirectory() throws -> String {
+        let root = "/usr/lib/postgresql"
+        let versions = ((try? FileManager.default.contentsOfDirectory(atPath: root)) ?? [])
+            .compactMap(Int.init).sorted(by: >)
+        for version in versions where FileManager.default.isExecutableFile(atPath: "\(root)/\(version)/bin/pg_ctl") {
+            return "\(root)/\(version)/bin"
+        }
+        throw HarnessError("PostgreSQL is not installed (no \(root)/*/bin/pg_ctl); `make test-deps` installs it")
+    }
+
+    /// Creates and starts a cluster; throws with the server's log when it does not start.
+    public static func start() async throws -> PostgresCluster {
+        let binaries = try binaryDirectory()
+        let directory = try TemporaryDirectory(prefix: "tokend-pg")
+        var owner: (uid: uid_t, gid: gid_t)?
+        if geteuid() == 0 {
+            guard let entry = getpwnam("postgres") else {
+                directory.remove()
+                throw HarnessError("running as root, and there is no postgres user to run PostgreSQL as")
+            }
+            owner = (entry.pointee.pw_uid, entry.pointee.pw_gid)
+            guard chown(directory.path, entry.pointee.pw_uid, entry.pointee.pw_gid) == 0 else {
+                directory.remove()
+                throw HarnessError("chown \(directory.path) to postgres: \(String(cString: strerror(errno)))")
+            }
+        }
+        func server(_ tool: String, _ arguments: [String]) async throws -> CommandResult {
+            let executable = "\(binaries)/\(tool)"
+            guard owner != nil else { return try await run(executable, arguments, in: directory.path) }
+            let runuser = ["/usr/sbin/runuser", "/sbin/runuser"].first {
+                FileManager.default.isExecutableFile(atPath: $0)
+            }
+            guard let runuser else { throw HarnessError("runuser not found") }
+            return try await run(runuser, ["-u", "postgres", "--", executable] + arguments, in: directory.path)
+        }
+        let data = directory.file("data")
+        let log = directory.file("server.log")
+        do {
+            let created = try await server(
+                "initdb",
+                ["-D", data, "-U", user, "-A", "trust", "-E", "UTF8", "--no-sync"]
+            )
+            guard created.succeeded else { throw HarnessError("initdb failed: \(created)") }
+            let started = try await server(
+                "pg_ctl",
+                [
+                    "-D", data, "-l", log, "-w", "-t", "60", "-o",
+                    "-k \(directory.path) -c listen_addresses='' -c unix_socket_permissions=0700", "start",
+                ]
+            )
+            guard started.succeeded else {
+                let serverLog = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+                throw HarnessError("pg_ctl start failed: \(started)\n--- server log\n\(serverLog)")
+            }
+            // postmaster.pid: the PID on its first line.
+            let lines = try String(contentsOfFile: "\(data)/postmaster.pid", encoding: .utf8).split(separator: "\n")
+            guard let first = lines.first, let pid = Int32(first), pid > 0 else {
+                throw HarnessError("no PID in \(data)/postmaster.pid")
+            }
+            return PostgresCluster(directory: directory, pid: pid, binaries: binaries)
+        } catch {
+            directory.remove()
+            throw error
+        }
+    }
+
+    /// Runs `sql` with `psql` over the socket (unaligned, tuples only): its output.
+    public func psql(_ sql: String, database: String = "postgres") async throws -> CommandResult {
+        try await run(
+            "\(binaries)/psql",
+            [
+                "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", socketDirectory, "-U", Self.user, "-d", database,
+                "-c", sql,
+            ],
+            environment: minimalEnvironment(["PGCONNECT_TIMEOUT": "10"]),
+            in: "/tmp"
+        )
+    }
+
+    /// Whether the postmaster is still running. It is not the test process's child (pg_ctl
+    /// detaches it), so once it exits it may linger as a zombie nobody reaps: that counts as
+    /// stopped.
+    public var isRunning: Bool {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+            let close = stat.lastIndex(of: ")")
+        else { return false }
+        let state = stat[stat.index(after: close)...].drop { $0 == " " }.first
+        return state != "Z" && state != "X"
+    }
+
+    /// Fast shutdown (SIGINT to the postmaster, by PID), SIGKILL after `timeout`; then removes
+    /// the directory.
+    public func stop(timeout: Duration = .seconds(30)) async {
+        if kill(pid, SIGINT) == 0 {
+            let deadline = ContinuousClock.now + timeout
+            while isRunning, ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(20)) }
+            if isRunning {
+                kill(pid, SIGKILL)
+                let killed = ContinuousClock.now + .seconds(5)
+                while isRunning, ContinuousClock.now < killed { try? await Task.sleep(for: .milliseconds(20)) }
+            }
+        }
+        directory.remove()
+    }
+}
