@@ -350,12 +350,19 @@ struct RateLimitTests {
                     )
                 }
             }
-            // A success resets the account's count: 2 wrong, 1 right, 2 wrong → still 401.
+            // A success does not count, and does not wipe the failures before it (a reset would
+            // hand a guesser a fresh budget whenever the user signs in): 2 wrong, 1 right, then
+            // the 3rd failure is the last one allowed.
             try await daemon.createUser("bruce", "bruce@example.com", "bruce-password")
             let ip = "203.0.113.40"
-            for password in ["guess-a", "guess-b", "bruce-password", "guess-c", "guess-d"] {
+            for (password, status) in [
+                ("guess-a", 401), ("guess-b", 401), ("bruce-password", 200), ("guess-c", 401), ("guess-d", 429),
+            ] {
                 let reply = try await daemon.signIn(.v1, username: "bruce", password: password, ip: ip)
-                #expect(reply.status == (password == "bruce-password" ? 200 : 401), "\(reply.status)")
+                #expect(
+                    reply.status == status,
+                    "\(password.hasPrefix("guess") ? "a wrong" : "the right") password: \(reply.status)"
+                )
             }
             // Per address: 8 failures on different (unknown) accounts, then 429.
             let sprayer = "203.0.113.50"

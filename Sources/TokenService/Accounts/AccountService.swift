@@ -293,7 +293,10 @@ public final class AccountService: Sendable {
             logger.info("sign-in refused: wrong password", metadata: ["user": "\(user.publicID)"])
             throw .invalidCredentials()
         }
-        signinAccountLimiter.reset(accountKey)
+        // A success is not a failure: its attempt is given back. It does not wipe the failures
+        // before it, though: the count is per identifier from every address, so a reset would
+        // hand whoever is guessing a fresh budget each time the real user signs in.
+        signinAccountLimiter.refund(accountKey, takenAt: now)
         signinIPLimiter.refund(clientAddress, takenAt: now)
         // The user as it is now, after the ~40 ms of hashing: a password set meanwhile must
         // match too (a concurrent sign-in's rehash changes the hash, not the password).

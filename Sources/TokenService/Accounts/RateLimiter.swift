@@ -93,9 +93,4 @@ public final class RateLimiter: Sendable {
             windows[key] = window.count == 0 ? nil : window
         }
     }
-
-    /// Forgets `key` (a successful sign-in clears its failures).
-    public func reset(_ key: String) {
-        shard(key).withLock { $0[key] = nil }
-    }
 }
