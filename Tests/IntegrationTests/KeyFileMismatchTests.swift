@@ -56,7 +56,10 @@ struct KeyFileMismatchTests {
             _ = try await eventually("the refusal to be logged") {
                 daemon.log.contains("reload failed") ? true : nil
             }
-            #expect(daemon.log.contains("\(current).pem does not hold the key of kid \(current)"), "\(daemon.log)")
+            #expect(
+                daemon.log.contains("\(current).pem does not hold the key of kid \(current)"),
+                "\(daemon.log.redactingSecrets)"
+            )
             #expect(daemon.log.contains("thumbprint is \(next)"))
             #expect(!daemon.log.contains("PRIVATE KEY"))
 

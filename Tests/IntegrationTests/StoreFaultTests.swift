@@ -51,7 +51,10 @@ struct StoreFaultTests {
         // A second failing write and a second health check: the change was logged once.
         #expect(try await daemon.revoke(live.accessToken).status == 503)
         _ = try await daemon.api("GET", "/healthz")
-        #expect(daemon.log.components(separatedBy: "token store writes fail").count - 1 == 1, "\(daemon.log)")
+        #expect(
+            daemon.log.components(separatedBy: "token store writes fail").count - 1 == 1,
+            "\(daemon.log.redactingSecrets)"
+        )
         await daemon.stop()
 
         // The operator restores the backup: every acknowledged write is there, and the
@@ -106,7 +109,10 @@ struct StoreFaultTests {
             headers: [("Authorization", "Bearer \(live.accessToken)")]
         )
         #expect(verify.status == 200, "\(verify.summary)")
-        #expect(daemon.log.components(separatedBy: "token store writes fail").count - 1 == 1, "\(daemon.log)")
+        #expect(
+            daemon.log.components(separatedBy: "token store writes fail").count - 1 == 1,
+            "\(daemon.log.redactingSecrets)"
+        )
         // systemd's STATUS= says the same within a health interval (5 s).
         let degraded = try await notify.waitFor("STATUS=degraded") {
             $0["STATUS"]?.hasPrefix("degraded: writes failing") == true

@@ -106,7 +106,7 @@ public final class PostgresCluster: Sendable {
                 "-c", sql,
             ],
             environment: minimalEnvironment(["PGCONNECT_TIMEOUT": "10"]),
-            in: "/tmp"
+            in: directory.path
         )
     }
 
@@ -134,5 +134,19 @@ public final class PostgresCluster: Sendable {
             }
         }
         directory.remove()
+    }
+}
+
+/// Starts a throwaway cluster, runs `body`, and always stops it (by PID) and removes its
+/// directory, whatever `body` does.
+public func withPostgresCluster<T>(_ body: (PostgresCluster) async throws -> T) async throws -> T {
+    let cluster = try await PostgresCluster.start()
+    do {
+        let result = try await body(cluster)
+        await cluster.stop()
+        return result
+    } catch {
+        await cluster.stop()
+        throw error
     }
 }

@@ -37,9 +37,6 @@ final class ConnectionRegistry: Sendable {
     /// Open connections across all listeners.
     var count: Int { state.withLock { $0.channels.count } }
 
-    /// Open connections of one listener.
-    func count(listener: Int) -> Int { state.withLock { $0.open[listener] } }
-
     /// Admits a new connection of listener `listener` unless its cap is reached or the server
     /// is shutting down.
     func admit(_ channel: any Channel, listener: Int) -> Admission {

@@ -252,9 +252,10 @@ struct HTTPRequestParser {
         var headers: [(name: String, value: String)] = []
         headers.reserveCapacity(8)
         var contentLength: Int?
-        var transferEncoding: [String] = []
+        /// The codings of every Transfer-Encoding field, nil when there is none (an empty one
+        /// is there, and refused).
+        var transferEncoding: [String]?
         // Present at all, even empty: an empty or all-comma value is no framing a peer agrees on.
-        var hasTransferEncoding = false
         var connectionClose = false
         var connectionKeepAlive = false
         var expectContinue = false
@@ -292,8 +293,7 @@ struct HTTPRequestParser {
                 if let contentLength, contentLength != length { return malformed("conflicting Content-Length", target) }
                 contentLength = length
             case 17 where HTTPSyntax.equalsIgnoringCase(nameBytes, "transfer-encoding"):
-                hasTransferEncoding = true
-                transferEncoding += HTTPSyntax.listElements(value)
+                transferEncoding = (transferEncoding ?? []) + HTTPSyntax.listElements(value)
             case 10 where HTTPSyntax.equalsIgnoringCase(nameBytes, "connection"):
                 for option in HTTPSyntax.listElements(value) {
                     switch option {
@@ -311,7 +311,7 @@ struct HTTPRequestParser {
         }
 
         let framing: Framing
-        if hasTransferEncoding {
+        if let transferEncoding {
             guard contentLength == nil else {
                 return malformed("Content-Length together with Transfer-Encoding", target)
             }

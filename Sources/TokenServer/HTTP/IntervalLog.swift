@@ -16,10 +16,11 @@ final class IntervalLog: Sendable {
         case counted
     }
 
+    /// Events since the last line; while that is more than zero within an interval, a line is
+    /// scheduled for them (so no flag says so).
     private struct State {
         var unlogged = 0
         var lastLine: NIODeadline?
-        var lineScheduled = false
     }
 
     private let state = Mutex(State())
@@ -35,9 +36,7 @@ final class IntervalLog: Sendable {
         state.withLock { log in
             log.unlogged += 1
             if let last = log.lastLine, now < last + interval {
-                if log.lineScheduled { return .counted }
-                log.lineScheduled = true
-                return .logAt(last + interval)
+                return log.unlogged > 1 ? .counted : .logAt(last + interval)
             }
             defer { log.unlogged = 0 }
             log.lastLine = now
@@ -49,7 +48,6 @@ final class IntervalLog: Sendable {
     func take(now: NIODeadline = .now()) -> Int {
         state.withLock { log in
             defer { log.unlogged = 0 }
-            log.lineScheduled = false
             if log.unlogged > 0 { log.lastLine = now }
             return log.unlogged
         }

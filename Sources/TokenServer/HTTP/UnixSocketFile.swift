@@ -188,9 +188,8 @@ enum UnixSocketFile {
     }
 
     private static func createParentDirectory(of path: String) throws(HTTPServerError) {
-        guard let slash = path.lastIndex(of: "/") else { return }
-        let parent = String(path[..<slash])
-        guard !parent.isEmpty else { return }
+        let parent = parentDirectory(of: path)
+        guard parent != ".", parent != "/" else { return }
         var info = stat()
         if stat(parent, &info) == 0 {
             guard info.st_mode & S_IFMT == S_IFDIR else {

@@ -118,14 +118,14 @@ public struct TrustedProxies: Sendable, Equatable, CustomStringConvertible {
         let hops = request.headerValues("X-Forwarded-For").flatMap { $0.split(separator: ",") }
         for hop in hops.reversed() {
             // A hop that is not an address: nothing left of it can be placed.
-            guard let address = IPAddress(String(hop).trimmingSpaces) else { break }
+            guard let address = IPAddress(HTTPSyntax.trimmed(hop)) else { break }
             if !trusts(address) { return address.rateLimitKey }
             leftmostTrusted = address
         }
         if let leftmostTrusted { return leftmostTrusted.rateLimitKey }
         guard hops.isEmpty else { return peerKey }
         let real = request.headerValues("X-Real-IP")
-        if real.count == 1, let address = IPAddress(real[0].trimmingSpaces) { return address.rateLimitKey }
+        if real.count == 1, let address = IPAddress(HTTPSyntax.trimmed(real[0])) { return address.rateLimitKey }
         return peerKey
     }
 }
@@ -240,15 +240,5 @@ extension HTTPRequest {
     /// Every value of a header, case-insensitively, in order.
     func headerValues(_ name: String) -> [String] {
         headers.filter { HTTPSyntax.equalsIgnoringCase($0.name, name) }.map(\.value)
-    }
-}
-
-extension String {
-    /// Without surrounding spaces and tabs (optional whitespace around a header list item).
-    fileprivate var trimmingSpaces: String {
-        var slice = Substring(self)
-        while let first = slice.first, first == " " || first == "\t" { slice = slice.dropFirst() }
-        while let last = slice.last, last == " " || last == "\t" { slice = slice.dropLast() }
-        return String(slice)
     }
 }

@@ -263,18 +263,23 @@ public final class AccountService: Sendable {
             throw .signInLimited(retryAfter: wait)
         }
 
-        let found: UserRecord?
-        do { found = try await lookUp(identifier) } catch {
+        // An attempt that turns out not to be a failure (no password was checked, or it was
+        // the right one) is given back to both limiters.
+        func notAFailure() {
             signinIPLimiter.refund(clientAddress, takenAt: now)
             signinAccountLimiter.refund(accountKey, takenAt: now)
+        }
+
+        let found: UserRecord?
+        do { found = try await lookUp(identifier) } catch {
+            notAFailure()
             logger.error("user lookup failed", metadata: ["error": "\(error)"])
             throw .unavailable()
         }
         guard var user = found else {
             do throws(PasswordHashingError) { try await hasher.verifyDummy(password: password) } catch {
                 if error.code == .overloaded {
-                    signinIPLimiter.refund(clientAddress, takenAt: now)
-                    signinAccountLimiter.refund(accountKey, takenAt: now)
+                    notAFailure()
                     throw .overloaded()
                 }
             }
@@ -284,20 +289,18 @@ public final class AccountService: Sendable {
         let ticket = tokens.revocations.ticket(subject: user.publicID)
         var result: PasswordHasher.VerifyResult
         do throws(AccountError) { result = try await verify(password, user) } catch {
-            // No password was checked (the pool is full or failed): not a failure.
-            signinIPLimiter.refund(clientAddress, takenAt: now)
-            signinAccountLimiter.refund(accountKey, takenAt: now)
+            // No password was checked (the pool is full or failed).
+            notAFailure()
             throw error
         }
         guard result.matches else {
             logger.info("sign-in refused: wrong password", metadata: ["user": "\(user.publicID)"])
             throw .invalidCredentials()
         }
-        // A success is not a failure: its attempt is given back. It does not wipe the failures
-        // before it, though: the count is per identifier from every address, so a reset would
-        // hand whoever is guessing a fresh budget each time the real user signs in.
-        signinAccountLimiter.refund(accountKey, takenAt: now)
-        signinIPLimiter.refund(clientAddress, takenAt: now)
+        // A success does not wipe the failures before it, though: the count is per identifier
+        // from every address, so a reset would hand whoever is guessing a fresh budget each
+        // time the real user signs in.
+        notAFailure()
         // The user as it is now, after the ~40 ms of hashing: a password set meanwhile must
         // match too (a concurrent sign-in's rehash changes the hash, not the password).
         let current = try await reread(user.publicID)
