@@ -139,13 +139,7 @@ struct TrustedProxyTests {
             (["--trusted-proxies", value], ["TOKEND_TRUSTED_PROXIES": "uid:0"]),
         ]
         for (arguments, environment) in starts {
-            let result = try await run(
-                try Binaries.tokend(),
-                arguments,
-                environment: sandbox.environment(environment),
-                in: sandbox.path,
-                timeout: .seconds(30)
-            )
+            let result = try await Tokend.refusedStart(sandbox, environment: environment, arguments: arguments)
             #expect(result.status == .exited(78), "\(arguments): \(result.status)")
             #expect(result.output.contains("TOKEND_TRUSTED_PROXIES"), "\(result.output.prefix(400))")
             #expect(result.output.contains("expected uid:N"), "\(result.output.prefix(400))")

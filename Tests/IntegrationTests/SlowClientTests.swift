@@ -90,28 +90,6 @@ struct SlowClientTests {
         }
     }
 
-    @Test(
-        "TOKEND_HEADER_TIMEOUT and the connection caps are checked at start",
-        arguments: [
-            ("TOKEND_HEADER_TIMEOUT", "0s"), ("TOKEND_BODY_TIMEOUT", "soon"), ("TOKEND_MAX_CONNECTIONS", "0"),
-            ("TOKEND_ADMIN_MAX_CONNECTIONS", "many"),
-        ]
-    )
-    func badValues(_ variable: String, _ value: String) async throws {
-        let sandbox = try Sandbox("slowconf")
-        defer { sandbox.remove() }
-        let result = try await run(
-            try Binaries.tokend(),
-            [],
-            environment: sandbox.environment([variable: value]),
-            in: sandbox.path,
-            timeout: .seconds(30)
-        )
-        #expect(result.status != .exited(0))
-        #expect(result.stderr.contains(variable), "\(result)")
-        #expect(!FileManager.default.fileExists(atPath: sandbox.apiSocket))
-    }
-
     /// The kid of the key in state `next`, which can be revoked without stopping issuance.
     private func nextKid(_ daemon: Tokend) async throws -> String {
         let listed = try await daemon.tokenctl(["keys", "list", "--json"])

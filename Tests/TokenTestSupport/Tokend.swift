@@ -325,3 +325,38 @@ public func withTokend<T>(
         throw error
     }
 }
+
+extension Tokend {
+    /// Runs tokend in `sandbox` when it must refuse to start (a bad setting, a loose directory,
+    /// a key that does not match): records an issue when it started (exit 0), crashed (a
+    /// signal) or left `boundSocket` (the API socket by default) behind, and returns the result
+    /// for the caller's checks of what it said.
+    public static func refusedStart(
+        _ sandbox: Sandbox,
+        environment: [String: String] = [:],
+        arguments: [String] = [],
+        boundSocket: String? = nil,
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) async throws -> CommandResult {
+        let result = try await run(
+            try Binaries.tokend(),
+            arguments,
+            environment: sandbox.environment(environment),
+            in: sandbox.path,
+            timeout: .seconds(30)
+        )
+        switch result.status {
+        case .exited(0):
+            Issue.record("tokend started where it must refuse: \(result)", sourceLocation: sourceLocation)
+        case .signalled:
+            Issue.record("tokend crashed instead of refusing: \(result)", sourceLocation: sourceLocation)
+        default:
+            break
+        }
+        let socket = boundSocket ?? sandbox.apiSocket
+        if FileManager.default.fileExists(atPath: socket) {
+            Issue.record("a refused start left \(socket) behind", sourceLocation: sourceLocation)
+        }
+        return result
+    }
+}

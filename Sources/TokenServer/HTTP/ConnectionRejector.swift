@@ -50,16 +50,14 @@ final class ConnectionRejector: ChannelInboundHandler {
         guard !answered else { return }
         answered = true
         let buffer = context.channel.allocator.buffer(bytes: response)
+        // Lingering (output shut, input discarded until the client closes or the timer ends
+        // it) when there is room for it; else closed as soon as the answer is written.
         holdsLingeringSlot = lingering.take()
-        guard holdsLingeringSlot else {
-            context.writeAndFlush(wrapOutboundOut(buffer)).assumeIsolated().whenComplete { _ in
-                context.close(promise: nil)
-            }
-            return
-        }
+        let mode: CloseMode = holdsLingeringSlot ? .output : .all
         context.writeAndFlush(wrapOutboundOut(buffer)).assumeIsolated().whenComplete { _ in
-            context.close(mode: .output, promise: nil)
+            context.close(mode: mode, promise: nil)
         }
+        guard holdsLingeringSlot else { return }
         lingerTimer = context.eventLoop.assumeIsolated().scheduleTask(in: linger) {
             context.close(promise: nil)
         }
