@@ -53,10 +53,9 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         var start: NIODeadline
     }
 
-    /// What the connection waits for from the client, and so which deadline applies.
-    private enum Awaiting {
-        /// Nothing: between requests (the idle timeout applies), or a handler is running.
-        case nothing
+    /// The part of a request the connection waits for from the client, and so which deadline
+    /// applies.
+    private enum RequestPart {
         /// The rest of a request head.
         case head
         /// The rest of a request body.
@@ -97,16 +96,15 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     /// The last read or answer; the idle timer closes the connection `idleTimeout` after it.
     private var lastActivity = NIODeadline.now()
     private var idleTimer: Scheduled<Void>?
-    /// The part of a request being waited for, and when it must have arrived.
-    private var awaiting = Awaiting.nothing
-    private var requestDeadline: NIODeadline?
+    /// The part of a request being waited for, and when it must have arrived; nil between
+    /// requests (the idle timeout applies) or while a handler runs.
+    private var awaiting: (part: RequestPart, due: NIODeadline)?
     private var deadlineTimer: Scheduled<Void>?
     private var deadlineTimerAt: NIODeadline?
     /// Bytes arrived since the last whole request was taken (empty lines before a request
-    /// line leave nothing in the parser, but still start the head's clock).
-    private var bytesSinceRequest = false
-    /// No request was taken yet: the first head's clock runs from the accept.
-    private var firstRequest = true
+    /// line leave nothing in the parser, but still start the head's clock); true from the
+    /// accept, when the first head's clock runs.
+    private var bytesSinceRequest = true
 
     init(listener: ListenerContext, allocator: ByteBufferAllocator = ByteBufferAllocator()) {
         self.listener = listener
@@ -172,7 +170,7 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         switch phase {
         case .closed where !context.channel.isActive:
             return
-        case .idle where awaiting != .nothing:
+        case .idle where awaiting != nil:
             // A request is on its way: its head or body deadline governs, not the idle timeout.
             armIdleTimer(context: context, at: NIODeadline.now() + timeout)
         case .idle, .discarding, .closed:
@@ -298,10 +296,8 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
                 refuse(context: context, refusal, info: info, uri: target)
             case .request(let request):
                 // The request is whole: its deadline is met, the next one's clock starts later.
-                firstRequest = false
                 bytesSinceRequest = false
-                awaiting = .nothing
-                requestDeadline = nil
+                awaiting = nil
                 handle(context: context, request)
             }
             // A batch of answers goes out before it grows further, so that the channel can
@@ -319,9 +315,8 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
 
     /// A new connection's first request head is due `headerTimeout` after the accept.
     private func startFirstHeadClock(context: ChannelHandlerContext) {
-        guard firstRequest, case .nothing = awaiting else { return }
-        awaiting = .head
-        requestDeadline = NIODeadline.now() + TimeAmount(listener.configuration.headerTimeout)
+        guard bytesSinceRequest, awaiting == nil else { return }
+        awaiting = (.head, NIODeadline.now() + TimeAmount(listener.configuration.headerTimeout))
         armDeadlineTimer(context: context)
     }
 
@@ -331,32 +326,28 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     /// Nothing changes (and no clock is read) on the common path of whole requests.
     private func updateRequestDeadline(context: ChannelHandlerContext) {
         guard case .idle = phase, writable else { return }
-        let next: Awaiting
+        let next: RequestPart?
         if parser.isReadingBody {
             next = .body
-        } else if bytesSinceRequest || parser.hasPartialRequest || firstRequest {
+        } else if bytesSinceRequest || parser.hasPartialRequest {
             next = .head
         } else {
-            next = .nothing
+            next = nil
         }
-        guard next != awaiting else { return }
-        awaiting = next
+        guard next != awaiting?.part else { return }
+        guard let next else {
+            awaiting = nil
+            return
+        }
         let configuration = listener.configuration
-        switch next {
-        case .nothing:
-            requestDeadline = nil
-        case .head:
-            requestDeadline = NIODeadline.now() + TimeAmount(configuration.headerTimeout)
-            armDeadlineTimer(context: context)
-        case .body:
-            requestDeadline = NIODeadline.now() + TimeAmount(configuration.bodyTimeout)
-            armDeadlineTimer(context: context)
-        }
+        let timeout = next == .body ? configuration.bodyTimeout : configuration.headerTimeout
+        awaiting = (next, NIODeadline.now() + TimeAmount(timeout))
+        armDeadlineTimer(context: context)
     }
 
     /// Makes sure a timer fires at the request deadline (or before it, then it looks again).
     private func armDeadlineTimer(context: ChannelHandlerContext) {
-        guard let due = requestDeadline else { return }
+        guard let due = awaiting?.due else { return }
         if deadlineTimer != nil, let armed = deadlineTimerAt, armed <= due { return }
         deadlineTimer?.cancel()
         deadlineTimerAt = due
@@ -368,12 +359,11 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     private func deadlineCheck(context: ChannelHandlerContext) {
         deadlineTimer = nil
         deadlineTimerAt = nil
-        guard let due = requestDeadline, case .idle = phase else { return }
+        guard let due = awaiting?.due, case .idle = phase else { return }
         guard writable else {
             // The client does not take its answers, so its next request is not read either:
             // the idle timeout governs, and the clock starts again once answers flow.
-            awaiting = .nothing
-            requestDeadline = nil
+            awaiting = nil
             return
         }
         if NIODeadline.now() < due {
@@ -387,11 +377,10 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     private func requestTimedOut(context: ChannelHandlerContext) {
         let configuration = listener.configuration
         let (part, limit) =
-            awaiting == .body
+            awaiting?.part == .body
             ? ("body", configuration.bodyTimeout.components.seconds)
             : ("head", configuration.headerTimeout.components.seconds)
-        awaiting = .nothing
-        requestDeadline = nil
+        awaiting = nil
         let listener = self.listener
         listener.timeouts.record(on: context.eventLoop) { closed in
             listener.logger.warning(
