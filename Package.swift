@@ -29,6 +29,9 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
+        // postgres-nio's own TLS dependency: its TLS modes take NIOSSL's configuration.
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
     ],
     targets: [
         // C libraries
@@ -55,6 +58,20 @@ let package = Package(
             dependencies: [
                 "JOSE", "TokenCrypto", "CodedErrors",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        // The fleet store (DESIGN §10): its own module, so that only tokend and the tests link
+        // postgres-nio and its TLS stack.
+        .target(
+            name: "PostgresStore",
+            dependencies: [
+                "TokenStore", "CodedErrors",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
@@ -166,7 +183,7 @@ let package = Package(
         ),
         .testTarget(
             name: "TokenStoreTests",
-            dependencies: ["CodedErrors", "TokenStore", "TokenTestSupport"],
+            dependencies: ["CodedErrors", "TokenStore", "PostgresStore", "TokenTestSupport"],
             swiftSettings: strict
         ),
         .testTarget(

@@ -193,6 +193,32 @@ package enum UserRules {
         change.changedAt ?? Date().timeIntervalSince1970
     }
 
+    // MARK: Columns
+
+    /// A string array as the JSON text the `scope` and `permissions` columns hold.
+    package static func jsonText(_ strings: [String]) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.withoutEscapingSlashes]
+        return String(decoding: try encoder.encode(strings), as: UTF8.self)
+    }
+
+    /// The strings of a stored `scope` or `permissions` column.
+    package static func strings(fromJSON json: String, column: String) throws -> [String] {
+        do {
+            return try JSONDecoder().decode([String].self, from: Data(json.utf8))
+        } catch {
+            throw TokenStoreError.schema("a stored user's \(column) is not a JSON array of strings")
+        }
+    }
+
+    /// A stored status.
+    package static func status(_ name: String) throws -> UserRecord.Status {
+        guard let status = UserRecord.Status(rawValue: name) else {
+            throw TokenStoreError.schema("a stored user has the unknown status '\(name)'")
+        }
+        return status
+    }
+
     // MARK: Queries
 
     /// The substrings a query looks for, normalised as the values they are compared with:

@@ -150,3 +150,63 @@ public func withPostgresCluster<T>(_ body: (PostgresCluster) async throws -> T) 
         throw error
     }
 }
+
+/// One throwaway cluster for the whole test process, started by the first test that asks and
+/// stopped (by PID, its directory removed) when the process exits: the store's contract tests
+/// each take a database of their own in it rather than a cluster each.
+public enum SharedPostgresCluster {
+    private static let state = SharedCluster()
+
+    /// The process's cluster, started on first use.
+    public static func cluster() async throws -> PostgresCluster {
+        try await state.cluster()
+    }
+
+    /// A new, empty database in the shared cluster: its `postgres://` URL (Unix socket).
+    public static func freshDatabase() async throws -> String {
+        let cluster = try await cluster()
+        let name = "t_" + String(UInt64.random(in: 0...UInt64.max), radix: 36)
+        let created = try await cluster.psql("CREATE DATABASE \(name)")
+        guard created.succeeded else { throw HarnessError("CREATE DATABASE \(name) failed: \(created)") }
+        return "postgres://\(PostgresCluster.user)@/\(name)?host=\(cluster.socketDirectory)"
+    }
+}
+
+/// The shared cluster's state; the PID and directory are also kept where `atexit` can reach
+/// them without async code.
+private actor SharedCluster {
+    /// The one start, shared by every caller (an actor alone would let a second caller in
+    /// while the first awaits `start()`, and start a second cluster).
+    private var starting: Task<PostgresCluster, any Error>?
+    nonisolated(unsafe) static var exitPID: Int32 = 0
+    nonisolated(unsafe) static var exitDirectory: String?
+
+    func cluster() async throws -> PostgresCluster {
+        if let starting { return try await starting.value }
+        let task = Task { () throws -> PostgresCluster in
+            let cluster = try await PostgresCluster.start()
+            SharedCluster.exitPID = cluster.pid
+            SharedCluster.exitDirectory = cluster.directory.path
+            atexit { SharedCluster.stopAtExit() }
+            return cluster
+        }
+        starting = task
+        return try await task.value
+    }
+
+    /// Fast shutdown by PID (well under a second), SIGKILL after 10 s; the directory goes
+    /// either way.
+    nonisolated static func stopAtExit() {
+        let pid = exitPID
+        guard pid > 0, kill(pid, SIGINT) == 0 else { return }
+        for _ in 0..<500 {
+            if kill(pid, 0) != 0 { break }
+            if let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), stat.contains(") Z") {
+                break
+            }
+            usleep(20_000)
+        }
+        if kill(pid, 0) == 0 { kill(pid, SIGKILL) }
+        if let directory = exitDirectory { try? FileManager.default.removeItem(atPath: directory) }
+    }
+}

@@ -176,47 +176,33 @@ extension SQLiteTokenStore: UserStore {
         return next
     }
 
-    /// A string array as the JSON text the `scope` and `permissions` columns hold.
-    static func jsonText(_ strings: [String]) throws -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.withoutEscapingSlashes]
-        return String(decoding: try encoder.encode(strings), as: UTF8.self)
-    }
+    static func jsonText(_ strings: [String]) throws -> String { try UserRules.jsonText(strings) }
 }
 
 extension UserRecord {
     init(row: Row) throws {
-        let statusName: String = try row.decode(forColumn: "status")
-        guard let status = Status(rawValue: statusName) else {
-            throw TokenStoreError.schema("a stored user has the unknown status '\(statusName)'")
-        }
         self.init(
             publicID: try row.decode(forColumn: "public_id"),
             numericID: try row.decode(forColumn: "numeric_id"),
             username: try row.decode(forColumn: "username"),
             email: try row.decode(forColumn: "email"),
             passwordHash: try row.decode(forColumn: "password_hash"),
-            status: status,
+            status: try UserRules.status(try row.decode(forColumn: "status")),
             plan: try row.decode(forColumn: "plan"),
             vendor: try row.decode(forColumn: "vendor"),
-            scope: try Self.strings(try row.decode(forColumn: "scope"), column: "scope"),
+            scope: try UserRules.strings(fromJSON: try row.decode(forColumn: "scope"), column: "scope"),
             firstName: try row.decode(forColumn: "first_name"),
             lastName: try row.decode(forColumn: "last_name"),
             role: try row.decode(forColumn: "role"),
             avatar: try row.decode(forColumn: "avatar"),
-            permissions: try Self.strings(try row.decode(forColumn: "permissions"), column: "permissions"),
+            permissions: try UserRules.strings(
+                fromJSON: try row.decode(forColumn: "permissions"),
+                column: "permissions"
+            ),
             statsJSON: try row.decode(forColumn: "stats"),
             createdAt: try row.decode(forColumn: "created_at"),
             lastLoginAt: try row.decode(forColumn: "last_login_at"),
             tokensNotBefore: try row.decode(forColumn: "tokens_not_before")
         )
-    }
-
-    private static func strings(_ json: String, column: String) throws -> [String] {
-        do {
-            return try JSONDecoder().decode([String].self, from: Data(json.utf8))
-        } catch {
-            throw TokenStoreError.schema("a stored user's \(column) is not a JSON array of strings")
-        }
     }
 }

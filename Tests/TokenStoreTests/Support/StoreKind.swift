@@ -1,3 +1,4 @@
+import PostgresStore
 import Testing
 import TokenStore
 import TokenTestSupport
@@ -6,12 +7,14 @@ import TokenTestSupport
 enum StoreKind: String, CaseIterable, Sendable, CustomTestStringConvertible {
     case sqlite
     case memory
+    /// A database of its own in the test process's shared throwaway cluster.
+    case postgres
 
     var testDescription: String { rawValue }
 }
 
-/// Runs `body` with a fresh store of `kind` (SQLite in a temporary directory), then closes it
-/// and removes the directory.
+/// Runs `body` with a fresh store of `kind` (SQLite in a temporary directory, PostgreSQL in a
+/// new database), then closes it and removes the directory.
 func withStore<T>(
     _ kind: StoreKind,
     eventRetention: Double? = nil,
@@ -28,6 +31,13 @@ func withStore<T>(
             )
         case .memory:
             store = InMemoryTokenStore(eventRetention: eventRetention)
+        case .postgres:
+            store = try await PostgresTokenStore.open(
+                location: try PostgresLocation(parsing: try await SharedPostgresCluster.freshDatabase()),
+                password: nil,
+                logger: StoreFixtures.quietLogger,
+                eventRetention: eventRetention
+            )
         }
         do {
             let result = try await body(store)

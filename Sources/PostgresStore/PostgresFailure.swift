@@ -1,0 +1,230 @@
+import CodedErrors
+import NIOCore
+import PostgresNIO
+import Synchronization
+import TokenStore
+
+/// What a PostgreSQL error means to the store: retry it, report the database unusable, or
+/// pass it on; and its translation into a `TokenStoreError` whose reason is safe to log (no
+/// query, no bound value, no password: postgres-nio's own descriptions are never used).
+enum PostgresFailure {
+    /// How an error bears on `health()`.
+    enum Kind {
+        /// The database cannot be reached or used at all.
+        case unreachable
+        /// Reads work, writes do not (a read-only server, a full disk).
+        case writesOnly
+    }
+
+    /// SQLSTATEs of a transaction the database rolled back and asks to run again.
+    static let retryableStates: Set<String> = ["40001", "40P01"]
+
+    /// Whether running the transaction again is safe and may succeed: the database asked for
+    /// it, or the connection broke before the `COMMIT` was sent (so nothing was committed).
+    static func isRetryable(_ error: any Error, commitSent: Bool) -> Bool {
+        if let state = sqlState(error), retryableStates.contains(state) { return true }
+        return !commitSent && isConnectionLoss(error)
+    }
+
+    /// Whether `error` says the database is unusable (as opposed to a conflict or a caller's
+    /// error).
+    static func storeFailure(_ error: any Error) -> Kind? {
+        if error is PassThrough { return nil }
+        if let error = error as? TokenStoreError {
+            return error.code == .unavailable || error.code == .schema ? .unreachable : nil
+        }
+        if let state = sqlState(error) {
+            switch state.prefix(2) {
+            case "25" where state == "25006": return .writesOnly
+            case "53": return state == "53100" ? .writesOnly : .unreachable
+            case "08", "57", "58", "XX", "3D", "28": return .unreachable
+            default: return nil
+            }
+        }
+        // The pool's own errors (shut down, lease failures) count as unreachable too.
+        return error is PSQLError && !isConnectionLoss(error) ? nil : .unreachable
+    }
+
+    static func sqlState(_ error: any Error) -> String? {
+        guard let error = error as? PSQLError, error.code == .server else { return nil }
+        return error.serverInfo?[.sqlState]
+    }
+
+    /// A connection that failed or closed under the operation (not an answer of the server's).
+    static func isConnectionLoss(_ error: any Error) -> Bool {
+        guard let error = error as? PSQLError else { return false }
+        switch error.code {
+        case .connectionError, .serverClosedConnection, .clientClosedConnection, .uncleanShutdown, .poolClosed:
+            return true
+        case .server:
+            // The server ending the session: a fast shutdown, a restart, a terminated backend.
+            guard let state = error.serverInfo?[.sqlState] else { return false }
+            return state.hasPrefix("57P") || state.hasPrefix("08")
+        default:
+            return false
+        }
+    }
+
+    /// An error of the caller's own (thrown by `decide`), marked so that it comes back
+    /// unchanged rather than as a database failure.
+    struct PassThrough: Error {
+        let error: any Error
+    }
+
+    /// `error` marked to pass through when it is not the database's.
+    static func passingThrough(_ error: any Error) -> any Error {
+        switch error {
+        case is PSQLError, is TokenStoreError, is PostgresDecodingError, is CancellationError: error
+        default: PassThrough(error: error)
+        }
+    }
+
+    /// `error` as a `TokenStoreError` for `operation`; a `TokenStoreError` passes unchanged,
+    /// and so does an error the caller's closure threw (a `decide` error, `PassThrough`).
+    /// Anything else (the pool's own errors) is the database being unavailable.
+    static func mapped(_ error: any Error, operation: String, location: PostgresLocation) -> any Error {
+        switch error {
+        case let error as PassThrough:
+            return error.error
+        case let error as TokenStoreError:
+            return error
+        case let error as DeadlineExceeded:
+            return TokenStoreError.unavailable(
+                "\(operation) failed: PostgreSQL (\(location)) did not answer within \(error.limit)"
+            )
+        case let error as PSQLError:
+            return mapped(error, operation: operation, location: location)
+        case is PostgresDecodingError:
+            return TokenStoreError.schema(
+                "\(operation) failed: a column of the database does not hold what this tokend expects"
+            )
+        case is CancellationError:
+            return TokenStoreError.unavailable("\(operation) was cancelled")
+        default:
+            return TokenStoreError.unavailable(
+                "\(operation) failed: PostgreSQL at \(location): \(describe(error))"
+            )
+        }
+    }
+
+    private static func mapped(_ error: PSQLError, operation: String, location: PostgresLocation) -> TokenStoreError {
+        switch error.code {
+        case .server:
+            let state = error.serverInfo?[.sqlState] ?? "?"
+            let constraint = error.serverInfo?[.constraintName]
+            switch state.prefix(2) {
+            case "23":
+                return .conflict(
+                    "\(operation) failed: the database refused it (SQLSTATE \(state)"
+                        + (constraint.map { ", constraint \($0)" } ?? "") + ")"
+                )
+            case "42" where state == "42P01" || state == "42883" || state == "3F000":
+                return .schema(
+                    "\(operation) failed: the tokend schema is missing or damaged in \(location) "
+                        + "(SQLSTATE \(state)): \(serverMessage(error))"
+                )
+            default:
+                return .unavailable(
+                    "\(operation) failed: PostgreSQL answered SQLSTATE \(state): \(serverMessage(error))"
+                )
+            }
+        case .connectionError, .uncleanShutdown:
+            return .unavailable(
+                "\(operation) failed: cannot reach PostgreSQL at \(location)"
+                    + (error.underlying.map { ": \(describe($0))" } ?? "")
+            )
+        case .serverClosedConnection, .clientClosedConnection:
+            return .unavailable("\(operation) failed: the connection to PostgreSQL at \(location) closed")
+        case .poolClosed:
+            return .unavailable("\(operation) failed: the store is closed")
+        case .sslUnsupported:
+            return .unavailable(
+                "\(operation) failed: PostgreSQL at \(location) does not offer TLS, which sslmode=\(location.tlsMode.rawValue) requires"
+            )
+        case .failedToAddSSLHandler:
+            return .unavailable("\(operation) failed: TLS could not be set up for \(location)")
+        case .authMechanismRequiresPassword:
+            return .unavailable(
+                "\(operation) failed: PostgreSQL at \(location) asks for a password: put it in the file "
+                    + "TOKEND_STORE_PASSWORD_FILE names, or in the systemd credential store-password"
+            )
+        case .unsupportedAuthMechanism, .saslError:
+            return .unavailable(
+                "\(operation) failed: PostgreSQL at \(location) asks for an authentication tokend cannot do"
+            )
+        default:
+            return .unavailable("\(operation) failed: PostgreSQL at \(location): \(error.code)")
+        }
+    }
+
+    /// The server's message, for the SQLSTATE classes whose messages name no row value
+    /// (connection, authentication, resources, operator intervention, system errors); for
+    /// others only the class.
+    private static func serverMessage(_ error: PSQLError) -> String {
+        let state = error.serverInfo?[.sqlState] ?? ""
+        let safeClasses: Set<Substring> = ["08", "28", "3D", "3F", "40", "42", "53", "55", "57", "58", "25", "XX"]
+        guard safeClasses.contains(state.prefix(2)), let message = error.serverInfo?[.message] else {
+            return "see the PostgreSQL server log"
+        }
+        return String(message.prefix(300))
+    }
+
+    /// An underlying I/O or TLS error: NIO's descriptions name the call and errno, never data.
+    static func describe(_ error: any Error) -> String {
+        String("\(error)".prefix(300))
+    }
+}
+
+/// An operation outran its deadline.
+struct DeadlineExceeded: Error {
+    let limit: Duration
+}
+
+/// The connection an operation holds, so that its deadline can close it: a query on a
+/// connection whose peer went silent would otherwise wait for TCP to give up (many minutes).
+final class Lease: Sendable {
+    private let connection = Mutex<PostgresConnection?>(nil)
+
+    func hold(_ connection: PostgresConnection) {
+        self.connection.withLock { $0 = connection }
+    }
+
+    func closeHeld() async {
+        guard let held = connection.withLock({ $0 }) else { return }
+        try? await held.close()
+    }
+}
+
+/// Runs `body` with a deadline: past `limit`, the connection it holds is closed and its task
+/// cancelled (a wait for a connection ends at once), and `DeadlineExceeded` is thrown.
+func withDeadline<T: Sendable>(
+    _ operation: String,
+    limit: Duration,
+    _ body: @Sendable (Lease) async throws -> T
+) async throws -> T {
+    let lease = Lease()
+    return try await withoutActuallyEscaping(body) { body in
+        try await withThrowingTaskGroup(of: T?.self) { group in
+            group.addTask { try await body(lease) }
+            group.addTask {
+                try await Task.sleep(for: limit)
+                return nil
+            }
+            do {
+                guard let first = try await group.next() else { throw DeadlineExceeded(limit: limit) }
+                if let result = first {
+                    group.cancelAll()
+                    return result
+                }
+            } catch {
+                group.cancelAll()
+                throw error
+            }
+            // The timer finished first.
+            group.cancelAll()
+            await lease.closeHeld()
+            while (try? await group.next()) != nil {}
+            throw DeadlineExceeded(limit: limit)
+        }
+    }
+}

@@ -1,0 +1,191 @@
+/// The PostgreSQL schema of the token store, as versioned, forward-only migrations (issue 11).
+///
+/// Everything lives in the schema `tokend` of the database the URL names (connections set
+/// `search_path` to it), so tokend's tables never meet another program's. `schema_migrations`
+/// records each applied version. Whichever node starts first migrates, inside one transaction
+/// holding `migrationLock` (`pg_advisory_xact_lock`): nodes starting at once wait for it and
+/// then find nothing left to do. A database with a version this binary does not know was
+/// written by a newer tokend and is refused. A migration is never edited once released: a
+/// change is a new one appended to `migrations`.
+enum PostgresSchema {
+    struct Migration: Sendable {
+        var version: Int
+        var name: String
+        /// One statement each (the extended query protocol runs one at a time).
+        var statements: [String]
+    }
+
+    /// The advisory lock key migrations hold: "tokend" + 1 as a 64-bit number, unlikely to
+    /// meet another program's.
+    static let migrationLock: Int64 = 0x746F_6B65_6E64_0001
+    /// The advisory lock key a once-only job (compaction) holds while it runs.
+    static let compactionLock: Int64 = 0x746F_6B65_6E64_0002
+
+    static var latestVersion: Int { migrations.last?.version ?? 0 }
+
+    static let migrations: [Migration] = [
+        Migration(version: 1, name: "tokens, users, keys and the event log", statements: version1)
+    ]
+
+    /// The same tables as the SQLite store (times are seconds since 1970 as `double precision`,
+    /// hashes `bytea`), plus:
+    /// - `events.transaction_id`: the writing transaction (`pg_current_xact_id()`), so a reader
+    ///   can tell which events are final (every transaction below the snapshot's xmin has ended)
+    ///   when sequences commit out of order;
+    /// - `keyring` (one row, locked by every keyring change) and `signing_keys` (private keys
+    ///   sealed under the key-encryption key; never a usable private key);
+    /// - `rate_windows`: fixed-window counters the whole fleet shares.
+    private static let version1: [String] = [
+        """
+        CREATE TABLE refresh_families (
+            id text NOT NULL PRIMARY KEY,
+            subject text NOT NULL,
+            client_id text NOT NULL,
+            scope text NOT NULL,
+            dialect text NOT NULL,
+            created_at double precision NOT NULL,
+            expires_at double precision NOT NULL,
+            revoked_at double precision,
+            revoked_reason text,
+            last_access_jti text,
+            last_access_expires_at double precision
+        )
+        """,
+        "CREATE INDEX refresh_families_by_subject ON refresh_families (subject)",
+        """
+        CREATE INDEX refresh_families_by_end ON refresh_families (
+            (greatest(expires_at, coalesce(last_access_expires_at, expires_at))))
+        """,
+        """
+        CREATE TABLE refresh_tokens (
+            hash bytea NOT NULL PRIMARY KEY CHECK (length(hash) = 32),
+            family_id text NOT NULL REFERENCES refresh_families (id) ON DELETE CASCADE,
+            state text NOT NULL CHECK (state IN ('active', 'spent')),
+            created_at double precision NOT NULL,
+            spent_at double precision,
+            successor_hash bytea CHECK (successor_hash IS NULL OR length(successor_hash) = 32),
+            successor_sealed bytea
+        )
+        """,
+        "CREATE INDEX refresh_tokens_by_family ON refresh_tokens (family_id)",
+        """
+        CREATE TABLE revoked_access_tokens (
+            jti text NOT NULL PRIMARY KEY,
+            subject text,
+            expires_at double precision NOT NULL,
+            revoked_at double precision NOT NULL,
+            reason text NOT NULL
+        )
+        """,
+        "CREATE INDEX revoked_access_tokens_by_expiry ON revoked_access_tokens (expires_at)",
+        """
+        CREATE TABLE subject_cutoffs (
+            subject text NOT NULL PRIMARY KEY,
+            not_before double precision NOT NULL,
+            reason text NOT NULL
+        )
+        """,
+        """
+        CREATE TABLE revoked_keys (
+            kid text NOT NULL PRIMARY KEY,
+            revoked_at double precision NOT NULL,
+            reason text NOT NULL
+        )
+        """,
+        """
+        CREATE TABLE events (
+            sequence bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            transaction_id xid8 NOT NULL DEFAULT pg_current_xact_id(),
+            at double precision NOT NULL,
+            kind text NOT NULL,
+            subject text,
+            detail text NOT NULL
+        )
+        """,
+        "CREATE INDEX events_by_time ON events (at)",
+        """
+        CREATE FUNCTION events_are_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            RAISE EXCEPTION 'events are append-only';
+        END
+        $$
+        """,
+        """
+        CREATE TRIGGER events_are_append_only BEFORE UPDATE ON events
+            FOR EACH ROW EXECUTE FUNCTION events_are_append_only()
+        """,
+        """
+        CREATE TABLE users (
+            public_id text NOT NULL PRIMARY KEY
+                CONSTRAINT public_id_is_24_lowercase_hex CHECK (public_id ~ '^[0-9a-f]{24}$'),
+            numeric_id bigint NOT NULL UNIQUE CONSTRAINT numeric_id_is_positive CHECK (numeric_id > 0),
+            username text NOT NULL CONSTRAINT username_is_not_empty CHECK (length(username) > 0),
+            email text NOT NULL UNIQUE CONSTRAINT email_is_not_empty CHECK (length(email) > 0),
+            password_hash text NOT NULL
+                CONSTRAINT password_hash_is_argon2_phc CHECK (left(password_hash, 7) = '$argon2'),
+            status text NOT NULL CHECK (status IN ('active', 'inactive')),
+            plan text NOT NULL,
+            vendor text,
+            scope text NOT NULL DEFAULT '[]',
+            first_name text NOT NULL DEFAULT '',
+            last_name text NOT NULL DEFAULT '',
+            role text NOT NULL,
+            avatar text NOT NULL DEFAULT '',
+            permissions text NOT NULL DEFAULT '[]',
+            stats text NOT NULL DEFAULT '{}',
+            created_at double precision NOT NULL,
+            last_login_at double precision,
+            tokens_not_before double precision
+        )
+        """,
+        "CREATE INDEX users_by_age ON users (created_at, numeric_id)",
+        "CREATE INDEX users_by_status_and_age ON users (status, created_at, numeric_id)",
+        """
+        CREATE FUNCTION user_ids_never_change() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            IF NEW.public_id <> OLD.public_id OR NEW.numeric_id <> OLD.numeric_id THEN
+                RAISE EXCEPTION 'user ids never change';
+            END IF;
+            RETURN NEW;
+        END
+        $$
+        """,
+        """
+        CREATE TRIGGER user_ids_never_change BEFORE UPDATE OF public_id, numeric_id ON users
+            FOR EACH ROW EXECUTE FUNCTION user_ids_never_change()
+        """,
+        // Numeric ids: never given twice (a rolled-back creation leaves a gap, not a reuse).
+        "CREATE SEQUENCE user_numbers AS bigint MINVALUE 1",
+        """
+        CREATE TABLE user_identifiers (
+            identifier text NOT NULL PRIMARY KEY CONSTRAINT identifier_is_not_empty CHECK (length(identifier) > 0),
+            public_id text NOT NULL REFERENCES users (public_id) ON DELETE CASCADE
+        )
+        """,
+        "CREATE INDEX user_identifiers_by_user ON user_identifiers (public_id)",
+        """
+        CREATE TABLE keyring (
+            singleton integer NOT NULL PRIMARY KEY CHECK (singleton = 1),
+            document text NOT NULL,
+            changed_at double precision NOT NULL
+        )
+        """,
+        """
+        CREATE TABLE signing_keys (
+            kid text NOT NULL PRIMARY KEY,
+            sealed bytea NOT NULL,
+            created_at double precision NOT NULL
+        )
+        """,
+        """
+        CREATE TABLE rate_windows (
+            rule text NOT NULL,
+            key text NOT NULL,
+            window_start double precision NOT NULL,
+            count integer NOT NULL CHECK (count >= 0),
+            PRIMARY KEY (rule, key)
+        )
+        """,
+        "CREATE INDEX rate_windows_by_start ON rate_windows (window_start)",
+    ]
+}

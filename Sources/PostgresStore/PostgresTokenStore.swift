@@ -1,0 +1,664 @@
+import CodedErrors
+import Foundation
+public import Logging
+import NIOCore
+import PostgresNIO
+import Synchronization
+public import TokenStore
+
+/// The fleet store (DESIGN §10, issue 11): the same contracts as `SQLiteTokenStore`, on one
+/// PostgreSQL database that several tokend processes on several hosts share.
+///
+/// - Durable before acknowledged: every session runs with `synchronous_commit = on`, and a
+///   mutation's `await` returns only after its `COMMIT` succeeded. A failure at any point
+///   (including a connection lost while the `COMMIT` was in flight) throws, so nothing is
+///   acknowledged that is not committed.
+/// - One transaction per mutation, with its event. `updateRefreshToken` reads the token and its
+///   family `FOR UPDATE`, so concurrent calls for one token, on any node, run one after the
+///   other and each sees what the previous committed.
+/// - Serialization failures and deadlocks (SQLSTATE 40001, 40P01) are retried inside the store
+///   with a jittered backoff; so is a transaction whose connection broke before its `COMMIT` was
+///   sent. Neither reaches a client.
+/// - Every operation has a deadline (`operationTimeout`): a database that does not answer makes
+///   it throw `.unavailable` (503) instead of hanging a request; a connection stuck past the
+///   deadline is closed. The pool reconnects by itself; the first failure and the recovery are
+///   each logged once.
+public final class PostgresTokenStore: TokenStore {
+    public let location: PostgresLocation
+    /// How long events are kept by `compact`; nil keeps them all.
+    public let eventRetention: Double?
+    /// How long one operation (a lease, its transaction, its retries) may take.
+    public let operationTimeout: Duration
+
+    let client: PostgresClient
+    let logger: Logger
+    /// postgres-nio's own logging stays off: its messages may quote queries and bound values.
+    let quiet = Logger(label: "tokend.postgres", factory: { _ in SwiftLogNoOpLogHandler() })
+    private let runner: Task<Void, Never>
+    /// Why the database cannot be used, from the first failure until an operation succeeds.
+    private let failure = Mutex<String?>(nil)
+    /// Why writes fail while reads work (a read-only server, a full disk), until one succeeds.
+    private let writeFailure = Mutex<String?>(nil)
+    private let lastProbe = Mutex<ContinuousClock.Instant?>(nil)
+    private let closed = Atomic<Bool>(false)
+
+    private init(
+        location: PostgresLocation,
+        eventRetention: Double?,
+        operationTimeout: Duration,
+        client: PostgresClient,
+        runner: Task<Void, Never>,
+        logger: Logger
+    ) {
+        self.location = location
+        self.eventRetention = eventRetention
+        self.operationTimeout = operationTimeout
+        self.client = client
+        self.runner = runner
+        self.logger = logger
+    }
+
+    /// Connects to the database, migrates it to this binary's schema (once, whichever node
+    /// comes first) and starts the connection pool.
+    ///
+    /// Throws `.unavailable` naming the location and the reason when the server cannot be
+    /// reached or refuses the role, and `.schema` when the database was migrated by a newer
+    /// tokend.
+    ///
+    /// - Parameters:
+    ///   - password: the role's password (from a file or credential), or nil for peer/trust
+    ///     authentication.
+    ///   - maximumConnections: connections the pool may open (concurrent transactions).
+    public static func open(
+        location: PostgresLocation,
+        password: String?,
+        logger: Logger,
+        eventRetention: Double? = nil,
+        operationTimeout: Duration = .seconds(5),
+        maximumConnections: Int = 16
+    ) async throws -> PostgresTokenStore {
+        precondition(eventRetention.map { $0 > 0 } ?? true, "eventRetention must be positive")
+        let configuration = try PostgresConnector.clientConfiguration(
+            location,
+            password: password,
+            maximumConnections: maximumConnections
+        )
+        let quiet = Logger(label: "tokend.postgres", factory: { _ in SwiftLogNoOpLogHandler() })
+        // One connection of its own first: its error says exactly why a start fails (refused,
+        // no such role or database, TLS), where the pool would only retry.
+        try await PostgresConnector.migrate(location, password: password, logger: logger)
+        let client = PostgresClient(configuration: configuration, backgroundLogger: quiet)
+        let runner = Task { await client.run() }
+        let store = PostgresTokenStore(
+            location: location,
+            eventRetention: eventRetention,
+            operationTimeout: operationTimeout,
+            client: client,
+            runner: runner,
+            logger: logger
+        )
+        logger.info(
+            "token store opened",
+            metadata: ["store": "\(location)", "schema": "\(PostgresSchema.latestVersion)"]
+        )
+        return store
+    }
+
+    // MARK: - TokenStore
+
+    public func loadRevocations(now: Double) async throws -> RevocationSnapshot {
+        try await read("loading revocations") { connection in
+            var snapshot = RevocationSnapshot()
+            let access = try await connection.query(
+                "SELECT jti, expires_at FROM revoked_access_tokens WHERE expires_at > \(now)",
+                logger: quiet
+            )
+            for try await (jti, expiresAt) in access.decode((String, Double).self) {
+                snapshot.revokedAccessTokens[jti] = expiresAt
+            }
+            let cutoffs = try await connection.query("SELECT subject, not_before FROM subject_cutoffs", logger: quiet)
+            for try await (subject, notBefore) in cutoffs.decode((String, Double).self) {
+                snapshot.subjectCutoffs[subject] = notBefore
+            }
+            for try await kid in try await connection.query("SELECT kid FROM revoked_keys", logger: quiet).decode(
+                String.self
+            ) {
+                snapshot.revokedKeys.insert(kid)
+            }
+            let families = try await connection.query(
+                PostgresQuery(
+                    unsafeSQL: """
+                        SELECT id, \(Self.familyEnd) FROM refresh_families
+                        WHERE revoked_at IS NOT NULL AND \(Self.familyEnd) > $1
+                        """,
+                    binds: Self.binds(now)
+                ),
+                logger: quiet
+            )
+            for try await (id, end) in families.decode((String, Double).self) {
+                snapshot.revokedFamilies[id] = end
+            }
+            snapshot.cursor = try await Self.lastSequence(connection, logger: quiet)
+            return snapshot
+        }
+    }
+
+    public func revokeAccessToken(
+        jti: String,
+        subject: String?,
+        expiresAt: Double,
+        at: Double,
+        reason: String
+    ) async throws {
+        try await write("revoking an access token") { connection in
+            let changed = try await Self.count(
+                connection.query(
+                    """
+                    INSERT INTO revoked_access_tokens AS r (jti, subject, expires_at, revoked_at, reason)
+                    VALUES (\(jti), \(subject), \(expiresAt), \(at), \(reason))
+                    ON CONFLICT (jti) DO UPDATE
+                    SET expires_at = excluded.expires_at, subject = coalesce(r.subject, excluded.subject)
+                    WHERE excluded.expires_at > r.expires_at
+                    RETURNING 1
+                    """,
+                    logger: quiet
+                )
+            )
+            if changed > 0 {
+                try await Self.append(
+                    StoreEvents.revokeAccess(jti: jti, subject: subject, expiresAt: expiresAt, reason: reason),
+                    at: at,
+                    connection,
+                    logger: quiet
+                )
+            }
+        }
+    }
+
+    public func setSubjectCutoff(subject: String, notBefore: Double, reason: String) async throws {
+        try await write("setting a subject cutoff") { connection in
+            let changed = try await Self.count(
+                connection.query(
+                    """
+                    INSERT INTO subject_cutoffs AS c (subject, not_before, reason) VALUES (\(subject), \(notBefore), \(reason))
+                    ON CONFLICT (subject) DO UPDATE SET not_before = excluded.not_before, reason = excluded.reason
+                    WHERE excluded.not_before > c.not_before
+                    RETURNING 1
+                    """,
+                    logger: quiet
+                )
+            )
+            if changed > 0 {
+                try await Self.append(
+                    StoreEvents.subjectCutoff(subject: subject, notBefore: notBefore, reason: reason),
+                    at: notBefore,
+                    connection,
+                    logger: quiet
+                )
+            }
+        }
+    }
+
+    public func revokeKey(kid: String, at: Double, reason: String) async throws {
+        try await write("revoking a key") { connection in
+            let changed = try await Self.count(
+                connection.query(
+                    """
+                    INSERT INTO revoked_keys (kid, revoked_at, reason) VALUES (\(kid), \(at), \(reason))
+                    ON CONFLICT (kid) DO NOTHING RETURNING 1
+                    """,
+                    logger: quiet
+                )
+            )
+            if changed > 0 {
+                try await Self.append(
+                    StoreEvents.revokeKey(kid: kid, reason: reason),
+                    at: at,
+                    connection,
+                    logger: quiet
+                )
+            }
+        }
+    }
+
+    public func createRefreshFamily(_ family: RefreshFamily, firstToken: RefreshTokenRecord) async throws {
+        try StoreValidation.checkNewFamily(family, firstToken: firstToken)
+        try await write("creating a refresh family") { connection in
+            if try await Self.fetchFamily(id: family.id, lock: false, connection, logger: quiet) != nil {
+                throw TokenStoreError.conflict("refresh family \(family.id) exists already")
+            }
+            if try await Self.fetchToken(hash: firstToken.hash, lock: false, connection, logger: quiet) != nil {
+                throw TokenStoreError.conflict("the first refresh token of family \(family.id) exists already")
+            }
+            try await Self.insert(family, connection, logger: quiet)
+            try await Self.insert(firstToken, connection, logger: quiet)
+            try await Self.append(StoreEvents.familyCreated(family), at: family.createdAt, connection, logger: quiet)
+        }
+    }
+
+    public func updateRefreshToken<Outcome: Sendable>(
+        hash: [UInt8],
+        now: Double,
+        _ decide: @Sendable (RefreshTokenRecord?, RefreshFamily?) throws -> RefreshDecision<Outcome>
+    ) async throws -> Outcome {
+        try await write("updating a refresh token") { connection in
+            // The token row locked first, then its family's: every writer that takes both
+            // takes them in this order, so concurrent rotations wait rather than deadlock.
+            let token = try await Self.fetchToken(hash: hash, lock: true, connection, logger: quiet)
+            var family: RefreshFamily?
+            if let token {
+                family = try await Self.fetchFamily(id: token.familyID, lock: true, connection, logger: quiet)
+            }
+            let decision = try decide(token, family)
+            var defaultEvent: StoreEvents.Draft?
+            switch decision.change {
+            case .none:
+                break
+            case .rotate(let spent, let successor, let accessJTI, let accessExpiresAt):
+                try StoreValidation.checkRotation(spent: spent, successor: successor)
+                let updated = try await Self.count(
+                    connection.query(
+                        """
+                        UPDATE refresh_tokens SET state = \(spent.state.rawValue), spent_at = \(spent.spentAt),
+                            successor_hash = \(spent.successorHash.map(Self.buffer)),
+                            successor_sealed = \(spent.successorSealed.map(Self.buffer))
+                        WHERE hash = \(Self.buffer(spent.hash)) AND family_id = \(spent.familyID)
+                        RETURNING 1
+                        """,
+                        logger: quiet
+                    )
+                )
+                guard updated == 1 else {
+                    throw TokenStoreError.conflict(
+                        "rotation in family \(spent.familyID): the spent refresh token is not stored in that family"
+                    )
+                }
+                if try await Self.fetchToken(hash: successor.hash, lock: false, connection, logger: quiet) != nil {
+                    throw TokenStoreError.conflict(
+                        "rotation in family \(spent.familyID): the successor refresh token exists already"
+                    )
+                }
+                try await Self.insert(successor, connection, logger: quiet)
+                let subjects = try await connection.query(
+                    """
+                    UPDATE refresh_families SET last_access_jti = \(accessJTI),
+                        last_access_expires_at = greatest(coalesce(last_access_expires_at, 0), \(accessExpiresAt))
+                    WHERE id = \(spent.familyID)
+                    RETURNING subject
+                    """,
+                    logger: quiet
+                )
+                var subject: String?
+                for try await value in subjects.decode(String.self) { subject = value }
+                defaultEvent = StoreEvents.refreshRotated(
+                    familyID: spent.familyID,
+                    subject: subject,
+                    accessJTI: accessJTI
+                )
+            case .revokeFamily(let id, let reason):
+                if let subject = try await Self.endFamily(id: id, at: now, reason: reason, connection, logger: quiet) {
+                    defaultEvent = StoreEvents.familyRevoked(familyID: id, subject: subject, reason: reason)
+                }
+            }
+            if let event = StoreEvents.forDecision(decision.event, defaultEvent: { defaultEvent }) {
+                try await Self.append(event, at: now, connection, logger: quiet)
+            }
+            return decision.outcome
+        }
+    }
+
+    public func revokeRefreshFamily(id: String, at: Double, reason: String) async throws {
+        try await write("revoking a refresh family") { connection in
+            if let subject = try await Self.endFamily(id: id, at: at, reason: reason, connection, logger: quiet) {
+                try await Self.append(
+                    StoreEvents.familyRevoked(familyID: id, subject: subject, reason: reason),
+                    at: at,
+                    connection,
+                    logger: quiet
+                )
+            }
+        }
+    }
+
+    public func refreshFamily(id: String) async throws -> RefreshFamily? {
+        try await read("reading a refresh family") { connection in
+            try await Self.fetchFamily(id: id, lock: false, connection, logger: quiet)
+        }
+    }
+
+    public func events(after cursor: Int64, limit: Int) async throws -> [TokenEvent] {
+        guard limit > 0 else { return [] }
+        return try await read("reading events") { connection in
+            let rows = try await connection.query(
+                """
+                SELECT sequence, at, kind, subject, detail FROM events
+                WHERE sequence > \(cursor) ORDER BY sequence LIMIT \(limit)
+                """,
+                logger: quiet
+            )
+            var events: [TokenEvent] = []
+            for try await (sequence, at, kind, subject, detail) in rows.decode(
+                (Int64, Double, String, String?, String).self
+            ) {
+                events.append(TokenEvent(sequence: sequence, at: at, kind: kind, subject: subject, detail: detail))
+            }
+            return events
+        }
+    }
+
+    public func appendEvent(kind: String, subject: String?, detail: String, at: Double) async throws {
+        try await write("appending an event") { connection in
+            try await Self.append(
+                StoreEvents.Draft(kind: kind, subject: subject, detail: detail),
+                at: at,
+                connection,
+                logger: quiet
+            )
+        }
+    }
+
+    /// Deletes in transactions of at most `compactionBatch` rows, so writes queued meanwhile
+    /// run in between; one node at a time (a session advisory lock: a node that finds it held
+    /// leaves the work to the node holding it and returns 0).
+    public func compact(now: Double) async throws -> Int {
+        let batch = Self.compactionBatch
+        let retention = eventRetention
+        let quiet = quiet
+        guard !closed.load(ordering: .acquiring) else {
+            throw TokenStoreError.unavailable("compacting failed: the store is closed")
+        }
+        let counts = try await withDeadline("compacting", limit: .seconds(3600)) { lease in
+            try await self.client.withConnection { connection in
+                lease.hold(connection)
+                let locked = try await connection.query(
+                    "SELECT pg_try_advisory_lock(\(PostgresSchema.compactionLock))",
+                    logger: quiet
+                )
+                var acquired = false
+                for try await value in locked.decode(Bool.self) { acquired = value }
+                guard acquired else { return CompactionCounts() }
+                do {
+                    let counts = try await Self.compactLocked(
+                        connection,
+                        now: now,
+                        batch: batch,
+                        retention: retention,
+                        logger: quiet
+                    )
+                    _ = try await connection.query(
+                        "SELECT pg_advisory_unlock(\(PostgresSchema.compactionLock))",
+                        logger: quiet
+                    )
+                    return counts
+                } catch {
+                    // The lock goes with the session when the connection is gone; else free it.
+                    _ = try? await connection.query(
+                        "SELECT pg_advisory_unlock(\(PostgresSchema.compactionLock))",
+                        logger: quiet
+                    )
+                    throw error
+                }
+            }
+        }
+        guard counts.total > 0 else { return 0 }
+        logger.info(
+            "token store compacted",
+            metadata: [
+                "access_revocations": "\(counts.accessTokens)", "families": "\(counts.families)",
+                "refresh_tokens": "\(counts.refreshTokens)", "events": "\(counts.events)",
+            ]
+        )
+        return counts.total
+    }
+
+    /// Rows one compaction transaction deletes at most.
+    static let compactionBatch = 10_000
+
+    private static func compactLocked(
+        _ connection: PostgresConnection,
+        now: Double,
+        batch: Int,
+        retention: Double?,
+        logger: Logger
+    ) async throws -> CompactionCounts {
+        var counts = CompactionCounts()
+        /// Runs `query` (which answers one row: two counts) in one transaction after another
+        /// until it deletes nothing; returns the sums.
+        func inBatches(_ query: PostgresQuery) async throws -> (Int, Int) {
+            var total = (0, 0)
+            while true {
+                _ = try await connection.query("BEGIN", logger: logger)
+                var deleted = (0, 0)
+                do {
+                    for try await (first, second) in try await connection.query(query, logger: logger).decode(
+                        (Int64, Int64).self
+                    ) {
+                        deleted = (Int(first), Int(second))
+                    }
+                    _ = try await connection.query("COMMIT", logger: logger)
+                } catch {
+                    _ = try? await connection.query("ROLLBACK", logger: logger)
+                    throw error
+                }
+                total = (total.0 + deleted.0, total.1 + deleted.1)
+                if deleted.0 + deleted.1 == 0 { return total }
+            }
+        }
+        counts.accessTokens = try await inBatches(
+            """
+            WITH gone AS (
+                DELETE FROM revoked_access_tokens WHERE jti IN
+                    (SELECT jti FROM revoked_access_tokens WHERE expires_at <= \(now) LIMIT \(batch))
+                RETURNING 1)
+            SELECT count(*), 0::bigint FROM gone
+            """
+        ).0
+        // A batch of ended families with their refresh tokens.
+        (counts.families, counts.refreshTokens) = try await inBatches(
+            PostgresQuery(
+                unsafeSQL: """
+                    WITH ended AS (SELECT id FROM refresh_families WHERE \(familyEnd) <= $1 LIMIT $2),
+                        tokens AS (DELETE FROM refresh_tokens WHERE family_id IN (SELECT id FROM ended) RETURNING 1),
+                        families AS (DELETE FROM refresh_families WHERE id IN (SELECT id FROM ended) RETURNING 1)
+                    SELECT (SELECT count(*) FROM families), (SELECT count(*) FROM tokens)
+                    """,
+                binds: binds(now, batch)
+            )
+        )
+        if let retention {
+            counts.events = try await inBatches(
+                """
+                WITH gone AS (
+                    DELETE FROM events WHERE sequence IN
+                        (SELECT sequence FROM events WHERE at < \(now - retention) LIMIT \(batch))
+                    RETURNING 1)
+                SELECT count(*), 0::bigint FROM gone
+                """
+            ).0
+        }
+        if counts.total > 0 {
+            _ = try await connection.query("BEGIN", logger: logger)
+            do {
+                try await append(StoreEvents.compacted(counts), at: now, connection, logger: logger)
+                _ = try await connection.query("COMMIT", logger: logger)
+            } catch {
+                _ = try? await connection.query("ROLLBACK", logger: logger)
+                throw error
+            }
+        }
+        return counts
+    }
+
+    public func health() async -> StoreHealth {
+        var health = StoreHealth()
+        do {
+            _ = try await withDeadline("checking the database", limit: .seconds(2)) { lease in
+                try await self.client.withConnection { connection in
+                    lease.hold(connection)
+                    _ = try await connection.query("SELECT 1", logger: self.quiet)
+                }
+            }
+            noteSuccess(wrote: false)
+        } catch {
+            noteFailure(error, writing: false)
+            health.reads = reason(of: error)
+        }
+        if health.reads == nil, let failure = writeFailure.withLock({ $0 }), probeIsDue() {
+            let now = Date().timeIntervalSince1970
+            try? await write("checking that writes work again") { connection in
+                try await Self.append(
+                    StoreEvents.writesResumed(after: failure),
+                    at: now,
+                    connection,
+                    logger: self.quiet
+                )
+            }
+        }
+        health.writes = health.reads ?? writeFailure.withLock { $0 }
+        return health
+    }
+
+    public func close() async throws {
+        guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        runner.cancel()
+        await runner.value
+        logger.info("token store closed", metadata: ["store": "\(location)"])
+    }
+
+    // MARK: - Transactions
+
+    /// The end of everything a family covers (same expression as the index).
+    static let familyEnd = "greatest(expires_at, coalesce(last_access_expires_at, expires_at))"
+
+    /// Runs `body` in one read-write transaction (READ COMMITTED; rows that must not change
+    /// under it are read `FOR UPDATE`), committed before it returns; retried on serialization
+    /// failures and deadlocks.
+    func write<T: Sendable>(
+        _ operation: String,
+        _ body: @Sendable (PostgresConnection) async throws -> T
+    ) async throws -> T {
+        try await transaction(operation, begin: "BEGIN ISOLATION LEVEL READ COMMITTED", writing: true, body)
+    }
+
+    /// Runs `body` in a read-only transaction over one snapshot (REPEATABLE READ).
+    func read<T: Sendable>(
+        _ operation: String,
+        _ body: @Sendable (PostgresConnection) async throws -> T
+    ) async throws -> T {
+        try await transaction(operation, begin: "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", writing: false, body)
+    }
+
+    /// Attempts one operation makes at most when the database asks it to retry.
+    static let maximumAttempts = 10
+
+    private func transaction<T: Sendable>(
+        _ operation: String,
+        begin: PostgresQuery,
+        writing: Bool,
+        _ body: @Sendable (PostgresConnection) async throws -> T
+    ) async throws -> T {
+        guard !closed.load(ordering: .acquiring) else {
+            throw TokenStoreError.unavailable("\(operation) failed: the store is closed")
+        }
+        let quiet = quiet
+        do {
+            let result = try await withDeadline(operation, limit: operationTimeout) { lease in
+                var attempt = 0
+                while true {
+                    attempt += 1
+                    let commitSent = Atomic<Bool>(false)
+                    do {
+                        return try await self.client.withConnection { connection in
+                            lease.hold(connection)
+                            _ = try await connection.query(begin, logger: quiet)
+                            do {
+                                let result: T
+                                do {
+                                    result = try await body(connection)
+                                } catch {
+                                    throw PostgresFailure.passingThrough(error)
+                                }
+                                commitSent.store(true, ordering: .relaxed)
+                                _ = try await connection.query("COMMIT", logger: quiet)
+                                return result
+                            } catch {
+                                if !commitSent.load(ordering: .relaxed) {
+                                    _ = try? await connection.query("ROLLBACK", logger: quiet)
+                                }
+                                throw error
+                            }
+                        }
+                    } catch {
+                        guard attempt < Self.maximumAttempts,
+                            PostgresFailure.isRetryable(error, commitSent: commitSent.load(ordering: .relaxed))
+                        else { throw error }
+                        // 1, 2, 4 … 64 ms, jittered, so that colliding writers spread out.
+                        let base = UInt64(1) << UInt64(min(attempt - 1, 6))
+                        try await Task.sleep(for: .microseconds(Int64.random(in: 500...1000) * Int64(base)))
+                    }
+                }
+            }
+            noteSuccess(wrote: writing)
+            return result
+        } catch {
+            noteFailure(error, writing: writing)
+            throw PostgresFailure.mapped(error, operation: operation, location: location)
+        }
+    }
+
+    /// Records why the database cannot be used (or cannot be written) when `error` says so;
+    /// logs when that changes.
+    private func noteFailure(_ error: any Error, writing: Bool) {
+        guard let kind = PostgresFailure.storeFailure(error) else { return }
+        let reason = reason(of: error)
+        if kind == .writesOnly, !writing { return }
+        func record(_ failure: inout String?) -> String? {
+            defer { failure = reason }
+            return failure
+        }
+        let previous =
+            kind == .writesOnly ? writeFailure.withLock { record(&$0) } : failure.withLock { record(&$0) }
+        guard previous == nil else { return }
+        logger.error(
+            kind == .writesOnly
+                ? "PostgreSQL refuses writes; writes answer 503" : "PostgreSQL cannot be reached; writes answer 503",
+            metadata: ["store": "\(location)", "reason": "\(reason)"]
+        )
+    }
+
+    /// Clears the failure after an operation succeeded; logs the recovery once.
+    private func noteSuccess(wrote: Bool) {
+        let previous = failure.withLock { failure -> String? in
+            defer { failure = nil }
+            return failure
+        }
+        if let previous {
+            logger.notice(
+                "PostgreSQL is reachable again; reconnected",
+                metadata: ["store": "\(location)", "failed_with": "\(previous)"]
+            )
+        }
+        guard wrote else { return }
+        let previousWrite = writeFailure.withLock { failure -> String? in
+            defer { failure = nil }
+            return failure
+        }
+        if let previousWrite {
+            logger.notice("PostgreSQL takes writes again", metadata: ["failed_with": "\(previousWrite)"])
+        }
+    }
+
+    private func reason(of error: any Error) -> String {
+        let mapped = PostgresFailure.mapped(error, operation: "using the database", location: location)
+        return (mapped as? TokenStoreError)?.reason ?? "\(mapped)"
+    }
+
+    private func probeIsDue() -> Bool {
+        let now = ContinuousClock.now
+        return lastProbe.withLock { last -> Bool in
+            if let last, now - last < .seconds(1) { return false }
+            last = now
+            return true
+        }
+    }
+}
