@@ -125,7 +125,8 @@ let package = Package(
         .executableTarget(
             name: "tokend",
             dependencies: [
-                "TokenServer", "TokenService", "TokenStore", "PasswordHashing", "Systemd", "JOSE", "TokenCrypto",
+                "TokenServer", "TokenService", "TokenStore", "PostgresStore", "PasswordHashing", "Systemd", "JOSE",
+                "TokenCrypto",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),

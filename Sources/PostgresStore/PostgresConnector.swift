@@ -125,6 +125,25 @@ enum PostgresConnector {
         return configuration
     }
 
+    /// Why a connection of its own cannot be made now (within 1 s), or nil when one can.
+    static func connectionProblem(_ location: PostgresLocation, password: String?) async -> (any Error)? {
+        let quiet = Logger(label: "tokend.postgres", factory: { _ in SwiftLogNoOpLogHandler() })
+        do {
+            var configuration = try connectionConfiguration(location, password: password)
+            configuration.options.connectTimeout = .seconds(1)
+            let connection = try await PostgresConnection.connect(
+                on: MultiThreadedEventLoopGroup.singleton.any(),
+                configuration: configuration,
+                id: 0,
+                logger: quiet
+            )
+            try? await connection.close()
+            return nil
+        } catch {
+            return error
+        }
+    }
+
     /// Connects once, and brings the schema up to this binary's version in one transaction
     /// under an advisory lock: of several nodes starting at once, the first migrates and the
     /// others wait, then find every version applied. Refuses a database migrated by a newer

@@ -83,6 +83,8 @@ enum PostgresFailure {
     /// and so does an error the caller's closure threw (a `decide` error, `PassThrough`).
     /// Anything else (the pool's own errors) is the database being unavailable.
     static func mapped(_ error: any Error, operation: String, location: PostgresLocation) -> any Error {
+        // An empty operation: the reason alone (health's wording).
+        let operation = operation.isEmpty ? "" : operation + " failed: "
         switch error {
         case let error as PassThrough:
             return error.error
@@ -90,23 +92,24 @@ enum PostgresFailure {
             return error
         case let error as DeadlineExceeded:
             return TokenStoreError.unavailable(
-                "\(operation) failed: PostgreSQL (\(location)) did not answer within \(error.limit)"
+                "\(operation)PostgreSQL (\(location)) did not answer within \(error.limit)"
             )
         case let error as PSQLError:
             return mapped(error, operation: operation, location: location)
         case is PostgresDecodingError:
             return TokenStoreError.schema(
-                "\(operation) failed: a column of the database does not hold what this tokend expects"
+                "\(operation)a column of the database does not hold what this tokend expects"
             )
         case is CancellationError:
-            return TokenStoreError.unavailable("\(operation) was cancelled")
+            return TokenStoreError.unavailable("\(operation)cancelled")
         default:
             return TokenStoreError.unavailable(
-                "\(operation) failed: PostgreSQL at \(location): \(describe(error))"
+                "\(operation)PostgreSQL at \(location): \(describe(error))"
             )
         }
     }
 
+    /// `operation` is empty or ends in "failed: ".
     private static func mapped(_ error: PSQLError, operation: String, location: PostgresLocation) -> TokenStoreError {
         switch error.code {
         case .server:
@@ -115,45 +118,45 @@ enum PostgresFailure {
             switch state.prefix(2) {
             case "23":
                 return .conflict(
-                    "\(operation) failed: the database refused it (SQLSTATE \(state)"
+                    "\(operation)the database refused it (SQLSTATE \(state)"
                         + (constraint.map { ", constraint \($0)" } ?? "") + ")"
                 )
             case "42" where state == "42P01" || state == "42883" || state == "3F000":
                 return .schema(
-                    "\(operation) failed: the tokend schema is missing or damaged in \(location) "
+                    "\(operation)the tokend schema is missing or damaged in \(location) "
                         + "(SQLSTATE \(state)): \(serverMessage(error))"
                 )
             default:
                 return .unavailable(
-                    "\(operation) failed: PostgreSQL answered SQLSTATE \(state): \(serverMessage(error))"
+                    "\(operation)PostgreSQL answered SQLSTATE \(state): \(serverMessage(error))"
                 )
             }
         case .connectionError, .uncleanShutdown:
             return .unavailable(
-                "\(operation) failed: cannot reach PostgreSQL at \(location)"
+                "\(operation)cannot reach PostgreSQL at \(location)"
                     + (error.underlying.map { ": \(describe($0))" } ?? "")
             )
         case .serverClosedConnection, .clientClosedConnection:
-            return .unavailable("\(operation) failed: the connection to PostgreSQL at \(location) closed")
+            return .unavailable("\(operation)the connection to PostgreSQL at \(location) closed")
         case .poolClosed:
-            return .unavailable("\(operation) failed: the store is closed")
+            return .unavailable("\(operation)the store is closed")
         case .sslUnsupported:
             return .unavailable(
-                "\(operation) failed: PostgreSQL at \(location) does not offer TLS, which sslmode=\(location.tlsMode.rawValue) requires"
+                "\(operation)PostgreSQL at \(location) does not offer TLS, which sslmode=\(location.tlsMode.rawValue) requires"
             )
         case .failedToAddSSLHandler:
-            return .unavailable("\(operation) failed: TLS could not be set up for \(location)")
+            return .unavailable("\(operation)TLS could not be set up for \(location)")
         case .authMechanismRequiresPassword:
             return .unavailable(
-                "\(operation) failed: PostgreSQL at \(location) asks for a password: put it in the file "
+                "\(operation)PostgreSQL at \(location) asks for a password: put it in the file "
                     + "TOKEND_STORE_PASSWORD_FILE names, or in the systemd credential store-password"
             )
         case .unsupportedAuthMechanism, .saslError:
             return .unavailable(
-                "\(operation) failed: PostgreSQL at \(location) asks for an authentication tokend cannot do"
+                "\(operation)PostgreSQL at \(location) asks for an authentication tokend cannot do"
             )
         default:
-            return .unavailable("\(operation) failed: PostgreSQL at \(location): \(error.code)")
+            return .unavailable("\(operation)PostgreSQL at \(location): \(error.code)")
         }
     }
 

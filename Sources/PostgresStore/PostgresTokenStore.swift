@@ -29,6 +29,8 @@ public final class PostgresTokenStore: TokenStore {
     public let eventRetention: Double?
     /// How long one operation (a lease, its transaction, its retries) may take.
     public let operationTimeout: Duration
+    /// For `health()`'s own connection when the pool cannot get one.
+    private let password: String?
 
     let client: PostgresClient
     let logger: Logger
@@ -46,10 +48,12 @@ public final class PostgresTokenStore: TokenStore {
         location: PostgresLocation,
         eventRetention: Double?,
         operationTimeout: Duration,
+        password: String?,
         client: PostgresClient,
         runner: Task<Void, Never>,
         logger: Logger
     ) {
+        self.password = password
         self.location = location
         self.eventRetention = eventRetention
         self.operationTimeout = operationTimeout
@@ -93,6 +97,7 @@ public final class PostgresTokenStore: TokenStore {
             location: location,
             eventRetention: eventRetention,
             operationTimeout: operationTimeout,
+            password: password,
             client: client,
             runner: runner,
             logger: logger
@@ -500,8 +505,11 @@ public final class PostgresTokenStore: TokenStore {
             }
             noteSuccess(wrote: false)
         } catch {
-            noteFailure(error, writing: false)
-            health.reads = reason(of: error)
+            // The pool only retries; a connection of its own says why (refused, no socket, TLS,
+            // authentication).
+            let cause = await PostgresConnector.connectionProblem(location, password: password) ?? error
+            noteFailure(cause, writing: false)
+            health.reads = reason(of: cause)
         }
         if health.reads == nil, let failure = writeFailure.withLock({ $0 }), probeIsDue() {
             let now = Date().timeIntervalSince1970
@@ -561,8 +569,11 @@ public final class PostgresTokenStore: TokenStore {
             throw TokenStoreError.unavailable("\(operation) failed: the store is closed")
         }
         let quiet = quiet
+        // While the database is known to be unreachable, a request learns so within a second
+        // rather than waiting the whole timeout (the pool keeps reconnecting meanwhile).
+        let limit = failure.withLock { $0 } == nil ? operationTimeout : min(operationTimeout, .seconds(1))
         do {
-            let result = try await withDeadline(operation, limit: operationTimeout) { lease in
+            let result = try await withDeadline(operation, limit: limit) { lease in
                 var attempt = 0
                 while true {
                     attempt += 1
@@ -649,7 +660,7 @@ public final class PostgresTokenStore: TokenStore {
     }
 
     private func reason(of error: any Error) -> String {
-        let mapped = PostgresFailure.mapped(error, operation: "using the database", location: location)
+        let mapped = PostgresFailure.mapped(error, operation: "", location: location)
         return (mapped as? TokenStoreError)?.reason ?? "\(mapped)"
     }
 

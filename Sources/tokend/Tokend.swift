@@ -3,6 +3,7 @@ import JOSE
 import Logging
 import Metrics
 import PasswordHashing
+import PostgresStore
 import Prometheus
 import ServiceLifecycle
 import Systemd
@@ -163,6 +164,19 @@ struct Daemon {
                 )
             } catch {
                 throw StartFailure(description: "cannot open the store sqlite:\(path): \(error)")
+            }
+        case .postgres(let location, let password):
+            do {
+                store = try await PostgresTokenStore.open(
+                    location: location,
+                    password: password?.value,
+                    logger: logger,
+                    eventRetention: config.eventRetention,
+                    operationTimeout: config.storeTimeout,
+                    maximumConnections: config.storeMaxConnections
+                )
+            } catch {
+                throw StartFailure(description: "cannot open the store \(location): \(error)")
             }
         }
         let keyring: Keyring

@@ -1,5 +1,7 @@
+import Glibc
 import JOSE
 import Logging
+import PostgresStore
 import TokenCrypto
 import TokenServer
 import TokenService
@@ -14,6 +16,15 @@ struct TokendConfiguration: Sendable {
 
     enum StoreLocation: Sendable, Equatable {
         case sqlite(path: String)
+        /// The fleet store; `password` from TOKEND_STORE_PASSWORD_FILE or the credential
+        /// `store-password`, nil when neither exists (peer or trust authentication).
+        case postgres(PostgresLocation, password: Secret?)
+    }
+
+    /// A secret read from a file: compared and printed never (its description is redacted).
+    struct Secret: Sendable, Equatable, CustomStringConvertible {
+        let value: String
+        var description: String { "<redacted>" }
     }
 
     var socketPath = "./run/tokend.sock"
@@ -21,6 +32,10 @@ struct TokendConfiguration: Sendable {
     var listen: (host: String, port: Int)?
     var store = StoreLocation.sqlite(path: "./var/tokend.db")
     var keysDirectory = "./keys"
+    /// How long one PostgreSQL operation may take before it answers 503 (TOKEND_STORE_TIMEOUT).
+    var storeTimeout = Duration.seconds(5)
+    /// Connections to PostgreSQL (TOKEND_STORE_MAX_CONNECTIONS): concurrent transactions.
+    var storeMaxConnections = 16
     /// How long the store keeps events (TOKEND_EVENT_RETENTION): 3 days, so an incident from
     /// a Friday evening can still be read on Monday, while the log stays bounded (at ~116 B
     /// an event, 10 writes/s keep ~300 MB). The journal keeps tokend's log lines longer.
@@ -75,13 +90,45 @@ struct TokendConfiguration: Sendable {
         if let text = value("TOKEND_STORE") {
             if text.hasPrefix("sqlite:"), text.count > "sqlite:".count {
                 store = .sqlite(path: String(text.dropFirst("sqlite:".count)))
-            } else if text.hasPrefix("postgres://") || text.hasPrefix("postgresql://") {
-                problems.append("TOKEND_STORE: the PostgreSQL store is not part of this build yet; use sqlite:PATH")
+            } else if PostgresLocation.isPostgresURL(text) {
+                do throws(PostgresLocation.Invalid) {
+                    let location = try PostgresLocation(parsing: text)
+                    do throws(Invalid) {
+                        store = .postgres(location, password: try Self.storePassword(source))
+                    } catch {
+                        problems.append(error.description)
+                    }
+                } catch {
+                    // Never the value itself: it may hold a password.
+                    problems.append("TOKEND_STORE (a postgres:// URL) is invalid: \(error)")
+                }
             } else {
                 problems.append(
-                    "TOKEND_STORE=\(text.prefix(80)) is invalid: expected sqlite:PATH (e.g. sqlite:./var/tokend.db)"
+                    "TOKEND_STORE=\(text.prefix(80)) is invalid: expected sqlite:PATH (e.g. sqlite:./var/tokend.db) "
+                        + "or postgres://USER@HOST:PORT/DB"
                 )
             }
+        }
+        if value("TOKEND_STORE_PASSWORD") != nil || value("PGPASSWORD") != nil {
+            problems.append(
+                "TOKEND_STORE_PASSWORD and PGPASSWORD are refused: a password in the environment shows in "
+                    + "`systemctl show` and /proc; put it in the file TOKEND_STORE_PASSWORD_FILE names, or in the "
+                    + "systemd credential store-password"
+            )
+        }
+        if let s = check(
+            "TOKEND_STORE_TIMEOUT",
+            "a duration from 1s to 5m, like 5s",
+            { DurationText.parse($0).flatMap { (1...300).contains($0) ? $0 : nil } }
+        ) {
+            storeTimeout = .seconds(s)
+        }
+        if let n = check(
+            "TOKEND_STORE_MAX_CONNECTIONS",
+            "a whole number from 2 to 1000",
+            { Int($0).flatMap { (2...1000).contains($0) ? $0 : nil } }
+        ) {
+            storeMaxConnections = n
         }
         if let dir = value("TOKEND_KEYS_DIR") { keysDirectory = dir }
         if let alg = check(
@@ -188,6 +235,52 @@ struct TokendConfiguration: Sendable {
         }
         service.maxTokenLifetime = max(Double(LifetimePolicy.thirtyDays.seconds), Double(service.accessPolicy.seconds))
         guard problems.isEmpty else { throw Invalid(description: problems.joined(separator: "\n")) }
+    }
+
+    /// The PostgreSQL password: the file TOKEND_STORE_PASSWORD_FILE names, else the systemd
+    /// credential `store-password` (`$CREDENTIALS_DIRECTORY/store-password`), else none. One
+    /// trailing newline is dropped; an empty file, or a file group or others may read, is
+    /// refused.
+    static func storePassword(_ source: [String: String]) throws(Invalid) -> Secret? {
+        let file: String
+        let name: String
+        if let path = source["TOKEND_STORE_PASSWORD_FILE"]?.trimmingSpaces, !path.isEmpty {
+            (file, name) = (path, "TOKEND_STORE_PASSWORD_FILE=\(path)")
+        } else if let directory = source["CREDENTIALS_DIRECTORY"], !directory.isEmpty,
+            access(directory + "/store-password", F_OK) == 0
+        {
+            (file, name) = (directory + "/store-password", "the credential store-password")
+        } else {
+            return nil
+        }
+        var info = stat()
+        guard stat(file, &info) == 0 else {
+            throw Invalid(description: "\(name): cannot read \(file): \(String(cString: strerror(errno)))")
+        }
+        guard info.st_mode & 0o077 == 0 else {
+            throw Invalid(
+                description: "\(name): \(file) may be read by group or others (mode "
+                    + "\(String(info.st_mode & 0o777, radix: 8))); chmod 600 \(file)"
+            )
+        }
+        guard let handle = fopen(file, "r") else {
+            throw Invalid(description: "\(name): cannot read \(file): \(String(cString: strerror(errno)))")
+        }
+        defer { fclose(handle) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while bytes.count <= 4096 {
+            let count = fread(&chunk, 1, chunk.count, handle)
+            if count == 0 { break }
+            bytes += chunk[..<count]
+        }
+        guard bytes.count <= 4096 else { throw Invalid(description: "\(name): \(file) is over 4 KiB; not a password") }
+        if bytes.last == UInt8(ascii: "\n") { bytes.removeLast() }
+        if bytes.last == UInt8(ascii: "\r") { bytes.removeLast() }
+        guard !bytes.isEmpty, let password = String(validating: bytes, as: UTF8.self) else {
+            throw Invalid(description: "\(name): \(file) is empty or not UTF-8 text")
+        }
+        return Secret(value: password)
     }
 
     static func hostPort(_ text: String) -> (String, Int)? {

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -17,17 +18,117 @@ public final class PostgresCluster: Sendable {
     /// Where the server's socket is (`.s.PGSQL.5432`): the `host` of a connection.
     public var socketDirectory: String { directory.path }
     public var dataDirectory: String { directory.file("data") }
-    /// The postmaster's PID.
-    public let pid: Int32
+    /// The postmaster's PID (a new one after `restart()` or `startServer()`).
+    public var pid: Int32 { currentPID.withLock { $0 } }
+    private let currentPID: Mutex<Int32>
     let binaries: String
+    /// The `postgres` user's uid and gid when the tests run as root (the server runs as it).
+    private let owner: (uid: uid_t, gid: gid_t)?
 
     /// `postgres://tokend@/postgres?host=<socket directory>`: the form `TOKEND_STORE` takes.
-    public var url: String { "postgres://\(Self.user)@/postgres?host=\(socketDirectory)" }
+    public var url: String { url(database: "postgres") }
 
-    private init(directory: TemporaryDirectory, pid: Int32, binaries: String) {
+    /// The `TOKEND_STORE` URL of `database` in this cluster.
+    public func url(database: String) -> String {
+        "postgres://\(Self.user)@/\(database)?host=\(socketDirectory)"
+    }
+
+    private init(directory: TemporaryDirectory, pid: Int32, binaries: String, owner: (uid: uid_t, gid: gid_t)?) {
         self.directory = directory
-        self.pid = pid
+        self.currentPID = Mutex(pid)
         self.binaries = binaries
+        self.owner = owner
+    }
+
+    /// Runs a server tool (`initdb`, `pg_ctl`) from `binaries`, as `postgres` when root.
+    private static func server(
+        _ tool: String,
+        _ arguments: [String],
+        binaries: String,
+        owner: (uid: uid_t, gid: gid_t)?,
+        in directory: String
+    ) async throws -> CommandResult {
+        let executable = "\(binaries)/\(tool)"
+        guard owner != nil else { return try await run(executable, arguments, in: directory) }
+        let runuser = ["/usr/sbin/runuser", "/sbin/runuser"].first {
+            FileManager.default.isExecutableFile(atPath: $0)
+        }
+        guard let runuser else { throw HarnessError("runuser not found") }
+        return try await run(runuser, ["-u", "postgres", "--", executable] + arguments, in: directory)
+    }
+
+    /// The arguments of `pg_ctl start`: socket in the cluster's directory, no TCP.
+    private static func startArguments(data: String, log: String, socketDirectory: String) -> [String] {
+        [
+            "-D", data, "-l", log, "-w", "-t", "60", "-o",
+            "-k \(socketDirectory) -c listen_addresses='' -c unix_socket_permissions=0700",
+        ]
+    }
+
+    /// The postmaster's PID from `postmaster.pid`.
+    private static func readPID(data: String) throws -> Int32 {
+        let lines = try String(contentsOfFile: "\(data)/postmaster.pid", encoding: .utf8).split(separator: "\n")
+        guard let first = lines.first, let pid = Int32(first), pid > 0 else {
+            throw HarnessError("no PID in \(data)/postmaster.pid")
+        }
+        return pid
+    }
+
+    /// `pg_ctl restart -m fast`: every session is ended, the server comes back with a new PID.
+    public func restart() async throws {
+        let result = try await Self.server(
+            "pg_ctl",
+            Self.startArguments(
+                data: dataDirectory,
+                log: directory.file("server.log"),
+                socketDirectory: socketDirectory
+            )
+                + ["-m", "fast", "restart"],
+            binaries: binaries,
+            owner: owner,
+            in: directory.path
+        )
+        guard result.succeeded else { throw HarnessError("pg_ctl restart failed: \(result)") }
+        let pid = try Self.readPID(data: dataDirectory)
+        currentPID.withLock { $0 = pid }
+    }
+
+    /// Stops the server (SIGINT, a fast shutdown, to its PID) and keeps the directory, so that
+    /// `startServer()` can bring the same cluster back.
+    public func stopServer(timeout: Duration = .seconds(30)) async throws {
+        let pid = self.pid
+        guard kill(pid, SIGINT) == 0 else {
+            throw HarnessError("kill -INT \(pid): \(String(cString: strerror(errno)))")
+        }
+        let deadline = ContinuousClock.now + timeout
+        while isRunning, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        guard !isRunning else { throw HarnessError("PostgreSQL (PID \(pid)) did not stop within \(timeout)") }
+    }
+
+    /// Starts the stopped server again.
+    public func startServer() async throws {
+        let result = try await Self.server(
+            "pg_ctl",
+            Self.startArguments(
+                data: dataDirectory,
+                log: directory.file("server.log"),
+                socketDirectory: socketDirectory
+            )
+                + ["start"],
+            binaries: binaries,
+            owner: owner,
+            in: directory.path
+        )
+        guard result.succeeded else { throw HarnessError("pg_ctl start failed: \(result)") }
+        let pid = try Self.readPID(data: dataDirectory)
+        currentPID.withLock { $0 = pid }
+    }
+
+    /// Creates a database: its `TOKEND_STORE` URL.
+    public func createDatabase(_ name: String) async throws -> String {
+        let created = try await psql("CREATE DATABASE \(name)")
+        guard created.succeeded else { throw HarnessError("CREATE DATABASE \(name) failed: \(created)") }
+        return url(database: name)
     }
 
     /// The newest `/usr/lib/postgresql/<version>/bin` with `initdb` and `pg_ctl` in it.
@@ -58,13 +159,7 @@ public final class PostgresCluster: Sendable {
             }
         }
         func server(_ tool: String, _ arguments: [String]) async throws -> CommandResult {
-            let executable = "\(binaries)/\(tool)"
-            guard owner != nil else { return try await run(executable, arguments, in: directory.path) }
-            let runuser = ["/usr/sbin/runuser", "/sbin/runuser"].first {
-                FileManager.default.isExecutableFile(atPath: $0)
-            }
-            guard let runuser else { throw HarnessError("runuser not found") }
-            return try await run(runuser, ["-u", "postgres", "--", executable] + arguments, in: directory.path)
+            try await Self.server(tool, arguments, binaries: binaries, owner: owner, in: directory.path)
         }
         let data = directory.file("data")
         let log = directory.file("server.log")
@@ -76,21 +171,13 @@ public final class PostgresCluster: Sendable {
             guard created.succeeded else { throw HarnessError("initdb failed: \(created)") }
             let started = try await server(
                 "pg_ctl",
-                [
-                    "-D", data, "-l", log, "-w", "-t", "60", "-o",
-                    "-k \(directory.path) -c listen_addresses='' -c unix_socket_permissions=0700", "start",
-                ]
+                startArguments(data: data, log: log, socketDirectory: directory.path) + ["start"]
             )
             guard started.succeeded else {
                 let serverLog = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
                 throw HarnessError("pg_ctl start failed: \(started)\n--- server log\n\(serverLog)")
             }
-            // postmaster.pid: the PID on its first line.
-            let lines = try String(contentsOfFile: "\(data)/postmaster.pid", encoding: .utf8).split(separator: "\n")
-            guard let first = lines.first, let pid = Int32(first), pid > 0 else {
-                throw HarnessError("no PID in \(data)/postmaster.pid")
-            }
-            return PostgresCluster(directory: directory, pid: pid, binaries: binaries)
+            return PostgresCluster(directory: directory, pid: try readPID(data: data), binaries: binaries, owner: owner)
         } catch {
             directory.remove()
             throw error
@@ -165,10 +252,7 @@ public enum SharedPostgresCluster {
     /// A new, empty database in the shared cluster: its `postgres://` URL (Unix socket).
     public static func freshDatabase() async throws -> String {
         let cluster = try await cluster()
-        let name = "t_" + String(UInt64.random(in: 0...UInt64.max), radix: 36)
-        let created = try await cluster.psql("CREATE DATABASE \(name)")
-        guard created.succeeded else { throw HarnessError("CREATE DATABASE \(name) failed: \(created)") }
-        return "postgres://\(PostgresCluster.user)@/\(name)?host=\(cluster.socketDirectory)"
+        return try await cluster.createDatabase("t_" + String(UInt64.random(in: 0...UInt64.max), radix: 36))
     }
 }
 

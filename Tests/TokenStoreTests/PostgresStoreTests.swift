@@ -1,0 +1,181 @@
+import CodedErrors
+import Foundation
+import PostgresStore
+import Testing
+import TokenStore
+import TokenTestSupport
+
+/// What only the PostgreSQL store has to do: several stores (nodes) on one database, the
+/// migration race, retries the database asks for, and a server that goes away and comes back.
+/// The contracts it shares with the other stores are tested with them (`StoreKind.postgres`).
+@Suite("PostgresTokenStore: several nodes, migrations, retries and outages", .timeLimit(.minutes(5)))
+struct PostgresStoreTests {
+    let now = StoreFixtures.now
+
+    static func open(_ url: String, timeout: Duration = .seconds(5)) async throws -> PostgresTokenStore {
+        try await PostgresTokenStore.open(
+            location: try PostgresLocation(parsing: url),
+            password: nil,
+            logger: StoreFixtures.quietLogger,
+            operationTimeout: timeout
+        )
+    }
+
+    @Test("32 concurrent uses of one refresh token spread over three nodes: exactly one rotation")
+    func concurrentRotationAcrossNodes() async throws {
+        let url = try await SharedPostgresCluster.freshDatabase()
+        let nodes = [try await Self.open(url), try await Self.open(url), try await Self.open(url)]
+        let first = StoreFixtures.activeToken("rt-0")
+        try await nodes[0].createRefreshFamily(StoreFixtures.family(), firstToken: first)
+        let now = now
+        let uses = try await withThrowingTaskGroup(of: RefreshRotationTests.Use.self) { group in
+            for index in 0..<32 {
+                let node = nodes[index % 3]
+                group.addTask {
+                    try await node.updateRefreshToken(hash: first.hash, now: now + 1) { token, family in
+                        RefreshRotationTests.rotateIfActive(
+                            token,
+                            family,
+                            next: "rt-\(index + 1)",
+                            at: now + 1,
+                            jti: "jti-\(index)"
+                        )
+                    }
+                }
+            }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(uses.filter { $0 == .rotated }.count == 1)
+        #expect(uses.filter { $0 == .sawSpent }.count == 31)
+        let rotations = try await nodes[2].allEvents().filter { $0.kind == TokenEvent.Kind.refreshRotated }
+        #expect(rotations.count == 1)
+        let spent = try await nodes[1].peek(first.hash)
+        #expect(spent.token?.state == .spent)
+        let successor = try #require(spent.token?.successorHash)
+        #expect(try await nodes[0].peek(successor).token?.state == .active)
+        for node in nodes { try await node.close() }
+    }
+
+    @Test("three nodes opening a new database at once migrate it once, and all of them work")
+    func migrationRace() async throws {
+        let cluster = try await SharedPostgresCluster.cluster()
+        let name = "race_" + String(UInt32.random(in: 0...UInt32.max), radix: 36)
+        let url = try await cluster.createDatabase(name)
+        let nodes = try await withThrowingTaskGroup(of: PostgresTokenStore.self) { group in
+            for _ in 0..<3 { group.addTask { try await Self.open(url) } }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        let versions = try await cluster.psql(
+            "SELECT count(*), max(version) FROM tokend.schema_migrations",
+            database: name
+        )
+        #expect(versions.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "1|1", "\(versions)")
+        for (index, node) in nodes.enumerated() {
+            try await node.revokeKey(kid: "k\(index)", at: now, reason: "test")
+        }
+        #expect(try await nodes[0].loadRevocations(now: now).revokedKeys == ["k0", "k1", "k2"])
+        for node in nodes { try await node.close() }
+    }
+
+    @Test("a database migrated by a newer tokend is refused, naming the version found")
+    func newerSchemaRefused() async throws {
+        let cluster = try await SharedPostgresCluster.cluster()
+        let name = "newer_" + String(UInt32.random(in: 0...UInt32.max), radix: 36)
+        let url = try await cluster.createDatabase(name)
+        try await Self.open(url).close()
+        let bumped = try await cluster.psql(
+            "INSERT INTO tokend.schema_migrations (version, name) VALUES (999, 'from the future')",
+            database: name
+        )
+        #expect(bumped.succeeded, "\(bumped)")
+        let error = await #expect(throws: TokenStoreError.self) { try await Self.open(url) }
+        #expect(error?.code == .schema)
+        #expect(error?.reason.contains("version 999") == true, "\(String(describing: error))")
+    }
+
+    @Test("serialization failures and deadlocks are retried inside the store: the write lands once")
+    func retriesWhatTheDatabaseAsksFor() async throws {
+        let cluster = try await SharedPostgresCluster.cluster()
+        let name = "retry_" + String(UInt32.random(in: 0...UInt32.max), radix: 36)
+        let url = try await cluster.createDatabase(name)
+        let store = try await Self.open(url)
+        // A trigger that fails the first four event inserts, alternating 40001 and 40P01; the
+        // sequence it counts with is not rolled back with them.
+        let rigged = try await cluster.psql(
+            """
+            CREATE SEQUENCE tokend.failures;
+            CREATE FUNCTION tokend.fail_first_four() RETURNS trigger LANGUAGE plpgsql AS $$
+            DECLARE n bigint := nextval('tokend.failures');
+            BEGIN
+                IF n <= 4 THEN
+                    RAISE EXCEPTION 'forced' USING ERRCODE = CASE WHEN n % 2 = 1 THEN '40001' ELSE '40P01' END;
+                END IF;
+                RETURN NEW;
+            END $$;
+            CREATE TRIGGER fail_first_four BEFORE INSERT ON tokend.events
+                FOR EACH ROW EXECUTE FUNCTION tokend.fail_first_four();
+            """,
+            database: name
+        )
+        #expect(rigged.succeeded, "\(rigged)")
+        try await store.revokeAccessToken(jti: "j1", subject: "s", expiresAt: now + 60, at: now, reason: "r")
+        let events = try await store.allEvents()
+        #expect(events.map(\.kind) == [TokenEvent.Kind.revokeAccess])
+        #expect(try await store.loadRevocations(now: now).revokedAccessTokens == ["j1": now + 60])
+        let attempts = try await cluster.psql("SELECT last_value FROM tokend.failures", database: name)
+        #expect(attempts.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "5", "\(attempts)")
+        try await store.close()
+    }
+
+    @Test("connections the server ends (pg_terminate_backend) are replaced: the next write works")
+    func terminatedConnections() async throws {
+        let cluster = try await SharedPostgresCluster.cluster()
+        let name = "terminated_" + String(UInt32.random(in: 0...UInt32.max), radix: 36)
+        let url = try await cluster.createDatabase(name)
+        let store = try await Self.open(url)
+        try await store.revokeKey(kid: "before", at: now, reason: "r")
+        let terminated = try await cluster.psql(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = '\(name)' AND pid <> pg_backend_pid()"
+        )
+        #expect(terminated.succeeded, "\(terminated)")
+        try await store.revokeKey(kid: "after", at: now, reason: "r")
+        #expect(try await store.loadRevocations(now: now).revokedKeys == ["before", "after"])
+        try await store.close()
+    }
+
+    @Test("a stopped server: operations answer unavailable within the deadline, health says why; then it recovers")
+    func outageAndRecovery() async throws {
+        try await withPostgresCluster { cluster in
+            let url = try await cluster.createDatabase("outage")
+            let store = try await Self.open(url, timeout: .seconds(2))
+            try await store.revokeKey(kid: "before", at: now, reason: "r")
+            try await cluster.stopServer()
+
+            let started = ContinuousClock.now
+            let error = await #expect(throws: TokenStoreError.self) {
+                try await store.revokeKey(kid: "during", at: now, reason: "r")
+            }
+            #expect(error?.code == .unavailable)
+            #expect(ContinuousClock.now - started < .seconds(4), "a write waits at most about the deadline")
+            let health = await store.health()
+            #expect(health.reads?.contains("cannot reach PostgreSQL") == true, "\(health)")
+            #expect(health.writes != nil)
+            // Known to be down: the next failure comes within about a second.
+            let again = ContinuousClock.now
+            await #expect(throws: TokenStoreError.self) { _ = try await store.refreshFamily(id: "x") }
+            #expect(ContinuousClock.now - again < .seconds(2))
+
+            try await cluster.startServer()
+            var recovered = false
+            for _ in 0..<100 where !recovered {
+                recovered = (try? await store.revokeKey(kid: "after", at: now, reason: "r")) != nil
+                if !recovered { try await Task.sleep(for: .milliseconds(100)) }
+            }
+            #expect(recovered, "the store reconnects by itself")
+            #expect(await store.health() == StoreHealth())
+            let keys = try await store.loadRevocations(now: now).revokedKeys
+            #expect(keys == ["before", "after"], "the refused write is not there; the others are")
+            try await store.close()
+        }
+    }
+}
