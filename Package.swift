@@ -166,7 +166,7 @@ let package = Package(
         ),
         .testTarget(
             name: "TokenStoreTests",
-            dependencies: ["CodedErrors", "TokenStore", "TokenTestSupport"],
+            dependencies: ["CodedErrors", "JOSE", "TokenCrypto", "TokenStore", "TokenTestSupport"],
             swiftSettings: strict
         ),
         .testTarget(

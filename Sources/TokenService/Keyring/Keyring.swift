@@ -112,8 +112,7 @@ public actor Keyring {
                 )
             }
         }
-        try KeyLifecycle(entries: stored.document.keys).validate()
-        self.reference = ManagedAtomic(try KeyringSnapshot(document: stored.document, keys: stored.keys))
+        self.reference = ManagedAtomic(try Keyring.snapshot(of: stored))
     }
 
     /// Re-reads the stored keyring (SIGHUP). The old snapshot stays if the stored one is
@@ -203,64 +202,79 @@ public actor Keyring {
     }
 
     /// What one run of a transaction's closure left behind, carried out of the storage's
-    /// lock: the change it made, the snapshot of the state it stored or found (built, and
-    /// so validated, before anything was written), or the error it threw itself (a refusal,
-    /// told apart from a storage failure).
+    /// lock: the snapshot of the keyring it found stored when another process had changed
+    /// it, the change it made and the snapshot of what it wrote (built, and so validated,
+    /// before anything was written), or the error it threw itself (a refusal, told apart
+    /// from a storage failure).
     private struct Outcome: Sendable {
+        var found: KeyringSnapshot?
         var change = KeyLifecycle.Change()
-        var snapshot: KeyringSnapshot?
+        var written: KeyringSnapshot?
         var refusal: (any Error)?
     }
 
-    /// Runs `decide` on the stored keyring under the storage's lock, writes what it decided,
-    /// and adopts the resulting keyring when it differs from this process's snapshot.
-    /// A failing storage is `unavailable` when `writing`, else its own error.
+    /// Runs `decide` on the stored keyring under the storage's lock and writes what it
+    /// decided. Adopts the keyring as the lock left it, when it differs from this process's
+    /// snapshot, even when `decide` refused (a rotation refused because another process just
+    /// rotated serves that rotation's keys). A failing storage is `unavailable` when
+    /// `writing`, else its own error.
     private func transact(
         writing: Bool,
         _ decide: @escaping @Sendable (StoredKeyring) throws -> Decided?
     ) async throws -> KeyLifecycle.Change {
         let known = snapshot.document.serialized()
         let outcome = LockedBox(Outcome())
+        var failure: (any Error)?
         do {
             _ = try await storage.update { stored in
                 outcome.withLock { $0 = Outcome() }
                 do {
-                    var write: KeyringChange?
-                    var result = stored
-                    if let decided = try decide(stored) {
-                        try decided.lifecycle.validate()
-                        let change = KeyringChange(
-                            document: KeyringDocument(keys: decided.lifecycle.entries),
-                            newKeys: decided.newKeys,
-                            removedKids: decided.removedKids
-                        )
-                        write = change
-                        result = stored.applying(change)
-                        outcome.withLock { $0.change = decided.change }
+                    // Snapshots are built here, under the lock, so their revisions follow the
+                    // order of the stored states, however the awaiting callers resume.
+                    if stored.document.serialized() != known {
+                        let found = try Keyring.snapshot(of: stored)
+                        outcome.withLock { $0.found = found }
                     }
-                    if write != nil || result.document.serialized() != known {
-                        try KeyLifecycle(entries: result.document.keys).validate()
-                        // Built here, under the lock, so snapshot revisions follow the order of
-                        // the stored states, however the awaiting callers resume.
-                        let snapshot = try KeyringSnapshot(document: result.document, keys: result.keys)
-                        outcome.withLock { $0.snapshot = snapshot }
+                    guard let decided = try decide(stored) else { return nil }
+                    try decided.lifecycle.validate()
+                    let change = KeyringChange(
+                        document: KeyringDocument(keys: decided.lifecycle.entries),
+                        newKeys: decided.newKeys,
+                        removedKids: decided.removedKids
+                    )
+                    let written = try Keyring.snapshot(of: stored.applying(change))
+                    outcome.withLock {
+                        $0.change = decided.change
+                        $0.written = written
                     }
-                    return write
+                    return change
                 } catch {
                     outcome.withLock { $0.refusal = error }
                     throw error
                 }
             }
         } catch {
-            if let refusal = outcome.withLock({ $0.refusal }) { throw refusal }
-            guard writing else { throw error }
-            throw ServiceError.unavailable("cannot write the key directory: \(error)")
+            if let refusal = outcome.withLock({ $0.refusal }) {
+                failure = refusal
+            } else if writing {
+                failure = ServiceError.unavailable("cannot write the key directory: \(error)")
+            } else {
+                failure = error
+            }
         }
-        let (change, fresh) = outcome.withLock { ($0.change, $0.snapshot) }
-        if let fresh, fresh.revision > snapshot.revision {
+        let (found, written, change) = outcome.withLock { ($0.found, $0.written, $0.change) }
+        if let fresh = failure == nil ? (written ?? found) : found, fresh.revision > snapshot.revision {
             reference.store(fresh, ordering: .releasing)
         }
+        if let failure { throw failure }
         return change
+    }
+
+    /// The snapshot of a stored keyring, refused when its lifecycle's invariants do not hold
+    /// or a key that should sign or verify has no private key.
+    static func snapshot(of stored: StoredKeyring) throws -> KeyringSnapshot {
+        try KeyLifecycle(entries: stored.document.keys).validate()
+        return try KeyringSnapshot(document: stored.document, keys: stored.keys)
     }
 
     static func date(_ seconds: Double) -> NumericDate {
