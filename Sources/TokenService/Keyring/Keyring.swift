@@ -115,10 +115,10 @@ public actor Keyring {
         self.reference = ManagedAtomic(try Keyring.snapshot(of: stored))
     }
 
-    /// Re-reads the stored keyring (SIGHUP). The old snapshot stays if the stored one is
-    /// invalid, and the error says why.
+    /// Re-reads the stored keyring (SIGHUP), its key files too even when the document is
+    /// unchanged. The old snapshot stays if the stored one is invalid, and the error says why.
     public func reload() async throws {
-        _ = try await transact(writing: false) { _ in nil }
+        _ = try await transact(writing: false, rereadKeys: true) { _ in nil }
     }
 
     /// Manual or scheduled rotation of the stored keyring; refused while unsafe unless
@@ -216,13 +216,14 @@ public actor Keyring {
     /// Runs `decide` on the stored keyring under the storage's lock and writes what it
     /// decided. Adopts the keyring as the lock left it, when it differs from this process's
     /// snapshot, even when `decide` refused (a rotation refused because another process just
-    /// rotated serves that rotation's keys). A failing storage is `unavailable` when
-    /// `writing`, else its own error.
+    /// rotated serves that rotation's keys); with `rereadKeys`, even when only the private
+    /// keys may differ. A failing storage is `unavailable` when `writing`, else its own error.
     private func transact(
         writing: Bool,
+        rereadKeys: Bool = false,
         _ decide: @escaping @Sendable (StoredKeyring) throws -> Decided?
     ) async throws -> KeyLifecycle.Change {
-        let known = snapshot.document.serialized()
+        let known = rereadKeys ? nil : snapshot.document.serialized()
         let outcome = LockedBox(Outcome())
         var failure: (any Error)?
         do {
