@@ -50,7 +50,10 @@ public struct KeyEncryptionKey: Sendable, CustomStringConvertible, CustomReflect
     /// or one line of base64 (standard or url-safe alphabet, padding optional, one trailing
     /// newline allowed) that decodes to 32 bytes. `file` names the file in messages.
     public init(contents: [UInt8], file: String) throws {
-        if contents.count == AES256GCM.keySize {
+        // 32 characters of base64 are 24 bytes, and are told so rather than called a passphrase.
+        let base64Text =
+            contents.allSatisfy { (0x20...0x7E).contains($0) } && KeyEncryptionKey.decodeBase64(contents[...]) != nil
+        if contents.count == AES256GCM.keySize && !base64Text {
             try self.init(bytes: contents, source: file)
             return
         }

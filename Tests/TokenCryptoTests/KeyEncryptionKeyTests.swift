@@ -45,6 +45,7 @@ struct KeyEncryptionKeyTests {
             ("31 raw bytes", Array(raw.prefix(31)), "holds 31 bytes"),
             ("33 raw bytes", raw + [0x80], "neither"),
             ("base64 of 16 bytes", Array(Base64URL.encode(raw.prefix(16)).utf8), "base64 of 16 bytes"),
+            ("base64 of 24 bytes: 32 characters", Array(Base64URL.encode(raw.prefix(24)).utf8), "base64 of 24 bytes"),
             ("base64 of 48 bytes", Array(Base64URL.encode(raw + raw.prefix(16)).utf8), "base64 of 48 bytes"),
             ("a passphrase of 32 characters", Array("correct horse battery staple 123".utf8), "passphrase"),
             ("all zero", [UInt8](repeating: 0, count: 32), "equal bytes"),
