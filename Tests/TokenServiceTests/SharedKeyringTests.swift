@@ -6,10 +6,11 @@ import TokenService
 import TokenStore
 import TokenTestSupport
 
-/// Several keyrings over one key directory, as several tokend processes (or tokend and an
-/// offline tool) sharing it: every change is decided from the stored keyring under the
-/// directory's lock, so none is lost and none is made twice (issue 11, item 4).
-@Suite("One key directory, several keyrings")
+/// Several keyrings over one stored keyring, as several tokend processes (or tokend and an
+/// offline tool) sharing a key directory, or nodes sharing a database: every change is
+/// decided from the stored keyring under the storage's lock, so none is lost and none is
+/// made twice (issue 11, item 4).
+@Suite("One stored keyring, several keyrings")
 struct SharedKeyringTests {
     /// Waits until `count` callers have arrived, then lets them all go on.
     actor Rendezvous {
@@ -30,15 +31,53 @@ struct SharedKeyringTests {
         }
     }
 
-    /// A key directory whose `load` returns only once every opener has loaded, as processes
-    /// starting at the same instant: each finds the directory as it was before the others
+    /// The storages every test here runs on; a PostgreSQL keyring storage joins them.
+    enum Kind: String, CaseIterable, Sendable, CustomTestStringConvertible {
+        case directory
+        case memory
+
+        var testDescription: String { rawValue }
+    }
+
+    /// One stored keyring that several keyrings share, each through a handle of its own (for
+    /// a key directory, its own `KeyDirectory` value and so its own lock descriptor, as
+    /// another process has).
+    struct Shared: Sendable {
+        let temporary: TemporaryDirectory
+        let kind: Kind
+        let memory = MemoryKeyringStorage()
+
+        init(_ kind: Kind) throws {
+            self.kind = kind
+            temporary = try TemporaryDirectory()
+        }
+
+        var path: String { temporary.file("keys") }
+
+        /// A new handle on the one storage.
+        func handle() -> any KeyringStorage {
+            switch kind {
+            case .directory: KeyDirectory(path: path)
+            case .memory: memory
+            }
+        }
+
+        /// The private key files in the directory; nil for memory.
+        func keyFiles() throws -> Set<String>? {
+            guard kind == .directory else { return nil }
+            return Set(try FileManager.default.contentsOfDirectory(atPath: path).filter { $0.hasSuffix(".pem") })
+        }
+    }
+
+    /// A storage whose `load` returns only once every opener has loaded, as processes
+    /// starting at the same instant: each finds the storage as it was before the others
     /// wrote anything.
     struct SimultaneousStart: KeyringStorage {
-        let directory: KeyDirectory
+        let storage: any KeyringStorage
         let rendezvous: Rendezvous
 
         func load() async throws -> StoredKeyring {
-            let stored = try await directory.load()
+            let stored = try await storage.load()
             await rendezvous.arrive()
             return stored
         }
@@ -46,7 +85,7 @@ struct SharedKeyringTests {
         func update(
             _ change: @escaping @Sendable (StoredKeyring) throws -> KeyringChange?
         ) async throws -> StoredKeyring {
-            try await directory.update(change)
+            try await storage.update(change)
         }
     }
 
@@ -59,50 +98,46 @@ struct SharedKeyringTests {
         )
     }
 
-    /// The `<kid>.pem` files in `path`.
-    static func keyFiles(_ path: String) throws -> Set<String> {
-        Set(try FileManager.default.contentsOfDirectory(atPath: path).filter { $0.hasSuffix(".pem") })
-    }
-
     /// A call's result, so concurrent calls can be compared.
     static func attempt(_ body: () async throws -> KeyLifecycle.Change) async -> Result<KeyLifecycle.Change, any Error>
     {
         do { return .success(try await body()) } catch { return .failure(error) }
     }
 
-    @Test("two keyrings opening one empty key directory at once create one keyring")
-    func simultaneousBootstrap() async throws {
-        let temporary = try TemporaryDirectory()
-        let path = temporary.file("keys")
+    @Test("two keyrings opening one empty storage at once create one keyring", arguments: Kind.allCases)
+    func simultaneousBootstrap(kind: Kind) async throws {
+        let shared = try Shared(kind)
         let clock = TestClock()
         let rendezvous = Rendezvous(2)
         async let first = Self.open(
-            SimultaneousStart(directory: KeyDirectory(path: path), rendezvous: rendezvous),
+            SimultaneousStart(storage: shared.handle(), rendezvous: rendezvous),
             clock: clock
         )
         async let second = Self.open(
-            SimultaneousStart(directory: KeyDirectory(path: path), rendezvous: rendezvous),
+            SimultaneousStart(storage: shared.handle(), rendezvous: rendezvous),
             clock: clock
         )
         let (a, b) = try await (first, second)
 
-        let stored = try await KeyDirectory(path: path).load()
+        let stored = try await shared.handle().load()
         #expect(stored.document.keys.count == 2)
         #expect(a.snapshot.document.serialized() == stored.document.serialized())
         #expect(b.snapshot.document.serialized() == stored.document.serialized())
         #expect(a.snapshot.signer.kid == b.snapshot.signer.kid)
         #expect(a.snapshot.etag == b.snapshot.etag)
         // No key was generated for nothing: exactly the two listed keys have files.
-        #expect(try Self.keyFiles(path) == Set(stored.document.keys.map { "\($0.kid).pem" }))
+        if let files = try shared.keyFiles() { #expect(files == Set(stored.document.keys.map { "\($0.kid).pem" })) }
     }
 
-    @Test("two keyrings rotating one key directory at once rotate once; the refused one serves that rotation")
-    func simultaneousRotation() async throws {
-        let temporary = try TemporaryDirectory()
-        let path = temporary.file("keys")
+    @Test(
+        "two keyrings rotating one storage at once rotate once; the refused one serves that rotation",
+        arguments: Kind.allCases
+    )
+    func simultaneousRotation(kind: Kind) async throws {
+        let shared = try Shared(kind)
         let clock = TestClock()
-        let a = try await Self.open(KeyDirectory(path: path), clock: clock)
-        let b = try await Self.open(KeyDirectory(path: path), clock: clock)
+        let a = try await Self.open(shared.handle(), clock: clock)
+        let b = try await Self.open(shared.handle(), clock: clock)
         let before = try #require(KeyringState.kid(.current, in: a.snapshot.document))
         clock.advance(by: 300)
 
@@ -118,13 +153,14 @@ struct SharedKeyringTests {
         }
         #expect(refusals.map(\.code) == [.rotationTooEarly], "\(results)")
 
-        let stored = try await KeyDirectory(path: path).load()
+        let stored = try await shared.handle().load()
         let states = KeyringState.of(stored.document)
         #expect(states.count == 3)
         #expect(states[before] == .previous)
         #expect(states.values.filter { $0 == .current }.count == 1)
         #expect(states.values.filter { $0 == .next }.count == 1)
-        #expect(try Self.keyFiles(path).count == 3)
+        #expect(stored.keys.count == 3)
+        if let files = try shared.keyFiles() { #expect(files.count == 3) }
         // Both serve the one rotation.
         let current = try #require(KeyringState.kid(.current, in: stored.document))
         #expect(a.snapshot.signer.kid == current)
@@ -132,13 +168,12 @@ struct SharedKeyringTests {
         #expect(a.snapshot.etag == b.snapshot.etag)
     }
 
-    @Test("a forced rotation on one keyring keeps the revocation another one made")
-    func rotationKeepsOthersRevocation() async throws {
-        let temporary = try TemporaryDirectory()
-        let path = temporary.file("keys")
+    @Test("a forced rotation on one keyring keeps the revocation another one made", arguments: Kind.allCases)
+    func rotationKeepsOthersRevocation(kind: Kind) async throws {
+        let shared = try Shared(kind)
         let clock = TestClock()
-        let a = try await Self.open(KeyDirectory(path: path), clock: clock)
-        let b = try await Self.open(KeyDirectory(path: path), clock: clock)
+        let a = try await Self.open(shared.handle(), clock: clock)
+        let b = try await Self.open(shared.handle(), clock: clock)
         let compromised = try #require(KeyringState.kid(.current, in: a.snapshot.document))
 
         let revocation = try await a.revoke(kid: compromised)
@@ -148,22 +183,22 @@ struct SharedKeyringTests {
         let rotation = try await b.rotate(force: true)
         #expect(rotation.demoted != compromised)
 
-        let stored = try await KeyDirectory(path: path).load()
+        let stored = try await shared.handle().load()
         #expect(KeyringState.of(stored.document)[compromised] == .revoked)
         #expect(b.snapshot.revokedKids.contains(compromised))
         #expect(b.snapshot.signer.kid != compromised)
         #expect(b.snapshot.document.serialized() == stored.document.serialized())
-        #expect(!FileManager.default.fileExists(atPath: KeyDirectory(path: path).keyPath(compromised)))
+        #expect(stored.keys[compromised] == nil)
+        if let files = try shared.keyFiles() { #expect(!files.contains("\(compromised).pem")) }
     }
 
-    @Test("a revocation on one keyring reaches another by reload (SIGHUP) and by maintenance")
-    func revocationReachesOthers() async throws {
-        let temporary = try TemporaryDirectory()
-        let path = temporary.file("keys")
+    @Test("a revocation on one keyring reaches another by reload (SIGHUP) and by maintenance", arguments: Kind.allCases)
+    func revocationReachesOthers(kind: Kind) async throws {
+        let shared = try Shared(kind)
         let clock = TestClock()
-        let a = try await Self.open(KeyDirectory(path: path), clock: clock)
-        let b = try await Self.open(KeyDirectory(path: path), clock: clock)
-        let c = try await Self.open(KeyDirectory(path: path), clock: clock)
+        let a = try await Self.open(shared.handle(), clock: clock)
+        let b = try await Self.open(shared.handle(), clock: clock)
+        let c = try await Self.open(shared.handle(), clock: clock)
         let compromised = try #require(KeyringState.kid(.current, in: a.snapshot.document))
         _ = try await a.revoke(kid: compromised)
 
