@@ -184,7 +184,7 @@ let package = Package(
         ),
         .testTarget(
             name: "TokenStoreTests",
-            dependencies: ["CodedErrors", "TokenStore", "PostgresStore", "TokenTestSupport"],
+            dependencies: ["CodedErrors", "JOSE", "TokenCrypto", "TokenStore", "PostgresStore", "TokenTestSupport"],
             swiftSettings: strict
         ),
         .testTarget(

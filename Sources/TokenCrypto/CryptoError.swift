@@ -19,6 +19,13 @@ public struct CryptoError: Error, CustomStringConvertible, Equatable, Sendable {
         public static let notPrivate = Code(name: "notPrivate")
         /// OpenSSL reported a failure; the reason carries its error queue.
         public static let openssl = Code(name: "openssl")
+        /// A key-encryption key (KEK) is not 32 random bytes, raw or in base64.
+        public static let weakKeyEncryptionKey = Code(name: "weakKeyEncryptionKey")
+        /// A sealed private key was sealed under another KEK than this one (its fingerprint says so).
+        public static let wrongKeyEncryptionKey = Code(name: "wrongKeyEncryptionKey")
+        /// A sealed private key does not open: altered, truncated, of an unknown format, or
+        /// sealed for another kid or algorithm.
+        public static let sealedKey = Code(name: "sealedKey")
     }
 
     public let code: Code
@@ -51,6 +58,15 @@ public struct CryptoError: Error, CustomStringConvertible, Equatable, Sendable {
     }
     static func notPrivate(_ reason: String, file: String = #fileID, line: Int = #line) -> CryptoError {
         CryptoError(.notPrivate, reason, file: file, line: line)
+    }
+    static func weakKeyEncryptionKey(_ reason: String, file: String = #fileID, line: Int = #line) -> CryptoError {
+        CryptoError(.weakKeyEncryptionKey, reason, file: file, line: line)
+    }
+    static func wrongKeyEncryptionKey(_ reason: String, file: String = #fileID, line: Int = #line) -> CryptoError {
+        CryptoError(.wrongKeyEncryptionKey, reason, file: file, line: line)
+    }
+    static func sealedKey(_ reason: String, file: String = #fileID, line: Int = #line) -> CryptoError {
+        CryptoError(.sealedKey, reason, file: file, line: line)
     }
     /// Builds an error from OpenSSL's error queue, draining it.
     static func openssl(_ what: String, file: String = #fileID, line: Int = #line) -> CryptoError {

@@ -141,8 +141,16 @@ public final class TokenService: Sendable {
 
     /// Retires and rotates keys as due; returns a description of what changed, if anything.
     public func maintainKeys() async throws -> String? {
+        let before = keyring.snapshot.revision
         let change = try await keyring.maintain()
-        guard change != KeyLifecycle.Change() else { return nil }
+        guard change != KeyLifecycle.Change() else {
+            // Another process (node) changed the stored keyring, and this one adopted it.
+            if keyring.snapshot.revision != before {
+                cache.removeAll()
+                metrics.updateKeyStates(keyring.snapshot.document)
+            }
+            return nil
+        }
         cache.removeAll()
         metrics.updateKeyStates(keyring.snapshot.document)
         var parts: [String] = []

@@ -1,5 +1,6 @@
-public import JOSE
-public import TokenCrypto
+import Dispatch
+import JOSE
+import TokenCrypto
 
 #if canImport(Glibc)
 import Glibc
@@ -7,8 +8,9 @@ import Glibc
 
 /// tokend's key directory on disk (DESIGN §4, keys/README.md): `keyring.json` and one
 /// `<kid>.pem` per key, all 0600 in a 0700 directory, every write atomic
-/// (temporary file, fsync, rename, fsync of the directory).
-public struct KeyDirectory: Sendable {
+/// (temporary file, fsync, rename, fsync of the directory). Readers and writers take an
+/// `flock` on `keyring.lock`, so changes are transactions (`KeyringStorage`).
+public struct KeyDirectory: KeyringStorage {
     /// A failure with a message that names the file and what to do.
     public struct Failure: Error, CustomStringConvertible, Sendable {
         public let description: String
@@ -36,12 +38,47 @@ public struct KeyDirectory: Sendable {
         }
     }
 
-    /// The keyring and its private keys. An empty directory gives an empty keyring.
-    /// Refuses group- or world-readable key files, and a directory that group or others may
-    /// write or others may read, naming them.
-    public func load() throws -> (document: KeyringDocument, keys: [String: SigningKey]) {
-        try checkDirectory()
-        guard KeyDirectory.exists(indexPath) else { return (KeyringDocument(keys: []), [:]) }
+    /// The lock file every reader and writer of this directory takes (`flock`): shared to
+    /// load, exclusive to update, so two tokend processes, or tokend and an offline tool,
+    /// never interleave a change nor read half of one.
+    public var lockPath: String { path + "/keyring.lock" }
+
+    /// The keyring and its private keys, read under the directory's shared lock, off the
+    /// caller's thread. An empty or missing directory gives an empty keyring. Refuses
+    /// group- or world-readable key files, and a directory that group or others may write
+    /// or others may read, naming them.
+    public func load() async throws -> StoredKeyring {
+        try await KeyDirectory.offload {
+            try checkDirectory()
+            guard KeyDirectory.exists(path) else { return .empty }
+            let lock = try FileLock(lockPath, exclusive: false)
+            defer { lock.release() }
+            return try readStored()
+        }
+    }
+
+    /// Runs `change` on the stored keyring under the directory's exclusive lock and writes
+    /// what it returns (new key files first, then `keyring.json`, each atomically, then the
+    /// removed keys' files go), all off the caller's thread. Creates the directory (0700)
+    /// when missing.
+    public func update(
+        _ change: @escaping @Sendable (StoredKeyring) throws -> KeyringChange?
+    ) async throws -> StoredKeyring {
+        try await KeyDirectory.offload {
+            try checkDirectory()
+            try prepare()
+            let lock = try FileLock(lockPath, exclusive: true)
+            defer { lock.release() }
+            let stored = try readStored()
+            guard let change = try change(stored) else { return stored }
+            try writeChange(change)
+            return stored.applying(change)
+        }
+    }
+
+    /// Reads `keyring.json` and the key files; the caller holds the lock.
+    func readStored() throws -> StoredKeyring {
+        guard KeyDirectory.exists(indexPath) else { return .empty }
         try checkPrivate(indexPath)
         let document: KeyringDocument
         do { document = try KeyringDocument.parse(try KeyDirectory.read(indexPath)) } catch let error as JOSEError {
@@ -61,7 +98,7 @@ public struct KeyDirectory: Sendable {
             try KeyDirectory.checkThumbprint(key, entry: entry, file: file)
             keys[entry.kid] = key
         }
-        return (document, keys)
+        return StoredKeyring(document: document, keys: keys)
     }
 
     /// Refuses a key file whose public key is not the one its kid names (RFC 7638
@@ -82,19 +119,18 @@ public struct KeyDirectory: Sendable {
     }
 
     /// Writes new key files first, then the index, each atomically; then removes the files of
-    /// keys listed in `remove` (retired or revoked keys never sign again).
-    public func save(document: KeyringDocument, newKeys: [(kid: String, key: SigningKey)], remove: [String] = []) throws
-    {
-        try prepare()
-        for (kid, key) in newKeys {
+    /// the removed kids (retired or revoked keys never sign again). The caller holds the
+    /// exclusive lock.
+    func writeChange(_ change: KeyringChange) throws {
+        for (kid, key) in change.newKeys {
             let pem: String
             do { pem = try key.pemEncoded() } catch let error as CryptoError {
                 throw Failure(description: "cannot encode key \(kid): \(error.reason)")
             }
             try writeAtomically(keyPath(kid), Array(pem.utf8))
         }
-        try writeAtomically(indexPath, Array(document.serialized().utf8))
-        for kid in remove where KeyDirectory.exists(keyPath(kid)) {
+        try writeAtomically(indexPath, Array(change.document.serialized().utf8))
+        for kid in change.removedKids where KeyDirectory.exists(keyPath(kid)) {
             if unlink(keyPath(kid)) != 0 {
                 throw Failure(description: "cannot remove \(keyPath(kid)): \(KeyDirectory.errorText())")
             }
@@ -208,4 +244,34 @@ public struct KeyDirectory: Sendable {
     }
 
     static func errorText() -> String { String(cString: strerror(errno)) }
+
+    /// Runs blocking file work (and the lock wait) on a global dispatch queue, never on the
+    /// cooperative pool or an event loop.
+    static func offload<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            DispatchQueue.global().async { continuation.resume(with: Result { try body() }) }
+        }
+    }
+
+    /// An `flock` held on an open lock file until `release`. Locks belong to the open file,
+    /// so two `KeyDirectory` values in one process exclude each other as two processes do.
+    struct FileLock {
+        let fd: Int32
+
+        /// Opens (creating, 0600) `file` and waits for the lock.
+        init(_ file: String, exclusive: Bool) throws {
+            let fd = open(file, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600)
+            guard fd >= 0 else { throw Failure(description: "cannot open the lock file \(file): \(errorText())") }
+            while flock(fd, exclusive ? LOCK_EX : LOCK_SH) != 0 {
+                if errno == EINTR { continue }
+                let reason = errorText()
+                close(fd)
+                throw Failure(description: "cannot lock \(file): \(reason)")
+            }
+            self.fd = fd
+        }
+
+        /// Unlocks by closing the file.
+        func release() { close(fd) }
+    }
 }

@@ -181,7 +181,7 @@ struct Daemon {
         }
         let keyring: Keyring
         do {
-            keyring = try Keyring(
+            keyring = try await Keyring(
                 storage: KeyDirectory(path: config.keysDirectory),
                 configuration: config.service,
                 clock: .system,

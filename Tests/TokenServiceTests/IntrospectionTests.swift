@@ -360,7 +360,7 @@ struct IntrospectionTests {
     @Test("a service cannot start when its store cannot load revocations")
     func startWithoutStore() async throws {
         let clock = TestClock()
-        let keyring = try Keyring(
+        let keyring = try await Keyring(
             storage: MemoryKeyringStorage(),
             configuration: .test(),
             clock: clock.serviceClock,

@@ -12,10 +12,10 @@ import TokenTestSupport
 struct KeyFileThumbprintTests {
     /// A key directory with a current and a next key, the current file replaced by the next
     /// key's PEM (mode 0600).
-    static func swappedDirectory() throws -> (TemporaryDirectory, Keyring, current: String, next: String) {
+    static func swappedDirectory() async throws -> (TemporaryDirectory, Keyring, current: String, next: String) {
         let temporary = try TemporaryDirectory()
         let directory = KeyDirectory(path: temporary.file("keys"))
-        let keyring = try Keyring(
+        let keyring = try await Keyring(
             storage: directory,
             configuration: .test(),
             clock: TestClock().serviceClock,
@@ -31,10 +31,10 @@ struct KeyFileThumbprintTests {
     }
 
     @Test("loading refuses the file, naming it, its kid and its thumbprint")
-    func loadRefusesMismatch() throws {
-        let (temporary, _, current, next) = try KeyFileThumbprintTests.swappedDirectory()
+    func loadRefusesMismatch() async throws {
+        let (temporary, _, current, next) = try await KeyFileThumbprintTests.swappedDirectory()
         let directory = KeyDirectory(path: temporary.file("keys"))
-        let error = try #require(throws: KeyDirectory.Failure.self) { try directory.load() }
+        let error = try await #require(throws: KeyDirectory.Failure.self) { try await directory.load() }
         #expect(error.description.contains(directory.keyPath(current)))
         #expect(error.description.contains("kid \(current)"))
         #expect(error.description.contains("thumbprint is \(next)"))
@@ -43,14 +43,14 @@ struct KeyFileThumbprintTests {
 
     @Test("a reload that meets a mismatched key keeps signing with the published key")
     func reloadKeepsPreviousKeys() async throws {
-        let (temporary, keyring, current, _) = try KeyFileThumbprintTests.swappedDirectory()
+        let (temporary, keyring, current, _) = try await KeyFileThumbprintTests.swappedDirectory()
         let before = keyring.snapshot
         await #expect(throws: KeyDirectory.Failure.self) { try await keyring.reload() }
         #expect(keyring.snapshot === before)
         #expect(keyring.snapshot.signer.kid == current)
         // A fresh start refuses the directory.
-        #expect(throws: KeyDirectory.Failure.self) {
-            _ = try Keyring(
+        await #expect(throws: KeyDirectory.Failure.self) {
+            _ = try await Keyring(
                 storage: KeyDirectory(path: temporary.file("keys")),
                 configuration: .test(),
                 clock: TestClock().serviceClock,

@@ -13,8 +13,8 @@ struct KeyringTests {
         _ storage: MemoryKeyringStorage,
         clock: TestClock = TestClock(),
         configuration: ServiceConfiguration = .test()
-    ) throws -> Keyring {
-        try Keyring(
+    ) async throws -> Keyring {
+        try await Keyring(
             storage: storage,
             configuration: configuration,
             clock: clock.serviceClock,
@@ -32,9 +32,9 @@ struct KeyringTests {
     static let privateMembers = ["d", "p", "q", "dp", "dq", "qi", "k", "oth"]
 
     @Test("first open of an empty directory generates and saves a current and a next key")
-    func firstOpen() throws {
+    func firstOpen() async throws {
         let storage = MemoryKeyringStorage()
-        let keyring = try Self.open(storage)
+        let keyring = try await Self.open(storage)
         #expect(storage.saves == 1)
         let states = storage.states
         #expect(states.count == 2)
@@ -47,10 +47,10 @@ struct KeyringTests {
     }
 
     @Test("reopening loads the same kids and generates nothing")
-    func reopen() throws {
+    func reopen() async throws {
         let storage = MemoryKeyringStorage()
-        let first = try Self.open(storage)
-        let second = try Self.open(storage)
+        let first = try await Self.open(storage)
+        let second = try await Self.open(storage)
         #expect(storage.saves == 1)
         #expect(KeyringState.of(second.snapshot.document) == KeyringState.of(first.snapshot.document))
         #expect(second.snapshot.etag == first.snapshot.etag)
@@ -60,7 +60,7 @@ struct KeyringTests {
     @Test("the JWKS publishes next, current and previous public keys, never private members or retired/revoked keys")
     func jwksContents() async throws {
         let storage = MemoryKeyringStorage()
-        let keyring = try Self.open(storage)
+        let keyring = try await Self.open(storage)
         _ = try await keyring.rotate(force: true)
         let document = keyring.snapshot.document
         var published = try Self.jwks(keyring.snapshot)
@@ -90,9 +90,9 @@ struct KeyringTests {
     }
 
     @Test("an HS256 keyring publishes no key at all: its secrets have no public form")
-    func jwksWithoutSecrets() throws {
+    func jwksWithoutSecrets() async throws {
         let storage = MemoryKeyringStorage()
-        let keyring = try Self.open(storage, configuration: .test(signingAlgorithm: .hs256))
+        let keyring = try await Self.open(storage, configuration: .test(signingAlgorithm: .hs256))
         #expect(try Self.jwks(keyring.snapshot).isEmpty)
         let body = String(decoding: keyring.snapshot.jwks, as: UTF8.self)
         for kid in storage.storedKids {
@@ -107,7 +107,7 @@ struct KeyringTests {
     func etag() async throws {
         let storage = MemoryKeyringStorage()
         let clock = TestClock()
-        let keyring = try Self.open(storage, clock: clock)
+        let keyring = try await Self.open(storage, clock: clock)
         let initial = keyring.snapshot.etag
         #expect(initial.hasPrefix("\"") && initial.hasSuffix("\"") && initial.count > 2)
 
@@ -133,7 +133,7 @@ struct KeyringTests {
     func persistence() async throws {
         let storage = MemoryKeyringStorage()
         let clock = TestClock()
-        let keyring = try Self.open(storage, clock: clock)
+        let keyring = try await Self.open(storage, clock: clock)
         let first = try #require(KeyringState.kid(.current, in: storage.document))
         let second = try #require(KeyringState.kid(.next, in: storage.document))
 
@@ -142,12 +142,12 @@ struct KeyringTests {
         #expect(change.promoted == second)
         #expect(change.demoted == first)
         let third = try #require(change.added.first)
-        var reopened = try Self.open(storage, clock: clock)
+        var reopened = try await Self.open(storage, clock: clock)
         #expect(KeyringState.of(reopened.snapshot.document) == [first: .previous, second: .current, third: .next])
         #expect(reopened.snapshot.signer.kid == second)
 
         _ = try await keyring.revoke(kid: second)
-        reopened = try Self.open(storage, clock: clock)
+        reopened = try await Self.open(storage, clock: clock)
         let states = KeyringState.of(reopened.snapshot.document)
         #expect(states[second] == .revoked)
         #expect(states[third] == .current)
@@ -162,7 +162,7 @@ struct KeyringTests {
     func rotateTooEarly() async throws {
         let storage = MemoryKeyringStorage()
         let clock = TestClock()
-        let keyring = try Self.open(storage, clock: clock)
+        let keyring = try await Self.open(storage, clock: clock)
         clock.advance(by: 120)
         let error = await #expect(throws: ServiceError.self) { try await keyring.rotate(force: false) }
         #expect(error?.code == .rotationTooEarly)
@@ -177,7 +177,7 @@ struct KeyringTests {
     @Test("a key directory that cannot be written leaves the old keyring in place")
     func failedSave() async throws {
         let storage = MemoryKeyringStorage()
-        let keyring = try Self.open(storage)
+        let keyring = try await Self.open(storage)
         let before = keyring.snapshot
         let storedBefore = storage.states
         storage.failSaves = true
@@ -204,19 +204,19 @@ struct KeyringTests {
     @Test("a reload (SIGHUP) of an inconsistent directory is refused and the old keyring keeps serving")
     func reloadRefusesBrokenDirectory() async throws {
         let storage = MemoryKeyringStorage()
-        let keyring = try Self.open(storage)
+        let keyring = try await Self.open(storage)
         let before = keyring.snapshot
         var broken = storage.document
         for index in broken.keys.indices { broken.keys[index].state = .current }
-        try storage.save(document: broken, newKeys: [], remove: [])
+        storage.save(document: broken)
 
         let error = await #expect(throws: ServiceError.self) { try await keyring.reload() }
         #expect(error?.code == .keyring)
         #expect(keyring.snapshot === before)
 
         // A consistent directory written by someone else is picked up.
-        let other = try Self.open(MemoryKeyringStorage())
-        try storage.save(document: other.snapshot.document, newKeys: [], remove: [])
+        let other = try await Self.open(MemoryKeyringStorage())
+        storage.save(document: other.snapshot.document)
         await #expect(throws: ServiceError.self) { try await keyring.reload() }  // its key files are missing
         #expect(keyring.snapshot === before)
     }
@@ -227,7 +227,7 @@ struct KeyringTests {
         let clock = TestClock()
         var configuration = ServiceConfiguration.test(maxTokenLifetime: 3600)
         configuration.keyRotation = 86_400
-        let keyring = try Self.open(storage, clock: clock, configuration: configuration)
+        let keyring = try await Self.open(storage, clock: clock, configuration: configuration)
         let first = try #require(KeyringState.kid(.current, in: storage.document))
 
         clock.advance(by: 86_399)

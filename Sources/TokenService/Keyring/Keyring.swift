@@ -2,16 +2,8 @@ public import Atomics
 public import JOSE
 public import Logging
 import Synchronization
-public import TokenCrypto
+import TokenCrypto
 public import TokenStore
-
-/// Where the keyring lives. `KeyDirectory` is the real one; tests use memory.
-public protocol KeyringStorage: Sendable {
-    func load() throws -> (document: KeyringDocument, keys: [String: SigningKey])
-    func save(document: KeyringDocument, newKeys: [(kid: String, key: SigningKey)], remove: [String]) throws
-}
-
-extension KeyDirectory: KeyringStorage {}
 
 /// An immutable view of the keyring, swapped atomically on every change so the hot path
 /// reads it without a lock.
@@ -61,130 +53,229 @@ public final class KeyringSnapshot: AtomicReference, Sendable {
 
 /// The signing keys: loads or creates them, rotates and revokes them, and publishes a
 /// lock-free snapshot for signing and verification.
+///
+/// Every change is a transaction on the stored keyring (`KeyringStorage.update`): it is
+/// decided from what is stored, under the storage's lock, not from this process's memory,
+/// so several processes (nodes) sharing one storage never overwrite each other's changes;
+/// two rotating at once give one rotation (the second finds a next key too young and is
+/// refused, unless forced). Each transaction also adopts what it found stored, so a change
+/// another process made is picked up by the next rotation, revocation, maintenance pass or
+/// reload.
 public actor Keyring {
     private let storage: any KeyringStorage
     private let configuration: ServiceConfiguration
     private let clock: ServiceClock
     private let logger: Logger
-    private var keys: [String: SigningKey]
-    private var lifecycle: KeyLifecycle
     private nonisolated let reference: ManagedAtomic<KeyringSnapshot>
 
     /// The current view; never blocks.
     public nonisolated var snapshot: KeyringSnapshot { reference.load(ordering: .acquiring) }
 
-    /// Loads the keyring, or creates a current and a next key when the directory is empty.
+    /// Loads the keyring, or creates a current and a next key when the storage is empty.
+    /// Several processes opening one empty storage at once create one keyring: the keys are
+    /// written only if the storage is still empty under its lock, else the stored keyring is
+    /// loaded.
     public init(
         storage: any KeyringStorage,
         configuration: ServiceConfiguration,
         clock: ServiceClock,
         logger: Logger
-    ) throws {
+    ) async throws {
         self.storage = storage
         self.configuration = configuration
         self.clock = clock
         self.logger = logger
-        var (document, keys) = try storage.load()
-        var lifecycle = KeyLifecycle(entries: document.keys)
-        if document.keys.isEmpty {
+        var stored = try await storage.load()
+        if stored.document.keys.isEmpty {
             let now = Keyring.date(clock.now())
             let (current, currentKey) = try Keyring.makeEntry(configuration.signingAlgorithm, now: now)
             let (next, nextKey) = try Keyring.makeEntry(configuration.signingAlgorithm, now: now)
+            var lifecycle = KeyLifecycle(entries: [])
             _ = lifecycle.bootstrap(current: current, next: next, now: now)
-            document = KeyringDocument(keys: lifecycle.entries)
-            keys = [current.kid: currentKey, next.kid: nextKey]
-            try storage.save(document: document, newKeys: [(current.kid, currentKey), (next.kid, nextKey)], remove: [])
-            logger.notice(
-                "generated a new keyring",
-                metadata: [
-                    "current_kid": "\(current.kid)", "next_kid": "\(next.kid)",
-                    "alg": "\(configuration.signingAlgorithm)",
-                ]
+            let bootstrap = KeyringChange(
+                document: KeyringDocument(keys: lifecycle.entries),
+                newKeys: [(current.kid, currentKey), (next.kid, nextKey)]
+            )
+            let created = LockedBox(false)
+            stored = try await storage.update { stored in
+                let empty = stored.document.keys.isEmpty
+                created.withLock { $0 = empty }
+                return empty ? bootstrap : nil
+            }
+            if created.withLock({ $0 }) {
+                logger.notice(
+                    "generated a new keyring",
+                    metadata: [
+                        "current_kid": "\(current.kid)", "next_kid": "\(next.kid)",
+                        "alg": "\(configuration.signingAlgorithm)",
+                    ]
+                )
+            }
+        }
+        self.reference = ManagedAtomic(try Keyring.snapshot(of: stored))
+    }
+
+    /// Re-reads the stored keyring (SIGHUP), its key files too even when the document is
+    /// unchanged. The old snapshot stays if the stored one is invalid, and the error says why.
+    public func reload() async throws {
+        _ = try await transact(writing: false, rereadKeys: true) { _ in nil }
+    }
+
+    /// Manual or scheduled rotation of the stored keyring; refused while unsafe unless
+    /// `force`.
+    public func rotate(force: Bool) async throws -> KeyLifecycle.Change {
+        let now = Keyring.date(clock.now())
+        let (entry, key) = try Keyring.makeEntry(configuration.signingAlgorithm, now: now)
+        let jwksMaxAge = configuration.jwksMaxAge
+        return try await transact(writing: true) { stored in
+            var lifecycle = try Keyring.lifecycle(of: stored)
+            let change = try lifecycle.rotate(newNext: entry, now: now, jwksMaxAge: jwksMaxAge, force: force)
+            return Decided(change: change, lifecycle: lifecycle, newKeys: [(entry.kid, key)], removedKids: [])
+        }
+    }
+
+    /// Emergency revocation of `kid`: its tokens are refused from now on. Revoking a key the
+    /// stored keyring already has revoked changes nothing.
+    public func revoke(kid: String) async throws -> KeyLifecycle.Change {
+        let now = Keyring.date(clock.now())
+        let (entry, key) = try Keyring.makeEntry(configuration.signingAlgorithm, now: now)
+        return try await transact(writing: true) { stored in
+            var lifecycle = try Keyring.lifecycle(of: stored)
+            let change = try lifecycle.revoke(kid: kid, newNext: entry, now: now)
+            guard change.revoked != nil else { return nil }
+            return Decided(
+                change: change,
+                lifecycle: lifecycle,
+                newKeys: change.added.isEmpty ? [] : [(entry.kid, key)],
+                removedKids: [kid]
             )
         }
-        try lifecycle.validate()
-        self.keys = keys
-        self.lifecycle = lifecycle
-        self.reference = ManagedAtomic(try KeyringSnapshot(document: document, keys: keys))
     }
 
-    /// Re-reads the key directory (SIGHUP). The old snapshot stays if the new one is invalid.
-    public func reload() throws {
-        let (document, keys) = try storage.load()
-        let lifecycle = KeyLifecycle(entries: document.keys)
-        try lifecycle.validate()
-        let snapshot = try KeyringSnapshot(document: document, keys: keys)
-        self.keys = keys
-        self.lifecycle = lifecycle
-        reference.store(snapshot, ordering: .releasing)
-    }
-
-    /// Manual or scheduled rotation; refused while unsafe unless `force`.
-    public func rotate(force: Bool) throws -> KeyLifecycle.Change {
+    /// Retires expired previous keys and rotates when the schedule says so and it is safe,
+    /// judged from the stored keyring (a rotation another process made resets the schedule).
+    public func maintain() async throws -> KeyLifecycle.Change {
         let now = Keyring.date(clock.now())
-        let (entry, key) = try Keyring.makeEntry(configuration.signingAlgorithm, now: now)
-        var updated = lifecycle
-        let change = try updated.rotate(newNext: entry, now: now, jwksMaxAge: configuration.jwksMaxAge, force: force)
-        try commit(updated, newKeys: [(entry.kid, key)], remove: [])
-        return change
-    }
-
-    /// Emergency revocation of `kid`: its tokens are refused from now on.
-    public func revoke(kid: String) throws -> KeyLifecycle.Change {
-        let now = Keyring.date(clock.now())
-        let (entry, key) = try Keyring.makeEntry(configuration.signingAlgorithm, now: now)
-        var updated = lifecycle
-        let change = try updated.revoke(kid: kid, newNext: entry, now: now)
-        guard change.revoked != nil else { return change }
-        try commit(updated, newKeys: change.added.isEmpty ? [] : [(entry.kid, key)], remove: [kid])
-        return change
-    }
-
-    /// Retires expired previous keys and rotates when the schedule says so and it is safe.
-    public func maintain() throws -> KeyLifecycle.Change {
-        let now = Keyring.date(clock.now())
-        var updated = lifecycle
-        var change = updated.retireExpired(
-            now: now,
-            maxTokenLifetime: configuration.maxTokenLifetime,
-            leeway: configuration.leeway
-        )
-        var newKeys: [(kid: String, key: SigningKey)] = []
-        if let interval = configuration.keyRotation, updated.rotationDue(now: now.seconds, interval: interval),
-            let safeAt = updated.safeRotationTime(jwksMaxAge: configuration.jwksMaxAge), now.seconds >= safeAt
-        {
-            let (entry, key) = try Keyring.makeEntry(configuration.signingAlgorithm, now: now)
-            let rotation = try updated.rotate(
-                newNext: entry,
+        let configuration = self.configuration
+        return try await transact(writing: true) { stored in
+            var lifecycle = try Keyring.lifecycle(of: stored)
+            var change = lifecycle.retireExpired(
                 now: now,
-                jwksMaxAge: configuration.jwksMaxAge,
-                force: false
+                maxTokenLifetime: configuration.maxTokenLifetime,
+                leeway: configuration.leeway
             )
-            newKeys.append((entry.kid, key))
-            change.promoted = rotation.promoted
-            change.demoted = rotation.demoted
-            change.added = rotation.added
+            var newKeys: [(kid: String, key: SigningKey)] = []
+            if let interval = configuration.keyRotation, lifecycle.rotationDue(now: now.seconds, interval: interval),
+                let safeAt = lifecycle.safeRotationTime(jwksMaxAge: configuration.jwksMaxAge), now.seconds >= safeAt
+            {
+                // Generated under the lock, only when due: maintenance runs every minute.
+                let (entry, key) = try Keyring.makeEntry(configuration.signingAlgorithm, now: now)
+                let rotation = try lifecycle.rotate(
+                    newNext: entry,
+                    now: now,
+                    jwksMaxAge: configuration.jwksMaxAge,
+                    force: false
+                )
+                newKeys.append((entry.kid, key))
+                change.promoted = rotation.promoted
+                change.demoted = rotation.demoted
+                change.added = rotation.added
+            }
+            guard change != KeyLifecycle.Change() else { return nil }
+            return Decided(change: change, lifecycle: lifecycle, newKeys: newKeys, removedKids: change.retired)
         }
-        guard change != KeyLifecycle.Change() else { return change }
-        try commit(updated, newKeys: newKeys, remove: change.retired)
+    }
+
+    /// What a transaction decided to write.
+    struct Decided: Sendable {
+        var change: KeyLifecycle.Change
+        var lifecycle: KeyLifecycle
+        var newKeys: [(kid: String, key: SigningKey)]
+        var removedKids: [String]
+    }
+
+    /// The stored keyring's lifecycle, refused when its invariants do not hold.
+    static func lifecycle(of stored: StoredKeyring) throws -> KeyLifecycle {
+        let lifecycle = KeyLifecycle(entries: stored.document.keys)
+        try lifecycle.validate()
+        return lifecycle
+    }
+
+    /// What one run of a transaction's closure left behind, carried out of the storage's
+    /// lock: the snapshot of the keyring it found stored when another process had changed
+    /// it, the change it made and the snapshot of what it wrote (built, and so validated,
+    /// before anything was written), or the error it threw itself (a refusal, told apart
+    /// from a storage failure).
+    private struct Outcome: Sendable {
+        var found: KeyringSnapshot?
+        var change = KeyLifecycle.Change()
+        var written: KeyringSnapshot?
+        var refusal: (any Error)?
+    }
+
+    /// Runs `decide` on the stored keyring under the storage's lock and writes what it
+    /// decided. Adopts the keyring as the lock left it, when it differs from this process's
+    /// snapshot, even when `decide` refused (a rotation refused because another process just
+    /// rotated serves that rotation's keys); with `rereadKeys`, even when only the private
+    /// keys may differ. A failing storage is `unavailable` when `writing`, else its own error.
+    private func transact(
+        writing: Bool,
+        rereadKeys: Bool = false,
+        _ decide: @escaping @Sendable (StoredKeyring) throws -> Decided?
+    ) async throws -> KeyLifecycle.Change {
+        let known = rereadKeys ? nil : snapshot.document.serialized()
+        let outcome = LockedBox(Outcome())
+        var failure: (any Error)?
+        do {
+            _ = try await storage.update { stored in
+                outcome.withLock { $0 = Outcome() }
+                do {
+                    // Snapshots are built here, under the lock, so their revisions follow the
+                    // order of the stored states, however the awaiting callers resume.
+                    if stored.document.serialized() != known {
+                        let found = try Keyring.snapshot(of: stored)
+                        outcome.withLock { $0.found = found }
+                    }
+                    guard let decided = try decide(stored) else { return nil }
+                    try decided.lifecycle.validate()
+                    let change = KeyringChange(
+                        document: KeyringDocument(keys: decided.lifecycle.entries),
+                        newKeys: decided.newKeys,
+                        removedKids: decided.removedKids
+                    )
+                    let written = try Keyring.snapshot(of: stored.applying(change))
+                    outcome.withLock {
+                        $0.change = decided.change
+                        $0.written = written
+                    }
+                    return change
+                } catch {
+                    outcome.withLock { $0.refusal = error }
+                    throw error
+                }
+            }
+        } catch {
+            if let refusal = outcome.withLock({ $0.refusal }) {
+                failure = refusal
+            } else if writing {
+                failure = ServiceError.unavailable("cannot write the key directory: \(error)")
+            } else {
+                failure = error
+            }
+        }
+        let (found, written, change) = outcome.withLock { ($0.found, $0.written, $0.change) }
+        if let fresh = failure == nil ? (written ?? found) : found, fresh.revision > snapshot.revision {
+            reference.store(fresh, ordering: .releasing)
+        }
+        if let failure { throw failure }
         return change
     }
 
-    private func commit(_ updated: KeyLifecycle, newKeys: [(kid: String, key: SigningKey)], remove: [String]) throws {
-        try updated.validate()
-        var keys = self.keys
-        for (kid, key) in newKeys { keys[kid] = key }
-        for kid in remove { keys[kid] = nil }
-        let document = KeyringDocument(keys: updated.entries)
-        let snapshot = try KeyringSnapshot(document: document, keys: keys)
-        do {
-            try storage.save(document: document, newKeys: newKeys, remove: remove)
-        } catch {
-            throw ServiceError.unavailable("cannot write the key directory: \(error)")
-        }
-        self.keys = keys
-        self.lifecycle = updated
-        reference.store(snapshot, ordering: .releasing)
+    /// The snapshot of a stored keyring, refused when its lifecycle's invariants do not hold
+    /// or a key that should sign or verify has no private key.
+    static func snapshot(of stored: StoredKeyring) throws -> KeyringSnapshot {
+        try KeyLifecycle(entries: stored.document.keys).validate()
+        return try KeyringSnapshot(document: stored.document, keys: stored.keys)
     }
 
     static func date(_ seconds: Double) -> NumericDate {

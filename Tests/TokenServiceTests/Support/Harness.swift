@@ -55,7 +55,7 @@ struct Harness: Sendable {
         logger: Logger = StoreFixtures.quietLogger
     ) async throws -> Harness {
         let store = store ?? InMemoryTokenStore()
-        let keyring = try Keyring(
+        let keyring = try await Keyring(
             storage: storage,
             configuration: configuration,
             clock: clock.serviceClock,

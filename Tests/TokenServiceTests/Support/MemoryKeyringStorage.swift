@@ -2,9 +2,11 @@ import JOSE
 import Synchronization
 import TokenCrypto
 import TokenService
+import TokenStore
 
 /// A key directory in memory: what `KeyDirectory` keeps on disk (the document and the
-/// private keys), plus a switch that makes every save fail as a full or read-only disk would.
+/// private keys), its lock a mutex, plus a switch that makes every write fail as a full or
+/// read-only disk would.
 final class MemoryKeyringStorage: KeyringStorage {
     struct SaveFailure: Error, CustomStringConvertible {
         var description: String { "the key directory is read-only (MemoryKeyringStorage)" }
@@ -21,13 +23,27 @@ final class MemoryKeyringStorage: KeyringStorage {
 
     init() {}
 
-    func load() throws -> (document: KeyringDocument, keys: [String: SigningKey]) {
-        state.withLock { ($0.document, $0.keys) }
+    func load() async throws -> StoredKeyring {
+        state.withLock { StoredKeyring(document: $0.document, keys: $0.keys) }
     }
 
-    func save(document: KeyringDocument, newKeys: [(kid: String, key: SigningKey)], remove: [String]) throws {
-        try state.withLock { (state: inout State) throws(SaveFailure) in
+    func update(_ change: @escaping @Sendable (StoredKeyring) throws -> KeyringChange?) async throws -> StoredKeyring {
+        try state.withLock { (state: inout State) throws -> StoredKeyring in
+            let stored = StoredKeyring(document: state.document, keys: state.keys)
+            guard let change = try change(stored) else { return stored }
             guard !state.failSaves else { throw SaveFailure() }
+            state.document = change.document
+            let updated = stored.applying(change)
+            state.keys = updated.keys
+            state.saves += 1
+            return updated
+        }
+    }
+
+    /// Writes `document` (and `newKeys`) as another process or a hand edit would, outside
+    /// any keyring transaction's decision.
+    func save(document: KeyringDocument, newKeys: [(kid: String, key: SigningKey)] = [], remove: [String] = []) {
+        state.withLock { state in
             for (kid, key) in newKeys { state.keys[kid] = key }
             for kid in remove { state.keys[kid] = nil }
             state.document = document
@@ -35,7 +51,7 @@ final class MemoryKeyringStorage: KeyringStorage {
         }
     }
 
-    /// While true, `save` throws and changes nothing.
+    /// While true, every write throws and changes nothing.
     var failSaves: Bool {
         get { state.withLock { $0.failSaves } }
         set { state.withLock { $0.failSaves = newValue } }
