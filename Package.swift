@@ -67,7 +67,7 @@ let package = Package(
         .target(
             name: "PostgresStore",
             dependencies: [
-                "TokenStore", "CodedErrors",
+                "TokenStore", "JOSE", "TokenCrypto", "CodedErrors",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOCore", package: "swift-nio"),

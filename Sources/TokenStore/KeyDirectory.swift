@@ -1,6 +1,6 @@
 import Dispatch
-import JOSE
-import TokenCrypto
+package import JOSE
+package import TokenCrypto
 
 #if canImport(Glibc)
 import Glibc
@@ -104,7 +104,7 @@ public struct KeyDirectory: KeyringStorage {
     /// Refuses a key file whose public key is not the one its kid names (RFC 7638
     /// thumbprint): tokend would sign with a key its JWKS does not publish. HS256 kids are
     /// random (a shared secret has no public thumbprint) and are not checked.
-    static func checkThumbprint(_ key: SigningKey, entry: KeyringDocument.Entry, file: String) throws {
+    package static func checkThumbprint(_ key: SigningKey, entry: KeyringDocument.Entry, file: String) throws {
         guard entry.algorithm != .hs256 else { return }
         let thumbprint: String
         do { thumbprint = try key.thumbprint() } catch let error as CryptoError {

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import JOSE
 import Logging
 import Metrics
@@ -7,6 +8,7 @@ import PostgresStore
 import Prometheus
 import ServiceLifecycle
 import Systemd
+import TokenCrypto
 import TokenServer
 import TokenService
 import TokenStore
@@ -39,8 +41,13 @@ struct Tokend: AsyncParsableCommand {
     var adminSocket: String?
     @Option(help: "Optional TCP listener HOST:PORT [TOKEND_LISTEN] (default off)")
     var listen: String?
-    @Option(help: "Store: sqlite:PATH [TOKEND_STORE] (default sqlite:./var/tokend.db)")
+    @Option(help: "Store: sqlite:PATH or postgres://USER@HOST:PORT/DB [TOKEND_STORE] (default sqlite:./var/tokend.db)")
     var store: String?
+    @Option(
+        name: .customLong("rekey-to"),
+        help: "Re-seal every key of the PostgreSQL keyring under the KEK in this file, then exit (no daemon)"
+    )
+    var rekeyTo: String?
     @Option(name: .customLong("keys-dir"), help: "Key directory [TOKEND_KEYS_DIR] (default ./keys)")
     var keysDir: String?
     @Option(name: .customLong("signing-alg"), help: "Algorithm of new keys [TOKEND_SIGNING_ALG] (default ES256)")
@@ -112,6 +119,10 @@ struct Tokend: AsyncParsableCommand {
         let logger = Logger(label: "tokend")
         let notifier = SystemdNotifier.fromEnvironment(logger: logger)
         do {
+            if let rekeyTo {
+                try await Daemon.rekey(to: rekeyTo, config: config, logger: logger)
+                return
+            }
             try await Daemon(config: config, registry: registry, notifier: notifier, logger: logger).run()
         } catch let error as StartFailure {
             logger.critical("tokend cannot start", metadata: ["reason": "\(error.description)"])
@@ -136,6 +147,70 @@ struct StartFailure: Error, CustomStringConvertible {
 
 /// Wires the pieces together and runs them until SIGTERM.
 struct Daemon {
+    static func openPostgres(
+        _ location: PostgresLocation,
+        password: TokendConfiguration.Secret?,
+        config: TokendConfiguration,
+        logger: Logger
+    ) async throws -> PostgresTokenStore {
+        do {
+            return try await PostgresTokenStore.open(
+                location: location,
+                password: password?.value,
+                logger: logger,
+                eventRetention: config.eventRetention,
+                operationTimeout: config.storeTimeout,
+                maximumConnections: config.storeMaxConnections
+            )
+        } catch {
+            throw StartFailure(description: "cannot open the store \(location): \(error)")
+        }
+    }
+
+    /// `tokend --rekey-to FILE`: re-seals every private key of the PostgreSQL keyring under the
+    /// KEK in FILE, in one transaction, then exits (the daemon does not start).
+    static func rekey(to file: String, config: TokendConfiguration, logger: Logger) async throws {
+        guard case .postgres(let location, let password, let keys) = config.store else {
+            throw StartFailure(
+                description: "--rekey-to re-seals the keys of the PostgreSQL store; with sqlite the keys are files "
+                    + "in the key directory (TOKEND_KEYS_DIR), protected by their mode"
+            )
+        }
+        let newKEK: KeyEncryptionKey
+        do {
+            newKEK = try KeyEncryptionKey.load(file: file)
+        } catch {
+            throw StartFailure(description: "--rekey-to \(file): \(error)")
+        }
+        let store = try await openPostgres(location, password: password, config: config, logger: logger)
+        let storage = PostgresKeyringStorage(
+            store: store,
+            kek: keys.current,
+            previousKEKs: keys.previous.map { [$0] } ?? []
+        )
+        do {
+            let count = try await storage.rekey(to: newKEK)
+            try await store.appendEvent(
+                kind: "keys_resealed",
+                subject: nil,
+                detail: "keys=\(count) from=\(keys.current.fingerprint) to=\(newKEK.fingerprint)",
+                at: Date().timeIntervalSince1970
+            )
+            try? await store.close()
+            print(
+                """
+                re-sealed \(count) signing keys under KEK \(newKEK.fingerprint) (was \(keys.current.fingerprint)).
+                Give every node the new KEK (TOKEND_KEY_ENCRYPTION_KEY_FILE or the credential kek) and keep the old
+                one as TOKEND_PREVIOUS_KEY_ENCRYPTION_KEY_FILE (credential kek-previous) until every node has
+                restarted; then remove the old one.
+                """
+            )
+        } catch {
+            try? await store.close()
+            throw StartFailure(description: "cannot re-seal the keyring: \(error)")
+        }
+    }
+
     let config: TokendConfiguration
     let registry: PrometheusCollectorRegistry
     let notifier: SystemdNotifier
@@ -154,6 +229,8 @@ struct Daemon {
             if let problem = HTTPServer.socketDirectoryProblem(of: path) { throw StartFailure(description: problem) }
         }
         let store: any TokenStore
+        let keyStorage: any KeyringStorage
+        let keysWhere: String
         switch config.store {
         case .sqlite(let path):
             do {
@@ -165,30 +242,29 @@ struct Daemon {
             } catch {
                 throw StartFailure(description: "cannot open the store sqlite:\(path): \(error)")
             }
-        case .postgres(let location, let password):
-            do {
-                store = try await PostgresTokenStore.open(
-                    location: location,
-                    password: password?.value,
-                    logger: logger,
-                    eventRetention: config.eventRetention,
-                    operationTimeout: config.storeTimeout,
-                    maximumConnections: config.storeMaxConnections
-                )
-            } catch {
-                throw StartFailure(description: "cannot open the store \(location): \(error)")
-            }
+            keyStorage = KeyDirectory(path: config.keysDirectory)
+            keysWhere = "the key directory \(config.keysDirectory)"
+        case .postgres(let location, let password, let keys):
+            let postgres = try await Self.openPostgres(location, password: password, config: config, logger: logger)
+            store = postgres
+            keyStorage = PostgresKeyringStorage(
+                store: postgres,
+                kek: keys.current,
+                previousKEKs: keys.previous.map { [$0] } ?? []
+            )
+            keysWhere = "the keyring in \(location) (KEK \(keys.current.fingerprint))"
         }
         let keyring: Keyring
         do {
             keyring = try await Keyring(
-                storage: KeyDirectory(path: config.keysDirectory),
+                storage: keyStorage,
                 configuration: config.service,
                 clock: .system,
                 logger: logger
             )
         } catch {
-            throw StartFailure(description: "cannot load the key directory \(config.keysDirectory): \(error)")
+            try? await store.close()
+            throw StartFailure(description: "cannot load \(keysWhere): \(error)")
         }
         let users = store as? any UserStore
         let service = try await TokenService.start(

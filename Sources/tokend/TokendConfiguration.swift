@@ -5,6 +5,7 @@ import PostgresStore
 import TokenCrypto
 import TokenServer
 import TokenService
+import TokenStore
 
 /// Everything tokend is told at start (DESIGN §7): environment variables, overridden by
 /// flags. Every value is checked before anything starts; a bad one stops the daemon with a
@@ -14,11 +15,17 @@ struct TokendConfiguration: Sendable {
         let description: String
     }
 
-    enum StoreLocation: Sendable, Equatable {
+    enum StoreLocation: Sendable {
         case sqlite(path: String)
         /// The fleet store; `password` from TOKEND_STORE_PASSWORD_FILE or the credential
         /// `store-password`, nil when neither exists (peer or trust authentication).
-        case postgres(PostgresLocation, password: Secret?)
+        case postgres(PostgresLocation, password: Secret?, keys: KeyEncryption)
+    }
+
+    /// The PostgreSQL store's key-encryption keys.
+    struct KeyEncryption: Sendable {
+        var current: KeyEncryptionKey
+        var previous: KeyEncryptionKey?
     }
 
     /// A secret read from a file: compared and printed never (its description is redacted).
@@ -94,7 +101,11 @@ struct TokendConfiguration: Sendable {
                 do throws(PostgresLocation.Invalid) {
                     let location = try PostgresLocation(parsing: text)
                     do throws(Invalid) {
-                        store = .postgres(location, password: try Self.storePassword(source))
+                        store = .postgres(
+                            location,
+                            password: try Self.storePassword(source),
+                            keys: try Self.keyEncryptionKeys(source)
+                        )
                     } catch {
                         problems.append(error.description)
                     }
@@ -239,48 +250,66 @@ struct TokendConfiguration: Sendable {
 
     /// The PostgreSQL password: the file TOKEND_STORE_PASSWORD_FILE names, else the systemd
     /// credential `store-password` (`$CREDENTIALS_DIRECTORY/store-password`), else none. One
-    /// trailing newline is dropped; an empty file, or a file group or others may read, is
-    /// refused.
+    /// trailing newline is dropped; an empty file, or one others may read, is refused.
     static func storePassword(_ source: [String: String]) throws(Invalid) -> Secret? {
-        let file: String
-        let name: String
-        if let path = source["TOKEND_STORE_PASSWORD_FILE"]?.trimmingSpaces, !path.isEmpty {
-            (file, name) = (path, "TOKEND_STORE_PASSWORD_FILE=\(path)")
-        } else if let directory = source["CREDENTIALS_DIRECTORY"], !directory.isEmpty,
-            access(directory + "/store-password", F_OK) == 0
-        {
-            (file, name) = (directory + "/store-password", "the credential store-password")
-        } else {
-            return nil
-        }
-        var info = stat()
-        guard stat(file, &info) == 0 else {
-            throw Invalid(description: "\(name): cannot read \(file): \(String(cString: strerror(errno)))")
-        }
-        guard info.st_mode & 0o077 == 0 else {
-            throw Invalid(
-                description: "\(name): \(file) may be read by group or others (mode "
-                    + "\(String(info.st_mode & 0o777, radix: 8))); chmod 600 \(file)"
+        guard
+            let (file, name) = secretFile(source, variable: "TOKEND_STORE_PASSWORD_FILE", credential: "store-password")
+        else { return nil }
+        var bytes: [UInt8]
+        do {
+            bytes = try SecretFile.read(
+                file,
+                what: "the database password",
+                credentialsDirectory: source["CREDENTIALS_DIRECTORY"],
+                maximumSize: 4096
             )
+        } catch {
+            throw Invalid(description: "\(name): \(error)")
         }
-        guard let handle = fopen(file, "r") else {
-            throw Invalid(description: "\(name): cannot read \(file): \(String(cString: strerror(errno)))")
-        }
-        defer { fclose(handle) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 4096)
-        while bytes.count <= 4096 {
-            let count = fread(&chunk, 1, chunk.count, handle)
-            if count == 0 { break }
-            bytes += chunk[..<count]
-        }
-        guard bytes.count <= 4096 else { throw Invalid(description: "\(name): \(file) is over 4 KiB; not a password") }
         if bytes.last == UInt8(ascii: "\n") { bytes.removeLast() }
         if bytes.last == UInt8(ascii: "\r") { bytes.removeLast() }
         guard !bytes.isEmpty, let password = String(validating: bytes, as: UTF8.self) else {
             throw Invalid(description: "\(name): \(file) is empty or not UTF-8 text")
         }
         return Secret(value: password)
+    }
+
+    /// The key-encryption keys of the PostgreSQL store: TOKEND_KEY_ENCRYPTION_KEY_FILE or the
+    /// credential `kek` (required), and TOKEND_PREVIOUS_KEY_ENCRYPTION_KEY_FILE or the
+    /// credential `kek-previous` (optional: opens keys sealed before a rekey).
+    static func keyEncryptionKeys(_ source: [String: String]) throws(Invalid) -> KeyEncryption {
+        func load(_ variable: String, _ credential: String) throws(Invalid) -> KeyEncryptionKey? {
+            guard let (file, name) = secretFile(source, variable: variable, credential: credential) else { return nil }
+            do {
+                return try KeyEncryptionKey.load(file: file, credentialsDirectory: source["CREDENTIALS_DIRECTORY"])
+            } catch {
+                throw Invalid(description: "\(name): \(error)")
+            }
+        }
+        guard let current = try load("TOKEND_KEY_ENCRYPTION_KEY_FILE", "kek") else {
+            throw Invalid(
+                description: "the PostgreSQL store keeps the signing keys in the database, sealed under a "
+                    + "key-encryption key: set TOKEND_KEY_ENCRYPTION_KEY_FILE (or give the systemd credential kek); "
+                    + "make one with: head -c 32 /dev/urandom > kek && chmod 600 kek"
+            )
+        }
+        return KeyEncryption(
+            current: current,
+            previous: try load("TOKEND_PREVIOUS_KEY_ENCRYPTION_KEY_FILE", "kek-previous")
+        )
+    }
+
+    /// The file a secret is read from: the variable's, else the credential's when it exists.
+    private static func secretFile(
+        _ source: [String: String],
+        variable: String,
+        credential: String
+    ) -> (file: String, name: String)? {
+        if let path = source[variable]?.trimmingSpaces, !path.isEmpty { return (path, "\(variable)=\(path)") }
+        guard let directory = source["CREDENTIALS_DIRECTORY"], !directory.isEmpty else { return nil }
+        let file = directory + "/" + credential
+        guard access(file, F_OK) == 0 else { return nil }
+        return (file, "the credential \(credential)")
     }
 
     static func hostPort(_ text: String) -> (String, Int)? {
