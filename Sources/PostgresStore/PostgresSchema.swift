@@ -182,10 +182,11 @@ enum PostgresSchema {
             rule text NOT NULL,
             key text NOT NULL,
             window_start double precision NOT NULL,
+            window_seconds double precision NOT NULL CHECK (window_seconds > 0),
             count integer NOT NULL CHECK (count >= 0),
             PRIMARY KEY (rule, key)
         )
         """,
-        "CREATE INDEX rate_windows_by_start ON rate_windows (window_start)",
+        "CREATE INDEX rate_windows_by_end ON rate_windows ((window_start + window_seconds))",
     ]
 }

@@ -481,6 +481,16 @@ public final class PostgresTokenStore: TokenStore {
                 """
             ).0
         }
+        // Rate-limit windows that have ended (not counted: they are no token's state).
+        _ = try await inBatches(
+            """
+            WITH gone AS (
+                DELETE FROM rate_windows WHERE (rule, key) IN
+                    (SELECT rule, key FROM rate_windows WHERE window_start + window_seconds <= \(now) LIMIT \(batch))
+                RETURNING 1)
+            SELECT count(*), 0::bigint FROM gone
+            """
+        )
         if counts.total > 0 {
             _ = try await connection.query("BEGIN", logger: logger)
             do {

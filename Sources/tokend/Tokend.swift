@@ -291,6 +291,7 @@ struct Daemon {
                 tokens: service,
                 hasher: hasher,
                 configuration: config.accounts,
+                sharedLimits: store as? any SharedRateWindows,
                 logger: logger
             )
             accountRoutes = AccountRoutes(accounts: accounts, trustedProxies: config.trustedProxies, logger: logger)

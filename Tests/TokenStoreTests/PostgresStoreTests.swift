@@ -178,4 +178,41 @@ struct PostgresStoreTests {
             try await store.close()
         }
     }
+
+    @Test("rate windows are shared: attempts on two nodes count in one window, exactly the limit of them")
+    func sharedRateWindows() async throws {
+        let url = try await SharedPostgresCluster.freshDatabase()
+        let a = try await Self.open(url)
+        let b = try await Self.open(url)
+        let now = now
+        // 20 concurrent attempts over both nodes, limit 5 per 60 s: exactly 5 allowed.
+        let waits = try await withThrowingTaskGroup(of: Double?.self) { group in
+            for index in 0..<20 {
+                let node = index % 2 == 0 ? a : b
+                group.addTask {
+                    try await node.take(rule: "signin_account", key: "alice", limit: 5, window: 60, now: now + 1)
+                }
+            }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(waits.filter { $0 == nil }.count == 5)
+        #expect(waits.compactMap { $0 }.allSatisfy { $0 == 60 }, "refused until the window that opened at now+1 ends")
+        // Another key and another rule have windows of their own.
+        #expect(try await a.take(rule: "signin_account", key: "bob", limit: 5, window: 60, now: now + 2) == nil)
+        #expect(try await a.take(rule: "signup_email", key: "alice", limit: 5, window: 60, now: now + 2) == nil)
+        // A refund on either node gives one attempt back, however many were refused meanwhile.
+        try await b.refund(rule: "signin_account", key: "alice", limit: 5, window: 60, takenAt: now + 1)
+        #expect(try await a.take(rule: "signin_account", key: "alice", limit: 5, window: 60, now: now + 3) == nil)
+        #expect(try await b.take(rule: "signin_account", key: "alice", limit: 5, window: 60, now: now + 3) == 58)
+        // The window ends 60 s after its first attempt: then a new one opens.
+        #expect(try await b.take(rule: "signin_account", key: "alice", limit: 5, window: 60, now: now + 61) == nil)
+        // Ended windows go with compaction.
+        _ = try await a.compact(now: now + 200)
+        let cluster = try await SharedPostgresCluster.cluster()
+        let database = try #require(url.split(separator: "@/").last?.split(separator: "?").first.map(String.init))
+        let left = try await cluster.psql("SELECT count(*) FROM tokend.rate_windows", database: database)
+        #expect(left.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "0", "\(left)")
+        try await a.close()
+        try await b.close()
+    }
 }

@@ -68,21 +68,24 @@ public final class AccountService: Sendable {
     let hasher: PasswordHasher
     let clock: ServiceClock
     let logger: Logger
-    let signupEmailLimiter: RateLimiter
-    let signupIPLimiter: RateLimiter
-    let signinAccountLimiter: RateLimiter
-    let signinIPLimiter: RateLimiter
+    let signupEmailLimiter: AccountLimit
+    let signupIPLimiter: AccountLimit
+    let signinAccountLimiter: AccountLimit
+    let signinIPLimiter: AccountLimit
     /// Last sign-in times, written behind (one transaction per second, not per sign-in).
     let signInTimes: SignInTimes
 
     /// Builds the service over `users`; `tokens` should have been started with an
     /// `AccountRefresh` over the same store, so refreshes of the dialects' families get their
     /// lifetimes and claims. Run `pendingSignInTimes` in the daemon's `ServiceGroup`.
+    /// `sharedLimits`: where a fleet counts the rate limits (the shared store); nil counts them
+    /// in this process's memory.
     public init(
         users: any UserStore,
         tokens: TokenService,
         hasher: PasswordHasher,
         configuration: AccountConfiguration = AccountConfiguration(),
+        sharedLimits: (any SharedRateWindows)? = nil,
         clock: ServiceClock = .system,
         logger: Logger
     ) {
@@ -96,10 +99,30 @@ public final class AccountService: Sendable {
         self.configuration = configuration
         self.clock = clock
         self.logger = logger
-        signupEmailLimiter = RateLimiter(configuration.signupPerEmail)
-        signupIPLimiter = RateLimiter(configuration.signupPerIP)
-        signinAccountLimiter = RateLimiter(configuration.signinPerAccount)
-        signinIPLimiter = RateLimiter(configuration.signinPerIP)
+        signupEmailLimiter = AccountLimit(
+            "signup_email",
+            configuration.signupPerEmail,
+            shared: sharedLimits,
+            logger: logger
+        )
+        signupIPLimiter = AccountLimit(
+            "signup_address",
+            configuration.signupPerIP,
+            shared: sharedLimits,
+            logger: logger
+        )
+        signinAccountLimiter = AccountLimit(
+            "signin_account",
+            configuration.signinPerAccount,
+            shared: sharedLimits,
+            logger: logger
+        )
+        signinIPLimiter = AccountLimit(
+            "signin_address",
+            configuration.signinPerIP,
+            shared: sharedLimits,
+            logger: logger
+        )
     }
 
     /// Writes the last sign-in times behind, as a `Service`: on graceful shutdown it writes
@@ -177,10 +200,10 @@ public final class AccountService: Sendable {
         let now = clock.now()
         if !bypassLimits {
             // Look-alike addresses (NFKC, case) are one address here too, as in the store.
-            if let wait = signupEmailLimiter.take(UserRules.identifierKey(normalized), now: now) {
+            if let wait = try await signupEmailLimiter.take(UserRules.identifierKey(normalized), now: now) {
                 throw .signUpLimited(perEmail: true, retryAfter: wait)
             }
-            if let wait = signupIPLimiter.take(clientAddress, now: now) {
+            if let wait = try await signupIPLimiter.take(clientAddress, now: now) {
                 throw .signUpLimited(perEmail: false, retryAfter: wait)
             }
         }
@@ -251,35 +274,35 @@ public final class AccountService: Sendable {
         // a limit, and a success is refunded from the address: only failures are limited.
         //
         // Per address: a gateway in front of many users is not locked out by their successes.
-        if let wait = signinIPLimiter.take(clientAddress, now: now) { throw .signInLimited(retryAfter: wait) }
+        if let wait = try await signinIPLimiter.take(clientAddress, now: now) { throw .signInLimited(retryAfter: wait) }
         // Per account, whatever the address: keyed by the identifier as typed, normalised (one
         // namespace for usernames and emails, so a key names at most one account), and counted
         // the same whether or not an account has it. Keying by the account instead would answer
         // 429 after failures spread over a username and an email only when both are the same
         // account, telling a prober which username goes with which email.
         let accountKey = AccountService.limitKey(identifier)
-        if let wait = signinAccountLimiter.take(accountKey, now: now) {
-            signinIPLimiter.refund(clientAddress, takenAt: now)
+        if let wait = try await signinAccountLimiter.take(accountKey, now: now) {
+            await signinIPLimiter.refund(clientAddress, takenAt: now)
             throw .signInLimited(retryAfter: wait)
         }
 
         // An attempt that turns out not to be a failure (no password was checked, or it was
         // the right one) is given back to both limiters.
-        func notAFailure() {
-            signinIPLimiter.refund(clientAddress, takenAt: now)
-            signinAccountLimiter.refund(accountKey, takenAt: now)
+        func notAFailure() async {
+            await signinIPLimiter.refund(clientAddress, takenAt: now)
+            await signinAccountLimiter.refund(accountKey, takenAt: now)
         }
 
         let found: UserRecord?
         do { found = try await lookUp(identifier) } catch {
-            notAFailure()
+            await notAFailure()
             logger.error("user lookup failed", metadata: ["error": "\(error)"])
             throw .unavailable()
         }
         guard var user = found else {
             do throws(PasswordHashingError) { try await hasher.verifyDummy(password: password) } catch {
                 if error.code == .overloaded {
-                    notAFailure()
+                    await notAFailure()
                     throw .overloaded()
                 }
             }
@@ -290,7 +313,7 @@ public final class AccountService: Sendable {
         var result: PasswordHasher.VerifyResult
         do throws(AccountError) { result = try await verify(password, user) } catch {
             // No password was checked (the pool is full or failed).
-            notAFailure()
+            await notAFailure()
             throw error
         }
         guard result.matches else {
@@ -300,7 +323,7 @@ public final class AccountService: Sendable {
         // A success does not wipe the failures before it, though: the count is per identifier
         // from every address, so a reset would hand whoever is guessing a fresh budget each
         // time the real user signs in.
-        notAFailure()
+        await notAFailure()
         // The user as it is now, after the ~40 ms of hashing: a password set meanwhile must
         // match too (a concurrent sign-in's rehash changes the hash, not the password).
         let current = try await reread(user.publicID)
