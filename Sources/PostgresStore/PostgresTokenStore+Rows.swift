@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import NIOCore
 import PostgresNIO
@@ -43,6 +44,122 @@ extension PostgresTokenStore {
             )
         }
         return found
+    }
+
+    /// The token with `hash` and its family, both rows locked `FOR UPDATE` by one statement.
+    static func fetchTokenAndFamily(
+        hash: [UInt8],
+        _ connection: PostgresConnection,
+        logger: Logger
+    ) async throws -> (RefreshTokenRecord?, RefreshFamily?) {
+        let columns =
+            tokenColumns.split(separator: ",").map { "t." + $0.trimmingCharacters(in: .whitespacesAndNewlines) }
+            + familyColumns.split(separator: ",").map { "f." + $0.trimmingCharacters(in: .whitespacesAndNewlines) }
+        let rows = try await connection.query(
+            PostgresQuery(
+                unsafeSQL: """
+                    SELECT \(columns.joined(separator: ", "))
+                    FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id
+                    WHERE t.hash = $1 FOR UPDATE
+                    """,
+                binds: binds(buffer(hash))
+            ),
+            logger: logger
+        )
+        var found: (RefreshTokenRecord?, RefreshFamily?) = (nil, nil)
+        for try await row in rows {
+            let cells = row.makeRandomAccess()
+            let state = try cells[2].decode(String.self)
+            guard let tokenState = RefreshTokenRecord.State(rawValue: state) else {
+                throw TokenStoreError.schema("a stored refresh token has the unknown state '\(state)'")
+            }
+            let token = RefreshTokenRecord(
+                hash: bytes(try cells[0].decode(ByteBuffer.self)),
+                familyID: try cells[1].decode(String.self),
+                state: tokenState,
+                createdAt: try cells[3].decode(Double.self),
+                spentAt: try cells[4].decode(Double?.self),
+                successorHash: try cells[5].decode(ByteBuffer?.self).map(bytes),
+                successorSealed: try cells[6].decode(ByteBuffer?.self).map(bytes)
+            )
+            let family = RefreshFamily(
+                id: try cells[7].decode(String.self),
+                subject: try cells[8].decode(String.self),
+                clientID: try cells[9].decode(String.self),
+                scope: try cells[10].decode(String.self),
+                dialect: try cells[11].decode(String.self),
+                createdAt: try cells[12].decode(Double.self),
+                expiresAt: try cells[13].decode(Double.self),
+                revokedAt: try cells[14].decode(Double?.self),
+                revokedReason: try cells[15].decode(String?.self),
+                lastAccessJTI: try cells[16].decode(String?.self),
+                lastAccessExpiresAt: try cells[17].decode(Double?.self)
+            )
+            found = (token, family)
+        }
+        return found
+    }
+
+    /// A rotation as one statement: the spent token marked, its successor inserted, the
+    /// family's newest access token noted and the event appended, each only if the step
+    /// before it took effect. Throws `.conflict` (rolling the transaction back) when the spent
+    /// token is not stored in its family or the successor exists already. `event` nil appends
+    /// `fallback` with the family's subject.
+    static func rotate(
+        spent: RefreshTokenRecord,
+        successor: RefreshTokenRecord,
+        accessJTI: String,
+        accessExpiresAt: Double,
+        event: StoreEvents.Draft?,
+        fallback: StoreEvents.Draft,
+        at now: Double,
+        _ connection: PostgresConnection,
+        logger: Logger
+    ) async throws {
+        let kind = event?.kind ?? fallback.kind
+        let detail = event?.detail ?? fallback.detail
+        let familySubject = event == nil
+        let rows = try await connection.query(
+            """
+            WITH spent AS (
+                UPDATE refresh_tokens SET state = \(spent.state.rawValue), spent_at = \(spent.spentAt),
+                    successor_hash = \(spent.successorHash.map(buffer)), successor_sealed = \(spent.successorSealed.map(buffer))
+                WHERE hash = \(buffer(spent.hash)) AND family_id = \(spent.familyID)
+                RETURNING 1),
+            successor AS (
+                INSERT INTO refresh_tokens (hash, family_id, state, created_at, spent_at, successor_hash, successor_sealed)
+                SELECT \(buffer(successor.hash)), \(successor.familyID), \(successor.state.rawValue),
+                    \(successor.createdAt), \(successor.spentAt), \(successor.successorHash.map(buffer)),
+                    \(successor.successorSealed.map(buffer))
+                WHERE EXISTS (SELECT 1 FROM spent)
+                ON CONFLICT (hash) DO NOTHING
+                RETURNING 1),
+            family AS (
+                UPDATE refresh_families SET last_access_jti = \(accessJTI),
+                    last_access_expires_at = greatest(coalesce(last_access_expires_at, 0), \(accessExpiresAt))
+                WHERE id = \(spent.familyID) AND EXISTS (SELECT 1 FROM successor)
+                RETURNING subject),
+            event AS (
+                INSERT INTO events (at, kind, subject, detail)
+                SELECT \(now), \(kind), CASE WHEN \(familySubject) THEN family.subject ELSE \(event?.subject) END, \(detail)
+                FROM family
+                RETURNING 1)
+            SELECT (SELECT count(*) FROM spent), (SELECT count(*) FROM successor), (SELECT count(*) FROM event)
+            """,
+            logger: logger
+        )
+        var counts: (Int64, Int64, Int64) = (0, 0, 0)
+        for try await row in rows.decode((Int64, Int64, Int64).self) { counts = row }
+        guard counts.0 == 1 else {
+            throw TokenStoreError.conflict(
+                "rotation in family \(spent.familyID): the spent refresh token is not stored in that family"
+            )
+        }
+        guard counts.1 == 1, counts.2 == 1 else {
+            throw TokenStoreError.conflict(
+                "rotation in family \(spent.familyID): the successor refresh token exists already"
+            )
+        }
     }
 
     static func fetchFamily(

@@ -247,66 +247,44 @@ public final class PostgresTokenStore: TokenStore {
         _ decide: @Sendable (RefreshTokenRecord?, RefreshFamily?) throws -> RefreshDecision<Outcome>
     ) async throws -> Outcome {
         try await write("updating a refresh token") { connection in
-            // The token row locked first, then its family's: every writer that takes both
-            // takes them in this order, so concurrent rotations wait rather than deadlock.
-            let token = try await Self.fetchToken(hash: hash, lock: true, connection, logger: quiet)
-            var family: RefreshFamily?
-            if let token {
-                family = try await Self.fetchFamily(id: token.familyID, lock: true, connection, logger: quiet)
-            }
+            // The token and its family read and locked by one statement (every writer that
+            // locks both locks them so), so concurrent uses of one token run one after another.
+            let (token, family) = try await Self.fetchTokenAndFamily(hash: hash, connection, logger: quiet)
             let decision = try decide(token, family)
-            var defaultEvent: StoreEvents.Draft?
             switch decision.change {
             case .none:
-                break
-            case .rotate(let spent, let successor, let accessJTI, let accessExpiresAt):
-                try StoreValidation.checkRotation(spent: spent, successor: successor)
-                let updated = try await Self.count(
-                    connection.query(
-                        """
-                        UPDATE refresh_tokens SET state = \(spent.state.rawValue), spent_at = \(spent.spentAt),
-                            successor_hash = \(spent.successorHash.map(Self.buffer)),
-                            successor_sealed = \(spent.successorSealed.map(Self.buffer))
-                        WHERE hash = \(Self.buffer(spent.hash)) AND family_id = \(spent.familyID)
-                        RETURNING 1
-                        """,
+                if let event = decision.event {
+                    try await Self.append(
+                        StoreEvents.Draft(kind: event.kind, subject: event.subject, detail: event.detail),
+                        at: now,
+                        connection,
                         logger: quiet
                     )
-                )
-                guard updated == 1 else {
-                    throw TokenStoreError.conflict(
-                        "rotation in family \(spent.familyID): the spent refresh token is not stored in that family"
-                    )
                 }
-                if try await Self.fetchToken(hash: successor.hash, lock: false, connection, logger: quiet) != nil {
-                    throw TokenStoreError.conflict(
-                        "rotation in family \(spent.familyID): the successor refresh token exists already"
-                    )
-                }
-                try await Self.insert(successor, connection, logger: quiet)
-                let subjects = try await connection.query(
-                    """
-                    UPDATE refresh_families SET last_access_jti = \(accessJTI),
-                        last_access_expires_at = greatest(coalesce(last_access_expires_at, 0), \(accessExpiresAt))
-                    WHERE id = \(spent.familyID)
-                    RETURNING subject
-                    """,
+            case .rotate(let spent, let successor, let accessJTI, let accessExpiresAt):
+                try StoreValidation.checkRotation(spent: spent, successor: successor)
+                let fallback = StoreEvents.refreshRotated(familyID: spent.familyID, subject: nil, accessJTI: accessJTI)
+                try await Self.rotate(
+                    spent: spent,
+                    successor: successor,
+                    accessJTI: accessJTI,
+                    accessExpiresAt: accessExpiresAt,
+                    event: decision.event.map {
+                        StoreEvents.Draft(kind: $0.kind, subject: $0.subject, detail: $0.detail)
+                    },
+                    fallback: fallback,
+                    at: now,
+                    connection,
                     logger: quiet
                 )
-                var subject: String?
-                for try await value in subjects.decode(String.self) { subject = value }
-                defaultEvent = StoreEvents.refreshRotated(
-                    familyID: spent.familyID,
-                    subject: subject,
-                    accessJTI: accessJTI
-                )
             case .revokeFamily(let id, let reason):
+                var defaultEvent: StoreEvents.Draft?
                 if let subject = try await Self.endFamily(id: id, at: now, reason: reason, connection, logger: quiet) {
                     defaultEvent = StoreEvents.familyRevoked(familyID: id, subject: subject, reason: reason)
                 }
-            }
-            if let event = StoreEvents.forDecision(decision.event, defaultEvent: { defaultEvent }) {
-                try await Self.append(event, at: now, connection, logger: quiet)
+                if let event = StoreEvents.forDecision(decision.event, defaultEvent: { defaultEvent }) {
+                    try await Self.append(event, at: now, connection, logger: quiet)
+                }
             }
             return decision.outcome
         }
