@@ -1,4 +1,5 @@
 import CodedErrors
+import Glibc
 import NIOCore
 import PostgresNIO
 import Synchronization
@@ -172,9 +173,11 @@ enum PostgresFailure {
         return String(message.prefix(300))
     }
 
-    /// An underlying I/O or TLS error: NIO's descriptions name the call and errno, never data.
+    /// An underlying I/O or TLS error: the system's words for an errno, else NIO's description
+    /// (which names the call and the failure, never data).
     static func describe(_ error: any Error) -> String {
-        String("\(error)".prefix(300))
+        if let error = error as? IOError { return String(cString: strerror(error.errnoCode)) }
+        return String("\(error)".prefix(300))
     }
 }
 

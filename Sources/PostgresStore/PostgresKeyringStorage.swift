@@ -146,7 +146,7 @@ public struct PostgresKeyringStorage: KeyringStorage {
         entry: KeyringDocument.Entry,
         openers: [KeyEncryptionKey]
     ) throws -> SigningKey {
-        var firstError: (any Error)?
+        var firstError: CryptoError?
         for kek in openers {
             do {
                 return try kek.open(sealed, kid: entry.kid, algorithm: entry.algorithm)
@@ -154,8 +154,9 @@ public struct PostgresKeyringStorage: KeyringStorage {
                 if firstError == nil { firstError = error }
             }
         }
-        throw TokenStoreError.unavailable(
-            (firstError as? CryptoError)?.reason ?? "no key-encryption key opens key \(entry.kid)"
-        )
+        // The CryptoError itself, not a store error: the database works, this node's KEK
+        // does not open the key (it names both fingerprints).
+        if let firstError { throw firstError }
+        throw CryptoError.sealedKey("no key-encryption key opens key \(entry.kid)")
     }
 }

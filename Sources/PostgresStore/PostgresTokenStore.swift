@@ -510,7 +510,8 @@ public final class PostgresTokenStore: TokenStore {
                 )
             }
         }
-        health.writes = health.reads ?? writeFailure.withLock { $0 }
+        // Writes fail with reads; the reason is said once, under reads.
+        health.writes = health.reads != nil ? "the database cannot be reached" : writeFailure.withLock { $0 }
         return health
     }
 

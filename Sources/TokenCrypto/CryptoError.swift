@@ -65,7 +65,7 @@ public struct CryptoError: Error, CustomStringConvertible, Equatable, Sendable {
     static func wrongKeyEncryptionKey(_ reason: String, file: String = #fileID, line: Int = #line) -> CryptoError {
         CryptoError(.wrongKeyEncryptionKey, reason, file: file, line: line)
     }
-    static func sealedKey(_ reason: String, file: String = #fileID, line: Int = #line) -> CryptoError {
+    package static func sealedKey(_ reason: String, file: String = #fileID, line: Int = #line) -> CryptoError {
         CryptoError(.sealedKey, reason, file: file, line: line)
     }
     /// Builds an error from OpenSSL's error queue, draining it.

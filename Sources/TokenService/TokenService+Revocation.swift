@@ -175,7 +175,7 @@ extension TokenService {
         try? await store.appendEvent(
             kind: "keys_reloaded",
             subject: nil,
-            detail: "key directory reloaded",
+            detail: "keyring reloaded",
             at: clock.now()
         )
     }

@@ -178,7 +178,10 @@ struct Daemon {
         }
         let newKEK: KeyEncryptionKey
         do {
-            newKEK = try KeyEncryptionKey.load(file: file)
+            newKEK = try KeyEncryptionKey.load(
+                file: file,
+                credentialsDirectory: ProcessInfo.processInfo.environment["CREDENTIALS_DIRECTORY"]
+            )
         } catch {
             throw StartFailure(description: "--rekey-to \(file): \(error)")
         }
@@ -199,10 +202,11 @@ struct Daemon {
             try? await store.close()
             print(
                 """
-                re-sealed \(count) signing keys under KEK \(newKEK.fingerprint) (was \(keys.current.fingerprint)).
-                Give every node the new KEK (TOKEND_KEY_ENCRYPTION_KEY_FILE or the credential kek) and keep the old
-                one as TOKEND_PREVIOUS_KEY_ENCRYPTION_KEY_FILE (credential kek-previous) until every node has
-                restarted; then remove the old one.
+                re-sealed \(count) signing keys under KEK \(newKEK.fingerprint), opening them with KEK \(keys.current.fingerprint)\
+                \(keys.previous.map { " or \($0.fingerprint)" } ?? "").
+                Every node must open keys sealed under the new KEK before it next loads the keyring (README,
+                "Rekeying the KEK"): once every node runs with it as TOKEND_KEY_ENCRYPTION_KEY_FILE (credential kek),
+                remove the old KEK everywhere and destroy it.
                 """
             )
         } catch {
@@ -489,11 +493,11 @@ struct ReloadService: Service {
     func run() async throws {
         let signals = await UnixSignalsSequence(trapping: .sighup)
         for await _ in signals.cancelOnGracefulShutdown() {
-            _ = notifier.reloading(status: "reloading the key directory")
+            _ = notifier.reloading(status: "reloading the keyring")
             do {
                 try await service.reloadKeys()
                 logger.notice(
-                    "key directory reloaded",
+                    "keyring reloaded",
                     metadata: ["current_kid": "\(service.keyring.snapshot.signer.kid ?? "-")"]
                 )
             } catch {

@@ -116,10 +116,10 @@ struct KeyRotationTests {
             #expect(try await daemon.isActive(tokenB))
 
             // SIGHUP reloads the key directory the rotation wrote: same current key, same answers.
-            let reloadsBefore = daemon.log.components(separatedBy: "key directory reloaded").count
+            let reloadsBefore = daemon.log.components(separatedBy: "keyring reloaded").count
             daemon.send(SIGHUP)
             _ = try await eventually("the reload to be logged") {
-                daemon.log.components(separatedBy: "key directory reloaded").count > reloadsBefore ? true : nil
+                daemon.log.components(separatedBy: "keyring reloaded").count > reloadsBefore ? true : nil
             }
             let status = try await daemon.tokenctl(["status", "--json"])
             #expect(status.succeeded)

@@ -258,7 +258,7 @@ public actor Keyring {
             if let refusal = outcome.withLock({ $0.refusal }) {
                 failure = refusal
             } else if writing {
-                failure = ServiceError.unavailable("cannot write the key directory: \(error)")
+                failure = ServiceError.unavailable("cannot write the keyring: \(error)")
             } else {
                 failure = error
             }
