@@ -11,7 +11,9 @@ import Synchronization
 ///   returns only after its transaction committed and the WAL was synced.
 /// - Every mutation and the event it appends share one `BEGIN IMMEDIATE` transaction on
 ///   GRDB's single writer connection, so writes are serialized, and a read inside a write
-///   (`updateRefreshToken`) sees the state the previous write left.
+///   (`updateRefreshToken`) sees the state the previous write left. Mutations that arrive
+///   while a transaction commits are applied together in the next one, each in its own
+///   savepoint, and acknowledged by its one commit (group commit, see `write`).
 /// - No SQLite call runs on the caller's thread: GRDB's async accessors run them on its own
 ///   dispatch queues, so an event loop or the cooperative pool never blocks on disk.
 /// - Files are 0600 and an existing database that group or others can read is refused.
@@ -21,8 +23,8 @@ import Synchronization
 ///   `.unavailable` otherwise. Whether writes work is tracked here, for `health()`, and each
 ///   change of it is logged once.
 ///
-/// `Sendable`: immutable after `open` but for `writeFailure` and `lastProbe`, each behind its
-/// mutex; `DatabasePool` is thread-safe.
+/// `Sendable`: immutable after `open` but for `writeFailure`, `lastProbe` and `writeQueue`,
+/// each behind its mutex; `DatabasePool` is thread-safe.
 public final class SQLiteTokenStore: TokenStore {
     /// The database file.
     public let path: String
@@ -38,6 +40,8 @@ public final class SQLiteTokenStore: TokenStore {
     /// When `health()` last tried a write of its own: at most one a second, however often
     /// `/healthz` is asked.
     private let lastProbe = Mutex<ContinuousClock.Instant?>(nil)
+    /// Mutations waiting for the writer (`write`'s group commit).
+    let writeQueue = Mutex(WriteQueue())
 
     private init(
         path: String,
@@ -306,6 +310,17 @@ public final class SQLiteTokenStore: TokenStore {
         now: Double,
         _ decide: @Sendable (RefreshTokenRecord?, RefreshFamily?) throws -> RefreshDecision<Outcome>
     ) async throws -> Outcome {
+        // `write` holds its body until the commit; `decide` is released before it returns.
+        try await withoutActuallyEscaping(decide) { decide in
+            try await rotate(hash: hash, now: now, decide)
+        }
+    }
+
+    private func rotate<Outcome: Sendable>(
+        hash: [UInt8],
+        now: Double,
+        _ decide: @escaping @Sendable (RefreshTokenRecord?, RefreshFamily?) throws -> RefreshDecision<Outcome>
+    ) async throws -> Outcome {
         try await write("updating a refresh token") { db in
             // Read inside the write transaction: no other write can slip in between.
             let token = try Self.fetchToken(hash: hash, db)
@@ -362,6 +377,14 @@ public final class SQLiteTokenStore: TokenStore {
                 try Self.append(event, at: now, db)
             }
             return decision.outcome
+        }
+    }
+
+    /// On a reader connection: no wait for the writer, no transaction of its own to commit.
+    public func refreshToken(hash: [UInt8]) async throws -> StoredRefreshToken {
+        try await read("reading a refresh token") { db in
+            let token = try Self.fetchToken(hash: hash, db)
+            return StoredRefreshToken(token: token, family: try token.flatMap { try Self.fetchFamily(id: $0.familyID, db) })
         }
     }
 
@@ -552,33 +575,114 @@ public final class SQLiteTokenStore: TokenStore {
     /// access tokens it issued (`last_access_expires_at`). Same expression as the index.
     static let familyEnd = "max(expires_at, coalesce(last_access_expires_at, expires_at))"
 
-    /// Runs `body` in one `BEGIN IMMEDIATE` transaction on the writer connection; returns
-    /// after the commit is synced, and only if it is in the files tokend opens at its next
-    /// start.
-    func write<T: Sendable>(_ operation: String, _ body: @Sendable (Database) throws -> T) async throws -> T {
-        let files = files
-        let opened = opened
-        let result: T
-        do {
-            result = try await pool.writeWithoutTransaction { db in
-                // Nothing is written to a deleted, replaced or read-only file…
-                try files.checkWritable(opened: opened)
-                var result: T?
-                try db.inTransaction(.immediate) {
-                    result = try body(db)
-                    return .commit
-                }
-                // …and a commit is not acknowledged if the file went while it ran.
-                try files.checkWritable(opened: opened)
-                guard let result else { preconditionFailure("a committed transaction has a result") }
-                return result
+    /// Most mutations one transaction applies (group commit).
+    static let maximumBatch = 64
+
+    /// Runs `body` on the writer connection inside a `BEGIN IMMEDIATE` transaction; returns
+    /// after that transaction's commit is synced, and only if it is in the files tokend opens
+    /// at its next start.
+    ///
+    /// Group commit: the mutations that arrive while a transaction is being applied or synced
+    /// wait, in arrival order, and the next transaction applies up to `maximumBatch` of them,
+    /// each in its own savepoint, each seeing the state the previous one left; one COMMIT (one
+    /// sync of the WAL) then acknowledges all of them. A mutation that throws (its `decide`, a
+    /// `.conflict`, a constraint) rolls back its own savepoint only and gets its own error; a
+    /// failed COMMIT, a failed check of the files, or an error after which SQLite ended the
+    /// transaction fails every mutation of the batch. With one writer at a time a batch is one
+    /// mutation, as before.
+    func write<T: Sendable>(
+        _ operation: String,
+        _ body: @escaping @Sendable (Database) throws -> T
+    ) async throws -> T {
+        let result = WriteResult<T>()
+        let path = path
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            let write = PendingWrite(operation: operation) { db in
+                result.value = try body(db)
+            } finish: { outcome in
+                continuation.resume(with: outcome.mapError { TokenStoreError.mapping($0, operation: operation, path: path) })
             }
+            enqueue(write)
+        }
+        guard let value = result.value else { preconditionFailure("a committed write has a result") }
+        return value
+    }
+
+    /// Queues `write`, and schedules a batch on the writer unless one is pending or running
+    /// (that one schedules the next when it is done).
+    private func enqueue(_ write: PendingWrite) {
+        let schedule = writeQueue.withLock { queue -> Bool in
+            queue.pending.append(write)
+            guard !queue.draining else { return false }
+            queue.draining = true
+            return true
+        }
+        if schedule { scheduleBatch() }
+    }
+
+    /// One batch per turn of GRDB's writer queue, so other users of the writer connection
+    /// (WAL truncation, tests) take their turns between batches.
+    private func scheduleBatch() {
+        pool.asyncWriteWithoutTransaction { [self] db in
+            let batch = writeQueue.withLock { queue -> [PendingWrite] in
+                let batch = Array(queue.pending.prefix(Self.maximumBatch))
+                queue.pending.removeFirst(batch.count)
+                if batch.isEmpty { queue.draining = false }
+                return batch
+            }
+            guard !batch.isEmpty else { return }
+            writeQueue.withLock { $0.batches += 1 }
+            commit(batch, db)
+            let more = writeQueue.withLock { queue -> Bool in
+                if queue.pending.isEmpty { queue.draining = false }
+                return queue.draining
+            }
+            if more { scheduleBatch() }
+        }
+    }
+
+    /// Applies `batch` in one transaction, each mutation in its own savepoint, commits, and
+    /// completes every mutation: acknowledged once the commit is synced and the files are
+    /// still the ones tokend opens next, else failed.
+    private func commit(_ batch: [PendingWrite], _ db: Database) {
+        var applied: [PendingWrite] = []
+        var refused: [(write: PendingWrite, error: any Error)] = []
+        do {
+            // Nothing is written to a deleted, replaced or read-only file…
+            try files.checkWritable(opened: opened)
+            try db.inTransaction(.immediate) {
+                for write in batch {
+                    do {
+                        try db.inSavepoint {
+                            try write.run(db)
+                            return .commit
+                        }
+                        applied.append(write)
+                    } catch {
+                        // After some errors (disk full, I/O) SQLite rolls the whole transaction
+                        // back: then nothing applied before stands, and the batch fails.
+                        guard db.isInsideTransaction else { throw error }
+                        refused.append((write, error))
+                    }
+                }
+                return .commit
+            }
+            // …and a commit is not acknowledged if the file went while it ran.
+            try files.checkWritable(opened: opened)
         } catch {
             noteWriteFailure(error)
-            throw TokenStoreError.mapping(error, operation: operation, path: path)
+            for write in batch {
+                let own = refused.first { $0.write === write }?.error
+                write.complete(.failure(own ?? error))
+            }
+            return
         }
-        noteWriteSucceeded()
-        return result
+        for (write, error) in refused {
+            noteWriteFailure(error)
+            write.complete(.failure(error))
+        }
+        if !applied.isEmpty { noteWriteSucceeded() }
+        for write in applied { write.complete(.success(())) }
     }
 
     /// Records why writes fail when `error` says the store cannot write (not a conflict, not
