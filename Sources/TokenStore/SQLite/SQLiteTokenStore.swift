@@ -332,11 +332,12 @@ public final class SQLiteTokenStore: TokenStore {
                 break
             case .rotate(let spent, let successor, let accessJTI, let accessExpiresAt):
                 try StoreValidation.checkRotation(spent: spent, successor: successor)
-                try db.execute(
+                try db.cachedStatement(
                     sql: """
                         UPDATE refresh_tokens SET state = ?, spent_at = ?, successor_hash = ?, successor_sealed = ?
                         WHERE hash = ? AND family_id = ?
-                        """,
+                        """
+                ).execute(
                     arguments: [
                         spent.state.rawValue, spent.spentAt, spent.successorHash.map { Data($0) },
                         spent.successorSealed.map { Data($0) }, Data(spent.hash), spent.familyID,
@@ -353,13 +354,12 @@ public final class SQLiteTokenStore: TokenStore {
                     )
                 }
                 try Self.insert(successor, db)
-                try db.execute(
+                try db.cachedStatement(
                     sql: """
                         UPDATE refresh_families SET last_access_jti = ?,
                             last_access_expires_at = max(coalesce(last_access_expires_at, 0), ?) WHERE id = ?
-                        """,
-                    arguments: [accessJTI, accessExpiresAt, spent.familyID]
-                )
+                        """
+                ).execute(arguments: [accessJTI, accessExpiresAt, spent.familyID])
                 let subject =
                     family?.id == spent.familyID
                     ? family?.subject : try Self.fetchFamily(id: spent.familyID, db)?.subject
