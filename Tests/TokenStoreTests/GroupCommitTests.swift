@@ -105,7 +105,8 @@ struct GroupCommitTests {
                 await start { try await Self.use(store, "rt-0-0", next: "rt-0-1", at: now + 1) }
                 await start {
                     try await store.updateRefreshToken(hash: StoreFixtures.hash("rt-1-0"), now: now + 1) {
-                        _, _ -> RefreshDecision<Use> in throw Refusal()
+                        _,
+                        _ -> RefreshDecision<Use> in throw Refusal()
                     }
                 }
                 await start { try await Self.use(store, "rt-2-0", next: "rt-2-1", at: now + 1) }

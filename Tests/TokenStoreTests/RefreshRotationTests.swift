@@ -277,7 +277,10 @@ struct RefreshRotationTests {
         }
     }
 
-    @Test("refreshToken(hash:) reads the committed token and its family, and nil for an unknown hash", arguments: StoreKind.allCases)
+    @Test(
+        "refreshToken(hash:) reads the committed token and its family, and nil for an unknown hash",
+        arguments: StoreKind.allCases
+    )
     func readWithoutWriting(kind: StoreKind) async throws {
         try await withStore(kind) { store in
             let first = StoreFixtures.activeToken("rt-0")
@@ -290,7 +293,10 @@ struct RefreshRotationTests {
             }
             #expect(try await store.refreshToken(hash: first.hash).token?.state == .spent)
             #expect(try await store.refreshToken(hash: first.hash).family?.lastAccessJTI == "jti-1")
-            #expect(try await store.refreshToken(hash: StoreFixtures.hash("unknown")) == StoredRefreshToken(token: nil, family: nil))
+            #expect(
+                try await store.refreshToken(hash: StoreFixtures.hash("unknown"))
+                    == StoredRefreshToken(token: nil, family: nil)
+            )
             #expect(try await store.allEvents().count == 2, "reading appends nothing")
         }
     }

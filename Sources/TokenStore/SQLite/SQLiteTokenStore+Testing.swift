@@ -1,6 +1,6 @@
 import GRDB
-import Synchronization
 package import Logging
+import Synchronization
 
 /// Hooks for the package's tests: raw SQL on the writer connection, to check pragmas and to
 /// damage a database on purpose. Not part of the public API.

@@ -384,7 +384,10 @@ public final class SQLiteTokenStore: TokenStore {
     public func refreshToken(hash: [UInt8]) async throws -> StoredRefreshToken {
         try await read("reading a refresh token") { db in
             let token = try Self.fetchToken(hash: hash, db)
-            return StoredRefreshToken(token: token, family: try token.flatMap { try Self.fetchFamily(id: $0.familyID, db) })
+            return StoredRefreshToken(
+                token: token,
+                family: try token.flatMap { try Self.fetchFamily(id: $0.familyID, db) }
+            )
         }
     }
 
@@ -600,7 +603,9 @@ public final class SQLiteTokenStore: TokenStore {
             let write = PendingWrite(operation: operation) { db in
                 result.value = try body(db)
             } finish: { outcome in
-                continuation.resume(with: outcome.mapError { TokenStoreError.mapping($0, operation: operation, path: path) })
+                continuation.resume(
+                    with: outcome.mapError { TokenStoreError.mapping($0, operation: operation, path: path) }
+                )
             }
             enqueue(write)
         }

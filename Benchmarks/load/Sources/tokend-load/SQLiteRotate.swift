@@ -104,7 +104,12 @@ enum SQLiteRotate {
         return hash
     }
 
-    private static func loop(_ settings: Settings, family t: Int, lock: WriterLock, barrier: Barrier) -> ConnectionResult {
+    private static func loop(
+        _ settings: Settings,
+        family t: Int,
+        lock: WriterLock,
+        barrier: Barrier
+    ) -> ConnectionResult {
         var result = ConnectionResult()
         let rotation: Rotation
         do {
