@@ -655,23 +655,7 @@ public final class SQLiteTokenStore: TokenStore {
         do {
             // Nothing is written to a deleted, replaced or read-only file…
             try files.checkWritable(opened: opened)
-            try db.inTransaction(.immediate) {
-                for write in batch {
-                    do {
-                        try db.inSavepoint {
-                            try write.run(db)
-                            return .commit
-                        }
-                        applied.append(write)
-                    } catch {
-                        // After some errors (disk full, I/O) SQLite rolls the whole transaction
-                        // back: then nothing applied before stands, and the batch fails.
-                        guard db.isInsideTransaction else { throw error }
-                        refused.append((write, error))
-                    }
-                }
-                return .commit
-            }
+            try Self.apply(batch, db, applied: &applied, refused: &refused)
             // …and a commit is not acknowledged if the file went while it ran.
             try files.checkWritable(opened: opened)
         } catch {
@@ -688,6 +672,52 @@ public final class SQLiteTokenStore: TokenStore {
         }
         if !applied.isEmpty { noteWriteSucceeded() }
         for write in applied { write.complete(.success(())) }
+    }
+
+    /// One `BEGIN IMMEDIATE` transaction over `batch`: each write in its own savepoint (a
+    /// write alone needs none: the transaction is its own), then COMMIT when any write stands,
+    /// ROLLBACK when none does. Throws, with the transaction rolled back, when a statement of
+    /// the transaction itself fails or a write's error ended the transaction (disk full, I/O:
+    /// then nothing applied before stands either). The transaction's own statements come from
+    /// the statement cache, like the refresh path's.
+    private static func apply(
+        _ batch: [PendingWrite],
+        _ db: Database,
+        applied: inout [PendingWrite],
+        refused: inout [(write: PendingWrite, error: any Error)]
+    ) throws {
+        let alone = batch.count == 1
+        try db.cachedStatement(sql: "BEGIN IMMEDIATE").execute()
+        do {
+            for write in batch {
+                do {
+                    if !alone { try db.cachedStatement(sql: "SAVEPOINT write").execute() }
+                    do {
+                        try write.run(db)
+                    } catch {
+                        if !alone, db.isInsideTransaction {
+                            try db.cachedStatement(sql: "ROLLBACK TO SAVEPOINT write").execute()
+                            try db.cachedStatement(sql: "RELEASE SAVEPOINT write").execute()
+                        }
+                        throw error
+                    }
+                    if !alone { try db.cachedStatement(sql: "RELEASE SAVEPOINT write").execute() }
+                    applied.append(write)
+                } catch {
+                    guard db.isInsideTransaction else { throw error }
+                    refused.append((write, error))
+                }
+            }
+            if applied.isEmpty {
+                try db.cachedStatement(sql: "ROLLBACK").execute()
+            } else {
+                try db.cachedStatement(sql: "COMMIT").execute()
+            }
+        } catch {
+            applied.removeAll()
+            if db.isInsideTransaction { try? db.execute(sql: "ROLLBACK") }
+            throw error
+        }
     }
 
     /// Records why writes fail when `error` says the store cannot write (not a conflict, not
