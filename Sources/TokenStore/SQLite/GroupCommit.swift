@@ -37,11 +37,14 @@ final class PendingWrite: @unchecked Sendable {
     }
 }
 
-/// Mutations waiting for the next transaction, in arrival order, and whether a batch is
-/// scheduled or running on the writer (then a new arrival waits for it instead of
-/// scheduling another).
+/// Mutations waiting for the next transaction, in arrival order, reads waiting for the writer
+/// connection, and whether a turn is scheduled or running on the writer (then a new arrival
+/// waits for it instead of scheduling another).
 struct WriteQueue: Sendable {
     var pending: [PendingWrite] = []
+    /// Reads waiting for the writer connection (`SQLiteTokenStore.readOnWriter`), served
+    /// before the next batch, outside its transaction.
+    var reads: [PendingWrite] = []
     var draining = false
     /// Batches taken from the queue so far (each one transaction), for tests.
     var batches = 0

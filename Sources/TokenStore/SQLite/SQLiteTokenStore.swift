@@ -380,9 +380,10 @@ public final class SQLiteTokenStore: TokenStore {
         }
     }
 
-    /// On a reader connection: no wait for the writer, no transaction of its own to commit.
+    /// On the writer connection, outside any transaction, with the reads queued beside it
+    /// (`readOnWriter`): no transaction of its own to commit.
     public func refreshToken(hash: [UInt8]) async throws -> StoredRefreshToken {
-        try await read("reading a refresh token") { db in
+        try await readOnWriter("reading a refresh token") { db in
             let token = try Self.fetchToken(hash: hash, db)
             return StoredRefreshToken(
                 token: token,
@@ -613,11 +614,39 @@ public final class SQLiteTokenStore: TokenStore {
         return value
     }
 
-    /// Queues `write`, and schedules a batch on the writer unless one is pending or running
-    /// (that one schedules the next when it is done).
-    private func enqueue(_ write: PendingWrite) {
+    /// Runs `body` on the writer connection outside any transaction, in the writer's next turn,
+    /// before that turn's batch of writes; returns what it read.
+    ///
+    /// For short reads on the refresh path: the writer connection's page cache holds what the
+    /// last commits wrote, where a reader connection finds its cache invalidated by every
+    /// commit and reads the pages again, and the reads queued during a commit are served in
+    /// one wake-up of the writer. A read sees every write acknowledged before it was asked
+    /// (the writer commits them on this connection), never a write still in flight.
+    func readOnWriter<T: Sendable>(
+        _ operation: String,
+        _ body: @escaping @Sendable (Database) throws -> T
+    ) async throws -> T {
+        let result = WriteResult<T>()
+        let path = path
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            let read = PendingWrite(operation: operation) { db in
+                result.value = try body(db)
+            } finish: { outcome in
+                continuation.resume(
+                    with: outcome.mapError { TokenStoreError.mapping($0, operation: operation, path: path) }
+                )
+            }
+            enqueue(read, reading: true)
+        }
+        guard let value = result.value else { preconditionFailure("a finished read has a result") }
+        return value
+    }
+
+    /// Queues `write` (a read when `reading`), and schedules a turn on the writer unless one is
+    /// pending or running (that one schedules the next when it is done).
+    private func enqueue(_ write: PendingWrite, reading: Bool = false) {
         let schedule = writeQueue.withLock { queue -> Bool in
-            queue.pending.append(write)
+            if reading { queue.reads.append(write) } else { queue.pending.append(write) }
             guard !queue.draining else { return false }
             queue.draining = true
             return true
@@ -625,21 +654,26 @@ public final class SQLiteTokenStore: TokenStore {
         if schedule { scheduleBatch() }
     }
 
-    /// One batch per turn of GRDB's writer queue, so other users of the writer connection
-    /// (WAL truncation, tests) take their turns between batches.
+    /// One turn of GRDB's writer queue: the queued reads, then one batch of writes. Other users
+    /// of the writer connection (WAL truncation, tests) take their turns in between.
     private func scheduleBatch() {
         pool.asyncWriteWithoutTransaction { [self] db in
-            let batch = writeQueue.withLock { queue -> [PendingWrite] in
+            let (reads, batch) = writeQueue.withLock { queue -> ([PendingWrite], [PendingWrite]) in
+                let reads = queue.reads
+                queue.reads.removeAll()
                 let batch = Array(queue.pending.prefix(Self.maximumBatch))
                 queue.pending.removeFirst(batch.count)
-                if batch.isEmpty { queue.draining = false }
-                return batch
+                if batch.isEmpty && reads.isEmpty { queue.draining = false }
+                if !batch.isEmpty { queue.batches += 1 }
+                return (reads, batch)
             }
-            guard !batch.isEmpty else { return }
-            writeQueue.withLock { $0.batches += 1 }
-            commit(batch, db)
+            for read in reads {
+                read.complete(Result { try read.run(db) })
+            }
+            if !batch.isEmpty { commit(batch, db) }
+            guard !(batch.isEmpty && reads.isEmpty) else { return }
             let more = writeQueue.withLock { queue -> Bool in
-                if queue.pending.isEmpty { queue.draining = false }
+                if queue.pending.isEmpty && queue.reads.isEmpty { queue.draining = false }
                 return queue.draining
             }
             if more { scheduleBatch() }
