@@ -224,6 +224,7 @@ log "results in $OUT (work dir $WORK)"
 TOKEND_PID=""
 BASE_PID=""
 REFRESH_PID=""
+REFRESH_PIDS=()
 NGINX_PID=""
 FLOOR_PIDS=()
 BG_PIDS=()
@@ -250,7 +251,7 @@ cleanup() {
     for pid in "${BG_PIDS[@]}"; do stop_pid "$pid" TERM; done
     stop_pid "$TOKEND_PID" TERM
     stop_pid "$BASE_PID" TERM
-    stop_pid "$REFRESH_PID" TERM
+    for pid in "${REFRESH_PIDS[@]}"; do stop_pid "$pid" TERM; done
     stop_pid "$NGINX_PID" QUIT
     for pid in "${FLOOR_PIDS[@]}"; do stop_pid "$pid" TERM; done
     [ -f "$WORK/tokend.log" ] && cp "$WORK/tokend.log" "$OUT/tokend.log"
@@ -704,48 +705,67 @@ fi
 
 # --- 5. refresh rotations beside the raw transaction of the store ------------------------
 
-# refresh_rotations STORE TOKEND-ENV REFERENCE: for each tokend binary (this tree's, and the
-# baseline's with DAEMON_BASELINE), starts a tokend of its own (own sockets; TOKEND-ENV, words
-# VAR=value, chooses its store, e.g. TOKEND_STORE=sqlite:PATH), and measures, $REPEATS times
-# interleaved, at each of $REFRESH_CONNS connections: the reference, then tokend-load --mode
-# refresh. REFERENCE is a command (a shell function) called as `REFERENCE NAME CONNECTIONS`
-# that pins itself to the server core, runs the store's raw transaction on that many
-# threads/clients for $SECS s after $WARMUP s, and prints a `RESULT … rps=… verdict=ok` line
-# (tokend-load's format). Runs: refresh-STORE-ref-cC-rR, refresh-STORE-tokend-cC-rR (and
-# refresh-STORE-tokend-base-cC-rR). A PostgreSQL variant passes TOKEND_STORE=postgres://… and
-# a pgbench wrapper.
+# refresh_rotations STORE TOKEND-ENV REFERENCE: starts a tokend of its own for each binary (this
+# tree's, and the baseline's with DAEMON_BASELINE; own sockets; TOKEND-ENV, words VAR=value
+# where {which} stands for tokend or tokend-base, chooses its store, e.g.
+# TOKEND_STORE=sqlite:DIR/refresh-{which}.db), then measures, $REPEATS times, at each of
+# $REFRESH_CONNS connections, interleaved: the reference, then tokend-load --mode refresh
+# against each tokend. REFERENCE is a command (a shell function) called as
+# `REFERENCE NAME CONNECTIONS` that pins itself to the server core, runs the store's raw
+# transaction on that many threads/clients for $SECS s after $WARMUP s, and prints a
+# `RESULT … rps=… verdict=ok` line (tokend-load's format). Runs: refresh-STORE-ref-cC-rR,
+# refresh-STORE-tokend-cC-rR (and refresh-STORE-tokend-base-cC-rR). A PostgreSQL variant
+# passes TOKEND_STORE=postgres://… and a pgbench wrapper.
 refresh_rotations() {
     local store="$1" tokend_env="$2" reference="$3"
-    local env_words binaries=("tokend:$TOKEND") entry which binary rep c
-    read -r -a env_words <<<"$tokend_env"
+    local env_words binaries=("tokend:$TOKEND") entry which binary rep c pids=()
     [ -n "$BASE_TOKEND" ] && binaries+=("tokend-base:$BASE_TOKEND")
     for entry in "${binaries[@]}"; do
         which="${entry%%:*}"
         binary="${entry#*:}"
+        read -r -a env_words <<<"${tokend_env//\{which\}/$which}"
         local api="$WORK/run/refresh-$store-$which.sock" admin="$WORK/run/refresh-$store-$which-admin.sock"
-        log "refresh rotations ($store): starting $which on core $SERVER_CORE ($tokend_env)"
+        log "refresh rotations ($store): starting $which on core $SERVER_CORE (${env_words[*]})"
         start_tokend "$binary" "$api" "$admin" "$WORK/var/unused.db" "$WORK/refresh-$store-$which.log" "${env_words[@]}"
-        REFRESH_PID=$!
-        wait_for_socket "$api" "$REFRESH_PID" "$which ($store)"
-        wait_for_socket "$admin" "$REFRESH_PID" "$which ($store)"
+        pids+=("$!")
+        REFRESH_PIDS+=("$!")
+        wait_for_socket "$api" "$!" "$which ($store)"
+        wait_for_socket "$admin" "$!" "$which ($store)"
         curl -sSf --unix-socket "$api" http://localhost/healthz >/dev/null
-        for rep in $(seq "$REPEATS"); do
-            for c in $REFRESH_CONNS; do
-                if [ "$which" = tokend ]; then
-                    run_reference "refresh-$store-ref-c$c-r$rep" "$reference" "$c"
-                    sleep 1
-                fi
+    done
+    for rep in $(seq "$REPEATS"); do
+        for c in $REFRESH_CONNS; do
+            run_reference "refresh-$store-ref-c$c-r$rep" "$reference" "$c"
+            sleep 1
+            local i=0
+            for entry in "${binaries[@]}"; do
+                which="${entry%%:*}"
+                REFRESH_PID="${pids[$i]}"
+                i=$((i + 1))
                 # Each run issues its own families (subjects differ per run: no shared state).
-                run_load "refresh-$store-$which-c$c-r$rep" refresh-tokend --socket "$api" --admin-socket "$admin" \
+                # One connection polls for its answers ($LOAD_FLAGS' --busy-poll), so tokend's
+                # core is not charged for waking the load thread; many connections are one
+                # sleeping thread each (32 spinning threads would only fight over the load core).
+                local poll=()
+                [ "$c" -gt 1 ] && poll=(--no-busy-poll)
+                run_load "refresh-$store-$which-c$c-r$rep" refresh-tokend "${poll[@]}" \
+                    --socket "$WORK/run/refresh-$store-$which.sock" \
+                    --admin-socket "$WORK/run/refresh-$store-$which-admin.sock" \
                     --subject-prefix "load-refresh-$which-c$c-r$rep-" --connections "$c" --seconds "$SECS" \
                     --warmup "$WARMUP" --mode refresh
                 sleep 1
             done
         done
-        stop_pid "$REFRESH_PID" TERM
-        echo "refresh_${store}_${which//-/_}_exit_after_sigterm=$STOP_STATUS" >>"$OUT/machine.txt"
-        REFRESH_PID=""
     done
+    local i=0
+    for entry in "${binaries[@]}"; do
+        which="${entry%%:*}"
+        stop_pid "${pids[$i]}" TERM
+        echo "refresh_${store}_${which//-/_}_exit_after_sigterm=$STOP_STATUS" >>"$OUT/machine.txt"
+        i=$((i + 1))
+    done
+    REFRESH_PIDS=()
+    REFRESH_PID=""
 }
 
 # run_reference NAME COMMAND CONNECTIONS: one reference run (COMMAND pins itself), its RESULT
@@ -772,12 +792,12 @@ run_reference() {
 # The SQLite reference: a fresh database beside tokend's, its schema copied from the database
 # the refresh tokend created.
 sqlite_reference() {
-    taskset -c "$SERVER_CORE" "$LOAD" sqlite-rotate --schema-from "$WORK/var/refresh.db" --db "$WORK/var/reference.db" \
+    taskset -c "$SERVER_CORE" "$LOAD" sqlite-rotate --schema-from "$WORK/var/refresh-tokend.db" --db "$WORK/var/reference.db" \
         --threads "$2" --seconds "$SECS" --warmup "$WARMUP" --label "$1"
 }
 
 if has_part refresh; then
-    refresh_rotations sqlite "TOKEND_STORE=sqlite:$WORK/var/refresh.db" sqlite_reference
+    refresh_rotations sqlite "TOKEND_STORE=sqlite:$WORK/var/refresh-{which}.db" sqlite_reference
 fi
 
 echo "loadavg_after=$(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/machine.txt"

@@ -83,15 +83,18 @@ enum RefreshRunner {
         request.append(contentsOf: body)
     }
 
-    /// One blocking thread per connection, each rotating its own family back to back.
-    static func run(_ settings: RunSettings, tokens: [[UInt8]]) throws -> RunSummary {
+    /// One thread per connection, each rotating its own family back to back. With `busyPoll`
+    /// a thread waits for its answer by polling its socket (yielding between polls) instead of
+    /// sleeping in `read`: as for the other loads (`--busy-poll`), the server's core is then not
+    /// charged the inter-processor interrupt of waking a sleeping load thread per response.
+    static func run(_ settings: RunSettings, tokens: [[UInt8]], busyPoll: Bool) throws -> RunSummary {
         let n = settings.connections
         precondition(tokens.count >= n, "one refresh family per connection")
         let barrier = Barrier(n)
         let slots = (0..<n).map { _ in Slot(ConnectionResult()) }
         let cpuBefore = processCPUSeconds()
         try Threads.runAll(n) { c in
-            slots[c].value = loop(settings: settings, token: tokens[c], barrier: barrier)
+            slots[c].value = loop(settings: settings, token: tokens[c], barrier: barrier, busyPoll: busyPoll)
         }
         return RunSummary(
             settings: settings,
@@ -101,7 +104,12 @@ enum RefreshRunner {
         )
     }
 
-    private static func loop(settings: RunSettings, token first: [UInt8], barrier: Barrier) -> ConnectionResult {
+    private static func loop(
+        settings: RunSettings,
+        token first: [UInt8],
+        barrier: Barrier,
+        busyPoll: Bool
+    ) -> ConnectionResult {
         var result = ConnectionResult()
         let connection: HTTPConnection?
         do { connection = try HTTPConnection(path: settings.socket) } catch {
@@ -126,7 +134,16 @@ enum RefreshRunner {
             let response: HTTPConnection.Response
             do {
                 try request.withUnsafeBytes { try connection.send($0) }
-                response = try connection.receive()
+                if busyPoll {
+                    var parsed = try connection.parse()
+                    while parsed == nil {
+                        if !(try connection.receiveAvailable()) { sched_yield() }
+                        parsed = try connection.parse()
+                    }
+                    response = parsed!
+                } else {
+                    response = try connection.receive()
+                }
             } catch {
                 result.ioErrors += 1
                 result.firstError = "\(error)"

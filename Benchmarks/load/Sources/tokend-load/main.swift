@@ -21,7 +21,8 @@ let usage = """
             subjects P<c>), then each connection rotates its family back to back with
             POST /oauth2/token grant_type=refresh_token, presenting the newest refresh token it
             got; anything but 200 with a new refresh_token is an error and ends that connection
-            (one blocking thread per connection)
+            (one thread per connection; with --busy-poll each polls its socket, yielding between
+            polls, instead of sleeping in read)
         --request-file F [--expect-status CODE] [--expect-body TEXT]
             F's bytes (a whole HTTP/1.1 request) sent as they are
       Requests go back to back on each connection, all connections driven by one thread's
@@ -152,7 +153,11 @@ func runLoad(_ arguments: Arguments) throws -> Int32 {
                 rate: nil,
                 label: arguments.string("--label") ?? mode
             )
-            let summary = try RefreshRunner.run(settings, tokens: tokens)
+            let summary = try RefreshRunner.run(
+                settings,
+                tokens: tokens,
+                busyPoll: arguments.flags.contains("--busy-poll") && !arguments.flags.contains("--no-busy-poll")
+            )
             print(summary.report(), terminator: "")
             fflush(nil)
             return summary.verdict == "ok" ? 0 : 2
