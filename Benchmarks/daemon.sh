@@ -20,7 +20,13 @@
 # 4. introspection latency (repeated token, 8 connections, paced) idle and while
 #    $DAEMON_FLOODERS connections send, back to back, the JSON body of issue 10's finding 3
 #    (62 KB, 7,000 members in one object) to /oauth2/introspect (issue 10's acceptance: p99
-#    under 10 ms).
+#    under 10 ms);
+# 5. refresh rotations per second (issue 11 item 8): tokend-load --mode refresh (one refresh
+#    family per connection, rotated back to back with POST /oauth2/token) at each of
+#    $DAEMON_REFRESH_CONNECTIONS, against a tokend of its own on a fresh SQLite store, beside the
+#    raw SQLite reference (tokend-load sqlite-rotate: the same transaction on libsqlite3, WAL,
+#    synchronous = FULL, a database with tokend's schema in the same directory) on the server
+#    core with as many threads. With DAEMON_BASELINE, the baseline tokend is measured too.
 #
 # Pinning: tokend (every thread: NIO event loops, GRDB, the argon2 pool) and nginx on
 # $DAEMON_SERVER_CORE (0); tokend-load on $DAEMON_LOAD_CORE (1); openssl speed and the raw
@@ -50,7 +56,8 @@
 #   DAEMON_SCHED_IDLE=0       1 repeats the latency runs after `chrt --idle` on the hashing threads
 #                             (tokend moves them to SCHED_IDLE itself since 2026-11-23; kept to
 #                             check that it did)
-#   DAEMON_PARTS="intro signin latency hostile"  which of 1, 2, 3 and 4 to run
+#   DAEMON_PARTS="intro signin latency hostile refresh"  which of 1, 2, 3, 4 and 5 to run
+#   DAEMON_REFRESH_CONNECTIONS="1 32"  connections (and reference threads) of part 5
 #   DAEMON_FLOODERS=4         connections of part 4's many-key JSON flood
 #   DAEMON_TOKEND_ENV=        extra VAR=value words for tokend, for experiments (e.g.
 #                             NIO_SINGLETON_GROUP_LOOP_COUNT=1)
@@ -92,7 +99,8 @@ USERS="${DAEMON_USERS:-16}"
 PACED_RATE="${DAEMON_PACED_RATE:-2000}"
 SCHED_IDLE="${DAEMON_SCHED_IDLE:-0}"
 SKIP_BUILD="${DAEMON_SKIP_BUILD:-0}"
-PARTS="${DAEMON_PARTS:-intro signin latency hostile}"
+PARTS="${DAEMON_PARTS:-intro signin latency hostile refresh}"
+REFRESH_CONNS="${DAEMON_REFRESH_CONNECTIONS:-1 32}"
 FLOODERS="${DAEMON_FLOODERS:-4}"
 QUIET_WAIT="${DAEMON_QUIET_WAIT:-180}"
 QUIET_PCT="${DAEMON_QUIET_PCT:-10}"
@@ -215,6 +223,8 @@ log "results in $OUT (work dir $WORK)"
 
 TOKEND_PID=""
 BASE_PID=""
+REFRESH_PID=""
+REFRESH_PIDS=()
 NGINX_PID=""
 FLOOR_PIDS=()
 BG_PIDS=()
@@ -241,10 +251,12 @@ cleanup() {
     for pid in "${BG_PIDS[@]}"; do stop_pid "$pid" TERM; done
     stop_pid "$TOKEND_PID" TERM
     stop_pid "$BASE_PID" TERM
+    for pid in "${REFRESH_PIDS[@]}"; do stop_pid "$pid" TERM; done
     stop_pid "$NGINX_PID" QUIT
     for pid in "${FLOOR_PIDS[@]}"; do stop_pid "$pid" TERM; done
     [ -f "$WORK/tokend.log" ] && cp "$WORK/tokend.log" "$OUT/tokend.log"
     [ -f "$WORK/tokend-base.log" ] && cp "$WORK/tokend-base.log" "$OUT/tokend-base.log"
+    cp "$WORK/"refresh-*.log "$OUT/" 2>/dev/null || true
     cp "$WORK/nginx/"*.log "$WORK/nginx/nginx.conf" "$OUT/nginx/" 2>/dev/null || true
     rm -rf "$WORK"
     exit "$status"
@@ -283,6 +295,7 @@ trap 'exit 130' INT TERM
     echo "quiet_wait=$QUIET_WAIT"
     echo "quiet_pct=$QUIET_PCT"
     echo "parts=$PARTS"
+    echo "refresh_connections=$REFRESH_CONNS"
     echo "loadavg_before=$(cut -d' ' -f1-3 /proc/loadavg)"
     echo "load_flags=$LOAD_FLAGS"
 } >"$OUT/machine.txt"
@@ -334,6 +347,7 @@ server_pids() { # the server's processes: tokend, nginx's master and worker, or 
         nio-raw) echo "${FLOOR_PIDS[0]:-}" ;;
         nio-http1) echo "${FLOOR_PIDS[1]:-}" ;;
         tokend-base) echo "$BASE_PID" ;;
+        refresh-tokend) echo "$REFRESH_PID" ;;
         *) echo "$TOKEND_PID" ;;
     esac
 }
@@ -422,8 +436,9 @@ log "openssl ecdsap256: verify $OPENSSL_VERIFY/s, sign $OPENSSL_SIGN/s (per CPU 
 
 log "starting tokend on core $SERVER_CORE (TOKEND_HASH_WORKERS=$HASH_WORKERS${TOKEND_EXTRA_ENV:+; $TOKEND_EXTRA_ENV})"
 read -r -a extra_env <<<"$TOKEND_EXTRA_ENV"
-# start_tokend BINARY API-SOCKET ADMIN-SOCKET DATABASE LOG: one tokend pinned to the server
-# core, in the background ($! is its PID), over the shared keys directory, rate limits off
+# start_tokend BINARY API-SOCKET ADMIN-SOCKET DATABASE LOG [VAR=value…]: one tokend pinned to
+# the server core, in the background ($! is its PID), over the shared keys directory, rate
+# limits off; the VAR=value words come last, so they may replace TOKEND_STORE
 start_tokend() {
     (
         cd "$WORK"
@@ -433,7 +448,7 @@ start_tokend() {
             TOKEND_KEYS_DIR="$WORK/keys" TOKEND_LOG_LEVEL=notice \
             TOKEND_SIGNIN_RATE_LIMIT_IP=0 TOKEND_SIGNIN_RATE_LIMIT_ACCOUNT=0 \
             TOKEND_HASH_WORKERS="$HASH_WORKERS" TOKEND_HASH_QUEUE="$HASH_QUEUE" \
-            "${extra_env[@]}" \
+            "${extra_env[@]}" "${@:6}" \
             taskset -c "$SERVER_CORE" "$1"
     ) >"$5" 2>&1 &
 }
@@ -688,6 +703,103 @@ PY
     done
 fi
 
+# --- 5. refresh rotations beside the raw transaction of the store ------------------------
+
+# refresh_rotations STORE TOKEND-ENV REFERENCE: starts a tokend of its own for each binary (this
+# tree's, and the baseline's with DAEMON_BASELINE; own sockets; TOKEND-ENV, words VAR=value
+# where {which} stands for tokend or tokend-base, chooses its store, e.g.
+# TOKEND_STORE=sqlite:DIR/refresh-{which}.db), then measures, $REPEATS times, at each of
+# $REFRESH_CONNS connections, interleaved: the reference, then tokend-load --mode refresh
+# against each tokend. REFERENCE is a command (a shell function) called as
+# `REFERENCE NAME CONNECTIONS` that pins itself to the server core, runs the store's raw
+# transaction on that many threads/clients for $SECS s after $WARMUP s, and prints a
+# `RESULT … rps=… verdict=ok` line (tokend-load's format). Runs: refresh-STORE-ref-cC-rR,
+# refresh-STORE-tokend-cC-rR (and refresh-STORE-tokend-base-cC-rR). A PostgreSQL variant
+# passes TOKEND_STORE=postgres://… and a pgbench wrapper.
+refresh_rotations() {
+    local store="$1" tokend_env="$2" reference="$3"
+    local env_words binaries=("tokend:$TOKEND") entry which binary rep c pids=()
+    [ -n "$BASE_TOKEND" ] && binaries+=("tokend-base:$BASE_TOKEND")
+    for entry in "${binaries[@]}"; do
+        which="${entry%%:*}"
+        binary="${entry#*:}"
+        read -r -a env_words <<<"${tokend_env//\{which\}/$which}"
+        local api="$WORK/run/refresh-$store-$which.sock" admin="$WORK/run/refresh-$store-$which-admin.sock"
+        log "refresh rotations ($store): starting $which on core $SERVER_CORE (${env_words[*]})"
+        start_tokend "$binary" "$api" "$admin" "$WORK/var/unused.db" "$WORK/refresh-$store-$which.log" "${env_words[@]}"
+        pids+=("$!")
+        REFRESH_PIDS+=("$!")
+        wait_for_socket "$api" "$!" "$which ($store)"
+        wait_for_socket "$admin" "$!" "$which ($store)"
+        curl -sSf --unix-socket "$api" http://localhost/healthz >/dev/null
+    done
+    for rep in $(seq "$REPEATS"); do
+        for c in $REFRESH_CONNS; do
+            run_reference "refresh-$store-ref-c$c-r$rep" "$reference" "$c"
+            sleep 1
+            local i=0
+            for entry in "${binaries[@]}"; do
+                which="${entry%%:*}"
+                REFRESH_PID="${pids[$i]}"
+                i=$((i + 1))
+                # Each run issues its own families (subjects differ per run: no shared state).
+                # One connection polls for its answers ($LOAD_FLAGS' --busy-poll), so tokend's
+                # core is not charged for waking the load thread; many connections are one
+                # sleeping thread each (32 spinning threads would only fight over the load core).
+                local poll=()
+                [ "$c" -gt 1 ] && poll=(--no-busy-poll)
+                run_load "refresh-$store-$which-c$c-r$rep" refresh-tokend "${poll[@]}" \
+                    --socket "$WORK/run/refresh-$store-$which.sock" \
+                    --admin-socket "$WORK/run/refresh-$store-$which-admin.sock" \
+                    --subject-prefix "load-refresh-$which-c$c-r$rep-" --connections "$c" --seconds "$SECS" \
+                    --warmup "$WARMUP" --mode refresh
+                sleep 1
+            done
+        done
+    done
+    local i=0
+    for entry in "${binaries[@]}"; do
+        which="${entry%%:*}"
+        stop_pid "${pids[$i]}" TERM
+        echo "refresh_${store}_${which//-/_}_exit_after_sigterm=$STOP_STATUS" >>"$OUT/machine.txt"
+        i=$((i + 1))
+    done
+    REFRESH_PIDS=()
+    REFRESH_PID=""
+}
+
+# run_reference NAME COMMAND CONNECTIONS: one reference run (COMMAND pins itself), its RESULT
+# line and the server core's busy share into runs.txt
+run_reference() {
+    local name="$1" command="$2" c="$3" rc=0 c0a c0b
+    QUIET_WAITED=0
+    QUIET_FOUND=-
+    [ "$QUIET_WAIT" -gt 0 ] && wait_quiet
+    c0a="$(core_ticks "$SERVER_CORE")"
+    "$command" "$name" "$c" >"$OUT/load/$name.txt" 2>&1 || rc=$?
+    c0b="$(core_ticks "$SERVER_CORE")"
+    local result
+    result="$(grep '^RESULT ' "$OUT/load/$name.txt" | tail -1 || true)"
+    [ -n "$result" ] || result="RESULT label=$name verdict=failed"
+    local busy
+    busy="$(python3 -c "a='$c0a'.split(); b='$c0b'.split(); print(round(100*(int(b[0])-int(a[0]))/max(1,int(b[1])-int(a[1]))))")"
+    echo "name=$name server=reference rc=$rc ${result#RESULT } server_core_busy_pct=$busy quiet_found=$QUIET_FOUND quiet_waited_s=$QUIET_WAITED" >>"$RUNS"
+    log "$name: $(sed -n 's/.*\(rps=[^ ]*\).*\(p50_us=[^ ]*\).*\(verdict=[^ ]*\).*/\1 \2 \3/p' <<<"$result") server_core_busy_pct=$busy"
+    [ "$rc" -eq 0 ] || log "$name: the reference exited $rc (see $OUT/load/$name.txt)"
+    return 0
+}
+
+# The SQLite reference: a fresh database beside tokend's, its schema copied from the database
+# the refresh tokend created.
+sqlite_reference() {
+    taskset -c "$SERVER_CORE" "$LOAD" sqlite-rotate --schema-from "$WORK/var/refresh-tokend.db" --db "$WORK/var/reference.db" \
+        --threads "$2" --seconds "$SECS" --warmup "$WARMUP" --label "$1"
+}
+
+if has_part refresh; then
+    refresh_rotations sqlite "TOKEND_STORE=sqlite:$WORK/var/refresh-{which}.db" sqlite_reference
+fi
+
 echo "loadavg_after=$(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/machine.txt"
 stop_pid "$TOKEND_PID" TERM
 echo "tokend_exit_after_sigterm=$STOP_STATUS" >>"$OUT/machine.txt"
@@ -910,6 +1022,50 @@ if group("p99-idle-paced-h"):
     print()
     print(f"(Each flood request is the body of issue 10's finding 3: {machine.get('many_keys_request_bytes', '?')} bytes, "
           "7,000 members in one object, refused 400 at the 1,001st member.)")
+
+refresh_stores = sorted({k.split("-")[1] for k in runs if re.fullmatch(r"refresh-\w+-(ref|tokend|tokend-base)-c\d+(-r\d+)?", k)})
+rconns = machine.get("refresh_connections", "1 32").split()
+for store in refresh_stores:
+    print(f"### Refresh rotations ({store}): POST /oauth2/token grant_type=refresh_token beside the raw transaction")
+    print()
+    print("| conns | tokend rotations/s (range) | reference/s (range) | ratio | tokend CPU µs/rotation | tokend p50 / p99 µs | reference p50 µs | result |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---|")
+    one = {}
+    for which in ("tokend", "tokend-base"):
+        for c in rconns:
+            gt, gr = group(f"refresh-{store}-{which}-c{c}"), group(f"refresh-{store}-ref-c{c}")
+            t, ref = median_run(gt, "rps"), median_run(gr, "rps")
+            if not t:
+                continue
+            if c == "1":
+                one[which] = num(t, "rps")
+            ratio = num(t, "rps") / num(ref, "rps") if ref and num(ref, "rps") else 0
+            label = c if which == "tokend" else f"{c} (base)"
+            print(f"| {label} | {fmt(num(t, 'rps'))}{span(gt, 'rps')} | {fmt(num(ref, 'rps')) if ref else '–'}{span(gr, 'rps')} | "
+                  f"{ratio:.2f} | {fmt(cpu_us(t), 1)} | {fmt(num(t, 'p50_us'))} / {fmt(num(t, 'p99_us'))} | "
+                  f"{fmt(num(ref, 'p50_us')) if ref else '–'} | {verdict(gt)} / {verdict(gr) if gr else '–'} |")
+    print()
+    for which in ("tokend", "tokend-base"):
+        g1, gr1 = group(f"refresh-{store}-{which}-c1"), group(f"refresh-{store}-ref-c1")
+        t1, r1 = median_run(g1, "rps"), median_run(gr1, "rps")
+        if not t1 or not r1:
+            continue
+        ratio = num(t1, "rps") / max(num(r1, "rps"), 1e-9)
+        print(f"- {which}, 1 client ≥ 0.7 × the reference: **{ratio:.2f}** "
+              f"{'PASS' if ratio >= 0.7 and verdict(g1) == 'ok' else '**FAIL**'}")
+        top = rconns[-1]
+        gt = group(f"refresh-{store}-{which}-c{top}")
+        t = median_run(gt, "rps")
+        if t and top != "1":
+            scale = num(t, "rps") / max(num(t1, "rps"), 1e-9)
+            print(f"- {which}, {top} clients ≥ 3 × its own 1-client rate: **{scale:.2f}** "
+                  f"{'PASS' if scale >= 3 and verdict(gt) == 'ok' else '**FAIL**'}")
+    print()
+    print("(The reference: the same transaction as SQLiteTokenStore.updateRefreshToken's rotation with its event, "
+          "prepared statements on libsqlite3, WAL, synchronous = FULL, one writer at a time, on the server core with "
+          "as many threads as tokend has clients; each of its threads owns one family. Each tokend connection owns one "
+          "refresh family, issued through the admin socket.)")
+    print()
 PY
 cat "$OUT/summary.md"
 log "raw output in $OUT"

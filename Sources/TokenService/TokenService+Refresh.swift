@@ -17,10 +17,10 @@ extension TokenService {
         let hash = SHA256.hash(Array(token.utf8))
         let now = clock.now()
         do {
-            // Read first: minting needs the family, and a spent token needs no candidate.
-            let (record, family) = try await store.updateRefreshToken(hash: hash, now: now) { record, family in
-                RefreshDecision(change: .none, outcome: ReadBack(record: record, family: family))
-            }.pair
+            // Read first (a snapshot, off the writer): minting needs the family, and a spent
+            // token needs no candidate. The transaction below decides again on what it reads.
+            let stored = try await store.refreshToken(hash: hash)
+            let (record, family) = (stored.token, stored.family)
             guard let record, let family else { return .failure(.invalidGrant("unknown refresh token")) }
             // The cutoff this refresh is decided against; minting refuses if it moves before.
             let ticket = revocations.ticket(subject: family.subject)
@@ -143,13 +143,6 @@ public protocol RefreshCustomizer: Sendable {
     func refreshGrant(
         for family: RefreshFamily
     ) async -> Result<(policy: LifetimePolicy, claims: JSONObject), OAuthError>
-}
-
-/// The stored record and family, read back through `updateRefreshToken`.
-struct ReadBack: Sendable {
-    let record: RefreshTokenRecord?
-    let family: RefreshFamily?
-    var pair: (RefreshTokenRecord?, RefreshFamily?) { (record, family) }
 }
 
 /// The successor pair as sealed for replay.

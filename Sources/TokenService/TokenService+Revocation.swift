@@ -22,9 +22,7 @@ extension TokenService {
         let hash = SHA256.hash(Array(token.utf8))
         let family: RefreshFamily?
         do {
-            family = try await store.updateRefreshToken(hash: hash, now: now) { _, family in
-                RefreshDecision(change: .none, outcome: ReadBack(record: nil, family: family))
-            }.family
+            family = try await store.refreshToken(hash: hash).family
         } catch {
             throw noteStoreFailure(error, during: "revoke: read refresh token")
         }

@@ -55,6 +55,11 @@ public protocol TokenStore: Sendable {
         _ decide: @Sendable (RefreshTokenRecord?, RefreshFamily?) throws -> RefreshDecision<Outcome>
     ) async throws -> Outcome
 
+    /// The refresh token with `hash` and its family as last committed, read without waiting
+    /// for the writer: a snapshot for deciding what to prepare (minting a successor), never
+    /// for changing anything, which `updateRefreshToken` decides again in its transaction.
+    func refreshToken(hash: [UInt8]) async throws -> StoredRefreshToken
+
     /// Ends a family (logout, revocation of its refresh token, reuse detection, deactivation).
     /// Unknown or already ended families are left as they are, without an event.
     func revokeRefreshFamily(id: String, at: Double, reason: String) async throws
@@ -92,6 +97,27 @@ public protocol TokenStore: Sendable {
 
     /// Releases files and connections. Every later call throws `.unavailable`.
     func close() async throws
+}
+
+extension TokenStore {
+    /// `refreshToken(hash:)` through `updateRefreshToken` with no change, for stores without
+    /// a cheaper read.
+    public func refreshToken(hash: [UInt8]) async throws -> StoredRefreshToken {
+        try await updateRefreshToken(hash: hash, now: 0) { token, family in
+            RefreshDecision(change: .none, outcome: StoredRefreshToken(token: token, family: family))
+        }
+    }
+}
+
+/// A refresh token and its family as stored (nil when unknown).
+public struct StoredRefreshToken: Sendable, Equatable {
+    public var token: RefreshTokenRecord?
+    public var family: RefreshFamily?
+
+    public init(token: RefreshTokenRecord?, family: RefreshFamily?) {
+        self.token = token
+        self.family = family
+    }
 }
 
 /// The revocation state loaded at start-up.

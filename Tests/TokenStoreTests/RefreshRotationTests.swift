@@ -276,4 +276,28 @@ struct RefreshRotationTests {
             #expect(try await store.peek(StoreFixtures.hash("b")).family?.subject == "bob")
         }
     }
+
+    @Test(
+        "refreshToken(hash:) reads the committed token and its family, and nil for an unknown hash",
+        arguments: StoreKind.allCases
+    )
+    func readWithoutWriting(kind: StoreKind) async throws {
+        try await withStore(kind) { store in
+            let first = StoreFixtures.activeToken("rt-0")
+            try await store.createRefreshFamily(StoreFixtures.family(), firstToken: first)
+            let stored = try await store.refreshToken(hash: first.hash)
+            #expect(stored.token == first)
+            #expect(stored.family == StoreFixtures.family())
+            _ = try await store.updateRefreshToken(hash: first.hash, now: now + 5) { token, family in
+                Self.rotateIfActive(token, family, next: "rt-1", at: now + 5, jti: "jti-1")
+            }
+            #expect(try await store.refreshToken(hash: first.hash).token?.state == .spent)
+            #expect(try await store.refreshToken(hash: first.hash).family?.lastAccessJTI == "jti-1")
+            #expect(
+                try await store.refreshToken(hash: StoreFixtures.hash("unknown"))
+                    == StoredRefreshToken(token: nil, family: nil)
+            )
+            #expect(try await store.allEvents().count == 2, "reading appends nothing")
+        }
+    }
 }

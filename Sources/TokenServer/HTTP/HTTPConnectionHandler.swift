@@ -77,6 +77,8 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     private var sequence: UInt64 = 0
     private var timeout: Scheduled<Void>?
     private var asyncTask: Task<Void, Never>?
+    /// The executor of `.asyncOnEventLoop` handlers' tasks: this connection's event loop.
+    private var loopExecutor: EventLoopTaskExecutor?
     private var lingerTimer: Scheduled<Void>?
     private var metrics: HTTPMetrics
     /// Responses not written yet: those of one read go out in one write, and the buffer is
@@ -468,7 +470,10 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
                 respond(context: context, handler(request), info: info)
             case .async(let handler):
                 self.info = info
-                runAsync(context: context, handler, request)
+                runAsync(context: context, handler, request, onEventLoop: false)
+            case .asyncOnEventLoop(let handler):
+                self.info = info
+                runAsync(context: context, handler, request, onEventLoop: true)
             }
         }
     }
@@ -476,7 +481,8 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     private func runAsync(
         context: ChannelHandlerContext,
         _ handler: @escaping @Sendable (HTTPRequest) async -> HTTPResponse,
-        _ request: HTTPRequest
+        _ request: HTTPRequest,
+        onEventLoop: Bool
     ) {
         phase = .responding
         flushIfNeeded(context: context)
@@ -484,11 +490,21 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         let id = sequence
         let eventLoop = context.eventLoop
         let bound = NIOLoopBound((handler: self, context: context), eventLoop: eventLoop)
-        asyncTask = Task {
+        let body: @Sendable () async -> Void = {
             let response = await handler(request)
-            eventLoop.execute {
+            if eventLoop.inEventLoop {
                 bound.value.handler.asyncFinished(context: bound.value.context, id: id, response)
+            } else {
+                eventLoop.execute {
+                    bound.value.handler.asyncFinished(context: bound.value.context, id: id, response)
+                }
             }
+        }
+        if onEventLoop {
+            if loopExecutor == nil { loopExecutor = EventLoopTaskExecutor(eventLoop) }
+            asyncTask = Task(executorPreference: loopExecutor, operation: body)
+        } else {
+            asyncTask = Task(operation: body)
         }
         timeout = eventLoop.assumeIsolated().scheduleTask(in: TimeAmount(listener.configuration.requestTimeout)) {
             self.asyncTimedOut(context: context, id: id)

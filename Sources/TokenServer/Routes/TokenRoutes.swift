@@ -66,7 +66,8 @@ public struct TokenRoutes: Sendable {
             "POST",
             "/oauth2/token",
             name: "token",
-            .async { request in
+            // Between its awaits on the store the refresh grant only signs and seals.
+            .asyncOnEventLoop { request in
                 await TokenRoutes.token(request, service)
             }
         )

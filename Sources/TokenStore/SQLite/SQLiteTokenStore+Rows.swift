@@ -2,24 +2,34 @@ import Foundation
 import GRDB
 
 /// Reading and writing rows: every statement binds its values, no value is spliced into SQL.
+///
+/// The statements of the refresh path go through the connection's statement cache
+/// (`Database.cachedStatement`): compiled once per connection rather than on every call (GRDB
+/// runs an authorizer callback for every column while SQLite compiles a statement), and their
+/// rows are read by column index, in the order the SELECT names them.
 extension SQLiteTokenStore {
     static func fetchFamily(id: String, _ db: Database) throws -> RefreshFamily? {
-        try Row.fetchOne(db, sql: "SELECT * FROM refresh_families WHERE id = ?", arguments: [id])
-            .map(RefreshFamily.init(row:))
+        try Row.fetchOne(
+            db.cachedStatement(sql: "SELECT \(RefreshFamily.columns) FROM refresh_families WHERE id = ?"),
+            arguments: [id]
+        ).map(RefreshFamily.init(row:))
     }
 
     static func fetchToken(hash: [UInt8], _ db: Database) throws -> RefreshTokenRecord? {
-        try Row.fetchOne(db, sql: "SELECT * FROM refresh_tokens WHERE hash = ?", arguments: [Data(hash)])
-            .map(RefreshTokenRecord.init(row:))
+        try Row.fetchOne(
+            db.cachedStatement(sql: "SELECT \(RefreshTokenRecord.columns) FROM refresh_tokens WHERE hash = ?"),
+            arguments: [Data(hash)]
+        ).map(RefreshTokenRecord.init(row:))
     }
 
     static func insert(_ family: RefreshFamily, _ db: Database) throws {
-        try db.execute(
+        try db.cachedStatement(
             sql: """
                 INSERT INTO refresh_families (id, subject, client_id, scope, dialect, created_at, expires_at,
                     revoked_at, revoked_reason, last_access_jti, last_access_expires_at)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """,
+                """
+        ).execute(
             arguments: [
                 family.id, family.subject, family.clientID, family.scope, family.dialect, family.createdAt,
                 family.expiresAt, family.revokedAt, family.revokedReason, family.lastAccessJTI,
@@ -29,12 +39,13 @@ extension SQLiteTokenStore {
     }
 
     static func insert(_ token: RefreshTokenRecord, _ db: Database) throws {
-        try db.execute(
+        try db.cachedStatement(
             sql: """
                 INSERT INTO refresh_tokens (hash, family_id, state, created_at, spent_at, successor_hash,
                     successor_sealed)
                 VALUES (?, ?, ?, ?, ?, ?, ?)
-                """,
+                """
+        ).execute(
             arguments: [
                 Data(token.hash), token.familyID, token.state.rawValue, token.createdAt, token.spentAt,
                 token.successorHash.map { Data($0) }, token.successorSealed.map { Data($0) },
@@ -54,10 +65,8 @@ extension SQLiteTokenStore {
     }
 
     static func append(_ event: StoreEvents.Draft, at: Double, _ db: Database) throws {
-        try db.execute(
-            sql: "INSERT INTO events (at, kind, subject, detail) VALUES (?, ?, ?, ?)",
-            arguments: [at, event.kind, event.subject, event.detail]
-        )
+        try db.cachedStatement(sql: "INSERT INTO events (at, kind, subject, detail) VALUES (?, ?, ?, ?)")
+            .execute(arguments: [at, event.kind, event.subject, event.detail])
     }
 
     /// The last sequence ever given to an event (0 before the first), which trimming never
@@ -68,38 +77,49 @@ extension SQLiteTokenStore {
 }
 
 extension RefreshFamily {
+    /// The columns `init(row:)` reads, in its order.
+    static let columns = """
+        id, subject, client_id, scope, dialect, created_at, expires_at, revoked_at, revoked_reason, \
+        last_access_jti, last_access_expires_at
+        """
+
+    /// From a row of `SELECT \(columns)`.
     init(row: Row) throws {
         self.init(
-            id: try row.decode(forColumn: "id"),
-            subject: try row.decode(forColumn: "subject"),
-            clientID: try row.decode(forColumn: "client_id"),
-            scope: try row.decode(forColumn: "scope"),
-            dialect: try row.decode(forColumn: "dialect"),
-            createdAt: try row.decode(forColumn: "created_at"),
-            expiresAt: try row.decode(forColumn: "expires_at"),
-            revokedAt: try row.decode(forColumn: "revoked_at"),
-            revokedReason: try row.decode(forColumn: "revoked_reason"),
-            lastAccessJTI: try row.decode(forColumn: "last_access_jti"),
-            lastAccessExpiresAt: try row.decode(forColumn: "last_access_expires_at")
+            id: try row.decode(atIndex: 0),
+            subject: try row.decode(atIndex: 1),
+            clientID: try row.decode(atIndex: 2),
+            scope: try row.decode(atIndex: 3),
+            dialect: try row.decode(atIndex: 4),
+            createdAt: try row.decode(atIndex: 5),
+            expiresAt: try row.decode(atIndex: 6),
+            revokedAt: try row.decode(atIndex: 7),
+            revokedReason: try row.decode(atIndex: 8),
+            lastAccessJTI: try row.decode(atIndex: 9),
+            lastAccessExpiresAt: try row.decode(atIndex: 10)
         )
     }
 }
 
 extension RefreshTokenRecord {
+    /// The columns `init(row:)` reads, in its order.
+    static let columns = "hash, family_id, state, created_at, spent_at, successor_hash, successor_sealed"
+
+    /// From a row of `SELECT \(columns)`.
     init(row: Row) throws {
-        let stateName: String = try row.decode(forColumn: "state")
+        let stateName: String = try row.decode(atIndex: 2)
         guard let state = State(rawValue: stateName) else {
             throw TokenStoreError.schema("a stored refresh token has the unknown state '\(stateName)'")
         }
-        let hash: Data = try row.decode(forColumn: "hash")
-        let successorHash: Data? = try row.decode(forColumn: "successor_hash")
-        let successorSealed: Data? = try row.decode(forColumn: "successor_sealed")
+        let hash: Data = try row.decode(atIndex: 0)
+        let successorHash: Data? = try row.decode(atIndex: 5)
+        let successorSealed: Data? = try row.decode(atIndex: 6)
         self.init(
             hash: [UInt8](hash),
-            familyID: try row.decode(forColumn: "family_id"),
+            familyID: try row.decode(atIndex: 1),
             state: state,
-            createdAt: try row.decode(forColumn: "created_at"),
-            spentAt: try row.decode(forColumn: "spent_at"),
+            createdAt: try row.decode(atIndex: 3),
+            spentAt: try row.decode(atIndex: 4),
             successorHash: successorHash.map { [UInt8]($0) },
             successorSealed: successorSealed.map { [UInt8]($0) }
         )

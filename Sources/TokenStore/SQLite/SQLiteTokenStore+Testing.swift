@@ -1,5 +1,6 @@
 import GRDB
 package import Logging
+import Synchronization
 
 /// Hooks for the package's tests: raw SQL on the writer connection, to check pragmas and to
 /// damage a database on purpose. Not part of the public API.
@@ -17,6 +18,16 @@ extension SQLiteTokenStore {
         } catch {
             throw TokenStoreError.mapping(error, operation: "reading test SQL", path: path)
         }
+    }
+
+    /// Mutations queued for the writer and not yet taken into a transaction.
+    package var pendingWritesForTesting: Int {
+        writeQueue.withLock { $0.pending.count }
+    }
+
+    /// Transactions of queued mutations begun so far (each applies one batch).
+    package var batchesForTesting: Int {
+        writeQueue.withLock { $0.batches }
     }
 
     /// Opens (creating when missing) the database at `path` migrated only up to the migration

@@ -11,7 +11,9 @@ import Synchronization
 ///   returns only after its transaction committed and the WAL was synced.
 /// - Every mutation and the event it appends share one `BEGIN IMMEDIATE` transaction on
 ///   GRDB's single writer connection, so writes are serialized, and a read inside a write
-///   (`updateRefreshToken`) sees the state the previous write left.
+///   (`updateRefreshToken`) sees the state the previous write left. Mutations that arrive
+///   while a transaction commits are applied together in the next one, each in its own
+///   savepoint, and acknowledged by its one commit (group commit, see `write`).
 /// - No SQLite call runs on the caller's thread: GRDB's async accessors run them on its own
 ///   dispatch queues, so an event loop or the cooperative pool never blocks on disk.
 /// - Files are 0600 and an existing database that group or others can read is refused.
@@ -21,8 +23,8 @@ import Synchronization
 ///   `.unavailable` otherwise. Whether writes work is tracked here, for `health()`, and each
 ///   change of it is logged once.
 ///
-/// `Sendable`: immutable after `open` but for `writeFailure` and `lastProbe`, each behind its
-/// mutex; `DatabasePool` is thread-safe.
+/// `Sendable`: immutable after `open` but for `writeFailure`, `lastProbe` and `writeQueue`,
+/// each behind its mutex; `DatabasePool` is thread-safe.
 public final class SQLiteTokenStore: TokenStore {
     /// The database file.
     public let path: String
@@ -38,6 +40,8 @@ public final class SQLiteTokenStore: TokenStore {
     /// When `health()` last tried a write of its own: at most one a second, however often
     /// `/healthz` is asked.
     private let lastProbe = Mutex<ContinuousClock.Instant?>(nil)
+    /// Mutations waiting for the writer (`write`'s group commit).
+    let writeQueue = Mutex(WriteQueue())
 
     private init(
         path: String,
@@ -306,6 +310,17 @@ public final class SQLiteTokenStore: TokenStore {
         now: Double,
         _ decide: @Sendable (RefreshTokenRecord?, RefreshFamily?) throws -> RefreshDecision<Outcome>
     ) async throws -> Outcome {
+        // `write` holds its body until the commit; `decide` is released before it returns.
+        try await withoutActuallyEscaping(decide) { decide in
+            try await rotate(hash: hash, now: now, decide)
+        }
+    }
+
+    private func rotate<Outcome: Sendable>(
+        hash: [UInt8],
+        now: Double,
+        _ decide: @escaping @Sendable (RefreshTokenRecord?, RefreshFamily?) throws -> RefreshDecision<Outcome>
+    ) async throws -> Outcome {
         try await write("updating a refresh token") { db in
             // Read inside the write transaction: no other write can slip in between.
             let token = try Self.fetchToken(hash: hash, db)
@@ -317,11 +332,12 @@ public final class SQLiteTokenStore: TokenStore {
                 break
             case .rotate(let spent, let successor, let accessJTI, let accessExpiresAt):
                 try StoreValidation.checkRotation(spent: spent, successor: successor)
-                try db.execute(
+                try db.cachedStatement(
                     sql: """
                         UPDATE refresh_tokens SET state = ?, spent_at = ?, successor_hash = ?, successor_sealed = ?
                         WHERE hash = ? AND family_id = ?
-                        """,
+                        """
+                ).execute(
                     arguments: [
                         spent.state.rawValue, spent.spentAt, spent.successorHash.map { Data($0) },
                         spent.successorSealed.map { Data($0) }, Data(spent.hash), spent.familyID,
@@ -338,13 +354,12 @@ public final class SQLiteTokenStore: TokenStore {
                     )
                 }
                 try Self.insert(successor, db)
-                try db.execute(
+                try db.cachedStatement(
                     sql: """
                         UPDATE refresh_families SET last_access_jti = ?,
                             last_access_expires_at = max(coalesce(last_access_expires_at, 0), ?) WHERE id = ?
-                        """,
-                    arguments: [accessJTI, accessExpiresAt, spent.familyID]
-                )
+                        """
+                ).execute(arguments: [accessJTI, accessExpiresAt, spent.familyID])
                 let subject =
                     family?.id == spent.familyID
                     ? family?.subject : try Self.fetchFamily(id: spent.familyID, db)?.subject
@@ -362,6 +377,18 @@ public final class SQLiteTokenStore: TokenStore {
                 try Self.append(event, at: now, db)
             }
             return decision.outcome
+        }
+    }
+
+    /// On the writer connection, outside any transaction, with the reads queued beside it
+    /// (`readOnWriter`): no transaction of its own to commit.
+    public func refreshToken(hash: [UInt8]) async throws -> StoredRefreshToken {
+        try await readOnWriter("reading a refresh token") { db in
+            let token = try Self.fetchToken(hash: hash, db)
+            return StoredRefreshToken(
+                token: token,
+                family: try token.flatMap { try Self.fetchFamily(id: $0.familyID, db) }
+            )
         }
     }
 
@@ -552,33 +579,179 @@ public final class SQLiteTokenStore: TokenStore {
     /// access tokens it issued (`last_access_expires_at`). Same expression as the index.
     static let familyEnd = "max(expires_at, coalesce(last_access_expires_at, expires_at))"
 
-    /// Runs `body` in one `BEGIN IMMEDIATE` transaction on the writer connection; returns
-    /// after the commit is synced, and only if it is in the files tokend opens at its next
-    /// start.
-    func write<T: Sendable>(_ operation: String, _ body: @Sendable (Database) throws -> T) async throws -> T {
-        let files = files
-        let opened = opened
-        let result: T
-        do {
-            result = try await pool.writeWithoutTransaction { db in
-                // Nothing is written to a deleted, replaced or read-only file…
-                try files.checkWritable(opened: opened)
-                var result: T?
-                try db.inTransaction(.immediate) {
-                    result = try body(db)
-                    return .commit
-                }
-                // …and a commit is not acknowledged if the file went while it ran.
-                try files.checkWritable(opened: opened)
-                guard let result else { preconditionFailure("a committed transaction has a result") }
-                return result
+    /// Most mutations one transaction applies (group commit).
+    static let maximumBatch = 64
+
+    /// Runs `body` on the writer connection inside a `BEGIN IMMEDIATE` transaction; returns
+    /// after that transaction's commit is synced, and only if it is in the files tokend opens
+    /// at its next start.
+    ///
+    /// Group commit: the mutations that arrive while a transaction is being applied or synced
+    /// wait, in arrival order, and the next transaction applies up to `maximumBatch` of them,
+    /// each in its own savepoint, each seeing the state the previous one left; one COMMIT (one
+    /// sync of the WAL) then acknowledges all of them. A mutation that throws (its `decide`, a
+    /// `.conflict`, a constraint) rolls back its own savepoint only and gets its own error; a
+    /// failed COMMIT, a failed check of the files, or an error after which SQLite ended the
+    /// transaction fails every mutation of the batch. With one writer at a time a batch is one
+    /// mutation, as before.
+    func write<T: Sendable>(
+        _ operation: String,
+        _ body: @escaping @Sendable (Database) throws -> T
+    ) async throws -> T {
+        let result = WriteResult<T>()
+        let path = path
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            let write = PendingWrite(operation: operation) { db in
+                result.value = try body(db)
+            } finish: { outcome in
+                continuation.resume(
+                    with: outcome.mapError { TokenStoreError.mapping($0, operation: operation, path: path) }
+                )
             }
+            enqueue(write)
+        }
+        guard let value = result.value else { preconditionFailure("a committed write has a result") }
+        return value
+    }
+
+    /// Runs `body` on the writer connection outside any transaction, in the writer's next turn,
+    /// before that turn's batch of writes; returns what it read.
+    ///
+    /// For short reads on the refresh path: the writer connection's page cache holds what the
+    /// last commits wrote, where a reader connection finds its cache invalidated by every
+    /// commit and reads the pages again, and the reads queued during a commit are served in
+    /// one wake-up of the writer. A read sees every write acknowledged before it was asked
+    /// (the writer commits them on this connection), never a write still in flight.
+    func readOnWriter<T: Sendable>(
+        _ operation: String,
+        _ body: @escaping @Sendable (Database) throws -> T
+    ) async throws -> T {
+        let result = WriteResult<T>()
+        let path = path
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            let read = PendingWrite(operation: operation) { db in
+                result.value = try body(db)
+            } finish: { outcome in
+                continuation.resume(
+                    with: outcome.mapError { TokenStoreError.mapping($0, operation: operation, path: path) }
+                )
+            }
+            enqueue(read, reading: true)
+        }
+        guard let value = result.value else { preconditionFailure("a finished read has a result") }
+        return value
+    }
+
+    /// Queues `write` (a read when `reading`), and schedules a turn on the writer unless one is
+    /// pending or running (that one schedules the next when it is done).
+    private func enqueue(_ write: PendingWrite, reading: Bool = false) {
+        let schedule = writeQueue.withLock { queue -> Bool in
+            if reading { queue.reads.append(write) } else { queue.pending.append(write) }
+            guard !queue.draining else { return false }
+            queue.draining = true
+            return true
+        }
+        if schedule { scheduleBatch() }
+    }
+
+    /// One turn of GRDB's writer queue: the queued reads, then one batch of writes. Other users
+    /// of the writer connection (WAL truncation, tests) take their turns in between.
+    private func scheduleBatch() {
+        pool.asyncWriteWithoutTransaction { [self] db in
+            let (reads, batch) = writeQueue.withLock { queue -> ([PendingWrite], [PendingWrite]) in
+                let reads = queue.reads
+                queue.reads.removeAll()
+                let batch = Array(queue.pending.prefix(Self.maximumBatch))
+                queue.pending.removeFirst(batch.count)
+                if batch.isEmpty && reads.isEmpty { queue.draining = false }
+                if !batch.isEmpty { queue.batches += 1 }
+                return (reads, batch)
+            }
+            for read in reads {
+                read.complete(Result { try read.run(db) })
+            }
+            if !batch.isEmpty { commit(batch, db) }
+            guard !(batch.isEmpty && reads.isEmpty) else { return }
+            let more = writeQueue.withLock { queue -> Bool in
+                if queue.pending.isEmpty && queue.reads.isEmpty { queue.draining = false }
+                return queue.draining
+            }
+            if more { scheduleBatch() }
+        }
+    }
+
+    /// Applies `batch` in one transaction, each mutation in its own savepoint, commits, and
+    /// completes every mutation: acknowledged once the commit is synced and the files are
+    /// still the ones tokend opens next, else failed.
+    private func commit(_ batch: [PendingWrite], _ db: Database) {
+        var applied: [PendingWrite] = []
+        var refused: [(write: PendingWrite, error: any Error)] = []
+        do {
+            // Nothing is written to a deleted, replaced or read-only file…
+            try files.checkWritable(opened: opened)
+            try Self.apply(batch, db, applied: &applied, refused: &refused)
+            // …and a commit is not acknowledged if the file went while it ran.
+            try files.checkWritable(opened: opened)
         } catch {
             noteWriteFailure(error)
-            throw TokenStoreError.mapping(error, operation: operation, path: path)
+            for write in batch {
+                let own = refused.first { $0.write === write }?.error
+                write.complete(.failure(own ?? error))
+            }
+            return
         }
-        noteWriteSucceeded()
-        return result
+        for (write, error) in refused {
+            noteWriteFailure(error)
+            write.complete(.failure(error))
+        }
+        if !applied.isEmpty { noteWriteSucceeded() }
+        for write in applied { write.complete(.success(())) }
+    }
+
+    /// One `BEGIN IMMEDIATE` transaction over `batch`: each write in its own savepoint (a
+    /// write alone needs none: the transaction is its own), then COMMIT when any write stands,
+    /// ROLLBACK when none does. Throws, with the transaction rolled back, when a statement of
+    /// the transaction itself fails or a write's error ended the transaction (disk full, I/O:
+    /// then nothing applied before stands either). The transaction's own statements come from
+    /// the statement cache, like the refresh path's.
+    private static func apply(
+        _ batch: [PendingWrite],
+        _ db: Database,
+        applied: inout [PendingWrite],
+        refused: inout [(write: PendingWrite, error: any Error)]
+    ) throws {
+        let alone = batch.count == 1
+        try db.cachedStatement(sql: "BEGIN IMMEDIATE").execute()
+        do {
+            for write in batch {
+                do {
+                    if !alone { try db.cachedStatement(sql: "SAVEPOINT write").execute() }
+                    do {
+                        try write.run(db)
+                    } catch {
+                        if !alone, db.isInsideTransaction {
+                            try db.cachedStatement(sql: "ROLLBACK TO SAVEPOINT write").execute()
+                            try db.cachedStatement(sql: "RELEASE SAVEPOINT write").execute()
+                        }
+                        throw error
+                    }
+                    if !alone { try db.cachedStatement(sql: "RELEASE SAVEPOINT write").execute() }
+                    applied.append(write)
+                } catch {
+                    guard db.isInsideTransaction else { throw error }
+                    refused.append((write, error))
+                }
+            }
+            if applied.isEmpty {
+                try db.cachedStatement(sql: "ROLLBACK").execute()
+            } else {
+                try db.cachedStatement(sql: "COMMIT").execute()
+            }
+        } catch {
+            applied.removeAll()
+            if db.isInsideTransaction { try? db.execute(sql: "ROLLBACK") }
+            throw error
+        }
     }
 
     /// Records why writes fail when `error` says the store cannot write (not a conflict, not

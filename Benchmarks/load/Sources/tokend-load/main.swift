@@ -16,6 +16,13 @@ let usage = """
         --mode signin --users U [--user-prefix P] [--password PW] [--dialect appmixer|v1|classic]
             connection c signs in as user P<c mod U> (email P<i>@load.example, username P<i>);
             expects 200 and the dialect's token member
+        --mode refresh --admin-socket PATH [--subject-prefix P]
+            issues one refresh family per connection through the admin socket (POST /admin/tokens,
+            subjects P<c>), then each connection rotates its family back to back with
+            POST /oauth2/token grant_type=refresh_token, presenting the newest refresh token it
+            got; anything but 200 with a new refresh_token is an error and ends that connection
+            (one thread per connection; with --busy-poll each polls its socket, yielding between
+            polls, instead of sleeping in read)
         --request-file F [--expect-status CODE] [--expect-body TEXT]
             F's bytes (a whole HTTP/1.1 request) sent as they are
       Requests go back to back on each connection, all connections driven by one thread's
@@ -30,6 +37,13 @@ let usage = """
                 [--audience AUD] [--lifetime SECONDS]
       signs N distinct ES256 (the current key's algorithm) access tokens with the current key
       of tokend's key directory, claims as tokend issues them; one per line.
+
+    tokend-load sqlite-rotate --schema-from TOKEND_DB --db PATH [--threads T] [--seconds S]
+                [--warmup S] [--sealed-bytes B] [--label TEXT]
+      the raw SQLite reference for refresh rotations: copies tokend's schema from TOKEND_DB (read
+      only) into a new PATH (WAL, synchronous = FULL), then T threads (one connection and family
+      each, one writer at a time) run the transaction of SQLiteTokenStore.updateRefreshToken's
+      rotation and its event back to back, prepared statements on libsqlite3.
 
     tokend-load argon2-rate [--seconds S] [--threads T] [--memory-kib M] [--iterations T]
                 [--parallelism P]
@@ -125,6 +139,28 @@ func runLoad(_ arguments: Arguments) throws -> Int32 {
             let request = token.withUnsafeBytes { RequestPlan.introspection(path: path, token: $0) }
             plan = .fixed([request])
             preflightRequest = request
+        case "refresh":
+            let tokens = try RefreshRunner.issue(
+                adminSocket: try arguments.required("--admin-socket"),
+                count: connections,
+                subjectPrefix: arguments.string("--subject-prefix") ?? "load-refresh-"
+            )
+            let settings = RunSettings(
+                socket: socket,
+                connections: connections,
+                seconds: seconds,
+                warmup: warmup,
+                rate: nil,
+                label: arguments.string("--label") ?? mode
+            )
+            let summary = try RefreshRunner.run(
+                settings,
+                tokens: tokens,
+                busyPoll: arguments.flags.contains("--busy-poll") && !arguments.flags.contains("--no-busy-poll")
+            )
+            print(summary.report(), terminator: "")
+            fflush(nil)
+            return summary.verdict == "ok" ? 0 : 2
         case "signin":
             let users = try arguments.int("--users", range: 1...1_000_000)
             let prefix = arguments.string("--user-prefix") ?? "load-user-"
@@ -160,7 +196,7 @@ func runLoad(_ arguments: Arguments) throws -> Int32 {
             )
             label = "signin-\(dialect)"
         default:
-            throw LoadError("--mode must be introspect-unique, introspect-repeated or signin\n\n\(usage)")
+            throw LoadError("--mode must be introspect-unique, introspect-repeated, signin or refresh\n\n\(usage)")
         }
     }
     if let text = arguments.string("--label") { label = text }
@@ -216,6 +252,22 @@ func mintTokens(_ arguments: Arguments) throws -> Int32 {
     return 0
 }
 
+func sqliteRotate(_ arguments: Arguments) throws -> Int32 {
+    var settings = SQLiteRotate.Settings()
+    settings.schemaFrom = try arguments.required("--schema-from")
+    settings.database = try arguments.required("--db")
+    settings.threads = try arguments.int("--threads", default: 1, range: 1...1024)
+    settings.seconds = try arguments.double("--seconds", default: 5)!
+    settings.warmup = try arguments.double("--warmup", default: 1)!
+    settings.sealedBytes = try arguments.int("--sealed-bytes", default: 900, range: 0...65536)
+    if let label = arguments.string("--label") { settings.label = label }
+    guard settings.seconds > 0 else { throw LoadError("--seconds must be > 0") }
+    let summary = try SQLiteRotate.run(settings)
+    print(summary.report(), terminator: "")
+    fflush(nil)
+    return summary.verdict == "ok" ? 0 : 2
+}
+
 func argon2Rate(_ arguments: Arguments) throws -> Int32 {
     var settings = Argon2Rate.Settings()
     settings.seconds = try arguments.double("--seconds", default: 10)!
@@ -254,6 +306,7 @@ do {
     case "run": status = try runLoad(arguments)
     case "tokens": status = try mintTokens(arguments)
     case "argon2-rate": status = try argon2Rate(arguments)
+    case "sqlite-rotate": status = try sqliteRotate(arguments)
     default: throw LoadError("unknown command \(command)\n\n\(usage)")
     }
     exit(status)

@@ -1,0 +1,16 @@
+#ifndef TOKEND_LOAD_CSQLITE_SHIM_H
+#define TOKEND_LOAD_CSQLITE_SHIM_H
+#include <sqlite3.h>
+
+/* SQLITE_TRANSIENT is a cast of -1 to a function pointer, which Swift does not import. */
+
+/// sqlite3_bind_text with SQLITE_TRANSIENT (SQLite copies the bytes).
+static inline int tokend_load_bind_text(sqlite3_stmt *statement, int index, const void *bytes, int count) {
+    return sqlite3_bind_text(statement, index, (const char *)bytes, count, SQLITE_TRANSIENT);
+}
+
+/// sqlite3_bind_blob with SQLITE_TRANSIENT (SQLite copies the bytes).
+static inline int tokend_load_bind_blob(sqlite3_stmt *statement, int index, const void *bytes, int count) {
+    return sqlite3_bind_blob(statement, index, bytes, count, SQLITE_TRANSIENT);
+}
+#endif
