@@ -56,7 +56,8 @@
 #   DAEMON_SCHED_IDLE=0       1 repeats the latency runs after `chrt --idle` on the hashing threads
 #                             (tokend moves them to SCHED_IDLE itself since 2026-11-23; kept to
 #                             check that it did)
-#   DAEMON_PARTS="intro signin latency hostile refresh"  which of 1, 2, 3, 4 and 5 to run
+#   DAEMON_PARTS="intro signin latency hostile refresh"  which of 1, 2, 3, 4 and 5 to run; add
+#                             refresh-pg for 5 on PostgreSQL beside pgbench (README's cluster setup)
 #   DAEMON_REFRESH_CONNECTIONS="1 32"  connections (and reference threads) of part 5
 #   DAEMON_FLOODERS=4         connections of part 4's many-key JSON flood
 #   DAEMON_TOKEND_ENV=        extra VAR=value words for tokend, for experiments (e.g.
@@ -252,6 +253,7 @@ cleanup() {
     stop_pid "$TOKEND_PID" TERM
     stop_pid "$BASE_PID" TERM
     for pid in "${REFRESH_PIDS[@]}"; do stop_pid "$pid" TERM; done
+    [ -n "${PG_PID:-}" ] && kill -INT "$PG_PID" 2>/dev/null
     stop_pid "$NGINX_PID" QUIT
     for pid in "${FLOOR_PIDS[@]}"; do stop_pid "$pid" TERM; done
     [ -f "$WORK/tokend.log" ] && cp "$WORK/tokend.log" "$OUT/tokend.log"
@@ -798,6 +800,56 @@ sqlite_reference() {
 
 if has_part refresh; then
     refresh_rotations sqlite "TOKEND_STORE=sqlite:$WORK/var/refresh-{which}.db" sqlite_reference
+fi
+
+# The PostgreSQL variant (part refresh-pg): a throwaway cluster of PostgreSQL 15 in $WORK/pg on
+# a Unix socket, its server pinned to the server core beside tokend (fsync and
+# synchronous_commit on, as PostgreSQL ships), tokend on database refresh with a KEK of its
+# own; the reference is pgbench running Benchmarks/postgres/refresh.sql (the store's rotation,
+# statement for statement, one family per client) from the load core, as tokend-load does.
+# The baseline binary predates the PostgreSQL store and is not run here.
+PG_PID=""
+PG_AS=()
+[ "$(id -u)" = 0 ] && PG_AS=(runuser -u postgres --)
+pgbench_reference() {
+    local name="$1" c="$2" psql=("$PG_BIN/psql" -X -q -h "$WORK/pg" -U tokend -d refresh)
+    "${psql[@]}" -c "DELETE FROM tokend.refresh_families WHERE id LIKE 'bench-%'" >/dev/null
+    "${psql[@]}" -v clients="$c" -f "$ROOT/Benchmarks/postgres/refresh-setup.sql" >/dev/null
+    "${psql[@]}" -c "VACUUM ANALYZE tokend.refresh_tokens" >/dev/null
+    local out
+    out="$(taskset -c "$LOAD_CORE" pgbench -h "$WORK/pg" -U tokend -n -M prepared -D n=0 -c "$c" -j 1 \
+        -T "$SECS" -f "$ROOT/Benchmarks/postgres/refresh.sql" refresh 2>&1)"
+    echo "$out"
+    local tps lat failed
+    tps="$(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' <<<"$out")"
+    lat="$(sed -n 's/^latency average = \([0-9.]*\) ms/\1/p' <<<"$out")"
+    failed="$(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' <<<"$out")"
+    if [ -n "$tps" ] && [ "${failed:-0}" = 0 ]; then
+        echo "RESULT label=$name rps=$tps p50_us=$(python3 -c "print(round(float('${lat:-0}')*1000))") verdict=ok"
+    else
+        echo "RESULT label=$name verdict=failed"
+    fi
+}
+if has_part refresh-pg; then
+    PG_BIN="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)"
+    mkdir -p "$WORK/pg"
+    [ "$(id -u)" = 0 ] && chown postgres "$WORK/pg" && chmod 755 "$WORK"
+    "${PG_AS[@]}" "$PG_BIN/initdb" -D "$WORK/pg/data" -U tokend -A trust -E UTF8 >"$OUT/pg-initdb.txt" 2>&1
+    taskset -c "$SERVER_CORE" "${PG_AS[@]}" "$PG_BIN/pg_ctl" -D "$WORK/pg/data" -l "$WORK/pg/server.log" -w \
+        -o "-k $WORK/pg -c listen_addresses='' -c max_connections=200" start >/dev/null
+    PG_PID="$(head -1 "$WORK/pg/data/postmaster.pid")"
+    "$PG_BIN/psql" -X -q -h "$WORK/pg" -U tokend -d postgres -c "CREATE DATABASE refresh"
+    echo "postgres=$("$PG_BIN/postgres" --version) fsync=on synchronous_commit=on" >>"$OUT/machine.txt"
+    (umask 077 && head -c 32 /dev/urandom >"$WORK/kek")
+    save_base="$BASE_TOKEND"
+    BASE_TOKEND=""
+    refresh_rotations postgres \
+        "TOKEND_STORE=postgres://tokend@/refresh?host=$WORK/pg TOKEND_KEY_ENCRYPTION_KEY_FILE=$WORK/kek" \
+        pgbench_reference
+    BASE_TOKEND="$save_base"
+    kill -INT "$PG_PID" 2>/dev/null || true
+    for _ in $(seq 100); do kill -0 "$PG_PID" 2>/dev/null || break; sleep 0.1; done
+    PG_PID=""
 fi
 
 echo "loadavg_after=$(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/machine.txt"

@@ -46,9 +46,11 @@ extension PostgresTokenStore {
         return found
     }
 
-    /// The token with `hash` and its family, both rows locked `FOR UPDATE` by one statement.
+    /// The token with `hash` and its family, read by one statement; with `lock`, both rows
+    /// locked `FOR UPDATE`.
     static func fetchTokenAndFamily(
         hash: [UInt8],
+        lock: Bool,
         _ connection: PostgresConnection,
         logger: Logger
     ) async throws -> (RefreshTokenRecord?, RefreshFamily?) {
@@ -60,7 +62,7 @@ extension PostgresTokenStore {
                 unsafeSQL: """
                     SELECT \(columns.joined(separator: ", "))
                     FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id
-                    WHERE t.hash = $1 FOR UPDATE
+                    WHERE t.hash = $1\(lock ? " FOR UPDATE" : "")
                     """,
                 binds: binds(buffer(hash))
             ),

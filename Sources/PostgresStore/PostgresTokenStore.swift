@@ -249,7 +249,7 @@ public final class PostgresTokenStore: TokenStore {
         try await write("updating a refresh token") { connection in
             // The token and its family read and locked by one statement (every writer that
             // locks both locks them so), so concurrent uses of one token run one after another.
-            let (token, family) = try await Self.fetchTokenAndFamily(hash: hash, connection, logger: quiet)
+            let (token, family) = try await Self.fetchTokenAndFamily(hash: hash, lock: true, connection, logger: quiet)
             let decision = try decide(token, family)
             switch decision.change {
             case .none:
@@ -287,6 +287,16 @@ public final class PostgresTokenStore: TokenStore {
                 }
             }
             return decision.outcome
+        }
+    }
+
+    /// The token and its family as last committed, by one statement (no lock, no transaction):
+    /// what a refresh prepares from before `updateRefreshToken` decides again under the lock.
+    public func refreshToken(hash: [UInt8]) async throws -> StoredRefreshToken {
+        let quiet = quiet
+        return try await readOne("reading a refresh token") { connection in
+            let (token, family) = try await Self.fetchTokenAndFamily(hash: hash, lock: false, connection, logger: quiet)
+            return StoredRefreshToken(token: token, family: family)
         }
     }
 
@@ -545,12 +555,21 @@ public final class PostgresTokenStore: TokenStore {
         try await transaction(operation, begin: "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", writing: false, body)
     }
 
+    /// Runs `body` (one statement) outside a transaction: a single read needs no BEGIN and
+    /// COMMIT round trips of its own.
+    func readOne<T: Sendable>(
+        _ operation: String,
+        _ body: @Sendable (PostgresConnection) async throws -> T
+    ) async throws -> T {
+        try await transaction(operation, begin: nil, writing: false, body)
+    }
+
     /// Attempts one operation makes at most when the database asks it to retry.
     static let maximumAttempts = 10
 
     private func transaction<T: Sendable>(
         _ operation: String,
-        begin: PostgresQuery,
+        begin: PostgresQuery?,
         writing: Bool,
         _ body: @Sendable (PostgresConnection) async throws -> T
     ) async throws -> T {
@@ -570,6 +589,11 @@ public final class PostgresTokenStore: TokenStore {
                     do {
                         return try await self.client.withConnection { connection in
                             lease.hold(connection)
+                            guard let begin else {
+                                do { return try await body(connection) } catch {
+                                    throw PostgresFailure.passingThrough(error)
+                                }
+                            }
                             _ = try await connection.query(begin, logger: quiet)
                             do {
                                 let result: T

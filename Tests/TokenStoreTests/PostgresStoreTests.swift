@@ -17,7 +17,8 @@ struct PostgresStoreTests {
             location: try PostgresLocation(parsing: url),
             password: nil,
             logger: StoreFixtures.quietLogger,
-            operationTimeout: timeout
+            operationTimeout: timeout,
+            maximumConnections: 4
         )
     }
 

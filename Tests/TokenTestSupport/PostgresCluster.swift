@@ -61,7 +61,7 @@ public final class PostgresCluster: Sendable {
     private static func startArguments(data: String, log: String, socketDirectory: String) -> [String] {
         [
             "-D", data, "-l", log, "-w", "-t", "60", "-o",
-            "-k \(socketDirectory) -c listen_addresses='' -c unix_socket_permissions=0700",
+            "-k \(socketDirectory) -c listen_addresses='' -c unix_socket_permissions=0700 -c max_connections=400",
         ]
     }
 

@@ -36,7 +36,8 @@ func withStore<T>(
                 location: try PostgresLocation(parsing: try await SharedPostgresCluster.freshDatabase()),
                 password: nil,
                 logger: StoreFixtures.quietLogger,
-                eventRetention: eventRetention
+                eventRetention: eventRetention,
+                maximumConnections: 4
             )
         }
         do {
