@@ -13,6 +13,40 @@ extension PostgresTokenStore {
         last_access_expires_at
         """
 
+    /// The token in `tokenColumns`' order from column `first` on.
+    static func token(_ cells: PostgresRandomAccessRow, at first: Int) throws -> RefreshTokenRecord {
+        let state = try cells[first + 2].decode(String.self)
+        guard let tokenState = RefreshTokenRecord.State(rawValue: state) else {
+            throw TokenStoreError.schema("a stored refresh token has the unknown state '\(state)'")
+        }
+        return RefreshTokenRecord(
+            hash: bytes(try cells[first].decode(ByteBuffer.self)),
+            familyID: try cells[first + 1].decode(String.self),
+            state: tokenState,
+            createdAt: try cells[first + 3].decode(Double.self),
+            spentAt: try cells[first + 4].decode(Double?.self),
+            successorHash: try cells[first + 5].decode(ByteBuffer?.self).map(bytes),
+            successorSealed: try cells[first + 6].decode(ByteBuffer?.self).map(bytes)
+        )
+    }
+
+    /// The family in `familyColumns`' order from column `first` on.
+    static func family(_ cells: PostgresRandomAccessRow, at first: Int) throws -> RefreshFamily {
+        RefreshFamily(
+            id: try cells[first].decode(String.self),
+            subject: try cells[first + 1].decode(String.self),
+            clientID: try cells[first + 2].decode(String.self),
+            scope: try cells[first + 3].decode(String.self),
+            dialect: try cells[first + 4].decode(String.self),
+            createdAt: try cells[first + 5].decode(Double.self),
+            expiresAt: try cells[first + 6].decode(Double.self),
+            revokedAt: try cells[first + 7].decode(Double?.self),
+            revokedReason: try cells[first + 8].decode(String?.self),
+            lastAccessJTI: try cells[first + 9].decode(String?.self),
+            lastAccessExpiresAt: try cells[first + 10].decode(Double?.self)
+        )
+    }
+
     static func fetchToken(
         hash: [UInt8],
         lock: Bool,
@@ -27,22 +61,7 @@ extension PostgresTokenStore {
             logger: logger
         )
         var found: RefreshTokenRecord?
-        for try await (hash, familyID, state, createdAt, spentAt, successorHash, successorSealed) in rows.decode(
-            (ByteBuffer, String, String, Double, Double?, ByteBuffer?, ByteBuffer?).self
-        ) {
-            guard let state = RefreshTokenRecord.State(rawValue: state) else {
-                throw TokenStoreError.schema("a stored refresh token has the unknown state '\(state)'")
-            }
-            found = RefreshTokenRecord(
-                hash: bytes(hash),
-                familyID: familyID,
-                state: state,
-                createdAt: createdAt,
-                spentAt: spentAt,
-                successorHash: successorHash.map(bytes),
-                successorSealed: successorSealed.map(bytes)
-            )
-        }
+        for try await row in rows { found = try token(row.makeRandomAccess(), at: 0) }
         return found
     }
 
@@ -71,33 +90,7 @@ extension PostgresTokenStore {
         var found: (RefreshTokenRecord?, RefreshFamily?) = (nil, nil)
         for try await row in rows {
             let cells = row.makeRandomAccess()
-            let state = try cells[2].decode(String.self)
-            guard let tokenState = RefreshTokenRecord.State(rawValue: state) else {
-                throw TokenStoreError.schema("a stored refresh token has the unknown state '\(state)'")
-            }
-            let token = RefreshTokenRecord(
-                hash: bytes(try cells[0].decode(ByteBuffer.self)),
-                familyID: try cells[1].decode(String.self),
-                state: tokenState,
-                createdAt: try cells[3].decode(Double.self),
-                spentAt: try cells[4].decode(Double?.self),
-                successorHash: try cells[5].decode(ByteBuffer?.self).map(bytes),
-                successorSealed: try cells[6].decode(ByteBuffer?.self).map(bytes)
-            )
-            let family = RefreshFamily(
-                id: try cells[7].decode(String.self),
-                subject: try cells[8].decode(String.self),
-                clientID: try cells[9].decode(String.self),
-                scope: try cells[10].decode(String.self),
-                dialect: try cells[11].decode(String.self),
-                createdAt: try cells[12].decode(Double.self),
-                expiresAt: try cells[13].decode(Double.self),
-                revokedAt: try cells[14].decode(Double?.self),
-                revokedReason: try cells[15].decode(String?.self),
-                lastAccessJTI: try cells[16].decode(String?.self),
-                lastAccessExpiresAt: try cells[17].decode(Double?.self)
-            )
-            found = (token, family)
+            found = (try token(cells, at: 0), try family(cells, at: 7))
         }
         return found
     }
@@ -178,26 +171,7 @@ extension PostgresTokenStore {
             logger: logger
         )
         var found: RefreshFamily?
-        for try await (
-            id, subject, clientID, scope, dialect, createdAt, expiresAt, revokedAt, revokedReason, lastAccessJTI,
-            lastAccessExpiresAt
-        ) in rows.decode(
-            (String, String, String, String, String, Double, Double, Double?, String?, String?, Double?).self
-        ) {
-            found = RefreshFamily(
-                id: id,
-                subject: subject,
-                clientID: clientID,
-                scope: scope,
-                dialect: dialect,
-                createdAt: createdAt,
-                expiresAt: expiresAt,
-                revokedAt: revokedAt,
-                revokedReason: revokedReason,
-                lastAccessJTI: lastAccessJTI,
-                lastAccessExpiresAt: lastAccessExpiresAt
-            )
-        }
+        for try await row in rows { found = try family(row.makeRandomAccess(), at: 0) }
         return found
     }
 

@@ -76,6 +76,11 @@ public final class PostgresCluster: Sendable {
 
     /// `pg_ctl restart -m fast`: every session is ended, the server comes back with a new PID.
     public func restart() async throws {
+        try await serverControl(["-m", "fast", "restart"])
+    }
+
+    /// Runs `pg_ctl … COMMAND` with the cluster's start arguments, then reads the new PID.
+    private func serverControl(_ command: [String]) async throws {
         let result = try await Self.server(
             "pg_ctl",
             Self.startArguments(
@@ -83,12 +88,12 @@ public final class PostgresCluster: Sendable {
                 log: directory.file("server.log"),
                 socketDirectory: socketDirectory
             )
-                + ["-m", "fast", "restart"],
+                + command,
             binaries: binaries,
             owner: owner,
             in: directory.path
         )
-        guard result.succeeded else { throw HarnessError("pg_ctl restart failed: \(result)") }
+        guard result.succeeded else { throw HarnessError("pg_ctl \(command.joined(separator: " ")) failed: \(result)") }
         let pid = try Self.readPID(data: dataDirectory)
         currentPID.withLock { $0 = pid }
     }
@@ -107,21 +112,7 @@ public final class PostgresCluster: Sendable {
 
     /// Starts the stopped server again.
     public func startServer() async throws {
-        let result = try await Self.server(
-            "pg_ctl",
-            Self.startArguments(
-                data: dataDirectory,
-                log: directory.file("server.log"),
-                socketDirectory: socketDirectory
-            )
-                + ["start"],
-            binaries: binaries,
-            owner: owner,
-            in: directory.path
-        )
-        guard result.succeeded else { throw HarnessError("pg_ctl start failed: \(result)") }
-        let pid = try Self.readPID(data: dataDirectory)
-        currentPID.withLock { $0 = pid }
+        try await serverControl(["start"])
     }
 
     /// Creates a database: its `TOKEND_STORE` URL.
@@ -256,41 +247,59 @@ public enum SharedPostgresCluster {
     }
 }
 
-/// The shared cluster's state; the PID and directory are also kept where `atexit` can reach
-/// them without async code.
+/// The shared cluster's one start. Its end: a watcher process (`sh`, in a session of its own)
+/// that waits for the test process to exit, however it exits (the test runners leave without
+/// running `atexit` handlers, and a timeout kills them), then stops the server by its PID and
+/// removes the directory.
 private actor SharedCluster {
     /// The one start, shared by every caller (an actor alone would let a second caller in
     /// while the first awaits `start()`, and start a second cluster).
     private var starting: Task<PostgresCluster, any Error>?
-    nonisolated(unsafe) static var exitPID: Int32 = 0
-    nonisolated(unsafe) static var exitDirectory: String?
 
     func cluster() async throws -> PostgresCluster {
         if let starting { return try await starting.value }
         let task = Task { () throws -> PostgresCluster in
             let cluster = try await PostgresCluster.start()
-            SharedCluster.exitPID = cluster.pid
-            SharedCluster.exitDirectory = cluster.directory.path
-            atexit { SharedCluster.stopAtExit() }
+            do {
+                try Self.watch(cluster)
+            } catch {
+                await cluster.stop()
+                throw error
+            }
             return cluster
         }
         starting = task
         return try await task.value
     }
 
-    /// Fast shutdown by PID (well under a second), SIGKILL after 10 s; the directory goes
-    /// either way.
-    nonisolated static func stopAtExit() {
-        let pid = exitPID
-        guard pid > 0, kill(pid, SIGINT) == 0 else { return }
-        for _ in 0..<500 {
-            if kill(pid, 0) != 0 { break }
-            if let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), stat.contains(") Z") {
-                break
-            }
-            usleep(20_000)
+    /// Starts the watcher of `cluster` for this process.
+    private static func watch(_ cluster: PostgresCluster) throws {
+        let script = """
+            while kill -0 "$1" 2>/dev/null; do sleep 0.5; done
+            kill -INT "$2" 2>/dev/null
+            i=0
+            while kill -0 "$2" 2>/dev/null && [ "$i" -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+            kill -KILL "$2" 2>/dev/null
+            rm -rf "$3"
+            """
+        let arguments = ["/bin/sh", "-c", script, "pg-watch", "\(getpid())", "\(cluster.pid)", cluster.directory.path]
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        // POSIX_SPAWN_SETSID (glibc, 0x80; not exported without _GNU_SOURCE): a session of its own.
+        posix_spawnattr_setflags(&attributes, 0x80)
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        var pointers = arguments.map { strdup($0) } + [nil]
+        defer { for pointer in pointers { free(pointer) } }
+        var pid: pid_t = 0
+        let status = posix_spawn(&pid, "/bin/sh", &actions, &attributes, &pointers, environ)
+        guard status == 0 else {
+            throw HarnessError("cannot start the cluster's watcher: \(String(cString: strerror(status)))")
         }
-        if kill(pid, 0) == 0 { kill(pid, SIGKILL) }
-        if let directory = exitDirectory { try? FileManager.default.removeItem(atPath: directory) }
     }
 }
