@@ -46,6 +46,8 @@ struct FleetFaultTests {
         var turn = 0
         while !load.stop.load(ordering: .relaxed) {
             turn += 1
+            var doing = turn % 2 == 0 ? "POST /admin/tokens (refresh)" : "POST /admin/tokens"
+            let began = ContinuousClock.now
             do {
                 if turn % 2 == 0 {
                     let reply = try await node.admin(
@@ -82,6 +84,7 @@ struct FleetFaultTests {
                         continue
                     }
                     let jti = try TokenParts(token).jti ?? ""
+                    doing = "POST /oauth2/revoke"
                     let reply = try await node.revoke(token)
                     load.record(
                         Outcome(
@@ -94,7 +97,8 @@ struct FleetFaultTests {
                     )
                 }
             } catch {
-                load.errors.withLock { $0.append("\(node.name): \(error)") }
+                let elapsed = ContinuousClock.now - began
+                load.errors.withLock { $0.append("\(node.name): \(doing) after \(elapsed): \(error)") }
                 try? await Task.sleep(for: .milliseconds(50))
             }
         }
@@ -137,6 +141,11 @@ struct FleetFaultTests {
                 let outcomes = load.outcomes.withLock { $0 }
                 let errors = load.errors.withLock { $0 }
                 #expect(errors.isEmpty, "requests that got no answer: \(errors.prefix(5))")
+                if !errors.isEmpty {
+                    for (name, log) in fleet.logs {
+                        print("--- \(name)'s log (end)\n\(log.lastLines(40).redactingSecrets)")
+                    }
+                }
                 let statuses = Dictionary(grouping: outcomes, by: \.status).mapValues(\.count)
                 #expect(Set(statuses.keys).isSubset(of: [200, 503]), "answers during the restart: \(statuses)")
                 for outcome in outcomes where outcome.status != 200 {
