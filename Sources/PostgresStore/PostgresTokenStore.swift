@@ -116,16 +116,19 @@ public final class PostgresTokenStore: TokenStore {
             var snapshot = RevocationSnapshot()
             let access = try await connection.query(
                 "SELECT jti, expires_at FROM revoked_access_tokens WHERE expires_at > \(now)",
-                logger: quiet
+                logger: self.quiet
             )
             for try await (jti, expiresAt) in access.decode((String, Double).self) {
                 snapshot.revokedAccessTokens[jti] = expiresAt
             }
-            let cutoffs = try await connection.query("SELECT subject, not_before FROM subject_cutoffs", logger: quiet)
+            let cutoffs = try await connection.query(
+                "SELECT subject, not_before FROM subject_cutoffs",
+                logger: self.quiet
+            )
             for try await (subject, notBefore) in cutoffs.decode((String, Double).self) {
                 snapshot.subjectCutoffs[subject] = notBefore
             }
-            for try await kid in try await connection.query("SELECT kid FROM revoked_keys", logger: quiet).decode(
+            for try await kid in try await connection.query("SELECT kid FROM revoked_keys", logger: self.quiet).decode(
                 String.self
             ) {
                 snapshot.revokedKeys.insert(kid)
@@ -138,12 +141,12 @@ public final class PostgresTokenStore: TokenStore {
                         """,
                     binds: Self.binds(now)
                 ),
-                logger: quiet
+                logger: self.quiet
             )
             for try await (id, end) in families.decode((String, Double).self) {
                 snapshot.revokedFamilies[id] = end
             }
-            snapshot.cursor = try await Self.lastSequence(connection, logger: quiet)
+            snapshot.cursor = try await Self.lastSequence(connection, logger: self.quiet)
             return snapshot
         }
     }
@@ -166,7 +169,7 @@ public final class PostgresTokenStore: TokenStore {
                     WHERE excluded.expires_at > r.expires_at
                     RETURNING 1
                     """,
-                    logger: quiet
+                    logger: self.quiet
                 )
             )
             if changed > 0 {
@@ -174,7 +177,7 @@ public final class PostgresTokenStore: TokenStore {
                     StoreEvents.revokeAccess(jti: jti, subject: subject, expiresAt: expiresAt, reason: reason),
                     at: at,
                     connection,
-                    logger: quiet
+                    logger: self.quiet
                 )
             }
         }
@@ -190,7 +193,7 @@ public final class PostgresTokenStore: TokenStore {
                     WHERE excluded.not_before > c.not_before
                     RETURNING 1
                     """,
-                    logger: quiet
+                    logger: self.quiet
                 )
             )
             if changed > 0 {
@@ -198,7 +201,7 @@ public final class PostgresTokenStore: TokenStore {
                     StoreEvents.subjectCutoff(subject: subject, notBefore: notBefore, reason: reason),
                     at: notBefore,
                     connection,
-                    logger: quiet
+                    logger: self.quiet
                 )
             }
         }
@@ -212,7 +215,7 @@ public final class PostgresTokenStore: TokenStore {
                     INSERT INTO revoked_keys (kid, revoked_at, reason) VALUES (\(kid), \(at), \(reason))
                     ON CONFLICT (kid) DO NOTHING RETURNING 1
                     """,
-                    logger: quiet
+                    logger: self.quiet
                 )
             )
             if changed > 0 {
@@ -220,7 +223,7 @@ public final class PostgresTokenStore: TokenStore {
                     StoreEvents.revokeKey(kid: kid, reason: reason),
                     at: at,
                     connection,
-                    logger: quiet
+                    logger: self.quiet
                 )
             }
         }
@@ -229,30 +232,35 @@ public final class PostgresTokenStore: TokenStore {
     public func createRefreshFamily(_ family: RefreshFamily, firstToken: RefreshTokenRecord) async throws {
         try StoreValidation.checkNewFamily(family, firstToken: firstToken)
         try await write("creating a refresh family") { connection in
-            if try await Self.fetchFamily(id: family.id, lock: false, connection, logger: quiet) != nil {
+            if try await Self.fetchFamily(id: family.id, lock: false, connection, logger: self.quiet) != nil {
                 throw TokenStoreError.conflict("refresh family \(family.id) exists already")
             }
-            if try await Self.fetchToken(hash: firstToken.hash, lock: false, connection, logger: quiet) != nil {
+            if try await Self.fetchToken(hash: firstToken.hash, lock: false, connection, logger: self.quiet) != nil {
                 throw TokenStoreError.conflict("the first refresh token of family \(family.id) exists already")
             }
-            try await Self.insert(family, connection, logger: quiet)
-            try await Self.insert(firstToken, connection, logger: quiet)
-            try await Self.append(StoreEvents.familyCreated(family), at: family.createdAt, connection, logger: quiet)
+            try await Self.insert(family, connection, logger: self.quiet)
+            try await Self.insert(firstToken, connection, logger: self.quiet)
+            try await Self.append(
+                StoreEvents.familyCreated(family),
+                at: family.createdAt,
+                connection,
+                logger: self.quiet
+            )
         }
     }
 
     public func updateRefreshToken<Outcome: Sendable>(
         hash: [UInt8],
         now: Double,
-        _ decide: @Sendable (RefreshTokenRecord?, RefreshFamily?) throws -> RefreshDecision<Outcome>
+        _ decide: @escaping @Sendable (RefreshTokenRecord?, RefreshFamily?) throws -> RefreshDecision<Outcome>
     ) async throws -> Outcome {
         try await write("updating a refresh token") { connection in
             // The token row locked first, then its family's: every writer that takes both
             // takes them in this order, so concurrent rotations wait rather than deadlock.
-            let token = try await Self.fetchToken(hash: hash, lock: true, connection, logger: quiet)
+            let token = try await Self.fetchToken(hash: hash, lock: true, connection, logger: self.quiet)
             var family: RefreshFamily?
             if let token {
-                family = try await Self.fetchFamily(id: token.familyID, lock: true, connection, logger: quiet)
+                family = try await Self.fetchFamily(id: token.familyID, lock: true, connection, logger: self.quiet)
             }
             let decision = try decide(token, family)
             var defaultEvent: StoreEvents.Draft?
@@ -270,7 +278,7 @@ public final class PostgresTokenStore: TokenStore {
                         WHERE hash = \(Self.buffer(spent.hash)) AND family_id = \(spent.familyID)
                         RETURNING 1
                         """,
-                        logger: quiet
+                        logger: self.quiet
                     )
                 )
                 guard updated == 1 else {
@@ -278,12 +286,12 @@ public final class PostgresTokenStore: TokenStore {
                         "rotation in family \(spent.familyID): the spent refresh token is not stored in that family"
                     )
                 }
-                if try await Self.fetchToken(hash: successor.hash, lock: false, connection, logger: quiet) != nil {
+                if try await Self.fetchToken(hash: successor.hash, lock: false, connection, logger: self.quiet) != nil {
                     throw TokenStoreError.conflict(
                         "rotation in family \(spent.familyID): the successor refresh token exists already"
                     )
                 }
-                try await Self.insert(successor, connection, logger: quiet)
+                try await Self.insert(successor, connection, logger: self.quiet)
                 let subjects = try await connection.query(
                     """
                     UPDATE refresh_families SET last_access_jti = \(accessJTI),
@@ -291,7 +299,7 @@ public final class PostgresTokenStore: TokenStore {
                     WHERE id = \(spent.familyID)
                     RETURNING subject
                     """,
-                    logger: quiet
+                    logger: self.quiet
                 )
                 var subject: String?
                 for try await value in subjects.decode(String.self) { subject = value }
@@ -301,12 +309,18 @@ public final class PostgresTokenStore: TokenStore {
                     accessJTI: accessJTI
                 )
             case .revokeFamily(let id, let reason):
-                if let subject = try await Self.endFamily(id: id, at: now, reason: reason, connection, logger: quiet) {
+                if let subject = try await Self.endFamily(
+                    id: id,
+                    at: now,
+                    reason: reason,
+                    connection,
+                    logger: self.quiet
+                ) {
                     defaultEvent = StoreEvents.familyRevoked(familyID: id, subject: subject, reason: reason)
                 }
             }
             if let event = StoreEvents.forDecision(decision.event, defaultEvent: { defaultEvent }) {
-                try await Self.append(event, at: now, connection, logger: quiet)
+                try await Self.append(event, at: now, connection, logger: self.quiet)
             }
             return decision.outcome
         }
@@ -314,12 +328,12 @@ public final class PostgresTokenStore: TokenStore {
 
     public func revokeRefreshFamily(id: String, at: Double, reason: String) async throws {
         try await write("revoking a refresh family") { connection in
-            if let subject = try await Self.endFamily(id: id, at: at, reason: reason, connection, logger: quiet) {
+            if let subject = try await Self.endFamily(id: id, at: at, reason: reason, connection, logger: self.quiet) {
                 try await Self.append(
                     StoreEvents.familyRevoked(familyID: id, subject: subject, reason: reason),
                     at: at,
                     connection,
-                    logger: quiet
+                    logger: self.quiet
                 )
             }
         }
@@ -327,7 +341,7 @@ public final class PostgresTokenStore: TokenStore {
 
     public func refreshFamily(id: String) async throws -> RefreshFamily? {
         try await read("reading a refresh family") { connection in
-            try await Self.fetchFamily(id: id, lock: false, connection, logger: quiet)
+            try await Self.fetchFamily(id: id, lock: false, connection, logger: self.quiet)
         }
     }
 
@@ -339,7 +353,7 @@ public final class PostgresTokenStore: TokenStore {
                 SELECT sequence, at, kind, subject, detail FROM events
                 WHERE sequence > \(cursor) ORDER BY sequence LIMIT \(limit)
                 """,
-                logger: quiet
+                logger: self.quiet
             )
             var events: [TokenEvent] = []
             for try await (sequence, at, kind, subject, detail) in rows.decode(
@@ -357,7 +371,7 @@ public final class PostgresTokenStore: TokenStore {
                 StoreEvents.Draft(kind: kind, subject: subject, detail: detail),
                 at: at,
                 connection,
-                logger: quiet
+                logger: self.quiet
             )
         }
     }
@@ -543,7 +557,7 @@ public final class PostgresTokenStore: TokenStore {
     /// failures and deadlocks.
     func write<T: Sendable>(
         _ operation: String,
-        _ body: @Sendable (PostgresConnection) async throws -> T
+        _ body: @escaping @Sendable (PostgresConnection) async throws -> T
     ) async throws -> T {
         try await transaction(operation, begin: "BEGIN ISOLATION LEVEL READ COMMITTED", writing: true, body)
     }
@@ -551,7 +565,7 @@ public final class PostgresTokenStore: TokenStore {
     /// Runs `body` in a read-only transaction over one snapshot (REPEATABLE READ).
     func read<T: Sendable>(
         _ operation: String,
-        _ body: @Sendable (PostgresConnection) async throws -> T
+        _ body: @escaping @Sendable (PostgresConnection) async throws -> T
     ) async throws -> T {
         try await transaction(operation, begin: "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", writing: false, body)
     }
@@ -563,7 +577,7 @@ public final class PostgresTokenStore: TokenStore {
         _ operation: String,
         begin: PostgresQuery,
         writing: Bool,
-        _ body: @Sendable (PostgresConnection) async throws -> T
+        _ body: @escaping @Sendable (PostgresConnection) async throws -> T
     ) async throws -> T {
         guard !closed.load(ordering: .acquiring) else {
             throw TokenStoreError.unavailable("\(operation) failed: the store is closed")

@@ -304,7 +304,7 @@ public final class SQLiteTokenStore: TokenStore {
     public func updateRefreshToken<Outcome: Sendable>(
         hash: [UInt8],
         now: Double,
-        _ decide: @Sendable (RefreshTokenRecord?, RefreshFamily?) throws -> RefreshDecision<Outcome>
+        _ decide: @escaping @Sendable (RefreshTokenRecord?, RefreshFamily?) throws -> RefreshDecision<Outcome>
     ) async throws -> Outcome {
         try await write("updating a refresh token") { db in
             // Read inside the write transaction: no other write can slip in between.
