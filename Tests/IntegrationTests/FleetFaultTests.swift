@@ -183,7 +183,7 @@ struct FleetFaultTests {
         let revokedJTIs = revoked.map(\.jti)
         let stored = try await Fleet.value(
             cluster,
-            "SELECT string_agg(jti, ' ') FROM revoked_access_tokens",
+            "SELECT string_agg(jti, ' ') FROM tokend.revoked_access_tokens",
             database: databaseName(fleet.storeURL)
         )
         let storedJTIs = Set(stored.split(separator: " ").map(String.init))

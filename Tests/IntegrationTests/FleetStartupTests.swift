@@ -68,6 +68,30 @@ struct FleetStartupTests {
         #expect(LogSecrecyTests.leak(of: password, in: result.output) == nil, "the password is in tokend's output")
     }
 
+    @Test("a node refuses a database migrated by a newer tokend, saying which version it found")
+    func newerSchema() async throws {
+        let url = try await SharedPostgresCluster.freshDatabase()
+        let cluster = try await SharedPostgresCluster.cluster()
+        let fleet = try Fleet("fleet-schema", storeURL: url)
+        do {
+            let first = try await fleet.start("a")
+            #expect(await first.stop() == .exited(0))
+            let future = try await cluster.psql(
+                "INSERT INTO tokend.schema_migrations (version, name) VALUES (999, 'from a newer tokend')",
+                database: databaseName(url)
+            )
+            try #require(future.succeeded, "\(future)")
+            let refused = try await Tokend.refusedStart(fleet.sandbox, environment: fleet.environment)
+            #expect(refused.status == .exited(1), "\(refused)")
+            #expect(refused.stderr.contains("999"), "the refusal must name the version it found:\n\(refused)")
+            #expect(refused.stderr.contains("TOKEND_STORE"), "\(refused)")
+        } catch {
+            await fleet.stopAll()
+            throw error
+        }
+        await fleet.stopAll()
+    }
+
     @Test(
         "a fleet on a password-protected role: the password works from TOKEND_STORE_PASSWORD_FILE and is in no log; no private key is either"
     )
@@ -129,7 +153,7 @@ struct FleetStartupTests {
                 file: fleet.kekFile
             )
             let rows = try await cluster.psql(
-                "SELECT kid || ' ' || encode(sealed, 'hex') FROM signing_keys",
+                "SELECT kid || ' ' || encode(sealed, 'hex') FROM tokend.signing_keys",
                 database: database
             )
             try #require(rows.succeeded, "\(rows)")

@@ -17,7 +17,10 @@ struct FleetTests {
     func issueAnywhereRevokeAnywhere() async throws {
         try await withFleet("consistency") { fleet, nodes in
             let (a, b, c) = (nodes[0], nodes[1], nodes[2])
-            // Started at once, the three agree on one keyring: the same JWKS.
+            // Started at once, one of them migrated the database and the others found it done…
+            let migrated = nodes.filter { $0.log.contains("migrated the token database") }.map(\.name)
+            #expect(migrated.count == 1, "nodes that migrated: \(migrated)")
+            // …and the three agree on one keyring: the same JWKS.
             let jwks = try await a.jwks()
             #expect(try await b.jwks() == jwks, "b serves another JWKS than a")
             #expect(try await c.jwks() == jwks, "c serves another JWKS than a")
@@ -132,44 +135,55 @@ struct FleetTests {
         try await withFleet("rotate", environment: ["TOKEND_JWKS_MAX_AGE": "\(maxAge)s"]) { fleet, nodes in
             let (a, b, c) = (nodes[0], nodes[1], nodes[2])
             let before = try await a.keyStates()
-            let current = try #require(before.kid(in: "current"))
-            let next = try #require(before.kid(in: "next"))
+            #expect(before.kid(in: "current") != nil && before.kid(in: "next") != nil, "\(before)")
             let jwksBefore = try await a.jwks()
             for node in [b, c] { #expect(try await node.keyStates() == before, "\(node.name) holds another keyring") }
 
-            // Once the next key has been published for the max-age, a and b rotate at once.
-            try await Task.sleep(for: .seconds(maxAge) + .milliseconds(300))
-            let rotate = requestBytes("POST", "/admin/keys/rotate", body: .json("{}"))
-            let results = try await concurrently([(a.adminSocket, rotate), (b.adminSocket, rotate)])
-            let replies = try results.map { try $0.get() }
-            let accepted = replies.filter { $0.status == 200 }
-            #expect(accepted.count == 1, "\(replies.map(\.summary))")
-            for reply in replies where reply.status != 200 {
-                // The second finds a fresh next key, too young to promote: refused, not a 500.
-                #expect((400..<500).contains(reply.status), "\(reply.summary)")
-            }
-
-            // SIGHUP: every node rereads the keyring from the database.
-            for node in nodes { node.send(SIGHUP) }
-            let expected = ["previous": current, "current": next]
-            let states = try await eventually("every node to load the rotated keyring", timeout: .seconds(20)) {
-                () async throws -> [[String: String]]? in
-                var all: [[String: String]] = []
-                for node in nodes { all.append(try await node.keyStates()) }
-                let rotated = all.allSatisfy { states in
-                    expected.allSatisfy { states[$0.value] == $0.key }
+            // Once the next key has been published for the max-age, a and b rotate at once;
+            // then, once the new next key is old enough, all three at once.
+            var expected = before
+            for (round, rotating) in [[a, b], nodes].enumerated() {
+                let outgoing = try #require(expected.kid(in: "current"))
+                let incoming = try #require(expected.kid(in: "next"))
+                try await Task.sleep(for: .seconds(maxAge) + .milliseconds(300))
+                let rotate = requestBytes("POST", "/admin/keys/rotate", body: .json("{}"))
+                let results = try await concurrently(rotating.map { ($0.adminSocket, rotate) })
+                let replies = try results.map { try $0.get() }
+                #expect(replies.filter { $0.status == 200 }.count == 1, "round \(round): \(replies.map(\.summary))")
+                for reply in replies where reply.status != 200 {
+                    // The others find a fresh next key, too young to promote: refused, not a 500.
+                    #expect((400..<500).contains(reply.status), "round \(round): \(reply.summary)")
                 }
-                return rotated ? all : nil
+
+                // SIGHUP: every node rereads the keyring from the database.
+                for node in nodes { node.send(SIGHUP) }
+                let states = try await eventually("every node to load round \(round)'s keyring", timeout: .seconds(20))
+                {
+                    () async throws -> [[String: String]]? in
+                    var all: [[String: String]] = []
+                    for node in nodes { all.append(try await node.keyStates()) }
+                    let rotated = all.allSatisfy { $0[incoming] == "current" && $0[outgoing] == "previous" }
+                    return rotated ? all : nil
+                }
+                let newNext = try #require(states[0].kid(in: "next"))
+                #expect(
+                    Set(states[0].keys) == Set(expected.keys).union([newNext]),
+                    "round \(round): one rotation adds one key: \(states[0])"
+                )
+                #expect(states[1] == states[0] && states[2] == states[0], "different keyrings: \(states)")
+                expected = states[0]
+
+                // One JWKS, byte for byte and by ETag, on every node.
+                let served = try await a.api("GET", "/.well-known/jwks.json")
+                for node in [b, c] {
+                    let other = try await node.api("GET", "/.well-known/jwks.json")
+                    #expect(other.text == served.text, "\(node.name) serves another JWKS after reload")
+                    #expect(other.header("ETag") == served.header("ETag"), "\(node.name)'s ETag differs")
+                }
+                #expect(served.text != jwksBefore)
+                #expect(try await a.publishedKids() == Set(expected.filter { $0.value != "retired" }.keys))
             }
-            let newNext = try #require(states[0].kid(in: "next"))
-            #expect(Set(states[0].keys) == [current, next, newNext], "one rotation adds one key: \(states[0])")
-            #expect(states[1] == states[0] && states[2] == states[0], "the nodes hold different keyrings: \(states)")
-            let jwks = try await a.jwks()
-            #expect(jwks != jwksBefore)
-            for node in [b, c] {
-                #expect(try await node.jwks() == jwks, "\(node.name) serves another JWKS after reload")
-            }
-            #expect(try await a.publishedKids() == [current, next, newNext])
+            let next = try #require(expected.kid(in: "current"))
 
             // Every node signs with the new current key, and the others accept it.
             for node in nodes {
