@@ -63,9 +63,10 @@ struct FleetTests {
         "32 concurrent refreshes of one token over three nodes: one successor, the same pair on retries from any node, reuse on another node ends the family"
     )
     func concurrentRefreshAcrossNodes() async throws {
-        let grace = 4
-        try await withFleet("refresh", environment: ["TOKEND_REFRESH_GRACE": "\(grace)s"]) { fleet, nodes in
-            let (a, b, c) = (nodes[0], nodes[1], nodes[2])
+        // A grace window no slow machine outlasts; the reuse is then shown on a node restarted
+        // without one.
+        try await withFleet("refresh", environment: ["TOKEND_REFRESH_GRACE": "60s"]) { fleet, nodes in
+            let (a, b) = (nodes[0], nodes[1])
             let start = try await a.issue(sub: "fleet-frank", scope: "read write", refresh: true)
             let r0 = try #require(start.refreshToken)
             let request = requestBytes(
@@ -73,9 +74,7 @@ struct FleetTests {
                 "/oauth2/token",
                 body: .form([("grant_type", "refresh_token"), ("refresh_token", r0)])
             )
-            let clock = ContinuousClock()
             let results = try await concurrently((0..<32).map { (nodes[$0 % 3].apiSocket, request) })
-            let spentAt = clock.now
             let responses = results.compactMap { try? $0.get() }
             let failures = results.compactMap { if case .failure(let error) = $0 { error } else { nil } }
             #expect(failures.isEmpty, "transport failures: \(failures.prefix(3))")
@@ -101,7 +100,6 @@ struct FleetTests {
                 #expect(same, "\(node.name) answered a retry inside the grace window with another pair")
                 #expect(try await node.isActive(successor.accessToken), "\(node.name)")
             }
-            #expect(clock.now - spentAt < .seconds(grace), "the retries took longer than the grace window")
 
             // The client goes on, on b: R1 → (A2, R2).
             let second = try await b.refresh(r1)
@@ -109,9 +107,9 @@ struct FleetTests {
             let newest = try #require(TokenResponse(second))
             let r2 = try #require(newest.refreshToken)
 
-            // After the grace window, R0 shows up on c: reuse. The family ends in the database.
-            let graceEnds = spentAt + .seconds(grace) + .milliseconds(500)
-            try await Task.sleep(until: graceEnds, clock: clock)
+            // R0 shows up on c, now without a grace window: reuse. The family ends in the database.
+            #expect(await nodes[2].stop() == .exited(0))
+            let c = try await fleet.start(nodes[2].name, environment: ["TOKEND_REFRESH_GRACE": "0s"])
             let reuse = try await c.refresh(r0)
             #expect(reuse.status == 400, "\(reuse.summary)")
             #expect(reuse.string("error") == "invalid_grant", "\(reuse.summary)")
@@ -131,7 +129,7 @@ struct FleetTests {
 
     @Test("two nodes rotating at once make one rotation; after SIGHUP all three serve one identical JWKS")
     func oneRotation() async throws {
-        let maxAge = 1
+        let maxAge = 2
         try await withFleet("rotate", environment: ["TOKEND_JWKS_MAX_AGE": "\(maxAge)s"]) { fleet, nodes in
             let (a, b, c) = (nodes[0], nodes[1], nodes[2])
             let before = try await a.keyStates()
