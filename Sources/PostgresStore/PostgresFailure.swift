@@ -52,6 +52,7 @@ enum PostgresFailure {
 
     /// A connection that failed or closed under the operation (not an answer of the server's).
     static func isConnectionLoss(_ error: any Error) -> Bool {
+        if error is ClosedBeforeUse { return true }
         guard let error = error as? PSQLError else { return false }
         switch error.code {
         case .connectionError, .serverClosedConnection, .clientClosedConnection, .uncleanShutdown, .poolClosed:
@@ -63,6 +64,11 @@ enum PostgresFailure {
         default:
             return false
         }
+    }
+
+    /// A leased connection was already closed: nothing was sent on it.
+    struct ClosedBeforeUse: Error, CustomStringConvertible {
+        var description: String { "the connection was closed before it was used" }
     }
 
     /// An error of the caller's own (thrown by `decide`), marked so that it comes back
@@ -190,6 +196,14 @@ final class Lease: Sendable {
 
     func hold(_ connection: PostgresConnection) {
         self.connection.withLock { $0 = connection }
+    }
+
+    /// Forgets `connection` once the operation has given it back to the pool, where another
+    /// operation may lease it: a deadline must never close a connection it no longer holds.
+    func letGo(_ connection: PostgresConnection) {
+        self.connection.withLock { held in
+            if held === connection { held = nil }
+        }
     }
 
     func closeHeld() async {

@@ -389,6 +389,7 @@ public final class PostgresTokenStore: TokenStore {
         let counts = try await withDeadline("compacting", limit: .seconds(3600)) { lease in
             try await self.client.withConnection { connection in
                 lease.hold(connection)
+                defer { lease.letGo(connection) }
                 let locked = try await connection.query(
                     "SELECT pg_try_advisory_lock(\(PostgresSchema.compactionLock))",
                     logger: quiet
@@ -514,6 +515,7 @@ public final class PostgresTokenStore: TokenStore {
             _ = try await withDeadline("checking the database", limit: .seconds(2)) { lease in
                 try await self.client.withConnection { connection in
                     lease.hold(connection)
+                    defer { lease.letGo(connection) }
                     _ = try await connection.query("SELECT 1", logger: self.quiet)
                 }
             }
@@ -595,6 +597,11 @@ public final class PostgresTokenStore: TokenStore {
                     do {
                         return try await self.client.withConnection { connection in
                             lease.hold(connection)
+                            defer { lease.letGo(connection) }
+                            // The pool may hand out a connection the server has just closed
+                            // (a restart, a terminated backend) before it learns so; a query
+                            // written to it is lost, never answered. Take another.
+                            if connection.isClosed { throw PostgresFailure.ClosedBeforeUse() }
                             _ = try await connection.query(begin, logger: quiet)
                             do {
                                 let result: T
