@@ -126,6 +126,12 @@ struct FleetStartupTests {
                 let refused = try await Tokend.refusedStart(fleet.sandbox, environment: environment)
                 #expect(refused.status == .exited(1), "\(refused)")
                 #expect(refused.stderr.contains(role), "\(refused)")
+                if file == nil {
+                    #expect(
+                        refused.stderr.contains("TOKEND_STORE_PASSWORD_FILE"),
+                        "say where a password goes: \(refused)"
+                    )
+                }
                 #expect(LogSecrecyTests.leak(of: password, in: refused.output) == nil, "password in a refusal")
                 #expect(LogSecrecyTests.leak(of: wrongPassword, in: refused.output) == nil, "password in a refusal")
             }
@@ -157,7 +163,12 @@ struct FleetStartupTests {
                 database: database
             )
             try #require(rows.succeeded, "\(rows)")
-            var secrets: [(label: String, value: String)] = [("the database password", password)]
+            let kekBytes = Array(try #require(FileManager.default.contents(atPath: fleet.kekFile)))
+            var secrets: [(label: String, value: String)] = [
+                ("the database password", password),
+                ("the KEK in base64", Data(kekBytes).base64EncodedString()),
+                ("the KEK in hex", kekBytes.map { String(format: "%02x", $0) }.joined()),
+            ]
             for line in rows.stdout.split(separator: "\n") {
                 let parts = line.split(separator: " ")
                 guard parts.count == 2 else { continue }
@@ -170,7 +181,7 @@ struct FleetStartupTests {
                     secrets.append(("the private JWK member d of \(kid)", d))
                 }
             }
-            #expect(secrets.count >= 7, "three keys (first current, next, the rotation's next) and the password")
+            #expect(secrets.count >= 9, "three keys (first current, next, the rotation's next), password and KEK")
             let logs = fleet.logs
             #expect(logs.count == 2 && logs.allSatisfy { !$0.text.isEmpty })
             for (name, text) in logs {
