@@ -53,6 +53,7 @@ enum PostgresFailure {
 
     /// A connection that failed or closed under the operation (not an answer of the server's).
     static func isConnectionLoss(_ error: any Error) -> Bool {
+        if error is ClosedBeforeUse { return true }
         guard let error = error as? PSQLError else { return false }
         switch error.code {
         case .connectionError, .serverClosedConnection, .clientClosedConnection, .uncleanShutdown, .poolClosed:
@@ -64,6 +65,11 @@ enum PostgresFailure {
         default:
             return false
         }
+    }
+
+    /// A leased connection was already closed: nothing was sent on it.
+    struct ClosedBeforeUse: Error, CustomStringConvertible {
+        var description: String { "the connection was closed before it was used" }
     }
 
     /// An error of the caller's own (thrown by `decide`), marked so that it comes back
@@ -195,6 +201,14 @@ final class Lease: Sendable {
         self.connection.withLock { $0 = connection }
     }
 
+    /// Forgets `connection` once the operation has given it back to the pool, where another
+    /// operation may lease it: a deadline must never close a connection it no longer holds.
+    func letGo(_ connection: PostgresConnection) {
+        self.connection.withLock { held in
+            if held === connection { held = nil }
+        }
+    }
+
     func closeHeld() async {
         guard let held = connection.withLock({ $0 }) else { return }
         try? await held.close()
@@ -203,34 +217,97 @@ final class Lease: Sendable {
 
 /// Runs `body` with a deadline: past `limit`, the connection it holds is closed and its task
 /// cancelled (a wait for a connection ends at once), and `DeadlineExceeded` is thrown.
+///
+/// The deadline holds even when `body` never ends. postgres-nio loses a query written to a
+/// connection the server has just closed (the write reaches a pipeline whose handlers are
+/// gone, and the query's promise is never completed), so a query sent while PostgreSQL
+/// restarts can wait forever, deaf to cancellation and to closing its connection. `body`
+/// therefore runs in a task of its own: past the deadline it is cancelled, its connection
+/// closed, and it gets `abandonAfter` to end; one that has not is left behind (it can no
+/// longer commit: its connection is closed and, cancelled, it cannot lease another), and
+/// the caller gets its answer.
 func withDeadline<T: Sendable>(
     _ operation: String,
     limit: Duration,
-    _ body: @Sendable (Lease) async throws -> T
+    abandonAfter grace: Duration = .seconds(1),
+    _ body: @escaping @Sendable (Lease) async throws -> T
 ) async throws -> T {
     let lease = Lease()
-    return try await withoutActuallyEscaping(body) { body in
-        try await withThrowingTaskGroup(of: T?.self) { group in
-            group.addTask { try await body(lease) }
-            group.addTask {
-                try await Task.sleep(for: limit)
+    let work = Task { try await body(lease) }
+    if let result = await result(of: work, within: limit) {
+        return try result.get()
+    }
+    // The deadline passed, or the caller was cancelled.
+    work.cancel()
+    await lease.closeHeld()
+    _ = await result(of: work, within: grace)
+    try Task.checkCancellation()
+    throw DeadlineExceeded(limit: limit)
+}
+
+/// `work`'s result once it ends, or nil when `limit` passes first or the calling task is
+/// cancelled; `work` itself is left running either way.
+private func result<T: Sendable>(
+    of work: Task<T, any Error>,
+    within limit: Duration
+) async -> Result<T, any Error>? {
+    let outcome = Outcome<Result<T, any Error>?>()
+    let waiter = Task { outcome.resume(await work.result) }
+    let timer = Task {
+        try? await Task.sleep(for: limit)
+        outcome.resume(nil)
+    }
+    let result = await withTaskCancellationHandler {
+        await withCheckedContinuation { continuation in outcome.wait(continuation) }
+    } onCancel: {
+        outcome.resume(nil)
+    }
+    waiter.cancel()
+    timer.cancel()
+    return result
+}
+
+/// A value delivered once, by whichever of several racers comes first, to one waiter that
+/// may start waiting before or after it arrives.
+private final class Outcome<Value: Sendable>: Sendable {
+    private enum State {
+        case empty
+        case waiting(CheckedContinuation<Value, Never>)
+        case delivered(Value)
+        case done
+    }
+    private let state = Mutex(State.empty)
+
+    func wait(_ continuation: CheckedContinuation<Value, Never>) {
+        let value = state.withLock { state -> Value? in
+            switch state {
+            case .empty:
+                state = .waiting(continuation)
+                return nil
+            case .delivered(let value):
+                state = .done
+                return value
+            case .waiting, .done:
+                preconditionFailure("an outcome has one waiter")
+            }
+        }
+        if let value { continuation.resume(returning: value) }
+    }
+
+    /// Delivers `value` unless another value came first.
+    func resume(_ value: Value) {
+        let waiter = state.withLock { state -> CheckedContinuation<Value, Never>? in
+            switch state {
+            case .empty:
+                state = .delivered(value)
+                return nil
+            case .waiting(let continuation):
+                state = .done
+                return continuation
+            case .delivered, .done:
                 return nil
             }
-            do {
-                guard let first = try await group.next() else { throw DeadlineExceeded(limit: limit) }
-                if let result = first {
-                    group.cancelAll()
-                    return result
-                }
-            } catch {
-                group.cancelAll()
-                throw error
-            }
-            // The timer finished first.
-            group.cancelAll()
-            await lease.closeHeld()
-            while (try? await group.next()) != nil {}
-            throw DeadlineExceeded(limit: limit)
         }
+        waiter?.resume(returning: value)
     }
 }

@@ -230,8 +230,16 @@ public struct PostgresLocation: Sendable, Equatable, CustomStringConvertible {
         case .tcp(let host, let port):
             server = (host.contains(":") ? "[\(host)]" : host) + ":\(port)"
         case .unixSocket(let path):
+            // The URL's form: the socket's directory, and its number when not the default.
             server = ""
-            query.append("host=\(path)")
+            let file = path.split(separator: "/").last.map(String.init) ?? ""
+            if file.hasPrefix(".s.PGSQL."), let port = Int(file.dropFirst(".s.PGSQL.".count)) {
+                let directory = String(path.dropLast(file.count + 1))
+                query.append("host=\(directory.isEmpty ? "/" : directory)")
+                if port != 5432 { query.append("port=\(port)") }
+            } else {
+                query.append("host=\(path)")
+            }
         }
         query.append("sslmode=\(tlsMode.rawValue)")
         if let rootCertificateFile { query.append("sslrootcert=\(rootCertificateFile)") }

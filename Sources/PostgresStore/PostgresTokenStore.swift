@@ -116,16 +116,19 @@ public final class PostgresTokenStore: TokenStore {
             var snapshot = RevocationSnapshot()
             let access = try await connection.query(
                 "SELECT jti, expires_at FROM revoked_access_tokens WHERE expires_at > \(now)",
-                logger: quiet
+                logger: self.quiet
             )
             for try await (jti, expiresAt) in access.decode((String, Double).self) {
                 snapshot.revokedAccessTokens[jti] = expiresAt
             }
-            let cutoffs = try await connection.query("SELECT subject, not_before FROM subject_cutoffs", logger: quiet)
+            let cutoffs = try await connection.query(
+                "SELECT subject, not_before FROM subject_cutoffs",
+                logger: self.quiet
+            )
             for try await (subject, notBefore) in cutoffs.decode((String, Double).self) {
                 snapshot.subjectCutoffs[subject] = notBefore
             }
-            for try await kid in try await connection.query("SELECT kid FROM revoked_keys", logger: quiet).decode(
+            for try await kid in try await connection.query("SELECT kid FROM revoked_keys", logger: self.quiet).decode(
                 String.self
             ) {
                 snapshot.revokedKeys.insert(kid)
@@ -138,12 +141,12 @@ public final class PostgresTokenStore: TokenStore {
                         """,
                     binds: Self.binds(now)
                 ),
-                logger: quiet
+                logger: self.quiet
             )
             for try await (id, end) in families.decode((String, Double).self) {
                 snapshot.revokedFamilies[id] = end
             }
-            snapshot.cursor = try await Self.lastSequence(connection, logger: quiet)
+            snapshot.cursor = try await Self.lastSequence(connection, logger: self.quiet)
             return snapshot
         }
     }
@@ -166,7 +169,7 @@ public final class PostgresTokenStore: TokenStore {
                     WHERE excluded.expires_at > r.expires_at
                     RETURNING 1
                     """,
-                    logger: quiet
+                    logger: self.quiet
                 )
             )
             if changed > 0 {
@@ -174,7 +177,7 @@ public final class PostgresTokenStore: TokenStore {
                     StoreEvents.revokeAccess(jti: jti, subject: subject, expiresAt: expiresAt, reason: reason),
                     at: at,
                     connection,
-                    logger: quiet
+                    logger: self.quiet
                 )
             }
         }
@@ -190,7 +193,7 @@ public final class PostgresTokenStore: TokenStore {
                     WHERE excluded.not_before > c.not_before
                     RETURNING 1
                     """,
-                    logger: quiet
+                    logger: self.quiet
                 )
             )
             if changed > 0 {
@@ -198,7 +201,7 @@ public final class PostgresTokenStore: TokenStore {
                     StoreEvents.subjectCutoff(subject: subject, notBefore: notBefore, reason: reason),
                     at: notBefore,
                     connection,
-                    logger: quiet
+                    logger: self.quiet
                 )
             }
         }
@@ -212,7 +215,7 @@ public final class PostgresTokenStore: TokenStore {
                     INSERT INTO revoked_keys (kid, revoked_at, reason) VALUES (\(kid), \(at), \(reason))
                     ON CONFLICT (kid) DO NOTHING RETURNING 1
                     """,
-                    logger: quiet
+                    logger: self.quiet
                 )
             )
             if changed > 0 {
@@ -220,7 +223,7 @@ public final class PostgresTokenStore: TokenStore {
                     StoreEvents.revokeKey(kid: kid, reason: reason),
                     at: at,
                     connection,
-                    logger: quiet
+                    logger: self.quiet
                 )
             }
         }
@@ -229,27 +232,37 @@ public final class PostgresTokenStore: TokenStore {
     public func createRefreshFamily(_ family: RefreshFamily, firstToken: RefreshTokenRecord) async throws {
         try StoreValidation.checkNewFamily(family, firstToken: firstToken)
         try await write("creating a refresh family") { connection in
-            if try await Self.fetchFamily(id: family.id, lock: false, connection, logger: quiet) != nil {
+            if try await Self.fetchFamily(id: family.id, lock: false, connection, logger: self.quiet) != nil {
                 throw TokenStoreError.conflict("refresh family \(family.id) exists already")
             }
-            if try await Self.fetchToken(hash: firstToken.hash, lock: false, connection, logger: quiet) != nil {
+            if try await Self.fetchToken(hash: firstToken.hash, lock: false, connection, logger: self.quiet) != nil {
                 throw TokenStoreError.conflict("the first refresh token of family \(family.id) exists already")
             }
-            try await Self.insert(family, connection, logger: quiet)
-            try await Self.insert(firstToken, connection, logger: quiet)
-            try await Self.append(StoreEvents.familyCreated(family), at: family.createdAt, connection, logger: quiet)
+            try await Self.insert(family, connection, logger: self.quiet)
+            try await Self.insert(firstToken, connection, logger: self.quiet)
+            try await Self.append(
+                StoreEvents.familyCreated(family),
+                at: family.createdAt,
+                connection,
+                logger: self.quiet
+            )
         }
     }
 
     public func updateRefreshToken<Outcome: Sendable>(
         hash: [UInt8],
         now: Double,
-        _ decide: @Sendable (RefreshTokenRecord?, RefreshFamily?) throws -> RefreshDecision<Outcome>
+        _ decide: @escaping @Sendable (RefreshTokenRecord?, RefreshFamily?) throws -> RefreshDecision<Outcome>
     ) async throws -> Outcome {
         try await write("updating a refresh token") { connection in
             // The token and its family read and locked by one statement (every writer that
             // locks both locks them so), so concurrent uses of one token run one after another.
-            let (token, family) = try await Self.fetchTokenAndFamily(hash: hash, lock: true, connection, logger: quiet)
+            let (token, family) = try await Self.fetchTokenAndFamily(
+                hash: hash,
+                lock: true,
+                connection,
+                logger: self.quiet
+            )
             let decision = try decide(token, family)
             switch decision.change {
             case .none:
@@ -258,7 +271,7 @@ public final class PostgresTokenStore: TokenStore {
                         StoreEvents.Draft(kind: event.kind, subject: event.subject, detail: event.detail),
                         at: now,
                         connection,
-                        logger: quiet
+                        logger: self.quiet
                     )
                 }
             case .rotate(let spent, let successor, let accessJTI, let accessExpiresAt):
@@ -275,15 +288,21 @@ public final class PostgresTokenStore: TokenStore {
                     fallback: fallback,
                     at: now,
                     connection,
-                    logger: quiet
+                    logger: self.quiet
                 )
             case .revokeFamily(let id, let reason):
                 var defaultEvent: StoreEvents.Draft?
-                if let subject = try await Self.endFamily(id: id, at: now, reason: reason, connection, logger: quiet) {
+                if let subject = try await Self.endFamily(
+                    id: id,
+                    at: now,
+                    reason: reason,
+                    connection,
+                    logger: self.quiet
+                ) {
                     defaultEvent = StoreEvents.familyRevoked(familyID: id, subject: subject, reason: reason)
                 }
                 if let event = StoreEvents.forDecision(decision.event, defaultEvent: { defaultEvent }) {
-                    try await Self.append(event, at: now, connection, logger: quiet)
+                    try await Self.append(event, at: now, connection, logger: self.quiet)
                 }
             }
             return decision.outcome
@@ -302,12 +321,12 @@ public final class PostgresTokenStore: TokenStore {
 
     public func revokeRefreshFamily(id: String, at: Double, reason: String) async throws {
         try await write("revoking a refresh family") { connection in
-            if let subject = try await Self.endFamily(id: id, at: at, reason: reason, connection, logger: quiet) {
+            if let subject = try await Self.endFamily(id: id, at: at, reason: reason, connection, logger: self.quiet) {
                 try await Self.append(
                     StoreEvents.familyRevoked(familyID: id, subject: subject, reason: reason),
                     at: at,
                     connection,
-                    logger: quiet
+                    logger: self.quiet
                 )
             }
         }
@@ -315,7 +334,7 @@ public final class PostgresTokenStore: TokenStore {
 
     public func refreshFamily(id: String) async throws -> RefreshFamily? {
         try await read("reading a refresh family") { connection in
-            try await Self.fetchFamily(id: id, lock: false, connection, logger: quiet)
+            try await Self.fetchFamily(id: id, lock: false, connection, logger: self.quiet)
         }
     }
 
@@ -327,7 +346,7 @@ public final class PostgresTokenStore: TokenStore {
                 SELECT sequence, at, kind, subject, detail FROM events
                 WHERE sequence > \(cursor) ORDER BY sequence LIMIT \(limit)
                 """,
-                logger: quiet
+                logger: self.quiet
             )
             var events: [TokenEvent] = []
             for try await (sequence, at, kind, subject, detail) in rows.decode(
@@ -345,7 +364,7 @@ public final class PostgresTokenStore: TokenStore {
                 StoreEvents.Draft(kind: kind, subject: subject, detail: detail),
                 at: at,
                 connection,
-                logger: quiet
+                logger: self.quiet
             )
         }
     }
@@ -363,6 +382,7 @@ public final class PostgresTokenStore: TokenStore {
         let counts = try await withDeadline("compacting", limit: .seconds(3600)) { lease in
             try await self.client.withConnection { connection in
                 lease.hold(connection)
+                defer { lease.letGo(connection) }
                 let locked = try await connection.query(
                     "SELECT pg_try_advisory_lock(\(PostgresSchema.compactionLock))",
                     logger: quiet
@@ -498,6 +518,7 @@ public final class PostgresTokenStore: TokenStore {
             _ = try await withDeadline("checking the database", limit: .seconds(2)) { lease in
                 try await self.client.withConnection { connection in
                     lease.hold(connection)
+                    defer { lease.letGo(connection) }
                     _ = try await connection.query("SELECT 1", logger: self.quiet)
                 }
             }
@@ -542,7 +563,7 @@ public final class PostgresTokenStore: TokenStore {
     /// failures and deadlocks.
     func write<T: Sendable>(
         _ operation: String,
-        _ body: @Sendable (PostgresConnection) async throws -> T
+        _ body: @escaping @Sendable (PostgresConnection) async throws -> T
     ) async throws -> T {
         try await transaction(operation, begin: "BEGIN ISOLATION LEVEL READ COMMITTED", writing: true, body)
     }
@@ -550,7 +571,7 @@ public final class PostgresTokenStore: TokenStore {
     /// Runs `body` in a read-only transaction over one snapshot (REPEATABLE READ).
     func read<T: Sendable>(
         _ operation: String,
-        _ body: @Sendable (PostgresConnection) async throws -> T
+        _ body: @escaping @Sendable (PostgresConnection) async throws -> T
     ) async throws -> T {
         try await transaction(operation, begin: "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", writing: false, body)
     }
@@ -559,7 +580,7 @@ public final class PostgresTokenStore: TokenStore {
     /// COMMIT round trips of its own.
     func readOne<T: Sendable>(
         _ operation: String,
-        _ body: @Sendable (PostgresConnection) async throws -> T
+        _ body: @escaping @Sendable (PostgresConnection) async throws -> T
     ) async throws -> T {
         try await transaction(operation, begin: nil, writing: false, body)
     }
@@ -571,7 +592,7 @@ public final class PostgresTokenStore: TokenStore {
         _ operation: String,
         begin: PostgresQuery?,
         writing: Bool,
-        _ body: @Sendable (PostgresConnection) async throws -> T
+        _ body: @escaping @Sendable (PostgresConnection) async throws -> T
     ) async throws -> T {
         guard !closed.load(ordering: .acquiring) else {
             throw TokenStoreError.unavailable("\(operation) failed: the store is closed")
@@ -589,6 +610,11 @@ public final class PostgresTokenStore: TokenStore {
                     do {
                         return try await self.client.withConnection { connection in
                             lease.hold(connection)
+                            defer { lease.letGo(connection) }
+                            // The pool may hand out a connection the server has just closed
+                            // (a restart, a terminated backend) before it learns so; a query
+                            // written to it is lost, never answered. Take another.
+                            if connection.isClosed { throw PostgresFailure.ClosedBeforeUse() }
                             guard let begin else {
                                 do { return try await body(connection) } catch {
                                     throw PostgresFailure.passingThrough(error)

@@ -163,7 +163,7 @@ struct Daemon {
                 maximumConnections: config.storeMaxConnections
             )
         } catch {
-            throw StartFailure(description: "cannot open the store \(location): \(error)")
+            throw StartFailure(description: "cannot open the store TOKEND_STORE=\(location): \(error)")
         }
     }
 

@@ -40,6 +40,15 @@ struct PostgresLocationTests {
         #expect(other.database == "my db")
     }
 
+    @Test("messages show a socket location as it was written: host= the directory, port= when not 5432")
+    func unixSocketDescription() throws {
+        let local = try PostgresLocation(parsing: "postgres://tokend@/tokend?host=/run/postgresql")
+        #expect(local.description == "postgres://tokend@/tokend?host=/run/postgresql&sslmode=disable")
+        let other = try PostgresLocation(parsing: "postgres://tokend@/tokend?host=/tmp/pg&port=5433")
+        #expect(other.description == "postgres://tokend@/tokend?host=/tmp/pg&port=5433&sslmode=disable")
+        #expect(try PostgresLocation(parsing: other.description) == other)
+    }
+
     @Test(
         "a password in the URL is refused, and the reason does not repeat it",
         arguments: [

@@ -32,7 +32,7 @@ public struct FailingTokenStore: TokenStore {
     public func updateRefreshToken<Outcome: Sendable>(
         hash: [UInt8],
         now: Double,
-        _ decide: @Sendable (RefreshTokenRecord?, RefreshFamily?) throws -> RefreshDecision<Outcome>
+        _ decide: @escaping @Sendable (RefreshTokenRecord?, RefreshFamily?) throws -> RefreshDecision<Outcome>
     ) async throws -> Outcome { throw fail() }
 
     public func revokeRefreshFamily(id: String, at: Double, reason: String) async throws { throw fail() }

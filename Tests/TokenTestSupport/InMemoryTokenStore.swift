@@ -98,7 +98,7 @@ public actor InMemoryTokenStore: TokenStore {
     public func updateRefreshToken<Outcome: Sendable>(
         hash: [UInt8],
         now: Double,
-        _ decide: @Sendable (RefreshTokenRecord?, RefreshFamily?) throws -> RefreshDecision<Outcome>
+        _ decide: @escaping @Sendable (RefreshTokenRecord?, RefreshFamily?) throws -> RefreshDecision<Outcome>
     ) throws -> Outcome {
         try checkAvailable()
         let token = tokens[hash]

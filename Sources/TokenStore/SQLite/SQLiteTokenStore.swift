@@ -308,7 +308,7 @@ public final class SQLiteTokenStore: TokenStore {
     public func updateRefreshToken<Outcome: Sendable>(
         hash: [UInt8],
         now: Double,
-        _ decide: @Sendable (RefreshTokenRecord?, RefreshFamily?) throws -> RefreshDecision<Outcome>
+        _ decide: @escaping @Sendable (RefreshTokenRecord?, RefreshFamily?) throws -> RefreshDecision<Outcome>
     ) async throws -> Outcome {
         // `write` holds its body until the commit; `decide` is released before it returns.
         try await withoutActuallyEscaping(decide) { decide in

@@ -42,7 +42,7 @@ final class OutageStore: TokenStore {
     func updateRefreshToken<Outcome: Sendable>(
         hash: [UInt8],
         now: Double,
-        _ decide: @Sendable (RefreshTokenRecord?, RefreshFamily?) throws -> RefreshDecision<Outcome>
+        _ decide: @escaping @Sendable (RefreshTokenRecord?, RefreshFamily?) throws -> RefreshDecision<Outcome>
     ) async throws -> Outcome {
         try await current.updateRefreshToken(hash: hash, now: now, decide)
     }
