@@ -164,12 +164,15 @@ enum PostgresConnector {
         defer { Task { try? await connection.close() } }
         do {
             let applied = try await connection.withTransaction(logger: quiet) { connection -> [Int] in
-                _ = try await connection.query(
+                // Another node's migration may hold the lock longer than the session's
+                // lock_timeout allows a wait: this one waits for it.
+                try await connection.perform("SET LOCAL lock_timeout = '5min'", logger: quiet)
+                try await connection.perform(
                     "SELECT pg_advisory_xact_lock(\(PostgresSchema.migrationLock))",
                     logger: quiet
                 )
-                _ = try await connection.query("CREATE SCHEMA IF NOT EXISTS tokend", logger: quiet)
-                _ = try await connection.query(
+                try await connection.perform("CREATE SCHEMA IF NOT EXISTS tokend", logger: quiet)
+                try await connection.perform(
                     """
                     CREATE TABLE IF NOT EXISTS tokend.schema_migrations (
                         version integer NOT NULL PRIMARY KEY,
@@ -195,9 +198,9 @@ enum PostgresConnector {
                 var done: [Int] = []
                 for migration in PostgresSchema.migrations where !versions.contains(migration.version) {
                     for statement in migration.statements {
-                        _ = try await connection.query(PostgresQuery(unsafeSQL: statement), logger: quiet)
+                        try await connection.perform(PostgresQuery(unsafeSQL: statement), logger: quiet)
                     }
-                    _ = try await connection.query(
+                    try await connection.perform(
                         """
                         INSERT INTO tokend.schema_migrations (version, name)
                         VALUES (\(migration.version), \(migration.name))

@@ -42,7 +42,7 @@ public struct PostgresKeyringStorage: KeyringStorage {
         return try await store.write("changing the keyring") { connection in
             // The row exists before anyone locks it: of nodes bootstrapping at once, one
             // inserts, the others wait on its lock and then see its keyring.
-            _ = try await connection.query(
+            try await connection.perform(
                 """
                 INSERT INTO keyring (singleton, document, changed_at) VALUES (1, '', 0)
                 ON CONFLICT (singleton) DO NOTHING
@@ -54,7 +54,7 @@ public struct PostgresKeyringStorage: KeyringStorage {
             let now = Date().timeIntervalSince1970.rounded(.down)
             for (kid, key) in change.newKeys {
                 let sealed = try kek.seal(key, kid: kid)
-                _ = try await connection.query(
+                try await connection.perform(
                     """
                     INSERT INTO signing_keys (kid, sealed, created_at) VALUES (\(kid), \(ByteBuffer(bytes: sealed)), \(now))
                     ON CONFLICT (kid) DO UPDATE SET sealed = excluded.sealed
@@ -63,9 +63,9 @@ public struct PostgresKeyringStorage: KeyringStorage {
                 )
             }
             for kid in change.removedKids {
-                _ = try await connection.query("DELETE FROM signing_keys WHERE kid = \(kid)", logger: quiet)
+                try await connection.perform("DELETE FROM signing_keys WHERE kid = \(kid)", logger: quiet)
             }
-            _ = try await connection.query(
+            try await connection.perform(
                 "UPDATE keyring SET document = \(change.document.serialized()), changed_at = \(now) WHERE singleton = 1",
                 logger: quiet
             )
@@ -83,7 +83,7 @@ public struct PostgresKeyringStorage: KeyringStorage {
         return try await store.write("re-sealing the keyring") { connection in
             let stored = try await Self.readStored(connection, lock: true, openers: openers, logger: quiet)
             for (kid, key) in stored.keys {
-                _ = try await connection.query(
+                try await connection.perform(
                     "UPDATE signing_keys SET sealed = \(ByteBuffer(bytes: try newKEK.seal(key, kid: kid))) WHERE kid = \(kid)",
                     logger: quiet
                 )

@@ -39,7 +39,7 @@ extension PostgresTokenStore: SharedRateWindows {
         guard limit > 0 else { return }
         let quiet = quiet
         try await write("refunding a rate-limited attempt") { connection in
-            _ = try await connection.query(
+            try await connection.perform(
                 """
                 UPDATE rate_windows SET count = greatest(least(count, \(Int32(clamping: limit))) - 1, 0)
                 WHERE rule = \(rule) AND key = \(key) AND window_start <= \(takenAt)

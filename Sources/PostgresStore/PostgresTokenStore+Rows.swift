@@ -176,7 +176,7 @@ extension PostgresTokenStore {
     }
 
     static func insert(_ family: RefreshFamily, _ connection: PostgresConnection, logger: Logger) async throws {
-        _ = try await connection.query(
+        try await connection.perform(
             """
             INSERT INTO refresh_families (id, subject, client_id, scope, dialect, created_at, expires_at, revoked_at,
                 revoked_reason, last_access_jti, last_access_expires_at)
@@ -189,7 +189,7 @@ extension PostgresTokenStore {
     }
 
     static func insert(_ token: RefreshTokenRecord, _ connection: PostgresConnection, logger: Logger) async throws {
-        _ = try await connection.query(
+        try await connection.perform(
             """
             INSERT INTO refresh_tokens (hash, family_id, state, created_at, spent_at, successor_hash, successor_sealed)
             VALUES (\(buffer(token.hash)), \(token.familyID), \(token.state.rawValue), \(token.createdAt),
@@ -227,7 +227,7 @@ extension PostgresTokenStore {
         _ connection: PostgresConnection,
         logger: Logger
     ) async throws {
-        _ = try await connection.query(
+        try await connection.perform(
             "INSERT INTO events (at, kind, subject, detail) VALUES (\(at), \(event.kind), \(event.subject), \(event.detail))",
             logger: logger
         )
@@ -262,5 +262,15 @@ extension PostgresTokenStore {
         var bindings = PostgresBindings(capacity: values.count)
         for value in values { bindings.append(value) }
         return bindings
+    }
+}
+
+extension PostgresConnection {
+    /// Runs a statement whose rows (if any) are not wanted, and waits for it to end. A query's
+    /// answer arrives before its rows, and so may its error (a lock wait that timed out): rows
+    /// left unread would drop that error, and the next statement would fail with "current
+    /// transaction is aborted" in its place.
+    func perform(_ query: PostgresQuery, logger: Logger) async throws {
+        for try await _ in try await self.query(query, logger: logger) {}
     }
 }

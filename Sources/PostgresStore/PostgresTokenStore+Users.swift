@@ -37,7 +37,7 @@ extension PostgresTokenStore: UserStore {
             }
             let record = UserRules.record(user, numericID: numericID)
             do {
-                _ = try await connection.query(
+                try await connection.perform(
                     """
                     INSERT INTO users (\(unescaped: Self.userColumns))
                     VALUES (\(record.publicID), \(record.numericID), \(record.username), \(record.email),
@@ -195,7 +195,7 @@ extension PostgresTokenStore: UserStore {
         guard !fields.isEmpty else { return user }
         let scope = try UserRules.jsonText(updated.scope)
         let permissions = try UserRules.jsonText(updated.permissions)
-        _ = try await connection.query(
+        try await connection.perform(
             """
             UPDATE users SET password_hash = \(updated.passwordHash), status = \(updated.status.rawValue),
                 plan = \(updated.plan), vendor = \(updated.vendor), scope = \(scope), first_name = \(updated.firstName),

@@ -398,14 +398,14 @@ public final class PostgresTokenStore: TokenStore {
                         retention: retention,
                         logger: quiet
                     )
-                    _ = try await connection.query(
+                    try await connection.perform(
                         "SELECT pg_advisory_unlock(\(PostgresSchema.compactionLock))",
                         logger: quiet
                     )
                     return counts
                 } catch {
                     // The lock goes with the session when the connection is gone; else free it.
-                    _ = try? await connection.query(
+                    try? await connection.perform(
                         "SELECT pg_advisory_unlock(\(PostgresSchema.compactionLock))",
                         logger: quiet
                     )
@@ -440,7 +440,7 @@ public final class PostgresTokenStore: TokenStore {
         func inBatches(_ query: PostgresQuery) async throws -> (Int, Int) {
             var total = (0, 0)
             while true {
-                _ = try await connection.query("BEGIN", logger: logger)
+                try await connection.perform("BEGIN", logger: logger)
                 var deleted = (0, 0)
                 do {
                     for try await (first, second) in try await connection.query(query, logger: logger).decode(
@@ -448,9 +448,9 @@ public final class PostgresTokenStore: TokenStore {
                     ) {
                         deleted = (Int(first), Int(second))
                     }
-                    _ = try await connection.query("COMMIT", logger: logger)
+                    try await connection.perform("COMMIT", logger: logger)
                 } catch {
-                    _ = try? await connection.query("ROLLBACK", logger: logger)
+                    try? await connection.perform("ROLLBACK", logger: logger)
                     throw error
                 }
                 total = (total.0 + deleted.0, total.1 + deleted.1)
@@ -500,12 +500,12 @@ public final class PostgresTokenStore: TokenStore {
             """
         )
         if counts.total > 0 {
-            _ = try await connection.query("BEGIN", logger: logger)
+            try await connection.perform("BEGIN", logger: logger)
             do {
                 try await append(StoreEvents.compacted(counts), at: now, connection, logger: logger)
-                _ = try await connection.query("COMMIT", logger: logger)
+                try await connection.perform("COMMIT", logger: logger)
             } catch {
-                _ = try? await connection.query("ROLLBACK", logger: logger)
+                try? await connection.perform("ROLLBACK", logger: logger)
                 throw error
             }
         }
@@ -519,7 +519,7 @@ public final class PostgresTokenStore: TokenStore {
                 try await self.client.withConnection { connection in
                     lease.hold(connection)
                     defer { lease.letGo(connection) }
-                    _ = try await connection.query("SELECT 1", logger: self.quiet)
+                    try await connection.perform("SELECT 1", logger: self.quiet)
                 }
             }
             noteSuccess(wrote: false)
@@ -620,7 +620,7 @@ public final class PostgresTokenStore: TokenStore {
                                     throw PostgresFailure.passingThrough(error)
                                 }
                             }
-                            _ = try await connection.query(begin, logger: quiet)
+                            try await connection.perform(begin, logger: quiet)
                             do {
                                 let result: T
                                 do {
@@ -629,11 +629,11 @@ public final class PostgresTokenStore: TokenStore {
                                     throw PostgresFailure.passingThrough(error)
                                 }
                                 commitSent.store(true, ordering: .relaxed)
-                                _ = try await connection.query("COMMIT", logger: quiet)
+                                try await connection.perform("COMMIT", logger: quiet)
                                 return result
                             } catch {
                                 if !commitSent.load(ordering: .relaxed) {
-                                    _ = try? await connection.query("ROLLBACK", logger: quiet)
+                                    try? await connection.perform("ROLLBACK", logger: quiet)
                                 }
                                 throw error
                             }

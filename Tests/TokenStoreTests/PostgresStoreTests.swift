@@ -12,7 +12,7 @@ import TokenTestSupport
 struct PostgresStoreTests {
     let now = StoreFixtures.now
 
-    static func open(_ url: String, timeout: Duration = .seconds(5)) async throws -> PostgresTokenStore {
+    static func open(_ url: String, timeout: Duration = .seconds(30)) async throws -> PostgresTokenStore {
         try await PostgresTokenStore.open(
             location: try PostgresLocation(parsing: url),
             password: nil,
@@ -148,23 +148,24 @@ struct PostgresStoreTests {
     func outageAndRecovery() async throws {
         try await withPostgresCluster { cluster in
             let url = try await cluster.createDatabase("outage")
-            let store = try await Self.open(url, timeout: .seconds(2))
+            // A long deadline: what ends the write below early is the store knowing PostgreSQL
+            // is down, not the deadline.
+            let store = try await Self.open(url, timeout: .seconds(30))
             try await store.revokeKey(kid: "before", at: now, reason: "r")
             try await cluster.stopServer()
 
+            let health = await store.health()
+            #expect(health.reads?.contains("cannot reach PostgreSQL") == true, "\(health)")
+            #expect(health.writes != nil)
+            // Known to be down: a write fails within about a second (plus the 1 s grace an
+            // abandoned body gets), far inside the 30 s deadline.
             let started = ContinuousClock.now
             let error = await #expect(throws: TokenStoreError.self) {
                 try await store.revokeKey(kid: "during", at: now, reason: "r")
             }
             #expect(error?.code == .unavailable)
-            #expect(ContinuousClock.now - started < .seconds(4), "a write waits at most about the deadline")
-            let health = await store.health()
-            #expect(health.reads?.contains("cannot reach PostgreSQL") == true, "\(health)")
-            #expect(health.writes != nil)
-            // Known to be down: the next failure comes within about a second.
-            let again = ContinuousClock.now
+            #expect(ContinuousClock.now - started < .seconds(15), "a write while down fails fast, not at 30 s")
             await #expect(throws: TokenStoreError.self) { _ = try await store.refreshFamily(id: "x") }
-            #expect(ContinuousClock.now - again < .seconds(2))
 
             try await cluster.startServer()
             var recovered = false

@@ -37,6 +37,9 @@ func withStore<T>(
                 password: nil,
                 logger: StoreFixtures.quietLogger,
                 eventRetention: eventRetention,
+                // Generous: these tests are about contracts, not deadlines, and a loaded
+                // machine must not turn a slow answer into a failure.
+                operationTimeout: .seconds(30),
                 maximumConnections: 4
             )
         }
