@@ -47,6 +47,13 @@ struct SocketPermissionTests {
             }
             #expect(try mode(of: admin) == 0o600)
             #expect(try mode(of: api) == 0o660)
+            // The watching thread may not have been scheduled yet on a loaded machine: let it
+            // see both sockets at least once before it stops.
+            _ = try await eventually("the watcher to see both sockets", timeout: .seconds(30)) {
+                () async throws -> Bool? in
+                let seen = watcher.seen
+                return seen[admin] != nil && seen[api] != nil ? true : nil
+            }
             watcher.stop()
             let seen = watcher.seen
             #expect(seen[admin] == [0o600], "modes of the admin socket seen during start: \(octal(seen[admin]))")
