@@ -217,4 +217,48 @@ struct PostgresStoreTests {
         try await a.close()
         try await b.close()
     }
+
+    @Test(
+        "TLS over TCP: verify-full trusts only the CA given and the name it signed; require encrypts; disable is refused"
+    )
+    func tlsModes() async throws {
+        let cluster = try await PostgresCluster.start(tls: true)
+        do {
+            _ = try await cluster.createDatabase("tls")
+            let port = try #require(cluster.tcpPort)
+            let base = "postgres://tokend@localhost:\(port)/tls"
+
+            let verified = try await Self.open("\(base)?sslmode=verify-full&sslrootcert=\(cluster.caFile)")
+            try await verified.revokeKey(kid: "over-tls", at: now, reason: "r")
+            let encrypted = try await cluster.psql(
+                "SELECT count(*) FROM pg_stat_ssl JOIN pg_stat_activity USING (pid) WHERE ssl AND datname = 'tls'"
+            )
+            #expect((Int(encrypted.stdout.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0) >= 1, "\(encrypted)")
+            try await verified.close()
+
+            let unverified = try await Self.open("\(base)?sslmode=require")
+            #expect(try await unverified.loadRevocations(now: now).revokedKeys == ["over-tls"])
+            try await unverified.close()
+
+            for (refused, because) in [
+                // No name to check (an IP address): refused rather than trusted.
+                (
+                    "postgres://tokend@127.0.0.1:\(port)/tls?sslmode=verify-full&sslrootcert=\(cluster.caFile)",
+                    "failedToValidateHostname"
+                ),
+                // The system's CAs never signed the test CA.
+                ("\(base)?sslmode=verify-full", "CERTIFICATE_VERIFY_FAILED"),
+                // The server takes TCP with TLS only.
+                ("\(base)?sslmode=disable", "SQLSTATE 28000"),
+            ] {
+                let error = await #expect(throws: TokenStoreError.self, "\(refused)") { try await Self.open(refused) }
+                #expect(error?.code == .unavailable, "\(refused): \(String(describing: error))")
+                #expect(error?.reason.contains(because) == true, "\(refused): \(String(describing: error))")
+            }
+        } catch {
+            await cluster.stop()
+            throw error
+        }
+        await cluster.stop()
+    }
 }

@@ -30,10 +30,25 @@ public final class PostgresCluster: Sendable {
 
     /// The `TOKEND_STORE` URL of `database` in this cluster.
     public func url(database: String) -> String {
-        "postgres://\(Self.user)@/\(database)?host=\(socketDirectory)"
+        "postgres://\(Self.user)@/\(database)?host=\(socketDirectory)" + (tcpPort.map { "&port=\($0)" } ?? "")
     }
 
-    private init(directory: TemporaryDirectory, pid: Int32, binaries: String, owner: (uid: uid_t, gid: gid_t)?) {
+    /// The loopback TCP port of a cluster started with `tls: true` (TLS only there), else nil.
+    public let tcpPort: Int?
+    /// The CA certificate (PEM) a `tls: true` cluster's server certificate (for `localhost`)
+    /// chains to.
+    public var caFile: String { directory.file("tls/ca.pem") }
+    /// The port of the Unix socket and of TCP.
+    var port: Int { tcpPort ?? 5432 }
+
+    private init(
+        directory: TemporaryDirectory,
+        pid: Int32,
+        binaries: String,
+        owner: (uid: uid_t, gid: gid_t)?,
+        tcpPort: Int?
+    ) {
+        self.tcpPort = tcpPort
         self.directory = directory
         self.currentPID = Mutex(pid)
         self.binaries = binaries
@@ -57,12 +72,46 @@ public final class PostgresCluster: Sendable {
         return try await run(runuser, ["-u", "postgres", "--", executable] + arguments, in: directory)
     }
 
-    /// The arguments of `pg_ctl start`: socket in the cluster's directory, no TCP.
-    private static func startArguments(data: String, log: String, socketDirectory: String) -> [String] {
-        [
-            "-D", data, "-l", log, "-w", "-t", "60", "-o",
-            "-k \(socketDirectory) -c listen_addresses='' -c unix_socket_permissions=0700 -c max_connections=400",
-        ]
+    /// The arguments of `pg_ctl start`: socket in the cluster's directory; no TCP, or with
+    /// `tcpPort` TLS on loopback with the certificates in `tls/`.
+    private static func startArguments(data: String, log: String, socketDirectory: String, tcpPort: Int?) -> [String] {
+        var options = "-k \(socketDirectory) -c unix_socket_permissions=0700 -c max_connections=400"
+        if let tcpPort {
+            options += " -c listen_addresses=127.0.0.1 -c port=\(tcpPort) -c ssl=on"
+            options +=
+                " -c ssl_cert_file=\(socketDirectory)/tls/server.crt -c ssl_key_file=\(socketDirectory)/tls/server.key"
+        } else {
+            options += " -c listen_addresses=''"
+        }
+        return ["-D", data, "-l", log, "-w", "-t", "60", "-o", options]
+    }
+
+    /// A CA and a server certificate for `localhost` (P-256, one day), made with `openssl`, and
+    /// `pg_hba.conf` refusing TCP without TLS.
+    private static func makeTLS(in directory: TemporaryDirectory, owner: (uid: uid_t, gid: gid_t)?) async throws {
+        let tls = directory.file("tls")
+        guard mkdir(tls, 0o700) == 0 else { throw HarnessError("mkdir \(tls): \(String(cString: strerror(errno)))") }
+        let openssl = "/usr/bin/openssl"
+        let curve = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+        try "subjectAltName=DNS:localhost\n".write(toFile: "\(tls)/ext.cnf", atomically: true, encoding: .utf8)
+        for arguments in [
+            ["req", "-x509"] + curve + [
+                "-days", "1", "-subj", "/CN=tokend test CA", "-keyout", "ca.key", "-out", "ca.pem",
+            ],
+            ["req"] + curve + ["-subj", "/CN=localhost", "-keyout", "server.key", "-out", "server.csr"],
+            [
+                "x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days",
+                "1",
+                "-extfile", "ext.cnf", "-out", "server.crt",
+            ],
+        ] {
+            let made = try await run(openssl, arguments, in: tls, currentDirectory: tls)
+            guard made.succeeded else { throw HarnessError("openssl \(arguments.prefix(2)) failed: \(made)") }
+        }
+        chmod("\(tls)/server.key", 0o600)
+        if let owner {
+            for file in ["", "/server.key", "/server.crt", "/ca.pem"] { chown(tls + file, owner.uid, owner.gid) }
+        }
     }
 
     /// The postmaster's PID from `postmaster.pid`.
@@ -86,7 +135,8 @@ public final class PostgresCluster: Sendable {
             Self.startArguments(
                 data: dataDirectory,
                 log: directory.file("server.log"),
-                socketDirectory: socketDirectory
+                socketDirectory: socketDirectory,
+                tcpPort: tcpPort
             )
                 + command,
             binaries: binaries,
@@ -134,7 +184,9 @@ public final class PostgresCluster: Sendable {
     }
 
     /// Creates and starts a cluster; throws with the server's log when it does not start.
-    public static func start() async throws -> PostgresCluster {
+    /// With `tls`, it also listens on a loopback TCP port (`tcpPort`), TLS only, with a server
+    /// certificate for `localhost` that `caFile` signed.
+    public static func start(tls: Bool = false) async throws -> PostgresCluster {
         let binaries = try binaryDirectory()
         let directory = try TemporaryDirectory(prefix: "tokend-pg")
         var owner: (uid: uid_t, gid: gid_t)?
@@ -160,15 +212,33 @@ public final class PostgresCluster: Sendable {
                 ["-D", data, "-U", user, "-A", "trust", "-E", "UTF8", "--no-sync"]
             )
             guard created.succeeded else { throw HarnessError("initdb failed: \(created)") }
+            var tcpPort: Int?
+            if tls {
+                try await makeTLS(in: directory, owner: owner)
+                let hba = "\(data)/pg_hba.conf"
+                let rules = try String(contentsOfFile: hba, encoding: .utf8)
+                try ("hostnossl all all 127.0.0.1/32 reject\n" + rules).write(
+                    toFile: hba,
+                    atomically: false,
+                    encoding: .utf8
+                )
+                tcpPort = Int.random(in: 20_000...60_000)
+            }
             let started = try await server(
                 "pg_ctl",
-                startArguments(data: data, log: log, socketDirectory: directory.path) + ["start"]
+                startArguments(data: data, log: log, socketDirectory: directory.path, tcpPort: tcpPort) + ["start"]
             )
             guard started.succeeded else {
                 let serverLog = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
                 throw HarnessError("pg_ctl start failed: \(started)\n--- server log\n\(serverLog)")
             }
-            return PostgresCluster(directory: directory, pid: try readPID(data: data), binaries: binaries, owner: owner)
+            return PostgresCluster(
+                directory: directory,
+                pid: try readPID(data: data),
+                binaries: binaries,
+                owner: owner,
+                tcpPort: tcpPort
+            )
         } catch {
             directory.remove()
             throw error
@@ -180,7 +250,9 @@ public final class PostgresCluster: Sendable {
         try await run(
             "\(binaries)/psql",
             [
-                "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", socketDirectory, "-U", Self.user, "-d", database,
+                "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", socketDirectory, "-p", "\(port)", "-U",
+                Self.user,
+                "-d", database,
                 "-c", sql,
             ],
             environment: minimalEnvironment(["PGCONNECT_TIMEOUT": "10"]),
