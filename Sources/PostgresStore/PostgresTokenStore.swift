@@ -38,10 +38,9 @@ public final class PostgresTokenStore: TokenStore {
     let quiet = Logger(label: "tokend.postgres", factory: { _ in SwiftLogNoOpLogHandler() })
     private let runner: Task<Void, Never>
     /// Why the database cannot be used, from the first failure until an operation succeeds.
-    private let failure = Mutex<String?>(nil)
+    private let failure = FailureRecord()
     /// Why writes fail while reads work (a read-only server, a full disk), until one succeeds.
-    private let writeFailure = Mutex<String?>(nil)
-    private let lastProbe = Mutex<ContinuousClock.Instant?>(nil)
+    private let writeFailure = FailureRecord()
     private let closed = Atomic<Bool>(false)
 
     private init(
@@ -530,7 +529,7 @@ public final class PostgresTokenStore: TokenStore {
             noteFailure(cause, writing: false)
             health.reads = reason(of: cause)
         }
-        if health.reads == nil, let failure = writeFailure.withLock({ $0 }), probeIsDue() {
+        if health.reads == nil, let failure = writeFailure.current, writeFailure.probeIsDue() {
             let now = Date().timeIntervalSince1970
             try? await write("checking that writes work again") { connection in
                 try await Self.append(
@@ -542,7 +541,7 @@ public final class PostgresTokenStore: TokenStore {
             }
         }
         // Writes fail with reads; the reason is said once, under reads.
-        health.writes = health.reads != nil ? "the database cannot be reached" : writeFailure.withLock { $0 }
+        health.writes = health.reads != nil ? "the database cannot be reached" : writeFailure.current
         return health
     }
 
@@ -600,7 +599,7 @@ public final class PostgresTokenStore: TokenStore {
         let quiet = quiet
         // While the database is known to be unreachable, a request learns so within a second
         // rather than waiting the whole timeout (the pool keeps reconnecting meanwhile).
-        let limit = failure.withLock { $0 } == nil ? operationTimeout : min(operationTimeout, .seconds(1))
+        let limit = failure.current == nil ? operationTimeout : min(operationTimeout, .seconds(1))
         do {
             let result = try await withDeadline(operation, limit: limit) { lease in
                 var attempt = 0
@@ -662,13 +661,7 @@ public final class PostgresTokenStore: TokenStore {
         guard let kind = PostgresFailure.storeFailure(error) else { return }
         let reason = reason(of: error)
         if kind == .writesOnly, !writing { return }
-        func record(_ failure: inout String?) -> String? {
-            defer { failure = reason }
-            return failure
-        }
-        let previous =
-            kind == .writesOnly ? writeFailure.withLock { record(&$0) } : failure.withLock { record(&$0) }
-        guard previous == nil else { return }
+        guard (kind == .writesOnly ? writeFailure : failure).fail(reason) == nil else { return }
         logger.error(
             kind == .writesOnly
                 ? "PostgreSQL refuses writes; writes answer 503" : "PostgreSQL cannot be reached; writes answer 503",
@@ -678,22 +671,14 @@ public final class PostgresTokenStore: TokenStore {
 
     /// Clears the failure after an operation succeeded; logs the recovery once.
     private func noteSuccess(wrote: Bool) {
-        let previous = failure.withLock { failure -> String? in
-            defer { failure = nil }
-            return failure
-        }
-        if let previous {
+        if let previous = failure.succeed() {
             logger.notice(
                 "PostgreSQL is reachable again; reconnected",
                 metadata: ["store": "\(location)", "failed_with": "\(previous)"]
             )
         }
         guard wrote else { return }
-        let previousWrite = writeFailure.withLock { failure -> String? in
-            defer { failure = nil }
-            return failure
-        }
-        if let previousWrite {
+        if let previousWrite = writeFailure.succeed() {
             logger.notice("PostgreSQL takes writes again", metadata: ["failed_with": "\(previousWrite)"])
         }
     }
@@ -703,12 +688,4 @@ public final class PostgresTokenStore: TokenStore {
         return (mapped as? TokenStoreError)?.reason ?? "\(mapped)"
     }
 
-    private func probeIsDue() -> Bool {
-        let now = ContinuousClock.now
-        return lastProbe.withLock { last -> Bool in
-            if let last, now - last < .seconds(1) { return false }
-            last = now
-            return true
-        }
-    }
 }

@@ -23,7 +23,7 @@ import Synchronization
 ///   `.unavailable` otherwise. Whether writes work is tracked here, for `health()`, and each
 ///   change of it is logged once.
 ///
-/// `Sendable`: immutable after `open` but for `writeFailure`, `lastProbe` and `writeQueue`,
+/// `Sendable`: immutable after `open` but for `writeFailure` and `writeQueue`,
 /// each behind its mutex; `DatabasePool` is thread-safe.
 public final class SQLiteTokenStore: TokenStore {
     /// The database file.
@@ -36,10 +36,7 @@ public final class SQLiteTokenStore: TokenStore {
     private let opened: DatabaseFiles.Opened
     private let logger: Logger
     /// Why writes fail, from the first failure until a write succeeds; nil while they work.
-    private let writeFailure = Mutex<String?>(nil)
-    /// When `health()` last tried a write of its own: at most one a second, however often
-    /// `/healthz` is asked.
-    private let lastProbe = Mutex<ContinuousClock.Instant?>(nil)
+    private let writeFailure = FailureRecord()
     /// Mutations waiting for the writer (`write`'s group commit).
     let writeQueue = Mutex(WriteQueue())
 
@@ -546,7 +543,7 @@ public final class SQLiteTokenStore: TokenStore {
         let opened = opened
         do {
             try await Self.offload { try files.checkWritable(opened: opened) }
-            if let failure = writeFailure.withLock({ $0 }), probeIsDue() {
+            if let failure = writeFailure.current, writeFailure.probeIsDue() {
                 // Failed for a reason of the store's own (disk full, …): try whether writes work
                 // again rather than wait for a client's write to find out. `write` records the
                 // outcome.
@@ -558,13 +555,13 @@ public final class SQLiteTokenStore: TokenStore {
         } catch {
             noteWriteFailure(error)
         }
-        health.writes = writeFailure.withLock { $0 }
+        health.writes = writeFailure.current
         return health
     }
 
     public func close() async throws {
         let pool = pool
-        writeFailure.withLock { $0 = "writing on \(path) failed: the store is closed" }
+        writeFailure.fail("writing on \(path) failed: the store is closed")
         do {
             try await Self.offload { try pool.close() }
         } catch {
@@ -769,31 +766,13 @@ public final class SQLiteTokenStore: TokenStore {
         default:
             return
         }
-        let previous = writeFailure.withLock { failure -> String? in
-            defer { failure = reason }
-            return failure
-        }
-        guard previous != reason else { return }
+        guard writeFailure.fail(reason) != reason else { return }
         logger.error("token store writes fail; writes are refused with 503", metadata: ["reason": "\(reason)"])
-    }
-
-    /// Whether a second has passed since `health()` last tried a write (and records this one).
-    private func probeIsDue() -> Bool {
-        let now = ContinuousClock.now
-        return lastProbe.withLock { last -> Bool in
-            if let last, now - last < .seconds(1) { return false }
-            last = now
-            return true
-        }
     }
 
     /// Clears the write failure after a write committed; logs when writes work again.
     private func noteWriteSucceeded() {
-        let previous = writeFailure.withLock { failure -> String? in
-            defer { failure = nil }
-            return failure
-        }
-        guard let previous else { return }
+        guard let previous = writeFailure.succeed() else { return }
         logger.notice("token store writes work again", metadata: ["failed_with": "\(previous)"])
     }
 
