@@ -65,6 +65,18 @@ extension PostgresTokenStore {
         return found
     }
 
+    /// The statement `fetchTokenAndFamily` prepares.
+    static func tokenAndFamilySQL(lock: Bool) -> String {
+        let columns =
+            tokenColumns.split(separator: ",").map { "t." + $0.trimmingCharacters(in: .whitespacesAndNewlines) }
+            + familyColumns.split(separator: ",").map { "f." + $0.trimmingCharacters(in: .whitespacesAndNewlines) }
+        return """
+            SELECT \(columns.joined(separator: ", "))
+            FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id
+            WHERE t.hash = $1\(lock ? " FOR UPDATE" : "")
+            """
+    }
+
     /// The token with `hash` and its family, read by one statement; with `lock`, both rows
     /// locked `FOR UPDATE`.
     static func fetchTokenAndFamily(
@@ -73,20 +85,10 @@ extension PostgresTokenStore {
         _ connection: PostgresConnection,
         logger: Logger
     ) async throws -> (RefreshTokenRecord?, RefreshFamily?) {
-        let columns =
-            tokenColumns.split(separator: ",").map { "t." + $0.trimmingCharacters(in: .whitespacesAndNewlines) }
-            + familyColumns.split(separator: ",").map { "f." + $0.trimmingCharacters(in: .whitespacesAndNewlines) }
-        let rows = try await connection.query(
-            PostgresQuery(
-                unsafeSQL: """
-                    SELECT \(columns.joined(separator: ", "))
-                    FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id
-                    WHERE t.hash = $1\(lock ? " FOR UPDATE" : "")
-                    """,
-                binds: binds(buffer(hash))
-            ),
-            logger: logger
-        )
+        let rows =
+            lock
+            ? try await connection.execute(PreparedStatements.LockTokenAndFamily(hash: buffer(hash)), logger: logger)
+            : try await connection.execute(PreparedStatements.ReadTokenAndFamily(hash: buffer(hash)), logger: logger)
         var found: (RefreshTokenRecord?, RefreshFamily?) = (nil, nil)
         for try await row in rows {
             let cells = row.makeRandomAccess()
@@ -114,37 +116,30 @@ extension PostgresTokenStore {
         let kind = event?.kind ?? fallback.kind
         let detail = event?.detail ?? fallback.detail
         let familySubject = event == nil
-        let rows = try await connection.query(
-            """
-            WITH spent AS (
-                UPDATE refresh_tokens SET state = \(spent.state.rawValue), spent_at = \(spent.spentAt),
-                    successor_hash = \(spent.successorHash.map(buffer)), successor_sealed = \(spent.successorSealed.map(buffer))
-                WHERE hash = \(buffer(spent.hash)) AND family_id = \(spent.familyID)
-                RETURNING 1),
-            successor AS (
-                INSERT INTO refresh_tokens (hash, family_id, state, created_at, spent_at, successor_hash, successor_sealed)
-                SELECT \(buffer(successor.hash)), \(successor.familyID), \(successor.state.rawValue),
-                    \(successor.createdAt), \(successor.spentAt), \(successor.successorHash.map(buffer)),
-                    \(successor.successorSealed.map(buffer))
-                WHERE EXISTS (SELECT 1 FROM spent)
-                ON CONFLICT (hash) DO NOTHING
-                RETURNING 1),
-            family AS (
-                UPDATE refresh_families SET last_access_jti = \(accessJTI),
-                    last_access_expires_at = greatest(coalesce(last_access_expires_at, 0), \(accessExpiresAt))
-                WHERE id = \(spent.familyID) AND EXISTS (SELECT 1 FROM successor)
-                RETURNING subject),
-            event AS (
-                INSERT INTO events (at, kind, subject, detail)
-                SELECT \(now), \(kind), CASE WHEN \(familySubject) THEN family.subject ELSE \(event?.subject) END, \(detail)
-                FROM family
-                RETURNING 1)
-            SELECT (SELECT count(*) FROM spent), (SELECT count(*) FROM successor), (SELECT count(*) FROM event)
-            """,
-            logger: logger
-        )
+        var bindings = PostgresBindings(capacity: 20)
+        bindings.append(spent.state.rawValue)
+        bindings.append(spent.spentAt)
+        bindings.append(spent.successorHash.map(buffer))
+        bindings.append(spent.successorSealed.map(buffer))
+        bindings.append(buffer(spent.hash))
+        bindings.append(spent.familyID)
+        bindings.append(buffer(successor.hash))
+        bindings.append(successor.familyID)
+        bindings.append(successor.state.rawValue)
+        bindings.append(successor.createdAt)
+        bindings.append(successor.spentAt)
+        bindings.append(successor.successorHash.map(buffer))
+        bindings.append(successor.successorSealed.map(buffer))
+        bindings.append(accessJTI)
+        bindings.append(accessExpiresAt)
+        bindings.append(now)
+        bindings.append(kind)
+        bindings.append(familySubject)
+        bindings.append(event?.subject)
+        bindings.append(detail)
+        let rows = try await connection.execute(PreparedStatements.Rotate(bindings: bindings), logger: logger)
         var counts: (Int64, Int64, Int64) = (0, 0, 0)
-        for try await row in rows.decode((Int64, Int64, Int64).self) { counts = row }
+        for try await row in rows { counts = row }
         guard counts.0 == 1 else {
             throw TokenStoreError.conflict(
                 "rotation in family \(spent.familyID): the spent refresh token is not stored in that family"
