@@ -47,22 +47,41 @@ extension PostgresTokenStore {
         )
     }
 
-    static func fetchToken(
-        hash: [UInt8],
-        lock: Bool,
+    /// The first row `sql` (with `$1` bound to `value`) answers, decoded by `decode`; nil when
+    /// it answers none.
+    static func fetchOne<T>(
+        _ sql: String,
+        _ value: some PostgresDynamicTypeEncodable,
         _ connection: PostgresConnection,
-        logger: Logger
-    ) async throws -> RefreshTokenRecord? {
-        let rows = try await connection.query(
-            PostgresQuery(
-                unsafeSQL: "SELECT \(tokenColumns) FROM refresh_tokens WHERE hash = $1\(lock ? " FOR UPDATE" : "")",
-                binds: binds(buffer(hash))
-            ),
+        logger: Logger,
+        _ decode: (PostgresRow) throws -> T
+    ) async throws -> T? {
+        var found: T?
+        for try await row in try await connection.query(
+            PostgresQuery(unsafeSQL: sql, binds: binds(value)),
             logger: logger
         )
-        var found: RefreshTokenRecord?
-        for try await row in rows { found = try token(row.makeRandomAccess(), at: 0) }
+        where found == nil {
+            found = try decode(row)
+        }
         return found
+    }
+
+    static func fetchToken(
+        hash: [UInt8],
+        _ connection: PostgresConnection,
+        logger: Logger
+    ) async throws
+        -> RefreshTokenRecord?
+    {
+        try await fetchOne(
+            "SELECT \(tokenColumns) FROM refresh_tokens WHERE hash = $1",
+            buffer(hash),
+            connection,
+            logger: logger
+        ) {
+            try token($0.makeRandomAccess(), at: 0)
+        }
     }
 
     /// The statement `fetchTokenAndFamily` prepares.
@@ -152,22 +171,16 @@ extension PostgresTokenStore {
         }
     }
 
-    static func fetchFamily(
-        id: String,
-        lock: Bool,
-        _ connection: PostgresConnection,
-        logger: Logger
-    ) async throws -> RefreshFamily? {
-        let rows = try await connection.query(
-            PostgresQuery(
-                unsafeSQL: "SELECT \(familyColumns) FROM refresh_families WHERE id = $1\(lock ? " FOR UPDATE" : "")",
-                binds: binds(id)
-            ),
+    static func fetchFamily(id: String, _ connection: PostgresConnection, logger: Logger) async throws -> RefreshFamily?
+    {
+        try await fetchOne(
+            "SELECT \(familyColumns) FROM refresh_families WHERE id = $1",
+            id,
+            connection,
             logger: logger
-        )
-        var found: RefreshFamily?
-        for try await row in rows { found = try family(row.makeRandomAccess(), at: 0) }
-        return found
+        ) {
+            try family($0.makeRandomAccess(), at: 0)
+        }
     }
 
     static func insert(_ family: RefreshFamily, _ connection: PostgresConnection, logger: Logger) async throws {
@@ -213,6 +226,19 @@ extension PostgresTokenStore {
         var subject: String?
         for try await value in rows.decode(String.self) { subject = value }
         return subject
+    }
+
+    /// Appends `event` when the statement `rows` answer (ending in `RETURNING 1`) changed a row:
+    /// the idempotent changes (a repeat changes nothing and logs nothing).
+    static func changing(
+        _ rows: PostgresRowSequence,
+        event: StoreEvents.Draft,
+        at: Double,
+        _ connection: PostgresConnection,
+        logger: Logger
+    ) async throws {
+        guard try await count(rows) > 0 else { return }
+        try await append(event, at: at, connection, logger: logger)
     }
 
     /// Appends `event` in the caller's transaction.

@@ -220,16 +220,13 @@ extension PostgresTokenStore: UserStore {
         _ connection: PostgresConnection,
         logger: Logger
     ) async throws -> UserRecord? {
-        let rows = try await connection.query(
-            PostgresQuery(
-                unsafeSQL: "SELECT \(userColumns) FROM users WHERE \(condition)\(lock ? " FOR UPDATE" : "")",
-                binds: binds(value)
-            ),
-            logger: logger
+        try await fetchOne(
+            "SELECT \(userColumns) FROM users WHERE \(condition)\(lock ? " FOR UPDATE" : "")",
+            value,
+            connection,
+            logger: logger,
+            userRecord
         )
-        var found: UserRecord?
-        for try await row in rows { found = try userRecord(row) }
-        return found
     }
 
     /// Whether a user holds the identifier `key` (as username or email).

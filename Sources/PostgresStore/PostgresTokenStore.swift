@@ -158,7 +158,7 @@ public final class PostgresTokenStore: TokenStore {
         reason: String
     ) async throws {
         try await write("revoking an access token") { connection in
-            let changed = try await Self.count(
+            try await Self.changing(
                 connection.query(
                     """
                     INSERT INTO revoked_access_tokens AS r (jti, subject, expires_at, revoked_at, reason)
@@ -169,22 +169,18 @@ public final class PostgresTokenStore: TokenStore {
                     RETURNING 1
                     """,
                     logger: self.quiet
-                )
+                ),
+                event: StoreEvents.revokeAccess(jti: jti, subject: subject, expiresAt: expiresAt, reason: reason),
+                at: at,
+                connection,
+                logger: self.quiet
             )
-            if changed > 0 {
-                try await Self.append(
-                    StoreEvents.revokeAccess(jti: jti, subject: subject, expiresAt: expiresAt, reason: reason),
-                    at: at,
-                    connection,
-                    logger: self.quiet
-                )
-            }
         }
     }
 
     public func setSubjectCutoff(subject: String, notBefore: Double, reason: String) async throws {
         try await write("setting a subject cutoff") { connection in
-            let changed = try await Self.count(
+            try await Self.changing(
                 connection.query(
                     """
                     INSERT INTO subject_cutoffs AS c (subject, not_before, reason) VALUES (\(subject), \(notBefore), \(reason))
@@ -193,48 +189,40 @@ public final class PostgresTokenStore: TokenStore {
                     RETURNING 1
                     """,
                     logger: self.quiet
-                )
+                ),
+                event: StoreEvents.subjectCutoff(subject: subject, notBefore: notBefore, reason: reason),
+                at: notBefore,
+                connection,
+                logger: self.quiet
             )
-            if changed > 0 {
-                try await Self.append(
-                    StoreEvents.subjectCutoff(subject: subject, notBefore: notBefore, reason: reason),
-                    at: notBefore,
-                    connection,
-                    logger: self.quiet
-                )
-            }
         }
     }
 
     public func revokeKey(kid: String, at: Double, reason: String) async throws {
         try await write("revoking a key") { connection in
-            let changed = try await Self.count(
+            try await Self.changing(
                 connection.query(
                     """
                     INSERT INTO revoked_keys (kid, revoked_at, reason) VALUES (\(kid), \(at), \(reason))
                     ON CONFLICT (kid) DO NOTHING RETURNING 1
                     """,
                     logger: self.quiet
-                )
+                ),
+                event: StoreEvents.revokeKey(kid: kid, reason: reason),
+                at: at,
+                connection,
+                logger: self.quiet
             )
-            if changed > 0 {
-                try await Self.append(
-                    StoreEvents.revokeKey(kid: kid, reason: reason),
-                    at: at,
-                    connection,
-                    logger: self.quiet
-                )
-            }
         }
     }
 
     public func createRefreshFamily(_ family: RefreshFamily, firstToken: RefreshTokenRecord) async throws {
         try StoreValidation.checkNewFamily(family, firstToken: firstToken)
         try await write("creating a refresh family") { connection in
-            if try await Self.fetchFamily(id: family.id, lock: false, connection, logger: self.quiet) != nil {
+            if try await Self.fetchFamily(id: family.id, connection, logger: self.quiet) != nil {
                 throw TokenStoreError.conflict("refresh family \(family.id) exists already")
             }
-            if try await Self.fetchToken(hash: firstToken.hash, lock: false, connection, logger: self.quiet) != nil {
+            if try await Self.fetchToken(hash: firstToken.hash, connection, logger: self.quiet) != nil {
                 throw TokenStoreError.conflict("the first refresh token of family \(family.id) exists already")
             }
             try await Self.insert(family, connection, logger: self.quiet)
@@ -333,7 +321,7 @@ public final class PostgresTokenStore: TokenStore {
 
     public func refreshFamily(id: String) async throws -> RefreshFamily? {
         try await read("reading a refresh family") { connection in
-            try await Self.fetchFamily(id: id, lock: false, connection, logger: self.quiet)
+            try await Self.fetchFamily(id: id, connection, logger: self.quiet)
         }
     }
 

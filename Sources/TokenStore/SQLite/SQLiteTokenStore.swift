@@ -595,20 +595,7 @@ public final class SQLiteTokenStore: TokenStore {
         _ operation: String,
         _ body: @escaping @Sendable (Database) throws -> T
     ) async throws -> T {
-        let result = WriteResult<T>()
-        let path = path
-        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-            let write = PendingWrite(operation: operation) { db in
-                result.value = try body(db)
-            } finish: { outcome in
-                continuation.resume(
-                    with: outcome.mapError { TokenStoreError.mapping($0, operation: operation, path: path) }
-                )
-            }
-            enqueue(write)
-        }
-        guard let value = result.value else { preconditionFailure("a committed write has a result") }
-        return value
+        try await submit(operation, reading: false, body)
     }
 
     /// Runs `body` on the writer connection outside any transaction, in the writer's next turn,
@@ -623,19 +610,28 @@ public final class SQLiteTokenStore: TokenStore {
         _ operation: String,
         _ body: @escaping @Sendable (Database) throws -> T
     ) async throws -> T {
+        try await submit(operation, reading: true, body)
+    }
+
+    /// Queues `body` for the writer (as a read or a write, see `enqueue`) and waits for it.
+    private func submit<T: Sendable>(
+        _ operation: String,
+        reading: Bool,
+        _ body: @escaping @Sendable (Database) throws -> T
+    ) async throws -> T {
         let result = WriteResult<T>()
         let path = path
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-            let read = PendingWrite(operation: operation) { db in
+            let pending = PendingWrite(operation: operation) { db in
                 result.value = try body(db)
             } finish: { outcome in
                 continuation.resume(
                     with: outcome.mapError { TokenStoreError.mapping($0, operation: operation, path: path) }
                 )
             }
-            enqueue(read, reading: true)
+            enqueue(pending, reading: reading)
         }
-        guard let value = result.value else { preconditionFailure("a finished read has a result") }
+        guard let value = result.value else { preconditionFailure("a finished write or read has a result") }
         return value
     }
 
