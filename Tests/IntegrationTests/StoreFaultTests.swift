@@ -195,14 +195,19 @@ struct StoreFaultTests {
 /// Runs a system tool to its end, synchronously (usable in `defer`); its exit code.
 @discardableResult
 private func runTool(_ executable: String, _ arguments: [String]) -> Int32 {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: executable)
-    process.arguments = arguments
-    process.standardOutput = FileHandle.nullDevice
-    process.standardError = FileHandle.nullDevice
-    do { try process.run() } catch { return 127 }
-    process.waitUntilExit()
-    return process.terminationStatus
+    guard
+        let child = try? ChildProcess(
+            executable,
+            arguments,
+            environment: minimalEnvironment(),
+            stdout: .null,
+            stderr: .null
+        )
+    else { return 127 }
+    switch child.waitForExitBlocking() {
+    case .exited(let code): return code
+    case .signalled: return 128
+    }
 }
 
 /// A file tokend may no longer write: mode 0400 for an ordinary user; for root, whom modes do

@@ -191,6 +191,21 @@ public final class ChildProcess: Sendable {
         }
     }
 
+    /// Blocks the calling thread until the process ends, and reaps it. For short-lived tools
+    /// whose end a `defer` must wait for; everything else uses `waitForExit(timeout:)`.
+    public func waitForExitBlocking() -> ExitStatus {
+        reaped.withLock { cached -> ExitStatus in
+            if let cached { return cached }
+            var status: Int32 = 0
+            var result: pid_t
+            repeat { result = waitpid(pid, &status, 0) } while result < 0 && errno == EINTR
+            let signal = status & 0x7f
+            let ended: ExitStatus = signal == 0 ? .exited((status >> 8) & 0xff) : .signalled(signal)
+            cached = ended
+            return ended
+        }
+    }
+
     /// SIGTERM, then SIGKILL if it has not ended within `timeout`. Returns how it ended and
     /// whether SIGKILL was needed.
     @discardableResult
