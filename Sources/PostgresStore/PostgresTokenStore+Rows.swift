@@ -121,6 +121,41 @@ extension PostgresTokenStore {
     /// before it took effect. Throws `.conflict` (rolling the transaction back) when the spent
     /// token is not stored in its family or the successor exists already. `event` nil appends
     /// `fallback` with the family's subject.
+    /// `rotateIfCurrent` as one statement (`RotateIfCurrent`): true when it rotated.
+    static func rotateIfCurrent(
+        _ rotation: ConditionalRotation,
+        _ connection: PostgresConnection,
+        logger: Logger
+    ) async throws -> Bool {
+        let event = StoreEvents.refreshRotated(
+            familyID: rotation.familyID,
+            subject: rotation.subject,
+            accessJTI: rotation.accessJTI
+        )
+        var bindings = PostgresBindings(capacity: 11)
+        bindings.append(buffer(rotation.hash))
+        bindings.append(rotation.familyID)
+        bindings.append(rotation.now)
+        bindings.append(rotation.subjectCutoff)
+        bindings.append(buffer(rotation.successor.hash))
+        bindings.append(buffer(rotation.successorSealed))
+        bindings.append(rotation.accessJTI)
+        bindings.append(rotation.accessExpiresAt)
+        bindings.append(event.kind)
+        bindings.append(event.subject)
+        bindings.append(event.detail)
+        let rows = try await connection.execute(PreparedStatements.RotateIfCurrent(bindings: bindings), logger: logger)
+        var counts: (Int64, Int64, Int64) = (0, 0, 0)
+        for try await row in rows { counts = row }
+        switch counts {
+        case (0, _, _): return false
+        case (1, 1, 1): return true
+        default:
+            // Not reachable: the successor's insert fails the whole statement on a duplicate.
+            throw TokenStoreError.conflict("rotation in family \(rotation.familyID) wrote \(counts)")
+        }
+    }
+
     static func rotate(
         spent: RefreshTokenRecord,
         successor: RefreshTokenRecord,

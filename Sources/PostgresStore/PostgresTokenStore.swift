@@ -296,6 +296,18 @@ public final class PostgresTokenStore: TokenStore {
         }
     }
 
+    public func rotateIfCurrent(_ rotation: ConditionalRotation) async throws -> Bool {
+        let spent = rotation.spent
+        try StoreValidation.checkRotation(spent: spent, successor: rotation.successor)
+        guard rotation.successor.state == .active, rotation.successor.familyID == rotation.familyID else {
+            throw TokenStoreError.conflict("a successor refresh token must be active, in the spent token's family")
+        }
+        let quiet = quiet
+        return try await writeOne("rotating a refresh token") { connection in
+            try await Self.rotateIfCurrent(rotation, connection, logger: quiet)
+        }
+    }
+
     /// The token and its family as last committed, by one statement (no lock, no transaction):
     /// what a refresh prepares from before `updateRefreshToken` decides again under the lock.
     public func refreshToken(hash: [UInt8]) async throws -> StoredRefreshToken {
@@ -572,6 +584,16 @@ public final class PostgresTokenStore: TokenStore {
         try await transaction(operation, begin: nil, writing: false, body)
     }
 
+    /// Runs `body`, one statement that is its own transaction: one round trip where BEGIN,
+    /// the statement and COMMIT take three. Not retried once sent if the connection is lost
+    /// (it may have committed); retried on serialization failures and deadlocks like `write`.
+    func writeOne<T: Sendable>(
+        _ operation: String,
+        _ body: @escaping @Sendable (PostgresConnection) async throws -> T
+    ) async throws -> T {
+        try await transaction(operation, begin: nil, writing: true, body)
+    }
+
     /// Attempts one operation makes at most when the database asks it to retry.
     static let maximumAttempts = 10
 
@@ -603,6 +625,9 @@ public final class PostgresTokenStore: TokenStore {
                             // written to it is lost, never answered. Take another.
                             if connection.isClosed { throw PostgresFailure.ClosedBeforeUse() }
                             guard let begin else {
+                                // A write outside a transaction is its own COMMIT: once it is
+                                // sent, a lost connection may have committed it.
+                                if writing { commitSent.store(true, ordering: .relaxed) }
                                 do { return try await body(connection) } catch {
                                     throw PostgresFailure.passingThrough(error)
                                 }

@@ -58,6 +58,52 @@ enum PreparedStatements {
     }
 }
 
+extension PreparedStatements {
+    /// `rotateIfCurrent` in one statement, its own transaction: the token ($1) and its family
+    /// ($2) locked by one join only while the token is active and the family may refresh at
+    /// $3 (not ended, not expired, created after the cutoff $4) — rechecked on the newest row
+    /// versions when another writer held them, as `FOR UPDATE` does under READ COMMITTED —
+    /// then spent, its successor ($5, sealed pair $6) inserted, the family's newest access
+    /// token ($7, expiring $8) noted and the event ($9 kind, $10 subject, $11 detail) appended.
+    /// A duplicate successor hash fails the statement, and with it everything it wrote.
+    /// Returns the counts of (spent, successor, event): (0, 0, 0) when it did not apply.
+    struct RotateIfCurrent: PostgresPreparedStatement {
+        static let sql = """
+            WITH current AS (
+                SELECT t.hash, t.family_id FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id
+                WHERE t.hash = $1 AND t.family_id = $2 AND t.state = 'active'
+                    AND f.revoked_at IS NULL AND f.expires_at > $3 AND ($4::float8 IS NULL OR f.created_at > $4)
+                FOR UPDATE),
+            spent AS (
+                UPDATE refresh_tokens SET state = 'spent', spent_at = $3, successor_hash = $5, successor_sealed = $6
+                WHERE hash = (SELECT hash FROM current)
+                RETURNING family_id),
+            successor AS (
+                INSERT INTO refresh_tokens (hash, family_id, state, created_at)
+                SELECT $5, family_id, 'active', $3 FROM spent
+                RETURNING 1),
+            family AS (
+                UPDATE refresh_families SET last_access_jti = $7,
+                    last_access_expires_at = greatest(coalesce(last_access_expires_at, 0), $8)
+                WHERE id = (SELECT family_id FROM spent)
+                RETURNING 1),
+            event AS (
+                INSERT INTO events (at, kind, subject, detail)
+                SELECT $3, $9, $10, $11 FROM family
+                RETURNING 1)
+            SELECT (SELECT count(*) FROM spent), (SELECT count(*) FROM successor), (SELECT count(*) FROM event)
+            """
+        static let bindingDataTypes: [PostgresDataType] = [
+            .bytea, .text, .float8, .float8, .bytea, .bytea, .text, .float8, .text, .text, .text,
+        ]
+        var bindings: PostgresBindings
+        func makeBindings() throws -> PostgresBindings { bindings }
+        func decodeRow(_ row: PostgresRow) throws -> (Int64, Int64, Int64) {
+            try row.decode((Int64, Int64, Int64).self)
+        }
+    }
+}
+
 /// A statement that reads a refresh token (and its family) by its hash: `$1`, the rows as they
 /// come.
 protocol TokenAndFamily: PostgresPreparedStatement where Row == PostgresRow {

@@ -106,6 +106,7 @@ extension TokenService {
         } catch {
             throw noteStoreFailure(error, during: "create refresh family")
         }
+        refreshFamilies.remember(refresh.hash, family: family)
         tokens.refreshToken = refresh.text
         return tokens
     }

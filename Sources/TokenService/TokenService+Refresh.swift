@@ -17,11 +17,20 @@ extension TokenService {
         let hash = SHA256.hash(Array(token.utf8))
         let now = clock.now()
         do {
-            // Read first (a snapshot, off the writer): minting needs the family, and a spent
-            // token needs no candidate. The transaction below decides again on what it reads.
-            let stored = try await store.refreshToken(hash: hash)
-            let (record, family) = (stored.token, stored.family)
-            guard let record, let family else { return .failure(.invalidGrant("unknown refresh token")) }
+            // Minting needs the family: from memory when this node issued or rotated to the
+            // token, else read first (a snapshot, off the writer), where a spent token needs
+            // no candidate. The transaction below decides again on the rows it reads.
+            let family: RefreshFamily
+            let mayBeActive: Bool
+            if let known = refreshFamilies.family(of: hash) {
+                (family, mayBeActive) = (known, true)
+            } else {
+                let stored = try await store.refreshToken(hash: hash)
+                guard let record = stored.token, let found = stored.family else {
+                    return .failure(.invalidGrant("unknown refresh token"))
+                }
+                (family, mayBeActive) = (found, record.state == .active)
+            }
             // The cutoff this refresh is decided against; minting refuses if it moves before.
             let ticket = revocations.ticket(subject: family.subject)
             let cutoff = ticket.cutoff
@@ -37,7 +46,7 @@ extension TokenService {
             }
             var candidate: RefreshRotation.Candidate?
             var minted: IssuedTokens?
-            if record.state == .active {
+            if mayBeActive {
                 // A dialect's family gets its dialect's lifetime and claims, and may refuse
                 // (an inactive account).
                 var policy = configuration.accessPolicy
@@ -80,15 +89,41 @@ extension TokenService {
             }
             let grace = configuration.refreshGrace
             let chosen = candidate
-            let outcome = try await store.updateRefreshToken(hash: hash, now: now) { record, family in
-                RefreshRotation.decide(
-                    record: record,
-                    family: family,
-                    now: now,
-                    grace: grace,
-                    subjectCutoff: cutoff,
-                    candidate: chosen
+            // The common case in one step where the store has one (an active token of an open
+            // family); anything else is decided on the rows, in the store's transaction.
+            let outcome: RefreshRotation.Outcome
+            if let candidate,
+                try await store.rotateIfCurrent(
+                    ConditionalRotation(
+                        hash: hash,
+                        familyID: family.id,
+                        subject: family.subject,
+                        subjectCutoff: cutoff,
+                        successor: candidate.successor,
+                        successorSealed: candidate.sealed,
+                        accessJTI: candidate.accessJTI,
+                        accessExpiresAt: candidate.accessExpiresAt,
+                        now: now
+                    )
                 )
+            {
+                outcome = .rotated
+            } else {
+                outcome = try await store.updateRefreshToken(hash: hash, now: now) { record, family in
+                    RefreshRotation.decide(
+                        record: record,
+                        family: family,
+                        now: now,
+                        grace: grace,
+                        subjectCutoff: cutoff,
+                        candidate: chosen
+                    )
+                }
+            }
+            if case .rotated = outcome, let successor = chosen?.successor.hash {
+                refreshFamilies.remember(successor, family: family, replacing: hash)
+            } else {
+                refreshFamilies.forget(hash)
             }
             switch outcome {
             case .rotated:

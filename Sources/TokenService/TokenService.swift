@@ -18,6 +18,8 @@ public final class TokenService: Sendable {
     public let store: any TokenStore
     public let revocations: RevocationState
     let cache: VerifiedTokenCache
+    /// The families of refresh tokens this node handed out, so a refresh skips a read.
+    let refreshFamilies = RefreshFamilyCache(capacity: 65_536)
     let clock: ServiceClock
     let logger: Logger
     let metrics: ServiceMetrics

@@ -55,6 +55,16 @@ public protocol TokenStore: Sendable {
         _ decide: @escaping @Sendable (RefreshTokenRecord?, RefreshFamily?) throws -> RefreshDecision<Outcome>
     ) async throws -> Outcome
 
+    /// Rotates in one step, when it may: the token hashed `rotation.hash` is spent and
+    /// `rotation.successor` replaces it, with the `refresh_rotated` event, exactly as
+    /// `updateRefreshToken` does for a `.rotate` decision — if the token is active in family
+    /// `rotation.familyID` and the family may refresh (not ended, `now` before its end,
+    /// created after `rotation.subjectCutoff`). Returns false, having changed nothing, when any
+    /// of that does not hold; the caller then decides with `updateRefreshToken`. Of concurrent
+    /// calls for one token at most one returns true. A store without a cheaper way than
+    /// `updateRefreshToken` returns false at once (the default).
+    func rotateIfCurrent(_ rotation: ConditionalRotation) async throws -> Bool
+
     /// The refresh token with `hash` and its family as last committed, read without waiting
     /// for the writer: a snapshot for deciding what to prepare (minting a successor), never
     /// for changing anything, which `updateRefreshToken` decides again in its transaction.
@@ -100,6 +110,8 @@ public protocol TokenStore: Sendable {
 }
 
 extension TokenStore {
+    public func rotateIfCurrent(_ rotation: ConditionalRotation) async throws -> Bool { false }
+
     /// `refreshToken(hash:)` through `updateRefreshToken` with no change, for stores without
     /// a cheaper read.
     public func refreshToken(hash: [UInt8]) async throws -> StoredRefreshToken {
@@ -273,6 +285,56 @@ public struct RefreshDecision<Outcome: Sendable>: Sendable {
 }
 
 /// One entry of the append-only event log.
+/// What `rotateIfCurrent` needs: the presented token, the conditions, and the successor
+/// minted for it.
+public struct ConditionalRotation: Sendable {
+    /// SHA-256 of the presented refresh token.
+    public var hash: [UInt8]
+    public var familyID: String
+    /// The family's subject, for the event.
+    public var subject: String
+    /// The subject's sign-out cutoff as this node knows it: the family must be newer.
+    public var subjectCutoff: Double?
+    /// The new token (active, in `familyID`, created `now`).
+    public var successor: RefreshTokenRecord
+    /// The successor pair sealed under the presented token, for replays in the grace window.
+    public var successorSealed: [UInt8]
+    public var accessJTI: String
+    public var accessExpiresAt: Double
+    public var now: Double
+
+    public init(
+        hash: [UInt8],
+        familyID: String,
+        subject: String,
+        subjectCutoff: Double?,
+        successor: RefreshTokenRecord,
+        successorSealed: [UInt8],
+        accessJTI: String,
+        accessExpiresAt: Double,
+        now: Double
+    ) {
+        self.hash = hash
+        self.familyID = familyID
+        self.subject = subject
+        self.subjectCutoff = subjectCutoff
+        self.successor = successor
+        self.successorSealed = successorSealed
+        self.accessJTI = accessJTI
+        self.accessExpiresAt = accessExpiresAt
+        self.now = now
+    }
+
+    /// The spent token as `updateRefreshToken` would store it.
+    public var spent: RefreshTokenRecord {
+        var spent = RefreshTokenRecord(hash: hash, familyID: familyID, state: .spent, createdAt: 0)
+        spent.spentAt = now
+        spent.successorHash = successor.hash
+        spent.successorSealed = successorSealed
+        return spent
+    }
+}
+
 public struct TokenEvent: Sendable, Equatable {
     /// Monotonic position: the cursor.
     public var sequence: Int64

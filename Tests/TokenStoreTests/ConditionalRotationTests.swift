@@ -1,0 +1,169 @@
+import Testing
+import TokenStore
+import TokenTestSupport
+
+/// `rotateIfCurrent`: the one-step rotation of an active token of an open family. The stores
+/// that have it (PostgreSQL) must leave what `updateRefreshToken` leaves for the same rotation,
+/// and change nothing whenever the decision would not be a rotation; the others answer false.
+@Suite("rotateIfCurrent: one step for the common rotation, nothing otherwise")
+struct ConditionalRotationTests {
+    let now = StoreFixtures.now
+
+    static func rotation(
+        of plaintext: String = "rt-0",
+        to next: String,
+        at now: Double,
+        jti: String,
+        subjectCutoff: Double? = nil
+    ) -> ConditionalRotation {
+        ConditionalRotation(
+            hash: StoreFixtures.hash(plaintext),
+            familyID: "fam-1",
+            subject: "user-1",
+            subjectCutoff: subjectCutoff,
+            successor: StoreFixtures.activeToken(next, createdAt: now),
+            successorSealed: Array("sealed successor of \(next)".utf8),
+            accessJTI: jti,
+            accessExpiresAt: now + 3600,
+            now: now
+        )
+    }
+
+    /// Whether `kind` rotates in one step; the others must answer false and change nothing.
+    static func hasOneStep(_ kind: StoreKind) -> Bool { kind == .postgres }
+
+    @Test("an active token of an open family rotates, as updateRefreshToken would", arguments: StoreKind.allCases)
+    func rotatesLikeTheTransaction(kind: StoreKind) async throws {
+        try await withStore(kind) { store in
+            let first = StoreFixtures.activeToken("rt-0")
+            try await store.createRefreshFamily(StoreFixtures.family(), firstToken: first)
+            let rotated = try await store.rotateIfCurrent(Self.rotation(to: "rt-1", at: now + 5, jti: "jti-1"))
+            #expect(rotated == Self.hasOneStep(kind))
+            guard rotated else {
+                #expect(try await store.peek(first.hash).token == first, "answering false changes nothing")
+                #expect(try await store.allEvents().map(\.kind) == ["family_created"])
+                return
+            }
+            let spent = try await store.peek(first.hash)
+            #expect(spent.token?.state == .spent)
+            #expect(spent.token?.spentAt == now + 5)
+            #expect(spent.token?.successorHash == StoreFixtures.hash("rt-1"))
+            #expect(spent.token?.successorSealed == Array("sealed successor of rt-1".utf8))
+            #expect(spent.token?.createdAt == first.createdAt)
+            #expect(spent.family?.lastAccessJTI == "jti-1")
+            #expect(spent.family?.lastAccessExpiresAt == now + 3605)
+            let successor = try await store.peek(StoreFixtures.hash("rt-1"))
+            #expect(successor.token == StoreFixtures.activeToken("rt-1", createdAt: now + 5))
+            let events = try await store.allEvents()
+            #expect(events.map(\.kind) == ["family_created", "refresh_rotated"])
+            #expect(events.last?.detail == "family=fam-1 access_jti=jti-1")
+            #expect(events.last?.subject == "user-1")
+            #expect(events.last?.at == now + 5)
+        }
+    }
+
+    @Test(
+        "a spent token, an ended, expired or signed-out family, or another family: false, nothing changed",
+        arguments: StoreKind.allCases
+    )
+    func refusesWhatIsNotARotation(kind: StoreKind) async throws {
+        try await withStore(kind) { store in
+            let first = StoreFixtures.activeToken("rt-0")
+            try await store.createRefreshFamily(StoreFixtures.family(), firstToken: first)
+            #expect(
+                try await store.rotateIfCurrent(Self.rotation(to: "rt-1", at: now + 5, jti: "jti-1"))
+                    == Self.hasOneStep(kind)
+            )
+            let before = try await store.allEvents().count
+
+            // The token is spent now (without a one-step rotation it is still active, and every
+            // answer is false anyway).
+            #expect(try await !store.rotateIfCurrent(Self.rotation(to: "rt-x", at: now + 6, jti: "jti-x")))
+            let successor = Self.hasOneStep(kind) ? "rt-1" : "rt-0"
+            // Signed out at or after the family's creation.
+            #expect(
+                try await !store.rotateIfCurrent(
+                    Self.rotation(of: successor, to: "rt-2", at: now + 7, jti: "jti-2", subjectCutoff: now)
+                )
+            )
+            // Past the family's end.
+            #expect(
+                try await !store.rotateIfCurrent(
+                    Self.rotation(of: successor, to: "rt-3", at: now + 2_592_000, jti: "jti-3")
+                )
+            )
+            // Named with another family.
+            var elsewhere = Self.rotation(of: successor, to: "rt-4", at: now + 8, jti: "jti-4")
+            elsewhere.familyID = "fam-2"
+            elsewhere.successor.familyID = "fam-2"
+            #expect(try await !store.rotateIfCurrent(elsewhere))
+            // Ended.
+            try await store.revokeRefreshFamily(id: "fam-1", at: now + 9, reason: "logout")
+            #expect(
+                try await !store.rotateIfCurrent(Self.rotation(of: successor, to: "rt-5", at: now + 10, jti: "jti-5"))
+            )
+            // Unknown.
+            #expect(
+                try await !store.rotateIfCurrent(Self.rotation(of: "nobody", to: "rt-6", at: now + 10, jti: "jti-6"))
+            )
+
+            for next in ["rt-x", "rt-2", "rt-3", "rt-4", "rt-5", "rt-6"] {
+                #expect(try await store.peek(StoreFixtures.hash(next)).token == nil, "no successor \(next)")
+            }
+            #expect(try await store.peek(StoreFixtures.hash(successor)).token?.state == .active)
+            let events = try await store.allEvents()
+            #expect(events.count == before + 1, "only the family's end was recorded")
+            #expect(events.last?.kind == "family_revoked")
+        }
+    }
+
+    @Test("of 16 concurrent one-step rotations of one token at most one applies", arguments: StoreKind.allCases)
+    func concurrentRotateOnce(kind: StoreKind) async throws {
+        try await withStore(kind) { store in
+            let first = StoreFixtures.activeToken("rt-0")
+            try await store.createRefreshFamily(StoreFixtures.family(), firstToken: first)
+            let now = now
+            let results = try await withThrowingTaskGroup(of: Bool.self) { group in
+                for attempt in 0..<16 {
+                    group.addTask {
+                        try await store.rotateIfCurrent(
+                            Self.rotation(to: "rt-1-\(attempt)", at: now + 1, jti: "jti-\(attempt)")
+                        )
+                    }
+                }
+                var results: [Bool] = []
+                for try await result in group { results.append(result) }
+                return results
+            }
+            #expect(results.filter { $0 }.count == (Self.hasOneStep(kind) ? 1 : 0))
+            let rotations = try await store.allEvents().filter { $0.kind == "refresh_rotated" }
+            #expect(rotations.count == results.filter { $0 }.count)
+            if let winner = rotations.first {
+                let spent = try #require(try await store.peek(first.hash).token)
+                let successorHash = try #require(spent.successorHash)
+                #expect(try await store.peek(successorHash).token?.state == .active)
+                #expect(
+                    winner.detail.hasSuffix(try #require(try await store.refreshFamily(id: "fam-1")?.lastAccessJTI))
+                )
+            }
+        }
+    }
+
+    @Test("a successor that exists already fails the whole step: the presented token stays active")
+    func duplicateSuccessorWritesNothing() async throws {
+        try await withStore(.postgres) { store in
+            let first = StoreFixtures.activeToken("rt-0")
+            try await store.createRefreshFamily(StoreFixtures.family(), firstToken: first)
+            try await store.createRefreshFamily(
+                StoreFixtures.family(id: "fam-2"),
+                firstToken: StoreFixtures.activeToken("taken", familyID: "fam-2")
+            )
+            await #expect(throws: (any Error).self) {
+                try await store.rotateIfCurrent(Self.rotation(to: "taken", at: now + 5, jti: "jti-1"))
+            }
+            #expect(try await store.peek(first.hash).token == first)
+            #expect(try await store.refreshFamily(id: "fam-1")?.lastAccessJTI == "jti-0")
+            #expect(try await store.allEvents().map(\.kind) == ["family_created", "family_created"])
+        }
+    }
+}
