@@ -121,39 +121,40 @@ extension PostgresTokenStore {
     /// before it took effect. Throws `.conflict` (rolling the transaction back) when the spent
     /// token is not stored in its family or the successor exists already. `event` nil appends
     /// `fallback` with the family's subject.
-    /// `rotateIfCurrent` as one statement (`RotateIfCurrent`): true when it rotated.
-    static func rotateIfCurrent(
-        _ rotation: ConditionalRotation,
+    /// A batch of `rotateIfCurrent`s as one statement (`RotateBatch`): the hashes of the
+    /// tokens it rotated.
+    static func rotateBatch(
+        _ rotations: [ConditionalRotation],
         _ connection: PostgresConnection,
         logger: Logger
-    ) async throws -> Bool {
-        let event = StoreEvents.refreshRotated(
-            familyID: rotation.familyID,
-            subject: rotation.subject,
-            accessJTI: rotation.accessJTI
-        )
-        var bindings = PostgresBindings(capacity: 11)
-        bindings.append(buffer(rotation.hash))
-        bindings.append(rotation.familyID)
-        bindings.append(rotation.now)
-        bindings.append(rotation.subjectCutoff)
-        bindings.append(buffer(rotation.successor.hash))
-        bindings.append(buffer(rotation.successorSealed))
-        bindings.append(rotation.accessJTI)
-        bindings.append(rotation.accessExpiresAt)
-        bindings.append(event.kind)
-        bindings.append(event.subject)
-        bindings.append(event.detail)
-        let rows = try await connection.execute(PreparedStatements.RotateIfCurrent(bindings: bindings), logger: logger)
-        var counts: (Int64, Int64, Int64) = (0, 0, 0)
-        for try await row in rows { counts = row }
-        switch counts {
-        case (0, _, _): return false
-        case (1, 1, 1): return true
-        default:
-            // Not reachable: the successor's insert fails the whole statement on a duplicate.
-            throw TokenStoreError.conflict("rotation in family \(rotation.familyID) wrote \(counts)")
+    ) async throws -> Set<[UInt8]> {
+        var bindings = PostgresBindings(capacity: 10)
+        bindings.append(rotations.map { buffer($0.hash) })
+        bindings.append(rotations.map(\.familyID))
+        bindings.append(rotations.map(\.now))
+        // No cutoff: every family was created after -1.
+        bindings.append(rotations.map { $0.subjectCutoff ?? -1 })
+        bindings.append(rotations.map { buffer($0.successor.hash) })
+        bindings.append(rotations.map { buffer($0.successorSealed) })
+        bindings.append(rotations.map(\.accessJTI))
+        bindings.append(rotations.map(\.accessExpiresAt))
+        let events = rotations.map {
+            StoreEvents.refreshRotated(familyID: $0.familyID, subject: $0.subject, accessJTI: $0.accessJTI)
         }
+        bindings.append(events.map { $0.subject ?? "" })
+        bindings.append(events.map(\.detail))
+        let rows = try await connection.execute(PreparedStatements.RotateBatch(bindings: bindings), logger: logger)
+        var rotated: Set<[UInt8]> = []
+        for try await (hash, successors, families, events) in rows {
+            rotated.insert(bytes(hash))
+            // Not reachable: a duplicate successor fails the whole statement.
+            guard successors == families, families == events else {
+                throw TokenStoreError.conflict(
+                    "a rotation batch wrote \(successors) successors, \(families) families, \(events) events"
+                )
+            }
+        }
+        return rotated
     }
 
     static func rotate(

@@ -42,6 +42,8 @@ public final class PostgresTokenStore: TokenStore {
     /// Why writes fail while reads work (a read-only server, a full disk), until one succeeds.
     private let writeFailure = FailureRecord()
     private let closed = Atomic<Bool>(false)
+    /// Concurrent one-step rotations, grouped into one statement each turn.
+    private let rotations = RotationBatches()
 
     private init(
         location: PostgresLocation,
@@ -303,8 +305,10 @@ public final class PostgresTokenStore: TokenStore {
             throw TokenStoreError.conflict("a successor refresh token must be active, in the spent token's family")
         }
         let quiet = quiet
-        return try await writeOne("rotating a refresh token") { connection in
-            try await Self.rotateIfCurrent(rotation, connection, logger: quiet)
+        return try await rotations.rotate(rotation) { batch in
+            try await self.writeOne("rotating refresh tokens") { connection in
+                try await Self.rotateBatch(batch, connection, logger: quiet)
+            }
         }
     }
 

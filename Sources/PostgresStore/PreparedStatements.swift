@@ -59,47 +59,63 @@ enum PreparedStatements {
 }
 
 extension PreparedStatements {
-    /// `rotateIfCurrent` in one statement, its own transaction: the token ($1) and its family
-    /// ($2) locked by one join only while the token is active and the family may refresh at
-    /// $3 (not ended, not expired, created after the cutoff $4) — rechecked on the newest row
-    /// versions when another writer held them, as `FOR UPDATE` does under READ COMMITTED —
-    /// then spent, its successor ($5, sealed pair $6) inserted, the family's newest access
-    /// token ($7, expiring $8) noted and the event ($9 kind, $10 subject, $11 detail) appended.
-    /// A duplicate successor hash fails the statement, and with it everything it wrote.
-    /// Returns the counts of (spent, successor, event): (0, 0, 0) when it did not apply.
-    struct RotateIfCurrent: PostgresPreparedStatement {
+    /// A batch of one-step rotations (`rotateIfCurrent`) in one statement, its own transaction.
+    /// Each input row (the arrays $1…$10 by position: token hash, family, now, subject cutoff
+    /// or -1, successor hash, sealed pair, access jti, its expiry, event subject, event detail)
+    /// is applied only while its token is active in that family and the family may refresh
+    /// then; those rows are locked first, in one order, by one join (rechecked on the newest
+    /// row versions when another writer held them, as `FOR UPDATE` does under READ
+    /// COMMITTED). Then each such token is spent, its successor inserted, its family's newest
+    /// access token noted and a `refresh_rotated` event appended. A duplicate successor hash
+    /// fails the statement, and with it everything it wrote. Answers the hashes it rotated,
+    /// with the counts of successors, families and events written (equal to their number).
+    struct RotateBatch: PostgresPreparedStatement {
         static let sql = """
-            WITH current AS (
-                SELECT t.hash, t.family_id FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id
-                WHERE t.hash = $1 AND t.family_id = $2 AND t.state = 'active'
-                    AND f.revoked_at IS NULL AND f.expires_at > $3 AND ($4::float8 IS NULL OR f.created_at > $4)
-                FOR UPDATE),
+            WITH input AS (
+                SELECT * FROM unnest($1::bytea[], $2::text[], $3::float8[], $4::float8[], $5::bytea[],
+                    $6::bytea[], $7::text[], $8::float8[], $9::text[], $10::text[])
+                    WITH ORDINALITY AS i(hash, family_id, now, cutoff, successor, sealed, jti, access_expires_at,
+                        subject, detail, position)),
+            current AS (
+                SELECT t.hash FROM refresh_tokens t
+                    JOIN refresh_families f ON f.id = t.family_id
+                    JOIN input i ON i.hash = t.hash AND i.family_id = t.family_id
+                WHERE t.state = 'active' AND f.revoked_at IS NULL AND f.expires_at > i.now AND f.created_at > i.cutoff
+                ORDER BY t.hash
+                FOR UPDATE OF t, f),
             spent AS (
-                UPDATE refresh_tokens SET state = 'spent', spent_at = $3, successor_hash = $5, successor_sealed = $6
-                WHERE hash = (SELECT hash FROM current)
-                RETURNING family_id),
+                UPDATE refresh_tokens t SET state = 'spent', spent_at = i.now, successor_hash = i.successor,
+                    successor_sealed = i.sealed
+                FROM input i
+                WHERE t.hash = i.hash AND t.hash IN (SELECT hash FROM current)
+                RETURNING t.hash),
             successor AS (
                 INSERT INTO refresh_tokens (hash, family_id, state, created_at)
-                SELECT $5, family_id, 'active', $3 FROM spent
+                SELECT i.successor, i.family_id, 'active', i.now FROM input i JOIN spent s ON s.hash = i.hash
                 RETURNING 1),
             family AS (
-                UPDATE refresh_families SET last_access_jti = $7,
-                    last_access_expires_at = greatest(coalesce(last_access_expires_at, 0), $8)
-                WHERE id = (SELECT family_id FROM spent)
+                UPDATE refresh_families f SET last_access_jti = i.jti,
+                    last_access_expires_at = greatest(coalesce(f.last_access_expires_at, 0), i.access_expires_at)
+                FROM input i JOIN spent s ON s.hash = i.hash
+                WHERE f.id = i.family_id
                 RETURNING 1),
             event AS (
                 INSERT INTO events (at, kind, subject, detail)
-                SELECT $3, $9, $10, $11 FROM family
+                SELECT i.now, 'refresh_rotated', i.subject, i.detail FROM input i JOIN spent s ON s.hash = i.hash
+                ORDER BY i.position
                 RETURNING 1)
-            SELECT (SELECT count(*) FROM spent), (SELECT count(*) FROM successor), (SELECT count(*) FROM event)
+            SELECT s.hash, (SELECT count(*) FROM successor), (SELECT count(*) FROM family),
+                (SELECT count(*) FROM event)
+            FROM spent s
             """
         static let bindingDataTypes: [PostgresDataType] = [
-            .bytea, .text, .float8, .float8, .bytea, .bytea, .text, .float8, .text, .text, .text,
+            .byteaArray, .textArray, .float8Array, .float8Array, .byteaArray,
+            .byteaArray, .textArray, .float8Array, .textArray, .textArray,
         ]
         var bindings: PostgresBindings
         func makeBindings() throws -> PostgresBindings { bindings }
-        func decodeRow(_ row: PostgresRow) throws -> (Int64, Int64, Int64) {
-            try row.decode((Int64, Int64, Int64).self)
+        func decodeRow(_ row: PostgresRow) throws -> (ByteBuffer, Int64, Int64, Int64) {
+            try row.decode((ByteBuffer, Int64, Int64, Int64).self)
         }
     }
 }

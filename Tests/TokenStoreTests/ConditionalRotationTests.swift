@@ -149,6 +149,65 @@ struct ConditionalRotationTests {
         }
     }
 
+    @Test(
+        "48 concurrent rotations of 24 families, every other one ended: each open family rotates once",
+        arguments: StoreKind.allCases
+    )
+    func concurrentFamiliesRotateTogether(kind: StoreKind) async throws {
+        try await withStore(kind) { store in
+            for index in 0..<24 {
+                try await store.createRefreshFamily(
+                    StoreFixtures.family(id: "fam-\(index)"),
+                    firstToken: StoreFixtures.activeToken("rt-\(index)", familyID: "fam-\(index)")
+                )
+                if index % 2 == 1 {
+                    try await store.revokeRefreshFamily(id: "fam-\(index)", at: now + 1, reason: "logout")
+                }
+            }
+            let now = now
+            // Two uses of each token: at most one of each pair may apply.
+            let results = try await withThrowingTaskGroup(of: (Int, Bool).self) { group in
+                for use in 0..<48 {
+                    let index = use % 24
+                    group.addTask {
+                        var rotation = Self.rotation(
+                            of: "rt-\(index)",
+                            to: "rt-\(index)-next-\(use)",
+                            at: now + 2,
+                            jti: "jti-\(use)"
+                        )
+                        rotation.familyID = "fam-\(index)"
+                        rotation.successor.familyID = "fam-\(index)"
+                        return (index, try await store.rotateIfCurrent(rotation))
+                    }
+                }
+                var results: [Int: Int] = [:]
+                for try await (index, rotated) in group where rotated { results[index, default: 0] += 1 }
+                return results
+            }
+            guard Self.hasOneStep(kind) else {
+                #expect(results.isEmpty)
+                return
+            }
+            #expect(results == Dictionary(uniqueKeysWithValues: stride(from: 0, to: 24, by: 2).map { ($0, 1) }))
+            for index in 0..<24 {
+                let token = try #require(try await store.peek(StoreFixtures.hash("rt-\(index)")).token)
+                #expect(token.state == (index % 2 == 0 ? .spent : .active), "token of fam-\(index)")
+                if let next = token.successorHash {
+                    #expect(try await store.peek(next).token?.familyID == "fam-\(index)")
+                    let family = try await store.refreshFamily(id: "fam-\(index)")
+                    #expect(
+                        family?.lastAccessJTI.map {
+                            token.successorSealed
+                                == Array("sealed successor of rt-\(index)-next-\($0.dropFirst(4))".utf8)
+                        } == true
+                    )
+                }
+            }
+            #expect(try await store.allEvents().filter { $0.kind == "refresh_rotated" }.count == 12)
+        }
+    }
+
     @Test("a successor that exists already fails the whole step: the presented token stays active")
     func duplicateSuccessorWritesNothing() async throws {
         try await withStore(.postgres) { store in
