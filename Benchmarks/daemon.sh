@@ -102,6 +102,7 @@ SCHED_IDLE="${DAEMON_SCHED_IDLE:-0}"
 SKIP_BUILD="${DAEMON_SKIP_BUILD:-0}"
 PARTS="${DAEMON_PARTS:-intro signin latency hostile refresh}"
 REFRESH_CONNS="${DAEMON_REFRESH_CONNECTIONS:-1 32}"
+STORE_INTRO_CONNS="${DAEMON_STORE_INTRO_CONNECTIONS:-8 64}"
 FLOODERS="${DAEMON_FLOODERS:-4}"
 QUIET_WAIT="${DAEMON_QUIET_WAIT:-180}"
 QUIET_PCT="${DAEMON_QUIET_PCT:-10}"
@@ -298,6 +299,7 @@ trap 'exit 130' INT TERM
     echo "quiet_pct=$QUIET_PCT"
     echo "parts=$PARTS"
     echo "refresh_connections=$REFRESH_CONNS"
+    echo "store_intro_connections=$STORE_INTRO_CONNS"
     echo "loadavg_before=$(cut -d' ' -f1-3 /proc/loadavg)"
     echo "load_flags=$LOAD_FLAGS"
 } >"$OUT/machine.txt"
@@ -735,7 +737,19 @@ refresh_rotations() {
         wait_for_socket "$admin" "$!" "$which ($store)"
         curl -sSf --unix-socket "$api" http://localhost/healthz >/dev/null
     done
+    # A token of this store's tokend for the introspection runs (the hot path must not touch
+    # the store: the rates should not depend on it).
+    local token
+    token="$(curl -sSf --unix-socket "$WORK/run/refresh-$store-tokend-admin.sock" -H 'Content-Type: application/json' \
+        -d '{"sub":"load-user-store","scope":"read write","client_id":"tokend-load"}' \
+        http://localhost/admin/tokens | python3 -c 'import json, sys; print(json.load(sys.stdin)["access_token"])')"
     for rep in $(seq "$REPEATS"); do
+        for c in $STORE_INTRO_CONNS; do
+            REFRESH_PID="${pids[0]}"
+            run_load "storeintro-$store-c$c-r$rep" refresh-tokend --socket "$WORK/run/refresh-$store-tokend.sock" \
+                --connections "$c" --seconds "$SECS" --warmup "$WARMUP" --mode introspect-repeated --token "$token"
+            sleep 1
+        done
         for c in $REFRESH_CONNS; do
             run_reference "refresh-$store-ref-c$c-r$rep" "$reference" "$c"
             sleep 1
@@ -1113,10 +1127,37 @@ for store in refresh_stores:
             print(f"- {which}, {top} clients ≥ 3 × its own 1-client rate: **{scale:.2f}** "
                   f"{'PASS' if scale >= 3 and verdict(gt) == 'ok' else '**FAIL**'}")
     print()
-    print("(The reference: the same transaction as SQLiteTokenStore.updateRefreshToken's rotation with its event, "
-          "prepared statements on libsqlite3, WAL, synchronous = FULL, one writer at a time, on the server core with "
-          "as many threads as tokend has clients; each of its threads owns one family. Each tokend connection owns one "
-          "refresh family, issued through the admin socket.)")
+    if store == "sqlite":
+        print("(The reference: the same transaction as SQLiteTokenStore.updateRefreshToken's rotation with its event, "
+              "prepared statements on libsqlite3, WAL, synchronous = FULL, one writer at a time, on the server core with "
+              "as many threads as tokend has clients; each of its threads owns one family. Each tokend connection owns one "
+              "refresh family, issued through the admin socket.)")
+    else:
+        print("(The reference: pgbench -M prepared running Benchmarks/postgres/refresh.sql, the statement tokend sends "
+              "for a rotation (a batch of one), one family per client, from the load core; PostgreSQL on the server "
+              "core beside tokend, fsync and synchronous_commit on. tokend sends the rotations of concurrent clients as "
+              "one batch. Each tokend connection owns one refresh family, issued through the admin socket.)")
+    print()
+
+intro_stores = sorted({k.split("-")[1] for k in runs if re.fullmatch(r"storeintro-\w+-c\d+(-r\d+)?", k)})
+if intro_stores:
+    iconns = machine.get("store_intro_connections", "8 64").split()
+    print("### Introspection by store (repeated token, the rotation runs' tokends)")
+    print()
+    print("| conns | " + " | ".join(f"{s} req/s (range) | {s} CPU µs/req" for s in intro_stores) + " | ratio |")
+    print("|---:|" + "---:|---:|" * len(intro_stores) + "---:|")
+    for c in iconns:
+        cells, rates = [], []
+        for s in intro_stores:
+            g = group(f"storeintro-{s}-c{c}")
+            t = median_run(g, "rps")
+            rates.append(num(t, "rps") if t else 0)
+            cells.append(f"{fmt(num(t, 'rps'))}{span(g, 'rps')} | {fmt(cpu_us(t), 1)}" if t else "– | –")
+        ratio = rates[0] / rates[-1] if len(rates) > 1 and rates[-1] else 0
+        print(f"| {c} | " + " | ".join(cells) + f" | {ratio:.2f} |")
+    print()
+    print(f"(ratio: {intro_stores[0]} / {intro_stores[-1]}; each store's tokend answers the same kind of request from "
+          "memory, so the ratio should be within the run-to-run range.)")
     print()
 PY
 cat "$OUT/summary.md"
