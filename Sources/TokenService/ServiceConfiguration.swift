@@ -66,8 +66,17 @@ public struct ServiceConfiguration: Sendable {
 /// A clock in seconds since the epoch; injected so tests control time.
 public struct ServiceClock: Sendable {
     public let now: @Sendable () -> Double
+    /// A clock that never steps (seconds from an arbitrary start), for how long ago this node
+    /// last caught up with a fleet (`FleetFreshness`).
+    public let uptime: @Sendable () -> Double
 
-    public init(now: @escaping @Sendable () -> Double) { self.now = now }
+    public init(
+        now: @escaping @Sendable () -> Double,
+        uptime: @escaping @Sendable () -> Double = FleetFreshness.monotonic
+    ) {
+        self.now = now
+        self.uptime = uptime
+    }
 
     /// The system's real-time clock.
     public static let system = ServiceClock {

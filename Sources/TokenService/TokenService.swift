@@ -49,7 +49,10 @@ public final class TokenService: Sendable {
     ) async throws -> TokenService {
         // A revoked token whose exp is still inside the leeway would verify again: load its
         // revocation too.
-        let freshness = FleetFreshness(bound: configuration.maxStaleness > 0 ? configuration.maxStaleness : nil)
+        let freshness = FleetFreshness(
+            bound: configuration.maxStaleness > 0 ? configuration.maxStaleness : nil,
+            uptime: clock.uptime
+        )
         let snapshot: RevocationSnapshot
         var follower: EventFollower?
         if let shared = store as? any FollowableStore {
