@@ -69,6 +69,13 @@ public struct PostgresKeyringStorage: KeyringStorage {
                 "UPDATE keyring SET document = \(change.document.serialized()), changed_at = \(now) WHERE singleton = 1",
                 logger: quiet
             )
+            // In the same transaction: every other node's follower reloads the keyring.
+            try await PostgresTokenStore.append(
+                StoreEvents.keyringChanged(change.document),
+                at: now,
+                connection,
+                logger: quiet
+            )
             return stored.applying(change)
         }
     }

@@ -24,7 +24,27 @@ enum PostgresSchema {
     static var latestVersion: Int { migrations.last?.version ?? 0 }
 
     static let migrations: [Migration] = [
-        Migration(version: 1, name: "tokens, users, keys and the event log", statements: version1)
+        Migration(version: 1, name: "tokens, users, keys and the event log", statements: version1),
+        Migration(version: 2, name: "an index for followers of the event log", statements: version2),
+    ]
+
+    /// The kinds a follower reads (`TokenEvent.Kind.followed`), as SQL: exactly the predicate
+    /// of the v2 index, so the planner can use it. Frozen with v2: following another kind
+    /// needs a new index in a new migration.
+    static let followedKindsSQL =
+        "kind IN ('revoke_access', 'subject_cutoff', 'revoke_key', 'family_revoked', 'refresh_reuse', 'keyring_changed')"
+
+    /// The channel writers NOTIFY (payload: the new event's sequence) and followers LISTEN on.
+    static let channel = "tokend_events"
+
+    /// Followers read the events that change other nodes' memory by (transaction, sequence)
+    /// (`FollowCursor`): a partial index over those kinds only, so refresh rotations and
+    /// sign-ins, which are most of the log, add no index entry.
+    private static let version2: [String] = [
+        """
+        CREATE INDEX events_followed ON events (transaction_id, sequence)
+            WHERE kind IN ('revoke_access', 'subject_cutoff', 'revoke_key', 'family_revoked', 'refresh_reuse', 'keyring_changed')
+        """
     ]
 
     /// The same tables as the SQLite store (times are seconds since 1970 as `double precision`,

@@ -277,18 +277,35 @@ extension PostgresTokenStore {
         try await append(event, at: at, connection, logger: logger)
     }
 
-    /// Appends `event` in the caller's transaction.
+    /// Appends `event` in the caller's transaction. An event other nodes follow
+    /// (`TokenEvent.Kind.followed`) also notifies them, by the same statement: the
+    /// notification, whose payload is the new sequence, is delivered when the transaction
+    /// commits (and never when it rolls back).
     static func append(
         _ event: StoreEvents.Draft,
         at: Double,
         _ connection: PostgresConnection,
         logger: Logger
     ) async throws {
+        guard followedKinds.contains(event.kind) else {
+            try await connection.perform(
+                "INSERT INTO events (at, kind, subject, detail) VALUES (\(at), \(event.kind), \(event.subject), \(event.detail))",
+                logger: logger
+            )
+            return
+        }
         try await connection.perform(
-            "INSERT INTO events (at, kind, subject, detail) VALUES (\(at), \(event.kind), \(event.subject), \(event.detail))",
+            """
+            WITH appended AS (
+                INSERT INTO events (at, kind, subject, detail) VALUES (\(at), \(event.kind), \(event.subject), \(event.detail))
+                RETURNING sequence)
+            SELECT pg_notify(\(PostgresSchema.channel), sequence::text) FROM appended
+            """,
             logger: logger
         )
     }
+
+    static let followedKinds = Set(TokenEvent.Kind.followed)
 
     /// The newest event's sequence (0 when none was ever written).
     static func lastSequence(_ connection: PostgresConnection, logger: Logger) async throws -> Int64 {

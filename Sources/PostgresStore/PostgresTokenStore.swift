@@ -30,7 +30,7 @@ public final class PostgresTokenStore: TokenStore {
     /// How long one operation (a lease, its transaction, its retries) may take.
     public let operationTimeout: Duration
     /// For `health()`'s own connection when the pool cannot get one.
-    private let password: String?
+    let password: String?
 
     let client: PostgresClient
     let logger: Logger
@@ -113,43 +113,52 @@ public final class PostgresTokenStore: TokenStore {
     // MARK: - TokenStore
 
     public func loadRevocations(now: Double) async throws -> RevocationSnapshot {
-        try await read("loading revocations") { connection in
-            var snapshot = RevocationSnapshot()
-            let access = try await connection.query(
-                "SELECT jti, expires_at FROM revoked_access_tokens WHERE expires_at > \(now)",
-                logger: self.quiet
-            )
-            for try await (jti, expiresAt) in access.decode((String, Double).self) {
-                snapshot.revokedAccessTokens[jti] = expiresAt
-            }
-            let cutoffs = try await connection.query(
-                "SELECT subject, not_before FROM subject_cutoffs",
-                logger: self.quiet
-            )
-            for try await (subject, notBefore) in cutoffs.decode((String, Double).self) {
-                snapshot.subjectCutoffs[subject] = notBefore
-            }
-            for try await kid in try await connection.query("SELECT kid FROM revoked_keys", logger: self.quiet).decode(
-                String.self
-            ) {
-                snapshot.revokedKeys.insert(kid)
-            }
-            let families = try await connection.query(
-                PostgresQuery(
-                    unsafeSQL: """
-                        SELECT id, \(Self.familyEnd) FROM refresh_families
-                        WHERE revoked_at IS NOT NULL AND \(Self.familyEnd) > $1
-                        """,
-                    binds: Self.binds(now)
-                ),
-                logger: self.quiet
-            )
-            for try await (id, end) in families.decode((String, Double).self) {
-                snapshot.revokedFamilies[id] = end
-            }
-            snapshot.cursor = try await Self.lastSequence(connection, logger: self.quiet)
-            return snapshot
+        let quiet = quiet
+        return try await read("loading revocations") { connection in
+            try await Self.revocations(connection, now: now, logger: quiet)
         }
+    }
+
+    /// The revocation state as of the caller's transaction's snapshot.
+    static func revocations(
+        _ connection: PostgresConnection,
+        now: Double,
+        logger: Logger
+    ) async throws
+        -> RevocationSnapshot
+    {
+        var snapshot = RevocationSnapshot()
+        let access = try await connection.query(
+            "SELECT jti, expires_at FROM revoked_access_tokens WHERE expires_at > \(now)",
+            logger: logger
+        )
+        for try await (jti, expiresAt) in access.decode((String, Double).self) {
+            snapshot.revokedAccessTokens[jti] = expiresAt
+        }
+        let cutoffs = try await connection.query("SELECT subject, not_before FROM subject_cutoffs", logger: logger)
+        for try await (subject, notBefore) in cutoffs.decode((String, Double).self) {
+            snapshot.subjectCutoffs[subject] = notBefore
+        }
+        for try await kid in try await connection.query("SELECT kid FROM revoked_keys", logger: logger).decode(
+            String.self
+        ) {
+            snapshot.revokedKeys.insert(kid)
+        }
+        let families = try await connection.query(
+            PostgresQuery(
+                unsafeSQL: """
+                    SELECT id, \(Self.familyEnd) FROM refresh_families
+                    WHERE revoked_at IS NOT NULL AND \(Self.familyEnd) > $1
+                    """,
+                binds: Self.binds(now)
+            ),
+            logger: logger
+        )
+        for try await (id, end) in families.decode((String, Double).self) {
+            snapshot.revokedFamilies[id] = end
+        }
+        snapshot.cursor = try await Self.lastSequence(connection, logger: logger)
+        return snapshot
     }
 
     public func revokeAccessToken(

@@ -4,7 +4,9 @@ public import TokenStore
 /// `/admin/status`, systemd's STATUS= and the log all say what this says.
 ///
 /// Token checks (introspection, `/v1/verify`) read only memory, which holds every
-/// acknowledged revocation, so they work in every state below.
+/// acknowledged revocation, so they work in every state below — except on a node of a fleet
+/// that is behind the shared store by more than `TOKEND_MAX_STALENESS` (`fleet`): its memory
+/// may miss a revocation made on another node, so it refuses them (503) until it catches up.
 public struct HealthReport: Sendable, Equatable {
     public enum Status: String, Sendable {
         /// Reads, writes and keys work.
@@ -22,6 +24,10 @@ public struct HealthReport: Sendable, Equatable {
     public var writes: String?
     /// Why no token can be signed, or nil.
     public var keys: String?
+    /// Why token checks are refused on a node of a fleet ("behind the fleet by N s: …"), or nil.
+    public var fleet: String?
+    /// Whether this node follows a shared store (then `/healthz` shows the `fleet` part).
+    public var following = false
 
     public init(reads: String? = nil, writes: String? = nil, keys: String? = nil) {
         self.reads = reads
@@ -34,7 +40,7 @@ public struct HealthReport: Sendable, Equatable {
     }
 
     public var status: Status {
-        if reads != nil || keys != nil { return .unavailable }
+        if reads != nil || keys != nil || fleet != nil { return .unavailable }
         return writes == nil ? .serving : .degraded
     }
 
@@ -43,9 +49,9 @@ public struct HealthReport: Sendable, Equatable {
 
     /// The parts as `/healthz` shows them: `ok`, or `failing (reason)`.
     public var parts: [(name: String, state: String)] {
-        [("reads", reads), ("writes", writes), ("keys", keys)].map { part in
-            (part.0, part.1.map { "failing (\($0))" } ?? "ok")
-        }
+        var parts = [("reads", reads), ("writes", writes), ("keys", keys)]
+        if following { parts.append(("fleet", fleet)) }
+        return parts.map { part in (part.0, part.1.map { "failing (\($0))" } ?? "ok") }
     }
 
     /// One line: `serving`, or the state and what fails, e.g.

@@ -28,6 +28,10 @@ public struct ServiceConfiguration: Sendable {
     public var maxTokenLifetime: Double
     /// Entries in the verified-token cache.
     public var cacheCapacity: Int
+    /// Seconds a node of a fleet may go without catching up with the shared store before it
+    /// answers token checks with 503 (`TOKEND_MAX_STALENESS`); 0 never refuses. Unused with
+    /// a store of this host's own.
+    public var maxStaleness: Double
 
     public init(
         issuer: String = "tokend",
@@ -40,8 +44,11 @@ public struct ServiceConfiguration: Sendable {
         jwksMaxAge: Double = 300,
         keyRotation: Double? = nil,
         maxTokenLifetime: Double = Double(LifetimePolicy.thirtyDays.seconds),
-        cacheCapacity: Int = 65_536
+        cacheCapacity: Int = 65_536,
+        maxStaleness: Double = 30
     ) {
+        precondition(maxStaleness >= 0, "maxStaleness must be 0 (never refuse) or positive")
+        self.maxStaleness = maxStaleness
         self.issuer = issuer
         self.audience = audience
         self.signingAlgorithm = signingAlgorithm
@@ -59,8 +66,17 @@ public struct ServiceConfiguration: Sendable {
 /// A clock in seconds since the epoch; injected so tests control time.
 public struct ServiceClock: Sendable {
     public let now: @Sendable () -> Double
+    /// A clock that never steps (seconds from an arbitrary start), for how long ago this node
+    /// last caught up with a fleet (`FleetFreshness`).
+    public let uptime: @Sendable () -> Double
 
-    public init(now: @escaping @Sendable () -> Double) { self.now = now }
+    public init(
+        now: @escaping @Sendable () -> Double,
+        uptime: @escaping @Sendable () -> Double = FleetFreshness.monotonic
+    ) {
+        self.now = now
+        self.uptime = uptime
+    }
 
     /// The system's real-time clock.
     public static let system = ServiceClock {

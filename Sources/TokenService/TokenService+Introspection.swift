@@ -53,8 +53,15 @@ extension TokenService {
     /// Introspects an access token: memory only, safe to call on an event loop.
     /// A cached verification is re-checked for expiry and revocation on every hit.
     /// Memory holds every acknowledged revocation, so the answer stands while the store
-    /// fails (issue 10, finding 9).
+    /// fails (issue 10, finding 9) — on a node of a fleet, only while it has caught up with the
+    /// shared store within `TOKEND_MAX_STALENESS` (else `.unavailable`).
     public func introspect(_ token: String) -> IntrospectionResult {
+        // A node of a fleet that has not caught up with the shared store within the bound may
+        // miss a revocation made elsewhere: it says so rather than vouch for the token.
+        if let refusal = freshness.refusal {
+            metrics.introspectUnavailable.increment()
+            return .unavailable(refusal)
+        }
         let now = clock.now()
         let verified: VerifiedToken
         if let hit = cache.lookup(token) {

@@ -30,6 +30,13 @@ public final class TokenService: Sendable {
     let keyReloadFailure = LockedBox<String?>(nil)
     /// The account layer's hook for refreshes of dialect families.
     let refreshCustomizer: (any RefreshCustomizer)?
+    /// This node's place in the shared store's event log; nil when the store is this host's
+    /// own (SQLite), whose memory needs no following.
+    public let follower: EventFollower?
+    /// How current memory is with the shared store (`TOKEND_MAX_STALENESS`).
+    public let freshness: FleetFreshness
+    /// Whether the last `noteFreshness()` found this node behind the fleet.
+    let fleetBehind = LockedBox(false)
 
     /// Builds the service over an open store and a loaded keyring, loading the revocation
     /// state from the store. `refreshCustomizer` shapes refreshes of families a dialect
@@ -44,7 +51,23 @@ public final class TokenService: Sendable {
     ) async throws -> TokenService {
         // A revoked token whose exp is still inside the leeway would verify again: load its
         // revocation too.
-        let snapshot = try await store.loadRevocations(now: clock.now() - configuration.leeway)
+        let freshness = FleetFreshness(
+            bound: configuration.maxStaleness > 0 ? configuration.maxStaleness : nil,
+            uptime: clock.uptime
+        )
+        let snapshot: RevocationSnapshot
+        var follower: EventFollower?
+        if let shared = store as? any FollowableStore {
+            // A store the fleet shares: follow its log from the snapshot's position on. The
+            // load is this node's first read that caught up.
+            let began = freshness.uptime()
+            let (loaded, cursor) = try await shared.loadRevocationsToFollow(now: clock.now() - configuration.leeway)
+            snapshot = loaded
+            follower = EventFollower(store: shared, cursor: cursor)
+            freshness.caughtUp(at: began)
+        } else {
+            snapshot = try await store.loadRevocations(now: clock.now() - configuration.leeway)
+        }
         return TokenService(
             configuration: configuration,
             store: store,
@@ -52,7 +75,9 @@ public final class TokenService: Sendable {
             revocations: RevocationState(snapshot),
             refreshCustomizer: refreshCustomizer,
             clock: clock,
-            logger: logger
+            logger: logger,
+            follower: follower,
+            freshness: freshness
         )
     }
 
@@ -63,8 +88,12 @@ public final class TokenService: Sendable {
         revocations: RevocationState,
         refreshCustomizer: (any RefreshCustomizer)?,
         clock: ServiceClock,
-        logger: Logger
+        logger: Logger,
+        follower: EventFollower? = nil,
+        freshness: FleetFreshness = FleetFreshness(bound: nil)
     ) {
+        self.follower = follower
+        self.freshness = freshness
         self.configuration = configuration
         self.store = store
         self.keyring = keyring
@@ -86,7 +115,11 @@ public final class TokenService: Sendable {
         let keys =
             keyring.snapshot.document.keys.contains(where: { $0.state == .current })
             ? nil : "no current signing key; rotate or restore the key directory"
-        let report = HealthReport(store: store, keys: keys)
+        var report = HealthReport(store: store, keys: keys)
+        if freshness.following {
+            report.following = true
+            report.fleet = freshness.refusal
+        }
         let previous = lastHealth.withLock { last -> HealthReport in
             defer { last = report }
             return last

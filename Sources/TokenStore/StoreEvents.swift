@@ -1,3 +1,5 @@
+package import JOSE
+
 /// The events the stores write on their own, shared by every implementation so that they
 /// log the same kind, subject and detail for the same change.
 ///
@@ -55,6 +57,12 @@ package enum StoreEvents {
 
     package static func familyRevoked(familyID: String, subject: String?, reason: String) -> Draft {
         Draft(kind: TokenEvent.Kind.familyRevoked, subject: subject, detail: "family=\(familyID) reason=\(reason)")
+    }
+
+    package static func keyringChanged(_ document: KeyringDocument) -> Draft {
+        let current = document.keys.first { $0.state == .current }?.kid ?? "-"
+        let next = document.keys.first { $0.state == .next }?.kid ?? "-"
+        return Draft(kind: TokenEvent.Kind.keyringChanged, subject: nil, detail: "current=\(current) next=\(next)")
     }
 
     package static func compacted(_ counts: CompactionCounts) -> Draft {

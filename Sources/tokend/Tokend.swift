@@ -73,6 +73,12 @@ struct Tokend: AsyncParsableCommand {
         help: "How long events are kept [TOKEND_EVENT_RETENTION] (default 3d)"
     )
     var eventRetention: String?
+    @Option(
+        name: .customLong("max-staleness"),
+        help:
+            "PostgreSQL: token checks 503 once behind the fleet this long, 0 never [TOKEND_MAX_STALENESS] (default 30s)"
+    )
+    var maxStaleness: String?
     @Option(name: .customLong("log-level"), help: "Log level [TOKEND_LOG_LEVEL] (default info)")
     var logLevel: String?
     @Option(
@@ -100,7 +106,7 @@ struct Tokend: AsyncParsableCommand {
             ("TOKEND_REFRESH_POLICY", refreshPolicy), ("TOKEND_REFRESH_GRACE", refreshGrace),
             ("TOKEND_KEY_ROTATION", keyRotation), ("TOKEND_JWKS_MAX_AGE", jwksMaxAge), ("TOKEND_LEEWAY", leeway),
             ("TOKEND_LOG_LEVEL", logLevel), ("TOKEND_EVENT_RETENTION", eventRetention),
-            ("TOKEND_TRUSTED_PROXIES", trustedProxies),
+            ("TOKEND_TRUSTED_PROXIES", trustedProxies), ("TOKEND_MAX_STALENESS", maxStaleness),
         ]
         for (name, value) in flags { if let value { merged[name] = value } }
         return merged
@@ -235,6 +241,7 @@ struct Daemon {
         let store: any TokenStore
         let keyStorage: any KeyringStorage
         let keysWhere: String
+        var listener: PostgresEventListener?
         switch config.store {
         case .sqlite(let path):
             do {
@@ -257,6 +264,7 @@ struct Daemon {
                 previousKEKs: keys.previous.map { [$0] } ?? []
             )
             keysWhere = "the keyring in \(location) (KEK \(keys.current.fingerprint))"
+            listener = PostgresEventListener(store: postgres)
         }
         let keyring: Keyring
         do {
@@ -341,6 +349,7 @@ struct Daemon {
         var services: [any Service] = []
         if notifier.watchdogInterval != nil { services.append(WatchdogService(notifier: notifier)) }
         services += accountServices
+        if let listener { services.append(FollowerService(service: service, listener: listener, logger: logger)) }
         services += [server, maintenance, reload, StoppingNotifier(notifier: notifier)] as [any Service]
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(
@@ -480,6 +489,48 @@ struct MaintenanceService: Service {
             } catch {
                 logger.error("maintenance failed", metadata: ["error": "\(error)"])
             }
+        }
+    }
+}
+
+/// A node of a fleet follows the shared store's event log (DESIGN §10): it reads from its
+/// cursor whenever another node's change is notified, once its LISTEN connection is (back) in
+/// place, and at least once a second whatever the notifications do; and it says when it falls
+/// behind beyond `TOKEND_MAX_STALENESS` and when it has caught up again.
+struct FollowerService: Service {
+    let service: TokenService
+    let listener: PostgresEventListener
+    let logger: Logger
+    /// The longest time between two reads from the cursor.
+    static let interval = Duration.seconds(1)
+
+    func run() async throws {
+        // One pending wake-up is enough: a read sees everything committed before it began.
+        let (wakes, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await listener.run { _ in wake.yield() } }
+            group.addTask {
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: Self.interval)
+                    wake.yield()
+                }
+            }
+            var failing: String?
+            for await _ in wakes.cancelOnGracefulShutdown() {
+                do {
+                    try await service.catchUp()
+                    failing = nil
+                } catch {
+                    // The store logs its own failures once; say here only what the follower met.
+                    let reason = "\(error)"
+                    if failing != reason {
+                        logger.debug("cannot catch up with the fleet yet", metadata: ["reason": "\(reason)"])
+                        failing = reason
+                    }
+                }
+                service.noteFreshness()
+            }
+            group.cancelAll()
         }
     }
 }

@@ -172,6 +172,13 @@ struct TokendConfiguration: Sendable {
             eventRetention = Double(s)
         }
         if let s = check(
+            "TOKEND_MAX_STALENESS",
+            "0 (never refuse) or a duration from 2s to 1d, like 30s",
+            { DurationText.parse($0).flatMap { $0 == 0 || (2...86_400).contains($0) ? $0 : nil } }
+        ) {
+            service.maxStaleness = Double(s)
+        }
+        if let s = check(
             "TOKEND_LEEWAY",
             "\(duration) (at most 5m)",
             { DurationText.parse($0).flatMap { $0 <= 300 ? $0 : nil } }

@@ -24,6 +24,8 @@ struct ConfigurationErrorTests {
         ("TOKEND_BODY_TIMEOUT", "soon", "from 1s to 1h"),
         ("TOKEND_MAX_CONNECTIONS", "0", "from 1 to 1048576"),
         ("TOKEND_ADMIN_MAX_CONNECTIONS", "many", "from 1 to 1048576"),
+        ("TOKEND_MAX_STALENESS", "1s", "0 (never refuse) or a duration from 2s to 1d"),
+        ("TOKEND_MAX_STALENESS", "a while", "0 (never refuse) or a duration from 2s to 1d"),
     ]
 
     @Test(

@@ -8,9 +8,9 @@ import Glibc
 #endif
 
 /// Issue 11 item 7: three tokend processes on one PostgreSQL database (DESIGN §10), each with
-/// its own sockets, driven over those sockets as a fleet's clients would. Live propagation of
-/// revocations between running nodes is the next issue: here a revocation made on one node is
-/// in force on another once that one restarts.
+/// its own sockets, driven over those sockets as a fleet's clients would. Here what one node
+/// wrote holds on the others once they restart; FleetFollowerTests shows it reaching running
+/// nodes.
 @Suite("A fleet of three tokends on one PostgreSQL database", .timeLimit(.minutes(3)))
 struct FleetTests {
     @Test("a token issued by one node is active on the others; its revocation holds on them once they restart")

@@ -15,5 +15,5 @@ final class TestClock: Sendable {
     func set(_ seconds: Double) { value.withLock { $0 = seconds } }
 
     /// The `ServiceClock` that reads this clock.
-    var serviceClock: ServiceClock { ServiceClock { [self] in now } }
+    var serviceClock: ServiceClock { ServiceClock(now: { [self] in now }, uptime: { [self] in now }) }
 }
