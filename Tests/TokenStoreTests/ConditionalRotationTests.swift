@@ -3,7 +3,7 @@ import TokenStore
 import TokenTestSupport
 
 /// `rotateIfCurrent`: the one-step rotation of an active token of an open family. The stores
-/// that have it (PostgreSQL) must leave what `updateRefreshToken` leaves for the same rotation,
+/// that have it (PostgreSQL, SQLite) must leave what `updateRefreshToken` leaves for the same rotation,
 /// and change nothing whenever the decision would not be a rotation; the others answer false.
 @Suite("rotateIfCurrent: one step for the common rotation, nothing otherwise")
 struct ConditionalRotationTests {
@@ -30,7 +30,7 @@ struct ConditionalRotationTests {
     }
 
     /// Whether `kind` rotates in one step; the others must answer false and change nothing.
-    static func hasOneStep(_ kind: StoreKind) -> Bool { kind == .postgres }
+    static func hasOneStep(_ kind: StoreKind) -> Bool { kind != .memory }
 
     @Test("an active token of an open family rotates, as updateRefreshToken would", arguments: StoreKind.allCases)
     func rotatesLikeTheTransaction(kind: StoreKind) async throws {
@@ -208,9 +208,12 @@ struct ConditionalRotationTests {
         }
     }
 
-    @Test("a successor that exists already fails the whole step: the presented token stays active")
-    func duplicateSuccessorWritesNothing() async throws {
-        try await withStore(.postgres) { store in
+    @Test(
+        "a successor that exists already fails the whole step: the presented token stays active",
+        arguments: [StoreKind.sqlite, .postgres]
+    )
+    func duplicateSuccessorWritesNothing(kind: StoreKind) async throws {
+        try await withStore(kind) { store in
             let first = StoreFixtures.activeToken("rt-0")
             try await store.createRefreshFamily(StoreFixtures.family(), firstToken: first)
             try await store.createRefreshFamily(

@@ -313,6 +313,51 @@ public final class SQLiteTokenStore: TokenStore {
         }
     }
 
+    /// Four statements and no rows to decode, in the writer's next batch like every write:
+    /// the spend applies only to an active token of an open family (else nothing is written
+    /// and the answer is false); a duplicate successor fails the write's savepoint.
+    public func rotateIfCurrent(_ rotation: ConditionalRotation) async throws -> Bool {
+        let spent = rotation.spent
+        try StoreValidation.checkRotation(spent: spent, successor: rotation.successor)
+        let successor = rotation.successor
+        guard successor.state == .active, successor.familyID == rotation.familyID else {
+            throw TokenStoreError.conflict("a successor refresh token must be active, in the spent token's family")
+        }
+        return try await write("rotating a refresh token") { db in
+            try db.cachedStatement(
+                sql: """
+                    UPDATE refresh_tokens SET state = 'spent', spent_at = ?, successor_hash = ?, successor_sealed = ?
+                    WHERE hash = ? AND family_id = ? AND state = 'active' AND EXISTS (
+                        SELECT 1 FROM refresh_families
+                        WHERE id = ? AND revoked_at IS NULL AND expires_at > ? AND created_at > ?)
+                    """
+            ).execute(
+                arguments: [
+                    rotation.now, Data(successor.hash), Data(rotation.successorSealed), Data(rotation.hash),
+                    rotation.familyID, rotation.familyID, rotation.now, rotation.subjectCutoff ?? -1,
+                ]
+            )
+            guard db.changesCount == 1 else { return false }
+            try Self.insert(successor, db)
+            try db.cachedStatement(
+                sql: """
+                    UPDATE refresh_families SET last_access_jti = ?,
+                        last_access_expires_at = max(coalesce(last_access_expires_at, 0), ?) WHERE id = ?
+                    """
+            ).execute(arguments: [rotation.accessJTI, rotation.accessExpiresAt, rotation.familyID])
+            try Self.append(
+                StoreEvents.refreshRotated(
+                    familyID: rotation.familyID,
+                    subject: rotation.subject,
+                    accessJTI: rotation.accessJTI
+                ),
+                at: rotation.now,
+                db
+            )
+            return true
+        }
+    }
+
     private func rotate<Outcome: Sendable>(
         hash: [UInt8],
         now: Double,
