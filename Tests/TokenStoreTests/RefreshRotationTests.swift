@@ -35,25 +35,7 @@ struct RefreshRotationTests {
                 Self.rotateIfActive(token, family, next: "rt-1", at: now + 5, jti: "jti-1")
             }
             #expect(use == .rotated)
-
-            let spent = try await store.peek(first.hash)
-            #expect(spent.token?.state == .spent)
-            #expect(spent.token?.spentAt == now + 5)
-            #expect(spent.token?.successorHash == StoreFixtures.hash("rt-1"))
-            #expect(spent.token?.successorSealed == Array("sealed successor of rt-1".utf8))
-            #expect(spent.token?.createdAt == first.createdAt)
-            #expect(spent.family?.lastAccessJTI == "jti-1")
-            #expect(spent.family?.lastAccessExpiresAt == now + 3605)
-
-            let successor = try await store.peek(StoreFixtures.hash("rt-1"))
-            #expect(successor.token?.state == .active)
-            #expect(successor.token?.familyID == "fam-1")
-
-            let events = try await store.allEvents()
-            #expect(events.map(\.kind) == ["family_created", "refresh_rotated"])
-            #expect(events.last?.detail == "family=fam-1 access_jti=jti-1")
-            #expect(events.last?.subject == "user-1")
-            #expect(events.last?.at == now + 5)
+            try await expectRotated(store, from: first, to: "rt-1", at: now + 5, jti: "jti-1")
         }
     }
 

@@ -6,7 +6,7 @@ import TokenTestSupport
 /// node writes and reads, plus a followed event log the test writes as other nodes would
 /// (`publish`), each event final or not (its transaction still open), and a switch that makes
 /// the log unreadable (the database away).
-final class ScriptedFleetStore: FollowableStore {
+final class ScriptedFleetStore: FollowableStore, ForwardingTokenStore {
     let memory = InMemoryTokenStore()
     private let log = Mutex<[FollowedEvent]>([])
     private let down = Mutex(false)
@@ -37,49 +37,5 @@ final class ScriptedFleetStore: FollowableStore {
         return FollowedEvents(events: Array(after.prefix(limit)), complete: after.count < limit)
     }
 
-    func loadRevocations(now: Double) async throws -> RevocationSnapshot { try await memory.loadRevocations(now: now) }
-
-    func revokeAccessToken(jti: String, subject: String?, expiresAt: Double, at: Double, reason: String) async throws {
-        try await memory.revokeAccessToken(jti: jti, subject: subject, expiresAt: expiresAt, at: at, reason: reason)
-    }
-
-    func setSubjectCutoff(subject: String, notBefore: Double, reason: String) async throws {
-        try await memory.setSubjectCutoff(subject: subject, notBefore: notBefore, reason: reason)
-    }
-
-    func revokeKey(kid: String, at: Double, reason: String) async throws {
-        try await memory.revokeKey(kid: kid, at: at, reason: reason)
-    }
-
-    func createRefreshFamily(_ family: RefreshFamily, firstToken: RefreshTokenRecord) async throws {
-        try await memory.createRefreshFamily(family, firstToken: firstToken)
-    }
-
-    func updateRefreshToken<Outcome: Sendable>(
-        hash: [UInt8],
-        now: Double,
-        _ decide: @escaping @Sendable (RefreshTokenRecord?, RefreshFamily?) throws -> RefreshDecision<Outcome>
-    ) async throws -> Outcome {
-        try await memory.updateRefreshToken(hash: hash, now: now, decide)
-    }
-
-    func revokeRefreshFamily(id: String, at: Double, reason: String) async throws {
-        try await memory.revokeRefreshFamily(id: id, at: at, reason: reason)
-    }
-
-    func refreshFamily(id: String) async throws -> RefreshFamily? { try await memory.refreshFamily(id: id) }
-
-    func events(after cursor: Int64, limit: Int) async throws -> [TokenEvent] {
-        try await memory.events(after: cursor, limit: limit)
-    }
-
-    func appendEvent(kind: String, subject: String?, detail: String, at: Double) async throws {
-        try await memory.appendEvent(kind: kind, subject: subject, detail: detail, at: at)
-    }
-
-    func compact(now: Double) async throws -> Int { try await memory.compact(now: now) }
-
-    func health() async -> StoreHealth { await memory.health() }
-
-    func close() async throws { await memory.close() }
+    var forwarded: any TokenStore { memory }
 }
