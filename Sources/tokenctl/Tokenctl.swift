@@ -14,7 +14,8 @@ struct Tokenctl: ParsableCommand {
         commandName: "tokenctl",
         abstract: "Operate tokend over its admin socket: keys, tokens, sign-outs.",
         discussion:
-            "The admin socket is TOKEND_ADMIN_SOCKET, by default ./run/tokend-admin.sock (systemd: /run/tokend/admin.sock).",
+            "The admin socket is --socket, else TOKEND_ADMIN_SOCKET, else ./run/tokend-admin.sock (make run) when it "
+            + "exists, else /run/tokend/admin.sock (the systemd units).",
         version: "0.1.0",
         subcommands: [Status.self, Keys.self, Token.self, Subject.self, User.self]
     )
@@ -24,7 +25,8 @@ struct Tokenctl: ParsableCommand {
 struct GlobalOptions: ParsableArguments {
     @Option(
         name: .customLong("socket"),
-        help: "Admin socket path (default $TOKEND_ADMIN_SOCKET or ./run/tokend-admin.sock).",
+        help:
+            "Admin socket path (default $TOKEND_ADMIN_SOCKET, else ./run/tokend-admin.sock if it exists, else /run/tokend/admin.sock).",
         completion: .file()
     )
     var socket: String?
@@ -32,8 +34,14 @@ struct GlobalOptions: ParsableArguments {
     @Flag(help: "Print the daemon's JSON answer instead of a table.")
     var json = false
 
+    /// Where tokenctl looks for the admin socket when neither `--socket` nor
+    /// TOKEND_ADMIN_SOCKET says: a development tree's (`make run`), then a system install's.
+    static let defaultSockets = ["./run/tokend-admin.sock", "/run/tokend/admin.sock"]
+
     var socketPath: String {
-        socket ?? getenv("TOKEND_ADMIN_SOCKET").map { String(cString: $0) } ?? "./run/tokend-admin.sock"
+        if let socket { return socket }
+        if let variable = getenv("TOKEND_ADMIN_SOCKET") { return String(cString: variable) }
+        return Self.defaultSockets.first { access($0, F_OK) == 0 } ?? Self.defaultSockets[0]
     }
 
     /// Sends a request and returns the JSON object answered; a non-2xx answer becomes an
@@ -45,6 +53,14 @@ struct GlobalOptions: ParsableArguments {
         do {
             answer = try client.send(request)
         } catch {
+            if socket == nil, getenv("TOKEND_ADMIN_SOCKET") == nil,
+                Self.defaultSockets.allSatisfy({ access($0, F_OK) != 0 })
+            {
+                throw CommandFailure(
+                    message: "no admin socket at \(Self.defaultSockets.joined(separator: " or ")): is tokend running? "
+                        + "Name its socket with --socket or TOKEND_ADMIN_SOCKET"
+                )
+            }
             throw CommandFailure(message: error.reason)
         }
         guard answer.succeeded else {
