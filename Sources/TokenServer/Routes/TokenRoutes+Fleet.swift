@@ -83,11 +83,11 @@ extension TokenRoutes {
         .number(JSONNumber((value * 1000).rounded() / 1000) ?? JSONNumber(0))
     }
 
-    /// The longest `?wait=` accepted.
+    /// The longest a `?wait=` waits; a longer duration is cut to it.
     static let longestWait: Double = 300
 
-    /// The `wait` query parameter: nil when absent; a 400 when it is not a duration up to
-    /// `longestWait` (`2s`, `500ms`, `1m`).
+    /// The `wait` query parameter: absent, a duration (`2s`, `500ms`, `1m`; at most
+    /// `longestWait`), or a 400 when it is not a duration.
     static func waitParameter(_ request: HTTPRequest) -> WaitParameter {
         guard let text = request.queryValue("wait") else { return .absent }
         let seconds: Double?
@@ -96,17 +96,17 @@ extension TokenRoutes {
         } else {
             seconds = DurationText.parse(text).map(Double.init)
         }
-        guard let seconds, seconds <= longestWait else {
+        guard let seconds else {
             return .refused(
                 .error(
                     status: 400,
                     error: "invalid_request",
                     description:
-                        "wait must be a duration from 0s to \(Int(longestWait))s, like 5s, 500ms or 1m; it was \(text.prefix(40))"
+                        "wait must be a duration like 5s, 500ms or 1m (at most \(Int(longestWait))s is waited); it was \(text.prefix(40))"
                 )
             )
         }
-        return .wait(.milliseconds(Int64(seconds * 1000)))
+        return .wait(.milliseconds(Int64(min(seconds, longestWait) * 1000)))
     }
 
     enum WaitParameter {

@@ -163,7 +163,7 @@ public final class FleetNode: Sendable {
 
     /// Records a measured offset; logs when the clock goes beyond half the leeway and when it
     /// comes back, once each.
-    func note(offset: Double, logger: Logger) {
+    public func note(offset: Double, logger: Logger) {
         let limit = offsetLimit
         let (was, now) = state.withLock { state -> (Bool, Bool) in
             let was = state.offClock
