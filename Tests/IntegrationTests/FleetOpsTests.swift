@@ -231,4 +231,20 @@ struct FleetOpsTests {
             #expect(try await a.keyStates()[next] == "current")
         }
     }
+
+    @Test("on SQLite, tokenctl fleet says there is no fleet and --wait returns at once")
+    func sqliteHasNoFleet() async throws {
+        try await withTokend("ops-sqlite") { node in
+            let fleet = try await node.tokenctl(["fleet"])
+            #expect(fleet.succeeded, "\(fleet)")
+            #expect(fleet.stdout.contains("no fleet"), "\(fleet.stdout)")
+            let token = try await node.issue(sub: "ops-sqlite")
+            let began = ContinuousClock.now
+            let revoke = try await node.tokenctl(["token", "revoke", "--wait", token.accessToken])
+            #expect(revoke.succeeded, "\(revoke)")
+            #expect(revoke.stdout.contains("one node (no fleet)"), "\(revoke.stdout)")
+            #expect(ContinuousClock.now - began < .seconds(5))
+            #expect(try await node.isActive(token.accessToken) == false)
+        }
+    }
 }
