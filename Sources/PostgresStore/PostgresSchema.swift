@@ -26,6 +26,7 @@ enum PostgresSchema {
     static let migrations: [Migration] = [
         Migration(version: 1, name: "tokens, users, keys and the event log", statements: version1),
         Migration(version: 2, name: "an index for followers of the event log", statements: version2),
+        Migration(version: 3, name: "one row per node: heartbeats", statements: version3),
     ]
 
     /// The kinds a follower reads (`TokenEvent.Kind.followed`), as SQL: exactly the predicate
@@ -36,6 +37,30 @@ enum PostgresSchema {
 
     /// The channel writers NOTIFY (payload: the new event's sequence) and followers LISTEN on.
     static let channel = "tokend_events"
+
+    /// One row per node process (issue 12 item 3): written by its heartbeat about once a
+    /// second, read by `tokenctl fleet`, `--wait` and the key rotation rule; rows of nodes not
+    /// seen for `PostgresTokenStore.nodeRetention` are deleted by compaction. Times are the
+    /// database's clock except `started` (the node's). `next_since` is when the node's
+    /// heartbeat first reported `next_kid` (NULL: the node published it from its start).
+    private static let version3: [String] = [
+        """
+        CREATE TABLE nodes (
+            id text NOT NULL PRIMARY KEY CONSTRAINT id_is_not_empty CHECK (length(id) > 0),
+            host text NOT NULL,
+            pid integer NOT NULL,
+            version text NOT NULL,
+            started double precision NOT NULL,
+            last_seen double precision NOT NULL,
+            applied_transaction bigint NOT NULL,
+            applied_sequence bigint NOT NULL,
+            clock_offset double precision,
+            next_kid text,
+            next_since double precision,
+            jwks_etag text NOT NULL
+        )
+        """
+    ]
 
     /// Followers read the events that change other nodes' memory by (transaction, sequence)
     /// (`FollowCursor`): a partial index over those kinds only, so refresh rotations and

@@ -294,15 +294,21 @@ extension PostgresTokenStore {
             )
             return
         }
-        try await connection.perform(
+        // The position is recorded for a caller that waits until every node applied it
+        // (`--wait`); a transaction that is retried forgets what its attempt recorded.
+        let rows = try await connection.query(
             """
             WITH appended AS (
                 INSERT INTO events (at, kind, subject, detail) VALUES (\(at), \(event.kind), \(event.subject), \(event.detail))
-                RETURNING sequence)
-            SELECT pg_notify(\(PostgresSchema.channel), sequence::text) FROM appended
+                RETURNING transaction_id, sequence)
+            SELECT transaction_id::text::bigint, sequence, pg_notify(\(PostgresSchema.channel), sequence::text) IS NULL
+            FROM appended
             """,
             logger: logger
         )
+        for try await (transaction, sequence, _) in rows.decode((Int64, Int64, Bool).self) {
+            WrittenPositions.current?.record(FollowCursor(transaction: transaction, sequence: sequence))
+        }
     }
 
     static let followedKinds = Set(TokenEvent.Kind.followed)

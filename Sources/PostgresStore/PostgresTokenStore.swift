@@ -29,6 +29,8 @@ public final class PostgresTokenStore: TokenStore {
     public let eventRetention: Double?
     /// How long one operation (a lease, its transaction, its retries) may take.
     public let operationTimeout: Duration
+    /// Rows of nodes not seen for this long are deleted by `compact` (at least an hour).
+    public let nodeRetention: Double
     /// For `health()`'s own connection when the pool cannot get one.
     let password: String?
 
@@ -49,6 +51,7 @@ public final class PostgresTokenStore: TokenStore {
         location: PostgresLocation,
         eventRetention: Double?,
         operationTimeout: Duration,
+        nodeRetention: Double,
         password: String?,
         client: PostgresClient,
         runner: Task<Void, Never>,
@@ -58,6 +61,7 @@ public final class PostgresTokenStore: TokenStore {
         self.location = location
         self.eventRetention = eventRetention
         self.operationTimeout = operationTimeout
+        self.nodeRetention = nodeRetention
         self.client = client
         self.runner = runner
         self.logger = logger
@@ -74,13 +78,16 @@ public final class PostgresTokenStore: TokenStore {
     ///   - password: the role's password (from a file or credential), or nil for peer/trust
     ///     authentication.
     ///   - maximumConnections: connections the pool may open (concurrent transactions).
+    ///   - jwksMaxAge: how long verifiers may cache a JWKS; rows of stopped nodes are kept at
+    ///     least that long (the key rotation rule reads them), and at least an hour.
     public static func open(
         location: PostgresLocation,
         password: String?,
         logger: Logger,
         eventRetention: Double? = nil,
         operationTimeout: Duration = .seconds(5),
-        maximumConnections: Int = 16
+        maximumConnections: Int = 16,
+        jwksMaxAge: Double = 0
     ) async throws -> PostgresTokenStore {
         precondition(eventRetention.map { $0 > 0 } ?? true, "eventRetention must be positive")
         let configuration = try PostgresConnector.clientConfiguration(
@@ -98,6 +105,7 @@ public final class PostgresTokenStore: TokenStore {
             location: location,
             eventRetention: eventRetention,
             operationTimeout: operationTimeout,
+            nodeRetention: max(Self.minimumNodeRetention, jwksMaxAge + 60),
             password: password,
             client: client,
             runner: runner,
@@ -387,6 +395,7 @@ public final class PostgresTokenStore: TokenStore {
     public func compact(now: Double) async throws -> Int {
         let batch = Self.compactionBatch
         let retention = eventRetention
+        let nodeRetention = nodeRetention
         let quiet = quiet
         guard !closed.load(ordering: .acquiring) else {
             throw TokenStoreError.unavailable("compacting failed: the store is closed")
@@ -408,6 +417,7 @@ public final class PostgresTokenStore: TokenStore {
                         now: now,
                         batch: batch,
                         retention: retention,
+                        nodeRetention: nodeRetention,
                         logger: quiet
                     )
                     try await connection.perform(
@@ -444,6 +454,7 @@ public final class PostgresTokenStore: TokenStore {
         now: Double,
         batch: Int,
         retention: Double?,
+        nodeRetention: Double,
         logger: Logger
     ) async throws -> CompactionCounts {
         var counts = CompactionCounts()
@@ -508,6 +519,15 @@ public final class PostgresTokenStore: TokenStore {
                 DELETE FROM rate_windows WHERE (rule, key) IN
                     (SELECT rule, key FROM rate_windows WHERE window_start + window_seconds <= \(now) LIMIT \(batch))
                 RETURNING 1)
+            SELECT count(*), 0::bigint FROM gone
+            """
+        )
+        // Rows of nodes whose heartbeat stopped long ago (not counted either), by the
+        // database's clock like every heartbeat.
+        _ = try await inBatches(
+            """
+            WITH gone AS (
+                DELETE FROM nodes WHERE last_seen < \(unescaped: databaseNow) - \(nodeRetention) RETURNING 1)
             SELECT count(*), 0::bigint FROM gone
             """
         )
@@ -629,6 +649,7 @@ public final class PostgresTokenStore: TokenStore {
                 while true {
                     attempt += 1
                     let commitSent = Atomic<Bool>(false)
+                    let recorded = WrittenPositions.current?.count ?? 0
                     do {
                         return try await self.client.withConnection { connection in
                             lease.hold(connection)
@@ -664,6 +685,7 @@ public final class PostgresTokenStore: TokenStore {
                             }
                         }
                     } catch {
+                        WrittenPositions.current?.truncate(to: recorded)
                         guard attempt < Self.maximumAttempts,
                             PostgresFailure.isRetryable(error, commitSent: commitSent.load(ordering: .relaxed))
                         else { throw error }

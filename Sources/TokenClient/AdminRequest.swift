@@ -25,9 +25,18 @@ public struct AdminRequest: Sendable {
         AdminRequest("POST", "/admin/keys/rotate", body: JSONObject([("force", .bool(force))]))
     }
 
-    /// `POST /admin/keys/{kid}/revoke`: every token the key signed is refused at once.
-    public static func revokeKey(_ kid: String) -> AdminRequest {
-        AdminRequest("POST", "/admin/keys/\(pathSegment(kid))/revoke")
+    /// `POST /admin/keys/{kid}/revoke`: every token the key signed is refused at once; with
+    /// `wait`, answers once every live node of the fleet has applied it.
+    public static func revokeKey(_ kid: String, wait: String? = nil) -> AdminRequest {
+        AdminRequest("POST", "/admin/keys/\(pathSegment(kid))/revoke" + waitQuery(wait))
+    }
+
+    /// `GET /admin/fleet`: every node's heartbeat, lag and clock offset.
+    public static let fleet = AdminRequest("GET", "/admin/fleet")
+
+    /// `?wait=DURATION`, or nothing.
+    static func waitQuery(_ wait: String?) -> String {
+        wait.map { "?wait=" + pathSegment($0) } ?? ""
     }
 
     /// `POST /admin/tokens`: an access token (and a refresh token when `refresh`) for `subject`.
@@ -51,8 +60,8 @@ public struct AdminRequest: Sendable {
     }
 
     /// `POST /oauth2/revoke` (RFC 7009): revokes an access or refresh token.
-    public static func revokeToken(_ token: String) -> AdminRequest {
-        AdminRequest("POST", "/oauth2/revoke", body: JSONObject([("token", .string(token))]))
+    public static func revokeToken(_ token: String, wait: String? = nil) -> AdminRequest {
+        AdminRequest("POST", "/oauth2/revoke" + waitQuery(wait), body: JSONObject([("token", .string(token))]))
     }
 
     /// `POST /admin/tokens/explain`: every check tokend makes on the token, and its result.
@@ -99,14 +108,14 @@ public struct AdminRequest: Sendable {
     }
 
     /// `POST /admin/users/{id}/deactivate`: refuses the user's sign-ins and revokes their tokens.
-    public static func deactivateUser(_ id: String) -> AdminRequest {
-        AdminRequest("POST", "/admin/users/\(pathSegment(id))/deactivate")
+    public static func deactivateUser(_ id: String, wait: String? = nil) -> AdminRequest {
+        AdminRequest("POST", "/admin/users/\(pathSegment(id))/deactivate" + waitQuery(wait))
     }
 
     /// `POST /admin/users/{id}/logout`: every token issued to the user (or subject) until now
     /// stops working.
-    public static func logout(_ id: String) -> AdminRequest {
-        AdminRequest("POST", "/admin/users/\(pathSegment(id))/logout")
+    public static func logout(_ id: String, wait: String? = nil) -> AdminRequest {
+        AdminRequest("POST", "/admin/users/\(pathSegment(id))/logout" + waitQuery(wait))
     }
 
     /// `POST /admin/users/{id}/password`: a new password; the user's existing tokens stop working.

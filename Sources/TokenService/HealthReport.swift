@@ -28,6 +28,11 @@ public struct HealthReport: Sendable, Equatable {
     public var fleet: String?
     /// Whether this node follows a shared store (then `/healthz` shows the `fleet` part).
     public var following = false
+    /// This node's clock minus the database's, measured by its last heartbeat (fleet only).
+    /// Shown, never a reason to refuse: tokens are checked with the leeway.
+    public var clockOffset: Double?
+    /// Why the clock offset is a problem (more than half the leeway), or nil.
+    public var clockWarning: String?
 
     public init(reads: String? = nil, writes: String? = nil, keys: String? = nil) {
         self.reads = reads

@@ -35,6 +35,8 @@ public final class TokenService: Sendable {
     public let follower: EventFollower?
     /// How current memory is with the shared store (`TOKEND_MAX_STALENESS`).
     public let freshness: FleetFreshness
+    /// This node's row in a fleet's registry (heartbeats); nil on a store of its own.
+    public let fleet: FleetNode?
     /// Whether the last `noteFreshness()` found this node behind the fleet.
     let fleetBehind = LockedBox(false)
 
@@ -47,6 +49,7 @@ public final class TokenService: Sendable {
         keyring: Keyring,
         refreshCustomizer: (any RefreshCustomizer)? = nil,
         clock: ServiceClock = .system,
+        version: String = "unknown",
         logger: Logger
     ) async throws -> TokenService {
         // A revoked token whose exp is still inside the leeway would verify again: load its
@@ -77,7 +80,16 @@ public final class TokenService: Sendable {
             clock: clock,
             logger: logger,
             follower: follower,
-            freshness: freshness
+            freshness: freshness,
+            fleet: (store as? any FleetRegistry).map {
+                FleetNode(
+                    registry: $0,
+                    version: version,
+                    initialNextKid: keyring.snapshot.document.keys.first { $0.state == .next }?.kid,
+                    leeway: configuration.leeway,
+                    started: clock.now()
+                )
+            }
         )
     }
 
@@ -90,8 +102,10 @@ public final class TokenService: Sendable {
         clock: ServiceClock,
         logger: Logger,
         follower: EventFollower? = nil,
-        freshness: FleetFreshness = FleetFreshness(bound: nil)
+        freshness: FleetFreshness = FleetFreshness(bound: nil),
+        fleet: FleetNode? = nil
     ) {
+        self.fleet = fleet
         self.follower = follower
         self.freshness = freshness
         self.configuration = configuration
@@ -119,6 +133,10 @@ public final class TokenService: Sendable {
         if freshness.following {
             report.following = true
             report.fleet = freshness.refusal
+        }
+        if let fleet {
+            report.clockOffset = fleet.clockOffset
+            report.clockWarning = fleet.clockWarning
         }
         let previous = lastHealth.withLock { last -> HealthReport in
             defer { last = report }

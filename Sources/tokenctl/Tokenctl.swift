@@ -17,7 +17,7 @@ struct Tokenctl: ParsableCommand {
             "The admin socket is --socket, else TOKEND_ADMIN_SOCKET, else ./run/tokend-admin.sock (make run) when it "
             + "exists, else /run/tokend/admin.sock (the systemd units).",
         version: "0.1.0",
-        subcommands: [Status.self, Keys.self, Token.self, Subject.self, User.self]
+        subcommands: [Status.self, Fleet.self, Keys.self, Token.self, Subject.self, User.self]
     )
 }
 
@@ -45,9 +45,9 @@ struct GlobalOptions: ParsableArguments {
     }
 
     /// Sends a request and returns the JSON object answered; a non-2xx answer becomes an
-    /// error carrying the daemon's description.
-    func call(_ request: AdminRequest) throws -> JSONObject {
-        let client = UnixHTTPClient(path: socketPath)
+    /// error carrying the daemon's description. `timeout` covers a `--wait`.
+    func call(_ request: AdminRequest, timeout: Duration = .seconds(30)) throws -> JSONObject {
+        let client = UnixHTTPClient(path: socketPath, timeout: timeout)
         defer { client.close() }
         let answer: AdminAnswer
         do {
@@ -62,6 +62,12 @@ struct GlobalOptions: ParsableArguments {
                 )
             }
             throw CommandFailure(message: error.reason)
+        }
+        if answer.status == 504, answer.object["error"]?.stringValue == "fleet_wait_timeout" {
+            throw CommandFailure(
+                message: "not in force everywhere yet: \(answer.refusal)",
+                json: json ? JSONValue.object(answer.object).prettyText() : nil
+            )
         }
         guard answer.succeeded else {
             throw CommandFailure(
@@ -130,7 +136,9 @@ extension String {
 
 extension Tokenctl {
     /// Flags that take no value; every other `--name` takes the next argument as its value.
-    static let valuelessFlags: Set<String> = ["--json", "--force", "--refresh", "--help", "-h", "--version"]
+    static let valuelessFlags: Set<String> = [
+        "--json", "--force", "--refresh", "--help", "-h", "--version", "--wait",
+    ]
 
     /// Moves values that begin with `-` (a kid is an RFC 7638 thumbprint in base64url, and a
     /// refresh token is random base64url: one in 64 begins with `-`) after a `--`, so the
@@ -194,6 +202,106 @@ struct Status: ParsableCommand {
     }
 }
 
+/// `--wait` on the commands that revoke (issue 12 item 4).
+struct WaitOptions: ParsableArguments {
+    @Flag(
+        help: ArgumentHelp(
+            "Return only once every live node of the fleet has applied the change; exit 1 naming the nodes that have not within --wait-timeout.",
+            discussion:
+                "A node whose heartbeat stopped is no longer waited for after max(5s, TOKEND_MAX_STALENESS + 1s): by then it refuses token checks until it has caught up. With SQLite (one node) there is nothing to wait for."
+        )
+    )
+    var wait = false
+
+    @Option(name: .customLong("wait-timeout"), help: "How long --wait waits (default 40s, at most 300s).")
+    var waitTimeout: String?
+
+    func validate() throws {
+        if waitTimeout != nil, !wait { throw ValidationError("--wait-timeout needs --wait") }
+        if let waitTimeout, Self.seconds(waitTimeout) == nil {
+            throw ValidationError("--wait-timeout must be a duration up to 300s, like 10s, 500ms or 1m")
+        }
+    }
+
+    /// The `?wait=` value, or nil without `--wait`.
+    var parameter: String? { wait ? (waitTimeout ?? "40s") : nil }
+
+    /// The client's timeout: the wait and 10 s more.
+    var clientTimeout: Duration {
+        .milliseconds(Int64(((parameter.flatMap(Self.seconds) ?? 0) + 30) * 1000))
+    }
+
+    static func seconds(_ text: String) -> Double? {
+        if text.hasSuffix("ms"), let value = Int64(text.dropLast(2)), value >= 0, value <= 300_000 {
+            return Double(value) / 1000
+        }
+        guard let value = DurationText.parse(text), value <= 300 else { return nil }
+        return Double(value)
+    }
+
+    /// "; in force on 3 nodes (not waited for: …)" from the answer's `fleet_wait`.
+    static func summary(_ body: JSONObject) -> String {
+        guard let wait = body["fleet_wait"]?.objectValue else { return "" }
+        guard wait["fleet"]?.boolValue != false else { return "; one node (no fleet), nothing to wait for" }
+        let applied = wait["applied"]?.arrayValue?.count ?? 0
+        var text = "; in force on every live node (\(applied))"
+        let stopped = (wait["not_waited_for"]?.arrayValue ?? []).compactMap(\.stringValue)
+        if !stopped.isEmpty { text += "; not waited for (heartbeat stopped): " + stopped.joined(separator: ", ") }
+        return text
+    }
+}
+
+struct Fleet: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "List the nodes of the fleet: heartbeat, lag and clock offset.",
+        discussion:
+            "A node whose heartbeat is older than 5s shows as stopped. With SQLite there is one node and no fleet."
+    )
+    @OptionGroup var options: GlobalOptions
+
+    func run() throws {
+        let body = try options.call(.fleet)
+        options.emit(body) { Fleet.render(body) }
+    }
+
+    static func render(_ body: JSONObject) -> String {
+        guard body["fleet"]?.boolValue == true else {
+            return "no fleet: \(body["reason"]?.stringValue ?? "this node keeps its own store")"
+        }
+        let rows = (body["nodes"]?.arrayValue ?? []).compactMap(\.objectValue).map { node -> [String] in
+            let seen = node["seconds_since_seen"]?.numberValue?.doubleValue ?? 0
+            let offset = node["clock_offset_seconds"]?.numberValue?.doubleValue
+            let me = node["this_node"]?.boolValue == true ? "*" : ""
+            return [
+                String((node["id"]?.stringValue ?? "?").prefix(8)) + me,
+                node["host"]?.stringValue ?? "?",
+                node["pid"]?.numberValue?.text ?? "?",
+                node["state"]?.stringValue ?? "?",
+                String(format1(seen)) + "s ago",
+                "\(node["behind_events"]?.numberValue?.text ?? "?") events / \(format1(node["behind_seconds"]?.numberValue?.doubleValue ?? 0))s",
+                offset.map { ($0 >= 0 ? "+" : "") + format3($0) + "s" } ?? "-",
+                node["applied"]?.stringValue ?? "?",
+                node["version"]?.stringValue ?? "?",
+            ]
+        }
+        return table(["NODE", "HOST", "PID", "STATE", "LAST SEEN", "BEHIND", "CLOCK", "APPLIED", "VERSION"], rows)
+            + "\n\nnewest followed event \(body["newest_event"]?.stringValue ?? "none"); * is the node answering"
+    }
+
+    static func format1(_ value: Double) -> String { fixed(value, digits: 1) }
+    static func format3(_ value: Double) -> String { fixed(value, digits: 3) }
+
+    static func fixed(_ value: Double, digits: Int) -> String {
+        var scale: Double = 1
+        for _ in 0..<digits { scale *= 10 }
+        let scaled = Int64((abs(value) * scale).rounded())
+        let whole = scaled / Int64(scale)
+        let fraction = String(scaled % Int64(scale))
+        return (value < 0 && scaled > 0 ? "-" : "") + "\(whole)."
+            + String(repeating: "0", count: digits - fraction.count) + fraction
+    }
+}
+
 struct Keys: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "List, rotate and revoke signing keys.",
@@ -249,6 +357,7 @@ struct Keys: ParsableCommand {
             abstract: "Revoke a key now: every token it signed is refused at once."
         )
         @OptionGroup var options: GlobalOptions
+        @OptionGroup var waiting: WaitOptions
         @Argument(help: "The kid to revoke.") var kid: String
 
         func validate() throws {
@@ -256,12 +365,12 @@ struct Keys: ParsableCommand {
         }
 
         func run() throws {
-            let body = try options.call(.revokeKey(kid))
+            let body = try options.call(.revokeKey(kid, wait: waiting.parameter), timeout: waiting.clientTimeout)
             options.emit(body) {
                 let change = body["change"]?.objectValue
                 var text = "revoked \(kid)"
                 if let current = change?["current"]?.stringValue { text += "; \(current) now signs" }
-                return text + "\n\n" + List.render(body)
+                return text + WaitOptions.summary(body) + "\n\n" + List.render(body)
             }
         }
     }
@@ -317,12 +426,18 @@ struct Token: ParsableCommand {
     struct Revoke: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Revoke an access or refresh token (RFC 7009).")
         @OptionGroup var options: GlobalOptions
+        @OptionGroup var waiting: WaitOptions
         @Argument(help: "The token, or - for standard input.") var token: String?
 
         func run() throws {
-            _ = try options.call(.revokeToken(try readToken(token)))
-            options.emit(JSONObject([("revoked", .bool(true))])) {
-                "revoked (or unknown, which RFC 7009 treats the same)"
+            let body = try options.call(
+                .revokeToken(try readToken(token), wait: waiting.parameter),
+                timeout: waiting.clientTimeout
+            )
+            var shown = body
+            shown["revoked"] = .bool(true)
+            options.emit(shown) {
+                "revoked (or unknown, which RFC 7009 treats the same)" + WaitOptions.summary(body)
             }
         }
     }
@@ -357,11 +472,12 @@ struct Subject: ParsableCommand {
             abstract: "Sign a user out everywhere: every token issued to them until now stops working."
         )
         @OptionGroup var options: GlobalOptions
+        @OptionGroup var waiting: WaitOptions
         @Argument(help: "The subject (user id).") var subject: String
 
         func run() throws {
-            let body = try options.call(.logout(subject))
-            options.emit(body) { "\(subject) signed out everywhere" }
+            let body = try options.call(.logout(subject, wait: waiting.parameter), timeout: waiting.clientTimeout)
+            options.emit(body) { "\(subject) signed out everywhere" + WaitOptions.summary(body) }
         }
     }
 }
@@ -474,22 +590,27 @@ struct User: ParsableCommand {
             abstract: "Refuse a user's sign-ins and refreshes; every token issued to them stops working at once."
         )
         @OptionGroup var options: GlobalOptions
+        @OptionGroup var waiting: WaitOptions
         @Argument var id: String
 
         func run() throws {
-            let user = try options.call(.deactivateUser(id))
-            options.emit(user) { "deactivated \(user["username"]?.stringValue ?? id); their tokens are revoked" }
+            let user = try options.call(.deactivateUser(id, wait: waiting.parameter), timeout: waiting.clientTimeout)
+            options.emit(user) {
+                "deactivated \(user["username"]?.stringValue ?? id); their tokens are revoked"
+                    + WaitOptions.summary(user)
+            }
         }
     }
 
     struct Logout: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Sign a user out everywhere.")
         @OptionGroup var options: GlobalOptions
+        @OptionGroup var waiting: WaitOptions
         @Argument var id: String
 
         func run() throws {
-            let body = try options.call(.logout(id))
-            options.emit(body) { "\(id) signed out everywhere" }
+            let body = try options.call(.logout(id, wait: waiting.parameter), timeout: waiting.clientTimeout)
+            options.emit(body) { "\(id) signed out everywhere" + WaitOptions.summary(body) }
         }
     }
 

@@ -166,7 +166,8 @@ struct Daemon {
                 logger: logger,
                 eventRetention: config.eventRetention,
                 operationTimeout: config.storeTimeout,
-                maximumConnections: config.storeMaxConnections
+                maximumConnections: config.storeMaxConnections,
+                jwksMaxAge: config.service.jwksMaxAge
             )
         } catch {
             throw StartFailure(description: "cannot open the store TOKEND_STORE=\(location): \(error)")
@@ -278,12 +279,15 @@ struct Daemon {
             try? await store.close()
             throw StartFailure(description: "cannot load \(keysWhere): \(error)")
         }
+        // On a fleet, rotation waits until every node publishes the next key (issue 12 item 5).
+        if let registry = store as? any FleetRegistry { await keyring.follow(fleet: registry) }
         let users = store as? any UserStore
         let service = try await TokenService.start(
             configuration: config.service,
             store: store,
             keyring: keyring,
             refreshCustomizer: users.map { AccountRefresh(users: $0) },
+            version: Tokend.configuration.version,
             logger: logger
         )
         var accountRoutes: AccountRoutes?
@@ -350,6 +354,9 @@ struct Daemon {
         if notifier.watchdogInterval != nil { services.append(WatchdogService(notifier: notifier)) }
         services += accountServices
         if let listener { services.append(FollowerService(service: service, listener: listener, logger: logger)) }
+        if let fleet = service.fleet {
+            services.append(HeartbeatService(node: fleet, service: service, logger: logger))
+        }
         services += [server, maintenance, reload, StoppingNotifier(notifier: notifier)] as [any Service]
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(
@@ -518,8 +525,11 @@ struct FollowerService: Service {
             var failing: String?
             for await _ in wakes.cancelOnGracefulShutdown() {
                 do {
+                    let before = service.follower?.cursor
                     try await service.catchUp()
                     failing = nil
+                    // `--wait` learns from the heartbeat that this node applied a change: at once.
+                    if service.follower?.cursor != before { service.fleet?.poke() }
                 } catch {
                     // The store logs its own failures once; say here only what the follower met.
                     let reason = "\(error)"
@@ -531,6 +541,24 @@ struct FollowerService: Service {
                 service.noteFreshness()
             }
             group.cancelAll()
+        }
+    }
+}
+
+/// A node of a fleet writes its row about once a second (issue 12 item 3): id, host, pid,
+/// version, applied cursor, clock offset and the keys it publishes; `tokenctl fleet` lists the
+/// rows, `--wait` and key rotation read them.
+struct HeartbeatService: Service {
+    let node: FleetNode
+    let service: TokenService
+    let logger: Logger
+
+    func run() async throws {
+        logger.info("this node joins the fleet", metadata: ["node": "\(node.id)", "host": "\(node.host)"])
+        await withGracefulShutdownHandler {
+            await node.run(service: service, logger: logger)
+        } onGracefulShutdown: {
+            node.stop()
         }
     }
 }

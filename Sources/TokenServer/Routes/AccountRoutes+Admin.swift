@@ -114,14 +114,17 @@ extension AccountRoutes {
                 "/admin/users/{id}/\(action)",
                 name: "admin_user_\(action)",
                 .async { request in
-                    do throws(AccountError) {
-                        let user = try await accounts.find(request.pathParameters["id"] ?? "")
-                        return .json(
-                            200,
-                            .object(AccountRoutes.adminUser(try await accounts.setActive(user.publicID, active)))
-                        )
-                    } catch {
-                        return AccountRoutes.adminFailure(error)
+                    // `?wait=`: a deactivation answers once every node has applied it.
+                    await TokenRoutes.waiting(request, accounts.tokens) {
+                        do throws(AccountError) {
+                            let user = try await accounts.find(request.pathParameters["id"] ?? "")
+                            return .json(
+                                200,
+                                .object(AccountRoutes.adminUser(try await accounts.setActive(user.publicID, active)))
+                            )
+                        } catch {
+                            return AccountRoutes.adminFailure(error)
+                        }
                     }
                 }
             )

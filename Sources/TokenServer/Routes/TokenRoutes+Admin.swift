@@ -77,11 +77,13 @@ extension TokenRoutes {
                     "key revocation requested",
                     metadata: ["peer": "\(request.peer?.description ?? "-")", "kid": "\(kid)"]
                 )
-                do {
-                    let change = try await service.revokeKey(kid: kid)
-                    return .json(200, .object(TokenRoutes.changeBody(change, service)))
-                } catch {
-                    return TokenRoutes.failure(error)
+                return await TokenRoutes.waiting(request, service) {
+                    do {
+                        let change = try await service.revokeKey(kid: kid)
+                        return .json(200, .object(TokenRoutes.changeBody(change, service)))
+                    } catch {
+                        return TokenRoutes.failure(error)
+                    }
                 }
             }
         )
@@ -103,11 +105,17 @@ extension TokenRoutes {
                         return AccountRoutes.adminFailure(error)
                     }
                 }
-                do {
-                    try await service.logout(subject: subject)
-                    return .json(200, .object(JSONObject([("sub", .string(subject)), ("signed_out", .bool(true))])))
-                } catch {
-                    return TokenRoutes.failure(error)
+                let signedOut = subject
+                return await TokenRoutes.waiting(request, service) {
+                    do {
+                        try await service.logout(subject: signedOut)
+                        return .json(
+                            200,
+                            .object(JSONObject([("sub", .string(signedOut)), ("signed_out", .bool(true))]))
+                        )
+                    } catch {
+                        return TokenRoutes.failure(error)
+                    }
                 }
             }
         )

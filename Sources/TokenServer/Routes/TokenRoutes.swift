@@ -39,6 +39,7 @@ public struct TokenRoutes: Sendable {
         addNative(to: &router)
         accounts?.register(on: &router)
         addAdmin(to: &router)
+        addFleet(to: &router)
         accounts?.registerAdmin(on: &router)
         return router
     }
@@ -59,7 +60,9 @@ public struct TokenRoutes: Sendable {
             "/oauth2/revoke",
             name: "revoke",
             .async { request in
-                await TokenRoutes.revoke(request, service)
+                // `?wait=` on the admin socket: answers once every node has applied the revocation.
+                guard request.listener == .admin else { return await TokenRoutes.revoke(request, service) }
+                return await TokenRoutes.waiting(request, service) { await TokenRoutes.revoke(request, service) }
             }
         )
         router.add(
@@ -122,6 +125,11 @@ public struct TokenRoutes: Sendable {
             ("status", .string(report.status.rawValue)), ("reason", .string(report.reason)),
         ]
         members += report.parts.map { ($0.name, .string($0.state)) }
+        // On a fleet: this node's clock against the database's (a warning, never a refusal).
+        if let offset = report.clockOffset {
+            members.append(("clock_offset_seconds", number(offset)))
+            members.append(("clock", .string(report.clockWarning.map { "warning (\($0))" } ?? "ok")))
+        }
         let unavailable = report.status == .unavailable
         return HTTPResponse.json(
             unavailable ? 503 : 200,

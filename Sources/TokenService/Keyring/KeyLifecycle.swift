@@ -1,4 +1,5 @@
 public import JOSE
+public import TokenStore
 
 /// The key lifecycle of DESIGN §4 as a value-type state machine: next → current → previous →
 /// retired, and any state → revoked. It decides; `Keyring` generates keys and persists.
@@ -48,30 +49,50 @@ public struct KeyLifecycle: Sendable {
         return Change(promoted: first.kid, added: [first.kid, second.kid])
     }
 
-    /// The earliest time `next` may be promoted: once it has been in the JWKS for max-age.
-    public func safeRotationTime(jwksMaxAge: Double) -> Double? {
-        next.map { $0.created.seconds + jwksMaxAge }
+    /// The earliest time `next` may be promoted: once it has been in the JWKS for max-age —
+    /// on a fleet, in every node's JWKS (`fleet`, read from the heartbeats at `now`): a verifier
+    /// may have cached a JWKS without it from a node that did not publish it yet. Nil when
+    /// there is no next key, or a live node does not publish it yet (no time can be said).
+    public func safeRotationTime(jwksMaxAge: Double, fleet: KeyPublication? = nil, now: Double = 0) -> Double? {
+        guard let next else { return nil }
+        var safeAt = next.created.seconds + jwksMaxAge
+        if let fleet {
+            guard fleet.kid == next.kid, fleet.missing.isEmpty else { return nil }
+            if let everywhereFor = fleet.everywhereFor { safeAt = max(safeAt, now - everywhereFor + jwksMaxAge) }
+        }
+        return safeAt
     }
 
     /// Promotes next → current, current → previous, adds `newNext`. Refuses while the next
-    /// key is younger than the JWKS max-age, unless `force` (emergency).
+    /// key has been published for less than the JWKS max-age — on a fleet, by every node
+    /// (`fleet`) — unless `force` (emergency).
     public mutating func rotate(
         newNext: KeyringDocument.Entry,
         now: NumericDate,
         jwksMaxAge: Double,
-        force: Bool
+        force: Bool,
+        fleet: KeyPublication? = nil
     ) throws
         -> Change
     {
         guard let nextIndex = entries.firstIndex(where: { $0.state == .next }),
             let currentIndex = entries.firstIndex(where: { $0.state == .current })
         else { throw ServiceError.keyring("the keyring has no current or no next key") }
-        let safeAt = entries[nextIndex].created.seconds + jwksMaxAge
+        let kid = entries[nextIndex].kid
+        if !force, let fleet, fleet.kid != kid || !fleet.missing.isEmpty {
+            let missing = fleet.kid != kid ? "some nodes" : fleet.missing.joined(separator: ", ")
+            throw ServiceError.rotationTooEarly(
+                "next key \(kid) is not yet published by every live node (not by \(missing)); its JWKS max-age (\(DurationText.describe(jwksMaxAge))) starts once every node publishes it, or force it for an emergency"
+            )
+        }
+        let safeAt =
+            safeRotationTime(jwksMaxAge: jwksMaxAge, fleet: fleet, now: now.seconds)
+            ?? entries[nextIndex].created.seconds + jwksMaxAge
         if !force, now.seconds < safeAt {
             let wait = DurationText.describe(safeAt - now.seconds)
             let when = NumericDate(seconds: safeAt)?.iso8601 ?? "later"
             throw ServiceError.rotationTooEarly(
-                "next key \(entries[nextIndex].kid) has been published for less than the JWKS max-age (\(DurationText.describe(jwksMaxAge))); rotation is safe at \(when) (in \(wait)), or force it for an emergency"
+                "next key \(entries[nextIndex].kid) has been published\(fleet == nil ? "" : " by every node") for less than the JWKS max-age (\(DurationText.describe(jwksMaxAge))); rotation is safe at \(when) (in \(wait)), or force it for an emergency"
             )
         }
         var change = Change()

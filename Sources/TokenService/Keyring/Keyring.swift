@@ -124,12 +124,19 @@ public actor Keyring {
     /// Manual or scheduled rotation of the stored keyring; refused while unsafe unless
     /// `force`.
     public func rotate(force: Bool) async throws -> KeyLifecycle.Change {
+        let publication = force ? nil : try await fleetPublication()
         let now = Keyring.date(clock.now())
         let (entry, key) = try Keyring.makeEntry(configuration.signingAlgorithm, now: now)
         let jwksMaxAge = configuration.jwksMaxAge
         return try await transact(writing: true) { stored in
             var lifecycle = try Keyring.lifecycle(of: stored)
-            let change = try lifecycle.rotate(newNext: entry, now: now, jwksMaxAge: jwksMaxAge, force: force)
+            let change = try lifecycle.rotate(
+                newNext: entry,
+                now: now,
+                jwksMaxAge: jwksMaxAge,
+                force: force,
+                fleet: publication
+            )
             return Decided(change: change, lifecycle: lifecycle, newKeys: [(entry.kid, key)], removedKids: [])
         }
     }
@@ -155,6 +162,7 @@ public actor Keyring {
     /// Retires expired previous keys and rotates when the schedule says so and it is safe,
     /// judged from the stored keyring (a rotation another process made resets the schedule).
     public func maintain() async throws -> KeyLifecycle.Change {
+        let publication = configuration.keyRotation == nil ? nil : try await fleetPublication()
         let now = Keyring.date(clock.now())
         let configuration = self.configuration
         return try await transact(writing: true) { stored in
@@ -166,7 +174,11 @@ public actor Keyring {
             )
             var newKeys: [(kid: String, key: SigningKey)] = []
             if let interval = configuration.keyRotation, lifecycle.rotationDue(now: now.seconds, interval: interval),
-                let safeAt = lifecycle.safeRotationTime(jwksMaxAge: configuration.jwksMaxAge), now.seconds >= safeAt
+                let safeAt = lifecycle.safeRotationTime(
+                    jwksMaxAge: configuration.jwksMaxAge,
+                    fleet: publication,
+                    now: now.seconds
+                ), now.seconds >= safeAt
             {
                 // Generated under the lock, only when due: maintenance runs every minute.
                 let (entry, key) = try Keyring.makeEntry(configuration.signingAlgorithm, now: now)
@@ -174,7 +186,8 @@ public actor Keyring {
                     newNext: entry,
                     now: now,
                     jwksMaxAge: configuration.jwksMaxAge,
-                    force: false
+                    force: false,
+                    fleet: publication
                 )
                 newKeys.append((entry.kid, key))
                 change.promoted = rotation.promoted
@@ -185,6 +198,22 @@ public actor Keyring {
             return Decided(change: change, lifecycle: lifecycle, newKeys: newKeys, removedKids: change.retired)
         }
     }
+
+    /// Which nodes of a fleet publish the next key, from their heartbeats; nil without a
+    /// fleet (`fleet` unset) or without a next key.
+    func fleetPublication() async throws -> KeyPublication? {
+        guard let fleet, let kid = snapshot.document.keys.first(where: { $0.state == .next })?.kid else {
+            return nil
+        }
+        return try await fleet.keyPublication(kid: kid, liveWithin: FleetNode.stoppedAfter)
+    }
+
+    /// The fleet's registry, whose heartbeats tell which key each node publishes: rotation
+    /// then waits for the JWKS max-age from the moment every node published the next key.
+    private var fleet: (any FleetRegistry)?
+
+    /// Makes rotation wait for every node of the fleet `registry` lists (issue 12 item 5).
+    public func follow(fleet registry: any FleetRegistry) { fleet = registry }
 
     /// What a transaction decided to write.
     struct Decided: Sendable {

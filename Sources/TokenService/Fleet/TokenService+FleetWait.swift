@@ -1,0 +1,63 @@
+public import TokenStore
+
+/// What `--wait` found (issue 12 item 4).
+public struct FleetWaitOutcome: Sendable, Equatable {
+    /// Live nodes that have applied the change.
+    public var applied: [String] = []
+    /// Nodes not waited for: their heartbeat stopped longer ago than the wait cutoff.
+    public var stopped: [String] = []
+    /// Live nodes that have not applied it (empty when the wait succeeded).
+    public var pending: [String] = []
+    /// The event position waited for; nil when there was nothing to wait for.
+    public var position: FollowCursor?
+    /// Whether the store is shared by a fleet at all (false: one node, nothing to wait for).
+    public var fleet = true
+
+    public init() {}
+
+    public var succeeded: Bool { pending.isEmpty }
+}
+
+extension TokenService {
+    /// How often a wait reads the fleet's heartbeats.
+    static let waitPoll = Duration.milliseconds(20)
+
+    /// Waits until every live node's heartbeat says it has applied the followed event at
+    /// `position` (or the newest one when nil: the change wrote no event, e.g. a token revoked
+    /// before, and waiting for everything committed covers it), or `timeout` passes.
+    ///
+    /// A node silent for longer than `FleetNode.waitCutoff` is not waited for (kill -9, a node
+    /// cut off from the database: by then it refuses token checks). On a store of its own
+    /// (SQLite) there is nothing to wait for. Throws when the store cannot be read.
+    public func waitForFleet(position: FollowCursor?, timeout: Duration) async throws -> FleetWaitOutcome {
+        guard let fleet else {
+            var outcome = FleetWaitOutcome()
+            outcome.fleet = false
+            return outcome
+        }
+        let cutoff = FleetNode.waitCutoff(maxStaleness: configuration.maxStaleness)
+        let deadline =
+            clock.uptime() + Double(timeout.components.seconds) + Double(timeout.components.attoseconds) / 1e18
+        var target = position
+        if target == nil { target = try await fleet.registry.newestFollowedPosition() }
+        var outcome = FleetWaitOutcome()
+        outcome.position = target
+        while true {
+            let nodes = try await fleet.registry.nodes(lag: false)
+            outcome.applied = []
+            outcome.stopped = []
+            outcome.pending = []
+            for node in nodes {
+                if node.silentFor > cutoff {
+                    outcome.stopped.append(node.label)
+                } else if let target, node.applied < target {
+                    outcome.pending.append(node.label)
+                } else {
+                    outcome.applied.append(node.label)
+                }
+            }
+            if outcome.pending.isEmpty || clock.uptime() >= deadline { return outcome }
+            try await Task.sleep(for: Self.waitPoll)
+        }
+    }
+}
