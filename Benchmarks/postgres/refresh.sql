@@ -1,11 +1,12 @@
 -- One refresh rotation, statement for statement what a refresh of a token the node knows
 -- sends to PostgreSQL when it comes alone: PostgresTokenStore.rotateIfCurrent, a batch of
--- one (Sources/PostgresStore/PreparedStatements.swift, RotateBatch), one statement that is
--- its own transaction, at the session's synchronous_commit. (tokend sends the rotations of
+-- one (Sources/PostgresStore/PreparedStatements.swift, RotateBatch) in a transaction of its
+-- own (BEGIN, the statement, COMMIT), at the session's synchronous_commit. (tokend sends the rotations of
 -- concurrent clients as one batch; pgbench's clients each send their own.) Each client rotates
 -- its own family: :n is the generation of its active token (pgbench -D n=0 starts every client
 -- at its first token; refresh-setup.sql made the families). No subject cutoff (-1).
 \set next :n + 1
+BEGIN ISOLATION LEVEL READ COMMITTED;
 WITH input AS (
     SELECT * FROM unnest(ARRAY[sha256(convert_to('bench-' || :client_id || '-' || :n, 'UTF8'))],
         ARRAY['bench-' || :client_id], ARRAY[extract(epoch FROM now())::float8], ARRAY[-1::float8],
@@ -45,4 +46,5 @@ event AS (
     RETURNING 1)
 SELECT s.hash, (SELECT count(*) FROM successor), (SELECT count(*) FROM family), (SELECT count(*) FROM event)
 FROM spent s;
+COMMIT;
 \set n :next

@@ -116,11 +116,6 @@ extension PostgresTokenStore {
         return found
     }
 
-    /// A rotation as one statement: the spent token marked, its successor inserted, the
-    /// family's newest access token noted and the event appended, each only if the step
-    /// before it took effect. Throws `.conflict` (rolling the transaction back) when the spent
-    /// token is not stored in its family or the successor exists already. `event` nil appends
-    /// `fallback` with the family's subject.
     /// A batch of `rotateIfCurrent`s as one statement (`RotateBatch`): the hashes of the
     /// tokens it rotated.
     static func rotateBatch(
@@ -157,6 +152,11 @@ extension PostgresTokenStore {
         return rotated
     }
 
+    /// A rotation as one statement: the spent token marked, its successor inserted, the
+    /// family's newest access token noted and the event appended, each only if the step
+    /// before it took effect. Throws `.conflict` (rolling the transaction back) when the spent
+    /// token is not stored in its family or the successor exists already. `event` nil appends
+    /// `fallback` with the family's subject.
     static func rotate(
         spent: RefreshTokenRecord,
         successor: RefreshTokenRecord,

@@ -199,6 +199,16 @@ public final class PostgresTokenStore: TokenStore {
 
     public func setSubjectCutoff(subject: String, notBefore: Double, reason: String) async throws {
         try await write("setting a subject cutoff") { connection in
+            // The families the cutoff covers end with it: a rotation locks its family row, so
+            // one on a node that has not yet followed the cutoff waits for this transaction
+            // and then finds the family ended, rather than mint past the sign-out.
+            try await connection.perform(
+                """
+                UPDATE refresh_families SET revoked_at = \(notBefore), revoked_reason = \(reason)
+                WHERE subject = \(subject) AND created_at <= \(notBefore) AND revoked_at IS NULL
+                """,
+                logger: self.quiet
+            )
             try await Self.changing(
                 connection.query(
                     """
@@ -323,7 +333,11 @@ public final class PostgresTokenStore: TokenStore {
         }
         let quiet = quiet
         return try await rotations.rotate(rotation) { batch in
-            try await self.writeOne("rotating refresh tokens") { connection in
+            // In a transaction of its own: postgres-nio ends a statement's rows at
+            // CommandComplete, before the Sync that commits an implicit transaction, so a
+            // backend stopped in between would leave rows read for a rotation never committed.
+            // COMMIT's answer comes only once the commit is durable.
+            try await self.write("rotating refresh tokens") { connection in
                 try await Self.rotateBatch(batch, connection, logger: quiet)
             }
         }
@@ -618,8 +632,11 @@ public final class PostgresTokenStore: TokenStore {
     }
 
     /// Runs `body`, one statement that is its own transaction: one round trip where BEGIN,
-    /// the statement and COMMIT take three. Not retried once sent if the connection is lost
-    /// (it may have committed); retried on serialization failures and deadlocks like `write`.
+    /// the statement and COMMIT take three. Only for writes whose loss is harmless (a
+    /// heartbeat, which the next one repeats): postgres-nio ends the statement's rows at
+    /// CommandComplete, before the Sync that commits, so success here does not prove the
+    /// commit. Not retried once sent if the connection is lost (it may have committed);
+    /// retried on serialization failures and deadlocks like `write`.
     func writeOne<T: Sendable>(
         _ operation: String,
         _ body: @escaping @Sendable (PostgresConnection) async throws -> T

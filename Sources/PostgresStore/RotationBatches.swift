@@ -35,7 +35,7 @@ final class RotationBatches: Sendable {
 
     /// Whether `rotation` was applied (see `TokenStore.rotateIfCurrent`). `run` applies a
     /// batch, when this caller leads one, and answers the hashes of the tokens it rotated.
-    func rotate(_ rotation: ConditionalRotation, run: Run) async throws -> Bool {
+    func rotate(_ rotation: ConditionalRotation, run: @escaping Run) async throws -> Bool {
         let turn = await withCheckedContinuation { (continuation: CheckedContinuation<Turn, Never>) in
             let lead = state.withLock { state -> Bool in
                 if state.leading {
@@ -56,7 +56,7 @@ final class RotationBatches: Sendable {
     }
 
     /// Runs one batch of `own` and the rotations waiting, answers them, and passes the lead on.
-    private func lead(_ own: ConditionalRotation, _ run: Run) async -> Result<Bool, any Error> {
+    private func lead(_ own: ConditionalRotation, _ run: @escaping Run) async -> Result<Bool, any Error> {
         let others = state.withLock { state -> [Waiter] in
             var tokens: Set<[UInt8]> = [own.hash]
             var families: Set<String> = [own.familyID]
@@ -75,12 +75,10 @@ final class RotationBatches: Sendable {
             state.waiting = left
             return taken
         }
-        let outcome: Result<Set<[UInt8]>, any Error>
-        do {
-            outcome = .success(try await run([own] + others.map(\.rotation)))
-        } catch {
-            outcome = .failure(error)
-        }
+        // In a task of its own: the leader's request being cancelled (its client gone, its
+        // deadline passed) must not cancel the others' rotations.
+        let batch = [own] + others.map(\.rotation)
+        let outcome = await Task { try await run(batch) }.result
         for waiter in others {
             waiter.continuation.resume(returning: .done(outcome.map { $0.contains(waiter.rotation.hash) }))
         }

@@ -26,7 +26,10 @@ public protocol TokenStore: Sendable {
 
     /// Every token of `subject` issued before `notBefore` is invalid (logout everywhere).
     /// Keeps the later cutoff when one exists; the event (stamped `notBefore`) is appended
-    /// only when the cutoff moved.
+    /// only when the cutoff moved. Ends, in the same transaction, every open refresh family of
+    /// the subject created at or before `notBefore` (revoked at `notBefore` for `reason`, no
+    /// event of its own): the store then refuses their rotation on every node, including one
+    /// that has not yet followed the cutoff into its memory.
     func setSubjectCutoff(subject: String, notBefore: Double, reason: String) async throws
 
     /// Records that `kid` is revoked (key compromise). Idempotent: the first revocation's
@@ -284,7 +287,6 @@ public struct RefreshDecision<Outcome: Sendable>: Sendable {
     }
 }
 
-/// One entry of the append-only event log.
 /// What `rotateIfCurrent` needs: the presented token, the conditions, and the successor
 /// minted for it.
 public struct ConditionalRotation: Sendable {
@@ -335,6 +337,7 @@ public struct ConditionalRotation: Sendable {
     }
 }
 
+/// One entry of the append-only event log.
 public struct TokenEvent: Sendable, Equatable {
     /// Monotonic position: the cursor.
     public var sequence: Int64

@@ -127,4 +127,26 @@ struct FleetFollowingTests {
         try await harness.service.catchUp()
         #expect(harness.service.introspect(token.accessToken).activeToken == nil)
     }
+
+    @Test(
+        "a key revoked by another node between this node's keyring load and its follow cursor is applied at the first catch-up"
+    )
+    func keyringChangeBeforeTheCursor() async throws {
+        let store = ScriptedFleetStore()
+        let harness = try await Self.harness(store)
+        let tokens = try await harness.issue("user-k")
+        #expect(harness.service.introspect(tokens.accessToken).activeToken != nil)
+
+        // Another node, on the same keyring, revokes the key: its event is behind this node's
+        // cursor (no event is published here), so only the start's own reload can find it.
+        let other = try await Keyring(
+            storage: harness.storage,
+            configuration: harness.configuration,
+            clock: harness.clock.serviceClock,
+            logger: StoreFixtures.quietLogger
+        )
+        _ = try await other.revoke(kid: harness.currentKid)
+        #expect(try await harness.service.catchUp() == 0)
+        #expect(harness.service.introspect(tokens.accessToken).activeToken == nil)
+    }
 }

@@ -214,4 +214,30 @@ struct ConditionalRotationTests {
             #expect(try await store.allEvents().map(\.kind) == ["family_created", "family_created"])
         }
     }
+
+    @Test(
+        "a sign-out ends the subject's older families in the store: a node that has not followed it yet cannot rotate",
+        arguments: StoreKind.allCases
+    )
+    func signOutEndsFamiliesInTheStore(kind: StoreKind) async throws {
+        try await withStore(kind) { store in
+            let first = StoreFixtures.activeToken("rt-0")
+            try await store.createRefreshFamily(StoreFixtures.family(), firstToken: first)
+            let later = StoreFixtures.family(id: "fam-2", createdAt: now + 20)
+            try await store.createRefreshFamily(later, firstToken: StoreFixtures.activeToken("rt-a", familyID: "fam-2"))
+            try await store.setSubjectCutoff(subject: "user-1", notBefore: now + 10, reason: "logout")
+
+            let ended = try #require(try await store.refreshFamily(id: "fam-1"))
+            #expect(ended.revokedAt == now + 10)
+            #expect(ended.revokedReason == "logout")
+            #expect(try await store.refreshFamily(id: "fam-2")?.revokedAt == nil, "signed in again after the cutoff")
+
+            // A node whose memory lacks the cutoff (subjectCutoff nil) asks anyway.
+            #expect(try await !store.rotateIfCurrent(Self.rotation(to: "rt-1", at: now + 30, jti: "jti-1")))
+            let decided = try await store.peek(first.hash)
+            #expect(decided.family?.revokedAt == now + 10, "decide sees the family ended")
+            #expect(decided.token?.state == .active)
+            #expect(try await store.allEvents().map(\.kind) == ["family_created", "family_created", "subject_cutoff"])
+        }
+    }
 }

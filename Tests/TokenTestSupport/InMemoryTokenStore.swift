@@ -69,6 +69,11 @@ public actor InMemoryTokenStore: TokenStore {
 
     public func setSubjectCutoff(subject: String, notBefore: Double, reason: String) throws {
         try checkAvailable()
+        for (id, family) in families
+        where family.subject == subject && family.createdAt <= notBefore && family.revokedAt == nil {
+            families[id]?.revokedAt = notBefore
+            families[id]?.revokedReason = reason
+        }
         if let existing = cutoffs[subject], existing >= notBefore { return }
         cutoffs[subject] = notBefore
         append(StoreEvents.subjectCutoff(subject: subject, notBefore: notBefore, reason: reason), at: notBefore)

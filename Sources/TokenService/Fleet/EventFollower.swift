@@ -11,8 +11,10 @@ public final class EventFollower: Sendable {
     struct Position: Sendable {
         var cursor: FollowCursor
         var appliedAhead: Set<FollowCursor> = []
-        /// A keyring change was read and passed, and the keyring not reloaded since.
-        var keyringPending = false
+        /// A keyring change was read and passed, and the keyring not reloaded since. True at
+        /// first: the keyring was loaded before the snapshot the cursor comes from, so a change
+        /// committed between the two is behind the cursor; the first catch-up reloads it.
+        var keyringPending = true
         /// Events applied since start (own events included).
         var applied: UInt64 = 0
     }

@@ -26,10 +26,11 @@ public final class FleetFreshness: Sendable {
         self.uptime = uptime
     }
 
-    /// CLOCK_MONOTONIC in seconds.
+    /// CLOCK_BOOTTIME in seconds: monotonic, and it keeps counting while the machine is
+    /// suspended (CLOCK_MONOTONIC stops), so a node resumed after a pause is as stale as it is.
     public static let monotonic: @Sendable () -> Double = {
         var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
+        clock_gettime(CLOCK_BOOTTIME, &ts)
         return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
     }
 

@@ -36,9 +36,10 @@ public enum RefreshRotation {
     /// Reasons a family can no longer refresh, whatever the token's state.
     public static func familyRefusal(_ family: RefreshFamily?, now: Double, subjectCutoff: Double?) -> String? {
         guard let family else { return "unknown refresh token" }
+        // Before the end: a sign-out also ends the families it covers in the store.
+        if let cutoff = subjectCutoff, family.createdAt <= cutoff { return "the user has been signed out" }
         if family.revokedAt != nil { return "the session of this refresh token has ended" }
         if now >= family.expiresAt { return "the refresh token has expired" }
-        if let cutoff = subjectCutoff, family.createdAt <= cutoff { return "the user has been signed out" }
         return nil
     }
 
@@ -74,8 +75,9 @@ public enum RefreshRotation {
                     accessJTI: candidate.accessJTI,
                     accessExpiresAt: candidate.accessExpiresAt
                 ),
-                outcome: .rotated,
-                event: ("refresh_rotated", family.subject, "family \(family.id)")
+                // No event of its own: the store appends `refresh_rotated` with the family's
+                // subject, in the format of every rotation (`family=… access_jti=…`).
+                outcome: .rotated
             )
         case .spent:
             if let spentAt = record.spentAt, now - spentAt <= grace, let sealed = record.successorSealed {

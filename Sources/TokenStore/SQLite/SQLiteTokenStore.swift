@@ -265,7 +265,17 @@ public final class SQLiteTokenStore: TokenStore {
                     """,
                 arguments: [subject, notBefore, reason]
             )
-            if db.changesCount > 0 {
+            let changed = db.changesCount > 0
+            // The families the cutoff covers end with it (the store then refuses their
+            // rotation whatever a daemon's memory holds).
+            try db.execute(
+                sql: """
+                    UPDATE refresh_families SET revoked_at = ?, revoked_reason = ?
+                    WHERE subject = ? AND created_at <= ? AND revoked_at IS NULL
+                    """,
+                arguments: [notBefore, reason, subject, notBefore]
+            )
+            if changed {
                 try Self.append(
                     StoreEvents.subjectCutoff(subject: subject, notBefore: notBefore, reason: reason),
                     at: notBefore,
