@@ -1,4 +1,5 @@
 import Foundation
+import JOSE
 import Synchronization
 import Testing
 import TokenTestSupport
@@ -251,27 +252,33 @@ struct PrivateNetwork: Sendable {
     }
 
     /// Runs `ip ARGUMENTS`, throwing with its output when it fails.
-    func ip(_ arguments: [String]) async throws {
+    func runIP(_ arguments: [String]) async throws {
         let result = try await run(ip, arguments, in: scratch.path, timeout: .seconds(20))
         guard result.succeeded else { throw HarnessError("ip \(arguments.joined(separator: " ")) failed: \(result)") }
     }
 
-    /// The namespace, the veth pair between it and the host, both ends addressed and up.
+    /// The namespace, the veth pair between it and the host, both ends addressed and up. Should
+    /// the test process be killed before `remove()`, a watcher removes them once it is gone.
     func create() async throws {
-        try await ip(["netns", "add", namespace])
-        try await ip(["link", "add", hostLink, "type", "veth", "peer", "name", namespaceLink])
-        try await ip(["link", "set", namespaceLink, "netns", namespace])
-        try await ip(["addr", "add", "\(hostAddress)/30", "dev", hostLink])
-        try await ip(["link", "set", hostLink, "up"])
+        try afterThisProcess(
+            #""$1" link del "$2" 2>/dev/null; "$1" netns del "$3" 2>/dev/null; rm -rf "$4""#,
+            [ip, hostLink, namespace, scratch.path],
+            name: "netns-watch"
+        )
+        try await runIP(["netns", "add", namespace])
+        try await runIP(["link", "add", hostLink, "type", "veth", "peer", "name", namespaceLink])
+        try await runIP(["link", "set", namespaceLink, "netns", namespace])
+        try await runIP(["addr", "add", "\(hostAddress)/30", "dev", hostLink])
+        try await runIP(["link", "set", hostLink, "up"])
         let inside = ["netns", "exec", namespace, ip]
-        try await ip(inside + ["addr", "add", "\(namespaceAddress)/30", "dev", namespaceLink])
-        try await ip(inside + ["link", "set", namespaceLink, "up"])
-        try await ip(inside + ["link", "set", "lo", "up"])
+        try await runIP(inside + ["addr", "add", "\(namespaceAddress)/30", "dev", namespaceLink])
+        try await runIP(inside + ["link", "set", namespaceLink, "up"])
+        try await runIP(inside + ["link", "set", "lo", "up"])
     }
 
     /// `ip link set HOSTLINK down|up`: the cable pulled, or plugged back in.
     func setHostLink(up: Bool) async throws {
-        try await ip(["link", "set", hostLink, up ? "up" : "down"])
+        try await runIP(["link", "set", hostLink, up ? "up" : "down"])
     }
 
     /// Deletes the veth pair (both ends go) and the namespace, whatever of them exists.

@@ -378,31 +378,43 @@ private actor SharedCluster {
     /// Starts the watcher of `cluster` for this process.
     private static func watch(_ cluster: PostgresCluster) throws {
         let script = """
-            while kill -0 "$1" 2>/dev/null; do sleep 0.5; done
-            kill -INT "$2" 2>/dev/null
+            kill -INT "$1" 2>/dev/null
             i=0
-            while kill -0 "$2" 2>/dev/null && [ "$i" -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
-            kill -KILL "$2" 2>/dev/null
-            rm -rf "$3"
+            while kill -0 "$1" 2>/dev/null && [ "$i" -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+            kill -KILL "$1" 2>/dev/null
+            rm -rf "$2"
             """
-        let arguments = ["/bin/sh", "-c", script, "pg-watch", "\(getpid())", "\(cluster.pid)", cluster.directory.path]
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        // POSIX_SPAWN_SETSID (glibc, 0x80; not exported without _GNU_SOURCE): a session of its own.
-        posix_spawnattr_setflags(&attributes, 0x80)
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
-        var pointers = arguments.map { strdup($0) } + [nil]
-        defer { for pointer in pointers { free(pointer) } }
-        var pid: pid_t = 0
-        let status = posix_spawn(&pid, "/bin/sh", &actions, &attributes, &pointers, environ)
-        guard status == 0 else {
-            throw HarnessError("cannot start the cluster's watcher: \(String(cString: strerror(status)))")
-        }
+        try afterThisProcess(script, ["\(cluster.pid)", cluster.directory.path], name: "pg-watch")
+    }
+}
+
+/// Runs `script` (`/bin/sh -c`, with `arguments` as $1, $2, …) once the test process has
+/// exited, however it exits (the test runners leave without running `atexit` handlers, and a
+/// timeout kills them): a watcher in a session of its own, its streams on /dev/null, waits for
+/// this process's pid to go. For clean-ups that must happen even then.
+public func afterThisProcess(_ script: String, _ arguments: [String], name: String) throws {
+    let wrapped = """
+        pid="$1"; shift
+        while kill -0 "$pid" 2>/dev/null; do sleep 0.5; done
+        \(script)
+        """
+    let argv = ["/bin/sh", "-c", wrapped, name, "\(getpid())"] + arguments
+    var attributes = posix_spawnattr_t()
+    posix_spawnattr_init(&attributes)
+    defer { posix_spawnattr_destroy(&attributes) }
+    // POSIX_SPAWN_SETSID (glibc, 0x80; not exported without _GNU_SOURCE): a session of its own.
+    posix_spawnattr_setflags(&attributes, 0x80)
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+    posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+    posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+    var pointers = argv.map { strdup($0) } + [nil]
+    defer { for pointer in pointers { free(pointer) } }
+    var pid: pid_t = 0
+    let status = posix_spawn(&pid, "/bin/sh", &actions, &attributes, &pointers, environ)
+    guard status == 0 else {
+        throw HarnessError("cannot start the \(name) watcher: \(String(cString: strerror(status)))")
     }
 }
