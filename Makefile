@@ -20,10 +20,11 @@ RELEASE_FLAGS := -c release --static-swift-stdlib
 # Debian packages the build needs, and those only the tests need.
 BUILD_PACKAGES := pkg-config libssl-dev openssl libsystemd-dev libsqlite3-dev libargon2-dev
 TEST_PACKAGES := python3 python3-pip python3-venv systemd curl
-# The integration tests run nginx, systemd-nspawn, promtool (prometheus) and throwaway PostgreSQL
-# clusters (TokenTestSupport's PostgresCluster); policy-rc.d keeps Debian's nginx, prometheus and
-# postgresql from starting a daemon while they install.
-INTEGRATION_PACKAGES := nginx systemd-container prometheus postgresql
+# The integration tests run nginx, systemd-nspawn, promtool (prometheus), throwaway PostgreSQL
+# clusters (TokenTestSupport's PostgresCluster) and, as root, network namespaces (iproute2's ip);
+# policy-rc.d keeps Debian's nginx, prometheus and postgresql from starting a daemon while they
+# install.
+INTEGRATION_PACKAGES := nginx systemd-container prometheus postgresql iproute2
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 PYTHON_TEST_PACKAGES := 'pyjwt>=2.10' 'cryptography>=41'
 # schemathesis (PyPI) checks openapi.yaml against a running tokend (.ci/schemathesis.sh). It
@@ -33,10 +34,12 @@ SCHEMATHESIS_VENV := .build/schemathesis-venv
 
 APT_GET := $(if $(filter 0,$(shell id -u)),,sudo) env DEBIAN_FRONTEND=noninteractive apt-get
 
-.PHONY: build release run test lint deps test-deps install uninstall bench bench-daemon fuzz clean help
+.PHONY: build release run fleet fleet-stop test lint deps test-deps install uninstall bench bench-daemon bench-fleet \
+	fuzz clean help
 
 help:
 	@echo "make run        build and start tokend in the foreground with dev defaults (./run, ./var, ./keys)"
+	@echo "make fleet      PostgreSQL in ./var/pg and three tokend nodes on ./run/node{1,2,3}.sock (make fleet-stop)"
 	@echo "make build      debug build of every target"
 	@echo "make test       install what the tests need, lint, strict build, run every test"
 	@echo "make lint       swift-format lint --strict and the Package.swift import check"
@@ -44,6 +47,7 @@ help:
 	@echo "make install    install binaries and shell completions (PREFIX=$(PREFIX), DESTDIR=)"
 	@echo "make bench      run Benchmarks/run.sh (see BENCHMARKS.md)"
 	@echo "make bench-daemon  run Benchmarks/daemon.sh: tokend beside nginx, SwiftNIO and libargon2"
+	@echo "make bench-fleet   run Benchmarks/fleet.sh: propagation across three nodes on one PostgreSQL"
 	@echo "make fuzz       libFuzzer over the parsers, FUZZ_SECONDS (60) each (FUZZING.md)"
 
 ## deps: install the Debian packages the build needs, only if some are missing.
@@ -104,6 +108,23 @@ run: deps
 	TOKEND_SOCKET=./run/tokend.sock TOKEND_ADMIN_SOCKET=./run/tokend-admin.sock \
 	TOKEND_STORE=sqlite:./var/tokend.db TOKEND_KEYS_DIR=./keys TOKEND_JWKS_MAX_AGE=60s \
 	exec .build/debug/tokend
+
+## fleet: a local PostgreSQL in ./var/pg and three nodes on ./run/node1.sock … ./run/node3.sock,
+## in the background (scripts/fleet.sh); it prints what to try and how to stop them (make fleet-stop).
+fleet: deps
+	@missing=""; for p in postgresql curl; do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; added=; \
+		[ -e /usr/sbin/policy-rc.d ] || { printf '#!/bin/sh\nexit 101\n' | $(SUDO) tee /usr/sbin/policy-rc.d >/dev/null; $(SUDO) chmod 755 /usr/sbin/policy-rc.d; added=1; }; \
+		$(APT_GET) update -qq && $(APT_GET) install -y -qq --no-install-recommends $$missing; \
+		[ -z "$$added" ] || $(SUDO) rm -f /usr/sbin/policy-rc.d; \
+	fi
+	$(SWIFT) build --product tokend
+	$(SWIFT) build --product tokenctl
+	@bash scripts/fleet.sh start
+
+fleet-stop:
+	@bash scripts/fleet.sh stop
 
 # jwt-inspect ships as one static executable (Swift runtime, libcrypto from libssl-dev and
 # glibc linked in): it starts in about a millisecond, where the dynamically linked build
@@ -206,6 +227,9 @@ bench: deps
 
 bench-daemon: deps
 	bash Benchmarks/daemon.sh
+
+bench-fleet: deps
+	bash Benchmarks/fleet.sh
 
 clean:
 	$(SWIFT) package clean

@@ -267,6 +267,7 @@ struct Daemon {
             keysWhere = "the keyring in \(location) (KEK \(keys.current.fingerprint))"
             listener = PostgresEventListener(store: postgres)
         }
+        let follows = listener != nil
         let keyring: Keyring
         do {
             keyring = try await Keyring(
@@ -353,7 +354,10 @@ struct Daemon {
         var services: [any Service] = []
         if notifier.watchdogInterval != nil { services.append(WatchdogService(notifier: notifier)) }
         services += accountServices
-        if let listener { services.append(FollowerService(service: service, listener: listener, logger: logger)) }
+        if follows {
+            let listener = config.fleetNotify ? listener : nil
+            services.append(FollowerService(service: service, listener: listener, logger: logger))
+        }
         if let fleet = service.fleet {
             services.append(HeartbeatService(node: fleet, service: service, logger: logger))
         }
@@ -506,7 +510,8 @@ struct MaintenanceService: Service {
 /// behind beyond `TOKEND_MAX_STALENESS` and when it has caught up again.
 struct FollowerService: Service {
     let service: TokenService
-    let listener: PostgresEventListener
+    /// Nil when TOKEND_FLEET_NOTIFY=0: then only the read every second brings changes.
+    let listener: PostgresEventListener?
     let logger: Logger
     /// The longest time between two reads from the cursor.
     static let interval = Duration.seconds(1)
@@ -515,7 +520,7 @@ struct FollowerService: Service {
         // One pending wake-up is enough: a read sees everything committed before it began.
         let (wakes, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
         await withTaskGroup(of: Void.self) { group in
-            group.addTask { await listener.run { _ in wake.yield() } }
+            if let listener { group.addTask { await listener.run { _ in wake.yield() } } }
             group.addTask {
                 while !Task.isCancelled {
                     try? await Task.sleep(for: Self.interval)

@@ -47,6 +47,9 @@ struct TokendConfiguration: Sendable {
     /// a Friday evening can still be read on Monday, while the log stays bounded (at ~116 B
     /// an event, 10 writes/s keep ~300 MB). The journal keeps tokend's log lines longer.
     var eventRetention: Double = 3 * 86400
+    /// Whether the follower LISTENs for the fleet's notifications (TOKEND_FLEET_NOTIFY, a
+    /// diagnostic): off, it learns of other nodes' changes only from its read every second.
+    var fleetNotify = true
     var logLevel = Logger.Level.info
     var service = ServiceConfiguration()
     var accounts = AccountConfiguration()
@@ -178,6 +181,7 @@ struct TokendConfiguration: Sendable {
         ) {
             service.maxStaleness = Double(s)
         }
+        if let on = check("TOKEND_FLEET_NOTIFY", "1 or 0", { ["1": true, "0": false][$0] }) { fleetNotify = on }
         if let s = check(
             "TOKEND_LEEWAY",
             "\(duration) (at most 5m)",

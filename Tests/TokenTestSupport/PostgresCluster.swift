@@ -33,8 +33,16 @@ public final class PostgresCluster: Sendable {
         "postgres://\(Self.user)@/\(database)?host=\(socketDirectory)" + (tcpPort.map { "&port=\($0)" } ?? "")
     }
 
-    /// The loopback TCP port of a cluster started with `tls: true` (TLS only there), else nil.
-    public let tcpPort: Int?
+    /// The TCP port of a cluster started with `tls: true` (TLS only, on loopback) or
+    /// `plainTCP` (clear text, on that address), else nil.
+    public var tcpPort: Int? { tcp?.port }
+    /// Where the server listens on TCP, and how.
+    struct TCPListening: Sendable {
+        let address: String
+        let port: Int
+        let tls: Bool
+    }
+    private let tcp: TCPListening?
     /// The CA certificate (PEM) a `tls: true` cluster's server certificate (for `localhost`)
     /// chains to.
     public var caFile: String { directory.file("tls/ca.pem") }
@@ -46,9 +54,9 @@ public final class PostgresCluster: Sendable {
         pid: Int32,
         binaries: String,
         owner: (uid: uid_t, gid: gid_t)?,
-        tcpPort: Int?
+        tcp: TCPListening?
     ) {
-        self.tcpPort = tcpPort
+        self.tcp = tcp
         self.directory = directory
         self.currentPID = Mutex(pid)
         self.binaries = binaries
@@ -73,13 +81,20 @@ public final class PostgresCluster: Sendable {
     }
 
     /// The arguments of `pg_ctl start`: socket in the cluster's directory; no TCP, or with
-    /// `tcpPort` TLS on loopback with the certificates in `tls/`.
-    private static func startArguments(data: String, log: String, socketDirectory: String, tcpPort: Int?) -> [String] {
+    /// `tcp` on its address, with TLS (the certificates in `tls/`) when it says so.
+    private static func startArguments(
+        data: String,
+        log: String,
+        socketDirectory: String,
+        tcp: TCPListening?
+    ) -> [String] {
         var options = "-k \(socketDirectory) -c unix_socket_permissions=0700 -c max_connections=400"
-        if let tcpPort {
-            options += " -c listen_addresses=127.0.0.1 -c port=\(tcpPort) -c ssl=on"
-            options +=
-                " -c ssl_cert_file=\(socketDirectory)/tls/server.crt -c ssl_key_file=\(socketDirectory)/tls/server.key"
+        if let tcp {
+            options += " -c listen_addresses=\(tcp.address) -c port=\(tcp.port)"
+            if tcp.tls {
+                options += " -c ssl=on -c ssl_cert_file=\(socketDirectory)/tls/server.crt"
+                options += " -c ssl_key_file=\(socketDirectory)/tls/server.key"
+            }
         } else {
             options += " -c listen_addresses=''"
         }
@@ -136,7 +151,7 @@ public final class PostgresCluster: Sendable {
                 data: dataDirectory,
                 log: directory.file("server.log"),
                 socketDirectory: socketDirectory,
-                tcpPort: tcpPort
+                tcp: tcp
             )
                 + command,
             binaries: binaries,
@@ -185,8 +200,14 @@ public final class PostgresCluster: Sendable {
 
     /// Creates and starts a cluster; throws with the server's log when it does not start.
     /// With `tls`, it also listens on a loopback TCP port (`tcpPort`), TLS only, with a server
-    /// certificate for `localhost` that `caFile` signed.
-    public static func start(tls: Bool = false) async throws -> PostgresCluster {
+    /// certificate for `localhost` that `caFile` signed. With `plainTCP`, it listens on a TCP
+    /// port (`tcpPort`) of `address` (which must exist already) in clear text, and trusts
+    /// connections from the network `clients` (CIDR): for a test's own private network only.
+    public static func start(
+        tls: Bool = false,
+        plainTCP: (address: String, clients: String)? = nil
+    ) async throws -> PostgresCluster {
+        precondition(!(tls && plainTCP != nil), "a test cluster listens on TCP with TLS or in clear text, not both")
         let binaries = try binaryDirectory()
         let directory = try TemporaryDirectory(prefix: "tokend-pg")
         var owner: (uid: uid_t, gid: gid_t)?
@@ -212,7 +233,17 @@ public final class PostgresCluster: Sendable {
                 ["-D", data, "-U", user, "-A", "trust", "-E", "UTF8", "--no-sync"]
             )
             guard created.succeeded else { throw HarnessError("initdb failed: \(created)") }
-            var tcpPort: Int?
+            var tcp: TCPListening?
+            if let plainTCP {
+                let hba = "\(data)/pg_hba.conf"
+                let rules = try String(contentsOfFile: hba, encoding: .utf8)
+                try (rules + "host all all \(plainTCP.clients) trust\n").write(
+                    toFile: hba,
+                    atomically: false,
+                    encoding: .utf8
+                )
+                tcp = TCPListening(address: plainTCP.address, port: Int.random(in: 20_000...60_000), tls: false)
+            }
             if tls {
                 try await makeTLS(in: directory, owner: owner)
                 let hba = "\(data)/pg_hba.conf"
@@ -222,11 +253,11 @@ public final class PostgresCluster: Sendable {
                     atomically: false,
                     encoding: .utf8
                 )
-                tcpPort = Int.random(in: 20_000...60_000)
+                tcp = TCPListening(address: "127.0.0.1", port: Int.random(in: 20_000...60_000), tls: true)
             }
             let started = try await server(
                 "pg_ctl",
-                startArguments(data: data, log: log, socketDirectory: directory.path, tcpPort: tcpPort) + ["start"]
+                startArguments(data: data, log: log, socketDirectory: directory.path, tcp: tcp) + ["start"]
             )
             guard started.succeeded else {
                 let serverLog = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
@@ -237,7 +268,7 @@ public final class PostgresCluster: Sendable {
                 pid: try readPID(data: data),
                 binaries: binaries,
                 owner: owner,
-                tcpPort: tcpPort
+                tcp: tcp
             )
         } catch {
             directory.remove()
@@ -347,31 +378,43 @@ private actor SharedCluster {
     /// Starts the watcher of `cluster` for this process.
     private static func watch(_ cluster: PostgresCluster) throws {
         let script = """
-            while kill -0 "$1" 2>/dev/null; do sleep 0.5; done
-            kill -INT "$2" 2>/dev/null
+            kill -INT "$1" 2>/dev/null
             i=0
-            while kill -0 "$2" 2>/dev/null && [ "$i" -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
-            kill -KILL "$2" 2>/dev/null
-            rm -rf "$3"
+            while kill -0 "$1" 2>/dev/null && [ "$i" -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+            kill -KILL "$1" 2>/dev/null
+            rm -rf "$2"
             """
-        let arguments = ["/bin/sh", "-c", script, "pg-watch", "\(getpid())", "\(cluster.pid)", cluster.directory.path]
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        // POSIX_SPAWN_SETSID (glibc, 0x80; not exported without _GNU_SOURCE): a session of its own.
-        posix_spawnattr_setflags(&attributes, 0x80)
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
-        var pointers = arguments.map { strdup($0) } + [nil]
-        defer { for pointer in pointers { free(pointer) } }
-        var pid: pid_t = 0
-        let status = posix_spawn(&pid, "/bin/sh", &actions, &attributes, &pointers, environ)
-        guard status == 0 else {
-            throw HarnessError("cannot start the cluster's watcher: \(String(cString: strerror(status)))")
-        }
+        try afterThisProcess(script, ["\(cluster.pid)", cluster.directory.path], name: "pg-watch")
+    }
+}
+
+/// Runs `script` (`/bin/sh -c`, with `arguments` as $1, $2, …) once the test process has
+/// exited, however it exits (the test runners leave without running `atexit` handlers, and a
+/// timeout kills them): a watcher in a session of its own, its streams on /dev/null, waits for
+/// this process's pid to go. For clean-ups that must happen even then.
+public func afterThisProcess(_ script: String, _ arguments: [String], name: String) throws {
+    let wrapped = """
+        pid="$1"; shift
+        while kill -0 "$pid" 2>/dev/null; do sleep 0.5; done
+        \(script)
+        """
+    let argv = ["/bin/sh", "-c", wrapped, name, "\(getpid())"] + arguments
+    var attributes = posix_spawnattr_t()
+    posix_spawnattr_init(&attributes)
+    defer { posix_spawnattr_destroy(&attributes) }
+    // POSIX_SPAWN_SETSID (glibc, 0x80; not exported without _GNU_SOURCE): a session of its own.
+    posix_spawnattr_setflags(&attributes, 0x80)
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+    posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+    posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+    var pointers = argv.map { strdup($0) } + [nil]
+    defer { for pointer in pointers { free(pointer) } }
+    var pid: pid_t = 0
+    let status = posix_spawn(&pid, "/bin/sh", &actions, &attributes, &pointers, environ)
+    guard status == 0 else {
+        throw HarnessError("cannot start the \(name) watcher: \(String(cString: strerror(status)))")
     }
 }

@@ -116,12 +116,15 @@ public final class Tokend: Sendable {
 
     /// Starts tokend `name` in `sandbox` with the sandbox's environment for it plus `extra`,
     /// and `arguments`. With `notify`, NOTIFY_SOCKET points at a listener of its own
-    /// (`notify`). Unless `waitUntilServing` is false, returns once both sockets answer.
+    /// (`notify`). With `launcher`, tokend is started through that command, which must exec it
+    /// in its own place (like `ip netns exec NAME`: the pid stays tokend's). Unless
+    /// `waitUntilServing` is false, returns once both sockets answer.
     public static func start(
         _ sandbox: Sandbox,
         name: String = defaultName,
         environment extra: [String: String] = [:],
         arguments: [String] = [],
+        launcher: [String] = [],
         notify: Bool = false,
         waitUntilServing: Bool = true
     ) async throws -> Tokend {
@@ -132,9 +135,10 @@ public final class Tokend: Sendable {
         let daemon: Tokend
         do {
             let log = sandbox.nextLogFile(name)
+            let tokend = try Binaries.tokend()
             let child = try ChildProcess(
-                try Binaries.tokend(),
-                arguments,
+                launcher.first ?? tokend,
+                launcher.isEmpty ? arguments : Array(launcher.dropFirst()) + [tokend] + arguments,
                 environment: environment,
                 stdout: log,
                 stderr: log,

@@ -35,9 +35,19 @@ final class Fleet: Sendable {
         ].merging(extra) { $1 }
     }
 
-    /// Starts node `name` (its own sockets and log) and returns once it serves.
-    func start(_ name: String, environment extra: [String: String] = [:]) async throws -> Tokend {
-        let node = try await Tokend.start(sandbox, name: name, environment: environment.merging(extra) { $1 })
+    /// Starts node `name` (its own sockets and log), through `launcher` when given (see
+    /// `Tokend.start`), and returns once it serves.
+    func start(
+        _ name: String,
+        environment extra: [String: String] = [:],
+        launcher: [String] = []
+    ) async throws -> Tokend {
+        let node = try await Tokend.start(
+            sandbox,
+            name: name,
+            environment: environment.merging(extra) { $1 },
+            launcher: launcher
+        )
         started.withLock { $0.append(node) }
         return node
     }

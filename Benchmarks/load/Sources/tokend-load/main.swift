@@ -45,6 +45,20 @@ let usage = """
       each, one writer at a time) run the transaction of SQLiteTokenStore.updateRefreshToken's
       rotation and its event back to back, prepared statements on libsqlite3.
 
+    tokend-load propagation --revoke-socket PATH --admin-socket PATH --watch-sockets P1,P2,…
+                [--count N] [--poll-us U] [--jitter-ms J] [--timeout S] [--label TEXT]
+      a fleet's propagation (issue 12): N times, a token issued on the revoking node (admin
+      socket) and introspected active on each watched node, then after a random pause of up to
+      J ms (default 100) revoked on the revoking node's API socket; from the revocation's 200,
+      each watched node is introspected every U µs (default 500) until it says
+      {"active":false}: that time is its sample. NODE lines per watched node, then RESULT with
+      p50/p90/p99/max over all; a node still active after S s (default 10) is a miss.
+
+    tokend-load revocations --socket PATH --admin-socket PATH --seconds S [--rate R/s]
+                [--label TEXT]
+      a revocation stream on one node: issue (admin socket) and revoke (API socket) an access
+      token, back to back or R per second, for S seconds.
+
     tokend-load argon2-rate [--seconds S] [--threads T] [--memory-kib M] [--iterations T]
                 [--parallelism P]
       libargon2's raw Argon2id rate (argon2id_hash_raw) on T threads (default m=19456, t=2, p=1).
@@ -268,6 +282,36 @@ func sqliteRotate(_ arguments: Arguments) throws -> Int32 {
     return summary.verdict == "ok" ? 0 : 2
 }
 
+func propagation(_ arguments: Arguments) throws -> Int32 {
+    var settings = Propagation.Settings()
+    settings.revokeSocket = try arguments.required("--revoke-socket")
+    settings.adminSocket = try arguments.required("--admin-socket")
+    settings.watchSockets = try arguments.required("--watch-sockets").split(separator: ",").map(String.init)
+    guard !settings.watchSockets.isEmpty else { throw LoadError("--watch-sockets needs at least one socket") }
+    settings.count = try arguments.int("--count", default: 500, range: 1...1_000_000)
+    settings.pollMicros = try arguments.int("--poll-us", default: 500, range: 50...1_000_000)
+    settings.jitterMillis = try arguments.int("--jitter-ms", default: 100, range: 0...60_000)
+    settings.timeout = try arguments.double("--timeout", default: 10)!
+    if let label = arguments.string("--label") { settings.label = label }
+    let outcome = try Propagation.run(settings)
+    print(Propagation.report(outcome, settings: settings), terminator: "")
+    fflush(nil)
+    return outcome.misses.allSatisfy { $0 == 0 } ? 0 : 2
+}
+
+func revocations(_ arguments: Arguments) throws -> Int32 {
+    let text = try RevocationStream.run(
+        apiSocket: try arguments.required("--socket"),
+        adminSocket: try arguments.required("--admin-socket"),
+        seconds: try arguments.double("--seconds", default: 10)!,
+        rate: try arguments.double("--rate"),
+        label: arguments.string("--label") ?? "revocations"
+    )
+    print(text, terminator: "")
+    fflush(nil)
+    return text.contains("verdict=ok") ? 0 : 2
+}
+
 func argon2Rate(_ arguments: Arguments) throws -> Int32 {
     var settings = Argon2Rate.Settings()
     settings.seconds = try arguments.double("--seconds", default: 10)!
@@ -307,6 +351,8 @@ do {
     case "tokens": status = try mintTokens(arguments)
     case "argon2-rate": status = try argon2Rate(arguments)
     case "sqlite-rotate": status = try sqliteRotate(arguments)
+    case "propagation": status = try propagation(arguments)
+    case "revocations": status = try revocations(arguments)
     default: throw LoadError("unknown command \(command)\n\n\(usage)")
     }
     exit(status)
