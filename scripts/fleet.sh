@@ -139,6 +139,12 @@ Three tokend nodes share the PostgreSQL database in ./var/pg. Try, in this direc
   curl -s --unix-socket ./run/node3.sock -d "token=$TOKEN" http://localhost/oauth2/introspect; echo
   # each node's view of the fleet
   for n in 1 2 3; do curl -s --unix-socket ./run/node$n.sock http://localhost/healthz; echo; done
+  # the fleet as the database sees it: every node, its lag and its clock offset
+  .build/debug/tokenctl fleet --socket ./run/node1-admin.sock
+  # a revocation that returns only once every live node has applied it
+  TOKEN2=$(.build/debug/tokenctl token issue --socket ./run/node1-admin.sock --sub bob --scope read)
+  .build/debug/tokenctl token revoke --wait --socket ./run/node2-admin.sock "$TOKEN2"
+  curl -s --unix-socket ./run/node3.sock -d "token=$TOKEN2" http://localhost/oauth2/introspect; echo
 
 Stop everything (by the recorded PIDs): make fleet-stop, or
   kill $(cat ./run/node1.pid ./run/node2.pid ./run/node3.pid)

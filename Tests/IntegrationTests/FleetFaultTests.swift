@@ -224,6 +224,7 @@ struct FleetFaultTests {
                 fleet,
                 nodes in
                 _ = try await Self.writeLoad(fleet, nodes, cluster: cluster) { try await cluster.restart() }
+                try await expectConverged(nodes, "after the restart")
             }
         }
     }
@@ -275,6 +276,7 @@ struct FleetFaultTests {
                         "\(node.name) must say once that it reconnected:\n\(log.lastLines(20).redactingSecrets)"
                     )
                 }
+                try await expectConverged(restarted, "after the outage")
             }
         }
     }

@@ -135,6 +135,7 @@ struct FleetFollowerTests {
             let second = try await nodes[2].issue(sub: "after-the-reconnect")
             #expect(try await nodes[0].revoke(second.accessToken).status == 200)
             try await Self.inactiveEverywhere(second.accessToken, on: [nodes[1], nodes[2]], "a revocation later")
+            try await expectConverged(nodes, "after the listeners were killed")
         }
     }
 
@@ -262,6 +263,7 @@ struct FleetFollowerTests {
                 // Following works again: a revocation on one node reaches the others.
                 #expect(try await nodes[2].revoke(live.accessToken).status == 200)
                 try await Self.inactiveEverywhere(live.accessToken, on: [nodes[0], nodes[1]], "a revocation after")
+                try await expectConverged(nodes, "after the outage")
             }
         }
     }

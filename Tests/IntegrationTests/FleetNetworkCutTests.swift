@@ -120,6 +120,7 @@ struct FleetNetworkCutTests {
             #expect(cut.log.contains("this node is behind the fleet; token checks answer 503"))
             #expect(cut.log.contains("caught up with the fleet; token checks are answered again"))
             #expect(cut.child.isRunning && a.child.isRunning && b.child.isRunning, "no node exited")
+            try await expectConverged([a, b, cut], "after the link came back")
         }
     }
 

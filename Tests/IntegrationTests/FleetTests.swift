@@ -138,12 +138,14 @@ struct FleetTests {
             for node in [b, c] { #expect(try await node.keyStates() == before, "\(node.name) holds another keyring") }
 
             // Once the next key has been published for the max-age, a and b rotate at once;
-            // then, once the new next key is old enough, all three at once.
+            // then, once the new next key is old enough, all three at once. Published means by
+            // every node, as its heartbeat (every second) says: the max-age counts from the
+            // heartbeat that first names the key, up to a second after the node loaded it.
             var expected = before
             for (round, rotating) in [[a, b], nodes].enumerated() {
                 let outgoing = try #require(expected.kid(in: "current"))
                 let incoming = try #require(expected.kid(in: "next"))
-                try await Task.sleep(for: .seconds(maxAge) + .milliseconds(300))
+                try await Task.sleep(for: .seconds(maxAge) + .milliseconds(1500))
                 let rotate = requestBytes("POST", "/admin/keys/rotate", body: .json("{}"))
                 let results = try await concurrently(rotating.map { ($0.adminSocket, rotate) })
                 let replies = try results.map { try $0.get() }

@@ -201,3 +201,21 @@ extension Dictionary where Key == String, Value == String {
     /// The kid in `state` (there is one current and one next at a time).
     func kid(in state: String) -> String? { first { $0.value == state }?.key }
 }
+
+/// After a fault: every node is live and has applied every followed event the store holds (its
+/// heartbeat's applied position is the log's head), as `tokenctl fleet --json` on `nodes[0]`
+/// reports from the database. Together with the revocations each test checks by token, this
+/// holds every node's state to the store's.
+func expectConverged(_ nodes: [Tokend], _ what: String) async throws {
+    _ = try await eventually("every node to have applied the whole log \(what)", timeout: .seconds(20)) {
+        () -> Bool? in
+        let result = try await nodes[0].tokenctl(["fleet", "--json"])
+        guard result.succeeded, let body = try? JSONParser().parse(result.stdout),
+            let rows = body["nodes"]?.arrayValue, rows.count == nodes.count
+        else { return nil }
+        let settled = rows.allSatisfy {
+            $0["state"]?.stringValue == "live" && $0["behind_events"]?.numberValue?.text == "0"
+        }
+        return settled ? true : nil
+    }
+}
