@@ -22,3 +22,23 @@ apt_install() {
 
 # need COMMAND PACKAGE: installs PACKAGE when COMMAND is missing.
 need() { command -v "$1" >/dev/null 2>&1 || { log "installing $2"; apt_install "$2"; }; }
+
+# stop_pid PID SIGNAL: signals one process this script started and waits for it (10 s, then
+# SIGKILL); STOP_STATUS is its exit status ("not-running" when it had ended).
+stop_pid() {
+    local pid="$1" sig="$2" i
+    STOP_STATUS="not-running"
+    [ -n "$pid" ] || return 0
+    kill -0 "$pid" 2>/dev/null || return 0
+    kill "-$sig" "$pid" 2>/dev/null || true
+    for i in $(seq 100); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        log "PID $pid ignored SIG$sig for 10 s; sending SIGKILL"
+        kill -KILL "$pid" 2>/dev/null || true
+    fi
+    STOP_STATUS=0
+    wait "$pid" 2>/dev/null || STOP_STATUS=$?
+}

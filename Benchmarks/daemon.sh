@@ -230,23 +230,6 @@ REFRESH_PIDS=()
 NGINX_PID=""
 FLOOR_PIDS=()
 BG_PIDS=()
-stop_pid() { # pid signal: signal one process we started and wait for it (10 s, then SIGKILL)
-    local pid="$1" sig="$2" i
-    STOP_STATUS="not-running"
-    [ -n "$pid" ] || return 0
-    kill -0 "$pid" 2>/dev/null || return 0
-    kill "-$sig" "$pid" 2>/dev/null || true
-    for i in $(seq 100); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-        log "PID $pid ignored SIG$sig for 10 s; sending SIGKILL"
-        kill -KILL "$pid" 2>/dev/null || true
-    fi
-    STOP_STATUS=0
-    wait "$pid" 2>/dev/null || STOP_STATUS=$?
-}
 cleanup() {
     local status=$?
     local pid

@@ -100,21 +100,6 @@ log "results in $OUT (work dir $WORK)"
 NODE_PIDS=()
 BG_PIDS=()
 PG_PID=""
-stop_pid() { # pid signal: signal one process we started and wait for it (10 s, then SIGKILL)
-    local pid="$1" sig="$2"
-    [ -n "$pid" ] || return 0
-    kill -0 "$pid" 2>/dev/null || return 0
-    kill "-$sig" "$pid" 2>/dev/null || true
-    for _ in $(seq 100); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-        log "PID $pid ignored SIG$sig for 10 s; sending SIGKILL"
-        kill -KILL "$pid" 2>/dev/null || true
-    fi
-    wait "$pid" 2>/dev/null || true
-}
 stop_nodes() {
     local pid
     for pid in "${NODE_PIDS[@]}"; do stop_pid "$pid" TERM; done
