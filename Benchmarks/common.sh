@@ -1,4 +1,5 @@
-# Shared by Benchmarks/run.sh and Benchmarks/daemon.sh (sourced, not run).
+# shellcheck shell=bash
+# Shared by Benchmarks/run.sh, daemon.sh and fleet.sh (sourced, not run).
 
 log() { printf '==> %s\n' "$*" >&2; }
 
@@ -26,12 +27,12 @@ need() { command -v "$1" >/dev/null 2>&1 || { log "installing $2"; apt_install "
 # stop_pid PID SIGNAL: signals one process this script started and waits for it (10 s, then
 # SIGKILL); STOP_STATUS is its exit status ("not-running" when it had ended).
 stop_pid() {
-    local pid="$1" sig="$2" i
+    local pid="$1" sig="$2"
     STOP_STATUS="not-running"
     [ -n "$pid" ] || return 0
     kill -0 "$pid" 2>/dev/null || return 0
     kill "-$sig" "$pid" 2>/dev/null || true
-    for i in $(seq 100); do
+    for _ in $(seq 100); do
         kill -0 "$pid" 2>/dev/null || break
         sleep 0.1
     done
