@@ -28,6 +28,7 @@ need() { command -v "$1" >/dev/null 2>&1 || { log "installing $2"; apt_install "
 # SIGKILL); STOP_STATUS is its exit status ("not-running" when it had ended).
 stop_pid() {
     local pid="$1" sig="$2"
+    # shellcheck disable=SC2034 # read by daemon.sh
     STOP_STATUS="not-running"
     [ -n "$pid" ] || return 0
     kill -0 "$pid" 2>/dev/null || return 0
@@ -40,6 +41,8 @@ stop_pid() {
         log "PID $pid ignored SIG$sig for 10 s; sending SIGKILL"
         kill -KILL "$pid" 2>/dev/null || true
     fi
+    # shellcheck disable=SC2034 # read by daemon.sh
     STOP_STATUS=0
+    # shellcheck disable=SC2034
     wait "$pid" 2>/dev/null || STOP_STATUS=$?
 }
