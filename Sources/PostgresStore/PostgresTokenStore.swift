@@ -560,6 +560,7 @@ public final class PostgresTokenStore: TokenStore {
 
     public func health() async -> StoreHealth {
         var health = StoreHealth()
+        let began = ContinuousClock.now
         do {
             _ = try await withDeadline("checking the database", limit: .seconds(2)) { lease in
                 try await self.client.withConnection { connection in
@@ -573,7 +574,7 @@ public final class PostgresTokenStore: TokenStore {
             // The pool only retries; a connection of its own says why (refused, no socket, TLS,
             // authentication).
             let cause = await PostgresConnector.connectionProblem(location, password: password) ?? error
-            noteFailure(cause, writing: false)
+            noteFailure(cause, writing: false, began: began)
             health.reads = reason(of: cause)
         }
         if health.reads == nil, let failure = writeFailure.current, writeFailure.probeIsDue() {
@@ -632,11 +633,11 @@ public final class PostgresTokenStore: TokenStore {
     }
 
     /// Runs `body`, one statement that is its own transaction: one round trip where BEGIN,
-    /// the statement and COMMIT take three. Only for writes whose loss is harmless (a
-    /// heartbeat, which the next one repeats): postgres-nio ends the statement's rows at
+    /// the statement and COMMIT take three. Only for idempotent writes whose loss is harmless
+    /// (a heartbeat, which the next one repeats): postgres-nio ends the statement's rows at
     /// CommandComplete, before the Sync that commits, so success here does not prove the
-    /// commit. Not retried once sent if the connection is lost (it may have committed);
-    /// retried on serialization failures and deadlocks like `write`.
+    /// commit. Retried like a read, a lost connection included (running it twice is the same
+    /// as once), so a connection the server closed does not show as an outage.
     func writeOne<T: Sendable>(
         _ operation: String,
         _ body: @escaping @Sendable (PostgresConnection) async throws -> T
@@ -657,6 +658,7 @@ public final class PostgresTokenStore: TokenStore {
             throw TokenStoreError.unavailable("\(operation) failed: the store is closed")
         }
         let quiet = quiet
+        let began = ContinuousClock.now
         // While the database is known to be unreachable, a request learns so within a second
         // rather than waiting the whole timeout (the pool keeps reconnecting meanwhile).
         let limit = failure.current == nil ? operationTimeout : min(operationTimeout, .seconds(1))
@@ -676,9 +678,6 @@ public final class PostgresTokenStore: TokenStore {
                             // written to it is lost, never answered. Take another.
                             if connection.isClosed { throw PostgresFailure.ClosedBeforeUse() }
                             guard let begin else {
-                                // A write outside a transaction is its own COMMIT: once it is
-                                // sent, a lost connection may have committed it.
-                                if writing { commitSent.store(true, ordering: .relaxed) }
                                 do { return try await body(connection) } catch {
                                     throw PostgresFailure.passingThrough(error)
                                 }
@@ -715,17 +714,19 @@ public final class PostgresTokenStore: TokenStore {
             noteSuccess(wrote: writing)
             return result
         } catch {
-            noteFailure(error, writing: writing)
+            noteFailure(error, writing: writing, began: began)
             throw PostgresFailure.mapped(error, operation: operation, location: location)
         }
     }
 
     /// Records why the database cannot be used (or cannot be written) when `error` says so;
     /// logs when that changes.
-    private func noteFailure(_ error: any Error, writing: Bool) {
+    private func noteFailure(_ error: any Error, writing: Bool, began: ContinuousClock.Instant) {
         guard let kind = PostgresFailure.storeFailure(error) else { return }
         let reason = reason(of: error)
         if kind == .writesOnly, !writing { return }
+        // Began before a later operation succeeded: the outage it saw is over.
+        if (kind == .writesOnly ? writeFailure : failure).succeeded(since: began) { return }
         guard (kind == .writesOnly ? writeFailure : failure).fail(reason) == nil else { return }
         logger.error(
             kind == .writesOnly

@@ -7,6 +7,7 @@ import Synchronization
 package final class FailureRecord: Sendable {
     private let reason = Mutex<String?>(nil)
     private let lastProbe = Mutex<ContinuousClock.Instant?>(nil)
+    private let lastSuccess = Mutex<ContinuousClock.Instant?>(nil)
 
     package init() {}
 
@@ -25,10 +26,19 @@ package final class FailureRecord: Sendable {
     /// Clears the failure; returns the reason it had (nil: nothing was failing).
     @discardableResult
     package func succeed() -> String? {
-        reason.withLock { reason in
+        let now = ContinuousClock.now
+        lastSuccess.withLock { $0 = now }
+        return reason.withLock { reason in
             defer { reason = nil }
             return reason
         }
+    }
+
+    /// Whether an operation that began at `instant` and then failed is older news than a
+    /// success since: an operation stuck through an outage that fails after the recovery
+    /// was noted must not reopen it (and log the outage and the recovery a second time).
+    package func succeeded(since instant: ContinuousClock.Instant) -> Bool {
+        lastSuccess.withLock { last in last.map { $0 > instant } ?? false }
     }
 
     /// Whether a second has passed since the last probe (and records this one).
