@@ -291,43 +291,7 @@ git -C "$ROOT" status --porcelain >"$OUT/git-status.txt"
 # --- helpers ---------------------------------------------------------------------------
 
 CLK_TCK="$(getconf CLK_TCK)"
-# utime+stime of the given processes, in clock ticks (all threads)
-proc_ticks() {
-    local total=0 pid
-    for pid in "$@"; do
-        [ -r "/proc/$pid/stat" ] || continue
-        total=$((total + $(awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$pid/stat")))
-    done
-    echo "$total"
-}
-# "busy total" ticks of one core from /proc/stat
-core_ticks() {
-    awk -v c="cpu$1" '$1 == c { t = 0; for (i = 2; i <= 9; i++) t += $i; print t - $5 - $6, t }' /proc/stat
-}
 now() { date +%s.%N; }
-# wait_quiet: until neither core is busier than QUIET_PCT % over one second (our servers idle
-# in between), for at most QUIET_WAIT seconds; sets QUIET_WAITED and QUIET_FOUND
-wait_quiet() {
-    local start a0 a1 b0 b1 busy
-    start="$(date +%s)"
-    QUIET_FOUND=0
-    while :; do
-        a0="$(core_ticks "$SERVER_CORE")"
-        b0="$(core_ticks "$LOAD_CORE")"
-        sleep 1
-        a1="$(core_ticks "$SERVER_CORE")"
-        b1="$(core_ticks "$LOAD_CORE")"
-        busy="$(python3 -c "
-a0, a1, b0, b1 = ([int(x) for x in s.split()] for s in ('$a0', '$a1', '$b0', '$b1'))
-pct = lambda x, y: 100 * (y[0] - x[0]) / max(1, y[1] - x[1])
-print(int(max(pct(a0, a1), pct(b0, b1))))")"
-        if [ "$busy" -le "$QUIET_PCT" ]; then QUIET_FOUND=1; break; fi
-        if [ $(( $(date +%s) - start )) -ge "$QUIET_WAIT" ]; then break; fi
-        sleep 2
-    done
-    QUIET_WAITED=$(( $(date +%s) - start ))
-    [ "$QUIET_FOUND" = 1 ] || log "no quiet second within ${QUIET_WAIT}s (busiest core ${busy}%); measuring anyway"
-}
 server_pids() { # the server's processes: tokend, nginx's master and worker, or a nio-floor
     case "$1" in
         nginx) echo "$NGINX_PID $(cat "/proc/$NGINX_PID/task/$NGINX_PID/children" 2>/dev/null)" ;;

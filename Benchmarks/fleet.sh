@@ -148,34 +148,6 @@ PG_PID="$(head -1 "$WORK/pg/data/postmaster.pid")"
 
 # --- helpers -------------------------------------------------------------------------------------
 
-core_ticks() { # "busy total" ticks of one core from /proc/stat
-    awk -v c="cpu$1" '$1 == c { t = 0; for (i = 2; i <= 9; i++) t += $i; print t - $5 - $6, t }' /proc/stat
-}
-proc_ticks() { # utime+stime of one process (all threads), in clock ticks
-    awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"
-}
-wait_quiet() { # until neither core is busier than QUIET_PCT % over one second, at most QUIET_WAIT s
-    local start a0 a1 b0 b1 busy=0
-    start="$(date +%s)"
-    [ "$QUIET_WAIT" -gt 0 ] || return 0
-    while :; do
-        a0="$(core_ticks "$SERVER_CORE")"
-        b0="$(core_ticks "$LOAD_CORE")"
-        sleep 1
-        a1="$(core_ticks "$SERVER_CORE")"
-        b1="$(core_ticks "$LOAD_CORE")"
-        busy="$(python3 -c "
-a0, a1, b0, b1 = ([int(x) for x in s.split()] for s in ('$a0', '$a1', '$b0', '$b1'))
-pct = lambda x, y: 100 * (y[0] - x[0]) / max(1, y[1] - x[1])
-print(int(max(pct(a0, a1), pct(b0, b1))))")"
-        [ "$busy" -le "$QUIET_PCT" ] && return 0
-        if [ $(($(date +%s) - start)) -ge "$QUIET_WAIT" ]; then
-            log "no quiet second within ${QUIET_WAIT}s (busiest core ${busy}%); measuring anyway"
-            return 0
-        fi
-        sleep 2
-    done
-}
 wait_for_socket() { # path pid
     for _ in $(seq 300); do
         [ -S "$1" ] && curl -sf --unix-socket "$1" http://localhost/healthz >/dev/null 2>&1 && return 0
