@@ -96,6 +96,20 @@ struct RunSettings: Sendable {
 }
 
 /// What one connection thread measured.
+extension HTTPConnection {
+    /// A connection to `path`, or nil with the failure counted in `result` (an I/O error, the
+    /// first error's text kept): a measuring loop then reports it rather than stopping the run.
+    static func opened(_ path: String, counting result: inout ConnectionResult) -> HTTPConnection? {
+        do {
+            return try HTTPConnection(path: path)
+        } catch {
+            result.ioErrors += 1
+            result.firstError = "\(error)"
+            return nil
+        }
+    }
+}
+
 struct ConnectionResult: Sendable {
     var latencies: [UInt64] = []  // ns, requests completed inside the measuring window
     var statuses: [Int: Int] = [:]
@@ -269,12 +283,7 @@ enum LoadRunner {
         barrier: Barrier
     ) -> ConnectionResult {
         var result = ConnectionResult()
-        let connection: HTTPConnection?
-        do { connection = try HTTPConnection(path: settings.socket) } catch {
-            result.ioErrors += 1
-            result.firstError = "\(error)"
-            connection = nil
-        }
+        let connection = HTTPConnection.opened(settings.socket, counting: &result)
         let expectedSeconds = settings.seconds + settings.warmup
         var estimate = 20_000.0 * settings.seconds / Double(settings.connections)
         if let rate = settings.rate { estimate = rate * settings.seconds / Double(settings.connections) * 1.1 }

@@ -111,12 +111,7 @@ enum RefreshRunner {
         busyPoll: Bool
     ) -> ConnectionResult {
         var result = ConnectionResult()
-        let connection: HTTPConnection?
-        do { connection = try HTTPConnection(path: settings.socket) } catch {
-            result.ioErrors += 1
-            result.firstError = "\(error)"
-            connection = nil
-        }
+        let connection = HTTPConnection.opened(settings.socket, counting: &result)
         result.latencies.reserveCapacity(Int(min(20_000 * settings.seconds, 4_000_000)))
         barrier.wait()
         guard let connection else { return result }
