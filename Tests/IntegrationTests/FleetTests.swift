@@ -69,14 +69,9 @@ struct FleetTests {
             let (a, b) = (nodes[0], nodes[1])
             let start = try await a.issue(sub: "fleet-frank", scope: "read write", refresh: true)
             let r0 = try #require(start.refreshToken)
-            let request = requestBytes(
-                "POST",
-                "/oauth2/token",
-                body: .form([("grant_type", "refresh_token"), ("refresh_token", r0)])
-            )
+            let request = refreshGrantRequest(r0)
             let results = try await concurrently((0..<32).map { (nodes[$0 % 3].apiSocket, request) })
-            let responses = results.compactMap { try? $0.get() }
-            let failures = results.compactMap { if case .failure(let error) = $0 { error } else { nil } }
+            let (responses, failures) = repliesAndFailures(results)
             #expect(failures.isEmpty, "transport failures: \(failures.prefix(3))")
             let statuses = Dictionary(grouping: responses, by: \.status).mapValues(\.count)
             #expect(statuses == [200: 32], "every use inside the grace window gets the successor pair; got \(statuses)")

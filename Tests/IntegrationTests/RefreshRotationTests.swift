@@ -1,5 +1,4 @@
 import Foundation
-import Synchronization
 import Testing
 import TokenTestSupport
 
@@ -10,51 +9,15 @@ import Glibc
 /// Refresh rotation under contention and reuse detection (DESIGN §3, RFC 9700 §4.14).
 @Suite("Refresh token rotation")
 struct RefreshRotationTests {
-    /// Sends the same request on `count` connections at once: every connection is opened
-    /// first, then all threads are released together.
-    private func concurrently(
-        _ count: Int,
-        socket: String,
-        request: [UInt8]
-    ) async throws -> [Result<Reply, HarnessError>] {
-        let gate = Gate(parties: count)
-        return try await withThrowingTaskGroup(of: Result<Reply, HarnessError>.self) { group in
-            for _ in 0..<count {
-                group.addTask {
-                    try await onThread {
-                        do {
-                            let connection = try UnixConnection(path: socket, timeout: 30)
-                            defer { connection.close() }
-                            gate.arriveAndWait()
-                            try connection.send(request)
-                            return .success(try connection.readResponse())
-                        } catch {
-                            gate.arriveAndWait()  // never leave the others waiting (no-op once released)
-                            return .failure(HarnessError("\(error)"))
-                        }
-                    }
-                }
-            }
-            var results: [Result<Reply, HarnessError>] = []
-            for try await result in group { results.append(result) }
-            return results
-        }
-    }
-
     @Test("32 concurrent refreshes of one token yield exactly one successor pair; later reuse revokes the whole family")
     func concurrentRefreshAndReuse() async throws {
         try await withTokend("refresh", environment: ["TOKEND_REFRESH_GRACE": "1s"]) { daemon in
             let start = try await daemon.issue(sub: "frank", scope: "read write", refresh: true)
             let r0 = try #require(start.refreshToken)
 
-            let request = requestBytes(
-                "POST",
-                "/oauth2/token",
-                body: .form([("grant_type", "refresh_token"), ("refresh_token", r0)])
-            )
-            let results = try await concurrently(32, socket: daemon.apiSocket, request: request)
-            let responses = results.compactMap { try? $0.get() }
-            let failures = results.compactMap { if case .failure(let error) = $0 { error } else { nil } }
+            let request = refreshGrantRequest(r0)
+            let results = try await concurrently(Array(repeating: (daemon.apiSocket, request), count: 32))
+            let (responses, failures) = repliesAndFailures(results)
             #expect(failures.isEmpty, "transport failures: \(failures.prefix(3))")
             let statuses = Dictionary(grouping: responses, by: \.status).mapValues(\.count)
             #expect(statuses == [200: 32], "every use inside the grace window gets the successor pair; got \(statuses)")
@@ -105,36 +68,6 @@ struct RefreshRotationTests {
             #expect(samePair, "a retry inside the grace window must not fork the family")
             #expect(first.header("Cache-Control")?.contains("no-store") == true)
             #expect(try await daemon.isActive(pair.accessToken))
-        }
-    }
-}
-
-/// A one-shot barrier: the first `parties` arrivals wait until the last one arrives; later
-/// arrivals pass straight through.
-final class Gate: Sendable {
-    private let condition = NSCondition()
-    private let state: Mutex<Int>
-    private let parties: Int
-
-    init(parties: Int) {
-        self.parties = parties
-        state = Mutex(0)
-    }
-
-    func arriveAndWait() {
-        condition.lock()
-        defer { condition.unlock() }
-        let arrived = state.withLock { value -> Int in
-            value += 1
-            return value
-        }
-        if arrived >= parties {
-            condition.broadcast()
-            return
-        }
-        let deadline = Date().addingTimeInterval(30)
-        while state.withLock({ $0 }) < parties {
-            if !condition.wait(until: deadline) { return }
         }
     }
 }

@@ -34,9 +34,7 @@ struct ConditionalRotationTests {
 
     @Test("an active token of an open family rotates, as updateRefreshToken would", arguments: StoreKind.allCases)
     func rotatesLikeTheTransaction(kind: StoreKind) async throws {
-        try await withStore(kind) { store in
-            let first = StoreFixtures.activeToken("rt-0")
-            try await store.createRefreshFamily(StoreFixtures.family(), firstToken: first)
+        try await withFamily(kind) { store, first in
             let rotated = try await store.rotateIfCurrent(Self.rotation(to: "rt-1", at: now + 5, jti: "jti-1"))
             #expect(rotated == Self.hasOneStep(kind))
             guard rotated else {
@@ -53,9 +51,7 @@ struct ConditionalRotationTests {
         arguments: StoreKind.allCases
     )
     func refusesWhatIsNotARotation(kind: StoreKind) async throws {
-        try await withStore(kind) { store in
-            let first = StoreFixtures.activeToken("rt-0")
-            try await store.createRefreshFamily(StoreFixtures.family(), firstToken: first)
+        try await withFamily(kind) { store, first in
             #expect(
                 try await store.rotateIfCurrent(Self.rotation(to: "rt-1", at: now + 5, jti: "jti-1"))
                     == Self.hasOneStep(kind)
@@ -105,9 +101,7 @@ struct ConditionalRotationTests {
 
     @Test("of 16 concurrent one-step rotations of one token at most one applies", arguments: StoreKind.allCases)
     func concurrentRotateOnce(kind: StoreKind) async throws {
-        try await withStore(kind) { store in
-            let first = StoreFixtures.activeToken("rt-0")
-            try await store.createRefreshFamily(StoreFixtures.family(), firstToken: first)
+        try await withFamily(kind) { store, first in
             let now = now
             let results = try await withThrowingTaskGroup(of: Bool.self) { group in
                 for attempt in 0..<16 {
@@ -199,9 +193,7 @@ struct ConditionalRotationTests {
         arguments: [StoreKind.sqlite, .postgres]
     )
     func duplicateSuccessorWritesNothing(kind: StoreKind) async throws {
-        try await withStore(kind) { store in
-            let first = StoreFixtures.activeToken("rt-0")
-            try await store.createRefreshFamily(StoreFixtures.family(), firstToken: first)
+        try await withFamily(kind) { store, first in
             try await store.createRefreshFamily(
                 StoreFixtures.family(id: "fam-2"),
                 firstToken: StoreFixtures.activeToken("taken", familyID: "fam-2")
@@ -220,9 +212,7 @@ struct ConditionalRotationTests {
         arguments: StoreKind.allCases
     )
     func signOutEndsFamiliesInTheStore(kind: StoreKind) async throws {
-        try await withStore(kind) { store in
-            let first = StoreFixtures.activeToken("rt-0")
-            try await store.createRefreshFamily(StoreFixtures.family(), firstToken: first)
+        try await withFamily(kind) { store, first in
             let later = StoreFixtures.family(id: "fam-2", createdAt: now + 20)
             try await store.createRefreshFamily(later, firstToken: StoreFixtures.activeToken("rt-a", familyID: "fam-2"))
             try await store.setSubjectCutoff(subject: "user-1", notBefore: now + 10, reason: "logout")

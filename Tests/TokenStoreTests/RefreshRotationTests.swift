@@ -28,9 +28,7 @@ struct RefreshRotationTests {
 
     @Test("a rotation spends the token, stores its successor and notes the access token", arguments: StoreKind.allCases)
     func rotate(kind: StoreKind) async throws {
-        try await withStore(kind) { store in
-            let first = StoreFixtures.activeToken("rt-0")
-            try await store.createRefreshFamily(StoreFixtures.family(), firstToken: first)
+        try await withFamily(kind) { store, first in
             let use = try await store.updateRefreshToken(hash: first.hash, now: now + 5) { token, family in
                 Self.rotateIfActive(token, family, next: "rt-1", at: now + 5, jti: "jti-1")
             }
@@ -44,9 +42,7 @@ struct RefreshRotationTests {
         arguments: StoreKind.allCases
     )
     func coverageNeverShrinks(kind: StoreKind) async throws {
-        try await withStore(kind) { store in
-            let first = StoreFixtures.activeToken("rt-0")
-            try await store.createRefreshFamily(StoreFixtures.family(), firstToken: first)
+        try await withFamily(kind) { store, first in
             _ = try await store.updateRefreshToken(hash: first.hash, now: now + 5) { token, family in
                 Self.rotateIfActive(token, family, next: "rt-1", at: now + 5, jti: "jti-1")
             }
@@ -72,9 +68,7 @@ struct RefreshRotationTests {
 
     @Test("of 32 concurrent uses of one token exactly one rotates, 31 see it spent", arguments: StoreKind.allCases)
     func concurrentUsesRotateOnce(kind: StoreKind) async throws {
-        try await withStore(kind) { store in
-            let first = StoreFixtures.activeToken("rt-0")
-            try await store.createRefreshFamily(StoreFixtures.family(), firstToken: first)
+        try await withFamily(kind) { store, first in
             let now = now
             let uses = try await withThrowingTaskGroup(of: Use.self) { group in
                 for attempt in 0..<32 {
@@ -110,9 +104,7 @@ struct RefreshRotationTests {
 
     @Test("a decision ending the family records its own event", arguments: StoreKind.allCases)
     func revokeFamilyWithEvent(kind: StoreKind) async throws {
-        try await withStore(kind) { store in
-            let first = StoreFixtures.activeToken("rt-0")
-            try await store.createRefreshFamily(StoreFixtures.family(), firstToken: first)
+        try await withFamily(kind) { store, first in
             _ = try await store.updateRefreshToken(hash: first.hash, now: now + 1) { token, family in
                 Self.rotateIfActive(token, family, next: "rt-1", at: now + 1, jti: "jti-1")
             }
@@ -141,9 +133,7 @@ struct RefreshRotationTests {
 
     @Test("a decision ending the family without an event logs family_revoked once", arguments: StoreKind.allCases)
     func revokeFamilyDefaultEvent(kind: StoreKind) async throws {
-        try await withStore(kind) { store in
-            let first = StoreFixtures.activeToken("rt-0")
-            try await store.createRefreshFamily(StoreFixtures.family(), firstToken: first)
+        try await withFamily(kind) { store, first in
             for _ in 0..<2 {
                 try await store.updateRefreshToken(hash: first.hash, now: now + 7) { _, _ in
                     RefreshDecision(change: .revokeFamily(id: "fam-1", reason: "lifetime over"), outcome: ())
@@ -264,9 +254,7 @@ struct RefreshRotationTests {
         arguments: StoreKind.allCases
     )
     func readWithoutWriting(kind: StoreKind) async throws {
-        try await withStore(kind) { store in
-            let first = StoreFixtures.activeToken("rt-0")
-            try await store.createRefreshFamily(StoreFixtures.family(), firstToken: first)
+        try await withFamily(kind) { store, first in
             let stored = try await store.refreshToken(hash: first.hash)
             #expect(stored.token == first)
             #expect(stored.family == StoreFixtures.family())

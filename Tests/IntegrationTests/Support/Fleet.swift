@@ -127,34 +127,6 @@ func databaseName(_ url: String) -> String {
     return String(path.split(separator: "/").last ?? "")
 }
 
-/// Sends each request on its own connection at once (every connection is opened first, then
-/// all are released together): the replies in the order of `requests`.
-func concurrently(_ requests: [(socket: String, bytes: [UInt8])]) async throws -> [Result<Reply, HarnessError>] {
-    let gate = Gate(parties: requests.count)
-    return try await withThrowingTaskGroup(of: (Int, Result<Reply, HarnessError>).self) { group in
-        for (index, request) in requests.enumerated() {
-            group.addTask {
-                let result = try await onThread { () -> Result<Reply, HarnessError> in
-                    do {
-                        let connection = try UnixConnection(path: request.socket, timeout: 30)
-                        defer { connection.close() }
-                        gate.arriveAndWait()
-                        try connection.send(request.bytes)
-                        return .success(try connection.readResponse())
-                    } catch {
-                        gate.arriveAndWait()  // never leave the others waiting (no-op once released)
-                        return .failure(HarnessError("\(error)"))
-                    }
-                }
-                return (index, result)
-            }
-        }
-        var results: [(Int, Result<Reply, HarnessError>)] = []
-        for try await result in group { results.append(result) }
-        return results.sorted { $0.0 < $1.0 }.map(\.1)
-    }
-}
-
 extension Tokend {
     /// The keyring as `GET /admin/keys` shows it: kid → state.
     func keyStates() async throws -> [String: String] {

@@ -54,6 +54,19 @@ func withStore<T>(
     }
 }
 
+/// `withStore`, with family fam-1 (`StoreFixtures.family()`) started with its active token
+/// "rt-0", which `body` gets.
+func withFamily<T>(
+    _ kind: StoreKind,
+    _ body: (any TokenStore & UserStore, RefreshTokenRecord) async throws -> T
+) async throws -> T {
+    try await withStore(kind) { store in
+        let first = StoreFixtures.activeToken("rt-0")
+        try await store.createRefreshFamily(StoreFixtures.family(), firstToken: first)
+        return try await body(store, first)
+    }
+}
+
 /// What `decide` saw, returned as the outcome of a read-only `updateRefreshToken`.
 struct Seen: Sendable, Equatable {
     var token: RefreshTokenRecord?
