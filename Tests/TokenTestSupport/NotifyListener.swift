@@ -11,12 +11,14 @@ public struct NotifyMessage: Sendable, CustomStringConvertible {
     /// The datagram as sent.
     public let raw: String
     public let senderPID: Int32?
+    /// When the listener read it.
+    public let receivedAt: ContinuousClock.Instant
 
     public subscript(name: String) -> String? { fields[name] }
 
     public var description: String { raw.replacingOccurrences(of: "\n", with: " | ") }
 
-    init(raw: String, senderPID: Int32?) {
+    init(raw: String, senderPID: Int32?, receivedAt: ContinuousClock.Instant = .now) {
         var fields: [String: String] = [:]
         for line in raw.split(separator: "\n") {
             guard let equals = line.firstIndex(of: "=") else { continue }
@@ -25,6 +27,7 @@ public struct NotifyMessage: Sendable, CustomStringConvertible {
         self.fields = fields
         self.raw = raw
         self.senderPID = senderPID
+        self.receivedAt = receivedAt
     }
 }
 
