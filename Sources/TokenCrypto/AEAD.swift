@@ -18,7 +18,7 @@ public enum AES256GCM {
         var out = [UInt8](repeating: 0, count: plaintext.count + 16)
         var length: Int32 = 0
         var total = 0
-        guard EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), nil, key, nonce) == 1 else {
+        guard EVP_EncryptInit_ex(ctx, FetchedCipher.aes256GCM.pointer, nil, key, nonce) == 1 else {
             throw CryptoError.openssl("cannot start AES-256-GCM")
         }
         if !associatedData.isEmpty {
@@ -55,7 +55,7 @@ public enum AES256GCM {
         var out = [UInt8](repeating: 0, count: ciphertext.count + 16)
         var length: Int32 = 0
         var total = 0
-        guard EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), nil, key, nonce) == 1 else {
+        guard EVP_DecryptInit_ex(ctx, FetchedCipher.aes256GCM.pointer, nil, key, nonce) == 1 else {
             throw CryptoError.openssl("cannot start AES-256-GCM")
         }
         if !associatedData.isEmpty {

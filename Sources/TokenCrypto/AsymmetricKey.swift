@@ -12,6 +12,12 @@ final class AsymmetricKey: Sendable {
         EVP_PKEY_CTX_free($0.verify)
         EVP_MD_CTX_free($0.hash)
     }
+    /// For ECDSA: an `EVP_PKEY_CTX` initialised for signing with this key, and an `EVP_MD_CTX`
+    /// to hash the signing input with (the `verify` member holds the signing context).
+    private let ecdsaSigners = ContextPool<DigestVerifier> {
+        EVP_PKEY_CTX_free($0.verify)
+        EVP_MD_CTX_free($0.hash)
+    }
     /// `EVP_MD_CTX`s initialised for Ed25519 verification with this key.
     private let edDSAVerifiers = ContextPool<OpaquePointer> { EVP_MD_CTX_free($0) }
 
@@ -99,6 +105,7 @@ final class AsymmetricKey: Sendable {
     // MARK: Signing
 
     func sign(_ message: UnsafeRawBufferPointer) throws -> [UInt8] {
+        if algorithm == .es256 || algorithm == .es384, let signature = signECDSA(message) { return signature }
         guard let md = EVP_MD_CTX_new() else { throw CryptoError.openssl("cannot allocate a digest context") }
         defer { EVP_MD_CTX_free(md) }
         var pctx: OpaquePointer?
@@ -132,6 +139,58 @@ final class AsymmetricKey: Sendable {
             return try ECDSASignature.raw(fromDER: signature, algorithm: algorithm)
         }
         return signature
+    }
+
+    /// ES256/ES384 on the hot path of minting: hashes `message` with a pooled digest context
+    /// and signs the digest with a pooled `EVP_PKEY_CTX` initialised once for this key
+    /// (OpenSSL allows `EVP_PKEY_sign` again on a context after one `EVP_PKEY_sign_init`),
+    /// so a signature skips the per-call algorithm fetch and context set-up of
+    /// `EVP_DigestSignInit_ex`. Nil when OpenSSL fails here: the caller signs the one-shot way,
+    /// which reports the error.
+    private func signECDSA(_ message: UnsafeRawBufferPointer) -> [UInt8]? {
+        let md = digest!
+        guard let contexts = ecdsaSigners.take() ?? makeECDSASigner(md) else { return nil }
+        let der = withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 64 + 128) { buffer -> [UInt8]? in
+            let hashed = buffer.baseAddress!
+            let signed = hashed + 64
+            var length: UInt32 = 0
+            guard EVP_DigestInit_ex2(contexts.hash, nil, nil) == 1,
+                EVP_DigestUpdate(contexts.hash, message.baseAddress, message.count) == 1,
+                EVP_DigestFinal_ex(contexts.hash, hashed, &length) == 1
+            else { return nil }
+            var signedLength = 128
+            guard EVP_PKEY_sign(contexts.verify, signed, &signedLength, hashed, Int(length)) == 1 else { return nil }
+            return Array(UnsafeBufferPointer(start: signed, count: signedLength))
+        }
+        guard let der, let raw = try? ECDSASignature.raw(fromDER: der, algorithm: algorithm) else {
+            OpenSSL.clearErrors()
+            EVP_PKEY_CTX_free(contexts.verify)
+            EVP_MD_CTX_free(contexts.hash)
+            return nil
+        }
+        ecdsaSigners.give(contexts)
+        return raw
+    }
+
+    private func makeECDSASigner(_ md: FetchedDigest) -> DigestVerifier? {
+        guard let sign = EVP_PKEY_CTX_new_from_pkey(nil, key.pointer, nil) else {
+            OpenSSL.clearErrors()
+            return nil
+        }
+        guard EVP_PKEY_sign_init(sign) == 1, EVP_PKEY_CTX_set_signature_md(sign, md.pointer) == 1,
+            let hash = EVP_MD_CTX_new()
+        else {
+            OpenSSL.clearErrors()
+            EVP_PKEY_CTX_free(sign)
+            return nil
+        }
+        guard EVP_DigestInit_ex2(hash, md.pointer, nil) == 1 else {
+            OpenSSL.clearErrors()
+            EVP_MD_CTX_free(hash)
+            EVP_PKEY_CTX_free(sign)
+            return nil
+        }
+        return DigestVerifier(verify: sign, hash: hash)
     }
 
     // MARK: Verification

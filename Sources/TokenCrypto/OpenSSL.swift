@@ -73,3 +73,19 @@ struct FetchedDigest: @unchecked Sendable {
     var size: Int { Int(EVP_MD_get_size(pointer)) }
     var name: String { self.pointer == FetchedDigest.sha256.pointer ? "SHA256" : "SHA384" }
 }
+
+/// AES-256-GCM fetched from the default provider once: `EVP_aes_256_gcm()` makes OpenSSL 3
+/// fetch the implementation again at every `EVP_EncryptInit_ex`.
+struct FetchedCipher: @unchecked Sendable {
+    // Safe: as for `FetchedDigest`, a fetched algorithm object is immutable and shareable.
+    let pointer: OpaquePointer
+
+    static let aes256GCM = FetchedCipher(name: "AES-256-GCM")
+
+    private init(name: String) {
+        guard let cipher = EVP_CIPHER_fetch(nil, name, nil) else {
+            fatalError("OpenSSL has no \(name) cipher: \(OpenSSL.drainErrors())")
+        }
+        pointer = cipher
+    }
+}

@@ -111,6 +111,35 @@ struct SignatureEncodingTests {
     }
 
     @Test(
+        "many threads signing with one ECDSA key at once (pooled contexts): every signature verifies, no nonce repeats",
+        arguments: [SignatureAlgorithm.es256, .es384]
+    )
+    func concurrentSigning(algorithm: SignatureAlgorithm) async throws {
+        let key = try SigningKey.generate(algorithm)
+        let half = algorithm.fixedSignatureLength! / 2
+        let signatures = try await withThrowingTaskGroup(of: [(message: [UInt8], signature: [UInt8])].self) { group in
+            for task in 0..<8 {
+                group.addTask {
+                    try (0..<50).map { round in
+                        let message = Array("task \(task) round \(round)".utf8)
+                        return (message, try key.sign(message))
+                    }
+                }
+            }
+            var all: [(message: [UInt8], signature: [UInt8])] = []
+            for try await batch in group { all += batch }
+            return all
+        }
+        #expect(signatures.count == 400)
+        for (message, signature) in signatures {
+            #expect(try key.verifyingKey.verify(signature: signature, message: message))
+        }
+        // r = x(kG): a repeated r would mean a repeated nonce, which gives the private key away.
+        let rs = Set(signatures.map { Array($0.signature.prefix(half)) })
+        #expect(rs.count == signatures.count)
+    }
+
+    @Test(
         "RSA refuses a signature that is not exactly the modulus length",
         arguments: [SignatureAlgorithm.rs256, .ps256]
     )
