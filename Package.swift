@@ -190,7 +190,7 @@ let package = Package(
         .testTarget(
             name: "TokenServiceTests",
             dependencies: [
-                "CodedErrors", "TokenService", "TokenStore", "JOSE", "TokenCrypto", "PasswordHashing",
+                "CodedErrors", "TokenService", "TokenStore", "PostgresStore", "JOSE", "TokenCrypto", "PasswordHashing",
                 "TokenTestSupport", .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
