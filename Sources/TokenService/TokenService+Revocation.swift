@@ -97,6 +97,27 @@ extension TokenService {
         keyring.snapshot.document.keys.sorted { $0.created > $1.created }
     }
 
+    /// When rotating without force becomes possible, judged as `rotateKeys` judges it: the next
+    /// key's JWKS max-age, counted on a fleet from the moment every live node published it.
+    /// `waitingFor` names the live nodes that do not publish it yet (then `safeAt` is nil).
+    /// Nil without a next key. When the fleet's heartbeats cannot be read, the node's own
+    /// count, marked `fleetUnknown`.
+    public func rotationReadiness() async -> (safeAt: Double?, waitingFor: [String], fleetUnknown: Bool)? {
+        let lifecycle = KeyLifecycle(entries: keyring.snapshot.document.keys)
+        guard let nextKid = lifecycle.next?.kid else { return nil }
+        let maxAge = configuration.jwksMaxAge
+        do {
+            let publication = try await keyring.fleetPublication()
+            let safeAt = lifecycle.safeRotationTime(jwksMaxAge: maxAge, fleet: publication, now: clock.now())
+            let waiting = publication.map {
+                $0.kid == nextKid ? $0.missing : ["some nodes (they list another next key)"]
+            }
+            return (safeAt, safeAt == nil ? waiting ?? [] : [], false)
+        } catch {
+            return (lifecycle.safeRotationTime(jwksMaxAge: maxAge), [], true)
+        }
+    }
+
     /// Rotates next → current; refused while the next key is younger than the JWKS max-age
     /// unless forced.
     public func rotateKeys(force: Bool) async throws -> KeyLifecycle.Change {

@@ -327,6 +327,13 @@ struct Keys: ParsableCommand {
             }
             var text = table(["KID", "ALG", "STATE", "CREATED", "ACTIVATED"], rows)
             if let safe = body["rotation_safe_at"]?.stringValue { text += "\n\nrotation is safe from \(safe)" }
+            let waiting = (body["rotation_waits_for"]?.arrayValue ?? []).compactMap(\.stringValue)
+            if !waiting.isEmpty {
+                text +=
+                    "\n\nrotation waits until every live node publishes the next key; not yet: "
+                    + waiting.joined(separator: ", ")
+            }
+            if let unknown = body["rotation_fleet_unknown"]?.stringValue { text += "\n(\(unknown))" }
             return text
         }
     }

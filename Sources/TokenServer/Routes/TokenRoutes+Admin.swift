@@ -34,8 +34,8 @@ extension TokenRoutes {
             "GET",
             "/admin/keys",
             name: "admin_keys",
-            .sync { _ in
-                .json(200, .object(TokenRoutes.keysBody(service)))
+            .async { _ in
+                .json(200, .object(await TokenRoutes.keysBody(service)))
             }
         )
         router.add(
@@ -61,7 +61,7 @@ extension TokenRoutes {
                 )
                 do {
                     let change = try await service.rotateKeys(force: force)
-                    return .json(200, .object(TokenRoutes.changeBody(change, service)))
+                    return .json(200, .object(await TokenRoutes.changeBody(change, service)))
                 } catch {
                     return TokenRoutes.failure(error)
                 }
@@ -80,7 +80,7 @@ extension TokenRoutes {
                 return await TokenRoutes.waiting(request, service) {
                     do {
                         let change = try await service.revokeKey(kid: kid)
-                        return .json(200, .object(TokenRoutes.changeBody(change, service)))
+                        return .json(200, .object(await TokenRoutes.changeBody(change, service)))
                     } catch {
                         return TokenRoutes.failure(error)
                     }
@@ -125,7 +125,7 @@ extension TokenRoutes {
             name: "admin_status",
             .async { _ in
                 let health = await service.health()
-                var body = TokenRoutes.keysBody(service)
+                var body = await TokenRoutes.keysBody(service)
                 body["status"] = .string(health.status.rawValue)
                 body["reason"] = .string(health.reason)
                 // Nested: `keys` is the key list here.
@@ -217,7 +217,7 @@ extension TokenRoutes {
         )
     }
 
-    static func keysBody(_ service: TokenService) -> JSONObject {
+    static func keysBody(_ service: TokenService) async -> JSONObject {
         let keys: [JSONValue] = service.keyList.map { entry in
             var object = JSONObject()
             object["kid"] = .string(entry.kid)
@@ -230,16 +230,24 @@ extension TokenRoutes {
             return .object(object)
         }
         var body = JSONObject([("keys", .array(keys))])
-        if let safe = service.keyring.snapshot.document.keys.first(where: { $0.state == .next }).map({
-            $0.created.seconds + service.configuration.jwksMaxAge
-        }) {
-            body["rotation_safe_at"] = .string(NumericDate(seconds: safe)?.iso8601 ?? "?")
+        if let readiness = await service.rotationReadiness() {
+            if let safe = readiness.safeAt {
+                body["rotation_safe_at"] = .string(NumericDate(seconds: safe)?.iso8601 ?? "?")
+            }
+            if !readiness.waitingFor.isEmpty {
+                body["rotation_waits_for"] = .array(readiness.waitingFor.map { .string($0) })
+            }
+            if readiness.fleetUnknown {
+                body["rotation_fleet_unknown"] = .string(
+                    "the fleet's heartbeats cannot be read: rotation_safe_at counts from this node's keyring only"
+                )
+            }
         }
         return body
     }
 
-    static func changeBody(_ change: KeyLifecycle.Change, _ service: TokenService) -> JSONObject {
-        var body = keysBody(service)
+    static func changeBody(_ change: KeyLifecycle.Change, _ service: TokenService) async -> JSONObject {
+        var body = await keysBody(service)
         var summary = JSONObject()
         if let promoted = change.promoted { summary["current"] = .string(promoted) }
         if let demoted = change.demoted { summary["previous"] = .string(demoted) }
