@@ -27,6 +27,7 @@ enum PostgresSchema {
         Migration(version: 1, name: "tokens, users, keys and the event log", statements: version1),
         Migration(version: 2, name: "an index for followers of the event log", statements: version2),
         Migration(version: 3, name: "one row per node: heartbeats", statements: version3),
+        Migration(version: 4, name: "the transactions a node's follower waits for", statements: version4),
     ]
 
     /// The kinds a follower reads (`TokenEvent.Kind.followed`), as SQL: exactly the predicate
@@ -60,6 +61,14 @@ enum PostgresSchema {
             jwks_etag text NOT NULL
         )
         """
+    ]
+
+    /// A node's applied position is `applied_transaction`/`applied_sequence` less the
+    /// transactions its follower saw running below it (`FollowPosition.pending`): a long
+    /// transaction elsewhere in the cluster then holds back only itself, not every change
+    /// committed after it began.
+    private static let version4: [String] = [
+        "ALTER TABLE nodes ADD COLUMN pending_transactions bigint[] NOT NULL DEFAULT '{}'"
     ]
 
     /// Followers read the events that change other nodes' memory by (transaction, sequence)

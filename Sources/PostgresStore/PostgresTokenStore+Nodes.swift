@@ -17,15 +17,16 @@ extension PostgresTokenStore: FleetRegistry {
         let quiet = quiet
         let query: PostgresQuery = """
             INSERT INTO nodes AS n (id, host, pid, version, started, last_seen, applied_transaction, applied_sequence,
-                clock_offset, next_kid, next_since, jwks_etag)
+                pending_transactions, clock_offset, next_kid, next_since, jwks_etag)
             VALUES (\(beat.id), \(beat.host), \(beat.pid), \(beat.version), \(beat.started),
-                \(unescaped: Self.databaseNow), \(beat.applied.transaction), \(beat.applied.sequence),
-                \(beat.clockOffset), \(beat.nextKid),
+                \(unescaped: Self.databaseNow), \(beat.applied.high.transaction), \(beat.applied.high.sequence),
+                \(beat.applied.pending), \(beat.clockOffset), \(beat.nextKid),
                 CASE WHEN \(beat.nextKidSinceStart) THEN NULL ELSE \(unescaped: Self.databaseNow) END, \(beat.jwksETag))
             ON CONFLICT (id) DO UPDATE SET
                 last_seen = excluded.last_seen,
                 applied_transaction = excluded.applied_transaction,
                 applied_sequence = excluded.applied_sequence,
+                pending_transactions = excluded.pending_transactions,
                 clock_offset = excluded.clock_offset,
                 next_since = CASE WHEN n.next_kid IS NOT DISTINCT FROM excluded.next_kid THEN n.next_since
                     ELSE excluded.last_seen END,
@@ -51,18 +52,23 @@ extension PostgresTokenStore: FleetRegistry {
 
     public func nodes(lag: Bool) async throws -> [NodeRecord] {
         let quiet = quiet
+        // The followed events a node's applied position does not cover (`FollowPosition.covers`).
+        let uncovered = """
+            ((e.transaction_id, e.sequence) > (n.applied_transaction::text::xid8, n.applied_sequence)
+                OR e.transaction_id::text::bigint = ANY(n.pending_transactions))
+            """
         let behind =
             lag
             ? """
-            (SELECT count(*) FROM events e WHERE \(PostgresSchema.followedKindsSQL)
-                AND (e.transaction_id, e.sequence) > (n.applied_transaction::text::xid8, n.applied_sequence)),
+            (SELECT count(*) FROM events e WHERE \(PostgresSchema.followedKindsSQL) AND \(uncovered)),
             (SELECT \(Self.databaseNow) - min(e.at) FROM events e WHERE \(PostgresSchema.followedKindsSQL)
-                AND (e.transaction_id, e.sequence) > (n.applied_transaction::text::xid8, n.applied_sequence))
+                AND \(uncovered))
             """ : "NULL::bigint, NULL::float8"
         let query = PostgresQuery(
             unsafeSQL: """
                 SELECT id, host, pid, version, started, last_seen, \(Self.databaseNow) - last_seen,
-                    applied_transaction, applied_sequence, clock_offset, next_kid, jwks_etag, \(behind)
+                    applied_transaction, applied_sequence, pending_transactions, clock_offset, next_kid, jwks_etag,
+                    \(behind)
                 FROM nodes n ORDER BY started, id
                 """
         )
@@ -72,12 +78,13 @@ extension PostgresTokenStore: FleetRegistry {
                 let (id, host, pid, version, started, lastSeen, silent, transaction, sequence) = try row.decode(
                     (String, String, Int32, String, Double, Double, Double, Int64, Int64).self
                 )
-                let (_, _, _, _, _, _, _, _, _, offset, nextKid, etag, behindEvents, behindSeconds) = try row.decode(
-                    (
-                        String, String, Int32, String, Double, Double, Double, Int64, Int64, Double?, String?, String,
-                        Int64?, Double?
-                    ).self
-                )
+                let (_, _, _, _, _, _, _, _, _, pending, offset, nextKid, etag, behindEvents, behindSeconds) =
+                    try row.decode(
+                        (
+                            String, String, Int32, String, Double, Double, Double, Int64, Int64, [Int64], Double?,
+                            String?, String, Int64?, Double?
+                        ).self
+                    )
                 nodes.append(
                     NodeRecord(
                         id: id,
@@ -87,7 +94,10 @@ extension PostgresTokenStore: FleetRegistry {
                         started: started,
                         lastSeen: lastSeen,
                         silentFor: max(0, silent),
-                        applied: FollowCursor(transaction: transaction, sequence: sequence),
+                        applied: FollowPosition(
+                            high: FollowCursor(transaction: transaction, sequence: sequence),
+                            pending: pending
+                        ),
                         clockOffset: offset,
                         nextKid: nextKid,
                         jwksETag: etag,

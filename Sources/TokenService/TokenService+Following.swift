@@ -12,9 +12,9 @@ extension TokenService {
     /// kept at least an hour, `TOKEND_EVENT_RETENTION`).
     static let resyncAfter: Double = 30 * 60
 
-    /// Reads every followed event after the cursor and applies it to memory, then records
-    /// that this node has caught up (as of when the read began). Applying an event this node
-    /// wrote itself, or one applied before, changes nothing.
+    /// Reads every followed event the follower's position does not cover yet and applies it
+    /// to memory, then records that this node has caught up (as of when the read began).
+    /// Applying an event this node wrote itself, or one applied before, changes nothing.
     ///
     /// Throws when the store cannot be read (or the keyring cannot be reloaded after the fleet
     /// changed it): the node is then not caught up, and once that lasts longer than
@@ -27,41 +27,21 @@ extension TokenService {
         if let staleness = freshness.staleness, staleness > Self.resyncAfter {
             try await resync(follower)
         }
-        var scan = follower.cursor
-        // Once an event that is not final has been read, the cursor stays before it: a
-        // transaction that was still open may yet commit an event that comes before it.
-        var blocked = false
         var applied = 0
         while true {
-            let read = try await follower.store.followedEvents(after: scan, limit: follower.pageSize)
-            for item in read.events {
-                let done = follower.position.withLock { $0.appliedAhead.contains(item.position) }
-                if !done {
-                    try await apply(item.event, follower)
-                    applied += 1
-                }
-                let passable = item.final && !blocked
-                follower.position.withLock { state in
-                    if !done { state.applied += 1 }
-                    if passable {
-                        state.cursor = item.position
-                        state.appliedAhead.remove(item.position)
-                    } else if !done {
-                        state.appliedAhead.insert(item.position)
-                    }
-                }
-                if !item.final { blocked = true }
-                scan = item.position
+            let position = follower.position
+            let read = try await follower.store.followedEvents(after: position, limit: follower.pageSize)
+            for item in read.events { try await apply(item.event, follower) }
+            applied += read.events.count
+            follower.state.withLock { state in
+                state.position = position.advanced(by: read)
+                state.applied += UInt64(read.events.count)
             }
             if read.complete { break }
         }
-        follower.position.withLock { state in
-            let cursor = state.cursor
-            state.appliedAhead = state.appliedAhead.filter { $0 > cursor }
-        }
-        if follower.position.withLock({ $0.keyringPending }) {
+        if follower.state.withLock({ $0.keyringPending }) {
             try await followKeyring()
-            follower.position.withLock { $0.keyringPending = false }
+            follower.state.withLock { $0.keyringPending = false }
         }
         freshness.caughtUp(at: began)
         return applied
@@ -92,26 +72,26 @@ extension TokenService {
             }
             revocations.revokeFamily(id: id, until: family.coverageEnd)
         case .keyring:
-            follower.position.withLock { $0.keyringPending = true }
+            follower.state.withLock { $0.keyringPending = true }
         case .unreadable:
             logger.warning(
                 "a change from the fleet has a detail this node cannot read; reloading every revocation",
                 metadata: ["kind": "\(event.kind)", "sequence": "\(event.sequence)"]
             )
             merge(try await store.loadRevocations(now: clock.now() - configuration.leeway))
-            follower.position.withLock { $0.keyringPending = true }
+            follower.state.withLock { $0.keyringPending = true }
         }
     }
 
     /// Reloads the whole revocation state and follows on from its snapshot.
     func resync(_ follower: EventFollower) async throws {
-        let (snapshot, cursor) = try await follower.store.loadRevocationsToFollow(
+        let (snapshot, position) = try await follower.store.loadRevocationsToFollow(
             now: clock.now() - configuration.leeway
         )
         merge(snapshot)
-        follower.position.withLock { state in
-            state.cursor = max(state.cursor, cursor)
-            state.appliedAhead = []
+        follower.state.withLock { state in
+            // The snapshot holds everything committed before it, pending transactions included.
+            if position.high > state.position.high { state.position = position }
             state.keyringPending = true
         }
         logger.notice("reloaded every revocation from the store after a long time behind the fleet")

@@ -64,9 +64,9 @@ public final class TokenService: Sendable {
             // A store the fleet shares: follow its log from the snapshot's position on. The
             // load is this node's first read that caught up.
             let began = freshness.uptime()
-            let (loaded, cursor) = try await shared.loadRevocationsToFollow(now: clock.now() - configuration.leeway)
+            let (loaded, position) = try await shared.loadRevocationsToFollow(now: clock.now() - configuration.leeway)
             snapshot = loaded
-            follower = EventFollower(store: shared, cursor: cursor)
+            follower = EventFollower(store: shared, position: position)
             freshness.caughtUp(at: began)
         } else {
             snapshot = try await store.loadRevocations(now: clock.now() - configuration.leeway)

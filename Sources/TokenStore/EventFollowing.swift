@@ -7,7 +7,7 @@
 /// not have that problem once a transaction has ended: every transaction whose id is below the
 /// oldest one still running (the snapshot's xmin) has ended, and every transaction that will
 /// still commit has an id at or above it. A cursor over (transaction, sequence) that only ever
-/// passes ended transactions therefore never skips an event.
+/// passes ended transactions therefore never skips an event (`FollowPosition`).
 public struct FollowCursor: Sendable, Hashable, Comparable, CustomStringConvertible {
     /// The writing transaction's id (PostgreSQL `xid8`, which never wraps).
     public var transaction: Int64
@@ -26,35 +26,69 @@ public struct FollowCursor: Sendable, Hashable, Comparable, CustomStringConverti
     public var description: String { "\(transaction)/\(sequence)" }
 }
 
-/// One event a follower read, with its position and whether its transaction had ended when
-/// the read's snapshot was taken.
-public struct FollowedEvent: Sendable, Equatable {
-    public var position: FollowCursor
-    public var event: TokenEvent
-    /// The writing transaction had ended before the read began, and so had every transaction
-    /// with a lower id: no event that commits later can come before this one. The cursor may
-    /// pass it. An event that is not final is committed (it was read) and may be applied, but
-    /// the cursor stays before it until it is.
-    public var final: Bool
+/// What a follower has read of the event log (DESIGN §10, issue 12): every followed event at
+/// or before `high`, except those of the transactions in `pending`, which were still open when
+/// last read (they may yet commit events that come before `high`).
+///
+/// A transaction id below the snapshot's xmax that is not in the snapshot's list of running
+/// transactions (`pg_snapshot_xip`) has ended, so what it committed is visible to the read.
+/// Holding back only the transactions still running, rather than everything above the
+/// snapshot's xmin, keeps a long transaction elsewhere in the cluster from holding the whole
+/// follower back: the events committed meanwhile are read once, and count as applied.
+public struct FollowPosition: Sendable, Hashable, CustomStringConvertible {
+    /// Every followed event at or before it has been read, except those of `pending`.
+    public var high: FollowCursor
+    /// Transactions below `high` that were still running at the last read, ascending.
+    public var pending: [Int64]
 
-    public init(position: FollowCursor, event: TokenEvent, final: Bool) {
-        self.position = position
-        self.event = event
-        self.final = final
+    public init(high: FollowCursor, pending: [Int64] = []) {
+        self.high = high
+        self.pending = pending.sorted()
+    }
+
+    /// Whether the event at `position` has been read (and so applied), if it is committed.
+    public func covers(_ position: FollowCursor) -> Bool {
+        position <= high && !pending.contains(position.transaction)
+    }
+
+    /// Where a follower stands once it has applied everything `read` returned: after the last
+    /// new event, holding back the transactions below it that the read's snapshot saw running.
+    public func advanced(by read: FollowedEvents) -> FollowPosition {
+        let last = read.events.last { $0.position > high }?.position ?? high
+        return FollowPosition(high: last, pending: read.inProgress.filter { $0 < last.transaction })
+    }
+
+    public var description: String {
+        pending.isEmpty ? high.description : "\(high) (waiting for \(pending.map(String.init).joined(separator: ",")))"
     }
 }
 
-/// What one read of the followed events found.
-public struct FollowedEvents: Sendable, Equatable {
-    /// Oldest first, by position.
-    public var events: [FollowedEvent]
-    /// The read found every followed event after its position that was committed as of its
-    /// snapshot (it returned fewer than its limit).
-    public var complete: Bool
+/// One event a follower read, with its position.
+public struct FollowedEvent: Sendable, Equatable {
+    public var position: FollowCursor
+    public var event: TokenEvent
 
-    public init(events: [FollowedEvent], complete: Bool) {
+    public init(position: FollowCursor, event: TokenEvent) {
+        self.position = position
+        self.event = event
+    }
+}
+
+/// What one read of the followed events found, in one snapshot.
+public struct FollowedEvents: Sendable, Equatable {
+    /// By position: the events of the position's pending transactions that have committed
+    /// since, and the events after its `high`.
+    public var events: [FollowedEvent]
+    /// The read found every followed event after `high` that was committed as of its snapshot
+    /// (it returned fewer than its limit of them).
+    public var complete: Bool
+    /// The transactions the read's snapshot saw running, ascending.
+    public var inProgress: [Int64]
+
+    public init(events: [FollowedEvent], complete: Bool, inProgress: [Int64] = []) {
         self.events = events
         self.complete = complete
+        self.inProgress = inProgress
     }
 }
 
@@ -65,11 +99,12 @@ public protocol FollowableStore: TokenStore {
     /// `loadRevocations(now:)`, plus the position to follow the log from, read from the same
     /// snapshot: every event after it is either in the snapshot already (applying it again
     /// changes nothing) or committed after it.
-    func loadRevocationsToFollow(now: Double) async throws -> (RevocationSnapshot, FollowCursor)
+    func loadRevocationsToFollow(now: Double) async throws -> (RevocationSnapshot, FollowPosition)
 
-    /// The followed events after `position`, in position order, at most `limit`, read by one
-    /// statement (one snapshot).
-    func followedEvents(after position: FollowCursor, limit: Int) async throws -> FollowedEvents
+    /// In one snapshot: every followed event of `position.pending`'s transactions, the
+    /// followed events after `position.high` in position order (at most `limit` of them), and
+    /// the transactions the snapshot saw running.
+    func followedEvents(after position: FollowPosition, limit: Int) async throws -> FollowedEvents
 }
 
 extension TokenEvent.Kind {

@@ -9,8 +9,8 @@ public struct NodeHeartbeat: Sendable, Equatable {
     public var version: String
     /// When the process started (its own clock, seconds since 1970).
     public var started: Double
-    /// The follower's cursor: every followed event at or before it is in this node's memory.
-    public var applied: FollowCursor
+    /// What the follower has read: every followed event it covers is in this node's memory.
+    public var applied: FollowPosition
     /// This node's clock minus the database's, from the previous heartbeat's round trip.
     public var clockOffset: Double?
     /// The `next` key this node publishes in its JWKS.
@@ -26,7 +26,7 @@ public struct NodeHeartbeat: Sendable, Equatable {
         pid: Int32,
         version: String,
         started: Double,
-        applied: FollowCursor,
+        applied: FollowPosition,
         clockOffset: Double?,
         nextKid: String?,
         nextKidSinceStart: Bool,
@@ -56,13 +56,14 @@ public struct NodeRecord: Sendable, Equatable {
     public var lastSeen: Double
     /// Seconds between the last heartbeat and the read (the database's clock).
     public var silentFor: Double
-    public var applied: FollowCursor
+    /// What the node's follower had read at its last heartbeat.
+    public var applied: FollowPosition
     public var clockOffset: Double?
     public var nextKid: String?
     public var jwksETag: String
-    /// Followed events committed after `applied` (nil when not asked for).
+    /// Followed events committed that `applied` does not cover (nil when not asked for).
     public var behindEvents: Int?
-    /// Seconds since the oldest followed event after `applied` was written; 0 when none.
+    /// Seconds since the oldest followed event `applied` does not cover was written; 0 when none.
     public var behindSeconds: Double?
 
     public init(
@@ -73,7 +74,7 @@ public struct NodeRecord: Sendable, Equatable {
         started: Double,
         lastSeen: Double,
         silentFor: Double,
-        applied: FollowCursor,
+        applied: FollowPosition,
         clockOffset: Double?,
         nextKid: String?,
         jwksETag: String,

@@ -530,11 +530,11 @@ struct FollowerService: Service {
             var failing: String?
             for await _ in wakes.cancelOnGracefulShutdown() {
                 do {
-                    let before = service.follower?.cursor
+                    let before = service.follower?.position
                     try await service.catchUp()
                     failing = nil
                     // `--wait` learns from the heartbeat that this node applied a change: at once.
-                    if service.follower?.cursor != before { service.fleet?.poke() }
+                    if service.follower?.position != before { service.fleet?.poke() }
                 } catch {
                     // The store logs its own failures once; say here only what the follower met.
                     let reason = "\(error)"

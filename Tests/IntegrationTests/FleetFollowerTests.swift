@@ -89,6 +89,72 @@ struct FleetFollowerTests {
         }
     }
 
+    @Test(
+        "a transaction left open in another database of the cluster holds nothing back: --wait returns, every node refuses the token, none is behind"
+    )
+    func longTransactionElsewhere() async throws {
+        let cluster = try await SharedPostgresCluster.cluster()
+        try await withFleet("long-txn", cluster: cluster) { _, nodes in
+            let (a, b) = (nodes[0], nodes[1])
+            let directory = try TemporaryDirectory(prefix: "tokend-long-txn")
+            defer { directory.remove() }
+            // Someone's psql: BEGIN, a transaction id taken, then nothing, in another database.
+            // Every snapshot in the cluster lists it as running while it stays open.
+            let name = "long-txn-\(getpid())"
+            let release = directory.file("release")
+            let holder = try ChildProcess(
+                "/bin/sh",
+                [
+                    "-c",
+                    "( echo 'BEGIN; SELECT pg_current_xact_id();'; while [ ! -f \"$5\" ]; do sleep 0.05; done; "
+                        + "echo 'COMMIT;' ) | \"$1\" -X -q -A -t -v ON_ERROR_STOP=1 -h \"$2\" -p \"$3\" -U tokend -d \"$4\"",
+                    name, "\(try PostgresCluster.binaryDirectory())/psql", cluster.socketDirectory,
+                    "\(cluster.tcpPort ?? 5432)", "postgres", release,
+                ],
+                environment: minimalEnvironment(["PGAPPNAME": name]),
+                stdout: .file(directory.file("psql.out")),
+                stderr: .file(directory.file("psql.out")),
+                name: name
+            )
+            defer {
+                _ = FileManager.default.createFile(atPath: release, contents: nil)
+                _ = holder.waitForExitBlocking()
+            }
+            _ = try await eventually("the other session to hold its transaction open", timeout: .seconds(20)) {
+                let holding = try await Fleet.value(
+                    cluster,
+                    """
+                    SELECT count(*) FROM pg_stat_activity WHERE application_name = '\(name)'
+                    AND backend_xid IS NOT NULL AND state = 'idle in transaction'
+                    """,
+                    database: "postgres"
+                )
+                return holding == "1" ? true : nil
+            }
+
+            let token = try await a.issue(sub: "long-txn")
+            for node in nodes { #expect(try await node.isActive(token.accessToken), "\(node.name)") }
+            let revoke = try await b.tokenctl(["token", "revoke", "--wait", "--wait-timeout", "10s", token.accessToken])
+            #expect(revoke.succeeded, "a wait held back by a transaction that has nothing to do with it: \(revoke)")
+            #expect(revoke.stdout.contains("in force on every live node (3)"), "\(revoke.stdout)")
+            for node in nodes { #expect(try await node.isActive(token.accessToken) == false, "\(node.name)") }
+            // Nor does the fleet listing show any node behind because of it.
+            let settled = try await eventually("every node to show nothing left to apply", timeout: .seconds(10)) {
+                let listing = try await a.admin("GET", "/admin/fleet")
+                let rows = listing.json?["nodes"]?.arrayValue ?? []
+                return rows.count == 3 && rows.allSatisfy { $0["behind_events"]?.numberValue?.text == "0" }
+                    ? true : nil
+            }
+            #expect(settled)
+            let stillOpen = try await Fleet.value(
+                cluster,
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = '\(name)' AND backend_xid IS NOT NULL",
+                database: "postgres"
+            )
+            #expect(stillOpen == "1", "the other transaction was open all along")
+        }
+    }
+
     @Test("the listening connection killed with pg_terminate_backend: a later revocation still reaches every node")
     func listenerKilled() async throws {
         let cluster = try await SharedPostgresCluster.cluster()

@@ -17,9 +17,9 @@ struct FleetFollowingTests {
     static func revokeAccess(_ jti: String, exp: Double) -> String { "jti=\(jti) exp=\(Int64(exp)) reason=by b" }
 
     @Test(
-        "an event behind an open transaction is applied at once, the cursor stays before it, and it is not applied again"
+        "an event committed while an older transaction runs is applied once and counts as applied; the older one's event is read when it commits"
     )
-    func cursorStaysBeforeAnOpenTransaction() async throws {
+    func openTransactionHoldsBackOnlyItself() async throws {
         let store = ScriptedFleetStore()
         let harness = try await Self.harness(store)
         let service = harness.service
@@ -27,40 +27,61 @@ struct FleetFollowingTests {
         let signedOut = try await harness.issue("user-s")
         #expect(service.introspect(revoked.accessToken).activeToken != nil)
         #expect(service.introspect(signedOut.accessToken).activeToken != nil)
-        let start = try #require(service.follower?.cursor)
+        let start = try #require(service.follower?.position.high)
 
-        // Node b's revocation, committed behind a transaction still open (not final).
+        // A transaction took its id, wrote a sign-out and has not committed; node b's later
+        // revocation has.
+        let older = start.transaction + 2
+        let earlier = FollowCursor(transaction: older, sequence: 12)
         let later = FollowCursor(transaction: start.transaction + 5, sequence: 9)
-        store.publish(
-            TokenEvent.Kind.revokeAccess,
-            Self.revokeAccess(revoked.jti, exp: revoked.expiresAt),
-            at: later,
-            final: false
-        )
-        #expect(try await service.catchUp() == 1)
-        #expect(service.introspect(revoked.accessToken).activeToken == nil, "the cached answer was served")
-        #expect(service.follower?.cursor == start, "the cursor passed an event that is not final")
-
-        // The open transaction commits its own event (a lower position); now both are final.
-        let earlier = FollowCursor(transaction: start.transaction + 2, sequence: 12)
+        store.running = [older]
         store.publish(
             TokenEvent.Kind.subjectCutoff,
             subject: "user-s",
             "not_before=\(Int64(harness.clock.now)) reason=logout",
-            at: earlier,
-            final: true
+            at: earlier
         )
-        store.publish(
-            TokenEvent.Kind.revokeAccess,
-            Self.revokeAccess(revoked.jti, exp: revoked.expiresAt),
-            at: later,
-            final: true
-        )
-        #expect(try await service.catchUp() == 1, "only the new event is applied")
+        store.publish(TokenEvent.Kind.revokeAccess, Self.revokeAccess(revoked.jti, exp: revoked.expiresAt), at: later)
+        #expect(try await service.catchUp() == 1)
+        #expect(service.introspect(revoked.accessToken).activeToken == nil, "the cached answer was served")
+        #expect(service.introspect(signedOut.accessToken).activeToken != nil, "not committed yet")
+        let position = try #require(service.follower?.position)
+        #expect(position.high == later)
+        #expect(position.pending == [older])
+        #expect(position.covers(later), "--wait for the revocation is satisfied here")
+        #expect(!position.covers(earlier), "the running transaction's events are not")
+        // Read again, nothing new: the revocation is not applied twice.
+        #expect(try await service.catchUp() == 0)
+        #expect(service.follower?.applied == 1)
+
+        // The older transaction commits: its event, below the position, is read once.
+        store.running = []
+        #expect(try await service.catchUp() == 1)
         #expect(service.introspect(signedOut.accessToken).activeToken == nil)
-        #expect(service.follower?.cursor == later)
+        #expect(service.follower?.position == FollowPosition(high: later))
+        #expect(service.follower?.position.covers(earlier) == true)
         #expect(service.follower?.applied == 2)
         #expect(try await service.catchUp() == 0)
+    }
+
+    @Test("a transaction that ends without a followed event stops being waited for; one above the position is not")
+    func runningTransactionsAboveThePosition() async throws {
+        let store = ScriptedFleetStore()
+        let harness = try await Self.harness(store)
+        let service = harness.service
+        let start = try #require(service.follower?.position.high)
+        // Running, and above every event read: nothing to hold back.
+        store.running = [start.transaction + 50]
+        let token = try await harness.issue("user-a")
+        let event = FollowCursor(transaction: start.transaction + 10, sequence: 1)
+        store.running = [start.transaction + 3, start.transaction + 50]
+        store.publish(TokenEvent.Kind.revokeAccess, Self.revokeAccess(token.jti, exp: token.expiresAt), at: event)
+        #expect(try await service.catchUp() == 1)
+        #expect(service.follower?.position == FollowPosition(high: event, pending: [start.transaction + 3]))
+        // It rolls back (or commits nothing followed): it is no longer waited for.
+        store.running = [start.transaction + 50]
+        #expect(try await service.catchUp() == 0)
+        #expect(service.follower?.position == FollowPosition(high: event))
     }
 
     @Test("a node that has not caught up within the bound answers unavailable, and serves again once it has")
@@ -117,12 +138,11 @@ struct FleetFollowingTests {
             at: harness.clock.now,
             reason: "by b"
         )
-        let start = try #require(harness.service.follower?.cursor)
+        let start = try #require(harness.service.follower?.position.high)
         store.publish(
             TokenEvent.Kind.revokeAccess,
             "jti=\(token.jti) reason=by b, exp= missing",
-            at: FollowCursor(transaction: start.transaction + 1, sequence: 3),
-            final: true
+            at: FollowCursor(transaction: start.transaction + 1, sequence: 3)
         )
         try await harness.service.catchUp()
         #expect(harness.service.introspect(token.accessToken).activeToken == nil)

@@ -5,9 +5,10 @@ import TokenStore
 import TokenTestSupport
 
 /// Issue 12: the order a follower reads the event log in. Sequences are taken when a row is
-/// inserted but become visible when their transaction commits, in another order; a follower's
-/// cursor must never pass an event that commits later. Each test holds transactions open in
-/// psql sessions of their own (the other connections) while the store reads.
+/// inserted but become visible when their transaction commits, in another order; a follower
+/// must never pass an event that commits later, and a transaction that stays open must hold
+/// back only itself. Each test holds transactions open in psql sessions of their own (the
+/// other connections) while the store reads.
 @Suite("PostgresTokenStore: following the event log in commit-safe order", .timeLimit(.minutes(3)))
 struct PostgresFollowingTests {
     /// A psql session that runs `steps` one after another, each once it is let go (`go`), and
@@ -73,7 +74,7 @@ struct PostgresFollowingTests {
     /// A fresh database, a store on it, a directory for the sessions, and the position to
     /// follow from; closes and removes them after `body`.
     static func withStore(
-        _ body: (PostgresCluster, String, PostgresTokenStore, String, FollowCursor) async throws -> Void
+        _ body: (PostgresCluster, String, PostgresTokenStore, String, FollowPosition) async throws -> Void
     ) async throws {
         let cluster = try await SharedPostgresCluster.cluster()
         let database = "follow_" + String(UInt32.random(in: 0...UInt32.max), radix: 36)
@@ -91,12 +92,13 @@ struct PostgresFollowingTests {
         }
     }
 
-    /// The followed events after `position` once every one of them is final.
-    static func allFinal(_ store: PostgresTokenStore, after position: FollowCursor) async throws -> FollowedEvents {
-        try await eventually("every event read to be final", timeout: .seconds(20)) {
-            let read = try await store.followedEvents(after: position, limit: 100)
-            return read.events.allSatisfy { $0.final } ? read : nil
-        }
+    /// The transaction id session `name` holds.
+    static func transactionID(of session: Session, _ cluster: PostgresCluster, database: String) async throws -> Int64 {
+        let result = try await cluster.psql(
+            "SELECT backend_xid::text FROM pg_stat_activity WHERE application_name = '\(session.name)'",
+            database: database
+        )
+        return try #require(Int64(result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)), "\(result)")
     }
 
     static func finish(_ session: Session) async {
@@ -105,7 +107,7 @@ struct PostgresFollowingTests {
     }
 
     @Test(
-        "an event committed behind a transaction still open is read but not final; the open one is read once it commits"
+        "an event committed while an older transaction runs is read at once; the older one is held back, then read once when it commits"
     )
     func eventBehindAnOpenTransaction() async throws {
         try await Self.withStore { cluster, database, store, directory, start in
@@ -118,29 +120,39 @@ struct PostgresFollowingTests {
             )
             open.go(0)
             try await Self.waitHoldingTransaction(open, cluster, database: database)
+            let held = try await Self.transactionID(of: open, cluster, database: database)
             // A later transaction, through the store: a higher sequence, committed first.
             try await store.revokeAccessToken(jti: "committed", subject: nil, expiresAt: 2, at: 1, reason: "test")
             let first = try await store.followedEvents(after: start, limit: 100)
             #expect(Self.jtis(first) == ["committed"], "\(first)")
-            #expect(first.events.first?.final == false, "an open transaction may still commit before it: \(first)")
             #expect(first.complete)
+            #expect(first.inProgress.contains(held), "the snapshot lists the open transaction: \(first)")
+            let position = start.advanced(by: first)
+            #expect(position.high == first.events.last?.position)
+            #expect(position.pending.contains(held), "it may still commit below the position: \(position)")
+            #expect(position.covers(try #require(first.events.last?.position)))
+            // Nothing new to read meanwhile: the committed event is not read again.
+            #expect(try await store.followedEvents(after: position, limit: 100).events.isEmpty)
 
             open.go(1)
             await Self.finish(open)
-            // Final once no older transaction runs: xmin is the cluster's, so another test's
-            // transaction in another database may hold it back a moment.
-            let second = try await Self.allFinal(store, after: start)
-            #expect(Self.jtis(second) == ["held", "committed"], "\(second)")
+            let second = try await store.followedEvents(after: position, limit: 100)
+            #expect(Self.jtis(second) == ["held"], "\(second)")
+            let caughtUp = position.advanced(by: second)
+            #expect(!caughtUp.pending.contains(held), "\(caughtUp)")
+            #expect(caughtUp.covers(try #require(second.events.first?.position)))
+            #expect(caughtUp.high == position.high)
+
             // A page of one goes on from where the last one stopped.
             let page = try await store.followedEvents(after: start, limit: 1)
             #expect(Self.jtis(page) == ["held"] && !page.complete, "\(page)")
-            let rest = try await store.followedEvents(after: try #require(page.events.last?.position), limit: 1)
+            let rest = try await store.followedEvents(after: start.advanced(by: page), limit: 1)
             #expect(Self.jtis(rest) == ["committed"], "\(rest)")
         }
     }
 
     @Test(
-        "a transaction that took its id first but commits its event after a later one: the cursor never passes it, it is read once it commits"
+        "a transaction that took its id first but commits its event after a later one: the position never passes it, it is read once it commits"
     )
     func earlierTransactionCommitsLater() async throws {
         try await Self.withStore { cluster, database, store, directory, start in
@@ -165,13 +177,14 @@ struct PostgresFollowingTests {
             try await Self.waitHoldingTransaction(late, cluster, database: database)
             early.go(0)
             try await Self.waitHoldingTransaction(early, cluster, database: database)
+            let earlyID = try await Self.transactionID(of: early, cluster, database: database)
             late.go(1)
             await Self.finish(late)
 
-            // late's transaction has ended, and every older one soon does: the cursor may pass it.
-            let first = try await Self.allFinal(store, after: start)
+            let first = try await store.followedEvents(after: start, limit: 100)
             #expect(Self.jtis(first) == ["late"], "\(first)")
-            let passed = try #require(first.events.last?.position)
+            #expect(first.inProgress.contains(earlyID), "\(first)")
+            let position = start.advanced(by: first)
 
             early.go(1)
             await Self.finish(early)
@@ -179,10 +192,10 @@ struct PostgresFollowingTests {
             let sequences = Dictionary(uniqueKeysWithValues: zip(Self.jtis(all), all.events.map(\.event.sequence)))
             // The commits crossed: a cursor over sequences would stand above early's now, and lose it.
             #expect(try #require(sequences["early"]) < (try #require(sequences["late"])), "\(all)")
-            let second = try await Self.allFinal(store, after: passed)
+            let second = try await store.followedEvents(after: position, limit: 100)
             #expect(
                 Self.jtis(second) == ["early"],
-                "an event that committed later is lost behind the cursor: \(second)"
+                "an event that committed later is lost behind the position: \(second)"
             )
             #expect(second.complete, "\(second)")
         }

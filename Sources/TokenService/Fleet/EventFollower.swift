@@ -1,19 +1,16 @@
 import Synchronization
 public import TokenStore
 
-/// A node's place in the shared store's event log (DESIGN §10, issue 12): the cursor, which
-/// only ever passes events that are final and applied, and the events applied ahead of it
-/// (committed, but behind a transaction that was still open when they were read), so that they
-/// are not applied again each time they are read again.
+/// A node's place in the shared store's event log (DESIGN §10, issue 12): every followed event
+/// the position covers has been read and applied to memory (`FollowPosition`).
 ///
 /// `TokenService.catchUp()` reads and applies; one caller at a time (the follower service).
 public final class EventFollower: Sendable {
-    struct Position: Sendable {
-        var cursor: FollowCursor
-        var appliedAhead: Set<FollowCursor> = []
-        /// A keyring change was read and passed, and the keyring not reloaded since. True at
-        /// first: the keyring was loaded before the snapshot the cursor comes from, so a change
-        /// committed between the two is behind the cursor; the first catch-up reloads it.
+    struct State: Sendable {
+        var position: FollowPosition
+        /// A keyring change was read, and the keyring not reloaded since. True at first: the
+        /// keyring was loaded before the snapshot the position comes from, so a change committed
+        /// between the two is behind the position; the first catch-up reloads it.
         var keyringPending = true
         /// Events applied since start (own events included).
         var applied: UInt64 = 0
@@ -22,18 +19,18 @@ public final class EventFollower: Sendable {
     let store: any FollowableStore
     /// Events one read returns at most.
     let pageSize: Int
-    let position: Mutex<Position>
+    let state: Mutex<State>
 
-    init(store: any FollowableStore, cursor: FollowCursor, pageSize: Int = 500) {
+    init(store: any FollowableStore, position: FollowPosition, pageSize: Int = 500) {
         precondition(pageSize > 0)
         self.store = store
         self.pageSize = pageSize
-        self.position = Mutex(Position(cursor: cursor))
+        self.state = Mutex(State(position: position))
     }
 
-    /// The cursor: every followed event at or before it is in memory.
-    public var cursor: FollowCursor { position.withLock { $0.cursor } }
+    /// What has been read and applied.
+    public var position: FollowPosition { state.withLock { $0.position } }
 
     /// Events applied since start.
-    public var applied: UInt64 { position.withLock { $0.applied } }
+    public var applied: UInt64 { state.withLock { $0.applied } }
 }

@@ -133,7 +133,7 @@ public final class FleetNode: Sendable {
             pid: pid,
             version: version,
             started: started,
-            applied: service.follower?.cursor ?? FollowCursor(transaction: 0, sequence: 0),
+            applied: service.follower?.position ?? FollowPosition(high: FollowCursor(transaction: 0, sequence: 0)),
             clockOffset: clockOffset,
             nextKid: nextKid,
             nextKidSinceStart: nextKid != nil && nextKid == initialNextKid,

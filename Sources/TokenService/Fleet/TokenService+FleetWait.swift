@@ -50,7 +50,7 @@ extension TokenService {
             for node in nodes {
                 if node.silentFor > cutoff {
                     outcome.stopped.append(node.label)
-                } else if let target, node.applied < target {
+                } else if let target, !node.applied.covers(target) {
                     outcome.pending.append(node.label)
                 } else {
                     outcome.applied.append(node.label)
