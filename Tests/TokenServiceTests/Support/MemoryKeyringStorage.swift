@@ -17,6 +17,11 @@ final class MemoryKeyringStorage: KeyringStorage {
         var keys: [String: SigningKey] = [:]
         var saves = 0
         var failSaves = false
+        var refuseLocks = false
+    }
+
+    struct LockRefused: Error, CustomStringConvertible {
+        var description: String { "cannot execute SELECT FOR UPDATE in a read-only transaction (MemoryKeyringStorage)" }
     }
 
     private let state = Mutex(State())
@@ -29,6 +34,7 @@ final class MemoryKeyringStorage: KeyringStorage {
 
     func update(_ change: @escaping @Sendable (StoredKeyring) throws -> KeyringChange?) async throws -> StoredKeyring {
         try state.withLock { (state: inout State) throws -> StoredKeyring in
+            guard !state.refuseLocks else { throw LockRefused() }
             let stored = StoredKeyring(document: state.document, keys: state.keys)
             guard let change = try change(stored) else { return stored }
             guard !state.failSaves else { throw SaveFailure() }
@@ -55,6 +61,13 @@ final class MemoryKeyringStorage: KeyringStorage {
     var failSaves: Bool {
         get { state.withLock { $0.failSaves } }
         set { state.withLock { $0.failSaves = newValue } }
+    }
+
+    /// While true, `update` throws before it reads anything, as a database that refuses
+    /// writes (a standby, read-only mode) refuses the keyring row's lock; `load` works.
+    var refuseLocks: Bool {
+        get { state.withLock { $0.refuseLocks } }
+        set { state.withLock { $0.refuseLocks = newValue } }
     }
 
     /// How many saves succeeded.
