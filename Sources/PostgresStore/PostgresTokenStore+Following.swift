@@ -28,61 +28,50 @@ extension PostgresTokenStore: FollowableStore {
         guard limit > 0 else { return FollowedEvents(events: [], complete: false) }
         let quiet = quiet
         let high = position.high
-        let pending = position.pending
-        // Ordered like the partial index `events_followed`, whose predicate the WHERE clauses
-        // repeat word for word.
-        let newer: PostgresQuery = """
-            SELECT transaction_id::text::bigint, sequence, at, kind, subject, detail
+        // One statement, so one snapshot and one round trip: first a row with the running
+        // transactions the snapshot lists (part 0), then the followed events of the pending
+        // transactions (part 1: those that have committed since), then the followed events
+        // after `high` (part 2), ordered like the partial index `events_followed`, whose
+        // predicate the WHERE clauses repeat word for word.
+        let query: PostgresQuery = """
+            SELECT 0, NULL::bigint, NULL::bigint, NULL::float8, NULL::text, NULL::text, NULL::text,
+                array(SELECT x::text::bigint FROM pg_snapshot_xip(pg_current_snapshot()) AS x ORDER BY 1)
+            UNION ALL
+            (SELECT 1, transaction_id::text::bigint, sequence, at, kind, subject, detail, NULL::bigint[]
+            FROM events
+            WHERE \(unescaped: PostgresSchema.followedKindsSQL)
+                AND transaction_id = ANY(\(position.pending.map(String.init))::text[]::xid8[])
+            ORDER BY transaction_id, sequence)
+            UNION ALL
+            (SELECT 2, transaction_id::text::bigint, sequence, at, kind, subject, detail, NULL::bigint[]
             FROM events
             WHERE \(unescaped: PostgresSchema.followedKindsSQL)
                 AND (transaction_id, sequence) > (\(high.transaction)::text::xid8, \(high.sequence))
             ORDER BY transaction_id, sequence
-            LIMIT \(limit)
+            LIMIT \(limit))
             """
-        let held: PostgresQuery = """
-            SELECT transaction_id::text::bigint, sequence, at, kind, subject, detail
-            FROM events
-            WHERE \(unescaped: PostgresSchema.followedKindsSQL)
-                AND transaction_id = ANY(\(pending.map(String.init))::text[]::xid8[])
-            ORDER BY transaction_id, sequence
-            """
-        // One snapshot (REPEATABLE READ) for the three statements: the running transactions it
-        // lists are exactly those whose events none of them could see.
-        return try await read("reading the followed events") { connection in
+        return try await readOne("reading the followed events") { connection in
             var running: [Int64] = []
-            for try await value in try await connection.query(
-                """
-                SELECT x::text::bigint FROM pg_snapshot_xip(pg_current_snapshot()) AS x ORDER BY 1
-                """,
+            var held: [FollowedEvent] = []
+            var after: [FollowedEvent] = []
+            for try await (part, transaction, sequence, at, kind, subject, detail, xip) in try await connection.query(
+                query,
                 logger: quiet
-            ).decode(Int64.self) {
-                running.append(value)
-            }
-            var events: [FollowedEvent] = []
-            if !pending.isEmpty { events = try await Self.followed(held, connection, quiet) }
-            let after = try await Self.followed(newer, connection, quiet)
-            events += after
-            return FollowedEvents(events: events, complete: after.count < limit, inProgress: running)
-        }
-    }
-
-    private static func followed(
-        _ query: PostgresQuery,
-        _ connection: PostgresConnection,
-        _ logger: Logger
-    ) async throws -> [FollowedEvent] {
-        var events: [FollowedEvent] = []
-        for try await (transaction, sequence, at, kind, subject, detail) in try await connection.query(
-            query,
-            logger: logger
-        ).decode((Int64, Int64, Double, String, String?, String).self) {
-            events.append(
-                FollowedEvent(
+            ).decode((Int32, Int64?, Int64?, Double?, String?, String?, String?, [Int64]?).self) {
+                guard part != 0 else {
+                    running = xip ?? []
+                    continue
+                }
+                guard let transaction, let sequence, let at, let kind, let detail else { continue }
+                let event = FollowedEvent(
                     position: FollowCursor(transaction: transaction, sequence: sequence),
                     event: TokenEvent(sequence: sequence, at: at, kind: kind, subject: subject, detail: detail)
                 )
-            )
+                if part == 1 { held.append(event) } else { after.append(event) }
+            }
+            // The parts come in any order the plan gives (a parallel append may interleave them).
+            let events = (held + after).sorted { $0.position < $1.position }
+            return FollowedEvents(events: events, complete: after.count < limit, inProgress: running.sorted())
         }
-        return events
     }
 }
