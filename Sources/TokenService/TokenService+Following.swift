@@ -32,16 +32,18 @@ extension TokenService {
             let position = follower.position
             let read = try await follower.store.followedEvents(after: position, limit: follower.pageSize)
             for item in read.events { try await apply(item.event, follower) }
+            // A key change is in force only once the keyring is reloaded: the position, which
+            // the heartbeat publishes and `--wait` trusts, moves past it only then.
+            if follower.state.withLock({ $0.keyringPending }) {
+                try await followKeyring()
+                follower.state.withLock { $0.keyringPending = false }
+            }
             applied += read.events.count
             follower.state.withLock { state in
                 state.position = position.advanced(by: read)
                 state.applied += UInt64(read.events.count)
             }
             if read.complete { break }
-        }
-        if follower.state.withLock({ $0.keyringPending }) {
-            try await followKeyring()
-            follower.state.withLock { $0.keyringPending = false }
         }
         freshness.caughtUp(at: began)
         return applied

@@ -169,4 +169,34 @@ struct FleetFollowingTests {
         #expect(try await harness.service.catchUp() == 0)
         #expect(harness.service.introspect(tokens.accessToken).activeToken == nil)
     }
+
+    @Test("a key change is not counted as applied (for --wait) until the keyring is reloaded with it")
+    func keyChangeWaitsForTheReload() async throws {
+        let store = ScriptedFleetStore()
+        let harness = try await Self.harness(store)
+        let tokens = try await harness.issue("user-k")
+        try await harness.service.catchUp()
+        let before = try #require(harness.service.follower?.position)
+
+        let other = try await Keyring(
+            storage: harness.storage,
+            configuration: harness.configuration,
+            clock: harness.clock.serviceClock,
+            logger: StoreFixtures.quietLogger
+        )
+        _ = try await other.revoke(kid: harness.currentKid)
+        let event = FollowCursor(transaction: before.high.transaction + 1, sequence: 7)
+        store.publish(TokenEvent.Kind.revokeKey, "kid=\(harness.currentKid) reason=by b", at: event)
+        // The keyring cannot be read: the event is read, but the position stays before it.
+        harness.storage.refuseLocks = true
+        harness.storage.refuseLoads = true
+        await #expect(throws: (any Error).self) { try await harness.service.catchUp() }
+        #expect(harness.service.follower?.position.covers(event) == false, "a wait would trust a key still in use")
+
+        harness.storage.refuseLocks = false
+        harness.storage.refuseLoads = false
+        try await harness.service.catchUp()
+        #expect(harness.service.follower?.position.covers(event) == true)
+        #expect(harness.service.introspect(tokens.accessToken).activeToken == nil)
+    }
 }

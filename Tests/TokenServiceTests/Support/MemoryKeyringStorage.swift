@@ -18,6 +18,7 @@ final class MemoryKeyringStorage: KeyringStorage {
         var saves = 0
         var failSaves = false
         var refuseLocks = false
+        var refuseLoads = false
     }
 
     struct LockRefused: Error, CustomStringConvertible {
@@ -29,7 +30,10 @@ final class MemoryKeyringStorage: KeyringStorage {
     init() {}
 
     func load() async throws -> StoredKeyring {
-        state.withLock { StoredKeyring(document: $0.document, keys: $0.keys) }
+        try state.withLock { state in
+            guard !state.refuseLoads else { throw LockRefused() }
+            return StoredKeyring(document: state.document, keys: state.keys)
+        }
     }
 
     func update(_ change: @escaping @Sendable (StoredKeyring) throws -> KeyringChange?) async throws -> StoredKeyring {
@@ -68,6 +72,12 @@ final class MemoryKeyringStorage: KeyringStorage {
     var refuseLocks: Bool {
         get { state.withLock { $0.refuseLocks } }
         set { state.withLock { $0.refuseLocks = newValue } }
+    }
+
+    /// While true, `load` throws too: the storage cannot be read at all.
+    var refuseLoads: Bool {
+        get { state.withLock { $0.refuseLoads } }
+        set { state.withLock { $0.refuseLoads = newValue } }
     }
 
     /// How many saves succeeded.
