@@ -30,6 +30,7 @@
 #   FLEET_SECONDS=10  FLEET_REPEATS=3  FLEET_CONNECTIONS=8
 #   FLEET_SERVER_CORE=0  FLEET_LOAD_CORE=1
 #   FLEET_PARTS="propagation throughput"
+#   FLEET_VARIANTS="notify poll"   the propagation variants to run
 #   FLEET_SKIP_BUILD=0        1 uses the release binaries of the last build
 #   FLEET_QUIET_WAIT=180      before each measurement, wait up to this many seconds for both
 #                             cores to be under FLEET_QUIET_PCT=10 % busy over 1 s (the machine
@@ -183,7 +184,7 @@ start_nodes() {
 # --- 1. propagation ------------------------------------------------------------------------------
 
 if has_part propagation; then
-    for variant in notify poll; do
+    for variant in ${FLEET_VARIANTS:-notify poll}; do
         notify=1
         jitter="$JITTER_MS"
         if [ "$variant" = poll ]; then notify=0 jitter=1000; fi
