@@ -8,21 +8,23 @@ final class AsymmetricKey: Sendable {
     let key: EVPKey
     /// For ECDSA and RSA: an `EVP_PKEY_CTX` initialised for verification with this key, and an
     /// `EVP_MD_CTX` to hash the signing input with, taken and given back together.
-    private let verifiers = ContextPool<DigestVerifier> {
-        EVP_PKEY_CTX_free($0.verify)
+    private let verifiers = ContextPool<DigestContexts> {
+        EVP_PKEY_CTX_free($0.pkey)
         EVP_MD_CTX_free($0.hash)
     }
     /// For ECDSA: an `EVP_PKEY_CTX` initialised for signing with this key, and an `EVP_MD_CTX`
-    /// to hash the signing input with (the `verify` member holds the signing context).
-    private let ecdsaSigners = ContextPool<DigestVerifier> {
-        EVP_PKEY_CTX_free($0.verify)
+    /// to hash the signing input with.
+    private let ecdsaSigners = ContextPool<DigestContexts> {
+        EVP_PKEY_CTX_free($0.pkey)
         EVP_MD_CTX_free($0.hash)
     }
     /// `EVP_MD_CTX`s initialised for Ed25519 verification with this key.
     private let edDSAVerifiers = ContextPool<OpaquePointer> { EVP_MD_CTX_free($0) }
 
-    struct DigestVerifier {
-        let verify: OpaquePointer
+    /// An `EVP_PKEY_CTX` initialised for one operation with this key (verify or sign), and an
+    /// `EVP_MD_CTX` set up for the algorithm's digest, pooled together.
+    struct DigestContexts {
+        let pkey: OpaquePointer
         let hash: OpaquePointer
     }
     /// Cleared if OpenSSL refuses to reuse an Ed25519 verify context.
@@ -159,12 +161,12 @@ final class AsymmetricKey: Sendable {
                 EVP_DigestFinal_ex(contexts.hash, hashed, &length) == 1
             else { return nil }
             var signedLength = 128
-            guard EVP_PKEY_sign(contexts.verify, signed, &signedLength, hashed, Int(length)) == 1 else { return nil }
+            guard EVP_PKEY_sign(contexts.pkey, signed, &signedLength, hashed, Int(length)) == 1 else { return nil }
             return Array(UnsafeBufferPointer(start: signed, count: signedLength))
         }
         guard let der, let raw = try? ECDSASignature.raw(fromDER: der, algorithm: algorithm) else {
             OpenSSL.clearErrors()
-            EVP_PKEY_CTX_free(contexts.verify)
+            EVP_PKEY_CTX_free(contexts.pkey)
             EVP_MD_CTX_free(contexts.hash)
             return nil
         }
@@ -172,25 +174,17 @@ final class AsymmetricKey: Sendable {
         return raw
     }
 
-    private func makeECDSASigner(_ md: FetchedDigest) -> DigestVerifier? {
+    private func makeECDSASigner(_ md: FetchedDigest) -> DigestContexts? {
         guard let sign = EVP_PKEY_CTX_new_from_pkey(nil, key.pointer, nil) else {
             OpenSSL.clearErrors()
             return nil
         }
-        guard EVP_PKEY_sign_init(sign) == 1, EVP_PKEY_CTX_set_signature_md(sign, md.pointer) == 1,
-            let hash = EVP_MD_CTX_new()
-        else {
+        guard EVP_PKEY_sign_init(sign) == 1, EVP_PKEY_CTX_set_signature_md(sign, md.pointer) == 1 else {
             OpenSSL.clearErrors()
             EVP_PKEY_CTX_free(sign)
             return nil
         }
-        guard EVP_DigestInit_ex2(hash, md.pointer, nil) == 1 else {
-            OpenSSL.clearErrors()
-            EVP_MD_CTX_free(hash)
-            EVP_PKEY_CTX_free(sign)
-            return nil
-        }
-        return DigestVerifier(verify: sign, hash: hash)
+        return pairWithDigest(sign, md)
     }
 
     // MARK: Verification
@@ -251,7 +245,7 @@ final class AsymmetricKey: Sendable {
                     return nil
                 }
                 let result = EVP_PKEY_verify(
-                    contexts.verify,
+                    contexts.pkey,
                     signature.baseAddress?.assumingMemoryBound(to: UInt8.self),
                     signature.count,
                     out,
@@ -267,10 +261,10 @@ final class AsymmetricKey: Sendable {
 
     /// Runs `body` with pooled (or new) digest and verify contexts. Nil from `body` means
     /// OpenSSL failed on them: they are freed rather than pooled again.
-    private func withDigestVerifier<R>(_ md: FetchedDigest, _ body: (DigestVerifier) -> R?) -> R? {
+    private func withDigestVerifier<R>(_ md: FetchedDigest, _ body: (DigestContexts) -> R?) -> R? {
         guard let contexts = verifiers.take() ?? makeDigestVerifier(md) else { return nil }
         guard let result = body(contexts) else {
-            EVP_PKEY_CTX_free(contexts.verify)
+            EVP_PKEY_CTX_free(contexts.pkey)
             EVP_MD_CTX_free(contexts.hash)
             return nil
         }
@@ -354,19 +348,24 @@ final class AsymmetricKey: Sendable {
         0x20,
     ]
 
-    private func makeDigestVerifier(_ md: FetchedDigest) -> DigestVerifier? {
+    private func makeDigestVerifier(_ md: FetchedDigest) -> DigestContexts? {
         guard let verify = makeVerifyContext(md) else { return nil }
+        return pairWithDigest(verify, md)
+    }
+
+    /// `pkey` with a new digest context for `md`; frees `pkey` when none can be made.
+    private func pairWithDigest(_ pkey: OpaquePointer, _ md: FetchedDigest) -> DigestContexts? {
         guard let hash = EVP_MD_CTX_new() else {
-            EVP_PKEY_CTX_free(verify)
+            EVP_PKEY_CTX_free(pkey)
             return nil
         }
         guard EVP_DigestInit_ex2(hash, md.pointer, nil) == 1 else {
             OpenSSL.clearErrors()
             EVP_MD_CTX_free(hash)
-            EVP_PKEY_CTX_free(verify)
+            EVP_PKEY_CTX_free(pkey)
             return nil
         }
-        return DigestVerifier(verify: verify, hash: hash)
+        return DigestContexts(pkey: pkey, hash: hash)
     }
 
     private func makeVerifyContext(_ md: FetchedDigest) -> OpaquePointer? {

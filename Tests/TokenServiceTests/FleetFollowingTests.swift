@@ -16,6 +16,16 @@ struct FleetFollowingTests {
 
     static func revokeAccess(_ jti: String, exp: Double) -> String { "jti=\(jti) exp=\(Int64(exp)) reason=by b" }
 
+    /// Another node's keyring over the same stored keyring.
+    static func anotherNodesKeyring(_ harness: Harness) async throws -> Keyring {
+        try await Keyring(
+            storage: harness.storage,
+            configuration: harness.configuration,
+            clock: harness.clock.serviceClock,
+            logger: StoreFixtures.quietLogger
+        )
+    }
+
     @Test(
         "an event committed while an older transaction runs is applied once and counts as applied; the older one's event is read when it commits"
     )
@@ -159,12 +169,7 @@ struct FleetFollowingTests {
 
         // Another node, on the same keyring, revokes the key: its event is behind this node's
         // cursor (no event is published here), so only the start's own reload can find it.
-        let other = try await Keyring(
-            storage: harness.storage,
-            configuration: harness.configuration,
-            clock: harness.clock.serviceClock,
-            logger: StoreFixtures.quietLogger
-        )
+        let other = try await Self.anotherNodesKeyring(harness)
         _ = try await other.revoke(kid: harness.currentKid)
         #expect(try await harness.service.catchUp() == 0)
         #expect(harness.service.introspect(tokens.accessToken).activeToken == nil)
@@ -178,12 +183,7 @@ struct FleetFollowingTests {
         try await harness.service.catchUp()
         let before = try #require(harness.service.follower?.position)
 
-        let other = try await Keyring(
-            storage: harness.storage,
-            configuration: harness.configuration,
-            clock: harness.clock.serviceClock,
-            logger: StoreFixtures.quietLogger
-        )
+        let other = try await Self.anotherNodesKeyring(harness)
         _ = try await other.revoke(kid: harness.currentKid)
         let event = FollowCursor(transaction: before.high.transaction + 1, sequence: 7)
         store.publish(TokenEvent.Kind.revokeKey, "kid=\(harness.currentKid) reason=by b", at: event)
