@@ -259,24 +259,6 @@ struct SharedKeyringTests {
         }
     }
 
-    @Test("a keyring whose storage refuses the lock (a read-only database) still adopts another's change by reload")
-    func reloadWithoutTheLock() async throws {
-        let storage = MemoryKeyringStorage()
-        let clock = TestClock()
-        let a = try await Self.open(storage, clock: clock)
-        let b = try await Self.open(storage, clock: clock)
-        let compromised = try #require(KeyringState.kid(.current, in: a.snapshot.document))
-        _ = try await a.revoke(kid: compromised)
-
-        storage.refuseLocks = true
-        try await b.reload()
-        #expect(b.snapshot.revokedKids == [compromised], "b stayed behind the fleet while writes were refused")
-        #expect(b.snapshot.etag == a.snapshot.etag)
-        // Changes still need the lock: refused, and the adopted keyring stays.
-        await #expect(throws: (any Error).self) { try await b.rotate(force: true) }
-        #expect(b.snapshot.etag == a.snapshot.etag)
-    }
-
     @Test("a forced rotation on one keyring keeps the revocation another one made", arguments: Kind.allCases)
     func rotationKeepsOthersRevocation(kind: Kind) async throws {
         try await Self.withShared(kind) { shared in

@@ -117,30 +117,8 @@ public actor Keyring {
 
     /// Re-reads the stored keyring (SIGHUP), its key files too even when the document is
     /// unchanged. The old snapshot stays if the stored one is invalid, and the error says why.
-    ///
-    /// Under the storage's lock, so that snapshots follow the order of the stored states. When
-    /// the lock cannot be taken (a database that refuses writes: a standby after a failover,
-    /// a read-only mode), no change can be written here either, so a plain read cannot race
-    /// one: the node reads the keyring without the lock rather than fall behind the fleet.
     public func reload() async throws {
-        do {
-            _ = try await transact(writing: false, rereadKeys: true) { _ in nil }
-        } catch let locked {
-            let stored: StoredKeyring
-            do {
-                stored = try await storage.load()
-            } catch {
-                throw locked
-            }
-            let fresh = try Keyring.snapshot(of: stored)
-            if fresh.document.serialized() != snapshot.document.serialized() {
-                reference.store(fresh, ordering: .releasing)
-            }
-            logger.notice(
-                "reloaded the keyring without its lock, which cannot be taken",
-                metadata: ["reason": "\(locked)"]
-            )
-        }
+        _ = try await transact(writing: false, rereadKeys: true) { _ in nil }
     }
 
     /// Manual or scheduled rotation of the stored keyring; refused while unsafe unless
