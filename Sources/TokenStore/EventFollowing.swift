@@ -53,7 +53,16 @@ public struct FollowPosition: Sendable, Hashable, CustomStringConvertible {
 
     /// Where a follower stands once it has applied everything `read` returned: after the last
     /// new event, holding back the transactions below it that the read's snapshot saw running.
+    ///
+    /// A read without a list of running transactions (`read.horizon`: a standby, whose
+    /// snapshots do not list the primary's transactions) moves only past events of
+    /// transactions below the snapshot's xmin, all of which have ended; a pending transaction
+    /// stays pending until it is below that horizon.
     public func advanced(by read: FollowedEvents) -> FollowPosition {
+        if let horizon = read.horizon {
+            let last = read.events.last { $0.position > high && $0.position.transaction < horizon }?.position ?? high
+            return FollowPosition(high: last, pending: pending.filter { $0 >= horizon })
+        }
         let last = read.events.last { $0.position > high }?.position ?? high
         return FollowPosition(high: last, pending: read.inProgress.filter { $0 < last.transaction })
     }
@@ -84,11 +93,16 @@ public struct FollowedEvents: Sendable, Equatable {
     public var complete: Bool
     /// The transactions the read's snapshot saw running, ascending.
     public var inProgress: [Int64]
+    /// Set when the snapshot cannot list the running transactions (PostgreSQL in recovery, a
+    /// standby): its xmin, below which every transaction has ended. `inProgress` is then empty
+    /// and says nothing.
+    public var horizon: Int64?
 
-    public init(events: [FollowedEvent], complete: Bool, inProgress: [Int64] = []) {
+    public init(events: [FollowedEvent], complete: Bool, inProgress: [Int64] = [], horizon: Int64? = nil) {
         self.events = events
         self.complete = complete
         self.inProgress = inProgress
+        self.horizon = horizon
     }
 }
 

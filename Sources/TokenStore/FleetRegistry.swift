@@ -161,4 +161,7 @@ public final class WrittenPositions: Sendable {
 
     /// The newest position recorded.
     public var newest: FollowCursor? { positions.withLock { $0.max() } }
+
+    /// Every position recorded, in the order written.
+    public var all: [FollowCursor] { positions.withLock { $0 } }
 }

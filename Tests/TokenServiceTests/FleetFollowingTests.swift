@@ -74,6 +74,40 @@ struct FleetFollowingTests {
         #expect(try await service.catchUp() == 0)
     }
 
+    @Test("read from a standby (no list of running transactions), the position stays below the snapshot's xmin")
+    func standbyHoldsBackToTheHorizon() async throws {
+        let store = ScriptedFleetStore()
+        let harness = try await Self.harness(store)
+        let service = harness.service
+        let revoked = try await harness.issue("user-r")
+        let signedOut = try await harness.issue("user-s")
+        let start = try #require(service.follower?.position.high)
+        let older = start.transaction + 2
+        let earlier = FollowCursor(transaction: older, sequence: 12)
+        let later = FollowCursor(transaction: start.transaction + 5, sequence: 9)
+        store.running = [older]
+        store.recoveryHorizon = older
+        store.publish(
+            TokenEvent.Kind.subjectCutoff,
+            subject: "user-s",
+            "not_before=\(Int64(harness.clock.now)) reason=logout",
+            at: earlier
+        )
+        store.publish(TokenEvent.Kind.revokeAccess, Self.revokeAccess(revoked.jti, exp: revoked.expiresAt), at: later)
+        #expect(try await service.catchUp() == 1)
+        #expect(service.introspect(revoked.accessToken).activeToken == nil, "applied at once")
+        // Nothing says which transactions run: the position may not pass the horizon.
+        #expect(service.follower?.position == FollowPosition(high: start))
+        #expect(service.follower?.position.covers(later) == false)
+
+        store.running = []
+        store.recoveryHorizon = start.transaction + 6
+        #expect(try await service.catchUp() == 2, "both read again from the position")
+        #expect(service.introspect(signedOut.accessToken).activeToken == nil)
+        #expect(service.follower?.position == FollowPosition(high: later))
+        #expect(service.follower?.position.covers(earlier) == true)
+    }
+
     @Test("a transaction that ends without a followed event stops being waited for; one above the position is not")
     func runningTransactionsAboveThePosition() async throws {
         let store = ScriptedFleetStore()

@@ -134,7 +134,7 @@ extension TokenRoutes {
         guard (200..<300).contains(response.status) else { return response }
         let outcome: FleetWaitOutcome
         do {
-            outcome = try await service.waitForFleet(position: written.newest, timeout: wait)
+            outcome = try await service.waitForFleet(positions: written.all, timeout: wait)
         } catch {
             return .error(
                 status: 503,

@@ -22,14 +22,16 @@ extension TokenService {
     /// How often a wait reads the fleet's heartbeats.
     static let waitPoll = Duration.milliseconds(20)
 
-    /// Waits until every live node's heartbeat says it has applied the followed event at
-    /// `position` (or the newest one when nil: the change wrote no event, e.g. a token revoked
-    /// before, and waiting for everything committed covers it), or `timeout` passes.
+    /// Waits until every live node's heartbeat says it has applied the followed events at
+    /// `positions` (each of them: a node may have read a later one while an earlier one's
+    /// transaction still ran), or the newest one when there are none (the change wrote no
+    /// event, e.g. a token revoked before, and waiting for everything committed covers it),
+    /// or `timeout` passes.
     ///
     /// A node silent for longer than `FleetNode.waitCutoff` is not waited for (kill -9, a node
     /// cut off from the database: by then it refuses token checks). On a store of its own
     /// (SQLite) there is nothing to wait for. Throws when the store cannot be read.
-    public func waitForFleet(position: FollowCursor?, timeout: Duration) async throws -> FleetWaitOutcome {
+    public func waitForFleet(positions: [FollowCursor], timeout: Duration) async throws -> FleetWaitOutcome {
         guard let fleet else {
             var outcome = FleetWaitOutcome()
             outcome.fleet = false
@@ -38,10 +40,10 @@ extension TokenService {
         let cutoff = FleetNode.waitCutoff(maxStaleness: configuration.maxStaleness)
         let deadline =
             clock.uptime() + Double(timeout.components.seconds) + Double(timeout.components.attoseconds) / 1e18
-        var target = position
-        if target == nil { target = try await fleet.registry.newestFollowedPosition() }
+        var targets = positions
+        if targets.isEmpty, let newest = try await fleet.registry.newestFollowedPosition() { targets = [newest] }
         var outcome = FleetWaitOutcome()
-        outcome.position = target
+        outcome.position = targets.max()
         while true {
             let nodes = try await fleet.registry.nodes(lag: false)
             outcome.applied = []
@@ -50,7 +52,7 @@ extension TokenService {
             for node in nodes {
                 if node.silentFor > cutoff {
                     outcome.stopped.append(node.label)
-                } else if let target, !node.applied.covers(target) {
+                } else if !targets.allSatisfy(node.applied.covers) {
                     outcome.pending.append(node.label)
                 } else {
                     outcome.applied.append(node.label)

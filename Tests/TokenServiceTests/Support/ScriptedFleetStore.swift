@@ -11,6 +11,7 @@ final class ScriptedFleetStore: FollowableStore, ForwardingTokenStore {
     private let log = Mutex<[FollowedEvent]>([])
     private let down = Mutex(false)
     private let open = Mutex<Set<Int64>>([])
+    private let standby = Mutex<Int64?>(nil)
     static let start = FollowCursor(transaction: 100, sequence: 0)
 
     var logUnreadable: Bool {
@@ -22,6 +23,13 @@ final class ScriptedFleetStore: FollowableStore, ForwardingTokenStore {
     var running: Set<Int64> {
         get { open.withLock { $0 } }
         set { open.withLock { $0 = newValue } }
+    }
+
+    /// Set: reads come from a standby, whose snapshots list no running transaction, only
+    /// their xmin (this value).
+    var recoveryHorizon: Int64? {
+        get { standby.withLock { $0 } }
+        set { standby.withLock { $0 = newValue } }
     }
 
     /// Adds (or replaces, by position) an event of the followed log, written by the transaction
@@ -45,10 +53,12 @@ final class ScriptedFleetStore: FollowableStore, ForwardingTokenStore {
         let visible = log.withLock { $0.filter { !running.contains($0.position.transaction) } }
         let held = visible.filter { position.pending.contains($0.position.transaction) }
         let after = visible.filter { $0.position > position.high }
+        let horizon = recoveryHorizon
         return FollowedEvents(
             events: held + after.prefix(limit),
             complete: after.count < limit,
-            inProgress: running.sorted()
+            inProgress: horizon == nil ? running.sorted() : [],
+            horizon: horizon
         )
     }
 
