@@ -129,6 +129,20 @@ extension PostgresTokenStore: FleetRegistry {
         }
     }
 
+    public func runningTransactions() async throws -> [Int64] {
+        let quiet = quiet
+        return try await readOne("reading the running transactions") { connection in
+            var running: [Int64] = []
+            for try await value in try await connection.query(
+                "SELECT x::text::bigint FROM pg_snapshot_xip(pg_current_snapshot()) AS x",
+                logger: quiet
+            ).decode(Int64.self) {
+                running.append(value)
+            }
+            return running
+        }
+    }
+
     public func keyPublication(kid: String, liveWithin: Double) async throws -> KeyPublication {
         let quiet = quiet
         let query: PostgresQuery = """

@@ -132,6 +132,9 @@ public protocol FleetRegistry: Sendable {
     /// The position of the newest followed event committed (nil when there is none).
     func newestFollowedPosition() async throws -> FollowCursor?
 
+    /// The transactions running now, as a snapshot lists them (none listed in recovery).
+    func runningTransactions() async throws -> [Int64]
+
     /// Whether every node publishes `kid` as its next key. A node silent for more than
     /// `liveWithin` seconds counts as stopped: it is not waited for, but the key counts as
     /// missing from it until its last heartbeat (plus one heartbeat interval).

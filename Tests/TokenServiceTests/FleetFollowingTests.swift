@@ -233,4 +233,22 @@ struct FleetFollowingTests {
         #expect(harness.service.follower?.position.covers(event) == true)
         #expect(harness.service.introspect(tokens.accessToken).activeToken == nil)
     }
+
+    @Test("--wait: every written position must be covered; with none, no ended transaction may be held back")
+    func waitDecision() {
+        let newest = FollowCursor(transaction: 101, sequence: 5)
+        let earlier = FollowCursor(transaction: 100, sequence: 4)
+        let holding = FollowPosition(high: newest, pending: [100])
+        // Written positions: each one, not only the newest.
+        #expect(TokenService.applied(holding, targets: [newest], runningAtStart: nil))
+        #expect(!TokenService.applied(holding, targets: [earlier, newest], runningAtStart: nil))
+        // Nothing written: up to the newest event, and transaction 100 only if still running.
+        #expect(TokenService.applied(holding, targets: [newest], runningAtStart: [100, 130]))
+        #expect(
+            !TokenService.applied(holding, targets: [newest], runningAtStart: [130]),
+            "100 ended: it may hold the change"
+        )
+        #expect(TokenService.applied(FollowPosition(high: newest), targets: [newest], runningAtStart: []))
+        #expect(!TokenService.applied(FollowPosition(high: earlier), targets: [newest], runningAtStart: []))
+    }
 }

@@ -14,6 +14,7 @@ struct FleetNodeClockTests {
         func leave(id: String) async throws {}
         func nodes(lag: Bool) async throws -> [NodeRecord] { [] }
         func newestFollowedPosition() async throws -> FollowCursor? { nil }
+        func runningTransactions() async throws -> [Int64] { [] }
         func keyPublication(kid: String, liveWithin: Double) async throws -> KeyPublication {
             KeyPublication(kid: kid, missing: [], everywhereFor: nil)
         }

@@ -41,7 +41,11 @@ extension TokenService {
         let deadline =
             clock.uptime() + Double(timeout.components.seconds) + Double(timeout.components.attoseconds) / 1e18
         var targets = positions
-        if targets.isEmpty, let newest = try await fleet.registry.newestFollowedPosition() { targets = [newest] }
+        var running: Set<Int64>?
+        if targets.isEmpty, let newest = try await fleet.registry.newestFollowedPosition() {
+            targets = [newest]
+            running = Set(try await fleet.registry.runningTransactions())
+        }
         var outcome = FleetWaitOutcome()
         outcome.position = targets.max()
         while true {
@@ -52,7 +56,7 @@ extension TokenService {
             for node in nodes {
                 if node.silentFor > cutoff {
                     outcome.stopped.append(node.label)
-                } else if !targets.allSatisfy(node.applied.covers) {
+                } else if !Self.applied(node.applied, targets: targets, runningAtStart: running) {
                     outcome.pending.append(node.label)
                 } else {
                     outcome.applied.append(node.label)
@@ -61,5 +65,17 @@ extension TokenService {
             if outcome.pending.isEmpty || clock.uptime() >= deadline { return outcome }
             try await Task.sleep(for: Self.waitPoll)
         }
+    }
+
+    /// Whether a node at `applied` has applied the events at `targets`. With `runningAtStart`
+    /// (the change wrote no event, and the wait is for everything committed before it began),
+    /// also that the node holds back no transaction that had ended by then: a node may have
+    /// read past the newest event while an older transaction still ran, and that one may have
+    /// committed since.
+    public static func applied(_ applied: FollowPosition, targets: [FollowCursor], runningAtStart: Set<Int64>?) -> Bool
+    {
+        guard targets.allSatisfy(applied.covers) else { return false }
+        guard let runningAtStart else { return true }
+        return applied.pending.allSatisfy(runningAtStart.contains)
     }
 }
