@@ -166,10 +166,17 @@ struct FleetOpsTests {
                     body: .form([("token", second.accessToken)])
                 )
                 #expect(reply.status == 200, "the API socket ignores wait: \(reply.summary)")
+                // b counts as live until its heartbeat has been silent for 5 s, and each wait
+                // below needs it live throughout: each one runs only while there is time left
+                // (a loaded machine may have used it up already).
                 let third = try await a.issue(sub: "ops-kill-3")
+                guard try await Self.silence(of: b, on: a) < 3.5 else {
+                    b.send(SIGCONT)
+                    return
+                }
                 let waited = try await a.admin(
                     "POST",
-                    "/oauth2/revoke?wait=2s",
+                    "/oauth2/revoke?wait=1s",
                     json: jsonText(["token": .string(third.accessToken)])
                 )
                 #expect(waited.status == 504, "\(waited.summary)")
@@ -181,6 +188,10 @@ struct FleetOpsTests {
                 #expect(waited.string("error_description")?.contains("/\(b.pid) ") == true, "\(waited.summary)")
                 // tokenctl: exit 1, naming b on stderr.
                 let fourth = try await a.issue(sub: "ops-kill-4")
+                guard try await Self.silence(of: b, on: a) < 3.5 else {
+                    b.send(SIGCONT)
+                    return
+                }
                 let failed = try await a.tokenctl([
                     "token", "revoke", "--wait", "--wait-timeout", "1s", fourth.accessToken,
                 ])
