@@ -67,40 +67,43 @@ extension PostgresTokenStore: FleetRegistry {
         let query = PostgresQuery(
             unsafeSQL: """
                 SELECT id, host, pid, version, started, last_seen, \(Self.databaseNow) - last_seen,
-                    applied_transaction, applied_sequence, pending_transactions, clock_offset, next_kid, jwks_etag,
-                    \(behind)
+                    applied_transaction, applied_sequence, pending_transactions, clock_offset, next_kid,
+                    next_since IS NULL, jwks_etag, \(behind)
                 FROM nodes n ORDER BY started, id
                 """
         )
         return try await readOne("reading the fleet's nodes") { connection in
             var nodes: [NodeRecord] = []
             for try await row in try await connection.query(query, logger: quiet) {
-                let (id, host, pid, version, started, lastSeen, silent, transaction, sequence) = try row.decode(
-                    (String, String, Int32, String, Double, Double, Double, Int64, Int64).self
+                let (
+                    id, host, pid, version, started, lastSeen, silent, transaction, sequence, pending, offset,
+                    nextKid, sinceStart, etag, behindEvents, behindSeconds
+                ) = try row.decode(
+                    (
+                        String, String, Int32, String, Double, Double, Double, Int64, Int64, [Int64], Double?,
+                        String?, Bool, String, Int64?, Double?
+                    ).self
                 )
-                let (_, _, _, _, _, _, _, _, _, pending, offset, nextKid, etag, behindEvents, behindSeconds) =
-                    try row.decode(
-                        (
-                            String, String, Int32, String, Double, Double, Double, Int64, Int64, [Int64], Double?,
-                            String?, String, Int64?, Double?
-                        ).self
-                    )
+                let beat = NodeHeartbeat(
+                    id: id,
+                    host: host,
+                    pid: pid,
+                    version: version,
+                    started: started,
+                    applied: FollowPosition(
+                        high: FollowCursor(transaction: transaction, sequence: sequence),
+                        pending: pending
+                    ),
+                    clockOffset: offset,
+                    nextKid: nextKid,
+                    nextKidSinceStart: sinceStart,
+                    jwksETag: etag
+                )
                 nodes.append(
                     NodeRecord(
-                        id: id,
-                        host: host,
-                        pid: pid,
-                        version: version,
-                        started: started,
+                        beat: beat,
                         lastSeen: lastSeen,
                         silentFor: max(0, silent),
-                        applied: FollowPosition(
-                            high: FollowCursor(transaction: transaction, sequence: sequence),
-                            pending: pending
-                        ),
-                        clockOffset: offset,
-                        nextKid: nextKid,
-                        jwksETag: etag,
                         behindEvents: behindEvents.map { Int($0) },
                         behindSeconds: lag ? max(0, behindSeconds ?? 0) : nil
                     )

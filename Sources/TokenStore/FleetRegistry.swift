@@ -45,59 +45,40 @@ public struct NodeHeartbeat: Sendable, Equatable {
     }
 }
 
-/// One row of the fleet as the database holds it, with what the database's clock says of it.
+/// One row of the fleet as the database holds it: the node's last heartbeat, with what the
+/// database's clock says of it. The heartbeat's fields read through (`record.id`,
+/// `record.applied`, …).
+@dynamicMemberLookup
 public struct NodeRecord: Sendable, Equatable {
-    public var id: String
-    public var host: String
-    public var pid: Int32
-    public var version: String
-    public var started: Double
+    /// The heartbeat as last written.
+    public var beat: NodeHeartbeat
     /// The database's clock at the node's last heartbeat.
     public var lastSeen: Double
     /// Seconds between the last heartbeat and the read (the database's clock).
     public var silentFor: Double
-    /// What the node's follower had read at its last heartbeat.
-    public var applied: FollowPosition
-    public var clockOffset: Double?
-    public var nextKid: String?
-    public var jwksETag: String
     /// Followed events committed that `applied` does not cover (nil when not asked for).
     public var behindEvents: Int?
     /// Seconds since the oldest followed event `applied` does not cover was written; 0 when none.
     public var behindSeconds: Double?
 
     public init(
-        id: String,
-        host: String,
-        pid: Int32,
-        version: String,
-        started: Double,
+        beat: NodeHeartbeat,
         lastSeen: Double,
         silentFor: Double,
-        applied: FollowPosition,
-        clockOffset: Double?,
-        nextKid: String?,
-        jwksETag: String,
         behindEvents: Int? = nil,
         behindSeconds: Double? = nil
     ) {
-        self.id = id
-        self.host = host
-        self.pid = pid
-        self.version = version
-        self.started = started
+        self.beat = beat
         self.lastSeen = lastSeen
         self.silentFor = silentFor
-        self.applied = applied
-        self.clockOffset = clockOffset
-        self.nextKid = nextKid
-        self.jwksETag = jwksETag
         self.behindEvents = behindEvents
         self.behindSeconds = behindSeconds
     }
 
+    public subscript<Value>(dynamicMember field: KeyPath<NodeHeartbeat, Value>) -> Value { beat[keyPath: field] }
+
     /// `host pid id-prefix`, how messages name a node.
-    public var label: String { "\(host)/\(pid) (\(id.prefix(8)))" }
+    public var label: String { "\(beat.host)/\(beat.pid) (\(beat.id.prefix(8)))" }
 }
 
 /// Whether every node publishes a key (the rotation rule of issue 12 item 5).
@@ -161,9 +142,6 @@ public final class WrittenPositions: Sendable {
     public func truncate(to count: Int) {
         positions.withLock { if $0.count > count { $0.removeSubrange(count...) } }
     }
-
-    /// The newest position recorded.
-    public var newest: FollowCursor? { positions.withLock { $0.max() } }
 
     /// Every position recorded, in the order written.
     public var all: [FollowCursor] { positions.withLock { $0 } }

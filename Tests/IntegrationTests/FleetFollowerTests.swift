@@ -116,42 +116,51 @@ struct FleetFollowerTests {
                 stderr: .file(directory.file("psql.out")),
                 name: name
             )
-            defer {
+            // Ends the other session's transaction and waits for psql to exit (by its pid).
+            let finish = {
                 _ = FileManager.default.createFile(atPath: release, contents: nil)
-                _ = holder.waitForExitBlocking()
+                _ = await holder.waitForExit(timeout: .seconds(20))
             }
-            _ = try await eventually("the other session to hold its transaction open", timeout: .seconds(20)) {
-                let holding = try await Fleet.value(
+            do {
+                _ = try await eventually("the other session to hold its transaction open", timeout: .seconds(20)) {
+                    let holding = try await Fleet.value(
+                        cluster,
+                        """
+                        SELECT count(*) FROM pg_stat_activity WHERE application_name = '\(name)'
+                        AND backend_xid IS NOT NULL AND state = 'idle in transaction'
+                        """,
+                        database: "postgres"
+                    )
+                    return holding == "1" ? true : nil
+                }
+
+                let token = try await a.issue(sub: "long-txn")
+                for node in nodes { #expect(try await node.isActive(token.accessToken), "\(node.name)") }
+                let revoke = try await b.tokenctl([
+                    "token", "revoke", "--wait", "--wait-timeout", "10s", token.accessToken,
+                ])
+                #expect(revoke.succeeded, "a wait held back by a transaction that has nothing to do with it: \(revoke)")
+                #expect(revoke.stdout.contains("in force on every live node (3)"), "\(revoke.stdout)")
+                for node in nodes { #expect(try await node.isActive(token.accessToken) == false, "\(node.name)") }
+                // Nor does the fleet listing show any node behind because of it.
+                let settled = try await eventually("every node to show nothing left to apply", timeout: .seconds(10)) {
+                    let listing = try await a.admin("GET", "/admin/fleet")
+                    let rows = listing.json?["nodes"]?.arrayValue ?? []
+                    return rows.count == 3 && rows.allSatisfy { $0["behind_events"]?.numberValue?.text == "0" }
+                        ? true : nil
+                }
+                #expect(settled)
+                let stillOpen = try await Fleet.value(
                     cluster,
-                    """
-                    SELECT count(*) FROM pg_stat_activity WHERE application_name = '\(name)'
-                    AND backend_xid IS NOT NULL AND state = 'idle in transaction'
-                    """,
+                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = '\(name)' AND backend_xid IS NOT NULL",
                     database: "postgres"
                 )
-                return holding == "1" ? true : nil
+                #expect(stillOpen == "1", "the other transaction was open all along")
+            } catch {
+                await finish()
+                throw error
             }
-
-            let token = try await a.issue(sub: "long-txn")
-            for node in nodes { #expect(try await node.isActive(token.accessToken), "\(node.name)") }
-            let revoke = try await b.tokenctl(["token", "revoke", "--wait", "--wait-timeout", "10s", token.accessToken])
-            #expect(revoke.succeeded, "a wait held back by a transaction that has nothing to do with it: \(revoke)")
-            #expect(revoke.stdout.contains("in force on every live node (3)"), "\(revoke.stdout)")
-            for node in nodes { #expect(try await node.isActive(token.accessToken) == false, "\(node.name)") }
-            // Nor does the fleet listing show any node behind because of it.
-            let settled = try await eventually("every node to show nothing left to apply", timeout: .seconds(10)) {
-                let listing = try await a.admin("GET", "/admin/fleet")
-                let rows = listing.json?["nodes"]?.arrayValue ?? []
-                return rows.count == 3 && rows.allSatisfy { $0["behind_events"]?.numberValue?.text == "0" }
-                    ? true : nil
-            }
-            #expect(settled)
-            let stillOpen = try await Fleet.value(
-                cluster,
-                "SELECT count(*) FROM pg_stat_activity WHERE application_name = '\(name)' AND backend_xid IS NOT NULL",
-                database: "postgres"
-            )
-            #expect(stillOpen == "1", "the other transaction was open all along")
+            await finish()
         }
     }
 

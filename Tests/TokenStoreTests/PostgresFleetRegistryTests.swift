@@ -58,7 +58,7 @@ struct PostgresFleetRegistryTests {
                     reason: "test"
                 )
             }
-            let position = try #require(written.newest)
+            let position = try #require(written.all.last)
             #expect(try await store.newestFollowedPosition() == position)
             // A write outside a recording task records nothing anywhere.
             try await store.revokeAccessToken(
@@ -68,7 +68,7 @@ struct PostgresFleetRegistryTests {
                 at: StoreFixtures.now,
                 reason: "test"
             )
-            #expect(written.newest == position)
+            #expect(written.all == [position])
 
             var nodes = try await store.nodes(lag: true)
             #expect(nodes.count == 1)

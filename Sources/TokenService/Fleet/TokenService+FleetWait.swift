@@ -8,8 +8,6 @@ public struct FleetWaitOutcome: Sendable, Equatable {
     public var stopped: [String] = []
     /// Live nodes that have not applied it (empty when the wait succeeded).
     public var pending: [String] = []
-    /// The event position waited for; nil when there was nothing to wait for.
-    public var position: FollowCursor?
     /// Whether the store is shared by a fleet at all (false: one node, nothing to wait for).
     public var fleet = true
 
@@ -47,7 +45,6 @@ extension TokenService {
             running = Set(try await fleet.registry.runningTransactions())
         }
         var outcome = FleetWaitOutcome()
-        outcome.position = targets.max()
         while true {
             let nodes = try await fleet.registry.nodes(lag: false)
             outcome.applied = []
