@@ -58,6 +58,8 @@ let package = Package(
             dependencies: [
                 "JOSE", "TokenCrypto", "CodedErrors",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                // The SQLite C API under GRDB, for the rotation's statements (DirectBinding).
+                .product(name: "GRDBSQLite", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict

@@ -47,6 +47,27 @@ struct ConditionalRotationTests {
     }
 
     @Test(
+        "text and blobs are stored as given: non-ASCII, empty, absent",
+        arguments: [StoreKind.sqlite, .postgres]
+    )
+    func valuesRoundTrip(kind: StoreKind) async throws {
+        let jti = "jti-é-🔑"
+        try await withFamily(kind) { store, first in
+            var rotation = Self.rotation(to: "rt-1", at: now + 5, jti: jti)
+            rotation.successorSealed = []
+            #expect(try await store.rotateIfCurrent(rotation))
+            let spent = try await store.peek(first.hash)
+            #expect(spent.token?.successorSealed == [], "an empty blob, not NULL")
+            #expect(spent.family?.lastAccessJTI == jti)
+            let successor = try #require(try await store.peek(StoreFixtures.hash("rt-1")).token)
+            #expect(successor.spentAt == nil && successor.successorHash == nil && successor.successorSealed == nil)
+            let event = try #require(try await store.allEvents().last)
+            #expect(event.detail == "family=fam-1 access_jti=\(jti)")
+            #expect(event.subject == "user-1")
+        }
+    }
+
+    @Test(
         "a spent token, an ended, expired or signed-out family, or another family: false, nothing changed",
         arguments: StoreKind.allCases
     )

@@ -39,18 +39,22 @@ extension SQLiteTokenStore {
     }
 
     static func insert(_ token: RefreshTokenRecord, _ db: Database) throws {
-        try db.cachedStatement(
+        let statement = try db.cachedStatement(
             sql: """
                 INSERT INTO refresh_tokens (hash, family_id, state, created_at, spent_at, successor_hash,
                     successor_sealed)
                 VALUES (?, ?, ?, ?, ?, ?, ?)
                 """
-        ).execute(
-            arguments: [
-                Data(token.hash), token.familyID, token.state.rawValue, token.createdAt, token.spentAt,
-                token.successorHash.map { Data($0) }, token.successorSealed.map { Data($0) },
-            ]
         )
+        try DirectBinding.run(statement, db) { bind in
+            bind.blob(1, token.hash)
+            bind.text(2, token.familyID)
+            bind.text(3, token.state.rawValue)
+            bind.double(4, token.createdAt)
+            bind.double(5, token.spentAt)
+            bind.blob(6, token.successorHash)
+            bind.blob(7, token.successorSealed)
+        }
     }
 
     /// Ends the family `id` when it is live; returns it as it was, or nil when it is unknown
@@ -65,8 +69,15 @@ extension SQLiteTokenStore {
     }
 
     static func append(_ event: StoreEvents.Draft, at: Double, _ db: Database) throws {
-        try db.cachedStatement(sql: "INSERT INTO events (at, kind, subject, detail) VALUES (?, ?, ?, ?)")
-            .execute(arguments: [at, event.kind, event.subject, event.detail])
+        let statement = try db.cachedStatement(
+            sql: "INSERT INTO events (at, kind, subject, detail) VALUES (?, ?, ?, ?)"
+        )
+        try DirectBinding.run(statement, db) { bind in
+            bind.double(1, at)
+            bind.text(2, event.kind)
+            bind.text(3, event.subject)
+            bind.text(4, event.detail)
+        }
     }
 
     /// The last sequence ever given to an event (0 before the first), which trimming never

@@ -334,27 +334,37 @@ public final class SQLiteTokenStore: TokenStore {
             throw TokenStoreError.conflict("a successor refresh token must be active, in the spent token's family")
         }
         return try await write("rotating a refresh token") { db in
-            try db.cachedStatement(
+            let spend = try db.cachedStatement(
                 sql: """
                     UPDATE refresh_tokens SET state = 'spent', spent_at = ?, successor_hash = ?, successor_sealed = ?
                     WHERE hash = ? AND family_id = ? AND state = 'active' AND EXISTS (
                         SELECT 1 FROM refresh_families
                         WHERE id = ? AND revoked_at IS NULL AND expires_at > ? AND created_at > ?)
                     """
-            ).execute(
-                arguments: [
-                    rotation.now, Data(successor.hash), Data(rotation.successorSealed), Data(rotation.hash),
-                    rotation.familyID, rotation.familyID, rotation.now, rotation.subjectCutoff ?? -1,
-                ]
             )
+            try DirectBinding.run(spend, db) { bind in
+                bind.double(1, rotation.now)
+                bind.blob(2, successor.hash)
+                bind.blob(3, rotation.successorSealed)
+                bind.blob(4, rotation.hash)
+                bind.text(5, rotation.familyID)
+                bind.text(6, rotation.familyID)
+                bind.double(7, rotation.now)
+                bind.double(8, rotation.subjectCutoff ?? -1)
+            }
             guard db.changesCount == 1 else { return false }
             try Self.insert(successor, db)
-            try db.cachedStatement(
+            let note = try db.cachedStatement(
                 sql: """
                     UPDATE refresh_families SET last_access_jti = ?,
                         last_access_expires_at = max(coalesce(last_access_expires_at, 0), ?) WHERE id = ?
                     """
-            ).execute(arguments: [rotation.accessJTI, rotation.accessExpiresAt, rotation.familyID])
+            )
+            try DirectBinding.run(note, db) { bind in
+                bind.text(1, rotation.accessJTI)
+                bind.double(2, rotation.accessExpiresAt)
+                bind.text(3, rotation.familyID)
+            }
             try Self.append(
                 StoreEvents.refreshRotated(
                     familyID: rotation.familyID,
