@@ -71,6 +71,52 @@ struct SQLiteFileTests {
         }
     }
 
+    @Test("under a steady write load the WAL stays bounded and its pages reach the database file")
+    func checkpointsBesideTheWriter() async throws {
+        try await withTemporaryDirectory { directory in
+            let path = directory.file("tokend.db")
+            let store = try await SQLiteTokenStore.open(path: path, logger: logger)
+            try await store.createRefreshFamily(StoreFixtures.family(), firstToken: StoreFixtures.activeToken("rt-0"))
+            let sizeBefore = try #require(try fileSize(path))
+            // About 11 WAL frames a rotation: 1,000 rotations write some 11,000 frames, past
+            // where the writer checkpoints itself (8,000); the WAL must start over to stay
+            // below that many frames.
+            let sealed = [UInt8](repeating: 7, count: 900)
+            for step in 1...1000 {
+                let rotated = try await store.rotateIfCurrent(
+                    ConditionalRotation(
+                        hash: StoreFixtures.hash("rt-\(step - 1)"),
+                        familyID: "fam-1",
+                        subject: "user-1",
+                        subjectCutoff: nil,
+                        successor: StoreFixtures.activeToken("rt-\(step)", createdAt: now + Double(step)),
+                        successorSealed: sealed,
+                        accessJTI: "jti-\(step)",
+                        accessExpiresAt: now + 3600,
+                        now: now + Double(step)
+                    )
+                )
+                #expect(rotated, "rotation \(step)")
+            }
+            let frameBytes = 4096 + 24
+            let walSize = try #require(try fileSize(path + "-wal"))
+            #expect(walSize <= 32 + 9000 * frameBytes, "the WAL started over: \(walSize) bytes")
+            // Checkpoints (on their own connection) copied pages into the database file.
+            #expect(try #require(try fileSize(path)) > sizeBefore + 1000 * 900)
+            #expect(try await store.peek(StoreFixtures.hash("rt-1000")).token?.state == .active)
+            try await store.close()
+            let reopened = try await SQLiteTokenStore.open(path: path, logger: logger)
+            #expect(try await reopened.refreshFamily(id: "fam-1")?.lastAccessJTI == "jti-1000")
+            try await reopened.close()
+        }
+    }
+
+    private func fileSize(_ path: String) throws -> Int? {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return nil }
+        return Int(info.st_size)
+    }
+
     // MARK: Permissions
 
     @Test("the database and its WAL files are 0600, a created directory 0700")

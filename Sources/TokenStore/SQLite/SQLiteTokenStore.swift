@@ -32,6 +32,8 @@ public final class SQLiteTokenStore: TokenStore {
     public let eventRetention: Double?
 
     let pool: DatabasePool
+    /// Runs the WAL checkpoints the writer asks for (its WAL hook holds it unretained).
+    private let checkpointer: Checkpointer
     private let files: DatabaseFiles
     private let opened: DatabaseFiles.Opened
     private let logger: Logger
@@ -44,6 +46,7 @@ public final class SQLiteTokenStore: TokenStore {
         path: String,
         eventRetention: Double?,
         pool: DatabasePool,
+        checkpointer: Checkpointer,
         files: DatabaseFiles,
         opened: DatabaseFiles.Opened,
         logger: Logger
@@ -51,6 +54,7 @@ public final class SQLiteTokenStore: TokenStore {
         self.path = path
         self.eventRetention = eventRetention
         self.pool = pool
+        self.checkpointer = checkpointer
         self.files = files
         self.opened = opened
         self.logger = logger
@@ -94,13 +98,23 @@ public final class SQLiteTokenStore: TokenStore {
     ) async throws -> SQLiteTokenStore {
         precondition(eventRetention.map { $0 > 0 } ?? true, "eventRetention must be positive")
         let files = try DatabaseFiles(path: path)
-        let (pool, created) = try await offload {
+        let (pool, checkpointer, created) = try await offload {
             let created = try files.prepare()
             do {
                 let pool = try DatabasePool(path: path, configuration: configuration(busyTimeout: busyTimeout))
-                try pool.writeWithoutTransaction(makeDurable)
-                try files.restrictModes()
-                return (pool, created)
+                let checkpointer: Checkpointer
+                do {
+                    checkpointer = try Checkpointer(path: path, logger: logger)
+                    try pool.writeWithoutTransaction { db in
+                        try makeDurable(db)
+                        checkpointer.install(on: db)
+                    }
+                    try files.restrictModes()
+                } catch {
+                    try? pool.close()
+                    throw error
+                }
+                return (pool, checkpointer, created)
             } catch {
                 throw TokenStoreError.mapping(error, operation: "opening the token database", path: path)
             }
@@ -110,7 +124,10 @@ public final class SQLiteTokenStore: TokenStore {
             try await migrate(pool, path: path, upTo: target)
             opened = try files.opened()
         } catch {
-            try? await offload { try pool.close() }
+            try? await offload {
+                try checkpointer.close()
+                try pool.close()
+            }
             throw error
         }
         logger.info(
@@ -123,6 +140,7 @@ public final class SQLiteTokenStore: TokenStore {
             path: path,
             eventRetention: eventRetention,
             pool: pool,
+            checkpointer: checkpointer,
             files: files,
             opened: opened,
             logger: logger
@@ -626,9 +644,13 @@ public final class SQLiteTokenStore: TokenStore {
 
     public func close() async throws {
         let pool = pool
+        let checkpointer = checkpointer
         writeFailure.fail("writing on \(path) failed: the store is closed")
         do {
-            try await Self.offload { try pool.close() }
+            try await Self.offload {
+                try checkpointer.close()
+                try pool.close()
+            }
         } catch {
             throw TokenStoreError.mapping(error, operation: "closing the token database", path: path)
         }
