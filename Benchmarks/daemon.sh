@@ -59,6 +59,7 @@
 #   DAEMON_PARTS="intro signin latency hostile refresh"  which of 1, 2, 3, 4 and 5 to run; add
 #                             refresh-pg for 5 on PostgreSQL beside pgbench (README's cluster setup)
 #   DAEMON_REFRESH_CONNECTIONS="1 32"  connections (and reference threads) of part 5
+#   DAEMON_SQLITE_TRANSACTION=one-step  the raw SQLite reference's transaction (or read-decide)
 #   DAEMON_FLOODERS=4         connections of part 4's many-key JSON flood
 #   DAEMON_TOKEND_ENV=        extra VAR=value words for tokend, for experiments (e.g.
 #                             NIO_SINGLETON_GROUP_LOOP_COUNT=1)
@@ -753,10 +754,13 @@ run_reference() {
 }
 
 # The SQLite reference: a fresh database beside tokend's, its schema copied from the database
-# the refresh tokend created.
+# the refresh tokend created, running the transaction tokend runs for these rotations (the
+# four statements of rotateIfCurrent; DAEMON_SQLITE_TRANSACTION=read-decide runs the seven of
+# updateRefreshToken instead).
 sqlite_reference() {
     taskset -c "$SERVER_CORE" "$LOAD" sqlite-rotate --schema-from "$WORK/var/refresh-tokend.db" --db "$WORK/var/reference.db" \
-        --threads "$2" --seconds "$SECS" --warmup "$WARMUP" --label "$1"
+        --threads "$2" --seconds "$SECS" --warmup "$WARMUP" --label "$1" \
+        --transaction "${DAEMON_SQLITE_TRANSACTION:-one-step}"
 }
 
 if has_part refresh; then

@@ -10,8 +10,9 @@ import GRDBSQLite
 /// (compiled once per connection, finalized by GRDB), and a failure still throws GRDB's
 /// `DatabaseError` with SQLite's code and message, so the callers' error mapping is the same.
 ///
-/// Only for data statements inside a transaction the caller opened: GRDB's transaction
-/// bookkeeping and observers (tokend registers none) do not see these statements.
+/// Only for statements inside a transaction the caller opened that do not end it (data
+/// statements, savepoints): GRDB's transaction bookkeeping and observers (tokend registers
+/// none) do not see these statements.
 struct DirectBinding {
     private let statement: OpaquePointer
     private let connection: OpaquePointer

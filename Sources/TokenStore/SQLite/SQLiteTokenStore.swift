@@ -802,10 +802,14 @@ public final class SQLiteTokenStore: TokenStore {
     ) throws {
         let alone = batch.count == 1
         try db.cachedStatement(sql: "BEGIN IMMEDIATE").execute()
+        // Each write of a batch opens and releases a savepoint inside the transaction: two
+        // statements per rotation, run without GRDB's per-statement work (`DirectBinding`).
+        let savepoint = alone ? nil : try db.cachedStatement(sql: "SAVEPOINT write")
+        let release = alone ? nil : try db.cachedStatement(sql: "RELEASE SAVEPOINT write")
         do {
             for write in batch {
                 do {
-                    if !alone { try db.cachedStatement(sql: "SAVEPOINT write").execute() }
+                    if let savepoint { try DirectBinding.run(savepoint, db) { _ in } }
                     do {
                         try write.run(db)
                     } catch {
@@ -815,7 +819,7 @@ public final class SQLiteTokenStore: TokenStore {
                         }
                         throw error
                     }
-                    if !alone { try db.cachedStatement(sql: "RELEASE SAVEPOINT write").execute() }
+                    if let release { try DirectBinding.run(release, db) { _ in } }
                     applied.append(write)
                 } catch {
                     guard db.isInsideTransaction else { throw error }

@@ -4,11 +4,18 @@ import CSQLiteLoad
 import Glibc
 #endif
 
-/// The raw SQLite reference for refresh rotations (issue 11 item 8): the transaction of
-/// `SQLiteTokenStore.updateRefreshToken` for a `.rotate` decision with its `refresh_rotated`
-/// event — the same statements, in the same order, on a database with tokend's schema, WAL,
-/// `synchronous = FULL`, foreign keys on — straight on libsqlite3, prepared once, in a loop.
-/// What the disk and SQLite allow one rotation at a time, with nothing of tokend around it.
+/// The raw SQLite reference for refresh rotations (issue 11 item 8): the transaction tokend
+/// runs for a rotation, with its `refresh_rotated` event — the same statements, in the same
+/// order, on a database with tokend's schema, WAL, `synchronous = FULL`, foreign keys on —
+/// straight on libsqlite3, prepared once, in a loop. What the disk and SQLite allow one
+/// rotation at a time, with nothing of tokend around it.
+///
+/// Two transactions (`--transaction`): `one-step` (the default), the four statements of
+/// `SQLiteTokenStore.rotateIfCurrent`, which tokend runs whenever it knows the family (every
+/// rotation of the benchmark); `read-decide`, the seven of `updateRefreshToken` for a
+/// `.rotate` decision (read the token and its family, spend, check the successor is new,
+/// insert, note the access token, append the event), tokend's path for a token it has not
+/// seen.
 ///
 /// The schema is copied from a database tokend created (`--schema-from`, read only: every
 /// `CREATE` in its `sqlite_master` and its `application_id`) into a new file (`--db`), which
@@ -26,6 +33,12 @@ enum SQLiteRotate {
         /// an ES256 access token).
         var sealedBytes = 900
         var label = "sqlite-raw"
+        var transaction = Transaction.oneStep
+    }
+
+    enum Transaction: String {
+        case oneStep = "one-step"
+        case readDecide = "read-decide"
     }
 
     struct Failure: Error, CustomStringConvertible {
@@ -159,7 +172,10 @@ enum SQLiteRotate {
         let insertToken: Statement
         let touchFamily: Statement
         let appendEvent: Statement
+        let conditionalSpend: Statement
+        let transaction: Transaction
         let family: String
+        let subject: String
         var current: [UInt8]
         var counter: UInt64 = 0
         let seed: UInt64
@@ -204,7 +220,18 @@ enum SQLiteRotate {
                 """
             )
             appendEvent = try db.prepare("INSERT INTO events (at, kind, subject, detail) VALUES (?, ?, ?, ?)")
+            // The spend of SQLiteTokenStore.rotateIfCurrent: only an active token of an open family.
+            conditionalSpend = try db.prepare(
+                """
+                UPDATE refresh_tokens SET state = 'spent', spent_at = ?, successor_hash = ?, successor_sealed = ?
+                WHERE hash = ? AND family_id = ? AND state = 'active' AND EXISTS (
+                    SELECT 1 FROM refresh_families
+                    WHERE id = ? AND revoked_at IS NULL AND expires_at > ? AND created_at > ?)
+                """
+            )
+            transaction = settings.transaction
             family = familyID(t)
+            subject = "load-refresh-\(t)"
             current = firstHash(t)
             seed = UInt64(t + 1) << 40
             var bytes = [UInt8](repeating: 0, count: settings.sealedBytes)
@@ -226,6 +253,12 @@ enum SQLiteRotate {
             let jti = "jti-\(seed | counter)-aaaaaaaaaaaaaa"
             try begin.done()
             do {
+                if transaction == .oneStep {
+                    try rotateInOneStep(now: now, successor: successor, jti: jti)
+                    try commit.done()
+                    current = successor
+                    return
+                }
                 // Read the presented token and its family (all columns, as tokend decodes rows).
                 var familyID = ""
                 try selectToken.blob(1, current)
@@ -263,7 +296,7 @@ enum SQLiteRotate {
                 try appendEvent.double(1, now)
                 try appendEvent.text(2, "refresh_rotated")
                 try appendEvent.text(3, subject)
-                try appendEvent.text(4, "family \(family)")
+                try appendEvent.text(4, "family=\(family) access_jti=\(jti)")
                 try appendEvent.done()
                 try commit.done()
             } catch {
@@ -271,6 +304,38 @@ enum SQLiteRotate {
                 throw error
             }
             current = successor
+        }
+
+        /// rotateIfCurrent's statements: the conditional spend, the successor, the family's
+        /// newest access token, the event (the subject comes from memory, as in tokend).
+        private func rotateInOneStep(now: Double, successor: [UInt8], jti: String) throws {
+            sqlite3_bind_double(conditionalSpend.handle, 1, now)
+            try conditionalSpend.blob(2, successor)
+            try conditionalSpend.blob(3, sealed)
+            try conditionalSpend.blob(4, current)
+            try conditionalSpend.text(5, family)
+            try conditionalSpend.text(6, family)
+            sqlite3_bind_double(conditionalSpend.handle, 7, now)
+            sqlite3_bind_double(conditionalSpend.handle, 8, -1)
+            try conditionalSpend.done()
+            guard sqlite3_changes(db.handle) == 1 else { throw Failure(description: "spent no token") }
+            try insertToken.blob(1, successor)
+            try insertToken.text(2, family)
+            try insertToken.text(3, "active")
+            sqlite3_bind_double(insertToken.handle, 4, now)
+            sqlite3_bind_null(insertToken.handle, 5)
+            sqlite3_bind_null(insertToken.handle, 6)
+            sqlite3_bind_null(insertToken.handle, 7)
+            try insertToken.done()
+            try touchFamily.text(1, jti)
+            sqlite3_bind_double(touchFamily.handle, 2, now + 3600)
+            try touchFamily.text(3, family)
+            try touchFamily.done()
+            try appendEvent.double(1, now)
+            try appendEvent.text(2, "refresh_rotated")
+            try appendEvent.text(3, subject)
+            try appendEvent.text(4, "family=\(family) access_jti=\(jti)")
+            try appendEvent.done()
         }
     }
 

@@ -39,7 +39,7 @@ let usage = """
       of tokend's key directory, claims as tokend issues them; one per line.
 
     tokend-load sqlite-rotate --schema-from TOKEND_DB --db PATH [--threads T] [--seconds S]
-                [--warmup S] [--sealed-bytes B] [--label TEXT]
+                [--warmup S] [--sealed-bytes B] [--label TEXT] [--transaction one-step|read-decide]
       the raw SQLite reference for refresh rotations: copies tokend's schema from TOKEND_DB (read
       only) into a new PATH (WAL, synchronous = FULL), then T threads (one connection and family
       each, one writer at a time) run the transaction of SQLiteTokenStore.updateRefreshToken's
@@ -275,6 +275,12 @@ func sqliteRotate(_ arguments: Arguments) throws -> Int32 {
     settings.warmup = try arguments.double("--warmup", default: 1)!
     settings.sealedBytes = try arguments.int("--sealed-bytes", default: 900, range: 0...65536)
     if let label = arguments.string("--label") { settings.label = label }
+    if let transaction = arguments.string("--transaction") {
+        guard let known = SQLiteRotate.Transaction(rawValue: transaction) else {
+            throw LoadError("--transaction must be one-step or read-decide")
+        }
+        settings.transaction = known
+    }
     guard settings.seconds > 0 else { throw LoadError("--seconds must be > 0") }
     let summary = try SQLiteRotate.run(settings)
     print(summary.report(), terminator: "")
