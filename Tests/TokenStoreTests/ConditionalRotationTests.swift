@@ -47,6 +47,48 @@ struct ConditionalRotationTests {
     }
 
     @Test(
+        "one-step rotations after rotations decided in a transaction still note their access token",
+        arguments: StoreKind.allCases
+    )
+    func mixedPathsNoteEveryAccessToken(kind: StoreKind) async throws {
+        try await withFamily(kind) { store, first in
+            // The transaction's path and the one-step path share statements on the SQLite
+            // writer: each must bind its own values to them, whichever ran last.
+            var presented = first
+            for step in 1...3 {
+                let decided: Bool = try await store.updateRefreshToken(hash: presented.hash, now: now + Double(step)) {
+                    token,
+                    _ in
+                    RefreshDecision(
+                        change: TokenStoreTests.rotation(
+                            of: token!,
+                            to: "rt-\(step)",
+                            at: now + Double(step),
+                            accessJTI: "jti-d\(step)"
+                        ),
+                        outcome: true
+                    )
+                }
+                #expect(decided)
+                #expect(try await store.refreshFamily(id: "fam-1")?.lastAccessJTI == "jti-d\(step)")
+                guard Self.hasOneStep(kind) else { return }
+                var oneStep = Self.rotation(
+                    of: "rt-\(step)",
+                    to: "rt-\(step)x",
+                    at: now + Double(step) + 0.5,
+                    jti: "jti-s\(step)"
+                )
+                oneStep.accessExpiresAt = now + 7200 + Double(step)
+                #expect(try await store.rotateIfCurrent(oneStep))
+                let family = try await store.refreshFamily(id: "fam-1")
+                #expect(family?.lastAccessJTI == "jti-s\(step)", "step \(step)")
+                #expect(family?.lastAccessExpiresAt == now + 7200 + Double(step), "step \(step)")
+                presented = try #require(try await store.peek(StoreFixtures.hash("rt-\(step)x")).token)
+            }
+        }
+    }
+
+    @Test(
         "text and blobs are stored as given: non-ASCII, empty, absent",
         arguments: [StoreKind.sqlite, .postgres]
     )

@@ -27,16 +27,20 @@ final class Checkpointer: Sendable {
     private let connection: DatabaseQueue
     private let queue = DispatchQueue(label: "tokend.store.checkpoint", qos: .utility)
     private let scheduled = Atomic<Bool>(false)
+    /// Set by `close`: no checkpoint is queued after it.
+    private let closed = Atomic<Bool>(false)
     /// The WAL's frame count at which the writer asks next; only the writer's hook uses it.
     private let nextRequest = Atomic<Int32>(frames)
     private let failure = FailureRecord()
     private let logger: Logger
     private let path: String
 
-    /// Opens the checkpoint connection on the existing database at `path`.
-    init(path: String, logger: Logger) throws {
+    /// Opens the checkpoint connection on the existing database at `path`; it waits up to
+    /// `busyTimeout` seconds for a lock, as the store's own connections do.
+    init(path: String, busyTimeout: Double, logger: Logger) throws {
         var configuration = Configuration()
         configuration.label = "tokend.store.checkpoint"
+        configuration.busyMode = .timeout(busyTimeout)
         configuration.prepareDatabase { db in
             try db.execute(sql: "PRAGMA trusted_schema = OFF")
             // A checkpoint syncs the WAL before it copies and the database file after.
@@ -51,11 +55,28 @@ final class Checkpointer: Sendable {
     /// hook holds this object unretained: the store keeps it for as long as it keeps the pool
     /// that owns the writer connection, and only the store's own writes commit on it.
     func install(on db: Database) {
-        sqlite3_wal_hook(db.sqliteConnection, Self.hook, Unmanaged.passUnretained(self).toOpaque())
+        guard let writer = db.sqliteConnection else { return }
+        sqlite3_wal_hook(writer, Self.hook, Unmanaged.passUnretained(self).toOpaque())
     }
 
-    /// Closes the checkpoint connection once a checkpoint in progress is done.
+    /// Gives the writer connection `db` SQLite's own checkpoints back.
+    static func uninstall(from db: Database) {
+        // Nothing to do on a connection closed already (a store closed twice).
+        guard let writer = db.sqliteConnection else { return }
+        sqlite3_wal_hook(writer, nil, nil)
+        sqlite3_wal_autocheckpoint(writer, frames)
+    }
+
+    /// Returns once the checkpoints queued before the call are done (a TRUNCATE checkpoint on
+    /// the writer would otherwise find this one running and give up).
+    func waitUntilIdle() {
+        queue.sync {}
+    }
+
+    /// Closes the checkpoint connection once a checkpoint in progress is done; none starts
+    /// after.
     func close() throws {
+        closed.store(true, ordering: .releasing)
         try queue.sync { try connection.close() }
     }
 
@@ -89,7 +110,9 @@ final class Checkpointer: Sendable {
 
     /// Queues one checkpoint unless one is queued or running.
     private func schedule() {
-        guard !scheduled.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        guard !closed.load(ordering: .acquiring), !scheduled.exchange(true, ordering: .acquiringAndReleasing) else {
+            return
+        }
         queue.async { [self] in
             defer { scheduled.store(false, ordering: .releasing) }
             run()

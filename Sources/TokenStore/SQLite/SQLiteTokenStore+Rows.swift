@@ -47,13 +47,13 @@ extension SQLiteTokenStore {
                 """
         )
         try DirectBinding.run(statement, db) { bind in
-            bind.blob(1, token.hash)
-            bind.text(2, token.familyID)
-            bind.text(3, token.state.rawValue)
-            bind.double(4, token.createdAt)
-            bind.double(5, token.spentAt)
-            bind.blob(6, token.successorHash)
-            bind.blob(7, token.successorSealed)
+            try bind.blob(1, token.hash)
+            try bind.text(2, token.familyID)
+            try bind.text(3, token.state.rawValue)
+            try bind.double(4, token.createdAt)
+            try bind.double(5, token.spentAt)
+            try bind.blob(6, token.successorHash)
+            try bind.blob(7, token.successorSealed)
         }
     }
 
@@ -73,10 +73,10 @@ extension SQLiteTokenStore {
             sql: "INSERT INTO events (at, kind, subject, detail) VALUES (?, ?, ?, ?)"
         )
         try DirectBinding.run(statement, db) { bind in
-            bind.double(1, at)
-            bind.text(2, event.kind)
-            bind.text(3, event.subject)
-            bind.text(4, event.detail)
+            try bind.double(1, at)
+            try bind.text(2, event.kind)
+            try bind.text(3, event.subject)
+            try bind.text(4, event.detail)
         }
     }
 

@@ -32,8 +32,9 @@ public final class SQLiteTokenStore: TokenStore {
     public let eventRetention: Double?
 
     let pool: DatabasePool
-    /// Runs the WAL checkpoints the writer asks for (its WAL hook holds it unretained).
-    private let checkpointer: Checkpointer
+    /// Runs the WAL checkpoints the writer asks for (its WAL hook holds it unretained); nil
+    /// when its connection could not be opened, and the writer checkpoints as SQLite does.
+    private let checkpointer: Checkpointer?
     private let files: DatabaseFiles
     private let opened: DatabaseFiles.Opened
     private let logger: Logger
@@ -46,7 +47,7 @@ public final class SQLiteTokenStore: TokenStore {
         path: String,
         eventRetention: Double?,
         pool: DatabasePool,
-        checkpointer: Checkpointer,
+        checkpointer: Checkpointer?,
         files: DatabaseFiles,
         opened: DatabaseFiles.Opened,
         logger: Logger
@@ -102,13 +103,11 @@ public final class SQLiteTokenStore: TokenStore {
             let created = try files.prepare()
             do {
                 let pool = try DatabasePool(path: path, configuration: configuration(busyTimeout: busyTimeout))
-                let checkpointer: Checkpointer
+                let checkpointer: Checkpointer?
                 do {
-                    checkpointer = try Checkpointer(path: path, logger: logger)
-                    try pool.writeWithoutTransaction { db in
-                        try makeDurable(db)
-                        checkpointer.install(on: db)
-                    }
+                    try pool.writeWithoutTransaction(makeDurable)
+                    checkpointer = openCheckpointer(path: path, busyTimeout: busyTimeout, logger: logger)
+                    if let checkpointer { pool.writeWithoutTransaction { checkpointer.install(on: $0) } }
                     try files.restrictModes()
                 } catch {
                     try? pool.close()
@@ -125,7 +124,7 @@ public final class SQLiteTokenStore: TokenStore {
             opened = try files.opened()
         } catch {
             try? await offload {
-                try checkpointer.close()
+                try? checkpointer?.close()
                 try pool.close()
             }
             throw error
@@ -145,6 +144,20 @@ public final class SQLiteTokenStore: TokenStore {
             opened: opened,
             logger: logger
         )
+    }
+
+    /// The connection that runs the writer's checkpoints, or nil (logged) when it cannot be
+    /// opened: the store then works as before, SQLite checkpointing inside commits.
+    private static func openCheckpointer(path: String, busyTimeout: Double, logger: Logger) -> Checkpointer? {
+        do {
+            return try Checkpointer(path: path, busyTimeout: busyTimeout, logger: logger)
+        } catch {
+            logger.warning(
+                "could not open the WAL checkpoint connection; commits checkpoint as SQLite does by default",
+                metadata: ["error": "\(TokenStoreError.mapping(error, operation: "opening a connection", path: path))"]
+            )
+            return nil
+        }
     }
 
     private static func configuration(busyTimeout: Double) -> Configuration {
@@ -361,14 +374,14 @@ public final class SQLiteTokenStore: TokenStore {
                     """
             )
             try DirectBinding.run(spend, db) { bind in
-                bind.double(1, rotation.now)
-                bind.blob(2, successor.hash)
-                bind.blob(3, rotation.successorSealed)
-                bind.blob(4, rotation.hash)
-                bind.text(5, rotation.familyID)
-                bind.text(6, rotation.familyID)
-                bind.double(7, rotation.now)
-                bind.double(8, rotation.subjectCutoff ?? -1)
+                try bind.double(1, rotation.now)
+                try bind.blob(2, successor.hash)
+                try bind.blob(3, rotation.successorSealed)
+                try bind.blob(4, rotation.hash)
+                try bind.text(5, rotation.familyID)
+                try bind.text(6, rotation.familyID)
+                try bind.double(7, rotation.now)
+                try bind.double(8, rotation.subjectCutoff ?? -1)
             }
             guard db.changesCount == 1 else { return false }
             try Self.insert(successor, db)
@@ -379,9 +392,9 @@ public final class SQLiteTokenStore: TokenStore {
                     """
             )
             try DirectBinding.run(note, db) { bind in
-                bind.text(1, rotation.accessJTI)
-                bind.double(2, rotation.accessExpiresAt)
-                bind.text(3, rotation.familyID)
+                try bind.text(1, rotation.accessJTI)
+                try bind.double(2, rotation.accessExpiresAt)
+                try bind.text(3, rotation.familyID)
             }
             try Self.append(
                 StoreEvents.refreshRotated(
@@ -601,10 +614,14 @@ public final class SQLiteTokenStore: TokenStore {
     /// to zero bytes, so a burst (a big compaction) does not leave a large WAL behind.
     /// Returns false when readers kept it from completing (it is tried again next time).
     private func truncateWAL() async -> Bool {
+        let checkpointer = checkpointer
         do {
             return try await pool.writeWithoutTransaction { db in
+                // The background checkpoint holds the lock TRUNCATE needs; no other is queued
+                // while the writer runs this.
+                checkpointer?.waitUntilIdle()
                 // (busy, log frames, checkpointed frames); busy = 1 when it could not finish.
-                try Row.fetchOne(db, sql: "PRAGMA wal_checkpoint(TRUNCATE)")?[0] == 0
+                return try Row.fetchOne(db, sql: "PRAGMA wal_checkpoint(TRUNCATE)")?[0] == 0
             }
         } catch {
             logger.notice(
@@ -648,7 +665,12 @@ public final class SQLiteTokenStore: TokenStore {
         writeFailure.fail("writing on \(path) failed: the store is closed")
         do {
             try await Self.offload {
-                try checkpointer.close()
+                if let checkpointer {
+                    // SQLite's own checkpoints for whatever commits still come, then the
+                    // checkpoint connection goes; the pool closes even if that fails.
+                    pool.writeWithoutTransaction { Checkpointer.uninstall(from: $0) }
+                    try? checkpointer.close()
+                }
                 try pool.close()
             }
         } catch {
@@ -801,11 +823,12 @@ public final class SQLiteTokenStore: TokenStore {
         refused: inout [(write: PendingWrite, error: any Error)]
     ) throws {
         let alone = batch.count == 1
-        try db.cachedStatement(sql: "BEGIN IMMEDIATE").execute()
         // Each write of a batch opens and releases a savepoint inside the transaction: two
         // statements per rotation, run without GRDB's per-statement work (`DirectBinding`).
+        // Prepared before the transaction begins, so that a failure leaves none open.
         let savepoint = alone ? nil : try db.cachedStatement(sql: "SAVEPOINT write")
         let release = alone ? nil : try db.cachedStatement(sql: "RELEASE SAVEPOINT write")
+        try db.cachedStatement(sql: "BEGIN IMMEDIATE").execute()
         do {
             for write in batch {
                 do {
