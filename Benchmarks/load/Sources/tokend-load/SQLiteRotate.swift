@@ -281,23 +281,7 @@ enum SQLiteRotate {
                 try selectToken.blob(1, successor)
                 try selectToken.rows { _ in exists = true }
                 guard !exists else { throw Failure(description: "successor exists") }
-                try insertToken.blob(1, successor)
-                try insertToken.text(2, family)
-                try insertToken.text(3, "active")
-                sqlite3_bind_double(insertToken.handle, 4, now)
-                sqlite3_bind_null(insertToken.handle, 5)
-                sqlite3_bind_null(insertToken.handle, 6)
-                sqlite3_bind_null(insertToken.handle, 7)
-                try insertToken.done()
-                try touchFamily.text(1, jti)
-                sqlite3_bind_double(touchFamily.handle, 2, now + 3600)
-                try touchFamily.text(3, family)
-                try touchFamily.done()
-                try appendEvent.double(1, now)
-                try appendEvent.text(2, "refresh_rotated")
-                try appendEvent.text(3, subject)
-                try appendEvent.text(4, "family=\(family) access_jti=\(jti)")
-                try appendEvent.done()
+                try insertNoteAndAppend(now: now, successor: successor, jti: jti, subject: subject)
                 try commit.done()
             } catch {
                 _ = sqlite3_exec(db.handle, "ROLLBACK", nil, nil, nil)
@@ -319,6 +303,12 @@ enum SQLiteRotate {
             sqlite3_bind_double(conditionalSpend.handle, 8, -1)
             try conditionalSpend.done()
             guard sqlite3_changes(db.handle) == 1 else { throw Failure(description: "spent no token") }
+            try insertNoteAndAppend(now: now, successor: successor, jti: jti, subject: subject)
+        }
+
+        /// The statements both transactions end with: the successor, the family's newest
+        /// access token, the `refresh_rotated` event.
+        private func insertNoteAndAppend(now: Double, successor: [UInt8], jti: String, subject: String) throws {
             try insertToken.blob(1, successor)
             try insertToken.text(2, family)
             try insertToken.text(3, "active")
