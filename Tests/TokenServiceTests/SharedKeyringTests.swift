@@ -200,19 +200,31 @@ struct SharedKeyringTests {
             }
             #expect(refusals.map(\.code) == [.rotationTooEarly], "\(results)")
 
-            let stored = try await shared.handle().load()
-            let states = KeyringState.of(stored.document)
-            #expect(states.count == 3)
-            #expect(states[before] == .previous)
-            #expect(states.values.filter { $0 == .current }.count == 1)
-            #expect(states.values.filter { $0 == .next }.count == 1)
-            #expect(stored.keys.count == 3)
-            if let files = try shared.keyFiles() { #expect(files.count == 3) }
             // Both serve the one rotation.
-            let current = try #require(KeyringState.kid(.current, in: stored.document))
-            #expect(a.snapshot.signer.kid == current)
-            #expect(b.snapshot.signer.kid == current)
-            #expect(a.snapshot.etag == b.snapshot.etag)
+            try await Self.expectOneRotation(from: before, in: shared, servedBy: [a, b])
+        }
+    }
+
+    /// The storage holds exactly one rotation from `before` (previous, current, next, and a
+    /// key file each), and every keyring serves it.
+    static func expectOneRotation(
+        from before: String,
+        in shared: Shared,
+        servedBy keyrings: [Keyring],
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) async throws {
+        let stored = try await shared.handle().load()
+        let states = KeyringState.of(stored.document)
+        #expect(states.count == 3, "one new next key, not one per keyring: \(states)", sourceLocation: sourceLocation)
+        #expect(states[before] == .previous, sourceLocation: sourceLocation)
+        #expect(states.values.filter { $0 == .current }.count == 1, sourceLocation: sourceLocation)
+        #expect(states.values.filter { $0 == .next }.count == 1, sourceLocation: sourceLocation)
+        #expect(stored.keys.count == 3, sourceLocation: sourceLocation)
+        if let files = try shared.keyFiles() { #expect(files.count == 3, sourceLocation: sourceLocation) }
+        let current = try #require(KeyringState.kid(.current, in: stored.document), sourceLocation: sourceLocation)
+        for keyring in keyrings {
+            #expect(keyring.snapshot.signer.kid == current, sourceLocation: sourceLocation)
+            #expect(keyring.snapshot.etag == keyrings[0].snapshot.etag, sourceLocation: sourceLocation)
         }
     }
 
@@ -244,16 +256,7 @@ struct SharedKeyringTests {
             #expect(changes.filter { $0.demoted == before }.count == 1, "\(changes)")
             #expect(changes.filter { $0 == KeyLifecycle.Change.none }.count == 2, "\(changes)")
 
-            let stored = try await shared.handle().load()
-            let states = KeyringState.of(stored.document)
-            #expect(states.count == 3, "one new next key, not one per node: \(states)")
-            #expect(states[before] == .previous)
-            let current = try #require(KeyringState.kid(.current, in: stored.document))
-            for node in nodes {
-                #expect(node.snapshot.signer.kid == current)
-                #expect(node.snapshot.etag == nodes[0].snapshot.etag)
-            }
-            if let files = try shared.keyFiles() { #expect(files.count == 3) }
+            try await Self.expectOneRotation(from: before, in: shared, servedBy: nodes)
             // The schedule starts again from that rotation: nothing is due on any node.
             for node in nodes { #expect(try await node.maintain() == KeyLifecycle.Change.none) }
         }
