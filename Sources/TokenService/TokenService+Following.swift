@@ -28,9 +28,14 @@ extension TokenService {
             try await resync(follower)
         }
         var applied = 0
+        // Where the next page starts. It is the position, except on a standby, where the
+        // position cannot pass transactions at or above the snapshot's xmin: then the pages
+        // go on past the events read (applied, and read again next time), or a full page
+        // above a held-back xmin would be read over and over.
+        var scan = follower.position
         while true {
             let position = follower.position
-            let read = try await follower.store.followedEvents(after: position, limit: follower.pageSize)
+            let read = try await follower.store.followedEvents(after: scan, limit: follower.pageSize)
             for item in read.events { try await apply(item.event, follower) }
             // A key change is in force only once the keyring is reloaded: the position, which
             // the heartbeat publishes and `--wait` trusts, moves past it only then.
@@ -39,11 +44,16 @@ extension TokenService {
                 follower.state.withLock { $0.keyringPending = false }
             }
             applied += read.events.count
+            let advanced = position.advanced(by: read)
             follower.state.withLock { state in
-                state.position = position.advanced(by: read)
+                state.position = advanced
                 state.applied += UInt64(read.events.count)
             }
             if read.complete { break }
+            scan = FollowPosition(
+                high: max(advanced.high, read.events.last?.position ?? scan.high),
+                pending: advanced.pending
+            )
         }
         freshness.caughtUp(at: began)
         return applied

@@ -108,6 +108,32 @@ struct FleetFollowingTests {
         #expect(service.follower?.position.covers(earlier) == true)
     }
 
+    @Test(
+        "on a standby, more than a page of events above a held-back xmin is read through once, not forever",
+        .timeLimit(.minutes(1))
+    )
+    func standbyPagesPastTheHorizon() async throws {
+        let store = ScriptedFleetStore()
+        let harness = try await Self.harness(store)
+        let service = harness.service
+        let start = try #require(service.follower?.position.high)
+        let tokens = [try await harness.issue("user-first"), try await harness.issue("user-last")]
+        store.recoveryHorizon = start.transaction + 1
+        // 501 events (a page is 500), all of transactions at or above the horizon.
+        let count = 501
+        for index in 0..<count {
+            let jti = index == 0 ? tokens[0].jti : index == count - 1 ? tokens[1].jti : "other-\(index)"
+            store.publish(
+                TokenEvent.Kind.revokeAccess,
+                Self.revokeAccess(jti, exp: tokens[0].expiresAt),
+                at: FollowCursor(transaction: start.transaction + 2 + Int64(index), sequence: Int64(index + 1))
+            )
+        }
+        #expect(try await service.catchUp() == count)
+        for token in tokens { #expect(service.introspect(token.accessToken).activeToken == nil) }
+        #expect(service.follower?.position == FollowPosition(high: start), "none of them is below the horizon")
+    }
+
     @Test("a transaction that ends without a followed event stops being waited for; one above the position is not")
     func runningTransactionsAboveThePosition() async throws {
         let store = ScriptedFleetStore()

@@ -124,8 +124,12 @@ extension TokenRoutes {
             "/admin/status",
             name: "admin_status",
             .async { _ in
-                let health = await service.health()
-                var body = await TokenRoutes.keysBody(service)
+                // Both may read the store (the fleet's heartbeats for rotation_safe_at): side
+                // by side, so a store that is down delays the answer once, not twice.
+                async let checked = service.health()
+                async let keys = TokenRoutes.keysBody(service)
+                let health = await checked
+                var body = await keys
                 body["status"] = .string(health.status.rawValue)
                 body["reason"] = .string(health.reason)
                 // Nested: `keys` is the key list here.

@@ -35,18 +35,14 @@ final class Checkpointer: Sendable {
     private let logger: Logger
     private let path: String
 
-    /// Opens the checkpoint connection on the existing database at `path`; it waits up to
-    /// `busyTimeout` seconds for a lock, as the store's own connections do.
-    init(path: String, busyTimeout: Double, logger: Logger) throws {
-        var configuration = Configuration()
+    /// Opens the checkpoint connection on the existing database at `path` with the store's
+    /// connection settings (`configuration`), and makes it sync as the writer does: a
+    /// checkpoint syncs the WAL before it copies and the database file after.
+    init(path: String, configuration: Configuration, logger: Logger) throws {
+        var configuration = configuration
         configuration.label = "tokend.store.checkpoint"
-        configuration.busyMode = .timeout(busyTimeout)
-        configuration.prepareDatabase { db in
-            try db.execute(sql: "PRAGMA trusted_schema = OFF")
-            // A checkpoint syncs the WAL before it copies and the database file after.
-            try db.execute(sql: "PRAGMA synchronous = FULL")
-        }
         connection = try DatabaseQueue(path: path, configuration: configuration)
+        try connection.writeWithoutTransaction(SQLiteTokenStore.makeDurable)
         self.logger = logger
         self.path = path
     }
@@ -67,10 +63,23 @@ final class Checkpointer: Sendable {
         sqlite3_wal_autocheckpoint(writer, frames)
     }
 
-    /// Returns once the checkpoints queued before the call are done (a TRUNCATE checkpoint on
-    /// the writer would otherwise find this one running and give up).
-    func waitUntilIdle() {
-        queue.sync {}
+    /// `PRAGMA wal_checkpoint(TRUNCATE)` on this connection, after the checkpoints queued
+    /// before it: copies the WAL into the database and empties it, waiting (up to the busy
+    /// timeout) for the writer to be between two transactions rather than holding it up.
+    /// True when it completed; false when readers or the writer kept it from doing so.
+    func truncate() async throws -> Bool {
+        try await withCheckedThrowingContinuation { continuation in
+            queue.async { [connection] in
+                continuation.resume(
+                    with: Result {
+                        // (busy, log frames, checkpointed frames); busy = 1 when it could not finish.
+                        try connection.writeWithoutTransaction { db in
+                            try Row.fetchOne(db, sql: "PRAGMA wal_checkpoint(TRUNCATE)")?[0] == 0
+                        }
+                    }
+                )
+            }
+        }
     }
 
     /// Closes the checkpoint connection once a checkpoint in progress is done; none starts

@@ -57,6 +57,22 @@ extension SQLiteTokenStore {
         }
     }
 
+    /// Records the newest access token a family issued; the family's coverage never shrinks
+    /// (a shorter-lived token leaves `last_access_expires_at` as it was).
+    static func noteAccess(familyID: String, jti: String, expiresAt: Double, _ db: Database) throws {
+        let statement = try db.cachedStatement(
+            sql: """
+                UPDATE refresh_families SET last_access_jti = ?,
+                    last_access_expires_at = max(coalesce(last_access_expires_at, 0), ?) WHERE id = ?
+                """
+        )
+        try DirectBinding.run(statement, db) { bind in
+            try bind.text(1, jti)
+            try bind.double(2, expiresAt)
+            try bind.text(3, familyID)
+        }
+    }
+
     /// Ends the family `id` when it is live; returns it as it was, or nil when it is unknown
     /// or already ended (then nothing changed).
     static func endFamily(id: String, at: Double, reason: String, _ db: Database) throws -> RefreshFamily? {

@@ -123,10 +123,7 @@ public final class SQLiteTokenStore: TokenStore {
             try await migrate(pool, path: path, upTo: target)
             opened = try files.opened()
         } catch {
-            try? await offload {
-                try? checkpointer?.close()
-                try pool.close()
-            }
+            try? await offload { try closeConnections(pool, checkpointer) }
             throw error
         }
         logger.info(
@@ -150,7 +147,7 @@ public final class SQLiteTokenStore: TokenStore {
     /// opened: the store then works as before, SQLite checkpointing inside commits.
     private static func openCheckpointer(path: String, busyTimeout: Double, logger: Logger) -> Checkpointer? {
         do {
-            return try Checkpointer(path: path, busyTimeout: busyTimeout, logger: logger)
+            return try Checkpointer(path: path, configuration: configuration(busyTimeout: busyTimeout), logger: logger)
         } catch {
             logger.warning(
                 "could not open the WAL checkpoint connection; commits checkpoint as SQLite does by default",
@@ -160,7 +157,7 @@ public final class SQLiteTokenStore: TokenStore {
         }
     }
 
-    private static func configuration(busyTimeout: Double) -> Configuration {
+    static func configuration(busyTimeout: Double) -> Configuration {
         var configuration = Configuration()
         configuration.label = "tokend.store"
         configuration.foreignKeysEnabled = true
@@ -178,7 +175,7 @@ public final class SQLiteTokenStore: TokenStore {
     /// with `synchronous = NORMAL` after `prepareDatabase` ran (a commit could then be lost
     /// on power failure), so this runs on the writer once the pool exists; the writer
     /// connection lives as long as the pool.
-    private static func makeDurable(_ db: Database) throws {
+    static func makeDurable(_ db: Database) throws {
         try db.execute(sql: "PRAGMA synchronous = FULL")
         guard try Int.fetchOne(db, sql: "PRAGMA synchronous") == 2 else {
             throw TokenStoreError.unavailable("SQLite refused PRAGMA synchronous = FULL")
@@ -385,17 +382,12 @@ public final class SQLiteTokenStore: TokenStore {
             }
             guard db.changesCount == 1 else { return false }
             try Self.insert(successor, db)
-            let note = try db.cachedStatement(
-                sql: """
-                    UPDATE refresh_families SET last_access_jti = ?,
-                        last_access_expires_at = max(coalesce(last_access_expires_at, 0), ?) WHERE id = ?
-                    """
+            try Self.noteAccess(
+                familyID: rotation.familyID,
+                jti: rotation.accessJTI,
+                expiresAt: rotation.accessExpiresAt,
+                db
             )
-            try DirectBinding.run(note, db) { bind in
-                try bind.text(1, rotation.accessJTI)
-                try bind.double(2, rotation.accessExpiresAt)
-                try bind.text(3, rotation.familyID)
-            }
             try Self.append(
                 StoreEvents.refreshRotated(
                     familyID: rotation.familyID,
@@ -447,12 +439,7 @@ public final class SQLiteTokenStore: TokenStore {
                     )
                 }
                 try Self.insert(successor, db)
-                try db.cachedStatement(
-                    sql: """
-                        UPDATE refresh_families SET last_access_jti = ?,
-                            last_access_expires_at = max(coalesce(last_access_expires_at, 0), ?) WHERE id = ?
-                        """
-                ).execute(arguments: [accessJTI, accessExpiresAt, spent.familyID])
+                try Self.noteAccess(familyID: spent.familyID, jti: accessJTI, expiresAt: accessExpiresAt, db)
                 let subject =
                     family?.id == spent.familyID
                     ? family?.subject : try Self.fetchFamily(id: spent.familyID, db)?.subject
@@ -616,12 +603,10 @@ public final class SQLiteTokenStore: TokenStore {
     private func truncateWAL() async -> Bool {
         let checkpointer = checkpointer
         do {
+            if let checkpointer { return try await checkpointer.truncate() }
             return try await pool.writeWithoutTransaction { db in
-                // The background checkpoint holds the lock TRUNCATE needs; no other is queued
-                // while the writer runs this.
-                checkpointer?.waitUntilIdle()
                 // (busy, log frames, checkpointed frames); busy = 1 when it could not finish.
-                return try Row.fetchOne(db, sql: "PRAGMA wal_checkpoint(TRUNCATE)")?[0] == 0
+                try Row.fetchOne(db, sql: "PRAGMA wal_checkpoint(TRUNCATE)")?[0] == 0
             }
         } catch {
             logger.notice(
@@ -664,19 +649,21 @@ public final class SQLiteTokenStore: TokenStore {
         let checkpointer = checkpointer
         writeFailure.fail("writing on \(path) failed: the store is closed")
         do {
-            try await Self.offload {
-                if let checkpointer {
-                    // SQLite's own checkpoints for whatever commits still come, then the
-                    // checkpoint connection goes; the pool closes even if that fails.
-                    pool.writeWithoutTransaction { Checkpointer.uninstall(from: $0) }
-                    try? checkpointer.close()
-                }
-                try pool.close()
-            }
+            try await Self.offload { try Self.closeConnections(pool, checkpointer) }
         } catch {
             throw TokenStoreError.mapping(error, operation: "closing the token database", path: path)
         }
         logger.info("token store closed", metadata: ["path": "\(path)"])
+    }
+
+    /// Closes the checkpoint connection (giving the writer SQLite's own checkpoints back for
+    /// whatever commits still come), then the pool, even when the first close failed.
+    private static func closeConnections(_ pool: DatabasePool, _ checkpointer: Checkpointer?) throws {
+        if let checkpointer {
+            pool.writeWithoutTransaction { Checkpointer.uninstall(from: $0) }
+            try? checkpointer.close()
+        }
+        try pool.close()
     }
 
     // MARK: - Access
@@ -836,9 +823,9 @@ public final class SQLiteTokenStore: TokenStore {
                     do {
                         try write.run(db)
                     } catch {
-                        if !alone, db.isInsideTransaction {
+                        if let release, db.isInsideTransaction {
                             try db.cachedStatement(sql: "ROLLBACK TO SAVEPOINT write").execute()
-                            try db.cachedStatement(sql: "RELEASE SAVEPOINT write").execute()
+                            try DirectBinding.run(release, db) { _ in }
                         }
                         throw error
                     }
