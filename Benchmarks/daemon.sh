@@ -1084,7 +1084,7 @@ for store in refresh_stores:
               "as many threads as tokend has clients; each of its threads owns one family. Each tokend connection owns one "
               "refresh family, issued through the admin socket.)")
     else:
-        print("(The reference: pgbench -M prepared running Benchmarks/postgres/refresh.sql, the statement tokend sends "
+        print("(The reference: pgbench -M prepared running Benchmarks/postgres/refresh.sql, the one CALL tokend sends "
               "for a rotation (a batch of one), one family per client, from the load core; PostgreSQL on the server "
               "core beside tokend, fsync and synchronous_commit on. tokend sends the rotations of concurrent clients as "
               "one batch. Each tokend connection owns one refresh family, issued through the admin socket.)")

@@ -28,6 +28,7 @@ enum PostgresSchema {
         Migration(version: 2, name: "an index for followers of the event log", statements: version2),
         Migration(version: 3, name: "one row per node: heartbeats", statements: version3),
         Migration(version: 4, name: "the transactions a node's follower waits for", statements: version4),
+        Migration(version: 5, name: "refresh rotations in one round trip", statements: version5),
     ]
 
     /// The kinds a follower reads (`TokenEvent.Kind.followed`), as SQL: exactly the predicate
@@ -69,6 +70,88 @@ enum PostgresSchema {
     /// committed after it began.
     private static let version4: [String] = [
         "ALTER TABLE nodes ADD COLUMN pending_transactions bigint[] NOT NULL DEFAULT '{}'"
+    ]
+
+    /// A batch of one-step rotations (`rotateIfCurrent`) as a procedure that commits its own
+    /// work before it answers, so that `CALL` is the whole write: one round trip, where BEGIN,
+    /// the statement and COMMIT take three, and its answer (sent after the COMMIT inside it,
+    /// which returns once the commit is durable at the session's `synchronous_commit`) proves
+    /// the commit. A statement in an implicit transaction would not: postgres-nio ends its rows
+    /// at CommandComplete, before the Sync that commits.
+    ///
+    /// Each input row (the arrays by position: token hash, family, now, subject cutoff or -1,
+    /// successor hash, sealed pair, access jti, its expiry, event subject, event detail) is
+    /// applied only while its token is active in that family and the family may refresh then;
+    /// those rows are locked first, in one order, by one join (rechecked on the newest row
+    /// versions when another writer held them, as `FOR UPDATE` does under READ COMMITTED).
+    /// Then each such token is spent, its successor inserted, its family's newest access token
+    /// noted and a `refresh_rotated` event appended. A duplicate successor hash fails the
+    /// statement, and with it everything it wrote (nothing is committed). Answers the hashes it
+    /// rotated, with the counts of successors, families and events written (equal to their
+    /// number).
+    ///
+    /// Tables are named with their schema, so the procedure does not depend on the caller's
+    /// `search_path` (a `SET` clause would forbid its COMMIT). It runs only outside a
+    /// transaction block: PostgreSQL refuses a COMMIT inside a procedure called within one.
+    private static let version5: [String] = [
+        """
+        CREATE PROCEDURE tokend.rotate_batch(
+            hashes bytea[], family_ids text[], nows double precision[], cutoffs double precision[],
+            successors bytea[], sealed bytea[], jtis text[], access_expires_at double precision[],
+            subjects text[], details text[],
+            INOUT rotated bytea[] DEFAULT NULL, INOUT successor_count bigint DEFAULT NULL,
+            INOUT family_count bigint DEFAULT NULL, INOUT event_count bigint DEFAULT NULL)
+        LANGUAGE plpgsql AS $$
+        BEGIN
+            WITH input AS (
+                SELECT * FROM unnest(hashes, family_ids, nows, cutoffs, successors, sealed, jtis,
+                    access_expires_at, subjects, details)
+                    WITH ORDINALITY AS i(hash, family_id, now, cutoff, successor, sealed, jti,
+                        access_expires_at, subject, detail, position)),
+            current AS (
+                SELECT t.hash FROM tokend.refresh_tokens t
+                    JOIN tokend.refresh_families f ON f.id = t.family_id
+                    JOIN input i ON i.hash = t.hash AND i.family_id = t.family_id
+                WHERE t.state = 'active' AND f.revoked_at IS NULL AND f.expires_at > i.now
+                    AND f.created_at > i.cutoff
+                ORDER BY t.hash
+                FOR UPDATE OF t, f),
+            spent AS (
+                UPDATE tokend.refresh_tokens t SET state = 'spent', spent_at = i.now,
+                    successor_hash = i.successor, successor_sealed = i.sealed
+                FROM input i
+                WHERE t.hash = i.hash AND t.hash IN (SELECT hash FROM current)
+                RETURNING t.hash),
+            successor AS (
+                INSERT INTO tokend.refresh_tokens (hash, family_id, state, created_at)
+                SELECT i.successor, i.family_id, 'active', i.now FROM input i JOIN spent s ON s.hash = i.hash
+                RETURNING 1),
+            family AS (
+                UPDATE tokend.refresh_families f SET last_access_jti = i.jti,
+                    last_access_expires_at = greatest(coalesce(f.last_access_expires_at, 0), i.access_expires_at)
+                FROM input i JOIN spent s ON s.hash = i.hash
+                WHERE f.id = i.family_id
+                RETURNING 1),
+            event AS (
+                INSERT INTO tokend.events (at, kind, subject, detail)
+                SELECT i.now, 'refresh_rotated', i.subject, i.detail FROM input i JOIN spent s ON s.hash = i.hash
+                ORDER BY i.position
+                RETURNING 1)
+            SELECT coalesce(array_agg(s.hash), '{}'), (SELECT count(*) FROM successor),
+                (SELECT count(*) FROM family), (SELECT count(*) FROM event)
+            INTO rotated, successor_count, family_count, event_count
+            FROM spent s;
+            -- Not reachable: a duplicate successor fails the statement. Checked before the
+            -- COMMIT, so that a batch that wrote otherwise is rolled back, not acknowledged.
+            IF successor_count <> cardinality(rotated) OR family_count <> successor_count
+                OR event_count <> successor_count THEN
+                RAISE EXCEPTION 'a rotation batch wrote % successors, % families, % events for % tokens',
+                    successor_count, family_count, event_count, cardinality(rotated);
+            END IF;
+            COMMIT;
+        END
+        $$
+        """
     ]
 
     /// Followers read the events that change other nodes' memory by (transaction, sequence)

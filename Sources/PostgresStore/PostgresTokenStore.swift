@@ -1,7 +1,7 @@
 import CodedErrors
 import Foundation
 public import Logging
-import NIOCore
+public import NIOCore
 import PostgresNIO
 import Synchronization
 public import TokenStore
@@ -87,7 +87,8 @@ public final class PostgresTokenStore: TokenStore {
         eventRetention: Double? = nil,
         operationTimeout: Duration = .seconds(5),
         maximumConnections: Int = 16,
-        jwksMaxAge: Double = 0
+        jwksMaxAge: Double = 0,
+        eventLoopGroup: (any EventLoopGroup)? = nil
     ) async throws -> PostgresTokenStore {
         precondition(eventRetention.map { $0 > 0 } ?? true, "eventRetention must be positive")
         let configuration = try PostgresConnector.clientConfiguration(
@@ -99,7 +100,13 @@ public final class PostgresTokenStore: TokenStore {
         // One connection of its own first: its error says exactly why a start fails (refused,
         // no such role or database, TLS), where the pool would only retry.
         try await PostgresConnector.migrate(location, password: password, logger: logger)
-        let client = PostgresClient(configuration: configuration, backgroundLogger: quiet)
+        // On the caller's event loops when it gives them (tokend: its HTTP loops), so that a
+        // request handled on a loop that also serves its connection crosses no thread.
+        let client = PostgresClient(
+            configuration: configuration,
+            eventLoopGroup: eventLoopGroup ?? PostgresClient.defaultEventLoopGroup,
+            backgroundLogger: quiet
+        )
         let runner = Task { await client.run() }
         let store = PostgresTokenStore(
             location: location,
@@ -333,11 +340,9 @@ public final class PostgresTokenStore: TokenStore {
         }
         let quiet = quiet
         return try await rotations.rotate(rotation) { batch in
-            // In a transaction of its own: postgres-nio ends a statement's rows at
-            // CommandComplete, before the Sync that commits an implicit transaction, so a
-            // backend stopped in between would leave rows read for a rotation never committed.
-            // COMMIT's answer comes only once the commit is durable.
-            try await self.write("rotating refresh tokens") { connection in
+            // One CALL whose answer comes only once the procedure's COMMIT is durable (a
+            // statement in an implicit transaction would answer before its commit).
+            try await self.writeCommitting("rotating refresh tokens") { connection in
                 try await Self.rotateBatch(batch, connection, logger: quiet)
             }
         }
@@ -612,7 +617,7 @@ public final class PostgresTokenStore: TokenStore {
         _ operation: String,
         _ body: @escaping @Sendable (PostgresConnection) async throws -> T
     ) async throws -> T {
-        try await transaction(operation, begin: "BEGIN ISOLATION LEVEL READ COMMITTED", writing: true, body)
+        try await transaction(operation, .transaction("BEGIN ISOLATION LEVEL READ COMMITTED"), writing: true, body)
     }
 
     /// Runs `body` in a read-only transaction over one snapshot (REPEATABLE READ).
@@ -620,7 +625,12 @@ public final class PostgresTokenStore: TokenStore {
         _ operation: String,
         _ body: @escaping @Sendable (PostgresConnection) async throws -> T
     ) async throws -> T {
-        try await transaction(operation, begin: "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", writing: false, body)
+        try await transaction(
+            operation,
+            .transaction("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"),
+            writing: false,
+            body
+        )
     }
 
     /// Runs `body` (one statement) outside a transaction: a single read needs no BEGIN and
@@ -629,7 +639,7 @@ public final class PostgresTokenStore: TokenStore {
         _ operation: String,
         _ body: @escaping @Sendable (PostgresConnection) async throws -> T
     ) async throws -> T {
-        try await transaction(operation, begin: nil, writing: false, body)
+        try await transaction(operation, .statement, writing: false, body)
     }
 
     /// Runs `body`, one statement that is its own transaction: one round trip where BEGIN,
@@ -642,7 +652,28 @@ public final class PostgresTokenStore: TokenStore {
         _ operation: String,
         _ body: @escaping @Sendable (PostgresConnection) async throws -> T
     ) async throws -> T {
-        try await transaction(operation, begin: nil, writing: true, body)
+        try await transaction(operation, .statement, writing: true, body)
+    }
+
+    /// Runs `body`, one `CALL` of a procedure that commits its own work before it answers
+    /// (`rotate_batch`): one round trip, and its answer proves the commit. Retried on
+    /// serialization failures and deadlocks (raised before the procedure's COMMIT, so nothing
+    /// was committed), never after a lost connection: the commit may have happened.
+    func writeCommitting<T: Sendable>(
+        _ operation: String,
+        _ body: @escaping @Sendable (PostgresConnection) async throws -> T
+    ) async throws -> T {
+        try await transaction(operation, .committingCall, writing: true, body)
+    }
+
+    /// How `transaction` wraps its body.
+    private enum Framing {
+        /// BEGIN (this statement), the body, COMMIT.
+        case transaction(PostgresQuery)
+        /// The body alone: each statement its own transaction.
+        case statement
+        /// The body alone, a procedure that commits: as if COMMIT were sent with it.
+        case committingCall
     }
 
     /// Attempts one operation makes at most when the database asks it to retry.
@@ -650,7 +681,7 @@ public final class PostgresTokenStore: TokenStore {
 
     private func transaction<T: Sendable>(
         _ operation: String,
-        begin: PostgresQuery?,
+        _ framing: Framing,
         writing: Bool,
         _ body: @escaping @Sendable (PostgresConnection) async throws -> T
     ) async throws -> T {
@@ -677,7 +708,12 @@ public final class PostgresTokenStore: TokenStore {
                             // (a restart, a terminated backend) before it learns so; a query
                             // written to it is lost, never answered. Take another.
                             if connection.isClosed { throw PostgresFailure.ClosedBeforeUse() }
-                            guard let begin else {
+                            let begin: PostgresQuery
+                            switch framing {
+                            case .transaction(let statement):
+                                begin = statement
+                            case .statement, .committingCall:
+                                if case .committingCall = framing { commitSent.store(true, ordering: .relaxed) }
                                 do { return try await body(connection) } catch {
                                     throw PostgresFailure.passingThrough(error)
                                 }

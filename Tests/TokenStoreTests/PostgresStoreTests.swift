@@ -70,7 +70,7 @@ struct PostgresStoreTests {
             "SELECT count(*), max(version) FROM tokend.schema_migrations",
             database: name
         )
-        #expect(versions.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "4|4", "\(versions)")
+        #expect(versions.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "5|5", "\(versions)")
         for (index, node) in nodes.enumerated() {
             try await node.revokeKey(kid: "k\(index)", at: now, reason: "test")
         }
