@@ -130,6 +130,7 @@ let package = Package(
                 "TokenServer", "TokenService", "TokenStore", "PostgresStore", "PasswordHashing", "Systemd", "JOSE",
                 "TokenCrypto",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),

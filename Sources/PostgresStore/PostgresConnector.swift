@@ -51,7 +51,13 @@ enum PostgresConnector {
         configuration.options.additionalStartupParameters = startupParameters(location)
         configuration.options.minimumConnections = 1
         configuration.options.maximumConnections = max(2, maximumConnections)
-        configuration.options.keepAliveBehavior = .init(frequency: .seconds(15))
+        // No keep-alive queries: postgres-nio arms a keep-alive timer each time a connection
+        // goes back to the pool and cancels it when the next query leases it, which costs two
+        // thread wake-ups per query (a refresh's whole write is one). Idle connections above
+        // the minimum close after the pool's idle timeout (60 s); the heartbeat uses one every
+        // second; and a connection that died in silence is closed by the deadline of the first
+        // operation that uses it.
+        configuration.options.keepAliveBehavior = nil
         return configuration
     }
 

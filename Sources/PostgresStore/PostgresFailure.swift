@@ -1,6 +1,7 @@
 import CodedErrors
 import Glibc
 import NIOCore
+import NIOPosix
 import PostgresNIO
 import Synchronization
 import TokenStore
@@ -233,38 +234,25 @@ func withDeadline<T: Sendable>(
     _ body: @escaping @Sendable (Lease) async throws -> T
 ) async throws -> T {
     let lease = Lease()
-    let work = Task { try await body(lease) }
-    if let result = await result(of: work, within: limit) {
+    let outcome = Outcome<Result<T, any Error>?>()
+    let work = Task(executorPreference: StoreTaskExecutor.preferred) { () async -> Result<T, any Error> in
+        let result: Result<T, any Error>
+        do { result = .success(try await body(lease)) } catch { result = .failure(error) }
+        outcome.resume(result)
+        return result
+    }
+    if let result = await outcome.value(within: limit) {
         return try result.get()
     }
     // The deadline passed, or the caller was cancelled.
     work.cancel()
     await lease.closeHeld()
-    _ = await result(of: work, within: grace)
+    let ended = Outcome<Result<T, any Error>?>()
+    let waiter = Task(executorPreference: StoreTaskExecutor.preferred) { ended.resume(await work.value) }
+    _ = await ended.value(within: grace)
+    waiter.cancel()
     try Task.checkCancellation()
     throw DeadlineExceeded(limit: limit)
-}
-
-/// `work`'s result once it ends, or nil when `limit` passes first or the calling task is
-/// cancelled; `work` itself is left running either way.
-private func result<T: Sendable>(
-    of work: Task<T, any Error>,
-    within limit: Duration
-) async -> Result<T, any Error>? {
-    let outcome = Outcome<Result<T, any Error>?>()
-    let waiter = Task { outcome.resume(await work.result) }
-    let timer = Task {
-        try? await Task.sleep(for: limit)
-        outcome.resume(nil)
-    }
-    let result = await withTaskCancellationHandler {
-        await withCheckedContinuation { continuation in outcome.wait(continuation) }
-    } onCancel: {
-        outcome.resume(nil)
-    }
-    waiter.cancel()
-    timer.cancel()
-    return result
 }
 
 /// A value delivered once, by whichever of several racers comes first, to one waiter that
@@ -292,6 +280,33 @@ private final class Outcome<Value: Sendable>: Sendable {
             }
         }
         if let value { continuation.resume(returning: value) }
+    }
+
+    /// The value once delivered, or nil when `limit` passes first or the calling task is
+    /// cancelled. The timer runs on the calling thread's event loop when there is one (a task
+    /// that prefers a loop), so that it wakes no other thread; else in a task of its own.
+    func value<Wrapped: Sendable>(within limit: Duration) async -> Value where Value == Wrapped? {
+        let cancelTimer: @Sendable () -> Void
+        if let loop = MultiThreadedEventLoopGroup.currentEventLoop {
+            let (seconds, attoseconds) = limit.components
+            let timer = loop.scheduleTask(
+                in: .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+            ) { self.resume(nil) }
+            cancelTimer = { timer.cancel() }
+        } else {
+            let timer = Task(executorPreference: StoreTaskExecutor.preferred) {
+                try? await Task.sleep(for: limit)
+                self.resume(nil)
+            }
+            cancelTimer = { timer.cancel() }
+        }
+        let value = await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in wait(continuation) }
+        } onCancel: {
+            resume(nil)
+        }
+        cancelTimer()
+        return value
     }
 
     /// Delivers `value` unless another value came first.

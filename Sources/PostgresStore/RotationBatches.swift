@@ -78,7 +78,7 @@ final class RotationBatches: Sendable {
         // In a task of its own: the leader's request being cancelled (its client gone, its
         // deadline passed) must not cancel the others' rotations.
         let batch = [own] + others.map(\.rotation)
-        let outcome = await Task { try await run(batch) }.result
+        let outcome = await Task(executorPreference: StoreTaskExecutor.preferred) { try await run(batch) }.result
         for waiter in others {
             waiter.continuation.resume(returning: .done(outcome.map { $0.contains(waiter.rotation.hash) }))
         }

@@ -3,6 +3,7 @@ import Foundation
 import JOSE
 import Logging
 import Metrics
+import NIOPosix
 import PasswordHashing
 import PostgresStore
 import Prometheus
@@ -153,6 +154,12 @@ struct StartFailure: Error, CustomStringConvertible {
 
 /// Wires the pieces together and runs them until SIGTERM.
 struct Daemon {
+    /// One event loop per CPU the daemon may run on (systemd's CPUAffinity=, taskset), shared
+    /// by the HTTP listeners and the PostgreSQL store's connections: a refresh handled on a
+    /// loop whose connection to PostgreSQL is on the same loop crosses no thread. They live as
+    /// long as the process.
+    static let eventLoops = MultiThreadedEventLoopGroup(numberOfThreads: CPUAffinity.allowedCount)
+
     static func openPostgres(
         _ location: PostgresLocation,
         password: TokendConfiguration.Secret?,
@@ -167,7 +174,8 @@ struct Daemon {
                 eventRetention: config.eventRetention,
                 operationTimeout: config.storeTimeout,
                 maximumConnections: config.storeMaxConnections,
-                jwksMaxAge: config.service.jwksMaxAge
+                jwksMaxAge: config.service.jwksMaxAge,
+                eventLoopGroup: eventLoops
             )
         } catch {
             throw StartFailure(description: "cannot open the store TOKEND_STORE=\(location): \(error)")
@@ -323,8 +331,7 @@ struct Daemon {
         let trustedProxies = config.trustedProxies
         var serverConfiguration = HTTPServerConfiguration()
         serverConfiguration.errorRenderer = { error, path in AccountRoutes.renderError(error, path: path) }
-        // One event loop per CPU the daemon may run on (systemd's CPUAffinity=, taskset).
-        serverConfiguration.eventLoopThreads = CPUAffinity.allowedCount
+        serverConfiguration.eventLoopGroup = Self.eventLoops
         serverConfiguration.headerTimeout = config.headerTimeout
         serverConfiguration.bodyTimeout = config.bodyTimeout
         serverConfiguration.maxConnections = config.maxConnections

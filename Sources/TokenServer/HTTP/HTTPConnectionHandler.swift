@@ -1,6 +1,7 @@
 import Glibc
 import Logging
 import NIOCore
+import TokenStore
 
 /// Serves the requests of one connection, in order, straight from the socket's bytes.
 ///
@@ -502,7 +503,10 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         }
         if onEventLoop {
             if loopExecutor == nil { loopExecutor = EventLoopTaskExecutor(eventLoop) }
-            asyncTask = Task(executorPreference: loopExecutor, operation: body)
+            let executor = loopExecutor
+            asyncTask = Task(executorPreference: executor) {
+                await StoreTaskExecutor.$preferred.withValue(executor, operation: body)
+            }
         } else {
             asyncTask = Task(operation: body)
         }

@@ -65,7 +65,10 @@ public final class HTTPServer: Service, Sendable {
             limits: listeners.map { $0.maxConnections ?? configuration.maxConnections },
             metricsFactory: metricsFactory
         )
-        if let threads = configuration.eventLoopThreads {
+        if let group = configuration.eventLoopGroup {
+            self.group = group
+            self.ownsGroup = false
+        } else if let threads = configuration.eventLoopThreads {
             self.group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, threads))
             self.ownsGroup = true
         } else {

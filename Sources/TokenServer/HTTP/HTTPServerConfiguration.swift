@@ -1,4 +1,5 @@
 public import CoreMetrics
+public import NIOCore
 
 /// Limits and timeouts of an ``HTTPServer``.
 public struct HTTPServerConfiguration: Sendable {
@@ -46,6 +47,9 @@ public struct HTTPServerConfiguration: Sendable {
     /// (one loop per core NIO counts, which ignores the CPU affinity a process is pinned to;
     /// tokend passes `CPUAffinity.allowedCount`).
     public var eventLoopThreads: Int?
+    /// Event loops the caller owns (and shuts down), for sharing them with other clients of
+    /// the process; wins over `eventLoopThreads`.
+    public var eventLoopGroup: (any EventLoopGroup)?
 
     public init(
         maxBodyBytes: Int = 65536,
