@@ -9,14 +9,17 @@ import TokenStore
 /// on a connection of its own at start.
 enum PostgresConnector {
     /// Session settings every connection starts with: tokend's schema, commits that are
-    /// durable before they are acknowledged whatever the server's default, and server-side
-    /// bounds on a statement, a lock wait and an idle transaction, so nothing tokend starts can
-    /// hold locks for long.
+    /// durable before they are acknowledged whatever the server's default, READ COMMITTED for
+    /// statements and calls without a BEGIN of their own (`FOR UPDATE` then rechecks a row
+    /// another writer changed, where a stricter default would fail it), and server-side bounds
+    /// on a statement, a lock wait and an idle transaction, so nothing tokend starts can hold
+    /// locks for long.
     static func startupParameters(_ location: PostgresLocation) -> [(String, String)] {
         [
             ("application_name", location.applicationName),
             ("search_path", "tokend"),
             ("synchronous_commit", "on"),
+            ("default_transaction_isolation", "read committed"),
             ("statement_timeout", "30s"),
             ("lock_timeout", "10s"),
             ("idle_in_transaction_session_timeout", "60s"),

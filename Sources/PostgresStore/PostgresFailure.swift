@@ -234,12 +234,15 @@ func withDeadline<T: Sendable>(
     _ body: @escaping @Sendable (Lease) async throws -> T
 ) async throws -> T {
     let lease = Lease()
+    // The work delivers its result twice: to the wait for the deadline, and to the wait for
+    // its end after the deadline passed.
     let outcome = Outcome<Result<T, any Error>?>()
-    let work = Task(executorPreference: StoreTaskExecutor.preferred) { () async -> Result<T, any Error> in
+    let ended = Outcome<Result<T, any Error>?>()
+    let work = Task(executorPreference: StoreTaskExecutor.preferred) {
         let result: Result<T, any Error>
         do { result = .success(try await body(lease)) } catch { result = .failure(error) }
         outcome.resume(result)
-        return result
+        ended.resume(result)
     }
     if let result = await outcome.value(within: limit) {
         return try result.get()
@@ -247,10 +250,7 @@ func withDeadline<T: Sendable>(
     // The deadline passed, or the caller was cancelled.
     work.cancel()
     await lease.closeHeld()
-    let ended = Outcome<Result<T, any Error>?>()
-    let waiter = Task(executorPreference: StoreTaskExecutor.preferred) { ended.resume(await work.value) }
     _ = await ended.value(within: grace)
-    waiter.cancel()
     try Task.checkCancellation()
     throw DeadlineExceeded(limit: limit)
 }
@@ -288,10 +288,7 @@ private final class Outcome<Value: Sendable>: Sendable {
     func value<Wrapped: Sendable>(within limit: Duration) async -> Value where Value == Wrapped? {
         let cancelTimer: @Sendable () -> Void
         if let loop = MultiThreadedEventLoopGroup.currentEventLoop {
-            let (seconds, attoseconds) = limit.components
-            let timer = loop.scheduleTask(
-                in: .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
-            ) { self.resume(nil) }
+            let timer = loop.scheduleTask(in: TimeAmount(limit)) { self.resume(nil) }
             cancelTimer = { timer.cancel() }
         } else {
             let timer = Task(executorPreference: StoreTaskExecutor.preferred) {

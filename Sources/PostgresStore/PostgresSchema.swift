@@ -86,23 +86,35 @@ enum PostgresSchema {
     /// versions when another writer held them, as `FOR UPDATE` does under READ COMMITTED).
     /// Then each such token is spent, its successor inserted, its family's newest access token
     /// noted and a `refresh_rotated` event appended. A duplicate successor hash fails the
-    /// statement, and with it everything it wrote (nothing is committed). Answers the hashes it
-    /// rotated, with the counts of successors, families and events written (equal to their
-    /// number).
+    /// statement, and with it everything it wrote (nothing is committed).
+    ///
+    /// Answers the hashes of the tokens spent to exactly their row's successor, read after the
+    /// write in a snapshot of its own: those this call rotated, and those an earlier call with
+    /// the same rows committed (its connection lost before the answer came, or still waiting
+    /// for a lock when the caller gave up). So a call can be repeated after a lost connection,
+    /// and answers as the first one would have. Also answers the counts of tokens spent,
+    /// successors, families and events this call wrote (all equal, checked before the COMMIT).
+    ///
+    /// Lock waits end after `lock_wait_ms`, which the caller keeps below its own deadline, so
+    /// that a call it has given up on (answering 503) cannot commit long after.
     ///
     /// Tables are named with their schema, so the procedure does not depend on the caller's
     /// `search_path` (a `SET` clause would forbid its COMMIT). It runs only outside a
     /// transaction block: PostgreSQL refuses a COMMIT inside a procedure called within one.
+    /// Its arguments and answer are what running nodes have prepared: a change is a procedure
+    /// of another name in a later migration.
     private static let version5: [String] = [
         """
         CREATE PROCEDURE tokend.rotate_batch(
             hashes bytea[], family_ids text[], nows double precision[], cutoffs double precision[],
             successors bytea[], sealed bytea[], jtis text[], access_expires_at double precision[],
-            subjects text[], details text[],
-            INOUT rotated bytea[] DEFAULT NULL, INOUT successor_count bigint DEFAULT NULL,
-            INOUT family_count bigint DEFAULT NULL, INOUT event_count bigint DEFAULT NULL)
+            subjects text[], details text[], lock_wait_ms integer,
+            INOUT rotated bytea[] DEFAULT NULL, INOUT spent_count bigint DEFAULT NULL,
+            INOUT successor_count bigint DEFAULT NULL, INOUT family_count bigint DEFAULT NULL,
+            INOUT event_count bigint DEFAULT NULL)
         LANGUAGE plpgsql AS $$
         BEGIN
+            PERFORM set_config('lock_timeout', lock_wait_ms || 'ms', true);
             WITH input AS (
                 SELECT * FROM unnest(hashes, family_ids, nows, cutoffs, successors, sealed, jtis,
                     access_expires_at, subjects, details)
@@ -137,17 +149,21 @@ enum PostgresSchema {
                 SELECT i.now, 'refresh_rotated', i.subject, i.detail FROM input i JOIN spent s ON s.hash = i.hash
                 ORDER BY i.position
                 RETURNING 1)
-            SELECT coalesce(array_agg(s.hash), '{}'), (SELECT count(*) FROM successor),
+            SELECT (SELECT count(*) FROM spent), (SELECT count(*) FROM successor),
                 (SELECT count(*) FROM family), (SELECT count(*) FROM event)
-            INTO rotated, successor_count, family_count, event_count
-            FROM spent s;
+            INTO spent_count, successor_count, family_count, event_count;
             -- Not reachable: a duplicate successor fails the statement. Checked before the
             -- COMMIT, so that a batch that wrote otherwise is rolled back, not acknowledged.
-            IF successor_count <> cardinality(rotated) OR family_count <> successor_count
-                OR event_count <> successor_count THEN
+            IF successor_count <> spent_count OR family_count <> spent_count
+                OR event_count <> spent_count THEN
                 RAISE EXCEPTION 'a rotation batch wrote % successors, % families, % events for % tokens',
-                    successor_count, family_count, event_count, cardinality(rotated);
+                    successor_count, family_count, event_count, spent_count;
             END IF;
+            SELECT coalesce(array_agg(t.hash), '{}') INTO rotated
+            FROM tokend.refresh_tokens t
+                JOIN unnest(hashes, family_ids, successors) AS i(hash, family_id, successor)
+                    ON t.hash = i.hash AND t.family_id = i.family_id
+            WHERE t.successor_hash = i.successor;
             COMMIT;
         END
         $$

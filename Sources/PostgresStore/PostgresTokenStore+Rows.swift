@@ -117,13 +117,15 @@ extension PostgresTokenStore {
     }
 
     /// A batch of `rotateIfCurrent`s as one `CALL` (`RotateBatch`), committed when it
-    /// returns: the hashes of the tokens it rotated.
+    /// returns: the hashes of the tokens rotated to their successors (by this call, or by an
+    /// earlier one with the same batch). Lock waits end after `lockWait`.
     static func rotateBatch(
         _ rotations: [ConditionalRotation],
+        lockWait: Duration,
         _ connection: PostgresConnection,
         logger: Logger
     ) async throws -> Set<[UInt8]> {
-        var bindings = PostgresBindings(capacity: 10)
+        var bindings = PostgresBindings(capacity: 11)
         bindings.append(rotations.map { buffer($0.hash) })
         bindings.append(rotations.map(\.familyID))
         bindings.append(rotations.map(\.now))
@@ -138,10 +140,11 @@ extension PostgresTokenStore {
         }
         bindings.append(events.map { $0.subject ?? "" })
         bindings.append(events.map(\.detail))
+        bindings.append(Int32(clamping: Int64(lockWait / .milliseconds(1))))
         let rows = try await connection.execute(PreparedStatements.RotateBatch(bindings: bindings), logger: logger)
         var rotated: Set<[UInt8]> = []
         // The procedure checked the counts before it committed.
-        for try await (hashes, _, _, _) in rows {
+        for try await (hashes, _, _, _, _) in rows {
             for hash in hashes { rotated.insert(bytes(hash)) }
         }
         return rotated

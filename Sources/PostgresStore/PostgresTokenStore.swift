@@ -339,11 +339,13 @@ public final class PostgresTokenStore: TokenStore {
             throw TokenStoreError.conflict("a successor refresh token must be active, in the spent token's family")
         }
         let quiet = quiet
+        let lockWait = min(operationTimeout / 2, .seconds(10))
         return try await rotations.rotate(rotation) { batch in
             // One CALL whose answer comes only once the procedure's COMMIT is durable (a
-            // statement in an implicit transaction would answer before its commit).
+            // statement in an implicit transaction would answer before its commit). Its lock
+            // waits end well inside the operation's deadline.
             try await self.writeCommitting("rotating refresh tokens") { connection in
-                try await Self.rotateBatch(batch, connection, logger: quiet)
+                try await Self.rotateBatch(batch, lockWait: lockWait, connection, logger: quiet)
             }
         }
     }
@@ -655,15 +657,15 @@ public final class PostgresTokenStore: TokenStore {
         try await transaction(operation, .statement, writing: true, body)
     }
 
-    /// Runs `body`, one `CALL` of a procedure that commits its own work before it answers
-    /// (`rotate_batch`): one round trip, and its answer proves the commit. Retried on
-    /// serialization failures and deadlocks (raised before the procedure's COMMIT, so nothing
-    /// was committed), never after a lost connection: the commit may have happened.
+    /// Runs `body`, one `CALL` of a procedure that commits its own work before it answers and
+    /// that can be repeated (`rotate_batch`): one round trip, and its answer proves the commit.
+    /// Retried like `writeOne`, a lost connection included: a repeated call answers as the
+    /// first would have.
     func writeCommitting<T: Sendable>(
         _ operation: String,
         _ body: @escaping @Sendable (PostgresConnection) async throws -> T
     ) async throws -> T {
-        try await transaction(operation, .committingCall, writing: true, body)
+        try await transaction(operation, .statement, writing: true, body)
     }
 
     /// How `transaction` wraps its body.
@@ -672,8 +674,6 @@ public final class PostgresTokenStore: TokenStore {
         case transaction(PostgresQuery)
         /// The body alone: each statement its own transaction.
         case statement
-        /// The body alone, a procedure that commits: as if COMMIT were sent with it.
-        case committingCall
     }
 
     /// Attempts one operation makes at most when the database asks it to retry.
@@ -712,8 +712,7 @@ public final class PostgresTokenStore: TokenStore {
                             switch framing {
                             case .transaction(let statement):
                                 begin = statement
-                            case .statement, .committingCall:
-                                if case .committingCall = framing { commitSent.store(true, ordering: .relaxed) }
+                            case .statement:
                                 do { return try await body(connection) } catch {
                                     throw PostgresFailure.passingThrough(error)
                                 }

@@ -3,9 +3,10 @@ import PostgresNIO
 
 /// The refresh path's statements, prepared once per connection (postgres-nio caches them per
 /// connection by name; each names itself, where postgres-nio's default name is built by
-/// reflection on every query): a rotation's server-side parse and plan of a data-modifying CTE
-/// otherwise cost PostgreSQL twice the CPU of its execution (pgbench at 32 clients on one core:
-/// 2,788 rotations/s prepared, 936/s with every statement parsed again).
+/// reflection on every query). Parsing and planning a rotation's data-modifying CTE again for
+/// every statement cost PostgreSQL twice the CPU of its execution (pgbench at 32 clients on one
+/// core: 2,788 rotations/s prepared, 936/s parsed each time); inside `rotate_batch` PL/pgSQL
+/// keeps that plan per session.
 enum PreparedStatements {
     /// The token with a hash and its family, both rows locked `FOR UPDATE`.
     struct LockTokenAndFamily: TokenAndFamily {
@@ -65,22 +66,24 @@ enum PreparedStatements {
 extension PreparedStatements {
     /// A batch of one-step rotations (`rotateIfCurrent`): one `CALL` of the procedure
     /// `rotate_batch` (schema v5), which commits before it answers. The arrays $1…$10 are its
-    /// input rows by position; the answer is one row: the hashes it rotated, and the counts of
-    /// successors, families and events it wrote.
+    /// input rows by position, $11 its longest lock wait in milliseconds; the answer is one
+    /// row: the hashes of the tokens spent to their row's successor (by this call or an earlier
+    /// one), and the counts of tokens spent, successors, families and events this call wrote.
     struct RotateBatch: PostgresPreparedStatement {
         static let name = "tokend.rotate_batch"
         static let sql = """
             CALL rotate_batch($1::bytea[], $2::text[], $3::float8[], $4::float8[], $5::bytea[],
-                $6::bytea[], $7::text[], $8::float8[], $9::text[], $10::text[], NULL, NULL, NULL, NULL)
+                $6::bytea[], $7::text[], $8::float8[], $9::text[], $10::text[], $11::integer,
+                NULL, NULL, NULL, NULL, NULL)
             """
         static let bindingDataTypes: [PostgresDataType] = [
             .byteaArray, .textArray, .float8Array, .float8Array, .byteaArray,
-            .byteaArray, .textArray, .float8Array, .textArray, .textArray,
+            .byteaArray, .textArray, .float8Array, .textArray, .textArray, .int4,
         ]
         var bindings: PostgresBindings
         func makeBindings() throws -> PostgresBindings { bindings }
-        func decodeRow(_ row: PostgresRow) throws -> ([ByteBuffer], Int64, Int64, Int64) {
-            try row.decode(([ByteBuffer], Int64, Int64, Int64).self)
+        func decodeRow(_ row: PostgresRow) throws -> ([ByteBuffer], Int64, Int64, Int64, Int64) {
+            try row.decode(([ByteBuffer], Int64, Int64, Int64, Int64).self)
         }
     }
 }

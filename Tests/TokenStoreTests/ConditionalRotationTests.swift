@@ -46,6 +46,21 @@ struct ConditionalRotationTests {
         }
     }
 
+    @Test("PostgreSQL: a rotation sent again after its first call committed answers as the first, writing nothing")
+    func repeatedCallAnswersAsTheFirst() async throws {
+        // What the store does when a connection is lost before the CALL's answer came: it sends
+        // the same batch again, which must neither fail nor rotate twice.
+        try await withFamily(.postgres) { store, first in
+            let rotation = Self.rotation(to: "rt-1", at: now + 5, jti: "jti-1")
+            #expect(try await store.rotateIfCurrent(rotation))
+            #expect(try await store.rotateIfCurrent(rotation), "the same successor: this rotation, committed")
+            try await expectRotated(store, from: first, to: "rt-1", at: now + 5, jti: "jti-1")
+            let other = Self.rotation(to: "rt-2", at: now + 6, jti: "jti-2")
+            #expect(try await store.rotateIfCurrent(other) == false, "another successor: the token is not current")
+            try await expectRotated(store, from: first, to: "rt-1", at: now + 5, jti: "jti-1")
+        }
+    }
+
     @Test(
         "one-step rotations after rotations decided in a transaction still note their access token",
         arguments: StoreKind.allCases

@@ -29,8 +29,9 @@ public final class HTTPServer: Service, Sendable {
     private let metricsFactory: any MetricsFactory
     private let registry: ConnectionRegistry
     private let stopSignal = StopSignal()
-    /// The event loops connections are served on: a group of this server's own when the
-    /// configuration asks for a thread count, else NIO's singleton.
+    /// The event loops connections are served on: the caller's group when the configuration
+    /// gives one, a group of this server's own when it asks for a thread count, else NIO's
+    /// singleton.
     private let group: any EventLoopGroup
     private let ownsGroup: Bool
     private let state = Mutex(RunState())

@@ -44,11 +44,11 @@ public struct HTTPServerConfiguration: Sendable {
     /// request's path, so each API can keep its own error body. Nil: the OAuth-style body.
     public var errorRenderer: (@Sendable (_ error: HTTPError, _ path: String) -> HTTPResponse)?
     /// Event loop threads of a group the server owns; nil: NIO's process-wide singleton group
-    /// (one loop per core NIO counts, which ignores the CPU affinity a process is pinned to;
-    /// tokend passes `CPUAffinity.allowedCount`).
+    /// (one loop per core NIO counts, which ignores the CPU affinity a process is pinned to).
     public var eventLoopThreads: Int?
-    /// Event loops the caller owns (and shuts down), for sharing them with other clients of
-    /// the process; wins over `eventLoopThreads`.
+    /// Event loops the caller owns, for sharing them with other clients of the process (tokend:
+    /// one loop per CPU it may run on, shared with its PostgreSQL connections); the server
+    /// never shuts them down. Wins over `eventLoopThreads`.
     public var eventLoopGroup: (any EventLoopGroup)?
 
     public init(
