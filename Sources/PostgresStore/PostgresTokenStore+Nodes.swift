@@ -53,9 +53,11 @@ extension PostgresTokenStore: FleetRegistry {
     public func nodes(lag: Bool) async throws -> [NodeRecord] {
         let quiet = quiet
         // The followed events a node's applied position does not cover (`FollowPosition.covers`).
+        // The casts are on the node's values, as in `followedEvents`, so that both arms can use
+        // the index `events_followed`.
         let uncovered = """
             ((e.transaction_id, e.sequence) > (n.applied_transaction::text::xid8, n.applied_sequence)
-                OR e.transaction_id::text::bigint = ANY(n.pending_transactions))
+                OR e.transaction_id = ANY(n.pending_transactions::text[]::xid8[]))
             """
         let behind =
             lag

@@ -26,6 +26,21 @@ final class AsymmetricKey: Sendable {
     struct DigestContexts {
         let pkey: OpaquePointer
         let hash: OpaquePointer
+
+        /// Hashes `message` into `out` (room for the digest) with `hash`, re-initialised for
+        /// the digest it was set up with (a NULL type skips OpenSSL's per-call digest and
+        /// ENGINE lookup); the digest's length, or nil when OpenSSL fails.
+        func digest(_ message: UnsafeRawBufferPointer, into out: UnsafeMutablePointer<UInt8>) -> Int? {
+            var length: UInt32 = 0
+            guard EVP_DigestInit_ex2(hash, nil, nil) == 1,
+                EVP_DigestUpdate(hash, message.baseAddress, message.count) == 1,
+                EVP_DigestFinal_ex(hash, out, &length) == 1
+            else {
+                OpenSSL.clearErrors()
+                return nil
+            }
+            return Int(length)
+        }
     }
     /// Cleared if OpenSSL refuses to reuse an Ed25519 verify context.
     private let reuseEdDSAContexts = Atomic<Bool>(true)
@@ -151,27 +166,21 @@ final class AsymmetricKey: Sendable {
     /// which reports the error.
     private func signECDSA(_ message: UnsafeRawBufferPointer) -> [UInt8]? {
         let md = digest!
-        guard let contexts = ecdsaSigners.take() ?? makeECDSASigner(md) else { return nil }
-        let der = withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 64 + 128) { buffer -> [UInt8]? in
-            let hashed = buffer.baseAddress!
-            let signed = hashed + 64
-            var length: UInt32 = 0
-            guard EVP_DigestInit_ex2(contexts.hash, nil, nil) == 1,
-                EVP_DigestUpdate(contexts.hash, message.baseAddress, message.count) == 1,
-                EVP_DigestFinal_ex(contexts.hash, hashed, &length) == 1
-            else { return nil }
-            var signedLength = 128
-            guard EVP_PKEY_sign(contexts.pkey, signed, &signedLength, hashed, Int(length)) == 1 else { return nil }
-            return Array(UnsafeBufferPointer(start: signed, count: signedLength))
+        let der = withPooledContexts(ecdsaSigners, make: { makeECDSASigner(md) }) { contexts in
+            withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 64 + 128) { buffer -> [UInt8]? in
+                let hashed = buffer.baseAddress!
+                let signed = hashed + 64
+                guard let length = contexts.digest(message, into: hashed) else { return nil }
+                var signedLength = 128
+                guard EVP_PKEY_sign(contexts.pkey, signed, &signedLength, hashed, length) == 1 else {
+                    OpenSSL.clearErrors()
+                    return nil
+                }
+                return Array(UnsafeBufferPointer(start: signed, count: signedLength))
+            }
         }
-        guard let der, let raw = try? ECDSASignature.raw(fromDER: der, algorithm: algorithm) else {
-            OpenSSL.clearErrors()
-            EVP_PKEY_CTX_free(contexts.pkey)
-            EVP_MD_CTX_free(contexts.hash)
-            return nil
-        }
-        ecdsaSigners.give(contexts)
-        return raw
+        guard let der else { return nil }
+        return try? ECDSASignature.raw(fromDER: der, algorithm: algorithm)
     }
 
     private func makeECDSASigner(_ md: FetchedDigest) -> DigestContexts? {
@@ -234,22 +243,13 @@ final class AsymmetricKey: Sendable {
             withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 96) { buffer -> Bool? in
                 let out = buffer.baseAddress!
                 for i in 0..<prefix { out[i] = AsymmetricKey.sha256DigestInfo[i] }
-                var length: UInt32 = 0
-                // The pooled digest context was set up for `md` when made; a NULL type re-initialises
-                // it for the same digest without OpenSSL's per-call digest (and ENGINE) lookup.
-                guard EVP_DigestInit_ex2(contexts.hash, nil, nil) == 1,
-                    EVP_DigestUpdate(contexts.hash, message.baseAddress, message.count) == 1,
-                    EVP_DigestFinal_ex(contexts.hash, out + prefix, &length) == 1
-                else {
-                    OpenSSL.clearErrors()
-                    return nil
-                }
+                guard let length = contexts.digest(message, into: out + prefix) else { return nil }
                 let result = EVP_PKEY_verify(
                     contexts.pkey,
                     signature.baseAddress?.assumingMemoryBound(to: UInt8.self),
                     signature.count,
                     out,
-                    prefix + Int(length)
+                    prefix + length
                 )
                 if result != 1 { OpenSSL.clearErrors() }
                 return result == 1
@@ -259,16 +259,25 @@ final class AsymmetricKey: Sendable {
         return outcome ?? false
     }
 
-    /// Runs `body` with pooled (or new) digest and verify contexts. Nil from `body` means
-    /// OpenSSL failed on them: they are freed rather than pooled again.
+    /// Runs `body` with pooled (or new) digest and verify contexts.
     private func withDigestVerifier<R>(_ md: FetchedDigest, _ body: (DigestContexts) -> R?) -> R? {
-        guard let contexts = verifiers.take() ?? makeDigestVerifier(md) else { return nil }
+        withPooledContexts(verifiers, make: { makeDigestVerifier(md) }, body)
+    }
+
+    /// Runs `body` with contexts taken from `pool` (or made), and gives them back. Nil from
+    /// `body` means OpenSSL failed on them: they are freed rather than pooled again.
+    private func withPooledContexts<R>(
+        _ pool: ContextPool<DigestContexts>,
+        make: () -> DigestContexts?,
+        _ body: (DigestContexts) -> R?
+    ) -> R? {
+        guard let contexts = pool.take() ?? make() else { return nil }
         guard let result = body(contexts) else {
             EVP_PKEY_CTX_free(contexts.pkey)
             EVP_MD_CTX_free(contexts.hash)
             return nil
         }
-        verifiers.give(contexts)
+        pool.give(contexts)
         return result
     }
 
@@ -326,16 +335,8 @@ final class AsymmetricKey: Sendable {
     ) -> Bool? {
         withDigestVerifier(.sha256) { contexts in
             withUnsafeTemporaryAllocation(byteCount: 32, alignment: 8) { digest -> Bool? in
-                var length: UInt32 = 0
-                guard EVP_DigestInit_ex2(contexts.hash, nil, nil) == 1,
-                    EVP_DigestUpdate(contexts.hash, message.baseAddress, message.count) == 1,
-                    EVP_DigestFinal_ex(contexts.hash, digest.baseAddress!.assumingMemoryBound(to: UInt8.self), &length)
-                        == 1,
-                    length == 32
-                else {
-                    OpenSSL.clearErrors()
-                    return nil
-                }
+                let out = digest.baseAddress!.assumingMemoryBound(to: UInt8.self)
+                guard contexts.digest(message, into: out) == 32 else { return nil }
                 return fixed.verify(r: r, s: s, digest: UnsafeRawBufferPointer(digest))
             }
         }

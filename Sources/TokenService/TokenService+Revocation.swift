@@ -109,10 +109,7 @@ extension TokenService {
         do {
             let publication = try await keyring.fleetPublication()
             let safeAt = lifecycle.safeRotationTime(jwksMaxAge: maxAge, fleet: publication, now: clock.now())
-            let waiting = publication.map {
-                $0.kid == nextKid ? $0.missing : ["some nodes (they list another next key)"]
-            }
-            return (safeAt, safeAt == nil ? waiting ?? [] : [], false)
+            return (safeAt, safeAt == nil ? publication?.lacking(nextKid) ?? [] : [], false)
         } catch {
             return (lifecycle.safeRotationTime(jwksMaxAge: maxAge), [], true)
         }

@@ -95,6 +95,12 @@ public struct KeyPublication: Sendable, Equatable {
         self.missing = missing
         self.everywhereFor = everywhereFor
     }
+
+    /// The live nodes that do not publish `next` yet, as messages name them: when the fleet's
+    /// next key is another one, which nodes lag cannot be told.
+    public func lacking(_ next: String) -> [String] {
+        kid == next ? missing : ["some nodes (they list another next key)"]
+    }
 }
 
 /// A store several nodes share and that keeps one row per node (DESIGN §10): heartbeats, the

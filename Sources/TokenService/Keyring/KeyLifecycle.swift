@@ -79,8 +79,8 @@ public struct KeyLifecycle: Sendable {
             let currentIndex = entries.firstIndex(where: { $0.state == .current })
         else { throw ServiceError.keyring("the keyring has no current or no next key") }
         let kid = entries[nextIndex].kid
-        if !force, let fleet, fleet.kid != kid || !fleet.missing.isEmpty {
-            let missing = fleet.kid != kid ? "some nodes" : fleet.missing.joined(separator: ", ")
+        if !force, let fleet, !fleet.lacking(kid).isEmpty {
+            let missing = fleet.lacking(kid).joined(separator: ", ")
             throw ServiceError.rotationTooEarly(
                 "next key \(kid) is not yet published by every live node (not by \(missing)); its JWKS max-age (\(DurationText.describe(jwksMaxAge))) starts once every node publishes it, or force it for an emergency"
             )
