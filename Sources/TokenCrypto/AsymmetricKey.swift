@@ -166,7 +166,7 @@ final class AsymmetricKey: Sendable {
     /// which reports the error.
     private func signECDSA(_ message: UnsafeRawBufferPointer) -> [UInt8]? {
         let md = digest!
-        let der = withPooledContexts(ecdsaSigners, make: { makeECDSASigner(md) }) { contexts in
+        let der = withPooledContexts(ecdsaSigners, make: makeECDSASigner(md)) { contexts in
             withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 64 + 128) { buffer -> [UInt8]? in
                 let hashed = buffer.baseAddress!
                 let signed = hashed + 64
@@ -261,14 +261,14 @@ final class AsymmetricKey: Sendable {
 
     /// Runs `body` with pooled (or new) digest and verify contexts.
     private func withDigestVerifier<R>(_ md: FetchedDigest, _ body: (DigestContexts) -> R?) -> R? {
-        withPooledContexts(verifiers, make: { makeDigestVerifier(md) }, body)
+        withPooledContexts(verifiers, make: makeDigestVerifier(md), body)
     }
 
     /// Runs `body` with contexts taken from `pool` (or made), and gives them back. Nil from
     /// `body` means OpenSSL failed on them: they are freed rather than pooled again.
     private func withPooledContexts<R>(
         _ pool: ContextPool<DigestContexts>,
-        make: () -> DigestContexts?,
+        make: @autoclosure () -> DigestContexts?,
         _ body: (DigestContexts) -> R?
     ) -> R? {
         guard let contexts = pool.take() ?? make() else { return nil }
