@@ -38,6 +38,9 @@ let package = Package(
         .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
         .systemLibrary(name: "CArgon2", pkgConfig: "libargon2", providers: [.apt(["libargon2-dev"])]),
+        // statx(2) for the store's file checks (glibc's statx needs _GNU_SOURCE, which Swift's
+        // Glibc module is not built with).
+        .systemLibrary(name: "CFileIdentity"),
 
         // Libraries, lowest layer first
         .target(name: "CodedErrors", swiftSettings: strict),
@@ -56,7 +59,7 @@ let package = Package(
         .target(
             name: "TokenStore",
             dependencies: [
-                "JOSE", "TokenCrypto", "CodedErrors",
+                "JOSE", "TokenCrypto", "CodedErrors", "CFileIdentity",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 // The SQLite C API under GRDB, for the rotation's statements (DirectBinding).
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),

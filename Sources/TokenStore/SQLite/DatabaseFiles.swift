@@ -1,3 +1,5 @@
+import CFileIdentity
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -13,11 +15,6 @@ struct DatabaseFiles: Sendable {
     struct Identity: Equatable, Sendable {
         var device: UInt64
         var inode: UInt64
-
-        init(_ info: stat) {
-            device = UInt64(info.st_dev)
-            inode = UInt64(info.st_ino)
-        }
     }
 
     let path: String
@@ -98,10 +95,10 @@ struct DatabaseFiles: Sendable {
 
     /// The device and inode of the database file and its WAL now.
     func opened() throws -> Opened {
-        guard let info = try Self.status(path) else {
+        guard let database = try Self.identity(path) else {
             throw TokenStoreError.unavailable("the database file \(path) does not exist")
         }
-        return Opened(database: Identity(info), wal: try Self.status(walPath).map(Identity.init))
+        return Opened(database: database.identity, wal: try Self.identity(walPath)?.identity)
     }
 
     /// Throws `.unavailable` when a commit made now might not be in the store tokend opens at
@@ -109,7 +106,8 @@ struct DatabaseFiles: Sendable {
     /// since `opened` (SQLite would keep writing to the open, unlinked inode), tokend may no
     /// longer write them, or their file system is read-only. Each reason says what to do.
     ///
-    /// A few `stat`/`access` calls: cheap next to the fsync of a commit.
+    /// A few `statx`/`access` calls: cheap next to the fsync of a commit, as long as they ask
+    /// for nothing that makes the next fsync write the inode (`tokend_file_identity`).
     func checkWritable(opened: Opened) throws {
         try checkInPlace(path, "database file", opened: opened.database)
         if let wal = opened.wal { try checkInPlace(walPath, "write-ahead log", opened: wal) }
@@ -134,13 +132,13 @@ struct DatabaseFiles: Sendable {
     }
 
     private func checkInPlace(_ file: String, _ what: String, opened: Identity) throws {
-        guard let info = try? Self.status(file) else {
+        guard let info = try? Self.identity(file) else {
             throw TokenStoreError.unavailable(
                 "the \(what) \(file) was deleted while tokend had it open: writes are refused, since they "
                     + "would be lost at the next start; restore the database from a backup and restart tokend"
             )
         }
-        guard Identity(info) == opened, info.st_nlink > 0 else {
+        guard info.identity == opened, info.links > 0 else {
             throw TokenStoreError.unavailable(
                 "the \(what) \(file) was replaced while tokend had it open: writes are refused, since they "
                     + "would go to the old file; restart tokend to open the new one"
@@ -170,6 +168,20 @@ struct DatabaseFiles: Sendable {
         guard let slash = trimmed.lastIndex(of: "/") else { return "." }
         if slash == trimmed.startIndex { return "/" }
         return String(trimmed[..<slash])
+    }
+
+    /// The identity and link count of the file at `path`, following symbolic links; nil when
+    /// it does not exist.
+    static func identity(_ path: String) throws -> (identity: Identity, links: UInt32)? {
+        var device: UInt64 = 0
+        var inode: UInt64 = 0
+        var links: UInt32 = 0
+        if tokend_file_identity(path, &device, &inode, &links) == 0 {
+            return (Identity(device: device, inode: inode), links)
+        }
+        let error = errno
+        if error == ENOENT { return nil }
+        throw TokenStoreError.permissions("cannot inspect \(path): \(describe(error))")
     }
 
     /// `stat(2)`, following symbolic links; nil when the file does not exist.
