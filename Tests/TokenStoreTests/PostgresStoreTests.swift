@@ -144,6 +144,40 @@ struct PostgresStoreTests {
         try await store.close()
     }
 
+    @Test("a one-step rotation waiting for a locked family gives up inside the store's deadline and commits nothing")
+    func rotationLockWaitIsBounded() async throws {
+        let cluster = try await SharedPostgresCluster.cluster()
+        let database = "lockwait_" + String(UInt32.random(in: 0...UInt32.max), radix: 36)
+        let url = try await cluster.createDatabase(database)
+        // Lock waits of a rotation end at half the store's deadline (1 s here).
+        let store = try await Self.open(url, timeout: .seconds(2))
+        let directory = try TemporaryDirectory(prefix: "tokend-lockwait")
+        defer { directory.remove() }
+        let first = StoreFixtures.activeToken("rt-0")
+        try await store.createRefreshFamily(StoreFixtures.family(), firstToken: first)
+        let locker = try PostgresFollowingTests.Session(
+            "locker",
+            cluster: cluster,
+            database: database,
+            in: directory.path,
+            steps: ["BEGIN; SELECT id FROM tokend.refresh_families WHERE id = 'fam-1' FOR UPDATE;", "COMMIT;"]
+        )
+        locker.go(0)
+        try await PostgresFollowingTests.waitHoldingTransaction(locker, cluster, database: database)
+        let rotation = ConditionalRotationTests.rotation(to: "rt-1", at: now + 5, jti: "jti-1")
+        await #expect(throws: (any Error).self, "the family stays locked past the rotation's lock wait") {
+            try await store.rotateIfCurrent(rotation)
+        }
+        // The lock goes only now: a CALL still waiting for it (its caller long answered)
+        // would commit the rotation here.
+        locker.go(1)
+        await PostgresFollowingTests.finish(locker)
+        try await Task.sleep(for: .milliseconds(500))
+        #expect(try await store.peek(first.hash).token?.state == .active, "nothing rotated after the answer")
+        #expect(try await store.allEvents().map(\.kind) == ["family_created"])
+        try await store.close()
+    }
+
     @Test("a stopped server: operations answer unavailable within the deadline, health says why; then it recovers")
     func outageAndRecovery() async throws {
         try await withPostgresCluster { cluster in
