@@ -1079,7 +1079,8 @@ for store in refresh_stores:
                   f"{'PASS' if scale >= 3 and verdict(gt) == 'ok' else '**FAIL**'}")
     print()
     if store == "sqlite":
-        print("(The reference: the same transaction as SQLiteTokenStore.updateRefreshToken's rotation with its event, "
+        print("(The reference: the same transaction as SQLiteTokenStore.rotateIfCurrent's rotation with its event "
+              "(DAEMON_SQLITE_TRANSACTION=read-decide: updateRefreshToken's), "
               "prepared statements on libsqlite3, WAL, synchronous = FULL, one writer at a time, on the server core with "
               "as many threads as tokend has clients; each of its threads owns one family. Each tokend connection owns one "
               "refresh family, issued through the admin socket.)")

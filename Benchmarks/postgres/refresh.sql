@@ -13,5 +13,5 @@ CALL tokend.rotate_batch(ARRAY[sha256(convert_to('bench-' || :client_id || '-' |
     ARRAY[sha256(convert_to('bench-' || :client_id || '-' || :next, 'UTF8'))],
     ARRAY[decode(repeat('5a', 760), 'hex')], ARRAY['bench-jti-' || :next],
     ARRAY[extract(epoch FROM now())::float8 + 3600], ARRAY['bench-user-' || :client_id],
-    ARRAY['family=bench-' || :client_id || ' access_jti=bench-jti-' || :next], 2500, NULL, NULL, NULL, NULL, NULL);
+    ARRAY['family=bench-' || :client_id || ' access_jti=bench-jti-' || :next], 2500, NULL);
 \set n :next

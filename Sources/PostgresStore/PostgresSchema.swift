@@ -92,8 +92,8 @@ enum PostgresSchema {
     /// write in a snapshot of its own: those this call rotated, and those an earlier call with
     /// the same rows committed (its connection lost before the answer came, or still waiting
     /// for a lock when the caller gave up). So a call can be repeated after a lost connection,
-    /// and answers as the first one would have. Also answers the counts of tokens spent,
-    /// successors, families and events this call wrote (all equal, checked before the COMMIT).
+    /// and answers as the first one would have. The counts of tokens spent, successors,
+    /// families and events this call wrote must be equal; that is checked before the COMMIT.
     ///
     /// Lock waits end after `lock_wait_ms`, which the caller keeps below its own deadline, so
     /// that a call it has given up on (answering 503) cannot commit long after.
@@ -108,11 +108,13 @@ enum PostgresSchema {
         CREATE PROCEDURE tokend.rotate_batch(
             hashes bytea[], family_ids text[], nows double precision[], cutoffs double precision[],
             successors bytea[], sealed bytea[], jtis text[], access_expires_at double precision[],
-            subjects text[], details text[], lock_wait_ms integer,
-            INOUT rotated bytea[] DEFAULT NULL, INOUT spent_count bigint DEFAULT NULL,
-            INOUT successor_count bigint DEFAULT NULL, INOUT family_count bigint DEFAULT NULL,
-            INOUT event_count bigint DEFAULT NULL)
+            subjects text[], details text[], lock_wait_ms integer, INOUT rotated bytea[] DEFAULT NULL)
         LANGUAGE plpgsql AS $$
+        DECLARE
+            spent_count bigint;
+            successor_count bigint;
+            family_count bigint;
+            event_count bigint;
         BEGIN
             PERFORM set_config('lock_timeout', lock_wait_ms || 'ms', true);
             WITH input AS (

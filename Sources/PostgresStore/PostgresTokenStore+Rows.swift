@@ -144,7 +144,7 @@ extension PostgresTokenStore {
         let rows = try await connection.execute(PreparedStatements.RotateBatch(bindings: bindings), logger: logger)
         var rotated: Set<[UInt8]> = []
         // The procedure checked the counts before it committed.
-        for try await (hashes, _, _, _, _) in rows {
+        for try await hashes in rows {
             for hash in hashes { rotated.insert(bytes(hash)) }
         }
         return rotated

@@ -344,7 +344,7 @@ public final class PostgresTokenStore: TokenStore {
             // One CALL whose answer comes only once the procedure's COMMIT is durable (a
             // statement in an implicit transaction would answer before its commit). Its lock
             // waits end well inside the operation's deadline.
-            try await self.writeCommitting("rotating refresh tokens") { connection in
+            try await self.writeOne("rotating refresh tokens") { connection in
                 try await Self.rotateBatch(batch, lockWait: lockWait, connection, logger: quiet)
             }
         }
@@ -619,7 +619,7 @@ public final class PostgresTokenStore: TokenStore {
         _ operation: String,
         _ body: @escaping @Sendable (PostgresConnection) async throws -> T
     ) async throws -> T {
-        try await transaction(operation, .transaction("BEGIN ISOLATION LEVEL READ COMMITTED"), writing: true, body)
+        try await transaction(operation, begin: "BEGIN ISOLATION LEVEL READ COMMITTED", writing: true, body)
     }
 
     /// Runs `body` in a read-only transaction over one snapshot (REPEATABLE READ).
@@ -627,12 +627,7 @@ public final class PostgresTokenStore: TokenStore {
         _ operation: String,
         _ body: @escaping @Sendable (PostgresConnection) async throws -> T
     ) async throws -> T {
-        try await transaction(
-            operation,
-            .transaction("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"),
-            writing: false,
-            body
-        )
+        try await transaction(operation, begin: "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", writing: false, body)
     }
 
     /// Runs `body` (one statement) outside a transaction: a single read needs no BEGIN and
@@ -641,39 +636,23 @@ public final class PostgresTokenStore: TokenStore {
         _ operation: String,
         _ body: @escaping @Sendable (PostgresConnection) async throws -> T
     ) async throws -> T {
-        try await transaction(operation, .statement, writing: false, body)
+        try await transaction(operation, begin: nil, writing: false, body)
     }
 
     /// Runs `body`, one statement that is its own transaction: one round trip where BEGIN,
-    /// the statement and COMMIT take three. Only for idempotent writes whose loss is harmless
-    /// (a heartbeat, which the next one repeats): postgres-nio ends the statement's rows at
-    /// CommandComplete, before the Sync that commits, so success here does not prove the
-    /// commit. Retried like a read, a lost connection included (running it twice is the same
-    /// as once), so a connection the server closed does not show as an outage.
+    /// the statement and COMMIT take three. Only for writes that can be repeated (running one
+    /// twice is the same as once): retried like a read, a lost connection included, so a
+    /// connection the server closed does not show as an outage.
+    ///
+    /// postgres-nio ends a statement's rows at CommandComplete, before the Sync that commits,
+    /// so a plain statement's success does not prove its commit: fine for a heartbeat, which
+    /// the next one repeats. A `CALL` of a procedure that commits before it answers
+    /// (`rotate_batch`) does prove it.
     func writeOne<T: Sendable>(
         _ operation: String,
         _ body: @escaping @Sendable (PostgresConnection) async throws -> T
     ) async throws -> T {
-        try await transaction(operation, .statement, writing: true, body)
-    }
-
-    /// Runs `body`, one `CALL` of a procedure that commits its own work before it answers and
-    /// that can be repeated (`rotate_batch`): one round trip, and its answer proves the commit.
-    /// Retried like `writeOne`, a lost connection included: a repeated call answers as the
-    /// first would have.
-    func writeCommitting<T: Sendable>(
-        _ operation: String,
-        _ body: @escaping @Sendable (PostgresConnection) async throws -> T
-    ) async throws -> T {
-        try await transaction(operation, .statement, writing: true, body)
-    }
-
-    /// How `transaction` wraps its body.
-    private enum Framing {
-        /// BEGIN (this statement), the body, COMMIT.
-        case transaction(PostgresQuery)
-        /// The body alone: each statement its own transaction.
-        case statement
+        try await transaction(operation, begin: nil, writing: true, body)
     }
 
     /// Attempts one operation makes at most when the database asks it to retry.
@@ -681,7 +660,7 @@ public final class PostgresTokenStore: TokenStore {
 
     private func transaction<T: Sendable>(
         _ operation: String,
-        _ framing: Framing,
+        begin: PostgresQuery?,
         writing: Bool,
         _ body: @escaping @Sendable (PostgresConnection) async throws -> T
     ) async throws -> T {
@@ -708,11 +687,7 @@ public final class PostgresTokenStore: TokenStore {
                             // (a restart, a terminated backend) before it learns so; a query
                             // written to it is lost, never answered. Take another.
                             if connection.isClosed { throw PostgresFailure.ClosedBeforeUse() }
-                            let begin: PostgresQuery
-                            switch framing {
-                            case .transaction(let statement):
-                                begin = statement
-                            case .statement:
+                            guard let begin else {
                                 do { return try await body(connection) } catch {
                                     throw PostgresFailure.passingThrough(error)
                                 }

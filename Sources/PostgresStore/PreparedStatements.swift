@@ -68,13 +68,12 @@ extension PreparedStatements {
     /// `rotate_batch` (schema v5), which commits before it answers. The arrays $1…$10 are its
     /// input rows by position, $11 its longest lock wait in milliseconds; the answer is one
     /// row: the hashes of the tokens spent to their row's successor (by this call or an earlier
-    /// one), and the counts of tokens spent, successors, families and events this call wrote.
+    /// one).
     struct RotateBatch: PostgresPreparedStatement {
         static let name = "tokend.rotate_batch"
         static let sql = """
             CALL rotate_batch($1::bytea[], $2::text[], $3::float8[], $4::float8[], $5::bytea[],
-                $6::bytea[], $7::text[], $8::float8[], $9::text[], $10::text[], $11::integer,
-                NULL, NULL, NULL, NULL, NULL)
+                $6::bytea[], $7::text[], $8::float8[], $9::text[], $10::text[], $11::integer, NULL)
             """
         static let bindingDataTypes: [PostgresDataType] = [
             .byteaArray, .textArray, .float8Array, .float8Array, .byteaArray,
@@ -82,8 +81,8 @@ extension PreparedStatements {
         ]
         var bindings: PostgresBindings
         func makeBindings() throws -> PostgresBindings { bindings }
-        func decodeRow(_ row: PostgresRow) throws -> ([ByteBuffer], Int64, Int64, Int64, Int64) {
-            try row.decode(([ByteBuffer], Int64, Int64, Int64, Int64).self)
+        func decodeRow(_ row: PostgresRow) throws -> [ByteBuffer] {
+            try row.decode([ByteBuffer].self)
         }
     }
 }

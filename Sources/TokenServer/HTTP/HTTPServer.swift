@@ -30,10 +30,8 @@ public final class HTTPServer: Service, Sendable {
     private let registry: ConnectionRegistry
     private let stopSignal = StopSignal()
     /// The event loops connections are served on: the caller's group when the configuration
-    /// gives one, a group of this server's own when it asks for a thread count, else NIO's
-    /// singleton.
+    /// gives one, else NIO's singleton; never shut down by the server.
     private let group: any EventLoopGroup
-    private let ownsGroup: Bool
     private let state = Mutex(RunState())
 
     private struct RunState {
@@ -66,16 +64,7 @@ public final class HTTPServer: Service, Sendable {
             limits: listeners.map { $0.maxConnections ?? configuration.maxConnections },
             metricsFactory: metricsFactory
         )
-        if let group = configuration.eventLoopGroup {
-            self.group = group
-            self.ownsGroup = false
-        } else if let threads = configuration.eventLoopThreads {
-            self.group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, threads))
-            self.ownsGroup = true
-        } else {
-            self.group = MultiThreadedEventLoopGroup.singleton
-            self.ownsGroup = false
-        }
+        self.group = configuration.eventLoopGroup ?? MultiThreadedEventLoopGroup.singleton
     }
 
     /// Why `run()` would refuse the directory of a Unix socket path (group or others may write
@@ -335,7 +324,6 @@ public final class HTTPServer: Service, Sendable {
             group.cancelAll()
         }
         state.withLock { $0.addresses = [] }
-        if ownsGroup { try? await group.shutdownGracefully() }
         logger.info("stopped")
     }
 }

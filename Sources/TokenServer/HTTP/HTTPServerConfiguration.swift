@@ -43,12 +43,10 @@ public struct HTTPServerConfiguration: Sendable {
     /// Shapes the errors the server answers itself (400, 404, 405, 413, 431, 503) for the
     /// request's path, so each API can keep its own error body. Nil: the OAuth-style body.
     public var errorRenderer: (@Sendable (_ error: HTTPError, _ path: String) -> HTTPResponse)?
-    /// Event loop threads of a group the server owns; nil: NIO's process-wide singleton group
-    /// (one loop per core NIO counts, which ignores the CPU affinity a process is pinned to).
-    public var eventLoopThreads: Int?
     /// Event loops the caller owns, for sharing them with other clients of the process (tokend:
     /// one loop per CPU it may run on, shared with its PostgreSQL connections); the server
-    /// never shuts them down. Wins over `eventLoopThreads`.
+    /// never shuts them down. Nil: NIO's process-wide singleton group (one loop per core NIO
+    /// counts, which ignores the CPU affinity a process is pinned to).
     public var eventLoopGroup: (any EventLoopGroup)?
 
     public init(

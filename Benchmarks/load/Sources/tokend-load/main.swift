@@ -42,8 +42,9 @@ let usage = """
                 [--warmup S] [--sealed-bytes B] [--label TEXT] [--transaction one-step|read-decide]
       the raw SQLite reference for refresh rotations: copies tokend's schema from TOKEND_DB (read
       only) into a new PATH (WAL, synchronous = FULL), then T threads (one connection and family
-      each, one writer at a time) run the transaction of SQLiteTokenStore.updateRefreshToken's
-      rotation and its event back to back, prepared statements on libsqlite3.
+      each, one writer at a time) run a rotation and its event back to back, prepared statements
+      on libsqlite3: the four statements of SQLiteTokenStore.rotateIfCurrent (one-step, the
+      default) or the seven of updateRefreshToken's rotation (read-decide).
 
     tokend-load propagation --revoke-socket PATH --admin-socket PATH --watch-sockets P1,P2,…
                 [--count N] [--poll-us U] [--jitter-ms J] [--timeout S] [--label TEXT]
