@@ -116,7 +116,9 @@ struct NotifyTests {
             #expect(response.status == 200)
             #expect(response.text == #"{"active":false}"#)
         case .failure(let error):
-            Issue.record("the request in flight at SIGTERM got no answer: \(error)")
+            Issue.record(
+                "the request in flight at SIGTERM got no answer: \(error); tokend's log:\n\(daemon.log.lastLines(15).redactingSecrets)"
+            )
         }
         connection.value.close()
 

@@ -64,6 +64,8 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     }
 
     private static let unmatchedRoute = "unmatched"
+    /// How long an idle connection told to quiesce waits for a read pass before it closes.
+    private static let quiesceReadPass = TimeAmount.milliseconds(20)
     private static let invalidRoute = "invalid"
     private static let timeoutRoute = "timeout"
 
@@ -196,11 +198,17 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if event is ChannelShouldQuiesceEvent {
             quiescing = true
-            if case .idle = phase, !parser.hasPartialRequest {
+            guard case .idle = phase, !parser.hasPartialRequest else { return }
+            // What the client sent before the shutdown may still wait in the socket (the loop
+            // can run this before its next read): one read pass first, so such a request is
+            // answered, with `Connection: close`, rather than cut off.
+            if writable { context.read() }
+            context.eventLoop.assumeIsolated().scheduleTask(in: Self.quiesceReadPass) {
+                guard case .idle = self.phase, !self.parser.hasPartialRequest else { return }
                 // Output first, then what the client still sends is discarded until it closes
                 // (or the linger timeout): a request crossing the close reads an end of stream
                 // rather than a reset.
-                closeLingering(context: context)
+                self.closeLingering(context: context)
             }
             return
         }
