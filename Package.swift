@@ -41,10 +41,12 @@ let package = Package(
         // statx(2) for the store's file checks (glibc's statx needs _GNU_SOURCE, which Swift's
         // Glibc module is not built with).
         .systemLibrary(name: "CFileIdentity"),
+        // Thread names and SCHED_IDLE for background threads (prctl is variadic).
+        .systemLibrary(name: "CThread"),
 
         // Libraries, lowest layer first
         .target(name: "CodedErrors", swiftSettings: strict),
-        .target(name: "TokenCrypto", dependencies: ["COpenSSL"], swiftSettings: strict),
+        .target(name: "TokenCrypto", dependencies: ["COpenSSL", "CThread"], swiftSettings: strict),
         .target(name: "JOSE", dependencies: ["TokenCrypto"], swiftSettings: strict),
         .target(name: "HTTPSyntax", swiftSettings: strict),
         .target(
@@ -216,7 +218,7 @@ let package = Package(
         ),
         .testTarget(
             name: "PasswordHashingTests",
-            dependencies: ["CodedErrors", "PasswordHashing"],
+            dependencies: ["CodedErrors", "PasswordHashing", "TokenCrypto"],
             swiftSettings: strict
         ),
         .testTarget(

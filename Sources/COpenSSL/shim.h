@@ -93,6 +93,35 @@ static inline X509 *tokend_read_certificate_pem(BIO *bio) {
 static inline int tokend_ec_group_precompute_mult(EC_GROUP *group, BN_CTX *ctx) {
     return EC_GROUP_precompute_mult(group, ctx);
 }
+
+/// ECDSA with a nonce computed ahead (TokenCrypto's `ECDSANonces`), through the low-level
+/// EC_KEY API that OpenSSL 3.0 deprecated but every 3.x keeps; silenced here like the above.
+///
+/// The EC_KEY of an EC key pair (a reference the caller frees with tokend_ec_key_free), or NULL.
+static inline EC_KEY *tokend_ec_key(EVP_PKEY *key) { return EVP_PKEY_get1_EC_KEY(key); }
+static inline void tokend_ec_key_free(EC_KEY *key) { EC_KEY_free(key); }
+
+/// One nonce for `key`'s curve: k from OpenSSL's private DRBG, uniform in [1, n-1], then
+/// *kinv = k^-1 mod n and *r = (k·G).x mod n, in constant time. 1 on success.
+static inline int tokend_ecdsa_nonce(EC_KEY *key, BIGNUM **kinv, BIGNUM **r) {
+    return ECDSA_sign_setup(key, NULL, kinv, r);
+}
+
+/// Signs the `length`-byte `digest` with `key` and the nonce (`kinv`, `r`), writing r‖s, each
+/// `half` bytes big-endian, to `out` (JWS's form, RFC 7518 §3.4). 1 on success; 0 when
+/// OpenSSL fails, also for s = 0 (it asks for another nonce then).
+static inline int tokend_ecdsa_sign_with_nonce(
+    EC_KEY *key, const unsigned char *digest, int length, const BIGNUM *kinv, const BIGNUM *r,
+    unsigned char *out, int half
+) {
+    ECDSA_SIG *signature = ECDSA_do_sign_ex(digest, length, kinv, r, key);
+    if (signature == NULL) return 0;
+    const BIGNUM *sr = NULL, *ss = NULL;
+    ECDSA_SIG_get0(signature, &sr, &ss);
+    int ok = BN_bn2binpad(sr, out, half) == half && BN_bn2binpad(ss, out + half, half) == half;
+    ECDSA_SIG_free(signature);
+    return ok;
+}
 #pragma GCC diagnostic pop
 
 #endif

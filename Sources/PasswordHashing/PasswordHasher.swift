@@ -172,9 +172,9 @@ public final class PasswordHasher: Sendable {
             }
             total.value.add(count, ordering: .relaxed)
         }
-        let helpers = (1..<max(1, threads)).compactMap { _ in PasswordThread.spawn(detached: false, loop) }
+        let helpers = (1..<max(1, threads)).compactMap { _ in BackgroundThread.spawn(detached: false, loop) }
         loop()
-        helpers.forEach(PasswordThread.join)
+        helpers.forEach(BackgroundThread.join)
         let elapsed = start.duration(to: clock.now)
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
         return seconds > 0 ? Double(total.value.load(ordering: .relaxed)) / seconds : 0

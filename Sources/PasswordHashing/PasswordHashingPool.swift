@@ -1,6 +1,6 @@
-internal import CArgon2
 import Glibc
 import Synchronization
+import TokenCrypto
 
 /// Dedicated worker threads taking jobs from a bounded FIFO queue. A job that finds the queue
 /// full is refused at once (`overloaded`) rather than queued, so memory stays bounded.
@@ -86,12 +86,12 @@ final class PasswordHashingPool: @unchecked Sendable {
     func start(workers count: Int) throws(PasswordHashingError) {
         for index in 0..<count {
             locked { liveWorkers += 1 }
-            let started = PasswordThread.spawn(detached: true) { [self] in
-                PasswordThread.setName("tokend-argon2")
+            let started = BackgroundThread.spawn(detached: true) { [self] in
+                BackgroundThread.setName("tokend-argon2")
                 // Hashing yields to the event loops: a sign-in waits longer when the CPU is busy
                 // (and, with the CPU saturated, fills the queue and is answered 503), but
                 // introspection never waits behind a hash.
-                PasswordThread.lowerPriority()
+                BackgroundThread.lowerPriority()
                 self.runWorker()
             }
             if started == nil {
@@ -105,9 +105,9 @@ final class PasswordHashingPool: @unchecked Sendable {
             liveWorkers += 1
             rescuerAlive = true
         }
-        let started = PasswordThread.spawn(detached: true) { [self] in
+        let started = BackgroundThread.spawn(detached: true) { [self] in
             // At the process's own priority: a starved hash is then ordinary work.
-            PasswordThread.setName("tokend-argon2-r")
+            BackgroundThread.setName("tokend-argon2-r")
             self.runRescuer()
         }
         if started == nil {

@@ -42,6 +42,15 @@ final class AsymmetricKey: Sendable {
             return Int(length)
         }
     }
+    /// ES256/ES384 keys that sign: nonces computed ahead (`ECDSANonces`), made at the first
+    /// signature, so that a key that only verifies, or never signs, has none.
+    private let nonces = Mutex<NonceState>(.unmade)
+
+    enum NonceState {
+        case unmade
+        case made(ECDSANonces?)
+    }
+
     /// Cleared if OpenSSL refuses to reuse an Ed25519 verify context.
     private let reuseEdDSAContexts = Atomic<Bool>(true)
 
@@ -158,29 +167,43 @@ final class AsymmetricKey: Sendable {
         return signature
     }
 
-    /// ES256/ES384 on the hot path of minting: hashes `message` with a pooled digest context
-    /// and signs the digest with a pooled `EVP_PKEY_CTX` initialised once for this key
-    /// (OpenSSL allows `EVP_PKEY_sign` again on a context after one `EVP_PKEY_sign_init`),
-    /// so a signature skips the per-call algorithm fetch and context set-up of
-    /// `EVP_DigestSignInit_ex`. Nil when OpenSSL fails here: the caller signs the one-shot way,
-    /// which reports the error.
+    /// ES256/ES384 on the hot path of minting: hashes `message` with a pooled digest context,
+    /// then signs the digest with a nonce computed ahead (`ECDSANonces`) when one is ready, else
+    /// with a pooled `EVP_PKEY_CTX` initialised once for this key (OpenSSL allows
+    /// `EVP_PKEY_sign` again on a context after one `EVP_PKEY_sign_init`), so a signature skips
+    /// the per-call algorithm fetch and context set-up of `EVP_DigestSignInit_ex`. Nil when
+    /// OpenSSL fails here: the caller signs the one-shot way, which reports the error.
     private func signECDSA(_ message: UnsafeRawBufferPointer) -> [UInt8]? {
         let md = digest!
-        let der = withPooledContexts(ecdsaSigners, make: makeECDSASigner(md)) { contexts in
+        let half = algorithm == .es384 ? 48 : 32
+        let precomputed = ecdsaNonces(half: half)
+        return withPooledContexts(ecdsaSigners, make: makeECDSASigner(md)) { contexts in
             withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 64 + 128) { buffer -> [UInt8]? in
                 let hashed = buffer.baseAddress!
                 let signed = hashed + 64
                 guard let length = contexts.digest(message, into: hashed) else { return nil }
+                if let precomputed, precomputed.sign(digest: hashed, length: length, into: signed) {
+                    return Array(UnsafeBufferPointer(start: signed, count: 2 * half))
+                }
                 var signedLength = 128
                 guard EVP_PKEY_sign(contexts.pkey, signed, &signedLength, hashed, length) == 1 else {
                     OpenSSL.clearErrors()
                     return nil
                 }
-                return Array(UnsafeBufferPointer(start: signed, count: signedLength))
+                let der = Array(UnsafeBufferPointer(start: signed, count: signedLength))
+                return try? ECDSASignature.raw(fromDER: der, algorithm: algorithm)
             }
         }
-        guard let der else { return nil }
-        return try? ECDSASignature.raw(fromDER: der, algorithm: algorithm)
+    }
+
+    /// This key's nonce pool, made at its first signature; nil when OpenSSL cannot give one.
+    private func ecdsaNonces(half: Int) -> ECDSANonces? {
+        nonces.withLock { state in
+            if case .made(let made) = state { return made }
+            let made = ECDSANonces(key, half: half)
+            state = .made(made)
+            return made
+        }
     }
 
     private func makeECDSASigner(_ md: FetchedDigest) -> DigestContexts? {

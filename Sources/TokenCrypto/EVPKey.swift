@@ -13,6 +13,18 @@ final class EVPKey: @unchecked Sendable {
 
     var bits: Int { Int(EVP_PKEY_get_bits(pointer)) }
 
+    /// Whether OpenSSL's low-level EC calls may work with this key: not when OpenSSL runs in
+    /// FIPS mode or the key comes from the FIPS provider, whose keys must stay inside it.
+    var allowsLowLevelEC: Bool {
+        guard EVP_default_properties_is_fips_enabled(nil) == 0 else { return false }
+        if let provider = EVP_PKEY_get0_provider(pointer), let name = OSSL_PROVIDER_get0_name(provider),
+            String(cString: name) == "fips"
+        {
+            return false
+        }
+        return true
+    }
+
     /// OpenSSL's name for the key type: "EC", "RSA", "ED25519", "RSA-PSS", …
     var typeName: String {
         guard let name = EVP_PKEY_get0_type_name(pointer) else { return "unknown" }

@@ -81,12 +81,7 @@ final class P256FixedKeyVerifier: @unchecked Sendable {
     /// OpenSSL is in FIPS mode or the key comes from the FIPS provider, or when OpenSSL
     /// cannot build the table.
     init?(publicKey key: EVPKey) {
-        guard EVP_default_properties_is_fips_enabled(nil) == 0 else { return nil }
-        if let provider = EVP_PKEY_get0_provider(key.pointer), let name = OSSL_PROVIDER_get0_name(provider),
-            String(cString: name) == "fips"
-        {
-            return nil
-        }
+        guard key.allowsLowLevelEC else { return nil }
         var encoded = [UInt8](repeating: 0, count: 65)
         var length = 0
         guard

@@ -276,6 +276,7 @@ struct Daemon {
             listener = PostgresEventListener(store: postgres)
         }
         let follows = listener != nil
+        ECDSANoncePrecomputation.isEnabled = config.ecdsaPrecompute
         let keyring: Keyring
         do {
             keyring = try await Keyring(

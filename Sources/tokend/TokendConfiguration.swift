@@ -50,6 +50,9 @@ struct TokendConfiguration: Sendable {
     /// Whether the follower LISTENs for the fleet's notifications (TOKEND_FLEET_NOTIFY, a
     /// diagnostic): off, it learns of other nodes' changes only from its read every second.
     var fleetNotify = true
+    /// Whether ES256/ES384 nonces are computed ahead while the CPU is idle
+    /// (TOKEND_ECDSA_PRECOMPUTE; TokenCrypto's `ECDSANonces`).
+    var ecdsaPrecompute = true
     var logLevel = Logger.Level.info
     var service = ServiceConfiguration()
     var accounts = AccountConfiguration()
@@ -182,6 +185,9 @@ struct TokendConfiguration: Sendable {
             service.maxStaleness = Double(s)
         }
         if let on = check("TOKEND_FLEET_NOTIFY", "1 or 0", { ["1": true, "0": false][$0] }) { fleetNotify = on }
+        if let on = check("TOKEND_ECDSA_PRECOMPUTE", "1 or 0", { ["1": true, "0": false][$0] }) {
+            ecdsaPrecompute = on
+        }
         if let s = check(
             "TOKEND_LEEWAY",
             "\(duration) (at most 5m)",

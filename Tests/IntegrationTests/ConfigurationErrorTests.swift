@@ -27,6 +27,7 @@ struct ConfigurationErrorTests {
         ("TOKEND_MAX_STALENESS", "1s", "0 (never refuse) or a duration from 2s to 1d"),
         ("TOKEND_MAX_STALENESS", "a while", "0 (never refuse) or a duration from 2s to 1d"),
         ("TOKEND_FLEET_NOTIFY", "off", "1 or 0"),
+        ("TOKEND_ECDSA_PRECOMPUTE", "yes", "1 or 0"),
     ]
 
     @Test(

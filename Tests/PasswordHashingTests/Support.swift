@@ -1,6 +1,7 @@
 import CodedErrors
 import Glibc
 import Synchronization
+import TokenCrypto
 
 @testable import PasswordHashing
 
@@ -60,7 +61,7 @@ final class BusyThreads: Sendable {
     init(count: Int) {
         threads = Mutex([])
         for _ in 0..<count {
-            if let thread = PasswordThread.spawn(detached: false, { [self] in self.spin() }) {
+            if let thread = BackgroundThread.spawn(detached: false, { [self] in self.spin() }) {
                 threads.withLock { $0.append(thread) }
             }
         }
@@ -79,7 +80,7 @@ final class BusyThreads: Sendable {
             defer { threads = [] }
             return threads
         }
-        joined.forEach(PasswordThread.join)
+        joined.forEach(BackgroundThread.join)
     }
 }
 

@@ -1,5 +1,6 @@
 import CodedErrors
 import Testing
+import TokenCrypto
 
 @testable import PasswordHashing
 
@@ -125,9 +126,9 @@ extension PasswordHashingSuite {
 
         @Test("hashing runs on the dedicated worker threads, not the caller's")
         func onWorkerThreads() async throws {
-            let name = try await hasher.perform { PasswordThread.currentName }
+            let name = try await hasher.perform { BackgroundThread.currentName }
             #expect(name == "tokend-argon2")
-            #expect(PasswordThread.currentName != "tokend-argon2")
+            #expect(BackgroundThread.currentName != "tokend-argon2")
         }
 
     }

@@ -187,6 +187,7 @@ struct UnitFileTests {
         ("TOKEND_STORE_PASSWORD_FILE", "unset"), ("TOKEND_KEY_ENCRYPTION_KEY_FILE", "unset"),
         ("TOKEND_PREVIOUS_KEY_ENCRYPTION_KEY_FILE", "unset"), ("TOKEND_STORE_TIMEOUT", "5s"),
         ("TOKEND_STORE_MAX_CONNECTIONS", "16"), ("TOKEND_MAX_STALENESS", "30s"), ("TOKEND_FLEET_NOTIFY", "1"),
+        ("TOKEND_ECDSA_PRECOMPUTE", "1"),
     ]
 
     @Test(

@@ -1,0 +1,180 @@
+import Foundation
+import Glibc
+import Synchronization
+import Testing
+
+@testable import TokenCrypto
+
+/// ECDSA nonces computed ahead (`ECDSANonces`): what a signature made with one must still be,
+/// and the rules that keep a nonce from ever serving twice. The pools are filled by calling
+/// `fill()` here: the filler thread runs at SCHED_IDLE, which a busy machine may starve.
+@Suite("ECDSA nonces computed ahead", .serialized)
+struct ECDSANonceTests {
+    private static let curves: [SignatureAlgorithm] = [.es256, .es384]
+
+    private static func half(_ algorithm: SignatureAlgorithm) -> Int { algorithm == .es384 ? 48 : 32 }
+
+    /// A key and an empty pool for it.
+    private static func pool(_ algorithm: SignatureAlgorithm) throws -> (SigningKey, ECDSANonces) {
+        let key = try SigningKey.generate(algorithm)
+        guard case .asymmetric(let asymmetric) = key.material else { throw Failure("not a key pair") }
+        return (key, try #require(ECDSANonces(asymmetric.key, half: half(algorithm))))
+    }
+
+    /// Signs `message` with a nonce from `pool`; nil when the pool gave none.
+    private static func sign(_ message: [UInt8], _ pool: ECDSANonces, _ algorithm: SignatureAlgorithm) -> [UInt8]? {
+        let digest = algorithm == .es384 ? SHA384.hash(message) : SHA256.hash(message)
+        var out = [UInt8](repeating: 0, count: 2 * pool.half)
+        let signed = digest.withUnsafeBufferPointer { digest in
+            out.withUnsafeMutableBufferPointer {
+                pool.sign(digest: digest.baseAddress!, length: digest.count, into: $0.baseAddress!)
+            }
+        }
+        return signed ? out : nil
+    }
+
+    @Test(
+        "an empty pool asks to be filled; each signature takes one nonce and verifies; below half it asks again",
+        arguments: curves
+    )
+    func fillsAndSigns(algorithm: SignatureAlgorithm) throws {
+        let (key, pool) = try Self.pool(algorithm)
+        let message = Array("eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJub25jZSJ9".utf8)
+        // Empty: the caller signs the ordinary way, and the pool asks.
+        #expect(Self.sign(message, pool, algorithm) == nil)
+        pool.fill()
+        #expect(pool.count == ECDSANonces.capacity)
+
+        var rs: Set<[UInt8]> = []
+        // Down to the refill level nothing is added: exactly one nonce per signature.
+        for taken in 1...(ECDSANonces.capacity - ECDSANonces.refillBelow) {
+            let signed = message + [UInt8(taken)]
+            let signature = try #require(Self.sign(signed, pool, algorithm))
+            #expect(pool.count == ECDSANonces.capacity - taken)
+            #expect(try key.verifyingKey.verify(signature: signature, message: signed))
+            rs.insert(Array(signature.prefix(pool.half)))
+        }
+        #expect(rs.count == ECDSANonces.capacity - ECDSANonces.refillBelow, "a nonce served twice")
+        // Full again only once it asked: the first signature below the level asks.
+        pool.fill()
+        #expect(pool.count == ECDSANonces.refillBelow)
+        _ = try #require(Self.sign(message, pool, algorithm))
+        pool.fill()
+        #expect(pool.count == ECDSANonces.capacity)
+    }
+
+    @Test("nonces made before a fork are never used after it", arguments: curves)
+    func forkDropsNonces(algorithm: SignatureAlgorithm) throws {
+        let (key, pool) = try Self.pool(algorithm)
+        let message = Array("a message".utf8)
+        #expect(Self.sign(message, pool, algorithm) == nil)
+        pool.fill()
+        #expect(pool.count == ECDSANonces.capacity)
+        pool.markMadeBeforeFork()
+        #expect(Self.sign(message, pool, algorithm) == nil, "a nonce made before the fork was used after it")
+        #expect(pool.count == 0)
+        // Nonces made after it serve again.
+        pool.fill()
+        let signature = try #require(Self.sign(message, pool, algorithm))
+        #expect(try key.verifyingKey.verify(signature: signature, message: message))
+    }
+
+    @Test("a forked child counts the fork before its own code runs")
+    func forkHandler() throws {
+        _ = NonceFiller.shared
+        let before = NonceFiller.forks.load(ordering: .acquiring)
+        let child = fork()
+        if child == 0 { _exit(NonceFiller.forks.load(ordering: .acquiring) == before + 1 ? 0 : 1) }
+        try #require(child > 0, "fork failed: errno \(errno)")
+        var status: Int32 = 0
+        #expect(waitpid(child, &status, 0) == child)
+        #expect(status == 0, "the child saw no fork (wait status \(status))")
+        #expect(NonceFiller.forks.load(ordering: .acquiring) == before, "the parent counted the fork")
+    }
+
+    @Test("signatures from many threads at once take one nonce each, never the same, and all verify", arguments: curves)
+    func concurrentSignatures(algorithm: SignatureAlgorithm) async throws {
+        let (key, pool) = try Self.pool(algorithm)
+        #expect(Self.sign([], pool, algorithm) == nil)
+        pool.fill()
+        let threads = 8
+        let each = (ECDSANonces.capacity - ECDSANonces.refillBelow) / threads
+        // A signature may find the lock held too long and give up (nil): then it took nothing.
+        let signatures = await withTaskGroup(of: [([UInt8], [UInt8]?)].self) { group in
+            for thread in 0..<threads {
+                group.addTask {
+                    (0..<each).map { i in
+                        let message = Array("thread \(thread) signature \(i)".utf8)
+                        return (message, Self.sign(message, pool, algorithm))
+                    }
+                }
+            }
+            return await group.reduce(into: []) { $0 += $1 }
+        }
+        let signed = signatures.compactMap { message, signature in signature.map { (message, $0) } }
+        #expect(signatures.count == threads * each)
+        #expect(signed.count > 0)
+        #expect(pool.count == ECDSANonces.capacity - signed.count, "not one nonce per signature")
+        #expect(Set(signed.map { Array($0.1.prefix(pool.half)) }).count == signed.count, "a nonce served twice")
+        for (message, signature) in signed {
+            #expect(try key.verifyingKey.verify(signature: signature, message: message))
+        }
+    }
+
+    @Test(
+        "a key's signatures verify and never repeat r, over more signatures than its pool holds",
+        arguments: curves
+    )
+    func keySignatures(algorithm: SignatureAlgorithm) throws {
+        let key = try SigningKey.generate(algorithm)
+        let message = Array("eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ4In0".utf8)
+        var rs: Set<[UInt8]> = []
+        let count = 4 * ECDSANonces.capacity
+        for _ in 0..<count {
+            let signature = try key.sign(message)
+            #expect(signature.count == 2 * Self.half(algorithm))
+            #expect(try key.verifyingKey.verify(signature: signature, message: message))
+            rs.insert(Array(signature.prefix(Self.half(algorithm))))
+        }
+        #expect(rs.count == count, "\(count - rs.count) signatures repeated r: a nonce served twice")
+    }
+
+    @Test("turned off, a key makes no pool")
+    func turnedOff() throws {
+        ECDSANoncePrecomputation.isEnabled = false
+        defer { ECDSANoncePrecomputation.isEnabled = true }
+        let key = try SigningKey.generate(.es256)
+        guard case .asymmetric(let asymmetric) = key.material else { throw Failure("not a key pair") }
+        #expect(ECDSANonces(asymmetric.key, half: 32) == nil)
+    }
+
+    @Test("the filler is one thread named tokend-nonces, at SCHED_IDLE")
+    func fillerThread() async throws {
+        _ = NonceFiller.shared
+        let deadline = ContinuousClock.now + .seconds(10)
+        var seen = "none"
+        while ContinuousClock.now < deadline {
+            let tasks = try FileManager.default.contentsOfDirectory(atPath: "/proc/self/task")
+            let fillers = tasks.filter {
+                (try? String(contentsOfFile: "/proc/self/task/\($0)/comm", encoding: .utf8)) == "tokend-nonces\n"
+            }
+            #expect(fillers.count <= 1, "\(fillers)")
+            if let filler = fillers.first,
+                let stat = try? String(contentsOfFile: "/proc/self/task/\(filler)/stat", encoding: .utf8),
+                let end = stat.range(of: ")")
+            {
+                // Field 41 of stat, the scheduling policy, counted after the parenthesised name.
+                let fields = stat[end.upperBound...].split(separator: " ")
+                seen = String(fields[41 - 3])
+                if seen == "5" { return }
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        Issue.record("no tokend-nonces thread at SCHED_IDLE (5) after 10 s; policy seen: \(seen)")
+    }
+
+    struct Failure: Error, CustomStringConvertible {
+        let description: String
+        init(_ description: String) { self.description = description }
+    }
+}
