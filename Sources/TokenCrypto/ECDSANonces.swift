@@ -139,7 +139,10 @@ final class ECDSANonces: Sendable {
         while pool.withLock({ $0.requested && !$0.failed }) {
             var kinv: OpaquePointer?
             var r: OpaquePointer?
-            guard tokend_ecdsa_nonce(key.pointer, &kinv, &r) == 1, let kinv, let r else {
+            guard let made = NonceFiller.shared.unlessExiting({ tokend_ecdsa_nonce(key.pointer, &kinv, &r) }) else {
+                return
+            }
+            guard made == 1, let kinv, let r else {
                 OpenSSL.clearErrors()
                 if let kinv { BN_clear_free(kinv) }
                 if let r { BN_clear_free(r) }
@@ -185,8 +188,17 @@ final class NonceFiller: Sendable {
     private let pools = Mutex<[Registered]>([])
     private let wakeUp = DispatchSemaphore(value: 0)
 
+    /// Set once the process exits: OpenSSL's own exit handler frees the locks a nonce
+    /// computation takes, so none may run after it (the filler would crash the exit).
+    private let exiting = Mutex(false)
+    /// `forks` when the filler started: in a child of `fork` there is no filler to wait for.
+    private let startedAt = NonceFiller.forks.load(ordering: .acquiring)
+
     private init() {
         pthread_atfork(nil, nil) { NonceFiller.forks.add(1, ordering: .releasing) }
+        // Exit handlers run last registered first: this one before OpenSSL's, registered when
+        // the process first used OpenSSL, which the key this pool is for did.
+        atexit { NonceFiller.shared.stopForExit() }
         // Without the thread no pool is filled, and every signature makes its own nonce.
         _ = BackgroundThread.spawn(detached: true) { [self] in
             BackgroundThread.setName("tokend-nonces")
@@ -203,6 +215,17 @@ final class NonceFiller: Sendable {
     }
 
     fileprivate func wake() { wakeUp.signal() }
+
+    /// Runs `body` (a call into OpenSSL) unless the process is exiting; nil once it is.
+    fileprivate func unlessExiting<T>(_ body: () -> T) -> T? {
+        exiting.withLock { exiting in exiting ? nil : body() }
+    }
+
+    /// Waits for a nonce computation in progress to end, and lets none start after it.
+    private func stopForExit() {
+        guard NonceFiller.forks.load(ordering: .acquiring) == startedAt else { return }
+        exiting.withLock { $0 = true }
+    }
 
     private func run() -> Never {
         while true {
