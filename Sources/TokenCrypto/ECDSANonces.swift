@@ -18,7 +18,7 @@ import Synchronization
 /// - The pool lives in memory only, beside the private key it serves, and goes with it.
 /// - One thread fills every key's pool (`NonceFiller`), one nonce at a time, yielding the CPU
 ///   between them: it works while a request waits for its commit, and at tokend's own priority,
-///   since a SCHED_IDLE filler stalled signatures for up to 0.9 s at 32 clients (waiting for a
+///   since a SCHED_IDLE filler stalled signatures for up to 1.5 s at 32 clients (waiting for a
 ///   lock it held, on a CPU it did not get). A signature never waits for it: with the pool
 ///   empty, or its lock busy, the signature makes its own nonce, as before; under full load
 ///   each nonce the filler makes is one a signature does not.
@@ -81,7 +81,10 @@ final class ECDSANonces: Sendable {
     /// precomputation is off, when OpenSSL's low-level EC calls may not use the key (FIPS), or
     /// when OpenSSL cannot give its EC_KEY. It starts empty.
     init?(_ key: EVPKey, half: Int) {
-        guard Self.enabled.load(ordering: .relaxed), key.allowsLowLevelEC else { return nil }
+        // Not in a child of `fork`: it has no filler, and the parent's may have held its locks.
+        guard Self.enabled.load(ordering: .relaxed), NonceFiller.forks.load(ordering: .acquiring) == 0,
+            key.allowsLowLevelEC
+        else { return nil }
         guard let ecKey = tokend_ec_key(key.pointer) else {
             OpenSSL.clearErrors()
             return nil
@@ -201,8 +204,9 @@ final class NonceFiller: Sendable {
 
     private init() {
         pthread_atfork(nil, nil) { NonceFiller.forks.add(1, ordering: .releasing) }
-        // Exit handlers run last registered first: this one before OpenSSL's, registered when
-        // the process first used OpenSSL, which the key this pool is for did.
+        // Exit handlers run last registered first: this one must run before OpenSSL's, which
+        // OpenSSL registers when it first loads its configuration (done here if not yet).
+        OPENSSL_init_crypto(UInt64(OPENSSL_INIT_LOAD_CONFIG), nil)
         atexit { NonceFiller.shared.stopForExit() }
         // Without the thread no pool is filled, and every signature makes its own nonce.
         _ = BackgroundThread.spawn(detached: true) { [self] in

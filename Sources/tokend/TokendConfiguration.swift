@@ -50,7 +50,7 @@ struct TokendConfiguration: Sendable {
     /// Whether the follower LISTENs for the fleet's notifications (TOKEND_FLEET_NOTIFY, a
     /// diagnostic): off, it learns of other nodes' changes only from its read every second.
     var fleetNotify = true
-    /// Whether ES256/ES384 nonces are computed ahead while the CPU is idle
+    /// Whether ES256/ES384 nonces are computed ahead by the `tokend-nonces` thread
     /// (TOKEND_ECDSA_PRECOMPUTE; TokenCrypto's `ECDSANonces`).
     var ecdsaPrecompute = true
     var logLevel = Logger.Level.info
