@@ -14,7 +14,7 @@ import Synchronization
 ///   twice, could sign different messages with one nonce and reveal the key. Where that can
 ///   happen, turn it off (`isEnabled`, TOKEND_ECDSA_PRECOMPUTE=0).
 /// - A nonce is taken out under the lock and freed (cleared) once used: never twice, never
-///   handed back. A nonce computed before a `fork` is never used after it in the child.
+///   handed back. A child of `fork` never uses the pools: the parent uses the same nonces.
 /// - The pool lives in memory only, beside the private key it serves, and goes with it.
 /// - One thread fills every key's pool (`NonceFiller`), one nonce at a time, yielding the CPU
 ///   between them: it works while a request waits for its commit, and at tokend's own priority,
@@ -40,22 +40,10 @@ final class ECDSANonces: Sendable {
 
     private struct Pool {
         var nonces: [Nonce] = []
-        /// `NonceFiller.forks` when the nonces were made: a child of `fork` holds a copy of
-        /// the parent's, which the parent uses too.
-        var generation: UInt64
         /// The pool asked for nonces and is not full yet: the filler adds to it only then.
         var requested = false
         /// OpenSSL failed to make a nonce for this key: signatures make their own from now on.
         var failed = false
-
-        /// Drops every nonce when the process has forked since they were made.
-        mutating func dropIfForked(_ forks: UInt64) {
-            guard generation != forks else { return }
-            for nonce in nonces { nonce.free() }
-            nonces = []
-            generation = forks
-            requested = false
-        }
     }
 
     private struct ECKey: @unchecked Sendable {
@@ -82,16 +70,14 @@ final class ECDSANonces: Sendable {
     /// when OpenSSL cannot give its EC_KEY. It starts empty.
     init?(_ key: EVPKey, half: Int) {
         // Not in a child of `fork`: it has no filler, and the parent's may have held its locks.
-        guard Self.enabled.load(ordering: .relaxed), NonceFiller.forks.load(ordering: .acquiring) == 0,
-            key.allowsLowLevelEC
-        else { return nil }
+        guard Self.enabled.load(ordering: .relaxed), !NonceFiller.forked, key.allowsLowLevelEC else { return nil }
         guard let ecKey = tokend_ec_key(key.pointer) else {
             OpenSSL.clearErrors()
             return nil
         }
         self.key = ECKey(pointer: ecKey)
         self.half = half
-        self.pool = Mutex(Pool(generation: NonceFiller.forks.load(ordering: .acquiring)))
+        self.pool = Mutex(Pool())
         NonceFiller.shared.add(self)
     }
 
@@ -107,13 +93,13 @@ final class ECDSANonces: Sendable {
     /// `out` (room for `2 * half` bytes); false when the pool is empty or busy, or OpenSSL
     /// fails (the caller signs the ordinary way). Asks for a fill when the pool runs low.
     func sign(digest: UnsafePointer<UInt8>, length: Int, into out: UnsafeMutablePointer<UInt8>) -> Bool {
-        let forks = NonceFiller.forks.load(ordering: .acquiring)
+        // A child of `fork` holds a copy of nonces its parent uses too.
+        guard !NonceFiller.forked else { return false }
         // Never blocks on the lock: its holder may be the filler, preempted. Other signers
         // hold it for a pop: a few tries pass them.
         var taken: (nonce: Nonce?, ask: Bool)?
         for _ in 0..<Self.lockTries where taken == nil {
             taken = pool.withLockIfAvailable { pool -> (nonce: Nonce?, ask: Bool) in
-                pool.dropIfForked(forks)
                 let nonce = pool.nonces.popLast()
                 guard !pool.failed, !pool.requested, pool.nonces.count < Self.refillBelow else {
                     return (nonce, false)
@@ -174,9 +160,6 @@ final class ECDSANonces: Sendable {
 
     /// How many nonces the pool holds now (tests).
     var count: Int { pool.withLock { $0.nonces.count } }
-
-    /// Makes the pool's nonces look as if made before a fork (tests).
-    func markMadeBeforeFork() { pool.withLock { $0.generation &-= 1 } }
 }
 
 /// The one thread that fills every `ECDSANonces` pool, started with the first pool and woken
@@ -184,10 +167,12 @@ final class ECDSANonces: Sendable {
 final class NonceFiller: Sendable {
     static let shared = NonceFiller()
 
-    /// How many times this process has been forked into a child that runs on: the child's
-    /// handler counts it, so a pool sees its nonces were made in another process. (The
-    /// filler thread does not exist in a child: there, signatures make their own nonces.)
-    static let forks = Atomic<UInt64>(0)
+    /// Whether this process is a child of `fork` (set by the child's fork handler): it has no
+    /// filler thread, and holds a copy of nonces its parent uses too, so its signatures make
+    /// their own nonces.
+    private static let inChild = Atomic<Bool>(false)
+
+    static var forked: Bool { inChild.load(ordering: .acquiring) }
 
     private struct Registered {
         weak var pool: ECDSANonces?
@@ -199,11 +184,9 @@ final class NonceFiller: Sendable {
     /// Set once the process exits: OpenSSL's own exit handler frees the locks a nonce
     /// computation takes, so none may run after it (the filler would crash the exit).
     private let exiting = Mutex(false)
-    /// `forks` when the filler started: in a child of `fork` there is no filler to wait for.
-    private let startedAt = NonceFiller.forks.load(ordering: .acquiring)
 
     private init() {
-        pthread_atfork(nil, nil) { NonceFiller.forks.add(1, ordering: .releasing) }
+        pthread_atfork(nil, nil) { NonceFiller.inChild.store(true, ordering: .releasing) }
         // Exit handlers run last registered first: this one must run before OpenSSL's, which
         // OpenSSL registers when it first loads its configuration (done here if not yet).
         OPENSSL_init_crypto(UInt64(OPENSSL_INIT_LOAD_CONFIG), nil)
@@ -231,7 +214,8 @@ final class NonceFiller: Sendable {
 
     /// Waits for a nonce computation in progress to end, and lets none start after it.
     private func stopForExit() {
-        guard NonceFiller.forks.load(ordering: .acquiring) == startedAt else { return }
+        // A child of `fork` has no filler to wait for.
+        guard !NonceFiller.forked else { return }
         exiting.withLock { $0 = true }
     }
 
