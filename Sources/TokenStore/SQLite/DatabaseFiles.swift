@@ -18,23 +18,26 @@ struct DatabaseFiles: Sendable {
     }
 
     let path: String
-
-    var walPath: String { path + "-wal" }
-    var shmPath: String { path + "-shm" }
-    var all: [String] { [path, walPath, shmPath] }
-
+    // Derived once: `checkWritable` runs after every commit.
+    let walPath: String
+    let shmPath: String
     /// The directory holding the database: `.` for a bare file name.
-    var directory: String {
-        guard let slash = path.lastIndex(of: "/") else { return "." }
-        if slash == path.startIndex { return "/" }
-        return String(path[..<slash])
-    }
+    let directory: String
+
+    var all: [String] { [path, walPath, shmPath] }
 
     init(path: String) throws {
         guard !path.isEmpty, !path.hasSuffix("/") else {
             throw TokenStoreError.unavailable("the database path '\(path)' does not name a file")
         }
         self.path = path
+        walPath = path + "-wal"
+        shmPath = path + "-shm"
+        if let slash = path.lastIndex(of: "/") {
+            directory = slash == path.startIndex ? "/" : String(path[..<slash])
+        } else {
+            directory = "."
+        }
     }
 
     /// Creates the directory (0700) and the database file (0600) when missing, and refuses
