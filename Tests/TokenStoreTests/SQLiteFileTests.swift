@@ -189,10 +189,54 @@ struct SQLiteFileTests {
 
             for _ in 0..<2 {
                 let again = try await SQLiteTokenStore.open(path: path, logger: logger)
-                #expect(try await again.integerForTesting("SELECT count(*) FROM grdb_migrations") == 3)
+                #expect(try await again.integerForTesting("SELECT count(*) FROM grdb_migrations") == 4)
                 #expect(try await again.loadRevocations(now: now).revokedKeys == ["k"])
                 try await again.close()
             }
+        }
+    }
+
+    @Test("a v3 database's refresh tokens move to the v4 rowid table as they were, and rotate on")
+    func refreshTokensMoveToV4() async throws {
+        try await withTemporaryDirectory { directory in
+            let path = directory.file("tokend.db")
+            let withoutRowID = """
+                SELECT count(*) FROM sqlite_master
+                WHERE type = 'table' AND name = 'refresh_tokens' AND sql LIKE '%WITHOUT ROWID%'
+                """
+            let old = try await SQLiteTokenStore.openForTesting(path: path, logger: logger, upTo: "v3-user-identifiers")
+            #expect(try await old.integerForTesting(withoutRowID) == 1)
+            let family = StoreFixtures.family()
+            let first = StoreFixtures.activeToken("rt-0")
+            try await old.createRefreshFamily(family, firstToken: first)
+            #expect(
+                try await old.rotateIfCurrent(ConditionalRotationTests.rotation(to: "rt-1", at: now + 5, jti: "jti-1"))
+            )
+            let spent = try #require(try await old.refreshToken(hash: first.hash).token)
+            let active = try #require(try await old.refreshToken(hash: StoreFixtures.hash("rt-1")).token)
+            #expect(spent.state == .spent && spent.successorSealed != nil)
+            try await old.close()
+
+            let store = try await SQLiteTokenStore.open(path: path, logger: logger)
+            #expect(try await store.integerForTesting(withoutRowID) == 0)
+            #expect(try await store.refreshToken(hash: first.hash).token == spent)
+            #expect(try await store.refreshToken(hash: active.hash).token == active)
+            let next = ConditionalRotationTests.rotation(of: "rt-1", to: "rt-2", at: now + 10, jti: "jti-2")
+            #expect(try await store.rotateIfCurrent(next))
+            #expect(try await store.refreshToken(hash: active.hash).token?.state == .spent)
+            #expect(try await store.refreshToken(hash: StoreFixtures.hash("rt-2")).token?.state == .active)
+            // Still one token per hash, and still gone with its family.
+            await #expect(throws: (any Error).self) {
+                try await store.executeForTesting(
+                    """
+                    INSERT INTO refresh_tokens (hash, family_id, state, created_at)
+                    SELECT hash, family_id, 'active', 0 FROM refresh_tokens LIMIT 1
+                    """
+                )
+            }
+            try await store.executeForTesting("DELETE FROM refresh_families WHERE id = '\(family.id)'")
+            #expect(try await store.integerForTesting("SELECT count(*) FROM refresh_tokens") == 0)
+            try await store.close()
         }
     }
 

@@ -26,6 +26,9 @@ enum StoreSchema {
             try db.execute(sql: version3)
             try claimExistingIdentifiers(db)
         }
+        migrator.registerMigration("v4-refresh-tokens-in-order", foreignKeyChecks: .immediate) { db in
+            try db.execute(sql: version4)
+        }
         return migrator
     }()
 
@@ -164,6 +167,31 @@ enum StoreSchema {
             public_id TEXT NOT NULL REFERENCES users (public_id) ON DELETE CASCADE
         ) STRICT, WITHOUT ROWID;
         CREATE INDEX user_identifiers_by_user ON user_identifiers (public_id);
+        """
+
+    /// Refresh tokens in a rowid table, in the order they were issued, found by hash through
+    /// the primary key's index. As a `WITHOUT ROWID` table keyed by a random hash, each
+    /// rotation wrote its new row, up to 1 KiB with the sealed successor, into a random page of
+    /// the whole table, and spent a row in another: pages read back, split and checkpointed
+    /// one by one. In issue order the new row and the one spent next (its predecessor) are in
+    /// the table's last pages, which concurrent rotations share in one group commit; only the
+    /// index on the hash, 40 bytes a row, takes a random page.
+    private static let version4 = """
+        CREATE TABLE refresh_tokens_v4 (
+            hash BLOB NOT NULL PRIMARY KEY CHECK (length(hash) = 32),
+            family_id TEXT NOT NULL REFERENCES refresh_families (id) ON DELETE CASCADE,
+            state TEXT NOT NULL CHECK (state IN ('active', 'spent')),
+            created_at REAL NOT NULL,
+            spent_at REAL,
+            successor_hash BLOB CHECK (successor_hash IS NULL OR length(successor_hash) = 32),
+            successor_sealed BLOB
+        ) STRICT;
+        INSERT INTO refresh_tokens_v4 (hash, family_id, state, created_at, spent_at, successor_hash, successor_sealed)
+            SELECT hash, family_id, state, created_at, spent_at, successor_hash, successor_sealed
+            FROM refresh_tokens ORDER BY created_at;
+        DROP TABLE refresh_tokens;
+        ALTER TABLE refresh_tokens_v4 RENAME TO refresh_tokens;
+        CREATE INDEX refresh_tokens_by_family ON refresh_tokens (family_id);
         """
 
     /// Gives the users of a database written before `user_identifiers` their identifiers.
