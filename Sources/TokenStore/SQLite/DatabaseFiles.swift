@@ -18,7 +18,7 @@ struct DatabaseFiles: Sendable {
     }
 
     let path: String
-    // Derived once: `checkWritable` runs after every commit.
+    // Derived once: `checkWritable` runs before and after every batch of writes.
     let walPath: String
     let shmPath: String
     /// The directory holding the database: `.` for a bare file name.

@@ -18,10 +18,9 @@ import Synchronization
 ///   dispatch queues, so an event loop or the cooperative pool never blocks on disk.
 /// - Files are 0600 and an existing database that group or others can read is refused.
 /// - A write is acknowledged only if it is in the files tokend opens at its next start: every
-///   transaction checks, before it begins (unless the previous commit checked less than 1 ms
-///   ago) and after it commits, that the database file and its WAL are still the ones opened
-///   and writable (`DatabaseFiles.checkWritable`), and its writes fail with `.unavailable`
-///   otherwise. Whether writes work is tracked here, for `health()`, and each
+///   write checks, before it begins and after it commits, that the database file and its WAL
+///   are still the ones opened and writable (`DatabaseFiles.checkWritable`), and fails with
+///   `.unavailable` otherwise. Whether writes work is tracked here, for `health()`, and each
 ///   change of it is logged once.
 ///
 /// `Sendable`: immutable after `open` but for `writeFailure` and `writeQueue`,
@@ -41,11 +40,6 @@ public final class SQLiteTokenStore: TokenStore {
     private let logger: Logger
     /// Why writes fail, from the first failure until a write succeeds; nil while they work.
     private let writeFailure = FailureRecord()
-    /// When a commit last found the files still writable (`DispatchTime` nanoseconds); only the
-    /// writer reads and sets it.
-    private let filesCheckedAt = Atomic<UInt64>(0)
-    /// How recent that check must be for the next batch to begin without one of its own.
-    private static let recheckAfterNanoseconds: UInt64 = 1_000_000
     /// Mutations waiting for the writer (`write`'s group commit).
     let writeQueue = Mutex(WriteQueue())
 
@@ -782,20 +776,11 @@ public final class SQLiteTokenStore: TokenStore {
         var applied: [PendingWrite] = []
         var refused: [(write: PendingWrite, error: any Error)] = []
         do {
-            // Nothing is written to a deleted, replaced or read-only file… unless the last
-            // commit found the files fine less than a millisecond ago: back-to-back batches
-            // (every batch under load) skip these few system calls, and a file that goes in
-            // between is caught below, as one that goes while a commit runs is.
-            let checkedAt = filesCheckedAt.load(ordering: .relaxed)
-            if checkedAt == 0 || writeFailure.current != nil
-                || DispatchTime.now().uptimeNanoseconds &- checkedAt > Self.recheckAfterNanoseconds
-            {
-                try files.checkWritable(opened: opened)
-            }
+            // Nothing is written to a deleted, replaced or read-only file…
+            try files.checkWritable(opened: opened)
             try Self.apply(batch, db, applied: &applied, refused: &refused)
             // …and a commit is not acknowledged if the file went while it ran.
             try files.checkWritable(opened: opened)
-            filesCheckedAt.store(DispatchTime.now().uptimeNanoseconds, ordering: .relaxed)
         } catch {
             noteWriteFailure(error)
             for write in batch {
