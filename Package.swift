@@ -228,7 +228,7 @@ let package = Package(
         ),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["JOSE", "TokenCrypto", "TokenTestSupport"],
+            dependencies: ["JOSE", "TokenCrypto", "TokenStore", "TokenTestSupport"],
             swiftSettings: strict
         ),
     ],

@@ -8,6 +8,7 @@ import PasswordHashing
 import PostgresStore
 import Prometheus
 import ServiceLifecycle
+import Synchronization
 import Systemd
 import TokenCrypto
 import TokenServer
@@ -253,12 +254,27 @@ struct Daemon {
         var listener: PostgresEventListener?
         switch config.store {
         case .sqlite(let path):
+            // A migration that rebuilds a table of a large database can outlast systemd's
+            // start timeout (60 s in the unit): while one runs, ask for more time every 10 s
+            // and say what is going on, rather than be killed and start it over.
+            let keepAlive = Mutex<Task<Void, Never>?>(nil)
+            defer { keepAlive.withLock { $0?.cancel() } }
+            let notifier = notifier
             do {
                 store = try await SQLiteTokenStore.open(
                     path: path,
                     logger: logger,
                     eventRetention: config.eventRetention
-                )
+                ) { pending in
+                    notifier.status("migrating the token database to \(pending.last ?? "")")
+                    let task = Task {
+                        while !Task.isCancelled {
+                            notifier.extendTimeout(by: .seconds(30))
+                            try? await Task.sleep(for: .seconds(10))
+                        }
+                    }
+                    keepAlive.withLock { $0 = task }
+                }
             } catch {
                 throw StartFailure(description: "cannot open the store sqlite:\(path): \(error)")
             }

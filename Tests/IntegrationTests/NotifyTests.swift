@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TokenStore
 import TokenTestSupport
 
 #if canImport(Glibc)
@@ -46,7 +47,46 @@ struct NotifyTests {
             #expect(statusLine?.isEmpty == false, "tokend sends a STATUS= summary")
             #expect(!listener.messages.contains { $0["WATCHDOG"] != nil }, "no WATCHDOG=1 without WATCHDOG_USEC")
             #expect(!listener.messages.contains { $0["STOPPING"] != nil })
+            #expect(!listener.messages.contains { $0["EXTEND_TIMEOUT_USEC"] != nil }, "a new database migrates at once")
         }
+    }
+
+    @Test(
+        "a database of an older schema: STATUS= says it migrates and EXTEND_TIMEOUT_USEC= asks for time, then READY=1"
+    )
+    func migrationAsksForTime() async throws {
+        let sandbox = try Sandbox("notify-migrate")
+        defer { sandbox.remove() }
+        // A database as the binaries before v4 left it.
+        let old = try await SQLiteTokenStore.openForTesting(
+            path: sandbox.storePath,
+            logger: StoreFixtures.quietLogger,
+            upTo: "v3-user-identifiers"
+        )
+        try await old.close()
+        let daemon = try await Tokend.start(sandbox, notify: true, waitUntilServing: false)
+        do {
+            let listener = try #require(daemon.notify)
+            let (extendIndex, extend) = try await listener.waitFor("EXTEND_TIMEOUT_USEC=") {
+                $0["EXTEND_TIMEOUT_USEC"] != nil
+            }
+            #expect(extend["EXTEND_TIMEOUT_USEC"] == "30000000", "\(extend)")
+            let status = listener.messages.compactMap { $0["STATUS"] }
+            #expect(
+                status.first == "migrating the token database to v4-refresh-tokens-in-order",
+                "\(status)"
+            )
+            _ = try await listener.waitFor("READY=1 after the migration", after: extendIndex + 1) { $0["READY"] == "1" }
+            #expect(daemon.log.contains("migrating the token database"))
+            #expect(daemon.log.contains("migrated the token database"))
+            let token = try await daemon.issue(sub: "after-migration")
+            #expect(try await daemon.isActive(token.accessToken))
+        } catch {
+            Issue.record("tokend log:\n\(daemon.log.lastLines(30).redactingSecrets)")
+            await daemon.stop()
+            throw error
+        }
+        #expect(await daemon.stop() == .exited(0))
     }
 
     @Test("SIGTERM: STOPPING=1, the request in flight still gets its answer, exit code 0, socket files removed")

@@ -1,5 +1,6 @@
 import CodedErrors
 import Foundation
+import Synchronization
 import Testing
 import TokenStore
 import TokenTestSupport
@@ -177,7 +178,9 @@ struct SQLiteFileTests {
             let fd = open(path, O_CREAT | O_WRONLY, 0o600)
             #expect(fd >= 0)
             close(fd)
-            let store = try await SQLiteTokenStore.open(path: path, logger: logger)
+            let announced = LockedPending()
+            let store = try await SQLiteTokenStore.open(path: path, logger: logger) { announced.set($0) }
+            #expect(announced.value == nil, "a new database is not announced as migrating")
             let tables = """
                 SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN
                 ('refresh_families', 'refresh_tokens', 'revoked_access_tokens', 'subject_cutoffs',
@@ -188,7 +191,8 @@ struct SQLiteFileTests {
             try await store.close()
 
             for _ in 0..<2 {
-                let again = try await SQLiteTokenStore.open(path: path, logger: logger)
+                let again = try await SQLiteTokenStore.open(path: path, logger: logger) { announced.set($0) }
+                #expect(announced.value == nil, "nothing to migrate, nothing announced")
                 #expect(try await again.integerForTesting("SELECT count(*) FROM grdb_migrations") == 4)
                 #expect(try await again.loadRevocations(now: now).revokedKeys == ["k"])
                 try await again.close()
@@ -217,8 +221,17 @@ struct SQLiteFileTests {
             #expect(spent.state == .spent && spent.successorSealed != nil)
             try await old.close()
 
-            let store = try await SQLiteTokenStore.open(path: path, logger: logger)
+            let announced = LockedPending()
+            let store = try await SQLiteTokenStore.open(path: path, logger: logger) { announced.set($0) }
+            #expect(announced.value == ["v4-refresh-tokens-in-order"], "the migration is announced before it runs")
             #expect(try await store.integerForTesting(withoutRowID) == 0)
+            // In issue order, and the family's index is back (cascades and compaction use it).
+            #expect(
+                try await store.integerForTesting("SELECT rowid FROM refresh_tokens WHERE created_at = \(now)") == 1
+            )
+            let familyIndex =
+                "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = 'refresh_tokens_by_family'"
+            #expect(try await store.integerForTesting(familyIndex) == 1)
             #expect(try await store.refreshToken(hash: first.hash).token == spent)
             #expect(try await store.refreshToken(hash: active.hash).token == active)
             let next = ConditionalRotationTests.rotation(of: "rt-1", to: "rt-2", at: now + 10, jti: "jti-2")
@@ -431,4 +444,11 @@ struct SQLiteFileTests {
         #expect(FileManager.default.createFile(atPath: destination, contents: bytes))
         #expect(chmod(destination, 0o600) == 0)
     }
+}
+
+/// What `SQLiteTokenStore.open` announced it would migrate (nil: nothing).
+final class LockedPending: Sendable {
+    private let pending = Mutex<[String]?>(nil)
+    func set(_ value: [String]) { pending.withLock { $0 = value } }
+    var value: [String]? { pending.withLock { $0 } }
 }

@@ -73,18 +73,23 @@ public final class SQLiteTokenStore: TokenStore {
     /// - Parameters:
     ///   - eventRetention: seconds of events `compact` keeps; nil (the default) keeps all.
     ///   - busyTimeout: how long a write waits for another process holding the database.
+    ///   - migrating: called, before they run, with the migrations an existing database is
+    ///     about to get (one rebuilds a table, which takes a while on a large database); not
+    ///     called for a new database or one already up to date.
     public static func open(
         path: String,
         logger: Logger,
         eventRetention: Double? = nil,
-        busyTimeout: Double = 5
+        busyTimeout: Double = 5,
+        migrating: (@Sendable (_ pending: [String]) -> Void)? = nil
     ) async throws -> SQLiteTokenStore {
         try await open(
             path: path,
             logger: logger,
             eventRetention: eventRetention,
             busyTimeout: busyTimeout,
-            migratingUpTo: nil
+            migratingUpTo: nil,
+            migrating: migrating
         )
     }
 
@@ -95,7 +100,8 @@ public final class SQLiteTokenStore: TokenStore {
         logger: Logger,
         eventRetention: Double?,
         busyTimeout: Double,
-        migratingUpTo target: String?
+        migratingUpTo target: String?,
+        migrating: (@Sendable (_ pending: [String]) -> Void)? = nil
     ) async throws -> SQLiteTokenStore {
         precondition(eventRetention.map { $0 > 0 } ?? true, "eventRetention must be positive")
         let files = try DatabaseFiles(path: path)
@@ -119,8 +125,9 @@ public final class SQLiteTokenStore: TokenStore {
             }
         }
         let opened: DatabaseFiles.Opened
+        let migrated: Bool
         do {
-            try await migrate(pool, path: path, upTo: target)
+            migrated = try await migrate(pool, path: path, upTo: target, logger: logger, migrating: migrating)
             opened = try files.opened()
         } catch {
             try? await offload { try closeConnections(pool, checkpointer) }
@@ -132,7 +139,7 @@ public final class SQLiteTokenStore: TokenStore {
                 "path": "\(path)", "created": "\(created)", "schema": "\(target ?? StoreSchema.latestVersion)",
             ]
         )
-        return SQLiteTokenStore(
+        let store = SQLiteTokenStore(
             path: path,
             eventRetention: eventRetention,
             pool: pool,
@@ -141,6 +148,9 @@ public final class SQLiteTokenStore: TokenStore {
             opened: opened,
             logger: logger
         )
+        // A table rebuilt leaves its copy in the WAL, which PASSIVE checkpoints never shrink.
+        if migrated { _ = await store.truncateWAL() }
+        return store
     }
 
     /// The connection that runs the writer's checkpoints, or nil (logged) when it cannot be
@@ -183,11 +193,20 @@ public final class SQLiteTokenStore: TokenStore {
     }
 
     /// Refuses another program's database or a newer schema, then applies the missing
-    /// migrations (up to `target` when one is given).
-    private static func migrate(_ pool: DatabasePool, path: String, upTo target: String?) async throws {
+    /// migrations (up to `target` when one is given), saying so first when the database
+    /// already held a schema (`migrating`, and a log line before and after). True when it
+    /// migrated such a database.
+    @discardableResult
+    private static func migrate(
+        _ pool: DatabasePool,
+        path: String,
+        upTo target: String?,
+        logger: Logger,
+        migrating: (@Sendable ([String]) -> Void)?
+    ) async throws -> Bool {
         let migrator = StoreSchema.migrator
         do {
-            try await pool.read { db in
+            let (applied, existing, liveBytes) = try await pool.read { db -> ([String], Bool, Int64) in
                 let applicationID = try Int32.fetchOne(db, sql: "PRAGMA application_id") ?? 0
                 let objects = try Int.fetchOne(db, sql: "SELECT count(*) FROM sqlite_master") ?? 0
                 if applicationID != StoreSchema.applicationID, objects > 0 {
@@ -204,19 +223,66 @@ public final class SQLiteTokenStore: TokenStore {
                             + "tokend; run that version or restore a backup"
                     )
                 }
+                let pages = try Int64.fetchOne(db, sql: "PRAGMA page_count") ?? 0
+                let free = try Int64.fetchOne(db, sql: "PRAGMA freelist_count") ?? 0
+                let pageSize = try Int64.fetchOne(db, sql: "PRAGMA page_size") ?? 4096
+                return (try migrator.appliedMigrations(db), objects > 0, (pages - free) * pageSize)
+            }
+            var pending = migrator.migrations.filter { !applied.contains($0) }
+            if let target, let end = pending.firstIndex(of: target) { pending = Array(pending[...end]) }
+            let started = ContinuousClock.now
+            if existing, pending.contains(StoreSchema.tableRebuild) {
+                try checkRoomToRebuild(path: path, liveBytes: liveBytes)
+            }
+            if existing, !pending.isEmpty {
+                logger.notice(
+                    "migrating the token database; a large one takes a while",
+                    metadata: [
+                        "path": "\(path)", "from": "\(applied.last ?? "none")",
+                        "migrations": "\(pending.joined(separator: " "))",
+                    ]
+                )
+                migrating?(pending)
             }
             if let target {
                 try await offload { try migrator.migrate(pool, upTo: target) }
-                return
-            }
-            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-                migrator.asyncMigrate(pool) { result in
-                    continuation.resume(with: result.map { _ in () })
+            } else {
+                try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+                    migrator.asyncMigrate(pool) { result in
+                        continuation.resume(with: result.map { _ in () })
+                    }
                 }
             }
+            if existing, !pending.isEmpty {
+                let seconds = (ContinuousClock.now - started).components.seconds
+                logger.notice(
+                    "migrated the token database",
+                    metadata: ["path": "\(path)", "schema": "\(pending.last ?? "")", "seconds": "\(seconds)"]
+                )
+                return true
+            }
+            return false
         } catch {
             throw TokenStoreError.mapping(error, operation: "migrating the token database", path: path)
         }
+    }
+
+    /// Refuses to start a migration that rebuilds a table without twice the database's live
+    /// size free on its file system (the copy goes to the WAL, then into the file): failing
+    /// halfway with a full disk would leave the database as it was, but the disk full.
+    private static func checkRoomToRebuild(path: String, liveBytes: Int64) throws {
+        var fs = statvfs()
+        let directory = (try? DatabaseFiles(path: path).directory) ?? "."
+        guard statvfs(directory, &fs) == 0 else { return }
+        let available = Int64(fs.f_bavail) * Int64(fs.f_frsize)
+        let needed = 2 * liveBytes
+        guard available < needed else { return }
+        let mebibytes = { (bytes: Int64) in "\((bytes + (1 << 20) - 1) >> 20) MiB" }
+        throw TokenStoreError.unavailable(
+            "migrating \(path) rebuilds its refresh token table and needs about \(mebibytes(needed)) free "
+                + "on its file system, where \(mebibytes(available)) are free: free some space (or move the "
+                + "database), then start tokend again; the database is unchanged"
+        )
     }
 
     // MARK: - TokenStore
@@ -610,7 +676,7 @@ public final class SQLiteTokenStore: TokenStore {
             }
         } catch {
             logger.notice(
-                "could not truncate the WAL after compaction",
+                "could not truncate the WAL",
                 metadata: ["error": "\(TokenStoreError.mapping(error, operation: "checkpointing", path: path))"]
             )
             return false
@@ -776,7 +842,10 @@ public final class SQLiteTokenStore: TokenStore {
         var applied: [PendingWrite] = []
         var refused: [(write: PendingWrite, error: any Error)] = []
         do {
-            // Nothing is written to a deleted, replaced or read-only file…
+            // Nothing is written to a deleted, replaced or read-only file… (checked before
+            // every batch: a batch committed and then refused would be in the file without
+            // its clients knowing, and a refresh token retried after its grace window would
+            // then look reused)
             try files.checkWritable(opened: opened)
             try Self.apply(batch, db, applied: &applied, refused: &refused)
             // …and a commit is not acknowledged if the file went while it ran.

@@ -11,6 +11,9 @@ enum StoreSchema {
     /// migrate another program's SQLite file.
     static let applicationID: Int32 = 0x746B_6E64
 
+    /// The migration that rebuilds a table (the store checks for room first).
+    static let tableRebuild = "v4-refresh-tokens-in-order"
+
     /// The newest migration this binary knows.
     static var latestVersion: String { migrator.migrations.last ?? "none" }
 
@@ -26,7 +29,7 @@ enum StoreSchema {
             try db.execute(sql: version3)
             try claimExistingIdentifiers(db)
         }
-        migrator.registerMigration("v4-refresh-tokens-in-order", foreignKeyChecks: .immediate) { db in
+        migrator.registerMigration(tableRebuild, foreignKeyChecks: .immediate) { db in
             try db.execute(sql: version4)
         }
         return migrator
@@ -174,8 +177,8 @@ enum StoreSchema {
     /// rotation wrote its new row, up to 1 KiB with the sealed successor, into a random page of
     /// the whole table, and spent a row in another: pages read back, split and checkpointed
     /// one by one. In issue order the new row and the one spent next (its predecessor) are in
-    /// the table's last pages, which concurrent rotations share in one group commit; only the
-    /// index on the hash, 40 bytes a row, takes a random page.
+    /// the table's last pages, which concurrent rotations share in one group commit; the
+    /// indexes (the hash, 40 bytes a row, and the family) take a page each, by key.
     private static let version4 = """
         CREATE TABLE refresh_tokens_v4 (
             hash BLOB NOT NULL PRIMARY KEY CHECK (length(hash) = 32),
