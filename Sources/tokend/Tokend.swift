@@ -244,9 +244,12 @@ struct Daemon {
             throw StartFailure(description: "socket activation: \(error)")
         }
         // Before anything is opened or generated: the directories of the sockets bound here
-        // (systemd's own sockets are its business).
+        // (systemd's own sockets are its business), and no tokend serving them already (this
+        // one would otherwise open, and migrate, the store under it, then fail to bind).
         for path in socketPathsToBind(activated) {
-            if let problem = HTTPServer.socketDirectoryProblem(of: path) { throw StartFailure(description: problem) }
+            if let problem = HTTPServer.socketDirectoryProblem(of: path) ?? HTTPServer.socketInUseProblem(of: path) {
+                throw StartFailure(description: problem)
+            }
         }
         let store: any TokenStore
         let keyStorage: any KeyringStorage

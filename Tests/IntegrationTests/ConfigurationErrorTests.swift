@@ -88,4 +88,26 @@ struct ConfigurationErrorTests {
         let fixed = try await Tokend.start(sandbox)
         #expect(await fixed.stop() == .exited(0))
     }
+
+    @Test("A second tokend on a socket another one serves stops before it opens its store, naming the socket")
+    func socketAlreadyServed() async throws {
+        let sandbox = try Sandbox("served")
+        defer { sandbox.remove() }
+        let first = try await Tokend.start(sandbox)
+        let otherStore = sandbox.file("other.db")
+        let second = try await run(
+            try Binaries.tokend(),
+            [],
+            environment: sandbox.environment(["TOKEND_STORE": "sqlite:\(otherStore)"]),
+            in: sandbox.path,
+            timeout: .seconds(30)
+        )
+        #expect(second.status != .exited(0), "\(second)")
+        #expect(second.stderr.contains("another tokend is serving \(sandbox.apiSocket)"), "\(second)")
+        // Stopped before the store: it would otherwise have opened (and migrated) it first.
+        #expect(!FileManager.default.fileExists(atPath: otherStore), "the second tokend created its store")
+        let token = try await first.issue(sub: "still-served")
+        #expect(try await first.isActive(token.accessToken), "the first tokend serves on")
+        #expect(await first.stop() == .exited(0))
+    }
 }

@@ -81,6 +81,16 @@ public final class HTTPServer: Service, Sendable {
         }
     }
 
+    /// "another tokend is serving PATH" when a server accepts on the Unix socket `path`, else
+    /// nil: for a daemon that wants to stop before it opens (and migrates) its store under a
+    /// running one. `run()` checks again when it binds.
+    public static func socketInUseProblem(of path: String) -> String? {
+        var info = stat()
+        guard lstat(path, &info) == 0, info.st_mode & S_IFMT == S_IFSOCK else { return nil }
+        guard UnixSocketFile.probe(path) == .live else { return nil }
+        return "another tokend is serving \(path)"
+    }
+
     /// The addresses the listeners are bound to, in listener order, once `run()` has bound
     /// them (empty before, and again after shutdown). A TCP listener on port 0 shows its port.
     public var localAddresses: [SocketAddress] {
