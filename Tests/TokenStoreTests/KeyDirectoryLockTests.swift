@@ -10,13 +10,6 @@ import TokenTestSupport
 /// `keyring.lock`, however many `KeyDirectory` values (or processes) share the directory.
 @Suite("Key directory transactions")
 struct KeyDirectoryLockTests {
-    /// A value the concurrent closures share.
-    final class Shared<Value: Sendable>: Sendable {
-        let mutex: Mutex<Value>
-        init(_ value: Value) { mutex = Mutex(value) }
-        func withLock<R: Sendable>(_ body: (inout Value) -> R) -> R { mutex.withLock { body(&$0) } }
-    }
-
     /// A keyring document with one current key of `kid`.
     static func document(_ kid: String, key: SigningKey) throws -> KeyringDocument {
         let now = NumericDate(integer: Int64(StoreFixtures.now))

@@ -1,6 +1,5 @@
 import CodedErrors
 import Foundation
-import Synchronization
 import Testing
 import TokenStore
 import TokenTestSupport
@@ -178,8 +177,10 @@ struct SQLiteFileTests {
             let fd = open(path, O_CREAT | O_WRONLY, 0o600)
             #expect(fd >= 0)
             close(fd)
-            let announced = LockedPending()
-            let store = try await SQLiteTokenStore.open(path: path, logger: logger) { announced.set($0) }
+            let announced = Shared<[String]?>(nil)
+            let store = try await SQLiteTokenStore.open(path: path, logger: logger) { pending in
+                announced.withLock { $0 = pending }
+            }
             #expect(announced.value == nil, "a new database is not announced as migrating")
             let tables = """
                 SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN
@@ -191,7 +192,9 @@ struct SQLiteFileTests {
             try await store.close()
 
             for _ in 0..<2 {
-                let again = try await SQLiteTokenStore.open(path: path, logger: logger) { announced.set($0) }
+                let again = try await SQLiteTokenStore.open(path: path, logger: logger) { pending in
+                    announced.withLock { $0 = pending }
+                }
                 #expect(announced.value == nil, "nothing to migrate, nothing announced")
                 #expect(try await again.integerForTesting("SELECT count(*) FROM grdb_migrations") == 4)
                 #expect(try await again.loadRevocations(now: now).revokedKeys == ["k"])
@@ -221,8 +224,10 @@ struct SQLiteFileTests {
             #expect(spent.state == .spent && spent.successorSealed != nil)
             try await old.close()
 
-            let announced = LockedPending()
-            let store = try await SQLiteTokenStore.open(path: path, logger: logger) { announced.set($0) }
+            let announced = Shared<[String]?>(nil)
+            let store = try await SQLiteTokenStore.open(path: path, logger: logger) { pending in
+                announced.withLock { $0 = pending }
+            }
             #expect(announced.value == ["v4-refresh-tokens-in-order"], "the migration is announced before it runs")
             #expect(try await store.integerForTesting(withoutRowID) == 0)
             // In issue order, and the family's index is back (cascades and compaction use it).
@@ -444,11 +449,4 @@ struct SQLiteFileTests {
         #expect(FileManager.default.createFile(atPath: destination, contents: bytes))
         #expect(chmod(destination, 0o600) == 0)
     }
-}
-
-/// What `SQLiteTokenStore.open` announced it would migrate (nil: nothing).
-final class LockedPending: Sendable {
-    private let pending = Mutex<[String]?>(nil)
-    func set(_ value: [String]) { pending.withLock { $0 = value } }
-    var value: [String]? { pending.withLock { $0 } }
 }

@@ -88,7 +88,7 @@ public final class HTTPServer: Service, Sendable {
         var info = stat()
         guard lstat(path, &info) == 0, info.st_mode & S_IFMT == S_IFSOCK else { return nil }
         guard UnixSocketFile.probe(path) == .live else { return nil }
-        return "another tokend is serving \(path)"
+        return UnixSocketFile.servedMessage(path)
     }
 
     /// The addresses the listeners are bound to, in listener order, once `run()` has bound

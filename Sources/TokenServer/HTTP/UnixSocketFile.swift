@@ -57,7 +57,7 @@ enum UnixSocketFile {
         }
         switch probe(path) {
         case .live:
-            throw HTTPServerError.addressInUse("another tokend is serving \(path)")
+            throw HTTPServerError.addressInUse(servedMessage(path))
         case .stale:
             guard unlink(path) == 0 || errno == ENOENT else {
                 throw HTTPServerError.socketDirectory(
@@ -70,6 +70,9 @@ enum UnixSocketFile {
             )
         }
     }
+
+    /// What a start is told when a server accepts on `path`.
+    static func servedMessage(_ path: String) -> String { "another tokend is serving \(path)" }
 
     enum ProbeResult: Equatable {
         case live

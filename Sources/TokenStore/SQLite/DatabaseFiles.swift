@@ -134,6 +134,22 @@ struct DatabaseFiles: Sendable {
         }
     }
 
+    /// Throws `.unavailable` unless the file system holding the database has `needed` bytes
+    /// free for `purpose` ("migrating PATH rebuilds its refresh token table"), naming both
+    /// sizes. Passes when the file system cannot be asked.
+    func checkRoom(_ needed: Int64, for purpose: String) throws {
+        var fs = statvfs()
+        guard statvfs(directory, &fs) == 0 else { return }
+        let available = Int64(fs.f_bavail) * Int64(fs.f_frsize)
+        guard available < needed else { return }
+        let mebibytes = { (bytes: Int64) in "\((bytes + (1 << 20) - 1) >> 20) MiB" }
+        throw TokenStoreError.unavailable(
+            "\(purpose) and needs about \(mebibytes(needed)) free on its file system, where "
+                + "\(mebibytes(available)) are free: free some space (or move the database), then start tokend "
+                + "again; the database is unchanged"
+        )
+    }
+
     private func checkInPlace(_ file: String, _ what: String, opened: Identity) throws {
         guard let info = try? Self.identity(file) else {
             throw TokenStoreError.unavailable(

@@ -127,7 +127,7 @@ public final class SQLiteTokenStore: TokenStore {
         let opened: DatabaseFiles.Opened
         let migrated: Bool
         do {
-            migrated = try await migrate(pool, path: path, upTo: target, logger: logger, migrating: migrating)
+            migrated = try await migrate(pool, files: files, upTo: target, logger: logger, migrating: migrating)
             opened = try files.opened()
         } catch {
             try? await offload { try closeConnections(pool, checkpointer) }
@@ -196,15 +196,15 @@ public final class SQLiteTokenStore: TokenStore {
     /// migrations (up to `target` when one is given), saying so first when the database
     /// already held a schema (`migrating`, and a log line before and after). True when it
     /// migrated such a database.
-    @discardableResult
     private static func migrate(
         _ pool: DatabasePool,
-        path: String,
+        files: DatabaseFiles,
         upTo target: String?,
         logger: Logger,
         migrating: (@Sendable ([String]) -> Void)?
     ) async throws -> Bool {
         let migrator = StoreSchema.migrator
+        let path = files.path
         do {
             let (applied, existing, liveBytes) = try await pool.read { db -> ([String], Bool, Int64) in
                 let applicationID = try Int32.fetchOne(db, sql: "PRAGMA application_id") ?? 0
@@ -229,12 +229,15 @@ public final class SQLiteTokenStore: TokenStore {
                 return (try migrator.appliedMigrations(db), objects > 0, (pages - free) * pageSize)
             }
             var pending = migrator.migrations.filter { !applied.contains($0) }
-            if let target, let end = pending.firstIndex(of: target) { pending = Array(pending[...end]) }
+            if let target { pending = pending.firstIndex(of: target).map { Array(pending[...$0]) } ?? [] }
+            // Only an existing database is announced: a new one migrates at once.
+            let announced = existing && !pending.isEmpty
             let started = ContinuousClock.now
             if existing, pending.contains(StoreSchema.tableRebuild) {
-                try checkRoomToRebuild(path: path, liveBytes: liveBytes)
+                // The copy goes to the WAL, then into the file: twice the live size.
+                try files.checkRoom(2 * liveBytes, for: "migrating \(path) rebuilds its refresh token table")
             }
-            if existing, !pending.isEmpty {
+            if announced {
                 logger.notice(
                     "migrating the token database; a large one takes a while",
                     metadata: [
@@ -253,36 +256,17 @@ public final class SQLiteTokenStore: TokenStore {
                     }
                 }
             }
-            if existing, !pending.isEmpty {
+            if announced {
                 let seconds = (ContinuousClock.now - started).components.seconds
                 logger.notice(
                     "migrated the token database",
                     metadata: ["path": "\(path)", "schema": "\(pending.last ?? "")", "seconds": "\(seconds)"]
                 )
-                return true
             }
-            return false
+            return announced
         } catch {
             throw TokenStoreError.mapping(error, operation: "migrating the token database", path: path)
         }
-    }
-
-    /// Refuses to start a migration that rebuilds a table without twice the database's live
-    /// size free on its file system (the copy goes to the WAL, then into the file): failing
-    /// halfway with a full disk would leave the database as it was, but the disk full.
-    private static func checkRoomToRebuild(path: String, liveBytes: Int64) throws {
-        var fs = statvfs()
-        let directory = (try? DatabaseFiles(path: path).directory) ?? "."
-        guard statvfs(directory, &fs) == 0 else { return }
-        let available = Int64(fs.f_bavail) * Int64(fs.f_frsize)
-        let needed = 2 * liveBytes
-        guard available < needed else { return }
-        let mebibytes = { (bytes: Int64) in "\((bytes + (1 << 20) - 1) >> 20) MiB" }
-        throw TokenStoreError.unavailable(
-            "migrating \(path) rebuilds its refresh token table and needs about \(mebibytes(needed)) free "
-                + "on its file system, where \(mebibytes(available)) are free: free some space (or move the "
-                + "database), then start tokend again; the database is unchanged"
-        )
     }
 
     // MARK: - TokenStore
