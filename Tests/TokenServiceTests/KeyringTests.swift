@@ -174,6 +174,23 @@ struct KeyringTests {
         #expect(storage.saves == 2)
     }
 
+    @Test("a next key made in the middle of a second is not promoted before a whole max-age in the JWKS")
+    func promotionCountsFromPublication() async throws {
+        let storage = MemoryKeyringStorage()
+        let clock = TestClock(StoreFixtures.now + 0.75)
+        let keyring = try await Self.open(storage, clock: clock)
+        let next = try #require(keyring.snapshot.document.keys.first { $0.state == .next })
+        // The keyring keeps whole seconds: the next key was published at now + 0.75, so its
+        // time is the second after.
+        #expect(next.created.seconds == StoreFixtures.now + 1)
+        clock.set(StoreFixtures.now + 300.5)
+        let error = await #expect(throws: ServiceError.self) { try await keyring.rotate(force: false) }
+        #expect(error?.code == .rotationTooEarly)
+        clock.set(StoreFixtures.now + 301)
+        let change = try await keyring.rotate(force: false)
+        #expect(change.promoted == next.kid)
+    }
+
     @Test("a key directory that cannot be written leaves the old keyring in place")
     func failedSave() async throws {
         let storage = MemoryKeyringStorage()

@@ -87,9 +87,10 @@ public actor Keyring {
         self.logger = logger
         var stored = try await storage.load()
         if stored.document.keys.isEmpty {
-            let now = Keyring.date(clock.now())
-            let (current, currentKey) = try Keyring.makeEntry(configuration.signingAlgorithm, now: now)
-            let (next, nextKey) = try Keyring.makeEntry(configuration.signingAlgorithm, now: now)
+            let time = clock.now()
+            let now = Keyring.date(time)
+            let (current, currentKey) = try Keyring.makeEntry(configuration.signingAlgorithm, at: time)
+            let (next, nextKey) = try Keyring.makeEntry(configuration.signingAlgorithm, at: time)
             var lifecycle = KeyLifecycle(entries: [])
             _ = lifecycle.bootstrap(current: current, next: next, now: now)
             let bootstrap = KeyringChange(
@@ -125,8 +126,9 @@ public actor Keyring {
     /// `force`.
     public func rotate(force: Bool) async throws -> KeyLifecycle.Change {
         let publication = force ? nil : try await fleetPublication()
-        let now = Keyring.date(clock.now())
-        let (entry, key) = try Keyring.makeEntry(configuration.signingAlgorithm, now: now)
+        let time = clock.now()
+        let now = Keyring.date(time)
+        let (entry, key) = try Keyring.makeEntry(configuration.signingAlgorithm, at: time)
         let jwksMaxAge = configuration.jwksMaxAge
         return try await transact(writing: true) { stored in
             var lifecycle = try Keyring.lifecycle(of: stored)
@@ -144,8 +146,9 @@ public actor Keyring {
     /// Emergency revocation of `kid`: its tokens are refused from now on. Revoking a key the
     /// stored keyring already has revoked changes nothing.
     public func revoke(kid: String) async throws -> KeyLifecycle.Change {
-        let now = Keyring.date(clock.now())
-        let (entry, key) = try Keyring.makeEntry(configuration.signingAlgorithm, now: now)
+        let time = clock.now()
+        let now = Keyring.date(time)
+        let (entry, key) = try Keyring.makeEntry(configuration.signingAlgorithm, at: time)
         return try await transact(writing: true) { stored in
             var lifecycle = try Keyring.lifecycle(of: stored)
             let change = try lifecycle.revoke(kid: kid, newNext: entry, now: now)
@@ -163,7 +166,8 @@ public actor Keyring {
     /// judged from the stored keyring (a rotation another process made resets the schedule).
     public func maintain() async throws -> KeyLifecycle.Change {
         let publication = configuration.keyRotation == nil ? nil : try await fleetPublication()
-        let now = Keyring.date(clock.now())
+        let time = clock.now()
+        let now = Keyring.date(time)
         let configuration = self.configuration
         return try await transact(writing: true) { stored in
             var lifecycle = try Keyring.lifecycle(of: stored)
@@ -181,7 +185,7 @@ public actor Keyring {
                 ), now.seconds >= safeAt
             {
                 // Generated under the lock, only when due: maintenance runs every minute.
-                let (entry, key) = try Keyring.makeEntry(configuration.signingAlgorithm, now: now)
+                let (entry, key) = try Keyring.makeEntry(configuration.signingAlgorithm, at: time)
                 let rotation = try lifecycle.rotate(
                     newNext: entry,
                     now: now,
@@ -312,13 +316,19 @@ public actor Keyring {
     }
 
     /// A new key and its keyring entry; the kid is the RFC 7638 thumbprint (random for HS256).
+    /// Its `created` is `time` rounded up to the whole second the keyring keeps: a key is
+    /// published in the JWKS only after `time`, and promotion counts the JWKS max-age from
+    /// `created`, so rounding down would let it be promoted up to a second early.
     static func makeEntry(
         _ algorithm: SignatureAlgorithm,
-        now: NumericDate
+        at time: Double
     ) throws -> (KeyringDocument.Entry, SigningKey) {
+        let created = NumericDate(integer: Int64(time.rounded(.up)))
         let key = try SigningKey.generate(algorithm)
         let kid = algorithm == .hs256 ? Base64URL.encode(SecureRandom.bytes(16)) : try key.thumbprint()
         let jwk = algorithm == .hs256 ? nil : try JWK.publicJSON(key.verifyingKey, kid: kid)
-        return (KeyringDocument.Entry(kid: kid, algorithm: algorithm, state: .next, created: now, publicJWK: jwk), key)
+        return (
+            KeyringDocument.Entry(kid: kid, algorithm: algorithm, state: .next, created: created, publicJWK: jwk), key
+        )
     }
 }
