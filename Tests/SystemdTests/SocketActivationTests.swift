@@ -64,17 +64,23 @@ struct SocketActivationTests {
     }
 
     // libsystemd always starts at fd 3 and reads the real environment: run it in a child process,
-    // where changing the environment races with nothing. Descriptors 3 and 4 are open there (the
-    // runtime's epoll and eventfd); only their close-on-exec flag is touched.
+    // where changing the environment races with nothing. Descriptors 3 and 4 are usually open
+    // there (the runtime's epoll and eventfd); only their close-on-exec flag is touched.
     @Test("listenedSockets() returns fds 3… with their names, close-on-exec, and clears the environment")
     func listenedSocketsInChild() async {
         await #expect(processExitsWith: .success) {
-            for fd: Int32 in [3, 4] {
-                if fcntl(fd, F_GETFD) < 0 {
-                    // Not open in this child: put a socket there so libsystemd finds one.
-                    let socket = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-                    if socket != fd { dup2(socket, fd) }
+            // Descriptors 3 and 4 not open yet get a socket so libsystemd finds one. `socket`
+            // takes the lowest free number, so it never replaces a descriptor the runtime opens
+            // meanwhile (a `dup2` onto a number found closed could, and libdispatch then traps).
+            while fcntl(3, F_GETFD) < 0 || fcntl(4, F_GETFD) < 0 {
+                let socket = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+                if socket < 0 { exit(6) }
+                if socket > 4 {
+                    close(socket)
+                    break
                 }
+            }
+            for fd: Int32 in [3, 4] {
                 _ = fcntl(fd, F_SETFD, 0)  // clear FD_CLOEXEC: the call must set it
             }
             setenv("LISTEN_FDS", "2", 1)
