@@ -86,7 +86,7 @@ extension TokenService {
             return try mintAccess(request, policy: policy, familyID: nil, now: now, ticket: ticket)
         }
         let familyID = Base64URL.encode(SecureRandom.bytes(16))
-        let refresh = RefreshSecret.generate()
+        let refresh = RefreshSecret.generate(inIssueOrder: refreshKeysInIssueOrder, now: now)
         var tokens = try mintAccess(request, policy: policy, familyID: familyID, now: now, ticket: ticket)
         let family = RefreshFamily(
             id: familyID,
@@ -164,17 +164,47 @@ extension TokenService {
 /// An opaque refresh token: 256 random bits, base64url. Only its SHA-256 is stored.
 struct RefreshSecret: Sendable {
     let text: String
+    /// What the store keys it by (`key(of:)`); the token itself is never stored.
     let hash: [UInt8]
 
-    static func generate() -> RefreshSecret {
-        let text = Base64URL.encode(SecureRandom.bytes(32))
-        return RefreshSecret(text: text, hash: SHA256.hash(Array(text.utf8)))
+    /// Characters of a token with its issue time (38 bytes), and of that time (6 bytes).
+    static let orderedLength = 51
+    static let timeLength = 8
+
+    /// 32 random bytes, 43 base64url characters. `inIssueOrder`, they follow 6 bytes of the
+    /// issue time `now` (milliseconds since 1970, big-endian): 51 characters, whose first 8
+    /// are the time.
+    static func generate(inIssueOrder: Bool, now: Double) -> RefreshSecret {
+        var bytes: [UInt8] = []
+        if inIssueOrder {
+            let milliseconds = UInt64(max(0, now) * 1000) & 0xFFFF_FFFF_FFFF
+            bytes = (0..<6).map { UInt8(truncatingIfNeeded: milliseconds >> (40 - 8 * $0)) }
+        }
+        let text = Base64URL.encode(bytes + SecureRandom.bytes(32))
+        return RefreshSecret(text: text, hash: key(of: text))
     }
 
-    /// Whether `text` could be one of ours (43 base64url characters); anything else is
-    /// refused before touching the store.
+    /// The store's 32-byte key for `text`: its SHA-256; for a token with its issue time, that
+    /// time's 6 bytes and then the first 26 bytes of the SHA-256. Keys of the second kind
+    /// grow with time, so a new one goes at the end of the store's index, where the keys of
+    /// other recent tokens are, rather than on a random page of it. The time is no secret
+    /// (the store keeps it anyway); 208 bits of digest still identify the token.
+    static func key(of text: String) -> [UInt8] {
+        let digest = SHA256.hash(Array(text.utf8))
+        guard text.utf8.count == orderedLength,
+            let time = try? Base64URL.decode(text.prefix(timeLength)), time.count == 6
+        else { return digest }
+        return time + digest.prefix(32 - time.count)
+    }
+
+    /// Whether `text` could be one of ours: 43 base64url characters of 32 bytes, or 51 of 38
+    /// (with its issue time). Anything else is refused before touching the store.
     static func plausible(_ text: String) -> Bool {
-        text.utf8.count == 43 && (try? Base64URL.decode(text))?.count == 32
+        switch text.utf8.count {
+        case 43: (try? Base64URL.decode(text))?.count == 32
+        case orderedLength: (try? Base64URL.decode(text))?.count == 38
+        default: false
+        }
     }
 
     /// The key that seals this token's successor: derived from the token itself, so only

@@ -14,7 +14,7 @@ extension TokenService {
         clientID: String? = nil
     ) async -> Result<IssuedTokens, OAuthError> {
         guard RefreshSecret.plausible(token) else { return .failure(.invalidGrant("unknown refresh token")) }
-        let hash = SHA256.hash(Array(token.utf8))
+        let hash = RefreshSecret.key(of: token)
         let now = clock.now()
         do {
             // Minting needs the family: from memory when this node issued or rotated to the
@@ -73,7 +73,7 @@ extension TokenService {
                 } catch let error as ServiceError where error.code == .signedOut {
                     return .failure(.invalidGrant("the user has been signed out"))
                 }
-                let next = RefreshSecret.generate()
+                let next = RefreshSecret.generate(inIssueOrder: refreshKeysInIssueOrder, now: now)
                 tokens.refreshToken = next.text
                 let sealed = try AES256GCM.seal(
                     JSONValue.object(SealedSuccessor.encode(tokens)).compactBytes,

@@ -19,7 +19,7 @@ extension TokenService {
             return
         }
         guard RefreshSecret.plausible(token) else { return }
-        let hash = SHA256.hash(Array(token.utf8))
+        let hash = RefreshSecret.key(of: token)
         let family: RefreshFamily?
         do {
             family = try await store.refreshToken(hash: hash).family

@@ -110,9 +110,20 @@ public protocol TokenStore: Sendable {
 
     /// Releases files and connections. Every later call throws `.unavailable`.
     func close() async throws
+
+    /// Whether refresh tokens issued over this store are keyed in issue order: such a token
+    /// begins with its issue time, and its key with that time, so that a new key goes at the
+    /// end of the store's index rather than at a random place in it (TokenService's
+    /// `RefreshSecret`). Tokens keyed by their SHA-256 alone keep working. A store says yes
+    /// only when every process that may read it knows such keys: the SQLite store marks its
+    /// schema, so that an older tokend refuses the file rather than call its sessions unknown.
+    var keysRefreshTokensInIssueOrder: Bool { get }
 }
 
 extension TokenStore {
+    /// No: a store shared by a fleet may have nodes of an older tokend reading it.
+    public var keysRefreshTokensInIssueOrder: Bool { false }
+
     public func rotateIfCurrent(_ rotation: ConditionalRotation) async throws -> Bool { false }
 
     /// `refreshToken(hash:)` through `updateRefreshToken` with no change, for stores without

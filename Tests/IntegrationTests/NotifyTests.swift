@@ -73,7 +73,7 @@ struct NotifyTests {
             #expect(extend["EXTEND_TIMEOUT_USEC"] == "30000000", "\(extend)")
             let status = listener.messages.compactMap { $0["STATUS"] }
             #expect(
-                status.first == "migrating the token database to v4-refresh-tokens-in-order",
+                status.first == "migrating the token database to v5-refresh-keys-in-issue-order",
                 "\(status)"
             )
             _ = try await listener.waitFor("READY=1 after the migration", after: extendIndex + 1) { $0["READY"] == "1" }

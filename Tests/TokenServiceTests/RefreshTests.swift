@@ -1,6 +1,7 @@
 import CodedErrors
 import JOSE
 import Testing
+import TokenCrypto
 import TokenService
 import TokenStore
 import TokenTestSupport
@@ -22,7 +23,9 @@ struct RefreshTests {
     @Test("refreshing gives a new access and refresh token in the same family; the old refresh token is spent")
     func rotates() async throws {
         let (harness, issued, refresh) = try await Self.signedIn()
-        #expect(refresh.utf8.count == 43)
+        // 32 random bytes after 6 of the issue time (the in-memory store keys in issue order).
+        #expect(refresh.utf8.count == 51)
+        #expect(try Base64URL.decode(refresh).count == 38)
         harness.clock.advance(by: 60)
         let next = try #require(await harness.service.refresh(token: refresh).tokens)
         let successor = try next.requiredRefreshToken()
@@ -160,6 +163,7 @@ struct RefreshTests {
         "unknown and malformed refresh tokens are invalid_grant",
         arguments: [
             "", "garbage", String(repeating: "A", count: 43), String(repeating: "A", count: 44),
+            String(repeating: "A", count: 51), String(repeating: "A", count: 50) + "!",
             "eyJhbGciOiJFUzI1NiJ9.e30.sig",
         ]
     )
@@ -167,6 +171,58 @@ struct RefreshTests {
         let (harness, _, _) = try await Self.signedIn()
         let error = try #require(await harness.service.refresh(token: text).oauthError)
         #expect(error.code == .invalidGrant)
+    }
+
+    @Test(
+        "a refresh token keyed by its SHA-256 alone (issued before keys were in issue order) rotates on, to one in issue order"
+    )
+    func tokenFromBeforeIssueOrder() async throws {
+        let store = InMemoryTokenStore(keysRefreshTokensInIssueOrder: false)
+        let before = try await Harness.make(store: store)
+        let legacy = try await before.issue(scope: ["read"], refresh: true).requiredRefreshToken()
+        #expect(legacy.utf8.count == 43)
+        let after = try await Harness.make(
+            store: IssueOrderedKeys(forwarded: store),
+            clock: before.clock,
+            storage: before.storage
+        )
+        after.clock.advance(by: 60)
+        let next = try #require(await after.service.refresh(token: legacy).tokens)
+        let successor = try next.requiredRefreshToken()
+        #expect(successor.utf8.count == 51)
+        // Inside the grace window the legacy token gets the same pair; the successor rotates on.
+        #expect(await after.service.refresh(token: legacy).tokens?.refreshToken == successor)
+        after.clock.advance(by: 60)
+        let third = try #require(await after.service.refresh(token: successor).tokens)
+        // Reuse of the legacy token now revokes the family, whichever kind of key it has.
+        after.clock.advance(by: 60)
+        #expect(await after.service.refresh(token: legacy).oauthError?.code == .invalidGrant)
+        #expect(!after.service.introspect(third.accessToken).isActive)
+    }
+
+    @Test("over SQLite, refresh tokens begin with their issue time and their keys grow in issue order")
+    func issueOrderOverSQLite() async throws {
+        let directory = try TemporaryDirectory(prefix: "order")
+        let store = try await SQLiteTokenStore.open(
+            path: directory.path + "/tokend.db",
+            logger: StoreFixtures.quietLogger
+        )
+        let harness = try await Harness.make(store: store)
+        var token = try await harness.issue(scope: ["read"], refresh: true).requiredRefreshToken()
+        for _ in 0..<8 {
+            // The issue time in milliseconds, big-endian, is the first 8 characters.
+            let time = try Base64URL.decode(token.prefix(8)).reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+            #expect(time == UInt64(harness.clock.now * 1000))
+            harness.clock.advance(by: 1.5)
+            token = try #require(await harness.service.refresh(token: token).tokens).requiredRefreshToken()
+        }
+        #expect(try await store.integerForTesting("SELECT count(*) FROM refresh_tokens") == 9)
+        let outOfOrder = """
+            SELECT count(*) FROM refresh_tokens a JOIN refresh_tokens b ON b.rowid = a.rowid + 1
+            WHERE b.hash <= a.hash
+            """
+        #expect(try await store.integerForTesting(outOfOrder) == 0, "each key sorts after the one issued before it")
+        try await store.close()
     }
 
     @Test("a family ends at its absolute lifetime")
@@ -228,4 +284,11 @@ struct RefreshTests {
         #expect(await harness.service.health().healthy)
         #expect(await harness.service.refresh(token: try issued.requiredRefreshToken()).tokens != nil)
     }
+}
+
+/// The store of an upgraded tokend over what an older one wrote: refresh tokens it issues are
+/// keyed in issue order.
+private struct IssueOrderedKeys: ForwardingTokenStore {
+    let forwarded: any TokenStore
+    var keysRefreshTokensInIssueOrder: Bool { true }
 }

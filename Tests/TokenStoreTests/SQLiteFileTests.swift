@@ -196,7 +196,7 @@ struct SQLiteFileTests {
                     announced.withLock { $0 = pending }
                 }
                 #expect(announced.value == nil, "nothing to migrate, nothing announced")
-                #expect(try await again.integerForTesting("SELECT count(*) FROM grdb_migrations") == 4)
+                #expect(try await again.integerForTesting("SELECT count(*) FROM grdb_migrations") == 5)
                 #expect(try await again.loadRevocations(now: now).revokedKeys == ["k"])
                 try await again.close()
             }
@@ -228,7 +228,10 @@ struct SQLiteFileTests {
             let store = try await SQLiteTokenStore.open(path: path, logger: logger) { pending in
                 announced.withLock { $0 = pending }
             }
-            #expect(announced.value == ["v4-refresh-tokens-in-order"], "the migration is announced before it runs")
+            #expect(
+                announced.value == ["v4-refresh-tokens-in-order", "v5-refresh-keys-in-issue-order"],
+                "the migrations are announced before they run"
+            )
             #expect(try await store.integerForTesting(withoutRowID) == 0)
             // In issue order, and the family's index is back (cascades and compaction use it).
             #expect(
@@ -254,6 +257,34 @@ struct SQLiteFileTests {
             }
             try await store.executeForTesting("DELETE FROM refresh_families WHERE id = '\(family.id)'")
             #expect(try await store.integerForTesting("SELECT count(*) FROM refresh_tokens") == 0)
+            try await store.close()
+        }
+    }
+
+    @Test("a v4 database takes v5 alone, which changes no table, and says it keys refresh tokens in issue order")
+    func issueOrderedKeysMarkV5() async throws {
+        try await withTemporaryDirectory { directory in
+            let path = directory.file("tokend.db")
+            let old = try await SQLiteTokenStore.openForTesting(
+                path: path,
+                logger: logger,
+                upTo: "v4-refresh-tokens-in-order"
+            )
+            let family = StoreFixtures.family()
+            let first = StoreFixtures.activeToken("rt-0")
+            try await old.createRefreshFamily(family, firstToken: first)
+            let schema = "SELECT count(*) FROM sqlite_master"
+            let objects = try await old.integerForTesting(schema)
+            try await old.close()
+
+            let announced = Shared<[String]?>(nil)
+            let store = try await SQLiteTokenStore.open(path: path, logger: logger) { pending in
+                announced.withLock { $0 = pending }
+            }
+            #expect(announced.value == ["v5-refresh-keys-in-issue-order"])
+            #expect(try await store.integerForTesting(schema) == objects)
+            #expect(try await store.refreshToken(hash: first.hash).token == first)
+            #expect(store.keysRefreshTokensInIssueOrder)
             try await store.close()
         }
     }

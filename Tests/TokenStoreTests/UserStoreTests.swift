@@ -488,7 +488,7 @@ struct SQLiteUserTests {
 
             for round in 0..<2 {
                 let store = try await SQLiteTokenStore.open(path: path, logger: logger)
-                #expect(try await store.integerForTesting("SELECT count(*) FROM grdb_migrations") == 4)
+                #expect(try await store.integerForTesting("SELECT count(*) FROM grdb_migrations") == 5)
                 #expect(try await store.loadRevocations(now: now).revokedKeys == ["kid-v1"])
                 #expect(try await store.refreshFamily(id: family.id) == family)
                 if round == 0 {

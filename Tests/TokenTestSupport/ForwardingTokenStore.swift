@@ -74,6 +74,8 @@ extension ForwardingTokenStore {
         await forwarded.health()
     }
 
+    public var keysRefreshTokensInIssueOrder: Bool { forwarded.keysRefreshTokensInIssueOrder }
+
     public func close() async throws {
         try await forwarded.close()
     }

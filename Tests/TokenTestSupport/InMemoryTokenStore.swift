@@ -22,9 +22,14 @@ public actor InMemoryTokenStore: TokenStore {
     /// How long events are kept by `compact`; nil keeps them all.
     public let eventRetention: Double?
 
-    public init(eventRetention: Double? = nil) {
+    /// Whether refresh tokens issued over it are keyed in issue order (as over SQLite), or by
+    /// their SHA-256 alone (as over PostgreSQL, and before v5).
+    public nonisolated let keysRefreshTokensInIssueOrder: Bool
+
+    public init(eventRetention: Double? = nil, keysRefreshTokensInIssueOrder: Bool = true) {
         precondition(eventRetention.map { $0 > 0 } ?? true, "eventRetention must be positive")
         self.eventRetention = eventRetention
+        self.keysRefreshTokensInIssueOrder = keysRefreshTokensInIssueOrder
     }
 
     /// While set, every call throws `.unavailable` with `reason`; nil ends the outage.

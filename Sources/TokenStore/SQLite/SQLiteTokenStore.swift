@@ -694,6 +694,9 @@ public final class SQLiteTokenStore: TokenStore {
         return health
     }
 
+    /// Yes: schema v5 (`StoreSchema.issueOrderedKeys`) makes older binaries refuse the file.
+    public var keysRefreshTokensInIssueOrder: Bool { true }
+
     public func close() async throws {
         let pool = pool
         let checkpointer = checkpointer

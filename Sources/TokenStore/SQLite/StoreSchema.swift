@@ -14,6 +14,11 @@ enum StoreSchema {
     /// The migration that rebuilds a table (the store checks for room first).
     static let tableRebuild = "v4-refresh-tokens-in-order"
 
+    /// Changes no table: marks a database whose refresh tokens may be keyed in issue order
+    /// (`TokenStore.keysRefreshTokensInIssueOrder`), which binaries before it would not find,
+    /// so that they refuse the file like any newer schema.
+    static let issueOrderedKeys = "v5-refresh-keys-in-issue-order"
+
     /// The newest migration this binary knows.
     static var latestVersion: String { migrator.migrations.last ?? "none" }
 
@@ -32,6 +37,7 @@ enum StoreSchema {
         migrator.registerMigration(tableRebuild, foreignKeyChecks: .immediate) { db in
             try db.execute(sql: version4)
         }
+        migrator.registerMigration(issueOrderedKeys) { _ in }
         return migrator
     }()
 
