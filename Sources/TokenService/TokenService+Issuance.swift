@@ -161,7 +161,8 @@ extension TokenService {
     }
 }
 
-/// An opaque refresh token: 256 random bits, base64url. Only its SHA-256 is stored.
+/// An opaque refresh token: 256 random bits, base64url, after its issue time where the store
+/// keys in issue order. Only its key (`key(of:)`, from its SHA-256) is stored.
 struct RefreshSecret: Sendable {
     let text: String
     /// What the store keys it by (`key(of:)`); the token itself is never stored.

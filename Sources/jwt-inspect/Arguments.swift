@@ -70,8 +70,8 @@ struct Arguments {
                 continue
             }
             if !argument.hasPrefix("--") {
-                // One refresh token in 64 (random base64url) begins with "-": a long run of
-                // token characters is the token, not a cluster of short options.
+                // A token may begin with "-" (one in 64 of the all-random refresh tokens): a long
+                // run of token characters is the token, not a cluster of short options.
                 if looksLikeToken(argument) {
                     positionals.append(argument)
                     continue

@@ -275,6 +275,7 @@ struct SQLiteFileTests {
             try await old.createRefreshFamily(family, firstToken: first)
             let schema = "SELECT count(*) FROM sqlite_master"
             let objects = try await old.integerForTesting(schema)
+            #expect(!old.keysRefreshTokensInIssueOrder, "a v4 database is read by binaries that do not know such keys")
             try await old.close()
 
             let announced = Shared<[String]?>(nil)

@@ -26,7 +26,7 @@ final class RefreshFamilyCache: Sendable {
         generationSize = max(1, capacity / 2)
     }
 
-    /// The family of the refresh token whose SHA-256 is `hash`, if this node knows it.
+    /// The family of the refresh token whose store key is `hash`, if this node knows it.
     func family(of hash: [UInt8]) -> RefreshFamily? {
         guard let key = RefreshTokenKey(hash) else { return nil }
         return generations.withLock { $0.newer[key] ?? $0.older[key] }
@@ -61,7 +61,7 @@ final class RefreshFamilyCache: Sendable {
     var count: Int { generations.withLock { $0.newer.count + $0.older.count } }
 }
 
-/// A refresh token's SHA-256 as four words: hashed and compared without an array.
+/// A refresh token's store key (32 bytes) as four words: hashed and compared without an array.
 private struct RefreshTokenKey: Hashable, Sendable {
     let a: UInt64
     let b: UInt64

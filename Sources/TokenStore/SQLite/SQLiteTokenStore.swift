@@ -30,6 +30,9 @@ public final class SQLiteTokenStore: TokenStore {
     public let path: String
     /// How long events are kept by `compact`; nil keeps them all.
     public let eventRetention: Double?
+    /// Yes once the schema has v5 (`StoreSchema.issueOrderedKeys`), which older binaries refuse
+    /// (a test's database of an older version says no).
+    public let keysRefreshTokensInIssueOrder: Bool
 
     let pool: DatabasePool
     /// Runs the WAL checkpoints the writer asks for (its WAL hook holds it unretained); nil
@@ -50,8 +53,10 @@ public final class SQLiteTokenStore: TokenStore {
         checkpointer: Checkpointer?,
         files: DatabaseFiles,
         opened: DatabaseFiles.Opened,
+        keysInIssueOrder: Bool,
         logger: Logger
     ) {
+        self.keysRefreshTokensInIssueOrder = keysInIssueOrder
         self.path = path
         self.eventRetention = eventRetention
         self.pool = pool
@@ -146,6 +151,7 @@ public final class SQLiteTokenStore: TokenStore {
             checkpointer: checkpointer,
             files: files,
             opened: opened,
+            keysInIssueOrder: StoreSchema.reaches(StoreSchema.issueOrderedKeys, upTo: target),
             logger: logger
         )
         // A table rebuilt leaves its copy in the WAL, which PASSIVE checkpoints never shrink.
@@ -693,9 +699,6 @@ public final class SQLiteTokenStore: TokenStore {
         health.writes = writeFailure.current
         return health
     }
-
-    /// Yes: schema v5 (`StoreSchema.issueOrderedKeys`) makes older binaries refuse the file.
-    public var keysRefreshTokensInIssueOrder: Bool { true }
 
     public func close() async throws {
         let pool = pool

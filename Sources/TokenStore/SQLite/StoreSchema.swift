@@ -19,6 +19,13 @@ enum StoreSchema {
     /// so that they refuse the file like any newer schema.
     static let issueOrderedKeys = "v5-refresh-keys-in-issue-order"
 
+    /// Whether a database migrated up to `target` (nil: all) has `migration`.
+    static func reaches(_ migration: String, upTo target: String?) -> Bool {
+        guard let wanted = migrator.migrations.firstIndex(of: migration) else { return false }
+        guard let target else { return true }
+        return migrator.migrations.firstIndex(of: target).map { $0 >= wanted } ?? false
+    }
+
     /// The newest migration this binary knows.
     static var latestVersion: String { migrator.migrations.last ?? "none" }
 
@@ -37,7 +44,7 @@ enum StoreSchema {
         migrator.registerMigration(tableRebuild, foreignKeyChecks: .immediate) { db in
             try db.execute(sql: version4)
         }
-        migrator.registerMigration(issueOrderedKeys) { _ in }
+        migrator.registerMigration(issueOrderedKeys, foreignKeyChecks: .immediate) { _ in }
         return migrator
     }()
 
