@@ -88,6 +88,12 @@ struct ReportRendering {
     }
 
     private func timeLines() -> [String] {
+        if let issued = report.refreshTokenIssuedAt, let date = NumericDate(seconds: issued) {
+            return [
+                "  issued    \(date.iso8601)  \(DurationText.relative(issued, now: report.now)), if it is a tokend "
+                    + "refresh token (its first 8 characters)"
+            ]
+        }
         guard let claims = report.claims else { return [] }
         var lines: [String] = []
         for name in ReportRendering.timeClaims {
@@ -198,6 +204,15 @@ struct ReportRendering {
             root["fits_policy"] = report.fittingPolicy.map { .string($0.name) } ?? .null
         } else if let payload = report.payload {
             root["payload"] = .string(printable(payload))
+        }
+        if let issued = report.refreshTokenIssuedAt, let date = NumericDate(seconds: issued) {
+            // Only "if it is one": another opaque token may have the same shape.
+            root["refresh_token_issued_at"] = .object(
+                JSONObject([
+                    ("value", .number(JSONNumber(date.seconds)!)), ("utc", .string(date.iso8601)),
+                    ("relative", .string(DurationText.relative(issued, now: report.now))),
+                ])
+            )
         }
         if let policy = report.checkedPolicy {
             root["policy"] = .object(

@@ -78,6 +78,27 @@ struct ExitCodeTests {
         #expect(parseJSONObject(json.stdout)?["kind"] as? String == "opaque", "\(json)")
     }
 
+    @Test("a refresh token that begins with its issue time shows it, hedged; other opaque tokens show none")
+    func refreshTokenIssueTime() async throws {
+        let now = ["--now", "2026-12-07T05:00:00Z"]
+        let text = try await jwtInspect(now + ["--", Self.opaqueTokens[2]])
+        #expect(text.exitCode == 4, "\(text)")
+        #expect(text.stdout.contains("issued    2026-11-30T00:53:20.123Z  7 days ago"), "\(text)")
+        #expect(text.stdout.contains("if it is a tokend refresh token"), "\(text)")
+        let json = try await jwtInspect(["--json"] + now + ["--", Self.opaqueTokens[2]])
+        let issued = parseJSONObject(json.stdout)?["refresh_token_issued_at"] as? [String: Any]
+        #expect(issued?["utc"] as? String == "2026-11-30T00:53:20.123Z", "\(json)")
+        // 43 characters, and 51 whose first 8 are no plausible time (1970; after tomorrow).
+        for token in [Self.opaqueTokens[0], String(repeating: "A", count: 51), "_" + String(repeating: "A", count: 50)]
+        {
+            let run = try await jwtInspect(now + ["--", token])
+            #expect(run.exitCode == 4, "\(run)")
+            #expect(!run.stdout.contains("issued"), "\(run)")
+            let machine = try await jwtInspect(["--json"] + now + ["--", token])
+            #expect(parseJSONObject(machine.stdout)?["refresh_token_issued_at"] == nil, "\(machine)")
+        }
+    }
+
     @Test("alg none exits 3, with or without a key", arguments: [false, true])
     func algNone(withKey: Bool) async throws {
         try await withTemporaryDirectory { dir in
