@@ -139,10 +139,16 @@ struct ClientTests {
         configuration.idleTimeout = .milliseconds(150)
         let server = try await TestServer.start(configuration: configuration)
         let path = server.socketPath
+        let http = server.server
         let (statuses, opened) = try await onThread {
             let client = UnixHTTPClient(path: path)
             let first = try client.send(method: "GET", path: "/hello").status
-            Thread.sleep(forTimeInterval: 0.6)
+            // Until the server has closed the idle connection (a fixed sleep raced a server
+            // whose idle timer ran late on a loaded machine: the close then crossed the POST).
+            let deadline = ContinuousClock.now.advanced(by: .seconds(10))
+            while http.connectionCount > 0, ContinuousClock.now < deadline {
+                Thread.sleep(forTimeInterval: 0.02)
+            }
             let second = try client.send(method: "POST", path: "/items/1").status
             return ([first, second], client.connectionsOpened)
         }
