@@ -86,7 +86,7 @@ extension TokenService {
             return try mintAccess(request, policy: policy, familyID: nil, now: now, ticket: ticket)
         }
         let familyID = Base64URL.encode(SecureRandom.bytes(16))
-        let refresh = RefreshSecret.generate(inIssueOrder: refreshKeysInIssueOrder, now: now)
+        let refresh = RefreshSecret.generate(inIssueOrder: store.keysRefreshTokensInIssueOrder, now: now)
         var tokens = try mintAccess(request, policy: policy, familyID: familyID, now: now, ticket: ticket)
         let family = RefreshFamily(
             id: familyID,
@@ -161,27 +161,16 @@ extension TokenService {
     }
 }
 
-/// An opaque refresh token: 256 random bits, base64url, after its issue time where the store
-/// keys in issue order. Only its key (`key(of:)`, from its SHA-256) is stored.
+/// An opaque refresh token (`RefreshTokenText`: 256 random bits, after its issue time where
+/// the store keys in issue order). Only its key (`key(of:)`, from its SHA-256) is stored.
 struct RefreshSecret: Sendable {
     let text: String
     /// What the store keys it by (`key(of:)`); the token itself is never stored.
     let hash: [UInt8]
 
-    /// Characters of a token with its issue time (38 bytes), and of that time (6 bytes).
-    static let orderedLength = 51
-    static let timeLength = 8
-
-    /// 32 random bytes, 43 base64url characters. `inIssueOrder`, they follow 6 bytes of the
-    /// issue time `now` (milliseconds since 1970, big-endian): 51 characters, whose first 8
-    /// are the time.
+    /// A new token; `inIssueOrder`, it begins with the issue time `now`.
     static func generate(inIssueOrder: Bool, now: Double) -> RefreshSecret {
-        var bytes: [UInt8] = []
-        if inIssueOrder {
-            let milliseconds = UInt64(max(0, now) * 1000) & 0xFFFF_FFFF_FFFF
-            bytes = (0..<6).map { UInt8(truncatingIfNeeded: milliseconds >> (40 - 8 * $0)) }
-        }
-        let text = Base64URL.encode(bytes + SecureRandom.bytes(32))
+        let text = RefreshTokenText.make(issuedAt: inIssueOrder ? now : nil)
         return RefreshSecret(text: text, hash: key(of: text))
     }
 
@@ -192,21 +181,12 @@ struct RefreshSecret: Sendable {
     /// (the store keeps it anyway); 208 bits of digest still identify the token.
     static func key(of text: String) -> [UInt8] {
         let digest = SHA256.hash(Array(text.utf8))
-        guard text.utf8.count == orderedLength,
-            let time = try? Base64URL.decode(text.prefix(timeLength)), time.count == 6
-        else { return digest }
+        guard let time = RefreshTokenText.timeBytes(of: text) else { return digest }
         return time + digest.prefix(32 - time.count)
     }
 
-    /// Whether `text` could be one of ours: 43 base64url characters of 32 bytes, or 51 of 38
-    /// (with its issue time). Anything else is refused before touching the store.
-    static func plausible(_ text: String) -> Bool {
-        switch text.utf8.count {
-        case 43: (try? Base64URL.decode(text))?.count == 32
-        case orderedLength: (try? Base64URL.decode(text))?.count == 38
-        default: false
-        }
-    }
+    /// Whether `text` could be one of ours; anything else is refused before touching the store.
+    static func plausible(_ text: String) -> Bool { RefreshTokenText.isWellFormed(text) }
 
     /// The key that seals this token's successor: derived from the token itself, so only
     /// its holder can read what was stored.

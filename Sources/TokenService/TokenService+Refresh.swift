@@ -73,7 +73,7 @@ extension TokenService {
                 } catch let error as ServiceError where error.code == .signedOut {
                     return .failure(.invalidGrant("the user has been signed out"))
                 }
-                let next = RefreshSecret.generate(inIssueOrder: refreshKeysInIssueOrder, now: now)
+                let next = RefreshSecret.generate(inIssueOrder: store.keysRefreshTokensInIssueOrder, now: now)
                 tokens.refreshToken = next.text
                 let sealed = try AES256GCM.seal(
                     JSONValue.object(SealedSuccessor.encode(tokens)).compactBytes,

@@ -16,9 +16,6 @@ public final class TokenService: Sendable {
     public let configuration: ServiceConfiguration
     public let keyring: Keyring
     public let store: any TokenStore
-    /// New refresh tokens carry their issue time and are keyed in issue order (the store's
-    /// `keysRefreshTokensInIssueOrder`).
-    let refreshKeysInIssueOrder: Bool
     public let revocations: RevocationState
     let cache: VerifiedTokenCache
     /// The families of refresh tokens this node handed out, so a refresh skips a read.
@@ -113,7 +110,6 @@ public final class TokenService: Sendable {
         self.freshness = freshness
         self.configuration = configuration
         self.store = store
-        self.refreshKeysInIssueOrder = store.keysRefreshTokensInIssueOrder
         self.keyring = keyring
         self.revocations = revocations
         self.refreshCustomizer = refreshCustomizer

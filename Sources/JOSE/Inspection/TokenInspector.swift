@@ -55,15 +55,13 @@ public struct TokenInspector: Sendable {
         return report
     }
 
-    /// The issue time a tokend refresh token of 51 characters begins with (6 bytes of
-    /// milliseconds, big-endian, then 32 random bytes), when `token` has that form and the time
-    /// is plausible: from 2020 to a day after `now`. Another opaque token of that length has
-    /// such a time about once in a thousand, hence "if it is one" wherever it is shown.
+    /// The issue time a tokend refresh token of 51 characters begins with
+    /// (`RefreshTokenText`), when `token` has that form and the time is plausible: from 2020
+    /// to a day after `now`. Another opaque token of that length has such a time about once
+    /// in a thousand, hence "if it is one" wherever it is shown.
     static func refreshTokenIssueTime(_ token: String, now: Double) -> Double? {
-        guard token.utf8.count == 51, let bytes = try? Base64URL.decode(token), bytes.count == 38 else { return nil }
-        let milliseconds = bytes.prefix(6).reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
-        let seconds = Double(milliseconds) / 1000
-        guard seconds >= 1_577_836_800, seconds <= now + 86_400 else { return nil }
+        guard let seconds = RefreshTokenText.issueTime(of: token), seconds >= 1_577_836_800, seconds <= now + 86_400
+        else { return nil }
         return seconds
     }
 

@@ -85,10 +85,7 @@ public final class HTTPServer: Service, Sendable {
     /// nil: for a daemon that wants to stop before it opens (and migrates) its store under a
     /// running one. `run()` checks again when it binds.
     public static func socketInUseProblem(of path: String) -> String? {
-        var info = stat()
-        guard lstat(path, &info) == 0, info.st_mode & S_IFMT == S_IFSOCK else { return nil }
-        guard UnixSocketFile.probe(path) == .live else { return nil }
-        return UnixSocketFile.servedMessage(path)
+        UnixSocketFile.isServed(path) ? UnixSocketFile.servedMessage(path) : nil
     }
 
     /// The addresses the listeners are bound to, in listener order, once `run()` has bound

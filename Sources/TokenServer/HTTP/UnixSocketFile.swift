@@ -74,6 +74,14 @@ enum UnixSocketFile {
     /// What a start is told when a server accepts on `path`.
     static func servedMessage(_ path: String) -> String { "another tokend is serving \(path)" }
 
+    /// Whether `path` is a socket a server accepts on, asked without changing anything (the
+    /// bind check above also removes a stale one and refuses other files).
+    static func isServed(_ path: String) -> Bool {
+        var info = stat()
+        guard lstat(path, &info) == 0, info.st_mode & S_IFMT == S_IFSOCK else { return false }
+        return probe(path) == .live
+    }
+
     enum ProbeResult: Equatable {
         case live
         case stale
