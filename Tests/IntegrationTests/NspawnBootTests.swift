@@ -106,6 +106,7 @@ struct NspawnBootTests {
         #expect(out("status-text.txt")?.isEmpty == false, "no STATUS= reached systemd")
         #expect(out("admin.code") == "200", "/admin/status through /run/tokend/admin.sock")
         #expect(out("reload.rc") == "0", "systemctl reload tokend (SIGHUP, RELOADING=1 … READY=1) failed")
+        #expect(out("reloaded.txt") == "1", "tokend did not log one keyring reload for the one SIGHUP")
         #expect(out("service-after-reload.txt") == "active")
         let stopped = out("stopped.txt") ?? ""
         #expect(

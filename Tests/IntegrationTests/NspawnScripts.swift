@@ -81,10 +81,15 @@ enum NspawnScripts {
         systemctl show -p StatusText --value tokend.service > /out/status-text.txt
         curl -sS -m 10 -o /out/admin.body -w '%{http_code}' --unix-socket /run/tokend/admin.sock http://localhost/admin/status > /out/admin.code
         systemctl reload tokend.service; echo $? > /out/reload.rc
-        # ExecReload= sends SIGHUP and returns; the unit is "reloading" until tokend's READY=1.
+        # ExecReload= sends SIGHUP and returns. tokend's RELOADING=1 may reach systemd after
+        # that, so "active" right after the reload proves nothing: wait for tokend's own word
+        # that the reload ended (it sends READY=1 just after), then for "active".
         i=0
-        while [ $i -lt 100 ] && [ "$(systemctl is-active tokend.service)" = reloading ]; do i=$((i+1)); sleep 0.1; done
+        while [ $i -lt 100 ] && ! journalctl -u tokend.service --no-pager -o cat | grep -q -e 'keyring reloaded' -e 'reload failed'; do i=$((i+1)); sleep 0.1; done
+        i=0
+        while [ $i -lt 100 ] && [ "$(systemctl is-active tokend.service)" != active ]; do i=$((i+1)); sleep 0.1; done
         systemctl is-active tokend.service > /out/service-after-reload.txt
+        journalctl -u tokend.service --no-pager -o cat | grep -c 'keyring reloaded' > /out/reloaded.txt
         ls -la /run/tokend/ /var/lib/tokend /var/lib/tokend/keys
         systemctl status tokend.service --no-pager -n 0
         systemctl stop tokend.service
