@@ -60,6 +60,11 @@
 #                             refresh-pg for 5 on PostgreSQL beside pgbench (README's cluster setup)
 #   DAEMON_REFRESH_CONNECTIONS="1 32"  connections (and reference threads) of part 5
 #   DAEMON_SQLITE_TRANSACTION=one-step  the raw SQLite reference's transaction (or read-decide)
+#   DAEMON_SQLITE_MODEL_WORK="0 40"  at one client, beside the SQLite reference: the same
+#                             transaction served over a Unix socket by a bare C-like server of
+#                             tokend's shape (a polling thread that hands each rotation to a
+#                             writer thread), spending this many µs of CPU per request on
+#                             nothing; one run per value ("" skips them)
 #   DAEMON_FLOODERS=4         connections of part 4's many-key JSON flood
 #   DAEMON_TOKEND_ENV=        extra VAR=value words for tokend, for experiments (e.g.
 #                             NIO_SINGLETON_GROUP_LOOP_COUNT=1)
@@ -103,6 +108,7 @@ SCHED_IDLE="${DAEMON_SCHED_IDLE:-0}"
 SKIP_BUILD="${DAEMON_SKIP_BUILD:-0}"
 PARTS="${DAEMON_PARTS:-intro signin latency hostile refresh}"
 REFRESH_CONNS="${DAEMON_REFRESH_CONNECTIONS:-1 32}"
+SQLITE_MODEL_WORK="${DAEMON_SQLITE_MODEL_WORK-0 40}"
 STORE_INTRO_CONNS="${DAEMON_STORE_INTRO_CONNECTIONS:-8 64}"
 FLOODERS="${DAEMON_FLOODERS:-4}"
 QUIET_WAIT="${DAEMON_QUIET_WAIT:-180}"
@@ -657,7 +663,7 @@ fi
 
 # --- 5. refresh rotations beside the raw transaction of the store ------------------------
 
-# refresh_rotations STORE TOKEND-ENV REFERENCE: starts a tokend of its own for each binary (this
+# refresh_rotations STORE TOKEND-ENV REFERENCE [MODEL]: starts a tokend of its own for each binary (this
 # tree's, and the baseline's with DAEMON_BASELINE; own sockets; TOKEND-ENV, words VAR=value
 # where {which} stands for tokend or tokend-base, chooses its store, e.g.
 # TOKEND_STORE=sqlite:DIR/refresh-{which}.db), then measures, $REPEATS times, at each of
@@ -667,9 +673,11 @@ fi
 # transaction on that many threads/clients for $SECS s after $WARMUP s, and prints a
 # `RESULT … rps=… verdict=ok` line (tokend-load's format). Runs: refresh-STORE-ref-cC-rR,
 # refresh-STORE-tokend-cC-rR (and refresh-STORE-tokend-base-cC-rR). A PostgreSQL variant
-# passes TOKEND_STORE=postgres://… and a pgbench wrapper.
+# passes TOKEND_STORE=postgres://… and a pgbench wrapper. MODEL, a command called as `MODEL
+# NAME WORK-µs`, runs after the one-client reference once per $SQLITE_MODEL_WORK value
+# (refresh-STORE-modelW-c1-rR).
 refresh_rotations() {
-    local store="$1" tokend_env="$2" reference="$3"
+    local store="$1" tokend_env="$2" reference="$3" model="${4:-}" work
     local env_words binaries=("tokend:$TOKEND") entry which binary rep c pids=()
     [ -n "$BASE_TOKEND" ] && binaries+=("tokend-base:$BASE_TOKEND")
     for entry in "${binaries[@]}"; do
@@ -701,6 +709,12 @@ refresh_rotations() {
         for c in $REFRESH_CONNS; do
             run_reference "refresh-$store-ref-c$c-r$rep" "$reference" "$c"
             sleep 1
+            if [ -n "$model" ] && [ "$c" = 1 ]; then
+                for work in $SQLITE_MODEL_WORK; do
+                    run_reference "refresh-$store-model$work-c1-r$rep" "$model" "$work"
+                    sleep 1
+                done
+            fi
             local i=0
             for entry in "${binaries[@]}"; do
                 which="${entry%%:*}"
@@ -763,8 +777,19 @@ sqlite_reference() {
         --transaction "${DAEMON_SQLITE_TRANSACTION:-one-step}"
 }
 
+# The shape of a server around that transaction, with none of tokend's code: tokend-load
+# sqlite-rotate --serve handoff. One client thread on the load core sends a 400-byte request
+# over a Unix socket and polls for the 1,500-byte answer; on the server core a thread polls the
+# socket, spins WORK µs, hands the rotation to a writer thread (store writes never run on an
+# event loop, DESIGN §9) and writes the answer when the writer says it committed.
+sqlite_model() {
+    taskset -c "$SERVER_CORE" "$LOAD" sqlite-rotate --schema-from "$WORK/var/refresh-tokend.db" --db "$WORK/var/model.db" \
+        --seconds "$SECS" --warmup "$WARMUP" --label "$1" --transaction "${DAEMON_SQLITE_TRANSACTION:-one-step}" \
+        --serve handoff --request-work-us "$2" --client-core "$LOAD_CORE"
+}
+
 if has_part refresh; then
-    refresh_rotations sqlite "TOKEND_STORE=sqlite:$WORK/var/refresh-{which}.db" sqlite_reference
+    refresh_rotations sqlite "TOKEND_STORE=sqlite:$WORK/var/refresh-{which}.db" sqlite_reference sqlite_model
 fi
 
 # The PostgreSQL variant (part refresh-pg): a throwaway cluster of PostgreSQL 15 in $WORK/pg on
@@ -1078,6 +1103,23 @@ for store in refresh_stores:
             print(f"- {which}, {top} clients ≥ 3 × its own 1-client rate: **{scale:.2f}** "
                   f"{'PASS' if scale >= 3 and verdict(gt) == 'ok' else '**FAIL**'}")
     print()
+    models = sorted({int(m.group(1)) for k in runs for m in [re.fullmatch(rf"refresh-{store}-model(\d+)-c1(-r\d+)?", k)] if m})
+    if models:
+        print("The shape alone, one client: the reference's transaction served by a bare thread that hands it to a writer "
+              "thread (tokend-load sqlite-rotate --serve handoff), spending W µs of CPU per request on nothing:")
+        print()
+        print("| W µs | rotations/s (range) | × reference | p50 µs |")
+        print("|---:|---:|---:|---:|")
+        gr1 = group(f"refresh-{store}-ref-c1")
+        r1 = median_run(gr1, "rps")
+        for w in models:
+            gm = group(f"refresh-{store}-model{w}-c1")
+            m = median_run(gm, "rps")
+            if not m:
+                continue
+            share = num(m, "rps") / max(num(r1, "rps"), 1e-9) if r1 else 0
+            print(f"| {w} | {fmt(num(m, 'rps'))}{span(gm, 'rps')} | {share:.2f} | {fmt(num(m, 'p50_us'))} |")
+        print()
     if store == "sqlite":
         print("(The reference: the same transaction as SQLiteTokenStore.rotateIfCurrent's rotation with its event "
               "(DAEMON_SQLITE_TRANSACTION=read-decide: updateRefreshToken's), "

@@ -13,4 +13,10 @@ static inline int tokend_load_bind_text(sqlite3_stmt *statement, int index, cons
 static inline int tokend_load_bind_blob(sqlite3_stmt *statement, int index, const void *bytes, int count) {
     return sqlite3_bind_blob(statement, index, bytes, count, SQLITE_TRANSIENT);
 }
+
+/* sched_setaffinity(2) is declared by <sched.h> only under _GNU_SOURCE, which Swift's Glibc
+   module is not built with: declared here under another name for the same symbol. */
+
+/// Pins the calling thread (pid 0) to the cores in `mask` (`size` bytes of a cpu_set_t).
+extern int tokend_load_sched_setaffinity(int pid, unsigned long size, const void *mask) __asm__("sched_setaffinity");
 #endif

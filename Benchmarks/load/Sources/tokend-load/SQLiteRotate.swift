@@ -34,6 +34,13 @@ enum SQLiteRotate {
         var sealedBytes = 900
         var label = "sqlite-raw"
         var transaction = Transaction.oneStep
+        /// `--serve`: nil runs the loop itself; otherwise one client on `clientCore` asks for
+        /// each rotation over a Unix socket (`SQLiteHandoff`).
+        var serve: SQLiteHandoff.Shape?
+        /// `--request-work-us`: CPU the serving thread spends on each request before the
+        /// rotation (what HTTP, the grant and its cryptography cost in a real server).
+        var requestWorkMicros = 0
+        var clientCore: Int32?
     }
 
     enum Transaction: String {
@@ -47,6 +54,7 @@ enum SQLiteRotate {
 
     static func run(_ settings: Settings) throws -> RunSummary {
         try create(settings)
+        if let shape = settings.serve { return try SQLiteHandoff.run(settings, shape: shape) }
         let n = settings.threads
         let barrier = Barrier(n)
         let lock = WriterLock()
@@ -72,7 +80,7 @@ enum SQLiteRotate {
 
     /// A new database at `settings.database` with tokend's schema and one family (and its
     /// first refresh token) per thread.
-    private static func create(_ settings: Settings) throws {
+    static func create(_ settings: Settings) throws {
         for suffix in ["", "-wal", "-shm"] { unlink(settings.database + suffix) }
         let source = try Connection(settings.schemaFrom, flags: SQLITE_OPEN_READONLY)
         var ddl: [String] = []
@@ -162,7 +170,7 @@ enum SQLiteRotate {
     }
 
     /// One thread's connection, statements and family.
-    private final class Rotation {
+    final class Rotation {
         let db: Connection
         let begin: Statement
         let commit: Statement

@@ -45,6 +45,12 @@ let usage = """
       each, one writer at a time) run a rotation and its event back to back, prepared statements
       on libsqlite3: the four statements of SQLiteTokenStore.rotateIfCurrent (one-step, the
       default) or the seven of updateRefreshToken's rotation (read-decide).
+      --serve handoff|inline [--request-work-us N] [--client-core C]: the same transaction
+      served to one client thread on core C (default 1) over a Unix socket, as a bare model of a
+      server: an epoll thread reads each 400-byte request, spins N µs (default 0; what HTTP,
+      the grant and its cryptography would cost), and either hands the rotation to a writer
+      thread and writes the 1,500-byte answer when it is told the commit is done (handoff, the
+      shape DESIGN §9 requires: no store write on an event loop) or runs it itself (inline).
 
     tokend-load propagation --revoke-socket PATH --admin-socket PATH --watch-sockets P1,P2,…
                 [--count N] [--poll-us U] [--jitter-ms J] [--timeout S] [--label TEXT]
@@ -281,6 +287,15 @@ func sqliteRotate(_ arguments: Arguments) throws -> Int32 {
             throw LoadError("--transaction must be one-step or read-decide")
         }
         settings.transaction = known
+    }
+    if let serve = arguments.string("--serve") {
+        guard let shape = SQLiteHandoff.Shape(rawValue: serve) else {
+            throw LoadError("--serve must be handoff or inline")
+        }
+        guard settings.threads == 1 else { throw LoadError("--serve takes one client (--threads 1)") }
+        settings.serve = shape
+        settings.requestWorkMicros = try arguments.int("--request-work-us", default: 0, range: 0...100_000)
+        settings.clientCore = Int32(try arguments.int("--client-core", default: 1, range: 0...4095))
     }
     guard settings.seconds > 0 else { throw LoadError("--seconds must be > 0") }
     let summary = try SQLiteRotate.run(settings)
