@@ -1147,8 +1147,8 @@ if intro_stores:
             t = median_run(g, "rps")
             rates.append(num(t, "rps") if t else 0)
             cells.append(f"{fmt(num(t, 'rps'))}{span(g, 'rps')} | {fmt(cpu_us(t), 1)}" if t else "– | –")
-        ratio = rates[0] / rates[-1] if len(rates) > 1 and rates[-1] else 0
-        print(f"| {c} | " + " | ".join(cells) + f" | {ratio:.2f} |")
+        ratio = f"{rates[0] / rates[-1]:.2f}" if len(rates) > 1 and rates[-1] else "–"
+        print(f"| {c} | " + " | ".join(cells) + f" | {ratio} |")
     print()
     print(f"(ratio: {intro_stores[0]} / {intro_stores[-1]}; each store's tokend answers the same kind of request from "
           "memory, so the ratio should be within the run-to-run range.)")
