@@ -45,9 +45,7 @@ enum MultiplexedRunner {
         }
 
         let cpuBefore = processCPUSeconds()
-        let t0 = monotonicNanos()
-        let windowStart = t0 + UInt64(settings.warmup * 1e9)
-        let windowEnd = t0 + UInt64((settings.seconds + settings.warmup) * 1e9)
+        let window = MeasuringWindow(warmup: settings.warmup, seconds: settings.seconds)
         var scratch: [UInt8] = []
         scratch.reserveCapacity(4096)
 
@@ -94,8 +92,8 @@ enum MultiplexedRunner {
         var events = [epoll_event](repeating: epoll_event(), count: max(n, 1))
         while true {
             let now = monotonicNanos()
-            if now >= windowEnd { break }
-            let timeout = busyPoll ? 0 : Int32(min((windowEnd - now) / 1_000_000 + 1, 1000))
+            if now >= window.end { break }
+            let timeout = busyPoll ? 0 : Int32(min((window.end - now) / 1_000_000 + 1, 1000))
             let ready = events.withUnsafeMutableBufferPointer { epoll_wait(epoll, $0.baseAddress, Int32(n), timeout) }
             if ready < 0 {
                 if errno == EINTR { continue }
@@ -112,7 +110,7 @@ enum MultiplexedRunner {
                         let good = response.status == expect.status
                         let bodyGood = good && contains(response.body, expect.bodyContains)
                         connections[c].result.completed += 1
-                        if done >= windowStart && done <= windowEnd && started >= windowStart {
+                        if window.counts(started: started, done: done) {
                             connections[c].result.latencies.append(done &- started)
                             connections[c].result.statuses[response.status, default: 0] += 1
                             if !good {
@@ -129,7 +127,7 @@ enum MultiplexedRunner {
                             connections[c].result.firstError =
                                 "status \(response.status): \(String(decoding: response.body.prefix(300), as: UTF8.self))"
                         }
-                        if done >= windowEnd { break }
+                        if done >= window.end { break }
                         if response.closes {
                             _ = reconnect(c)
                         } else if !send(c) {
@@ -139,7 +137,7 @@ enum MultiplexedRunner {
                     }
                 } catch {
                     let done = monotonicNanos()
-                    if done >= windowStart {
+                    if done >= window.start {
                         connections[c].result.ioErrors += 1
                     } else {
                         connections[c].result.warmupErrors += 1

@@ -115,15 +115,13 @@ enum RefreshRunner {
         result.latencies.reserveCapacity(Int(min(20_000 * settings.seconds, 4_000_000)))
         barrier.wait()
         guard let connection else { return result }
-        let t0 = monotonicNanos()
-        let windowStart = t0 + UInt64(settings.warmup * 1e9)
-        let windowEnd = t0 + UInt64((settings.seconds + settings.warmup) * 1e9)
+        let window = MeasuringWindow(warmup: settings.warmup, seconds: settings.seconds)
         var token = first
         var request: [UInt8] = []
         request.reserveCapacity(512)
         while true {
             let started = monotonicNanos()
-            if started >= windowEnd { break }
+            if started >= window.end { break }
             rotation(&request, token: token)
             result.sent += 1
             let response: HTTPConnection.Response
@@ -147,7 +145,7 @@ enum RefreshRunner {
             let done = monotonicNanos()
             result.completed += 1
             let next = response.status == 200 ? refreshToken(in: response.body) : nil
-            let counted = done >= windowStart && done <= windowEnd && started >= windowStart
+            let counted = window.counts(started: started, done: done)
             if counted {
                 result.latencies.append(done &- started)
                 result.statuses[response.status, default: 0] += 1

@@ -191,12 +191,10 @@ enum SQLiteHandoff {
         var input = [UInt8](repeating: 0, count: 4096)
         let settings = shared.settings
         result.latencies.reserveCapacity(Int(min(20_000 * settings.seconds, 4_000_000)))
-        let t0 = monotonicNanos()
-        let windowStart = t0 + UInt64(settings.warmup * 1e9)
-        let windowEnd = t0 + UInt64((settings.seconds + settings.warmup) * 1e9)
+        let window = MeasuringWindow(warmup: settings.warmup, seconds: settings.seconds)
         while !shared.stopped {
             let started = monotonicNanos()
-            if started >= windowEnd { break }
+            if started >= window.end { break }
             result.sent += 1
             guard writeAll(shared.client, request) else {
                 result.ioErrors += 1
@@ -209,12 +207,7 @@ enum SQLiteHandoff {
                 if n > 0 { received += n }
             }
             guard received >= answerBytes else { break }
-            let done = monotonicNanos()
-            result.completed += 1
-            if done >= windowStart && done <= windowEnd && started >= windowStart {
-                result.latencies.append(done &- started)
-                result.ok += 1
-            }
+            result.succeeded(started: started, in: window)
         }
         return result
     }

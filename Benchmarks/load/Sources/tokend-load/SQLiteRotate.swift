@@ -143,12 +143,10 @@ enum SQLiteRotate {
         }
         result.latencies.reserveCapacity(Int(min(20_000 * settings.seconds, 4_000_000)))
         barrier.wait()
-        let t0 = monotonicNanos()
-        let windowStart = t0 + UInt64(settings.warmup * 1e9)
-        let windowEnd = t0 + UInt64((settings.seconds + settings.warmup) * 1e9)
+        let window = MeasuringWindow(warmup: settings.warmup, seconds: settings.seconds)
         while true {
             let started = monotonicNanos()
-            if started >= windowEnd { break }
+            if started >= window.end { break }
             result.sent += 1
             do {
                 lock.lock()
@@ -159,12 +157,7 @@ enum SQLiteRotate {
                 result.firstError = "\(error)"
                 break
             }
-            let done = monotonicNanos()
-            result.completed += 1
-            if done >= windowStart && done <= windowEnd && started >= windowStart {
-                result.latencies.append(done &- started)
-                result.ok += 1
-            }
+            result.succeeded(started: started, in: window)
         }
         return result
     }

@@ -16,6 +16,34 @@ func monotonicNanos() -> UInt64 {
     return UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)
 }
 
+/// A run's measuring window on CLOCK_MONOTONIC: `warmup` seconds after the run starts, for
+/// `seconds`. A request counts when it starts and ends inside it.
+struct MeasuringWindow {
+    let start: UInt64
+    let end: UInt64
+
+    init(warmup: Double, seconds: Double, from t0: UInt64 = monotonicNanos()) {
+        start = t0 + UInt64(warmup * 1e9)
+        end = t0 + UInt64((seconds + warmup) * 1e9)
+    }
+
+    func counts(started: UInt64, done: UInt64) -> Bool {
+        done >= start && done <= end && started >= start
+    }
+}
+
+extension ConnectionResult {
+    /// A request that succeeded, started at `started`, done now: counted as completed, and as
+    /// ok with its latency when `window` counts it.
+    mutating func succeeded(started: UInt64, in window: MeasuringWindow) {
+        let done = monotonicNanos()
+        completed += 1
+        guard window.counts(started: started, done: done) else { return }
+        latencies.append(done &- started)
+        ok += 1
+    }
+}
+
 /// Sleeps until `deadline` (CLOCK_MONOTONIC nanoseconds).
 func sleepUntil(_ deadline: UInt64) {
     var ts = timespec(tv_sec: Int(deadline / 1_000_000_000), tv_nsec: Int(deadline % 1_000_000_000))
