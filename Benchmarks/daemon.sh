@@ -1103,13 +1103,14 @@ for store in refresh_stores:
             print(f"- {which}, {top} clients ≥ 3 × its own 1-client rate: **{scale:.2f}** "
                   f"{'PASS' if scale >= 3 and verdict(gt) == 'ok' else '**FAIL**'}")
     print()
-    models = sorted({int(m.group(1)) for k in runs for m in [re.fullmatch(rf"refresh-{store}-model(\d+)-c1(-r\d+)?", k)] if m})
+    models = sorted({m.group(1) for k in runs for m in [re.fullmatch(rf"refresh-{store}-model(\d+)-c1(-r\d+)?", k)] if m},
+                    key=int)
     if models:
         print("The shape alone, one client: the reference's transaction served by a bare thread that hands it to a writer "
               "thread (tokend-load sqlite-rotate --serve handoff), spending W µs of CPU per request on nothing:")
         print()
-        print("| W µs | rotations/s (range) | × reference | p50 µs |")
-        print("|---:|---:|---:|---:|")
+        print("| W µs | rotations/s (range) | × reference | p50 µs | result |")
+        print("|---:|---:|---:|---:|---|")
         gr1 = group(f"refresh-{store}-ref-c1")
         r1 = median_run(gr1, "rps")
         for w in models:
@@ -1117,8 +1118,8 @@ for store in refresh_stores:
             m = median_run(gm, "rps")
             if not m:
                 continue
-            share = num(m, "rps") / max(num(r1, "rps"), 1e-9) if r1 else 0
-            print(f"| {w} | {fmt(num(m, 'rps'))}{span(gm, 'rps')} | {share:.2f} | {fmt(num(m, 'p50_us'))} |")
+            share = f"{num(m, 'rps') / num(r1, 'rps'):.2f}" if r1 and num(r1, "rps") else "–"
+            print(f"| {w} | {fmt(num(m, 'rps'))}{span(gm, 'rps')} | {share} | {fmt(num(m, 'p50_us'))} | {verdict(gm)} |")
         print()
     if store == "sqlite":
         print("(The reference: the same transaction as SQLiteTokenStore.rotateIfCurrent's rotation with its event "

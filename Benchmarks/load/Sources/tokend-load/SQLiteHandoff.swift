@@ -12,11 +12,11 @@ import Glibc
 /// busy-polls for the 1,500-byte answer, back to back, like `tokend-load run --mode refresh
 /// --busy-poll`. On the server's core, a thread polling the socket reads each request and spins
 /// `--request-work-us` µs (standing for HTTP, the grant and its cryptography), then:
-/// - `handoff`: hands the rotation to a writer thread through an eventfd and goes back to
-///   `epoll_wait`; the writer runs `SQLiteRotate.Rotation.rotate()` (the reference's exact
-///   transaction and commit) and signals a second eventfd, on which the epoll thread writes the
-///   answer. This is the shape DESIGN §9 requires: no store write on an event loop.
-/// - `inline`: runs the rotation on the epoll thread itself, then answers.
+/// - `handoff`: hands the rotation to a writer thread through a pipe and goes back to `poll`;
+///   the writer runs `SQLiteRotate.Rotation.rotate()` (the reference's exact transaction and
+///   commit) and writes to a second pipe, on which the polling thread writes the answer. This is
+///   the shape DESIGN §9 requires: no store write on an event loop.
+/// - `inline`: runs the rotation on the polling thread itself, then answers.
 ///
 /// Nothing else runs: no HTTP parsing, no JSON, no allocation per request, no crypto.
 enum SQLiteHandoff {
@@ -31,8 +31,8 @@ enum SQLiteHandoff {
     /// What the three threads share; each descriptor is used by the threads named beside it.
     private final class Shared: @unchecked Sendable {
         // @unchecked Sendable: the descriptors and settings are set before any thread starts;
-        // `rotation` is used by one thread only (the writer, or the server when inline);
-        // `failure` is written once, before `stop` is set, and read after the joins.
+        // `rotation` is used by one thread only (the writer, or the server when inline); the
+        // rest is atomic or behind a mutex.
         let settings: SQLiteRotate.Settings
         let shape: Shape
         let rotation: SQLiteRotate.Rotation
@@ -44,7 +44,8 @@ enum SQLiteHandoff {
         let work: [Int32]
         let done: [Int32]
         let stop = Atomic<Bool>(false)
-        var failure: String?
+        /// The first failure of any thread (reported as the run's first error).
+        let failure = Mutex<String?>(nil)
 
         init(_ settings: SQLiteRotate.Settings, shape: Shape, rotation: SQLiteRotate.Rotation) throws {
             self.settings = settings
@@ -59,7 +60,9 @@ enum SQLiteHandoff {
             var work: [Int32] = [-1, -1]
             var done: [Int32] = [-1, -1]
             guard pipe(&work) == 0, pipe(&done) == 0 else {
-                throw LoadError("pipe: \(String(cString: strerror(errno)))")
+                let reason = String(cString: strerror(errno))
+                for fd in pair + work + done where fd >= 0 { close(fd) }
+                throw LoadError("pipe: \(reason)")
             }
             self.work = work
             self.done = done
@@ -70,7 +73,7 @@ enum SQLiteHandoff {
         }
 
         func fail(_ reason: String) {
-            if failure == nil { failure = reason }
+            failure.withLock { if $0 == nil { $0 = reason } }
             stop.store(true, ordering: .releasing)
         }
 
@@ -90,7 +93,7 @@ enum SQLiteHandoff {
         signal(shared.work[1])
         threads.forEach(Threads.join)
         var outcome = result.value
-        if let failure = shared.failure {
+        if let failure = shared.failure.withLock({ $0 }) {
             outcome.statusErrors += 1
             outcome.firstError = outcome.firstError ?? failure
         }
@@ -153,7 +156,11 @@ enum SQLiteHandoff {
             }
             guard watched[0].revents != 0 else { continue }
             let n = read(shared.server, &input, input.count)
-            guard n > 0 else { return }
+            guard n > 0 else {
+                if n < 0 && errno == EINTR { continue }
+                let reason = n == 0 ? "the client closed its socket" : String(cString: strerror(errno))
+                return shared.fail("reading a request: \(reason)")
+            }
             buffered += n
             while buffered >= requestBytes {
                 buffered -= requestBytes
@@ -204,7 +211,14 @@ enum SQLiteHandoff {
             var received = 0
             while received < answerBytes && !shared.stopped {
                 let n = read(shared.client, &input, input.count)
-                if n > 0 { received += n }
+                if n > 0 {
+                    received += n
+                } else if n == 0 || (errno != EAGAIN && errno != EINTR) {
+                    result.ioErrors += 1
+                    result.firstError =
+                        "reading an answer: \(n == 0 ? "the server closed its socket" : String(cString: strerror(errno)))"
+                    break
+                }
             }
             guard received >= answerBytes else { break }
             result.succeeded(started: started, in: window)

@@ -47,10 +47,11 @@ let usage = """
       default) or the seven of updateRefreshToken's rotation (read-decide).
       --serve handoff|inline [--request-work-us N] [--client-core C]: the same transaction
       served to one client thread on core C (default 1) over a Unix socket, as a bare model of a
-      server: an epoll thread reads each 400-byte request, spins N µs (default 0; what HTTP,
-      the grant and its cryptography would cost), and either hands the rotation to a writer
-      thread and writes the 1,500-byte answer when it is told the commit is done (handoff, the
-      shape DESIGN §9 requires: no store write on an event loop) or runs it itself (inline).
+      server: a thread polling the socket reads each 400-byte request, spins N µs (default 0;
+      what HTTP, the grant and its cryptography would cost), and either hands the rotation to a
+      writer thread and writes the 1,500-byte answer when it is told the commit is done
+      (handoff, the shape DESIGN §9 requires: no store write on an event loop) or runs it
+      itself (inline).
 
     tokend-load propagation --revoke-socket PATH --admin-socket PATH --watch-sockets P1,P2,…
                 [--count N] [--poll-us U] [--jitter-ms J] [--timeout S] [--label TEXT]
@@ -295,7 +296,7 @@ func sqliteRotate(_ arguments: Arguments) throws -> Int32 {
         guard settings.threads == 1 else { throw LoadError("--serve takes one client (--threads 1)") }
         settings.serve = shape
         settings.requestWorkMicros = try arguments.int("--request-work-us", default: 0, range: 0...100_000)
-        settings.clientCore = Int32(try arguments.int("--client-core", default: 1, range: 0...4095))
+        settings.clientCore = Int32(try arguments.int("--client-core", default: 1, range: 0...1023))
     }
     guard settings.seconds > 0 else { throw LoadError("--seconds must be > 0") }
     let summary = try SQLiteRotate.run(settings)
