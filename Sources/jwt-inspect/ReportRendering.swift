@@ -87,6 +87,16 @@ struct ReportRendering {
         return (try? JSONParser().parse(bytes))?.objectValue
     }
 
+    /// A time in `--json`: its NumericDate value, in UTC, and relative to now.
+    private func timeJSON(_ date: NumericDate) -> JSONValue {
+        .object(
+            JSONObject([
+                ("value", .number(JSONNumber(date.seconds)!)), ("utc", .string(date.iso8601)),
+                ("relative", .string(DurationText.relative(date.seconds, now: report.now))),
+            ])
+        )
+    }
+
     private func timeLines() -> [String] {
         if let issued = report.refreshTokenIssuedAt, let date = NumericDate(seconds: issued) {
             return [
@@ -189,12 +199,7 @@ struct ReportRendering {
             for name in ReportRendering.timeClaims {
                 guard let number = claims.json[name]?.numberValue, let date = NumericDate(seconds: number.doubleValue)
                 else { continue }
-                times[name] = .object(
-                    JSONObject([
-                        ("value", .number(JSONNumber(date.seconds)!)), ("utc", .string(date.iso8601)),
-                        ("relative", .string(DurationText.relative(date.seconds, now: report.now))),
-                    ])
-                )
+                times[name] = timeJSON(date)
             }
             root["times"] = .object(times)
             if let lifetime = claims.lifetime {
@@ -205,14 +210,9 @@ struct ReportRendering {
         } else if let payload = report.payload {
             root["payload"] = .string(printable(payload))
         }
-        if let issued = report.refreshTokenIssuedAt, let date = NumericDate(seconds: issued) {
+        if let date = report.refreshTokenIssuedAt.flatMap(NumericDate.init(seconds:)) {
             // Only "if it is one": another opaque token may have the same shape.
-            root["refresh_token_issued_at"] = .object(
-                JSONObject([
-                    ("value", .number(JSONNumber(date.seconds)!)), ("utc", .string(date.iso8601)),
-                    ("relative", .string(DurationText.relative(issued, now: report.now))),
-                ])
-            )
+            root["refresh_token_issued_at"] = timeJSON(date)
         }
         if let policy = report.checkedPolicy {
             root["policy"] = .object(

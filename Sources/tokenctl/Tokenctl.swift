@@ -141,10 +141,10 @@ extension Tokenctl {
     ]
 
     /// Moves values that begin with `-` (a kid is an RFC 7638 thumbprint in base64url, and a
-    /// refresh token from before schema v5 is random base64url: one in 64 begins with `-`) after a `--`, so the
-    /// argument parser reads them as the positional values they are. Without this,
-    /// `tokenctl keys revoke -AB…h…` was read as a cluster of short options holding `-h`: it
-    /// printed help and exited 0 without revoking anything.
+    /// refresh token from before schema v5 is random base64url: one in 64 begins with `-`)
+    /// after a `--`, so the argument parser reads them as the positional values they are.
+    /// Without this, `tokenctl keys revoke -AB…h…` was read as a cluster of short options
+    /// holding `-h`: it printed help and exited 0 without revoking anything.
     static func positionalsAfterDashes(_ arguments: [String]) -> [String] {
         guard !arguments.contains("--") else { return arguments }
         var kept: [String] = []
